@@ -1,0 +1,1 @@
+"""Compliance: sanctions screening, risk scoring, limits, cases and the audit trail."""

@@ -1,0 +1,293 @@
+"""Payouts: the linked chain of SPEC §4, reserved, then committed or aborted, then settled.
+
+A cross-currency payout is TigerBeetle's currency-exchange pattern, one linked chain across
+two ledgers:
+
+    wallet(src)        -> FX_POSITION(src)       source amount   (the platform buys src)
+    wallet(src)        -> FEE_REVENUE(src)       fee
+    FX_POSITION(dst)   -> PENDING_OUTBOUND(dst)  target amount   (the platform sells dst)
+
+A same-currency payout has no exchange: wallet -> PENDING_OUTBOUND plus the fee leg.
+`reserve` creates the legs as pending transfers (the funds are held), `commit` posts them and
+`abort` voids them, each as one linked chain so all legs move together or not at all.
+`settle` moves the committed amount to the regional settlement account once the rail has
+paid; `refund` reverses a committed payout that the rail returned.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+import tigerbeetle as tb
+
+from ledger.accounts import AccountType, platform_account_id, tenant_account_id
+from ledger.currencies import Currency
+from ledger.errors import InvalidAmount
+from ledger.invariants import ensure
+from ledger.outcomes import check_transfer_results
+from ledger.service import Ledger, Posted, validate_amount
+from ledger.transfers import Leg, TransferCode, transfer_id
+
+
+class Payout(msgspec.Struct, frozen=True, kw_only=True):
+    """The amounts of one payout, fixed by its quote before any money moves."""
+
+    payout_id: int
+    tenant_id: int
+    source_currency: str
+    source_amount_minor: int
+    fee_minor: int
+    target_currency: str
+    target_amount_minor: int
+
+
+class PayoutState(enum.Enum):
+    """Where a payout stands, rebuilt from TigerBeetle alone (for the reconciler)."""
+
+    ABSENT = "absent"
+    RESERVED = "reserved"
+    COMMITTED = "committed"
+    ABORTED = "aborted"
+    SETTLED = "settled"
+    REFUNDED = "refunded"
+
+
+class _LegPlan(msgspec.Struct, frozen=True):
+    pending: Leg
+    post: Leg
+    void: Leg
+    refund: Leg
+    code: TransferCode
+    refund_code: TransferCode
+    debit_account_id: int
+    credit_account_id: int
+    amount: int
+    ledger: int
+
+
+class Payouts:
+    """Payout operations over a `Ledger` (its client and currencies)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def _legs(self, payout: Payout) -> list[_LegPlan]:
+        currencies = self._ledger.currencies
+        source = currencies.get(payout.source_currency)
+        target = currencies.get(payout.target_currency)
+        validate_amount(payout.source_amount_minor, field="source_amount")
+        validate_amount(payout.target_amount_minor, field="target_amount")
+        if payout.fee_minor != 0:
+            validate_amount(payout.fee_minor, field="fee")
+        if source == target and payout.source_amount_minor != payout.target_amount_minor:
+            raise InvalidAmount("a same-currency payout sends exactly its source amount")
+        wallet = tenant_account_id(payout.tenant_id, AccountType.TENANT_WALLET, source.number)
+        outbound = tenant_account_id(payout.tenant_id, AccountType.PENDING_OUTBOUND, target.number)
+        legs: list[_LegPlan] = []
+        if source == target:
+            legs.append(
+                self._plan(Leg.PAYOUT_TARGET, wallet, outbound, payout.target_amount_minor, target)
+            )
+        else:
+            legs.append(
+                self._plan(
+                    Leg.PAYOUT_SOURCE,
+                    wallet,
+                    platform_account_id(AccountType.FX_POSITION, source.number),
+                    payout.source_amount_minor,
+                    source,
+                )
+            )
+        if payout.fee_minor > 0:
+            legs.append(
+                self._plan(
+                    Leg.PAYOUT_FEE,
+                    wallet,
+                    platform_account_id(AccountType.FEE_REVENUE, source.number),
+                    payout.fee_minor,
+                    source,
+                )
+            )
+        if source != target:
+            legs.append(
+                self._plan(
+                    Leg.PAYOUT_TARGET,
+                    platform_account_id(AccountType.FX_POSITION, target.number),
+                    outbound,
+                    payout.target_amount_minor,
+                    target,
+                )
+            )
+        return legs
+
+    @staticmethod
+    def _plan(leg: Leg, debit: int, credit: int, amount: int, currency: Currency) -> _LegPlan:
+        post, void, refund, code, refund_code = _leg_roles[leg]
+        return _LegPlan(
+            leg, post, void, refund, code, refund_code, debit, credit, amount, currency.number
+        )
+
+    # ----------------------------------------------------------------------------------
+    # Reserve, commit, abort.
+
+    async def reserve(self, payout: Payout, *, timeout_seconds: int = 0) -> Posted:
+        """Hold every leg as a pending transfer, all or nothing."""
+        transfers = [
+            tb.Transfer(
+                id=transfer_id(object_id=payout.payout_id, leg=plan.pending),
+                debit_account_id=plan.debit_account_id,
+                credit_account_id=plan.credit_account_id,
+                amount=plan.amount,
+                ledger=plan.ledger,
+                code=plan.code,
+                flags=tb.TransferFlags.PENDING,
+                timeout=timeout_seconds,
+                user_data_128=payout.payout_id,
+                user_data_64=payout.tenant_id,
+            )
+            for plan in self._legs(payout)
+        ]
+        return await self._submit_chain(transfers)
+
+    async def commit(self, payout: Payout) -> Posted:
+        """Post every reserved leg in full: the conversion and fee are now final."""
+        return await self._resolve(payout, post=True)
+
+    async def abort(self, payout: Payout) -> Posted:
+        """Void every reserved leg: the wallet and liquidity get their funds back."""
+        return await self._resolve(payout, post=False)
+
+    async def _resolve(self, payout: Payout, *, post: bool) -> Posted:
+        transfers = [
+            tb.Transfer(
+                id=transfer_id(object_id=payout.payout_id, leg=plan.post if post else plan.void),
+                pending_id=transfer_id(object_id=payout.payout_id, leg=plan.pending),
+                debit_account_id=plan.debit_account_id,
+                credit_account_id=plan.credit_account_id,
+                amount=tb.AMOUNT_MAX if post else 0,
+                ledger=plan.ledger,
+                code=plan.code,
+                flags=tb.TransferFlags.POST_PENDING_TRANSFER
+                if post
+                else tb.TransferFlags.VOID_PENDING_TRANSFER,
+                user_data_128=payout.payout_id,
+                user_data_64=payout.tenant_id,
+            )
+            for plan in self._legs(payout)
+        ]
+        return await self._submit_chain(transfers)
+
+    # ----------------------------------------------------------------------------------
+    # After the rail: settle, or refund a returned payout.
+
+    async def settle(self, payout: Payout) -> Posted:
+        """The rail paid: move the target amount out through the regional settlement account."""
+        target = self._ledger.currencies.get(payout.target_currency)
+        transfer = tb.Transfer(
+            id=transfer_id(object_id=payout.payout_id, leg=Leg.PAYOUT_SETTLEMENT),
+            debit_account_id=tenant_account_id(
+                payout.tenant_id, AccountType.PENDING_OUTBOUND, target.number
+            ),
+            credit_account_id=platform_account_id(AccountType.REGIONAL_SETTLEMENT, target.number),
+            amount=validate_amount(payout.target_amount_minor, field="target_amount"),
+            ledger=target.number,
+            code=TransferCode.PAYOUT_SETTLEMENT,
+            user_data_128=payout.payout_id,
+            user_data_64=payout.tenant_id,
+        )
+        return await self._submit_chain([transfer])
+
+    async def refund(self, payout: Payout, *, refund_fee: bool = True) -> Posted:
+        """Reverse a committed (unsettled) payout: every leg flows back, in one chain."""
+        transfers = [
+            tb.Transfer(
+                id=transfer_id(object_id=payout.payout_id, leg=plan.refund),
+                debit_account_id=plan.credit_account_id,
+                credit_account_id=plan.debit_account_id,
+                amount=plan.amount,
+                ledger=plan.ledger,
+                code=plan.refund_code,
+                user_data_128=payout.payout_id,
+                user_data_64=payout.tenant_id,
+            )
+            for plan in reversed(self._legs(payout))
+            if refund_fee or plan.pending is not Leg.PAYOUT_FEE
+        ]
+        return await self._submit_chain(transfers)
+
+    async def _submit_chain(self, transfers: list[tb.Transfer]) -> Posted:
+        ensure(bool(transfers), "a payout chain has at least one leg")
+        linked = [
+            _with_flags(t, t.flags | tb.TransferFlags.LINKED) if i < len(transfers) - 1 else t
+            for i, t in enumerate(transfers)
+        ]
+        results = await self._ledger.client.create_transfers(linked)
+        timestamps = check_transfer_results(linked, results)
+        return Posted(transfer_id=linked[0].id, timestamp_ns=timestamps[0])
+
+    # ----------------------------------------------------------------------------------
+    # Reconciliation: the payout's state from TigerBeetle alone.
+
+    async def state(self, payout: Payout) -> PayoutState:
+        """Which of reserve, commit, abort, settle and refund the ledger has applied."""
+        first = self._legs(payout)[0]
+        leg_ids = {
+            leg: transfer_id(object_id=payout.payout_id, leg=leg)
+            for leg in (first.pending, first.post, first.void, first.refund, Leg.PAYOUT_SETTLEMENT)
+        }
+        found = {t.id for t in await self._ledger.client.lookup_transfers(list(leg_ids.values()))}
+        if leg_ids[first.refund] in found:
+            return PayoutState.REFUNDED
+        if leg_ids[Leg.PAYOUT_SETTLEMENT] in found:
+            return PayoutState.SETTLED
+        if leg_ids[first.post] in found:
+            return PayoutState.COMMITTED
+        if leg_ids[first.void] in found:
+            return PayoutState.ABORTED
+        if leg_ids[first.pending] in found:
+            return PayoutState.RESERVED
+        return PayoutState.ABSENT
+
+
+_leg_roles: dict[Leg, tuple[Leg, Leg, Leg, TransferCode, TransferCode]] = {
+    Leg.PAYOUT_SOURCE: (
+        Leg.PAYOUT_SOURCE_POST,
+        Leg.PAYOUT_SOURCE_VOID,
+        Leg.REFUND_SOURCE,
+        TransferCode.PAYOUT_SOURCE,
+        TransferCode.REFUND_SOURCE,
+    ),
+    Leg.PAYOUT_FEE: (
+        Leg.PAYOUT_FEE_POST,
+        Leg.PAYOUT_FEE_VOID,
+        Leg.REFUND_FEE,
+        TransferCode.PAYOUT_FEE,
+        TransferCode.REFUND_FEE,
+    ),
+    Leg.PAYOUT_TARGET: (
+        Leg.PAYOUT_TARGET_POST,
+        Leg.PAYOUT_TARGET_VOID,
+        Leg.REFUND_TARGET,
+        TransferCode.PAYOUT_TARGET,
+        TransferCode.REFUND_TARGET,
+    ),
+}
+
+
+def _with_flags(transfer: tb.Transfer, flags: tb.TransferFlags) -> tb.Transfer:
+    return tb.Transfer(
+        id=transfer.id,
+        debit_account_id=transfer.debit_account_id,
+        credit_account_id=transfer.credit_account_id,
+        amount=transfer.amount,
+        pending_id=transfer.pending_id,
+        user_data_128=transfer.user_data_128,
+        user_data_64=transfer.user_data_64,
+        user_data_32=transfer.user_data_32,
+        timeout=transfer.timeout,
+        ledger=transfer.ledger,
+        code=transfer.code,
+        flags=flags,
+        timestamp=transfer.timestamp,
+    )

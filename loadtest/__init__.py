@@ -1,0 +1,1 @@
+"""The locust load-test suite and the side-by-side gateway benchmark."""

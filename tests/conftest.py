@@ -1,0 +1,52 @@
+"""Shared fixtures: ledger clients for the embedded engine and, with TB_ADDRESSES, a cluster.
+
+Tests that take `ledger_client` run once per backend with identical expectations. The
+real-cluster run is skipped, with the reason, when `TB_ADDRESSES` is not set. A real cluster
+keeps its state between tests, so tests draw fresh ids (`fresh_id`, `fresh_tenant_id`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+import tigerbeetle as tb
+
+from ledger.client import LedgerClient
+from ledger.embedded import EmbeddedClient
+from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
+
+real_cluster_skip_reason = (
+    "TB_ADDRESSES is not set: no real TigerBeetle cluster to run the conformance suite against"
+)
+
+
+def real_cluster_available() -> bool:
+    return bool(os.environ.get("TB_ADDRESSES", "").strip())
+
+
+@pytest.fixture(params=["embedded", "tigerbeetle"])
+async def ledger_client(request: pytest.FixtureRequest) -> AsyncIterator[LedgerClient]:
+    client: LedgerClient
+    if request.param == "embedded":
+        client = EmbeddedClient()
+    else:
+        if not real_cluster_available():
+            pytest.skip(real_cluster_skip_reason)
+        client = TigerBeetleClient(TigerBeetleSettings.from_environment())
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def fresh_id() -> int:
+    """A new, time-sortable u128 that no earlier test run used (TigerBeetle's own ULIDs)."""
+    return tb.id()
+
+
+def fresh_tenant_id() -> int:
+    """A random tenant id (63 bits, never 0): collisions across runs are negligible."""
+    return secrets.randbits(63) + 1
