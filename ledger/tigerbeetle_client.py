@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
@@ -36,6 +35,7 @@ timeout_ms_max = 600_000
 
 EventT = TypeVar("EventT", tb.Account, tb.Transfer)
 ResultT = TypeVar("ResultT")
+ItemT = TypeVar("ItemT")
 
 
 class NativeClient(Protocol):
@@ -135,6 +135,12 @@ def pack_chunks(chains: list[list[EventT]], size_limit: int) -> list[list[EventT
     return chunks
 
 
+def _bind(
+    call: Callable[[NativeClient, list[ItemT]], Awaitable[list[ResultT]]], chunk: list[ItemT]
+) -> Callable[[NativeClient], Awaitable[list[ResultT]]]:
+    return lambda native: call(native, chunk)
+
+
 class TigerBeetleClient:
     """Kovra's `LedgerClient` over a real TigerBeetle cluster."""
 
@@ -160,7 +166,9 @@ class TigerBeetleClient:
 
     @property
     def request_size_limit(self) -> int:
-        """The largest request the cluster has accepted so far (learned from TooMuchData)."""
+        """The size requests are packed to: the batch maximum until the cluster refuses it
+        (TooMuchData), then half the refused size, and so on. Chains are never split, so a
+        request may still exceed it when one chain does."""
         return self._request_size_limit
 
     # ----------------------------------------------------------------------------------
@@ -182,13 +190,14 @@ class TigerBeetleClient:
         linked_flag: int,
         call: Callable[[NativeClient, list[EventT]], Awaitable[list[ResultT]]],
     ) -> list[ResultT]:
+        self._check_open()
         results: list[ResultT] = []
         pending = pack_chunks(split_chains(events, linked_flag), self._request_size_limit)
         pending.reverse()
         while pending:
             chunk = pending.pop()
             try:
-                chunk_results = await self._call(functools.partial(call, self._native, chunk))
+                chunk_results = await self._call(_bind(call, chunk))
             except tb.TooMuchDataError:
                 chains = split_chains(chunk, linked_flag)
                 if len(chains) == 1:
@@ -216,6 +225,7 @@ class TigerBeetleClient:
     async def _lookup(
         self, ids: list[int], call: Callable[[NativeClient, list[int]], Awaitable[list[ResultT]]]
     ) -> list[ResultT]:
+        self._check_open()
         results: list[ResultT] = []
         pending = [
             ids[start : start + self._lookup_size_limit]
@@ -225,7 +235,7 @@ class TigerBeetleClient:
         while pending:
             chunk = pending.pop()
             try:
-                results.extend(await self._call(functools.partial(call, self._native, chunk)))
+                results.extend(await self._call(_bind(call, chunk)))
             except tb.TooMuchDataError:
                 if len(chunk) <= 1:
                     raise InvariantViolation(
@@ -238,22 +248,22 @@ class TigerBeetleClient:
 
     async def get_account_transfers(self, filter: tb.AccountFilter) -> list[tb.Transfer]:  # noqa: A002
         self._check_limit(filter.limit)
-        return await self._call(lambda: self._native.get_account_transfers(filter))
+        return await self._call(lambda native: native.get_account_transfers(filter))
 
     async def get_account_balances(
         self,
         filter: tb.AccountFilter,  # noqa: A002
     ) -> list[tb.AccountBalance]:
         self._check_limit(filter.limit)
-        return await self._call(lambda: self._native.get_account_balances(filter))
+        return await self._call(lambda native: native.get_account_balances(filter))
 
     async def query_accounts(self, query_filter: tb.QueryFilter) -> list[tb.Account]:
         self._check_limit(query_filter.limit)
-        return await self._call(lambda: self._native.query_accounts(query_filter))
+        return await self._call(lambda native: native.query_accounts(query_filter))
 
     async def query_transfers(self, query_filter: tb.QueryFilter) -> list[tb.Transfer]:
         self._check_limit(query_filter.limit)
-        return await self._call(lambda: self._native.query_transfers(query_filter))
+        return await self._call(lambda native: native.query_transfers(query_filter))
 
     @staticmethod
     def _check_limit(limit: int) -> None:
@@ -269,13 +279,22 @@ class TigerBeetleClient:
     # ----------------------------------------------------------------------------------
     # One bounded call, with every native exception translated.
 
-    async def _call(self, make: Callable[[], Awaitable[ResultT]]) -> ResultT:
+    def _check_open(self) -> None:
         if self._closed:
             raise LedgerUnavailable("the ledger client is closed")
-        future = asyncio.ensure_future(make())
+
+    async def _call(self, call: Callable[[NativeClient], Awaitable[ResultT]]) -> ResultT:
+        self._check_open()
+        native = self._native
+        future = asyncio.ensure_future(call(native))
         timeout_s = self._settings.timeout_ms / 1000
         # asyncio.wait never cancels `future`: cancelling a native call corrupts its state.
-        done, _ = await asyncio.wait({future}, timeout=timeout_s)
+        # If our caller is cancelled instead, the call runs on and its outcome is absorbed.
+        try:
+            done, _ = await asyncio.wait({future}, timeout=timeout_s)
+        except asyncio.CancelledError:
+            self._abandon(future)
+            raise
         if not done:
             self._abandon(future)
             raise LedgerUnavailable(
@@ -289,7 +308,7 @@ class TigerBeetleClient:
         except tb.ClientClosedError as error:
             raise LedgerUnavailable("the TigerBeetle client was closed") from error
         except tb.ClientEvictedError as error:
-            await self._reconnect()
+            await self._reconnect(evicted=native)
             raise LedgerUnavailable("the cluster evicted this client; reconnected") from error
         except tb.ClientReleaseTooLowError as error:
             raise LedgerUnavailable("the cluster requires a newer tigerbeetle client") from error
@@ -311,8 +330,10 @@ class TigerBeetleClient:
 
         future.add_done_callback(forget)
 
-    async def _reconnect(self) -> None:
-        evicted = self._native
+    async def _reconnect(self, *, evicted: NativeClient) -> None:
+        """Replace `evicted` once, however many of its calls failed together."""
+        if self._native is not evicted:
+            return
         self._native = self._connect()
         # The evicted client is unusable either way; closing it only frees its resources.
         with contextlib.suppress(Exception):

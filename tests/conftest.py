@@ -27,14 +27,20 @@ def real_cluster_available() -> bool:
     return bool(os.environ.get("TB_ADDRESSES", "").strip())
 
 
-@pytest.fixture(params=["embedded", "tigerbeetle"])
+@pytest.fixture(
+    params=[
+        "embedded",
+        pytest.param(
+            "tigerbeetle",
+            marks=pytest.mark.skipif(not real_cluster_available(), reason=real_cluster_skip_reason),
+        ),
+    ]
+)
 async def ledger_client(request: pytest.FixtureRequest) -> AsyncIterator[LedgerClient]:
     client: LedgerClient
     if request.param == "embedded":
         client = EmbeddedClient()
     else:
-        if not real_cluster_available():
-            pytest.skip(real_cluster_skip_reason)
         client = TigerBeetleClient(TigerBeetleSettings.from_environment())
     try:
         yield client

@@ -130,7 +130,11 @@ class EmbeddedClient:
         self._journal: Journal | None = None
         if journal_path is not None:
             self._journal = Journal(Path(journal_path), fsync=fsync)
-            self._replay(self._journal)
+            try:
+                self._replay(self._journal)
+            except BaseException:
+                self._journal.close()  # Release the file and its lock; the start is refused.
+                raise
         self._prepare_timestamp = self._engine.commit_timestamp
         self._queue: list[_Request] = []
         self._drain_scheduled = False

@@ -106,10 +106,18 @@ class Engine:
         """When the earliest pending transfer with a timeout expires, if any."""
         while self._expiry_queue:
             expires_at, pending_id = self._expiry_queue[0]
-            if self._pending_status.get(pending_id) is PendingStatus.PENDING:
+            if self._expiry_is_current(expires_at, pending_id):
                 return expires_at
             heapq.heappop(self._expiry_queue)
         return None
+
+    def _expiry_is_current(self, expires_at: int, pending_id: int) -> bool:
+        """Whether a queued expiry still belongs to a live pending transfer: entries of
+        transfers since resolved, or rolled back with their chain, are stale."""
+        if self._pending_status.get(pending_id) is not PendingStatus.PENDING:
+            return False
+        pending = self._transfers[pending_id]
+        return pending.timestamp + pending.timeout * ns_per_s == expires_at
 
     # ----------------------------------------------------------------------------------
     # Creates.
@@ -719,8 +727,8 @@ class Engine:
         ensure(timestamp > self.commit_timestamp, "timestamps only move forward")
         due: list[tb.Transfer] = []
         while self._expiry_queue and self._expiry_queue[0][0] <= timestamp:
-            _, pending_id = heapq.heappop(self._expiry_queue)
-            if self._pending_status.get(pending_id) is PendingStatus.PENDING:
+            expires_at, pending_id = heapq.heappop(self._expiry_queue)
+            if self._expiry_is_current(expires_at, pending_id):
                 due.append(self._transfers[pending_id])
         due.sort(
             key=lambda transfer: (

@@ -11,6 +11,7 @@ Events are packed in TigerBeetle's own 128-byte layouts (u128 as two little-endi
 from __future__ import annotations
 
 import enum
+import fcntl
 import os
 import struct
 import zlib
@@ -22,13 +23,14 @@ import tigerbeetle as tb
 from ledger.invariants import ensure
 
 journal_magic = b"KOVRAJ01"
-_record_header = struct.Struct("<IIB3xQ")  # crc32, payload length, operation, timestamp
+# header crc32 (of the rest of the header), payload crc32, payload length, operation, timestamp
+_record_header = struct.Struct("<IIIB3xQ")
 _account = struct.Struct("<12QQIIIHHQ")
 _transfer = struct.Struct("<12QQIIIHHQ")
 event_size = 128
 _u64_mask = (1 << 64) - 1
 ensure(_account.size == event_size and _transfer.size == event_size, "TigerBeetle's layout")
-ensure(_record_header.size == 20, "record header is 20 bytes")
+ensure(_record_header.size == 24, "record header is 24 bytes")
 
 
 class JournalOperation(enum.IntEnum):
@@ -39,6 +41,10 @@ class JournalOperation(enum.IntEnum):
 
 class JournalCorrupt(RuntimeError):
     """A record in the middle of the journal fails its checksum: refuse to start."""
+
+
+class JournalInUse(RuntimeError):
+    """Another process holds the journal open."""
 
 
 def _split(value: int) -> tuple[int, int]:
@@ -137,9 +143,9 @@ def unpack_transfers(payload: bytes) -> list[tb.Transfer]:
 
 
 def encode_record(operation: JournalOperation, timestamp: int, payload: bytes) -> bytes:
-    """One framed record; the CRC covers everything after itself."""
-    body = _record_header.pack(0, len(payload), int(operation), timestamp)[4:] + payload
-    return struct.pack("<I", zlib.crc32(body)) + body
+    """One framed record: a self-checked header, then the payload it checksums."""
+    header = _record_header.pack(0, zlib.crc32(payload), len(payload), int(operation), timestamp)
+    return struct.pack("<I", zlib.crc32(header[4:])) + header[4:] + payload
 
 
 class JournalRecord:
@@ -159,6 +165,15 @@ class Journal:
         self._fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            # The engine is single-process: a second writer would interleave records.
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise JournalInUse(
+                f"{path} is used by another process; the embedded ledger is single-process "
+                "(set TB_ADDRESSES to share a real TigerBeetle cluster)"
+            ) from None
         if os.fstat(self._fd).st_size == 0:
             os.write(self._fd, journal_magic)
             os.fsync(self._fd)
@@ -180,16 +195,26 @@ class Journal:
         os.lseek(self._fd, 0, os.SEEK_END)
 
     def _decode(self, data: bytes, offset: int) -> tuple[JournalRecord | None, int]:
+        """The record at `offset`, or None for a torn tail (a write cut short by a crash).
+
+        A write is cut short only at its end, so a torn record is always the last one and
+        its header, when complete, is intact. A complete header that fails its own checksum
+        is corruption wherever it is; its length can then not be trusted to find the next.
+        """
         header_end = offset + _record_header.size
         if header_end > len(data):
-            return None, offset  # Torn header: the process died while writing it.
-        crc, length, operation, timestamp = _record_header.unpack_from(data, offset)
+            return None, offset  # Torn header.
+        header_crc, payload_crc, length, operation, timestamp = _record_header.unpack_from(
+            data, offset
+        )
+        if zlib.crc32(data[offset + 4 : header_end]) != header_crc:
+            raise JournalCorrupt(f"{self.path}: record header at byte {offset} is damaged")
         end = header_end + length
         if end > len(data):
             return None, offset  # Torn payload.
-        if zlib.crc32(data[offset + 4 : end]) != crc:
+        if zlib.crc32(data[header_end:end]) != payload_crc:
             if end == len(data):
-                return None, offset  # A torn final write can also fail its checksum.
+                return None, offset  # The last write reached its length but not its content.
             raise JournalCorrupt(f"{self.path}: record at byte {offset} fails its checksum")
         return JournalRecord(JournalOperation(operation), timestamp, data[header_end:end]), end
 

@@ -8,7 +8,7 @@ import tigerbeetle as tb
 
 from ledger.client import LedgerClient
 from tests.conftest import fresh_id
-from tests.ledger.conformance.helpers import A, AF, ledger_eur
+from tests.ledger.conformance.helpers import AF, A, ledger_eur
 
 pytestmark = pytest.mark.conformance
 

@@ -3,6 +3,8 @@ including every status Kovra's own operations can meet, on both backends alike."
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import tigerbeetle as tb
 
@@ -69,7 +71,7 @@ async def test_exists_with_different_fields(
         )
     }
     fields.update({k: other if v == "other" else v for k, v in change.items()})
-    retry = tb.Transfer(**fields)  # type: ignore[arg-type]
+    retry = tb.Transfer(**fields)
     assert await statuses(ledger_client, [retry]) == [expected]
 
 
@@ -77,7 +79,7 @@ async def test_invalid_transfers(ledger_client: LedgerClient) -> None:
     debit, credit = await open_accounts(ledger_client, AF.NONE, AF.NONE)
     (idr_account,) = await open_accounts(ledger_client, AF.NONE, ledger=ledger_idr)
     missing = fresh_id()
-    cases: list[tuple[dict[str, object], T]] = [
+    cases: list[tuple[dict[str, Any], T]] = [
         ({"id": 0}, T.ID_MUST_NOT_BE_ZERO),
         ({"id": u128_max}, T.ID_MUST_NOT_BE_INT_MAX),
         ({"flags": 1 << 12}, T.RESERVED_FLAG),

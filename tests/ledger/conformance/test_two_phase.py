@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 import tigerbeetle as tb
@@ -26,10 +27,10 @@ def _resolve(
     pending: tb.Transfer, amount: int, flags: tb.TransferFlags, **fields: object
 ) -> tb.Transfer:
     """A post or void of `pending`; zero accounts, ledger and code inherit the pending's."""
-    values: dict[str, object] = {"pending_id": pending.id, "flags": flags, "ledger": 0, "code": 0}
+    values: dict[str, Any] = {"pending_id": pending.id, "flags": flags, "ledger": 0, "code": 0}
     values.update(fields)
-    debit = int(values.pop("debit_account_id", 0))  # type: ignore[call-overload]
-    credit = int(values.pop("credit_account_id", 0))  # type: ignore[call-overload]
+    debit = int(values.pop("debit_account_id", 0))
+    credit = int(values.pop("credit_account_id", 0))
     return transfer(debit, credit, amount, **values)
 
 
