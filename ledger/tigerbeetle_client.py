@@ -274,6 +274,10 @@ class TigerBeetleClient:
         if self._closed:
             return
         self._closed = True
+        if self._abandoned:
+            # The native client must not close under calls still in flight: give abandoned
+            # calls one more timeout to finish.
+            await asyncio.wait(set(self._abandoned), timeout=self._settings.timeout_ms / 1000)
         await self._native.close()
 
     # ----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Shared fixtures: ledger clients for the embedded engine and, with TB_ADDRESSES, a cluster.
+"""Shared fixtures: ledger clients for the embedded engine, the shared embedded ledger server
+(`ledger.remote`, in-process on an ephemeral port) and, with TB_ADDRESSES, a cluster.
 
 Tests that take `ledger_client` run once per backend with identical expectations. The
 real-cluster run is skipped, with the reason, when `TB_ADDRESSES` is not set. A real cluster
@@ -7,6 +8,7 @@ keeps its state between tests, so tests draw fresh ids (`fresh_id`, `fresh_tenan
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -16,6 +18,8 @@ import tigerbeetle as tb
 
 from ledger.client import LedgerClient
 from ledger.embedded import EmbeddedClient
+from ledger.remote import RemoteLedgerClient
+from ledger.remote.server import running_server
 from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
 
 real_cluster_skip_reason = (
@@ -30,6 +34,7 @@ def real_cluster_available() -> bool:
 @pytest.fixture(
     params=[
         "embedded",
+        "remote",
         pytest.param(
             "tigerbeetle",
             marks=pytest.mark.skipif(not real_cluster_available(), reason=real_cluster_skip_reason),
@@ -37,15 +42,21 @@ def real_cluster_available() -> bool:
     ]
 )
 async def ledger_client(request: pytest.FixtureRequest) -> AsyncIterator[LedgerClient]:
-    client: LedgerClient
-    if request.param == "embedded":
-        client = EmbeddedClient()
-    else:
-        client = TigerBeetleClient(TigerBeetleSettings.from_environment())
-    try:
-        yield client
-    finally:
-        await client.close()
+    async with contextlib.AsyncExitStack() as stack:
+        client: LedgerClient
+        if request.param == "embedded":
+            client = EmbeddedClient()
+        elif request.param == "remote":
+            server = await stack.enter_async_context(
+                running_server(journal_path=None, address="127.0.0.1:0")
+            )
+            client = RemoteLedgerClient(server.address)
+        else:
+            client = TigerBeetleClient(TigerBeetleSettings.from_environment())
+        try:
+            yield client
+        finally:
+            await client.close()
 
 
 def fresh_id() -> int:

@@ -1,0 +1,222 @@
+"""The Litestar application: routes, the Kovra middleware, problem responses, lifespan.
+
+`create_app()` is the factory granian calls in each worker process. The lifespan opens the
+process's connections (ledger client, Postgres pool, Redis) once and closes them at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Litestar, Request, Response, get
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from gateway import wire
+from gateway.middleware import kovra_middleware
+from gateway.observability import configure_logging, problems_total
+from gateway.problems import (
+    Problem,
+    ProblemError,
+    encode,
+    from_ledger_error,
+    problem,
+    problem_content_type,
+)
+from gateway.reconciler import interval_seconds_default as reconcile_interval_seconds
+from gateway.reconciler import run_forever
+from gateway.routes import admin, holds, ledger_reads, ops
+from gateway.services import open_services
+from gateway.settings import Settings, load_settings
+from ledger.errors import LedgerError
+
+kovra_version = "0.1.0"
+log = structlog.get_logger("kovra.app")
+_http_codes = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "dependency_unavailable",
+}
+# Request bodies are decoded by the handlers (strictly); this tells the OpenAPI document.
+request_bodies: dict[tuple[str, str], type[msgspec.Struct]] = {
+    ("/v1/deposits", "post"): wire.DepositCreate,
+    ("/v1/holds", "post"): wire.HoldCreate,
+    ("/v1/holds/{hold_id}/capture", "post"): wire.HoldCapture,
+    ("/v1/holds/{hold_id}/void", "post"): wire.HoldVoid,
+    ("/admin/v1/tenants", "post"): wire.TenantCreate,
+    ("/admin/v1/tenants/{tenant_id}/api-keys", "post"): wire.ApiKeyCreate,
+    ("/admin/v1/tenants/{tenant_id}/policies", "put"): wire.PoliciesUpdate,
+    ("/admin/v1/tenants/{tenant_id}/status", "put"): wire.TenantStatusUpdate,
+    ("/admin/v1/liquidity", "post"): wire.LiquidityFund,
+    ("/admin/v1/limit-policies", "post"): wire.LimitPolicyCreate,
+    ("/admin/v1/pricing-policies", "post"): wire.PricingPolicyCreate,
+}
+
+
+# Response bodies by operation, for the OpenAPI document (handlers return encoded bytes).
+response_bodies: dict[tuple[str, str], tuple[str, type[msgspec.Struct]]] = {
+    ("/health", "get"): ("200", wire.Health),
+    ("/ready", "get"): ("200", wire.Readiness),
+    ("/v1/balances", "get"): ("200", wire.BalanceList),
+    ("/v1/statements", "get"): ("200", wire.StatementPage),
+    ("/v1/deposits", "post"): ("201", wire.Deposit),
+    ("/v1/holds", "post"): ("201", wire.Hold),
+    ("/v1/holds/{hold_id}", "get"): ("200", wire.Hold),
+    ("/v1/holds/{hold_id}/capture", "post"): ("200", wire.Hold),
+    ("/v1/holds/{hold_id}/void", "post"): ("200", wire.Hold),
+    ("/admin/v1/tenants", "post"): ("201", wire.TenantCreated),
+    ("/admin/v1/tenants/{tenant_id}", "get"): ("200", wire.Tenant),
+    ("/admin/v1/tenants/{tenant_id}/policies", "put"): ("200", wire.Tenant),
+    ("/admin/v1/tenants/{tenant_id}/status", "put"): ("200", wire.Tenant),
+    ("/admin/v1/tenants/{tenant_id}/api-keys", "post"): ("201", wire.ApiKey),
+    ("/admin/v1/tenants/{tenant_id}/api-keys/{key_id}", "delete"): ("200", wire.ApiKey),
+    ("/admin/v1/liquidity", "post"): ("201", wire.Funding),
+    ("/admin/v1/limit-policies", "post"): ("201", wire.Policy),
+    ("/admin/v1/pricing-policies", "post"): ("201", wire.Policy),
+}
+
+
+def _problem_response(request: Request[Any, Any, Any], error: ProblemError) -> Response[bytes]:
+    problems_total.labels(code=error.code).inc()
+    request_id = str(request.scope.get("state", {}).get("request_id", ""))
+    body = encode(
+        problem(error.status, error.code, error.detail, errors=error.errors, request_id=request_id)
+    )
+    return Response(
+        content=body,
+        status_code=error.status,
+        media_type=problem_content_type,
+        headers=error.headers,
+    )
+
+
+def _on_problem(request: Request[Any, Any, Any], error: ProblemError) -> Response[bytes]:
+    return _problem_response(request, error)
+
+
+def _on_ledger_error(request: Request[Any, Any, Any], error: LedgerError) -> Response[bytes]:
+    return _problem_response(request, from_ledger_error(error))
+
+
+def _on_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
+    status = error.status_code
+    code = _http_codes.get(status, "internal_error" if status >= 500 else "bad_request")
+    return _problem_response(request, ProblemError(status, code, str(error.detail)))
+
+
+def _on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+    log.exception("unhandled_error", path=request.url.path, error=repr(error))
+    return _problem_response(request, ProblemError(500, "internal_error", "an internal error"))
+
+
+@get("/schema/openapi.json", summary="OpenAPI document", tags=["ops"], include_in_schema=False)
+async def openapi_document(request: Request[Any, Any, Any]) -> Response[bytes]:
+    document = request.app.openapi_schema.to_schema()
+    types = list(
+        dict.fromkeys(
+            [*request_bodies.values(), *(t for _, t in response_bodies.values()), Problem]
+        )
+    )
+    schemas, components = msgspec.json.schema_components(
+        types, ref_template="#/components/schemas/{name}"
+    )
+    document.setdefault("components", {}).setdefault("schemas", {}).update(components)
+    paths = document.get("paths", {})
+    for (path, method), body_type in request_bodies.items():
+        operation = paths.get(path, {}).get(method)
+        if operation is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": schemas[types.index(body_type)]}},
+            }
+    problem_schema = {"application/problem+json": {"schema": schemas[types.index(Problem)]}}
+    for (path, method), (status, body_type) in response_bodies.items():
+        operation = paths.get(path, {}).get(method)
+        if operation is not None:
+            operation["responses"] = {
+                status: {
+                    "description": body_type.__name__,
+                    "content": {"application/json": {"schema": schemas[types.index(body_type)]}},
+                },
+                "default": {"description": "RFC 9457 problem", "content": problem_schema},
+            }
+    return Response(content=msgspec.json.encode(document), media_type="application/json")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """The gateway app; settings come from the environment unless given (tests)."""
+    chosen = settings or load_settings()
+    configure_logging(chosen.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = await open_services(chosen)
+        app.state.services = services
+        worker: asyncio.Task[None] | None = None
+        if chosen.in_process_worker:
+            # `kovra dev`: the embedded ledger lives in this process, so the worker does too.
+            worker = asyncio.get_running_loop().create_task(
+                run_forever(services, interval_seconds=reconcile_interval_seconds)
+            )
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await services.close()
+
+    return Litestar(
+        route_handlers=[
+            ops.health,
+            ops.ready,
+            ops.metrics,
+            openapi_document,
+            ledger_reads.list_balances,
+            ledger_reads.read_statement,
+            holds.create_deposit,
+            holds.create_hold,
+            holds.read_hold,
+            holds.capture_hold,
+            holds.void_hold,
+            admin.create_tenant,
+            admin.read_tenant,
+            admin.update_policies,
+            admin.update_status,
+            admin.create_key,
+            admin.revoke_key,
+            admin.fund_liquidity,
+            admin.create_limit,
+            admin.create_pricing,
+        ],
+        middleware=[kovra_middleware],
+        lifespan=[lifespan],
+        exception_handlers={
+            ProblemError: _on_problem,
+            LedgerError: _on_ledger_error,
+            HTTPException: _on_http_exception,
+            Exception: _on_unexpected,
+        },
+        openapi_config=OpenAPIConfig(
+            title="Kovra",
+            version=kovra_version,
+            path="/schema/docs",
+            description="Ledger gateway for cross-border B2B payments.",
+        ),
+        request_max_body_size=chosen.request_body_bytes_max,
+        debug=False,
+    )

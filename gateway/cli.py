@@ -1,0 +1,285 @@
+"""The `kovra` command: run the gateway, the worker, migrations, and operator tasks.
+
+Operator commands (tenant, api-key, liquidity) act directly on Postgres, Redis and the
+ledger with the same code as the admin API, and record their admin actions too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+from gateway.services import Services, open_services
+from gateway.settings import Settings, SettingsError, load_settings
+
+port_default = 8000
+workers_max = 64
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+async def _with_services(settings: Settings, action: Callable[[Services], Awaitable[int]]) -> int:
+    services = await open_services(settings)
+    try:
+        return await action(services)
+    finally:
+        await services.close()
+
+
+# --------------------------------------------------------------------------------------
+# Serving.
+
+
+def command_serve(arguments: argparse.Namespace) -> int:
+    settings = _settings()
+    if arguments.workers > 1 and not settings.ledger_is_shared:
+        print(
+            "kovra serve --workers N>1 needs a ledger every worker can share: set TB_ADDRESSES "
+            "(a TigerBeetle cluster) or KOVRA_LEDGER_ADDRESS (kovra ledger-server). The "
+            "embedded ledger lives in one process.",
+            file=sys.stderr,
+        )
+        return 2
+    serve(host=arguments.host, port=arguments.port, workers=arguments.workers)
+    return 0
+
+
+def serve(*, host: str, port: int, workers: int) -> None:
+    """Run granian with uvloop; every worker calls gateway.app:create_app."""
+    from granian import Granian  # noqa: PLC0415
+    from granian.constants import Interfaces, Loops  # noqa: PLC0415
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kovra-metrics-")
+    Granian(
+        "gateway.app:create_app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        loop=Loops.uvloop,
+        factory=True,
+        log_access=False,
+    ).serve()
+
+
+def command_worker(arguments: argparse.Namespace) -> int:
+    from gateway.reconciler import run_forever  # noqa: PLC0415
+
+    settings = _settings()
+
+    async def run(services: Services) -> int:
+        await run_forever(services, interval_seconds=arguments.interval)
+        return 0
+
+    return asyncio.run(_with_services(settings, run))
+
+
+def command_migrate(_: argparse.Namespace) -> int:
+    from gateway.db.migrate import migrate  # noqa: PLC0415
+    from gateway.services import default_database_url  # noqa: PLC0415
+
+    settings = _settings()
+    applied = asyncio.run(migrate(settings.database_url or default_database_url))
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    return 0
+
+
+def command_dev(arguments: argparse.Namespace) -> int:
+    from gateway.dev import run_dev  # noqa: PLC0415
+
+    return run_dev(host=arguments.host, port=arguments.port)
+
+
+def command_ledger_server(arguments: argparse.Namespace) -> int:
+    from ledger.remote.server import main as ledger_server_main  # noqa: PLC0415
+
+    argv = ["--address", arguments.address]
+    if arguments.journal:
+        argv += ["--journal", arguments.journal]
+    return ledger_server_main(argv)
+
+
+# --------------------------------------------------------------------------------------
+# Operator commands.
+
+
+def command_tenant_create(arguments: argparse.Namespace) -> int:
+    from gateway.routes.admin import tenant_view  # noqa: PLC0415
+    from gateway.tenants import create_tenant_with_key  # noqa: PLC0415
+
+    async def run(services: Services) -> int:
+        tenant, secret = await create_tenant_with_key(
+            services,
+            name=arguments.name,
+            tier=arguments.tier,
+            compliance_region=arguments.region,
+            actor=_actor(),
+        )
+        if arguments.json:
+            print(msgspec.json.encode({"tenant_id": tenant.id, "api_key": secret}).decode())
+        else:
+            view = tenant_view(tenant)
+            print(f"tenant {view.id} ({view.name}, {view.tier}, {view.compliance_region})")
+            print(f"api key (shown once): {secret}")
+        return 0
+
+    return asyncio.run(_with_services(_settings(), run))
+
+
+def command_api_key(arguments: argparse.Namespace) -> int:
+    from gateway.db.records import record_admin_action  # noqa: PLC0415
+    from gateway.db.tenancy import get_tenant, revoke_api_key  # noqa: PLC0415
+    from gateway.tenants import issue_api_key  # noqa: PLC0415
+
+    async def run(services: Services) -> int:
+        pool = services.pool
+        tenant = await get_tenant(pool, arguments.tenant)
+        if tenant is None:
+            print(f"no tenant {arguments.tenant}", file=sys.stderr)
+            return 1
+        if arguments.action == "create":
+            key, secret = await issue_api_key(
+                services, tenant=tenant, role=arguments.role, actor=_actor()
+            )
+            print(msgspec.json.encode({"id": key.id, "role": key.role, "api_key": secret}).decode())
+            return 0
+        await record_admin_action(
+            pool,
+            actor=_actor(),
+            action="api_key.revoke",
+            target=f"api_key:{arguments.key_id}",
+            details={"tenant_id": tenant.id},
+        )
+        revoked = await revoke_api_key(pool, key_id=arguments.key_id, tenant_id=tenant.id)
+        if revoked is None:
+            print(f"no API key {arguments.key_id} for tenant {tenant.id}", file=sys.stderr)
+            return 1
+        await services.limiter.revoke_api_key(key_hash_hex=revoked.key_hash.hex())
+        print(f"revoked API key {revoked.id}")
+        return 0
+
+    return asyncio.run(_with_services(_settings(), run))
+
+
+def command_liquidity_fund(arguments: argparse.Namespace) -> int:
+    from gateway.db.records import record_admin_action  # noqa: PLC0415
+    from ledger.transfers import new_object_id  # noqa: PLC0415
+
+    async def run(services: Services) -> int:
+        funding_id = new_object_id()
+        await record_admin_action(
+            services.pool,
+            actor=_actor(),
+            action="liquidity.fund",
+            target=f"currency:{arguments.currency.upper()}",
+            details={"amount": arguments.amount_minor, "funding_id": funding_id},
+        )
+        await services.ledger.fund_liquidity(
+            funding_id=funding_id,
+            currency_code=arguments.currency,
+            amount_minor=arguments.amount_minor,
+        )
+        print(f"funded {arguments.amount_minor} minor units of {arguments.currency.upper()}")
+        return 0
+
+    return asyncio.run(_with_services(_settings(), run))
+
+
+# --------------------------------------------------------------------------------------
+# Argument parsing.
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kovra", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="everything in one process on embedded defaults")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=port_default)
+    dev.set_defaults(run=command_dev)
+
+    serve_parser = commands.add_parser("serve", help="run the HTTP gateway")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=port_default)
+    serve_parser.add_argument("--workers", type=_bounded(1, workers_max), default=1)
+    serve_parser.set_defaults(run=command_serve)
+
+    worker = commands.add_parser("worker", help="run the background worker (reconciler)")
+    worker.add_argument("--interval", type=float, default=5.0, help="seconds between passes")
+    worker.set_defaults(run=command_worker)
+
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(
+        run=command_migrate
+    )
+
+    ledger_server = commands.add_parser(
+        "ledger-server", help="serve the embedded ledger to several processes"
+    )
+    ledger_server.add_argument("--address", default="127.0.0.1:3300")
+    ledger_server.add_argument("--journal", default=None)
+    ledger_server.set_defaults(run=command_ledger_server)
+
+    tenant = commands.add_parser("tenant", help="manage tenants").add_subparsers(
+        dest="tenant_command", required=True
+    )
+    create = tenant.add_parser("create", help="create a tenant with an admin API key")
+    create.add_argument("--name", required=True)
+    create.add_argument("--tier", choices=("starter", "growth", "enterprise"), default="starter")
+    create.add_argument("--region", choices=("EU", "UK", "ID"), default="EU")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(run=command_tenant_create)
+
+    api_key = commands.add_parser("api-key", help="create or revoke API keys")
+    api_key.add_argument("action", choices=("create", "revoke"))
+    api_key.add_argument("--tenant", type=int, required=True)
+    api_key.add_argument("--role", choices=("admin", "operator", "read_only"), default="operator")
+    api_key.add_argument("--key-id", type=int, default=0)
+    api_key.set_defaults(run=command_api_key)
+
+    liquidity = commands.add_parser("liquidity", help="platform liquidity").add_subparsers(
+        dest="liquidity_command", required=True
+    )
+    fund = liquidity.add_parser("fund", help="fund the platform's FX position")
+    fund.add_argument("currency")
+    fund.add_argument("amount_minor", type=_bounded(1, 10**18))
+    fund.set_defaults(run=command_liquidity_fund)
+    return parser
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = build_parser().parse_args(argv)
+    if getattr(arguments, "action", None) == "revoke" and not arguments.key_id:
+        build_parser().error("api-key revoke needs --key-id")
+    raise SystemExit(arguments.run(arguments))
+
+
+if __name__ == "__main__":
+    main()

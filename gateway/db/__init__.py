@@ -1,0 +1,1 @@
+"""Postgres: migrations, the connection pool, batched writes and the repositories."""

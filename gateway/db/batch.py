@@ -1,0 +1,109 @@
+"""Group concurrent inserts into one statement per table.
+
+Many requests in flight each want to write one row. Instead of one round trip per row,
+`BatchWriter` collects the rows submitted during one turn of the event loop and writes them
+with a single `INSERT ... SELECT * FROM unnest(...)` per statement, then answers every waiter.
+Batches are bounded by `batch_size_max`; a failed statement fails the waiters of that batch
+only, so the caller can answer their requests with an error and nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from ledger.invariants import ensure
+
+batch_size_max = 1_000
+pending_rows_max = 50_000
+
+
+class BatchStatement(msgspec.Struct, frozen=True, kw_only=True):
+    """An insert whose rows arrive one at a time: `table`, its columns and their SQL types,
+    and what to do on conflict (e.g. `ON CONFLICT DO NOTHING` for idempotent writes)."""
+
+    table: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    on_conflict: str = ""
+
+    def sql(self) -> str:
+        ensure(len(self.columns) == len(self.types), "one type per column")
+        arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(self.types))
+        columns = ", ".join(self.columns)
+        # Table and column names are constants of this module's callers, never input.
+        return (
+            f"INSERT INTO {self.table} ({columns}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+            f"{self.on_conflict}"
+        ).strip()
+
+
+class WriterOverloaded(RuntimeError):
+    """More rows are queued or in flight than `pending_rows_max`: shed load, don't grow."""
+
+
+class BatchWriter:
+    """Coalesces rows per statement and writes each batch in one round trip."""
+
+    def __init__(self, pool: asyncpg.Pool, *, batch_size_limit: int = batch_size_max) -> None:
+        ensure(0 < batch_size_limit <= batch_size_max, "batch size within bounds")
+        self._pool = pool
+        self._batch_size_limit = batch_size_limit
+        self._pending: dict[BatchStatement, list[tuple[tuple[Any, ...], asyncio.Future[None]]]] = {}
+        self._pending_count = 0
+        self._flush_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def write(self, statement: BatchStatement, row: Sequence[Any]) -> None:
+        """Insert `row`; returns once the batch holding it is committed."""
+        ensure(len(row) == len(statement.columns), "one value per column")
+        if self._pending_count >= pending_rows_max:
+            raise WriterOverloaded(f"{self._pending_count} rows are already waiting")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.setdefault(statement, []).append((tuple(row), future))
+        self._pending_count += 1
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        await future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, {}
+        for statement, rows in pending.items():
+            for start in range(0, len(rows), self._batch_size_limit):
+                batch = rows[start : start + self._batch_size_limit]
+                task = asyncio.get_running_loop().create_task(self._write_batch(statement, batch))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _write_batch(
+        self, statement: BatchStatement, batch: list[tuple[tuple[Any, ...], asyncio.Future[None]]]
+    ) -> None:
+        columns = [list(values) for values in zip(*(row for row, _ in batch), strict=True)]
+        try:
+            await self._pool.execute(statement.sql(), *columns)
+        except Exception as error:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        else:
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+        finally:
+            self._pending_count -= len(batch)
+
+    async def drain(self) -> None:
+        """Wait until every row submitted so far is written (used at shutdown)."""
+        while self._flush_scheduled or self._tasks:
+            if self._flush_scheduled:
+                await asyncio.sleep(0)
+                continue
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,66 @@
+"""Public object ids: a type prefix and the 128-bit object id in Crockford base32.
+
+`hold_01JD3...` tells a reader what an id names, and the 128-bit value underneath is the
+`user_data_128` of the object's ledger transfers. Ids derived from an `Idempotency-Key` are
+deterministic, so a retry after a lost response reaches the very same ledger transfers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import uuid
+
+from gateway.problems import ProblemError
+from ledger.transfers import new_object_id
+
+_alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_decode = {character: index for index, character in enumerate(_alphabet)}
+encoded_length = 26  # ceil(128 / 5)
+prefixes = ("hold", "dep", "fund", "evt")
+
+
+def encode_id(prefix: str, object_id: int) -> str:
+    characters = []
+    value = object_id
+    for _ in range(encoded_length):
+        characters.append(_alphabet[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(characters))}"
+
+
+def decode_id(prefix: str, text: str) -> int:
+    """The object id, or a 404 problem: a malformed id names no object."""
+    head, _, body = text.partition("_")
+    if head != prefix or len(body) != encoded_length:
+        raise ProblemError(404, "not_found", f"no {prefix} with id {text[:64]!r}")
+    value = 0
+    for character in body.upper():
+        digit = _decode.get(character)
+        if digit is None:
+            raise ProblemError(404, "not_found", f"no {prefix} with id {text[:64]!r}")
+        value = (value << 5) | digit
+    if not 0 < value < (1 << 128):
+        raise ProblemError(404, "not_found", f"no {prefix} with id {text[:64]!r}")
+    return value
+
+
+def object_id_for(*, tenant_id: int, kind: str, idempotency_key: str | None) -> int:
+    """A fresh id, or with an idempotency key the same id every time for that request."""
+    if idempotency_key is None:
+        return new_object_id()
+    digest = hashlib.blake2b(
+        f"{tenant_id}:{kind}:{idempotency_key}".encode(),
+        digest_size=16,
+        person=b"kovra.object",
+    ).digest()
+    return int.from_bytes(digest, "big") or 1
+
+
+def as_uuid(object_id: int) -> uuid.UUID:
+    return uuid.UUID(int=object_id)
+
+
+def utc_from_ns(timestamp_ns: int) -> datetime.datetime:
+    """A TigerBeetle timestamp (ns since the epoch) as an aware UTC datetime."""
+    return datetime.datetime.fromtimestamp(timestamp_ns / 1_000_000_000, tz=datetime.UTC)

@@ -1,0 +1,88 @@
+"""Logs and metrics: JSON logs with request and tenant ids, Prometheus metrics across workers.
+
+Metrics use prometheus-client's multiprocess mode when `PROMETHEUS_MULTIPROC_DIR` is set
+(`kovra serve` sets it for its workers), so `/metrics` on any worker reports every worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+
+latency_buckets_seconds = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+batch_size_buckets = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 8189)
+
+request_latency_seconds = Histogram(
+    "kovra_http_request_duration_seconds",
+    "HTTP request latency by route and status",
+    ["method", "route", "status"],
+    buckets=latency_buckets_seconds,
+)
+ledger_request_seconds = Histogram(
+    "kovra_ledger_request_duration_seconds",
+    "Ledger request latency by operation",
+    ["operation"],
+    buckets=latency_buckets_seconds,
+)
+ledger_batch_size = Histogram(
+    "kovra_ledger_batch_size",
+    "Events per ledger request",
+    ["operation"],
+    buckets=batch_size_buckets,
+)
+rate_limited_total = Counter(
+    "kovra_rate_limited_total", "Requests refused by the per-tenant rate limit"
+)
+problems_total = Counter("kovra_problems_total", "Problem responses by code", ["code"])
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stdout; request_id and tenant_id come from structlog's contextvars."""
+    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """The exposition text of every worker (multiprocess) or of this process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

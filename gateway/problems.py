@@ -1,0 +1,127 @@
+"""RFC 9457 problem details: every error Kovra answers, with a stable machine `code`.
+
+Operating errors become problems with a status and a code clients can branch on; field
+validation failures list each offending field. Programmer errors are not mapped here: they
+become a plain 500 `internal_error` and are logged loudly.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ledger.errors import LedgerError
+
+problem_content_type = "application/problem+json"
+problem_type_base = "https://docs.kovra.dev/problems/"
+
+
+class FieldError(msgspec.Struct, frozen=True, kw_only=True):
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str = ""
+    errors: list[FieldError] = msgspec.field(default_factory=list)
+    request_id: str = ""
+
+
+class ProblemError(Exception):
+    """Raised anywhere in a request to answer with a problem."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+_titles = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+# The HTTP status of each ledger error code; a code missing here is a programmer error.
+ledger_statuses: dict[str, int] = {
+    "unknown_currency": 422,
+    "currency_not_enabled": 422,
+    "invalid_amount": 422,
+    "insufficient_funds": 422,
+    "insufficient_liquidity": 422,
+    "settlement_shortfall": 422,
+    "account_not_open": 422,
+    "account_closed": 422,
+    "not_found": 404,
+    "hold_already_captured": 409,
+    "hold_already_voided": 409,
+    "hold_expired": 409,
+    "capture_exceeds_hold": 422,
+    "attempt_already_failed": 409,
+    "ledger_id_conflict": 409,
+    "ledger_unavailable": 503,
+}
+
+# Ledger errors about one request field, so the problem names that field.
+_ledger_error_fields = {
+    "unknown_currency": "currency",
+    "currency_not_enabled": "currency",
+    "invalid_amount": "amount",
+    "capture_exceeds_hold": "amount",
+}
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    errors: list[FieldError] | None = None,
+    request_id: str = "",
+) -> Problem:
+    return Problem(
+        type=problem_type_base + code,
+        title=_titles.get(status, "Error"),
+        status=status,
+        code=code,
+        detail=detail,
+        errors=errors or [],
+        request_id=request_id,
+    )
+
+
+def from_ledger_error(error: LedgerError) -> ProblemError:
+    status = ledger_statuses[error.code]
+    field = _ledger_error_fields.get(error.code)
+    errors = [FieldError(field=field, message=error.detail)] if field else None
+    return ProblemError(status, error.code, error.detail, errors=errors)
+
+
+problem_encoder = msgspec.json.Encoder()
+
+
+def encode(value: Problem) -> bytes:
+    return problem_encoder.encode(value)

@@ -1,0 +1,205 @@
+"""Request plumbing shared by the handlers: strict body decoding, the caller, idempotency.
+
+Bodies are decoded strictly by msgspec (no coercion of "5" into 5, no unknown fields), and
+a failure names the field. With an `Idempotency-Key`, the first response (success or 4xx
+problem) is stored and replayed for the same key and body; another body is a 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import structlog
+from litestar import Request, Response
+
+from gateway.db.records import idempotency_insert
+from gateway.idempotency import (
+    IdempotencyConflict,
+    IdempotencyInProgressTimeout,
+    StoredResponse,
+    fingerprint,
+)
+from gateway.ids import object_id_for
+from gateway.problems import (
+    FieldError,
+    ProblemError,
+    encode,
+    from_ledger_error,
+    problem,
+    problem_content_type,
+)
+from gateway.ratelimit import Principal
+from gateway.services import Services
+from ledger.errors import LedgerError
+
+BodyT = TypeVar("BodyT")
+json_content_type = "application/json"
+idempotency_header = "idempotency-key"
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+_encoder = msgspec.json.Encoder()
+_path_pattern = re.compile(r"at `\$\.?([^`]*)`")
+_field_pattern = re.compile(r"field `([^`]+)`")
+_background: set[asyncio.Task[None]] = set()
+log = structlog.get_logger("kovra.requests")
+
+
+def services_of(request: Request[Any, Any, Any]) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def principal_of(request: Request[Any, Any, Any]) -> Principal:
+    principal: Principal = request.scope["state"]["principal"]
+    return principal
+
+
+def decode_body(raw: bytes, body_type: type[BodyT]) -> BodyT:
+    """The body as `body_type`, or a problem naming what is wrong and where."""
+    decoder = _decoders.get(body_type)
+    if decoder is None:
+        decoder = _decoders[body_type] = msgspec.json.Decoder(body_type)
+    try:
+        return decoder.decode(raw or b"{}")  # type: ignore[no-any-return]
+    except msgspec.ValidationError as error:
+        message = str(error)
+        field = _field_pattern.search(message) or _path_pattern.search(message)
+        name = field.group(1) if field and field.group(1) else "body"
+        raise ProblemError(
+            422,
+            "validation_error",
+            f"the request body is invalid: {message}",
+            errors=[FieldError(field=name, message=message.split(" - ", maxsplit=1)[0])],
+        ) from None
+    except msgspec.DecodeError as error:
+        raise ProblemError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+
+
+def json_response(
+    status: int, payload: msgspec.Struct, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    return Response(
+        content=_encoder.encode(payload),
+        status_code=status,
+        media_type=json_content_type,
+        headers=headers,
+    )
+
+
+Execute = Callable[[int], Awaitable[tuple[int, msgspec.Struct]]]
+
+
+async def idempotent(
+    request: Request[Any, Any, Any], *, kind: str, execute: Execute
+) -> Response[bytes]:
+    """Run `execute(object_id)` at most once per (tenant, Idempotency-Key) and body."""
+    services = services_of(request)
+    principal = principal_of(request)
+    key = request.headers.get(idempotency_header)
+    if key is None:
+        status, payload = await execute(
+            object_id_for(tenant_id=principal.tenant_id, kind=kind, idempotency_key=None)
+        )
+        return json_response(status, payload)
+    body = await request.body()
+    request_fingerprint = fingerprint(method=request.method, path=request.url.path, body=body)
+    try:
+        stored = await services.idempotency.begin(
+            tenant_id=principal.tenant_id, key=key, request_fingerprint=request_fingerprint
+        )
+    except ValueError as error:
+        raise ProblemError(
+            422,
+            "validation_error",
+            str(error),
+            errors=[FieldError(field="Idempotency-Key", message=str(error))],
+        ) from None
+    except IdempotencyConflict:
+        raise ProblemError(
+            409, "idempotency_conflict", "this Idempotency-Key was used with another request"
+        ) from None
+    except IdempotencyInProgressTimeout:
+        raise ProblemError(
+            409, "idempotency_in_progress", "a request with this Idempotency-Key is still running"
+        ) from None
+    if stored is not None:
+        return Response(
+            content=stored.body,
+            status_code=stored.status_code,
+            media_type=stored.content_type,
+            headers={"Idempotent-Replayed": "true"},
+        )
+    object_id = object_id_for(tenant_id=principal.tenant_id, kind=kind, idempotency_key=key)
+    try:
+        response = await _execute_to_response(request, execute, object_id)
+    except BaseException:
+        await services.idempotency.abandon(
+            tenant_id=principal.tenant_id, key=key, request_fingerprint=request_fingerprint
+        )
+        raise
+    await services.idempotency.complete(
+        tenant_id=principal.tenant_id,
+        key=key,
+        request_fingerprint=request_fingerprint,
+        response=response,
+    )
+    _persist(services, principal.tenant_id, key, request_fingerprint, response)
+    return Response(
+        content=response.body, status_code=response.status_code, media_type=response.content_type
+    )
+
+
+async def _execute_to_response(
+    request: Request[Any, Any, Any], execute: Execute, object_id: int
+) -> StoredResponse:
+    """Successes and 4xx problems are final answers to store; anything else propagates."""
+    try:
+        status, payload = await execute(object_id)
+    except LedgerError as error:
+        problem_error = from_ledger_error(error)
+    except ProblemError as error:
+        problem_error = error
+    else:
+        return StoredResponse(
+            status_code=status, body=_encoder.encode(payload), content_type=json_content_type
+        )
+    if problem_error.status >= 500:
+        raise problem_error
+    body = encode(
+        problem(
+            problem_error.status,
+            problem_error.code,
+            problem_error.detail,
+            errors=problem_error.errors,
+            request_id=request.headers.get("x-request-id", ""),
+        )
+    )
+    return StoredResponse(
+        status_code=problem_error.status, body=body, content_type=problem_content_type
+    )
+
+
+def _persist(
+    services: Services,
+    tenant_id: int,
+    key: str,
+    request_fingerprint: bytes,
+    response: StoredResponse,
+) -> None:
+    """Keep a durable copy of the record, off the request's critical path."""
+
+    async def write() -> None:
+        try:
+            await services.writer.write(
+                idempotency_insert,
+                (tenant_id, key, request_fingerprint, response.status_code, response.body),
+            )
+        except Exception:
+            log.exception("idempotency_record_not_persisted", tenant_id=tenant_id)
+
+    task = asyncio.get_running_loop().create_task(write())
+    _background.add(task)
+    task.add_done_callback(_background.discard)

@@ -1,0 +1,100 @@
+"""Balances and statements: reads served from TigerBeetle alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+
+from gateway import wire
+from gateway.ids import encode_id, utc_from_ns
+from gateway.problems import FieldError, ProblemError
+from gateway.requests import json_response, principal_of, services_of
+from ledger.statements import StatementEntry, statement_limit_max
+
+statement_limit_default = 100
+_object_prefixes = {
+    "deposit": "dep",
+    "hold": "hold",
+    "liquidity_funding": "fund",
+}
+
+
+@get("/v1/balances", summary="Balances of every wallet", tags=["balances"])
+async def list_balances(request: Request[Any, Any, Any]) -> Response[bytes]:
+    services = services_of(request)
+    balances = await services.statements.balances(principal_of(request).tenant_id)
+    return json_response(
+        200,
+        wire.BalanceList(
+            data=[
+                wire.Balance(
+                    currency=b.currency, available=b.available, pending=b.pending, posted=b.posted
+                )
+                for b in balances
+            ]
+        ),
+    )
+
+
+@get("/v1/statements", summary="Ledger history of one wallet", tags=["statements"])
+async def read_statement(
+    request: Request[Any, Any, Any],
+    currency: str,
+    limit: int = statement_limit_default,
+    cursor: str | None = None,
+) -> Response[bytes]:
+    services = services_of(request)
+    if not 0 < limit <= statement_limit_max:
+        raise ProblemError(
+            422,
+            "validation_error",
+            "limit is out of range",
+            errors=[
+                FieldError(field="limit", message=f"must be between 1 and {statement_limit_max}")
+            ],
+        )
+    after_ns = _decode_cursor(cursor)
+    currency_code = services.ledger.currencies.get(currency).code
+    statement = await services.statements.statement(
+        tenant_id=principal_of(request).tenant_id,
+        currency_code=currency_code,
+        limit=limit,
+        after_ns=after_ns,
+    )
+    return json_response(
+        200,
+        wire.StatementPage(
+            data=[_entry(entry, currency_code) for entry in statement.entries],
+            next_cursor=None if statement.next_cursor is None else str(statement.next_cursor),
+        ),
+    )
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit() or len(cursor) > 20:
+        raise ProblemError(
+            422,
+            "validation_error",
+            "cursor is not one Kovra returned",
+            errors=[FieldError(field="cursor", message="use next_cursor from the previous page")],
+        )
+    return int(cursor)
+
+
+def _entry(entry: StatementEntry, currency: str) -> wire.StatementEntry:
+    prefix = _object_prefixes.get(entry.kind, "obj")
+    return wire.StatementEntry(
+        id=f"ltr_{entry.transfer_id:032x}",
+        object_id=encode_id(prefix, entry.object_id),
+        type=entry.kind,
+        direction=entry.direction,  # type: ignore[arg-type]
+        amount=entry.amount,
+        currency=currency,
+        status=entry.status,
+        balance_posted=entry.balance_posted,
+        balance_pending=entry.balance_pending,
+        created_at=utc_from_ns(entry.timestamp_ns),
+    )

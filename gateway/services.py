@@ -1,0 +1,103 @@
+"""The per-process connections a gateway or worker needs, opened and closed together.
+
+One ledger client (shared by every request: the TigerBeetle client batches concurrent
+calls), one asyncpg pool, one Redis client, one batch writer per process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as redis_asyncio
+
+from gateway.db.batch import BatchWriter
+from gateway.idempotency import IdempotencyStore
+from gateway.ratelimit import RateLimiter
+from gateway.settings import Settings
+from ledger.client import LedgerClient
+from ledger.currencies import CurrencyRegistry
+from ledger.embedded import EmbeddedClient
+from ledger.service import Ledger
+from ledger.statements import Statements
+from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
+
+default_database_url = "postgresql://postgres@127.0.0.1:5432/kovra"
+default_redis_url = "redis://127.0.0.1:6379/0"
+database_command_timeout_seconds = 10
+redis_socket_timeout_seconds = 5
+
+
+def open_ledger_client(settings: Settings) -> LedgerClient:
+    """A real cluster with TB_ADDRESSES, the shared ledger server with KOVRA_LEDGER_ADDRESS,
+    else the embedded engine journaling under the data directory (single process)."""
+    if settings.tb_addresses:
+        return TigerBeetleClient(
+            TigerBeetleSettings(
+                addresses=settings.tb_addresses,
+                cluster_id=settings.tb_cluster_id,
+                timeout_ms=settings.ledger_timeout_ms,
+            )
+        )
+    if settings.ledger_address:
+        from ledger.remote.client import RemoteLedgerClient  # noqa: PLC0415 - optional backend.
+
+        return RemoteLedgerClient(settings.ledger_address, timeout_ms=settings.ledger_timeout_ms)
+    return EmbeddedClient(settings.ledger_journal)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    ledger_client: LedgerClient
+    ledger: Ledger
+    statements: Statements
+    pool: asyncpg.Pool
+    redis: redis_asyncio.Redis
+    writer: BatchWriter
+    limiter: RateLimiter
+    idempotency: IdempotencyStore
+
+    async def close(self) -> None:
+        await self.writer.drain()
+        await self.pool.close()
+        await self.redis.aclose()
+        await self.ledger_client.close()
+
+
+async def open_services(settings: Settings) -> Services:
+    """Open every connection; on failure close what was opened and re-raise."""
+    ledger_client = open_ledger_client(settings)
+    try:
+        pool = await asyncpg.create_pool(
+            settings.database_url or default_database_url,
+            min_size=1,
+            max_size=settings.database_pool_size,
+            command_timeout=database_command_timeout_seconds,
+        )
+    except BaseException:
+        await ledger_client.close()
+        raise
+    redis = redis_asyncio.Redis.from_url(
+        settings.redis_url or default_redis_url,
+        socket_timeout=redis_socket_timeout_seconds,
+        socket_connect_timeout=redis_socket_timeout_seconds,
+    )
+    ledger = Ledger(ledger_client, CurrencyRegistry(settings.currencies))
+    services = Services(
+        settings=settings,
+        ledger_client=ledger_client,
+        ledger=ledger,
+        statements=Statements(ledger),
+        pool=pool,
+        redis=redis,
+        writer=BatchWriter(pool),
+        limiter=RateLimiter(redis),
+        idempotency=IdempotencyStore(redis),
+    )
+    try:
+        await ledger.open_platform_accounts()
+    except BaseException:
+        await services.close()
+        raise
+    return services

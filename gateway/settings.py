@@ -1,0 +1,154 @@
+"""Kovra's configuration: environment variables, validated once at start.
+
+Every bad value is reported, each naming its variable, before anything starts: a typo in
+production must stop the process, not surface later as a strange failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from ledger.currencies import CurrencyRegistry
+from ledger.errors import LedgerError
+from ledger.tigerbeetle_client import timeout_ms_default, timeout_ms_max
+
+environments = ("sandbox", "production")
+admin_token_length_min = 32
+jwt_secret_length_min = 32
+request_body_bytes_default = 64 * 1024
+request_body_bytes_max = 16 * 1024 * 1024
+database_pool_size_default = 10
+database_pool_size_max = 100
+log_levels = ("debug", "info", "warning", "error")
+
+
+class SettingsError(ValueError):
+    """One or more environment variables are invalid; the message names each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    environment: str
+    database_url: str | None
+    redis_url: str | None
+    tb_addresses: str | None
+    tb_cluster_id: int
+    ledger_address: str | None
+    ledger_timeout_ms: int
+    data_dir: Path
+    admin_token: str | None
+    jwt_secret: str | None
+    currencies: tuple[str, ...]
+    request_body_bytes_max: int
+    database_pool_size: int
+    log_level: str
+    in_process_worker: bool
+
+    @property
+    def sandbox(self) -> bool:
+        return self.environment == "sandbox"
+
+    @property
+    def ledger_journal(self) -> Path:
+        return self.data_dir / "ledger.journal"
+
+    @property
+    def ledger_is_shared(self) -> bool:
+        """Whether several processes can use the ledger (a cluster or the ledger server)."""
+        return bool(self.tb_addresses or self.ledger_address)
+
+
+class _Reader:
+    """Reads variables and collects every problem instead of stopping at the first."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str | None:
+        value = self.environ.get(name, "").strip()
+        return value or None
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be an integer, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self.text(name) or default).lower()
+        if value not in choices:
+            self.problems.append(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def secret(self, name: str, length_min: int) -> str | None:
+        value = self.text(name)
+        if value is not None and len(value) < length_min:
+            self.problems.append(f"{name} must be at least {length_min} characters long")
+        return value
+
+    def url(self, name: str, schemes: tuple[str, ...]) -> str | None:
+        value = self.text(name)
+        if value is not None and not value.startswith(schemes):
+            self.problems.append(f"{name} must start with {' or '.join(schemes)}")
+        return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the environment; `SettingsError` lists every invalid variable."""
+    reader = _Reader(os.environ if environ is None else environ)
+    environment = reader.choice("KOVRA_ENV", "sandbox", environments)
+    currencies: tuple[str, ...] = ()
+    try:
+        currencies = tuple(
+            c.code for c in CurrencyRegistry.from_environment(reader.environ).enabled()
+        )
+    except LedgerError as error:
+        reader.problems.append(f"KOVRA_CURRENCIES: {error.detail}")
+    settings = Settings(
+        environment=environment,
+        database_url=reader.url("DATABASE_URL", ("postgres://", "postgresql://")),
+        redis_url=reader.url("REDIS_URL", ("redis://", "rediss://", "unix://")),
+        tb_addresses=reader.text("TB_ADDRESSES"),
+        tb_cluster_id=reader.integer("TB_CLUSTER_ID", 0, 0, (1 << 128) - 1),
+        ledger_address=reader.text("KOVRA_LEDGER_ADDRESS"),
+        ledger_timeout_ms=reader.integer(
+            "KOVRA_LEDGER_TIMEOUT_MS", timeout_ms_default, 1, timeout_ms_max
+        ),
+        data_dir=Path(reader.text("KOVRA_DATA_DIR") or ".kovra"),
+        admin_token=reader.secret("KOVRA_ADMIN_TOKEN", admin_token_length_min),
+        jwt_secret=reader.secret("KOVRA_JWT_SECRET", jwt_secret_length_min),
+        currencies=currencies,
+        request_body_bytes_max=reader.integer(
+            "KOVRA_REQUEST_BODY_BYTES_MAX",
+            request_body_bytes_default,
+            1024,
+            request_body_bytes_max,
+        ),
+        database_pool_size=reader.integer(
+            "KOVRA_DATABASE_POOL_SIZE", database_pool_size_default, 1, database_pool_size_max
+        ),
+        log_level=reader.choice("KOVRA_LOG_LEVEL", "info", log_levels),
+        in_process_worker=reader.choice("KOVRA_IN_PROCESS_WORKER", "0", ("0", "1")) == "1",
+    )
+    if settings.tb_addresses and settings.ledger_address:
+        reader.problems.append("set TB_ADDRESSES or KOVRA_LEDGER_ADDRESS, not both")
+    if environment == "production" and not settings.tb_addresses:
+        reader.problems.append("TB_ADDRESSES is required when KOVRA_ENV=production")
+    if reader.problems:
+        raise SettingsError(reader.problems)
+    return settings

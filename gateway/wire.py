@@ -1,0 +1,190 @@
+"""The JSON shapes of the tenant and admin APIs: msgspec Structs and their constraints.
+
+Every request Struct forbids unknown fields and bounds every string and number, so bad
+input is refused with the offending field named before anything happens.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from ledger.service import amount_minor_max, hold_timeout_seconds_max
+
+CurrencyCode = Annotated[str, Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code")]
+AmountMinor = Annotated[
+    int, Meta(ge=1, le=amount_minor_max, description="integer amount in minor units")
+]
+Reference = Annotated[str, Meta(min_length=1, max_length=140)]
+TimeoutSeconds = Annotated[int, Meta(ge=0, le=hold_timeout_seconds_max)]
+Tier = Literal["starter", "growth", "enterprise"]
+Role = Literal["admin", "operator", "read_only"]
+Region = Literal["EU", "UK", "ID"]
+PolicyName = Annotated[str, Meta(min_length=1, max_length=64)]
+TenantName = Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class DepositCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    currency: CurrencyCode
+    amount: AmountMinor
+    reference: Reference | None = None
+
+
+class HoldCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    currency: CurrencyCode
+    amount: AmountMinor
+    timeout_seconds: TimeoutSeconds = 0
+    reference: Reference | None = None
+
+
+class HoldCapture(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    amount: AmountMinor | None = None
+
+
+class HoldVoid(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Voiding takes no fields; an empty object (or no body) is accepted."""
+
+
+class TenantCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: TenantName
+    tier: Tier = "starter"
+    compliance_region: Region = "EU"
+
+
+class ApiKeyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    role: Role = "operator"
+
+
+class PoliciesUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pricing_policy: PolicyName
+    limit_policy: PolicyName
+
+
+class LimitPolicyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: PolicyName
+    requests_per_minute: Annotated[int, Meta(ge=1, le=60_000)]
+    daily_limit_usd_minor: Annotated[int, Meta(ge=0, le=10**15)]
+
+
+class PricingPolicyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: PolicyName
+    margin_bps: Annotated[int, Meta(ge=0, le=10_000)]
+    fee_bps: Annotated[int, Meta(ge=0, le=10_000)] = 0
+    fee_fixed_usd_minor: Annotated[int, Meta(ge=0, le=10**9)] = 0
+
+
+class TenantStatusUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    status: Literal["active", "frozen"]
+
+
+class LiquidityFund(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    currency: CurrencyCode
+    amount: AmountMinor
+    reference: Reference | None = None
+
+
+class Balance(msgspec.Struct, frozen=True, kw_only=True):
+    currency: str
+    available: int
+    pending: int
+    posted: int
+
+
+class BalanceList(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[Balance]
+
+
+class Deposit(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    object: str = "deposit"
+    currency: str
+    amount: int
+    reference: str | None
+    status: str
+    created_at: datetime.datetime
+
+
+class Hold(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    object: str = "hold"
+    currency: str
+    amount: int
+    captured_amount: int
+    status: Literal["pending", "captured", "voided", "expired"]
+    timeout_seconds: int
+    expires_at: datetime.datetime | None
+    reference: str | None
+    created_at: datetime.datetime
+
+
+class StatementEntry(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    object_id: str
+    type: str
+    direction: Literal["credit", "debit"]
+    amount: int
+    currency: str
+    status: str
+    balance_posted: int
+    balance_pending: int
+    created_at: datetime.datetime
+
+
+class StatementPage(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[StatementEntry]
+    next_cursor: str | None
+
+
+class Tenant(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    name: str
+    tier: str
+    pricing_policy: str
+    limit_policy: str
+    compliance_region: str
+    status: str
+    requests_per_minute: int
+    daily_limit_usd_minor: int
+    margin_bps: int
+    created_at: datetime.datetime
+
+
+class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    tenant_id: int
+    role: str
+    prefix: str
+    created_at: datetime.datetime
+    revoked_at: datetime.datetime | None
+    secret: str | None = None
+
+
+class TenantCreated(msgspec.Struct, frozen=True, kw_only=True):
+    tenant_id: int
+    api_key: str
+    tenant: Tenant
+
+
+class Policy(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    name: str
+    kind: Literal["limit", "pricing"]
+
+
+class Funding(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    currency: str
+    amount: int
+    created_at: datetime.datetime
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    status: str
+
+
+class Readiness(msgspec.Struct, frozen=True, kw_only=True):
+    status: str
+    checks: dict[str, str]

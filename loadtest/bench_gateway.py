@@ -1,0 +1,318 @@
+"""`python -m loadtest.bench_gateway`: POST /v1/holds against a bare echo endpoint, one run.
+
+Starts Postgres-backed Kovra (`kovra serve`, granian + uvloop) and the bare msgspec echo app
+(`loadtest.echo`) with the same server settings, drives both with the same wrk load
+(connections, threads, duration) and prints holds/s and latency p50/p95 of each and the
+ratio. Setup goes through the admin API: a tenant whose limit policy does not throttle the
+run, a deposit large enough for every hold. Needs `wrk` (Debian package) and the local
+Postgres and Redis; with TB_ADDRESSES the ledger is a real cluster, with --workers > 1 and no
+cluster the shared embedded ledger server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import msgspec
+
+repository = Path(__file__).resolve().parents[1]
+admin_token = "bench-admin-" + secrets.token_hex(24)
+startup_timeout_seconds = 60
+hold_body = b'{"currency": "EUR", "amount": 1, "reference": "bench"}'
+wrk_script = """
+wrk.method = "POST"
+wrk.body = [[BODY]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer KEY"
+done = function(summary, latency, requests)
+  io.write(string.format(
+    '{"requests": %d, "seconds": %f, "non_2xx": %d, "socket_errors": %d, '
+    .. '"p50_ms": %f, "p95_ms": %f, "p99_ms": %f}\\n',
+    summary.requests, summary.duration / 1e6, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000))
+end
+"""
+
+
+class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
+    requests: int
+    seconds: float
+    non_2xx: int
+    socket_errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + startup_timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} never answered")
+
+
+@contextmanager
+def _process(command: list[str], environment: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        command,
+        env=environment,
+        cwd=repository,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run_wrk(
+    url: str, *, api_key: str, connections: int, threads: int, seconds: int, directory: Path
+) -> LoadResult:
+    script = directory / "post.lua"
+    script.write_text(wrk_script.replace("BODY", hold_body.decode()).replace("KEY", api_key))
+    output = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    line = next(line for line in output.splitlines() if line.startswith("{"))
+    return msgspec.json.decode(line, type=LoadResult)
+
+
+def _granian(target: str, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--loop",
+        "uvloop",
+        "--factory",
+        "--workers",
+        str(workers),
+        "--port",
+        str(port),
+        "--no-access-log",
+        target,
+    ]
+
+
+def _prepare_tenant(base: str) -> str:
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    policy = f"bench-{secrets.token_hex(4)}"
+    httpx.post(
+        f"{base}/admin/v1/limit-policies",
+        headers=admin,
+        timeout=30,
+        json={
+            "name": policy,
+            "requests_per_minute": 60_000,
+            "daily_limit_usd_minor": 10**15,
+        },
+    ).raise_for_status()
+    created = httpx.post(
+        f"{base}/admin/v1/tenants",
+        headers=admin,
+        timeout=30,
+        json={"name": "bench", "tier": "enterprise"},
+    )
+    created.raise_for_status()
+    tenant_id, api_key = created.json()["tenant_id"], created.json()["api_key"]
+    httpx.put(
+        f"{base}/admin/v1/tenants/{tenant_id}/policies",
+        headers=admin,
+        timeout=30,
+        json={"pricing_policy": "enterprise", "limit_policy": policy},
+    ).raise_for_status()
+    httpx.post(
+        f"{base}/v1/deposits",
+        headers={"Authorization": f"Bearer {api_key}"},
+        json={"currency": "EUR", "amount": 10**15},
+        timeout=30,
+    ).raise_for_status()
+    return str(api_key)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--json", action="store_true")
+    arguments = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed (apt-get install wrk)")
+    with tempfile.TemporaryDirectory(prefix="kovra-bench-") as folder:
+        directory = Path(folder)
+        results = _run(arguments, directory)
+    ratio = results["gateway"].per_second / results["echo"].per_second
+    if arguments.json:
+        print(
+            json.dumps(
+                {
+                    name: {**msgspec.to_builtins(r), "per_second": r.per_second}
+                    for name, r in results.items()
+                }
+                | {"ratio": ratio}
+            )
+        )
+        return
+    for name, result in results.items():
+        print(
+            f"{name:<8} {result.per_second:>9,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+            f"p95 {result.p95_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+            f"non-2xx {result.non_2xx}  socket errors {result.socket_errors}"
+        )
+    print(
+        f"ratio gateway/echo: {ratio:.2f} ({arguments.workers} worker(s), "
+        f"{arguments.connections} connections, {arguments.threads} wrk threads, "
+        f"{arguments.seconds} s, {os.cpu_count()} cores)"
+    )
+
+
+def _run(arguments: argparse.Namespace, directory: Path) -> dict[str, LoadResult]:
+    import asyncio  # noqa: PLC0415
+
+    import asyncpg  # noqa: PLC0415
+
+    database = f"kovra_bench_{secrets.token_hex(4)}"
+    admin_url = os.environ.get(
+        "KOVRA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    database_url = admin_url.rsplit("/", 1)[0] + f"/{database}"
+
+    async def database_command(sql: str) -> None:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(database_command(f'CREATE DATABASE "{database}"'))
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KOVRA_ADMIN_TOKEN": admin_token,
+        "REDIS_URL": os.environ.get("KOVRA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10"),
+        "KOVRA_DATA_DIR": str(directory / "data"),
+        "KOVRA_LOG_LEVEL": "warning",
+        "PYTHONPATH": str(repository),
+    }
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "migrate"],
+            env=environment,
+            check=True,
+            cwd=repository,
+        )
+        return _measure(arguments, directory, environment)
+    finally:
+        asyncio.run(database_command(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+def _measure(
+    arguments: argparse.Namespace, directory: Path, environment: dict[str, str]
+) -> dict[str, LoadResult]:
+    load = {
+        "connections": arguments.connections,
+        "threads": arguments.threads,
+        "seconds": arguments.seconds,
+        "directory": directory,
+    }
+    results: dict[str, LoadResult] = {}
+    echo_port = _free_port()
+    with _process(
+        _granian("loadtest.echo:create_echo_app", echo_port, arguments.workers), environment
+    ) as echo:
+        _wait_healthy(f"http://127.0.0.1:{echo_port}/echo", echo)
+        results["echo"] = run_wrk(f"http://127.0.0.1:{echo_port}/echo", api_key="none", **load)
+    with _ledger(arguments.workers, environment, directory):
+        port = _free_port()
+        with _process(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(arguments.workers),
+            ],
+            environment,
+        ) as gateway:
+            base = f"http://127.0.0.1:{port}"
+            _wait_healthy(f"{base}/health", gateway)
+            api_key = _prepare_tenant(base)
+            results["gateway"] = run_wrk(f"{base}/v1/holds", api_key=api_key, **load)
+    return results
+
+
+@contextmanager
+def _ledger(workers: int, environment: dict[str, str], directory: Path) -> Iterator[None]:
+    """Several workers without a cluster share the embedded ledger through its server."""
+    if workers == 1 or environment.get("TB_ADDRESSES"):
+        yield
+        return
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "ledger-server",
+        "--address",
+        f"127.0.0.1:{port}",
+        "--journal",
+        str(directory / "ledger.journal"),
+    ]
+    with _process(command, environment):
+        time.sleep(2)
+        environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{port}"
+        yield
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The bare ceiling: a Litestar app with one msgspec echo endpoint and nothing else.
+
+Served by granian with the very same settings as the gateway, it measures what the server,
+the framework and msgspec cost on this machine, so the gateway's figures can be read as a
+ratio of that ceiling rather than as absolute numbers of a shared two-core box.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Litestar, Request, Response, post
+from msgspec import Meta
+
+
+class EchoBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    currency: Annotated[str, Meta(pattern="^[A-Za-z]{3}$")]
+    amount: Annotated[int, Meta(ge=1)]
+    reference: Annotated[str, Meta(max_length=140)] | None = None
+
+
+_decoder = msgspec.json.Decoder(EchoBody)
+_encoder = msgspec.json.Encoder()
+
+
+@post("/echo")
+async def echo(request: Request[Any, Any, Any]) -> Response[bytes]:
+    body = _decoder.decode(await request.body())
+    return Response(content=_encoder.encode(body), status_code=201, media_type="application/json")
+
+
+def create_echo_app() -> Litestar:
+    return Litestar(route_handlers=[echo])

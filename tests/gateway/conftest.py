@@ -1,0 +1,43 @@
+"""Postgres for gateway tests: a fresh database per test on the local server, dropped after."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from gateway.db.migrate import migrate
+
+postgres_admin_url = os.environ.get(
+    "KOVRA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def database_url(name: str) -> str:
+    return postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+async def empty_database() -> AsyncIterator[str]:
+    """The URL of a new, empty database, dropped after the test."""
+    name = f"kovra_test_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield database_url(name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(empty_database: str) -> AsyncIterator[asyncpg.Pool]:
+    await migrate(empty_database)
+    created = await asyncpg.create_pool(empty_database, min_size=1, max_size=5)
+    try:
+        yield created
+    finally:
+        await created.close()

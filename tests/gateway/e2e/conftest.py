@@ -1,0 +1,211 @@
+"""A real Kovra deployment for end-to-end tests, started once per test session.
+
+- Postgres: a fresh database on the local server (`KOVRA_TEST_POSTGRES_URL`, default
+  postgresql://postgres@127.0.0.1:5432/postgres), migrated by `kovra migrate`, dropped after.
+- Redis: database 14 of the local server (`KOVRA_TEST_REDIS_URL`), flushed first.
+- Ledger: a real cluster when `TB_ADDRESSES` is set, else `kovra ledger-server` (the embedded
+  engine shared over a socket) so that several gateway workers can share it.
+- Gateway: `kovra serve --workers 2` as a separate process, like production.
+
+Nothing is mocked: tests speak HTTP to the server and the server speaks to real services.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+repository = Path(__file__).resolve().parents[3]
+kovra = [sys.executable, "-m", "gateway.cli"]
+startup_timeout_seconds = 60
+admin_token = "e2e-admin-" + "x" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(url: str, *, timeout_seconds: float, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become healthy in {timeout_seconds} s")
+
+
+def wait_for_port(port: int, *, timeout_seconds: float, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"port {port}: the process exited with {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port} after {timeout_seconds} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@dataclass
+class Deployment:
+    base_url: str
+    environment: dict[str, str]
+    database_url: str
+    log_path: Path
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {admin_token}"}
+
+    def tenant(self, *, name: str = "e2e", tier: str = "enterprise") -> tuple[int, str]:
+        """A new tenant through the admin API: its id and admin API key."""
+        response = httpx.post(
+            f"{self.base_url}/admin/v1/tenants",
+            headers=self.admin(),
+            json={"name": name, "tier": tier},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return int(body["tenant_id"]), str(body["api_key"])
+
+    def deposit(self, api_key: str, currency: str, amount: int) -> None:
+        response = httpx.post(
+            f"{self.base_url}/v1/deposits",
+            json={"currency": currency, "amount": amount},
+            headers=bearer(api_key),
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+
+
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def base_environment(tmp: Path, database_url: str, redis_url: str) -> dict[str, str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("KOVRA_", "PROMETHEUS_"))
+    }
+    environment.update(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "KOVRA_ENV": "sandbox",
+            "KOVRA_ADMIN_TOKEN": admin_token,
+            "KOVRA_DATA_DIR": str(tmp / "data"),
+            "KOVRA_JWT_SECRET": "e2e-jwt-secret-" + "y" * 40,
+            "PYTHONPATH": str(repository),
+            "KOVRA_LOG_LEVEL": "warning",
+        }
+    )
+    return environment
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    import asyncio  # noqa: PLC0415
+
+    tmp = tmp_path_factory.mktemp("deployment")
+    postgres_admin = os.environ.get(
+        "KOVRA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    database = f"kovra_e2e_{secrets.token_hex(4)}"
+    database_url = postgres_admin.rsplit("/", 1)[0] + f"/{database}"
+    redis_url = os.environ.get("KOVRA_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+    asyncio.run(_create_database(postgres_admin, database))
+    import redis  # noqa: PLC0415
+
+    redis.Redis.from_url(redis_url).flushdb()
+    environment = base_environment(tmp, database_url, redis_url)
+    processes: list[subprocess.Popen[bytes]] = []
+    log_path = tmp / "server.log"
+    log = log_path.open("wb")
+    try:
+        subprocess.run(
+            [*kovra, "migrate"], env=environment, check=True, cwd=repository, timeout=120
+        )
+        if not environment.get("TB_ADDRESSES"):
+            ledger_port = free_port()
+            ledger = subprocess.Popen(
+                [
+                    *kovra,
+                    "ledger-server",
+                    "--address",
+                    f"127.0.0.1:{ledger_port}",
+                    "--journal",
+                    str(tmp / "ledger.journal"),
+                ],
+                env=environment,
+                cwd=repository,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            processes.append(ledger)
+            wait_for_port(ledger_port, timeout_seconds=startup_timeout_seconds, process=ledger)
+            environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{ledger_port}"
+        port = free_port()
+        server = subprocess.Popen(
+            [*kovra, "serve", "--workers", "2", "--port", str(port)],
+            env=environment,
+            cwd=repository,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(server)
+        base_url = f"http://127.0.0.1:{port}"
+        wait_for(f"{base_url}/health", timeout_seconds=startup_timeout_seconds, process=server)
+        yield Deployment(
+            base_url=base_url, environment=environment, database_url=database_url, log_path=log_path
+        )
+    finally:
+        for process in reversed(processes):
+            stop(process)
+        log.close()
+        asyncio.run(_drop_database(postgres_admin, database))

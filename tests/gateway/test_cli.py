@@ -1,0 +1,88 @@
+"""The `kovra` command through a real process: refusing several workers on the embedded
+ledger, naming bad settings, and onboarding a tenant with `tenant create --json` against
+real Postgres and Redis (the printed key then works through the gateway's auth)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as redis_asyncio
+
+from gateway.db.migrate import migrate
+from gateway.ratelimit import RateLimiter
+
+repository = Path(__file__).resolve().parents[2]
+kovra = [sys.executable, "-m", "gateway.cli"]
+
+
+def _run(arguments: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KOVRA_", "TB_"))}
+    return subprocess.run(
+        [*kovra, *arguments],
+        env={**base, **environment, "PYTHONPATH": str(repository)},
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_serve_refuses_several_workers_on_the_embedded_ledger() -> None:
+    result = _run(["serve", "--workers", "2"], {})
+    assert result.returncode == 2
+    assert "TB_ADDRESSES" in result.stderr
+    assert "KOVRA_LEDGER_ADDRESS" in result.stderr
+
+
+def test_bad_settings_are_named_before_anything_starts() -> None:
+    result = _run(["migrate"], {"KOVRA_ENV": "staging", "TB_CLUSTER_ID": "x"})
+    assert result.returncode == 2
+    assert "KOVRA_ENV" in result.stderr
+    assert "TB_CLUSTER_ID" in result.stderr
+
+
+async def test_tenant_create_prints_a_working_key(empty_database: str, tmp_path: Path) -> None:
+    await migrate(empty_database)
+    environment = {
+        "DATABASE_URL": empty_database,
+        "REDIS_URL": "redis://127.0.0.1:6379/12",
+        "KOVRA_DATA_DIR": str(tmp_path),
+    }
+    result = _run(["tenant", "create", "--name", "Acme", "--tier", "growth", "--json"], environment)
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert set(created) == {"tenant_id", "api_key"}
+    connection = await asyncpg.connect(empty_database)
+    try:
+        tenant = await connection.fetchrow(
+            """SELECT t.name, l.name AS tier FROM tenants t
+               JOIN limit_policies l ON l.id = t.limit_policy_id WHERE t.id = $1""",
+            created["tenant_id"],
+        )
+        assert tenant is not None
+        assert (tenant["name"], tenant["tier"]) == ("Acme", "growth")
+        actions = await connection.fetch("SELECT actor, action FROM admin_actions ORDER BY id")
+        assert [row["action"] for row in actions] == ["tenant.create", "api_key.create"]
+        assert all(row["actor"].startswith("cli:") for row in actions)
+    finally:
+        await connection.close()
+    redis = redis_asyncio.Redis.from_url("redis://127.0.0.1:6379/12")
+    try:
+        outcome = await RateLimiter(redis).authenticate_api_key(
+            key_hash_hex=hashlib.sha256(created["api_key"].encode()).hexdigest()
+        )
+        assert outcome.principal is not None
+        assert outcome.principal.tenant_id == created["tenant_id"]
+        assert outcome.principal.role == "admin"
+    finally:
+        await redis.aclose()
+    funded = _run(["liquidity", "fund", "EUR", "100000"], environment)
+    assert funded.returncode == 0, funded.stderr
+    assert "funded 100000" in funded.stdout

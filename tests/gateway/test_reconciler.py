@@ -1,0 +1,69 @@
+"""The reconciler settles rows a crash left between Postgres and the ledger: a hold row
+whose ledger transfer never happened is marked `abandoned`; one whose transfer exists gets
+its creation event; rows younger than the settling delay are left alone."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from gateway.db.migrate import migrate
+from gateway.reconciler import reconcile_once
+from gateway.services import open_services
+from gateway.settings import load_settings
+from ledger.transfers import Leg, new_object_id, transfer_id
+
+
+async def test_rows_left_mid_way_are_settled(empty_database: str, tmp_path: Path) -> None:
+    await migrate(empty_database)
+    settings = load_settings(
+        {
+            "DATABASE_URL": empty_database,
+            "REDIS_URL": "redis://127.0.0.1:6379/11",
+            "KOVRA_DATA_DIR": str(tmp_path),
+            "KOVRA_CURRENCIES": "EUR",
+        }
+    )
+    services = await open_services(settings)
+    try:
+        tenant_id = 7
+        await services.ledger.open_tenant_accounts(tenant_id)
+        await services.ledger.deposit(
+            tenant_id=tenant_id, deposit_id=new_object_id(), currency_code="EUR", amount_minor=1_000
+        )
+        held, lost, young = new_object_id(), new_object_id(), new_object_id()
+        await services.ledger.hold(
+            tenant_id=tenant_id, hold_id=held, currency_code="EUR", amount_minor=100
+        )
+        ages = (
+            (held, timedelta(minutes=2)),
+            (lost, timedelta(minutes=2)),
+            (young, timedelta(seconds=1)),
+        )
+        for object_id, age in ages:
+            await services.pool.execute(
+                """INSERT INTO holds (id, compliance_region, tenant_id, currency, amount_minor,
+                                      timeout_seconds, created_at)
+                   VALUES ($1, 'EU', $2, 'EUR', 100, 0, now() - $3::interval)""",
+                uuid.UUID(int=object_id),
+                tenant_id,
+                age,
+            )
+        assert await reconcile_once(services) == 1
+        await services.writer.drain()
+        states = {
+            row["id"].int: row["rejected_code"]
+            for row in await services.pool.fetch("SELECT id, rejected_code FROM holds")
+        }
+        assert states == {held: None, lost: "abandoned", young: None}
+        events = await services.pool.fetch("SELECT id, type, object_id, payload FROM events")
+        assert [(e["id"].int, e["type"], e["object_id"].int) for e in events] == [
+            (transfer_id(object_id=held, leg=Leg.HOLD), "hold.created", held)
+        ]
+        assert json.loads(events[0]["payload"])["recovered"] is True
+        # A second pass has nothing left to do: the watermark moved past both rows.
+        assert await reconcile_once(services) == 0
+    finally:
+        await services.close()

@@ -1,0 +1,53 @@
+"""Configuration is validated at start: every bad variable is reported by name, at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.settings import SettingsError, load_settings
+
+
+def test_defaults_are_a_sandbox_on_embedded_services() -> None:
+    settings = load_settings({})
+    assert settings.sandbox
+    assert settings.tb_addresses is None
+    assert not settings.ledger_is_shared
+    assert settings.currencies == ("DKK", "EUR", "GBP", "IDR", "SEK", "USD")
+    assert str(settings.ledger_journal) == ".kovra/ledger.journal"
+
+
+def test_every_bad_variable_is_named() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(
+            {
+                "KOVRA_ENV": "staging",
+                "TB_CLUSTER_ID": "abc",
+                "KOVRA_ADMIN_TOKEN": "short",
+                "DATABASE_URL": "mysql://x",
+                "KOVRA_CURRENCIES": "EUR,XXX",
+                "KOVRA_REQUEST_BODY_BYTES_MAX": "10",
+                "KOVRA_LEDGER_TIMEOUT_MS": "0",
+            }
+        )
+    message = str(raised.value)
+    for name in (
+        "KOVRA_ENV",
+        "TB_CLUSTER_ID",
+        "KOVRA_ADMIN_TOKEN",
+        "DATABASE_URL",
+        "KOVRA_CURRENCIES",
+        "KOVRA_REQUEST_BODY_BYTES_MAX",
+        "KOVRA_LEDGER_TIMEOUT_MS",
+    ):
+        assert name in message, name
+    assert len(raised.value.problems) == 7
+
+
+def test_production_needs_a_cluster_and_one_ledger_only() -> None:
+    with pytest.raises(SettingsError, match="TB_ADDRESSES is required"):
+        load_settings({"KOVRA_ENV": "production"})
+    with pytest.raises(SettingsError, match="not both"):
+        load_settings({"TB_ADDRESSES": "3000", "KOVRA_LEDGER_ADDRESS": "127.0.0.1:3300"})
+    production = load_settings({"KOVRA_ENV": "production", "TB_ADDRESSES": "3000"})
+    assert production.ledger_is_shared
+    assert not production.sandbox
