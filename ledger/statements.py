@@ -8,6 +8,8 @@ A statement is the wallet's transfer history joined with the balance after each 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 import tigerbeetle as tb
 
@@ -35,7 +37,7 @@ class StatementEntry(msgspec.Struct, frozen=True, kw_only=True):
     transfer_id: int
     object_id: int
     kind: str
-    direction: str  # "credit" (money in) or "debit" (money out)
+    direction: Literal["credit", "debit"]  # Money in, money out.
     amount: int
     status: str  # "posted", "pending", "posting" (captures a hold) or "voiding"
     counterparty: str

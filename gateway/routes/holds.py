@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import tigerbeetle as tb
@@ -32,6 +32,8 @@ from gateway.requests import (
 from gateway.services import Services
 from ledger.errors import LedgerError
 from ledger.transfers import Leg, transfer_id
+
+HoldStatus = Literal["pending", "captured", "voided", "expired"]
 
 
 def _require_active(request: Request[Any, Any, Any]) -> None:
@@ -283,7 +285,7 @@ async def _load_hold(
         raise ProblemError(404, "not_found", f"no hold {encode_id('hold', hold_id)}")
     created_at = utc_from_ns(pending.timestamp)
     captured = by_id.get(ids[1])
-    status = "captured" if captured else "voided" if ids[2] in by_id else "pending"
+    status: HoldStatus = "captured" if captured else "voided" if ids[2] in by_id else "pending"
     expires_at = _expiry(created_at, pending.timeout)
     if status == "pending" and expires_at and expires_at.timestamp() <= time.time():
         status = "expired"
@@ -292,7 +294,7 @@ async def _load_hold(
         currency=row.currency,
         amount=pending.amount,
         captured_amount=captured.amount if captured else 0,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         timeout_seconds=pending.timeout,
         expires_at=expires_at,
         reference=row.reference,

@@ -90,7 +90,7 @@ def _entry(entry: StatementEntry, currency: str) -> wire.StatementEntry:
         id=f"ltr_{entry.transfer_id:032x}",
         object_id=encode_id(prefix, entry.object_id),
         type=entry.kind,
-        direction=entry.direction,  # type: ignore[arg-type]
+        direction=entry.direction,
         amount=entry.amount,
         currency=currency,
         status=entry.status,
