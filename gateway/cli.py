@@ -18,6 +18,7 @@ import msgspec
 
 from gateway.services import Services, open_services
 from gateway.settings import Settings, SettingsError, load_settings
+from ledger.embedded.journal import JournalInUse
 
 port_default = 8000
 workers_max = 64
@@ -36,7 +37,15 @@ def _actor() -> str:
 
 
 async def _with_services(settings: Settings, action: Callable[[Services], Awaitable[int]]) -> int:
-    services = await open_services(settings)
+    try:
+        services = await open_services(settings)
+    except JournalInUse:
+        print(
+            "the embedded ledger is in use by a running Kovra: use the admin API "
+            "(/admin/v1) instead, or share the ledger with TB_ADDRESSES or KOVRA_LEDGER_ADDRESS",
+            file=sys.stderr,
+        )
+        return 1
     try:
         return await action(services)
     finally:
