@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import msgspec
@@ -18,7 +19,8 @@ import tigerbeetle as tb
 from litestar import Request, Response, get, post
 
 from gateway import wire
-from gateway.db.money import deposit_insert, get_hold, hold_insert, mark_rejected
+from gateway.db.batch import BatchStatement
+from gateway.db.money import HoldRow, deposit_insert, get_hold, hold_insert, mark_rejected
 from gateway.db.records import event_insert
 from gateway.ids import as_uuid, decode_id, encode_id, utc_from_ns
 from gateway.problems import ProblemError
@@ -31,6 +33,7 @@ from gateway.requests import (
 )
 from gateway.services import Services
 from ledger.errors import LedgerError
+from ledger.service import Posted
 from ledger.transfers import Leg, transfer_id
 
 HoldStatus = Literal["pending", "captured", "voided", "expired"]
@@ -64,6 +67,33 @@ async def _event(
     )
 
 
+async def _record_then_move(
+    services: Services,
+    *,
+    statement: BatchStatement,
+    row: tuple[Any, ...],
+    region: str,
+    move: Callable[[], Awaitable[Posted]],
+) -> Posted:
+    """Write the intent row (batched), then move the money; a refusal is noted on the row.
+
+    The row comes first so that nothing the client sent is lost if the process dies between
+    the two writes: the reconciler then finds a row without a transfer and settles it.
+    """
+    await services.writer.write(statement, row)
+    try:
+        return await move()
+    except LedgerError as error:
+        await mark_rejected(
+            services.pool,
+            table=statement.table,
+            object_id=row[0],
+            compliance_region=region,
+            code=error.code,
+        )
+        raise
+
+
 # --------------------------------------------------------------------------------------
 # Deposits.
 
@@ -79,33 +109,26 @@ async def create_deposit(request: Request[Any, Any, Any]) -> Response[bytes]:
 
     async def execute(deposit_id: int) -> tuple[int, msgspec.Struct]:
         currency = services.ledger.currencies.get(body.currency)
-        await services.writer.write(
-            deposit_insert,
-            (
-                as_uuid(deposit_id),
-                principal.compliance_region,
-                principal.tenant_id,
-                currency.code,
-                body.amount,
-                body.reference,
-            ),
+        row = (
+            as_uuid(deposit_id),
+            principal.compliance_region,
+            principal.tenant_id,
+            currency.code,
+            body.amount,
+            body.reference,
         )
-        try:
-            posted = await services.ledger.deposit(
+        posted = await _record_then_move(
+            services,
+            statement=deposit_insert,
+            row=row,
+            region=principal.compliance_region,
+            move=lambda: services.ledger.deposit(
                 tenant_id=principal.tenant_id,
                 deposit_id=deposit_id,
                 currency_code=currency.code,
                 amount_minor=body.amount,
-            )
-        except LedgerError as error:
-            await mark_rejected(
-                services.pool,
-                table="deposits",
-                object_id=as_uuid(deposit_id),
-                compliance_region=principal.compliance_region,
-                code=error.code,
-            )
-            raise
+            ),
+        )
         deposit = wire.Deposit(
             id=encode_id("dep", deposit_id),
             currency=currency.code,
@@ -140,35 +163,28 @@ async def create_hold(request: Request[Any, Any, Any]) -> Response[bytes]:
 
     async def execute(hold_id: int) -> tuple[int, msgspec.Struct]:
         currency = services.ledger.currencies.get(body.currency)
-        await services.writer.write(
-            hold_insert,
-            (
-                as_uuid(hold_id),
-                principal.compliance_region,
-                principal.tenant_id,
-                currency.code,
-                body.amount,
-                body.timeout_seconds,
-                body.reference,
-            ),
+        row = (
+            as_uuid(hold_id),
+            principal.compliance_region,
+            principal.tenant_id,
+            currency.code,
+            body.amount,
+            body.timeout_seconds,
+            body.reference,
         )
-        try:
-            posted = await services.ledger.hold(
+        posted = await _record_then_move(
+            services,
+            statement=hold_insert,
+            row=row,
+            region=principal.compliance_region,
+            move=lambda: services.ledger.hold(
                 tenant_id=principal.tenant_id,
                 hold_id=hold_id,
                 currency_code=currency.code,
                 amount_minor=body.amount,
                 timeout_seconds=body.timeout_seconds,
-            )
-        except LedgerError as error:
-            await mark_rejected(
-                services.pool,
-                table="holds",
-                object_id=as_uuid(hold_id),
-                compliance_region=principal.compliance_region,
-                code=error.code,
-            )
-            raise
+            ),
+        )
         created_at = utc_from_ns(posted.timestamp_ns)
         hold = wire.Hold(
             id=encode_id("hold", hold_id),
@@ -240,7 +256,12 @@ async def _resolve_hold(
                 hold_id=hold_id,
                 currency_code=currency,
             )
-        hold = await _load_hold(services, request, hold_id)
+        row = await _hold_row(services, request, hold_id)
+        # A replay with the same id can only have posted the same amount (else: a conflict).
+        captured_amount = (pending.amount if amount is None else amount) if capture else None
+        hold = _hold_view(
+            hold_id, row, pending, captured_amount=captured_amount, voided=not capture
+        )
         await _event(
             services,
             event_id=posted.transfer_id,
@@ -265,9 +286,8 @@ async def _pending_transfer(services: Services, tenant_id: int, hold_id: int) ->
     return found[0]
 
 
-async def _load_hold(
-    services: Services, request: Request[Any, Any, Any], hold_id: int
-) -> wire.Hold:
+async def _hold_row(services: Services, request: Request[Any, Any, Any], hold_id: int) -> HoldRow:
+    """The hold's metadata (reference, currency): decorates responses, never moves money."""
     principal = principal_of(request)
     row = await get_hold(
         services.pool,
@@ -275,17 +295,47 @@ async def _load_hold(
         tenant_id=principal.tenant_id,
         hold_id=uuid.UUID(int=hold_id),
     )
+    if row is None:
+        raise ProblemError(404, "not_found", f"no hold {encode_id('hold', hold_id)}")
+    return row
+
+
+async def _load_hold(
+    services: Services, request: Request[Any, Any, Any], hold_id: int
+) -> wire.Hold:
+    tenant_id = principal_of(request).tenant_id
+    row = await _hold_row(services, request, hold_id)
     ids = [
         transfer_id(object_id=hold_id, leg=leg)
         for leg in (Leg.HOLD, Leg.HOLD_CAPTURE, Leg.HOLD_VOID)
     ]
     by_id = {t.id: t for t in await services.ledger_client.lookup_transfers(ids)}
     pending = by_id.get(ids[0])
-    if row is None or pending is None or pending.user_data_64 != principal.tenant_id:
+    if pending is None or pending.user_data_64 != tenant_id:
         raise ProblemError(404, "not_found", f"no hold {encode_id('hold', hold_id)}")
-    created_at = utc_from_ns(pending.timestamp)
     captured = by_id.get(ids[1])
-    status: HoldStatus = "captured" if captured else "voided" if ids[2] in by_id else "pending"
+    return _hold_view(
+        hold_id,
+        row,
+        pending,
+        captured_amount=captured.amount if captured else None,
+        voided=ids[2] in by_id,
+    )
+
+
+def _hold_view(
+    hold_id: int,
+    row: HoldRow,
+    pending: tb.Transfer,
+    *,
+    captured_amount: int | None,
+    voided: bool,
+) -> wire.Hold:
+    """The hold as the API shows it; its state comes from the ledger's transfers."""
+    created_at = utc_from_ns(pending.timestamp)
+    status: HoldStatus = (
+        "captured" if captured_amount is not None else "voided" if voided else "pending"
+    )
     expires_at = _expiry(created_at, pending.timeout)
     if status == "pending" and expires_at and expires_at.timestamp() <= time.time():
         status = "expired"
@@ -293,7 +343,7 @@ async def _load_hold(
         id=encode_id("hold", hold_id),
         currency=row.currency,
         amount=pending.amount,
-        captured_amount=captured.amount if captured else 0,
+        captured_amount=captured_amount or 0,
         status=status,
         timeout_seconds=pending.timeout,
         expires_at=expires_at,

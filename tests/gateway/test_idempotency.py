@@ -11,9 +11,7 @@ refused naming `Idempotency-Key`.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -29,32 +27,13 @@ from gateway.idempotency import (
     lease_ms_default,
 )
 from tests.conftest import fresh_tenant_id
+from tests.gateway.conftest import redis_url
 
-redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 concurrent_requests = 50
 short_lease_ms = 300
 created = StoredResponse(
     status_code=201, body=b'{"id":"tr_1","status":"processing"}', content_type="application/json"
 )
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def namespace(redis_client: Redis) -> AsyncIterator[str]:
-    """A namespace no other test uses; every key under it is deleted afterwards."""
-    name = f"kovra-test-{secrets.token_hex(8)}"
-    yield name
-    keys = [key async for key in redis_client.scan_iter(match=f"{name}:*")]
-    if keys:
-        await redis_client.delete(*keys)
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import secrets
-from collections.abc import AsyncIterator
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
@@ -29,33 +27,14 @@ from gateway.ratelimit import (
     record_cache_ttl_seconds,
 )
 from tests.conftest import fresh_tenant_id
+from tests.gateway.conftest import redis_url
 
-redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 start_ms = 1_700_000_000_000
 window_ms = 60_000
 process_count = 4
 requests_per_process = 75
 barrier_timeout_seconds = 60
 process_join_timeout_seconds = 120
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def namespace(redis_client: Redis) -> AsyncIterator[str]:
-    """A namespace no other test uses; every key under it is deleted afterwards."""
-    name = f"kovra-test-{secrets.token_hex(8)}"
-    yield name
-    keys = [key async for key in redis_client.scan_iter(match=f"{name}:*")]
-    if keys:
-        await redis_client.delete(*keys)
 
 
 @pytest.fixture
