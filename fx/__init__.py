@@ -1,1 +1,2 @@
-"""Foreign exchange: rate sources, margins and locked quotes (built with the transfers issue)."""
+"""Foreign exchange: mid rates from a source (internal table or HTTP feed), the tenant's
+margin and fee, rounding in the platform's favour, and quotes locked in Redis for single use."""

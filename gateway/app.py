@@ -31,7 +31,7 @@ from gateway.problems import (
 )
 from gateway.reconciler import interval_seconds_default as reconcile_interval_seconds
 from gateway.reconciler import run_forever
-from gateway.routes import admin, holds, ledger_reads, ops
+from gateway.routes import admin, holds, ledger_reads, ops, quotes
 from gateway.services import open_services
 from gateway.settings import Settings, load_settings
 from ledger.errors import LedgerError
@@ -63,6 +63,8 @@ request_bodies: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("/admin/v1/liquidity", "post"): wire.LiquidityFund,
     ("/admin/v1/limit-policies", "post"): wire.LimitPolicyCreate,
     ("/admin/v1/pricing-policies", "post"): wire.PricingPolicyCreate,
+    ("/admin/v1/fx-rates", "put"): wire.FxRatesUpdate,
+    ("/v1/quotes", "post"): wire.QuoteCreate,
 }
 
 
@@ -86,6 +88,8 @@ response_bodies: dict[tuple[str, str], tuple[str, type[msgspec.Struct]]] = {
     ("/admin/v1/liquidity", "post"): ("201", wire.Funding),
     ("/admin/v1/limit-policies", "post"): ("201", wire.Policy),
     ("/admin/v1/pricing-policies", "post"): ("201", wire.Policy),
+    ("/v1/quotes", "post"): ("201", wire.Quote),
+    ("/v1/quotes/{quote_id}", "get"): ("200", wire.Quote),
 }
 
 
@@ -202,6 +206,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             admin.fund_liquidity,
             admin.create_limit,
             admin.create_pricing,
+            admin.update_fx_rates,
+            quotes.create_quote,
+            quotes.read_quote,
         ],
         middleware=[kovra_middleware],
         lifespan=[lifespan],

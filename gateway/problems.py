@@ -83,6 +83,10 @@ ledger_statuses: dict[str, int] = {
     "attempt_already_failed": 409,
     "ledger_id_conflict": 409,
     "ledger_unavailable": 503,
+    "quote_expired": 409,
+    "quote_already_used": 409,
+    "rate_unavailable": 422,
+    "rate_stale": 503,
 }
 
 # Ledger errors about one request field, so the problem names that field.

@@ -6,13 +6,19 @@ calls), one asyncpg pool, one Redis client, one batch writer per process.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as redis_asyncio
 
+from fx.quoter import Quoter
+from fx.quotes import QuoteStore
+from fx.rates import RateBook
+from fx.sources import HttpRateFeed, TableRateSource, default_table, parse_table
 from gateway.db.batch import BatchWriter
 from gateway.idempotency import IdempotencyStore
+from gateway.pricing_cache import PricingCache
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
 from ledger.client import LedgerClient
@@ -26,6 +32,24 @@ default_database_url = "postgresql://postgres@127.0.0.1:5432/kovra"
 default_redis_url = "redis://127.0.0.1:6379/0"
 database_command_timeout_seconds = 10
 redis_socket_timeout_seconds = 5
+
+
+def _rate_source(settings: Settings, redis: redis_asyncio.Redis) -> TableRateSource | HttpRateFeed:
+    if settings.fx_source == "http" and settings.fx_feed_url:
+        return HttpRateFeed(settings.fx_feed_url, refresh_seconds=settings.fx_feed_refresh_seconds)
+    return TableRateSource(redis)
+
+
+async def _seed_rates(settings: Settings, source: TableRateSource | HttpRateFeed) -> None:
+    """Configured rates replace the table's; a sandbox without them gets plausible defaults
+    where the table has none. The feed starts its background refresh instead."""
+    now = datetime.datetime.now(tz=datetime.UTC)
+    if isinstance(source, HttpRateFeed):
+        source.start()
+    elif settings.fx_rates is not None:
+        await source.set_rates(parse_table(settings.fx_rates), observed_at=now)
+    elif settings.sandbox:
+        await source.set_rates(default_table(now), observed_at=now, only_missing=True)
 
 
 def open_ledger_client(settings: Settings) -> LedgerClient:
@@ -57,8 +81,13 @@ class Services:
     writer: BatchWriter
     limiter: RateLimiter
     idempotency: IdempotencyStore
+    rate_source: TableRateSource | HttpRateFeed
+    quoter: Quoter
+    pricing: PricingCache
 
     async def close(self) -> None:
+        if isinstance(self.rate_source, HttpRateFeed):
+            await self.rate_source.close()
         await self.writer.drain()
         await self.pool.close()
         await self.redis.aclose()
@@ -83,7 +112,9 @@ async def open_services(settings: Settings) -> Services:
         socket_timeout=redis_socket_timeout_seconds,
         socket_connect_timeout=redis_socket_timeout_seconds,
     )
-    ledger = Ledger(ledger_client, CurrencyRegistry(settings.currencies))
+    currencies = CurrencyRegistry(settings.currencies)
+    ledger = Ledger(ledger_client, currencies)
+    rate_source = _rate_source(settings, redis)
     services = Services(
         settings=settings,
         ledger_client=ledger_client,
@@ -94,9 +125,18 @@ async def open_services(settings: Settings) -> Services:
         writer=BatchWriter(pool),
         limiter=RateLimiter(redis),
         idempotency=IdempotencyStore(redis),
+        rate_source=rate_source,
+        quoter=Quoter(
+            book=RateBook(rate_source, max_age_seconds=settings.fx_max_age_seconds),
+            store=QuoteStore(redis),
+            currencies=currencies,
+            ttl_seconds=settings.quote_ttl_seconds,
+        ),
+        pricing=PricingCache(pool),
     )
     try:
         await ledger.open_platform_accounts()
+        await _seed_rates(settings, rate_source)
     except BaseException:
         await services.close()
         raise

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import msgspec
 
+from fx.quotes import quote_ttl_seconds_default, quote_ttl_seconds_max
+from fx.rates import max_age_seconds_default
+from fx.sources import parse_table
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerError
 from ledger.tigerbeetle_client import timeout_ms_default, timeout_ms_max
@@ -50,6 +53,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_pool_size: int
     log_level: str
     in_process_worker: bool
+    fx_source: str
+    fx_feed_url: str | None
+    fx_feed_refresh_seconds: int
+    fx_max_age_seconds: int
+    fx_rates: str | None
+    quote_ttl_seconds: int
 
     @property
     def sandbox(self) -> bool:
@@ -144,7 +153,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         log_level=reader.choice("KOVRA_LOG_LEVEL", "info", log_levels),
         in_process_worker=reader.choice("KOVRA_IN_PROCESS_WORKER", "0", ("0", "1")) == "1",
+        fx_source=reader.choice("KOVRA_FX_SOURCE", "table", ("table", "http")),
+        fx_feed_url=reader.url("KOVRA_FX_FEED_URL", ("http://", "https://")),
+        fx_feed_refresh_seconds=reader.integer("KOVRA_FX_FEED_REFRESH_SECONDS", 60, 1, 86_400),
+        fx_max_age_seconds=reader.integer(
+            "KOVRA_FX_MAX_AGE_SECONDS", max_age_seconds_default, 1, 7 * 86_400
+        ),
+        fx_rates=reader.text("KOVRA_FX_RATES"),
+        quote_ttl_seconds=reader.integer(
+            "KOVRA_QUOTE_TTL_SECONDS", quote_ttl_seconds_default, 10, quote_ttl_seconds_max
+        ),
     )
+    if settings.fx_source == "http" and not settings.fx_feed_url:
+        reader.problems.append("KOVRA_FX_FEED_URL is required when KOVRA_FX_SOURCE=http")
+    if settings.fx_rates is not None:
+        try:
+            parse_table(settings.fx_rates)
+        except ValueError as error:
+            reader.problems.append(str(error))
     if settings.tb_addresses and settings.ledger_address:
         reader.problems.append("set TB_ADDRESSES or KOVRA_LEDGER_ADDRESS, not both")
     if environment == "production" and not settings.tb_addresses:

@@ -48,6 +48,22 @@ class HoldVoid(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Voiding takes no fields; an empty object (or no body) is accepted."""
 
 
+class QuoteCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Exactly one of `source_amount` and `target_amount`."""
+
+    source_currency: CurrencyCode
+    target_currency: CurrencyCode
+    source_amount: AmountMinor | None = None
+    target_amount: AmountMinor | None = None
+
+
+class FxRatesUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Rates as decimal strings by "BASE/QUOTE" pair, observed now unless `observed_at`."""
+
+    rates: Annotated[dict[str, Annotated[str, Meta(max_length=40)]], Meta(max_length=500)]
+    observed_at: datetime.datetime | None = None
+
+
 class TenantCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: TenantName
     tier: Tier = "starter"
@@ -136,6 +152,28 @@ class StatementEntry(msgspec.Struct, frozen=True, kw_only=True):
 class StatementPage(msgspec.Struct, frozen=True, kw_only=True):
     data: list[StatementEntry]
     next_cursor: str | None
+
+
+class Money(msgspec.Struct, frozen=True, kw_only=True):
+    amount: int
+    currency: str
+
+
+class Quote(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    object: str = "quote"
+    source_currency: str
+    target_currency: str
+    source_amount: int
+    target_amount: int
+    rate: str
+    mid_rate: str
+    margin_bps: int
+    fee: Money
+    status: Literal["active", "used", "expired"]
+    rate_observed_at: datetime.datetime
+    created_at: datetime.datetime
+    expires_at: datetime.datetime
 
 
 class Tenant(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,11 +3,13 @@ recorded in `admin_actions` with who did what to which target, before it is answ
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
 
+from fx.sources import TableRateSource, parse_table
 from gateway import wire
 from gateway.db.records import record_admin_action
 from gateway.db.tenancy import (
@@ -20,7 +22,7 @@ from gateway.db.tenancy import (
     set_tenant_status,
 )
 from gateway.ids import encode_id, utc_from_ns
-from gateway.problems import ProblemError
+from gateway.problems import FieldError, ProblemError
 from gateway.requests import decode_body, json_response, services_of
 from gateway.tenants import create_tenant_with_key, issue_api_key, publish_tenant
 from ledger.transfers import new_object_id
@@ -244,3 +246,30 @@ async def create_pricing(request: Request[Any, Any, Any]) -> Response[bytes]:
     if policy_id is None:
         raise ProblemError(409, "conflict", f"a pricing policy named {body.name!r} exists")
     return json_response(201, wire.Policy(id=policy_id, name=body.name, kind="pricing"))
+
+
+@put("/admin/v1/fx-rates", summary="Set rates in the internal rate table", tags=["admin"])
+async def update_fx_rates(request: Request[Any, Any, Any]) -> Response[bytes]:
+    services = services_of(request)
+    body = decode_body(await request.body(), wire.FxRatesUpdate)
+    if not isinstance(services.rate_source, TableRateSource):
+        raise ProblemError(409, "conflict", "rates come from the HTTP feed (KOVRA_FX_SOURCE)")
+    try:
+        rates = parse_table(msgspec.json.encode(body.rates).decode())
+    except ValueError as error:
+        raise ProblemError(
+            422,
+            "validation_error",
+            str(error),
+            errors=[FieldError(field="rates", message=str(error))],
+        ) from None
+    observed_at = body.observed_at or datetime.datetime.now(tz=datetime.UTC)
+    await record_admin_action(
+        services.pool,
+        actor=_actor(request),
+        action="fx.rates",
+        target="fx:table",
+        details={"rates": body.rates, "observed_at": observed_at},
+    )
+    await services.rate_source.set_rates(rates, observed_at=observed_at)
+    return json_response(200, wire.Health(status="ok"))

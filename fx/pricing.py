@@ -1,0 +1,108 @@
+"""Pricing a conversion: the customer rate, the fee, and both amounts in minor units.
+
+Every rounding favours the platform, at each currency's ISO minor units: the customer rate
+is the mid rate less the tier's margin, rounded down; a target amount bought with a given
+source amount is rounded down; a source amount needed for a given target amount is rounded
+up; fees are rounded up. Amounts are integers; only rates are decimals.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+
+import msgspec
+
+from ledger.currencies import Currency
+from ledger.errors import InvalidAmount
+from ledger.service import amount_minor_max
+
+basis_points = 10_000
+rate_decimal_places = 10
+_rate_quantum = Decimal(1).scaleb(-rate_decimal_places)
+usd_minor_units = 2  # ISO 4217: the fixed fee of a pricing policy is set in US cents.
+
+
+class Pricing(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant's pricing policy, as the quote needs it."""
+
+    margin_bps: int
+    fee_bps: int = 0
+    fee_fixed_usd_minor: int = 0
+
+
+class QuoteTerms(msgspec.Struct, frozen=True, kw_only=True):
+    source_currency: str
+    target_currency: str
+    source_amount: int
+    target_amount: int
+    fee_amount: int
+    mid_rate: Decimal
+    rate: Decimal
+    margin_bps: int
+    rate_observed_at: datetime.datetime
+
+
+def customer_rate(mid: Decimal, margin_bps: int) -> Decimal:
+    """The mid rate less the margin, cut to `rate_decimal_places` (never rounded up)."""
+    if not 0 <= margin_bps < basis_points:
+        raise ValueError("margin_bps must be in [0, 10000)")
+    gross = mid * (basis_points - margin_bps) / basis_points
+    return gross.quantize(_rate_quantum, rounding=ROUND_DOWN)
+
+
+def _minor(major: Decimal, currency: Currency, rounding: str) -> int:
+    return int((major.scaleb(currency.minor_units)).to_integral_value(rounding=rounding))
+
+
+def _major(minor: int, currency: Currency) -> Decimal:
+    return Decimal(minor).scaleb(-currency.minor_units)
+
+
+def price(
+    *,
+    source: Currency,
+    target: Currency,
+    mid: Decimal,
+    mid_observed_at: datetime.datetime,
+    pricing: Pricing,
+    usd_to_source_mid: Decimal,
+    source_amount: int | None = None,
+    target_amount: int | None = None,
+) -> QuoteTerms:
+    """Price a conversion given exactly one of the amounts (minor units)."""
+    if (source_amount is None) == (target_amount is None):
+        raise InvalidAmount("give exactly one of source_amount and target_amount")
+    margin = 0 if source == target else pricing.margin_bps
+    rate = Decimal(1) if source == target else customer_rate(mid, margin)
+    if source_amount is not None:
+        target_amount = _minor(_major(source_amount, source) * rate, target, ROUND_FLOOR)
+    else:
+        assert target_amount is not None  # Exactly one is given; checked above.
+        source_amount = _minor(_major(target_amount, target) / rate, source, ROUND_CEILING)
+    if source_amount < 1 or target_amount < 1:
+        raise InvalidAmount("the amount is too small to convert into one minor unit")
+    if max(source_amount, target_amount) > amount_minor_max:
+        raise InvalidAmount("the converted amount is too large")
+    fee = _fee(source_amount, source, pricing, usd_to_source_mid)
+    return QuoteTerms(
+        source_currency=source.code,
+        target_currency=target.code,
+        source_amount=source_amount,
+        target_amount=target_amount,
+        fee_amount=fee,
+        mid_rate=mid.quantize(_rate_quantum),
+        rate=rate,
+        margin_bps=margin,
+        rate_observed_at=mid_observed_at,
+    )
+
+
+def _fee(source_amount: int, source: Currency, pricing: Pricing, usd_to_source: Decimal) -> int:
+    """A share of the source amount plus a fixed fee set in USD, both rounded up."""
+    share = (Decimal(source_amount) * pricing.fee_bps / basis_points).to_integral_value(
+        rounding=ROUND_CEILING
+    )
+    fixed_usd = Decimal(pricing.fee_fixed_usd_minor).scaleb(-usd_minor_units)
+    fixed = _minor(fixed_usd * usd_to_source, source, ROUND_CEILING)
+    return int(share) + fixed

@@ -1,0 +1,136 @@
+"""Locked quotes: a priced conversion kept in Redis for its lifetime, usable exactly once.
+
+A quote is stored with its expiry; using it is one Redis script that refuses an unknown,
+expired or already used quote, atomically across every process. The record outlives the
+quote by `record_grace_seconds`, so a late caller learns "expired" or "already used"
+instead of "not found". Using a quote names its consumer (the transfer): the same consumer
+may use it again (a retry), nobody else can.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Literal
+
+import msgspec
+from redis.asyncio import Redis
+
+from ledger.errors import LedgerError
+
+quote_ttl_seconds_default = 600
+quote_ttl_seconds_max = 3600
+record_grace_seconds = 86_400
+key_suffix = "quote"
+
+
+class QuoteExpired(LedgerError):
+    code = "quote_expired"
+
+
+class QuoteAlreadyUsed(LedgerError):
+    code = "quote_already_used"
+
+
+class QuoteNotFound(LedgerError):
+    code = "not_found"
+
+
+class LockedQuote(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    tenant_id: int
+    source_currency: str
+    target_currency: str
+    source_amount: int
+    target_amount: int
+    fee_amount: int
+    rate: str
+    mid_rate: str
+    margin_bps: int
+    rate_observed_at: datetime.datetime
+    created_at: datetime.datetime
+    expires_at: datetime.datetime
+
+
+class QuoteState(msgspec.Struct, frozen=True, kw_only=True):
+    quote: LockedQuote
+    status: Literal["active", "used", "expired"]
+
+
+# KEYS[1] the quote; ARGV[1] now (ms), ARGV[2] the consumer id.
+# Returns {0} unknown, {1} used by another, {2} expired, {3, quote} granted.
+_consume_script = """
+local quote = redis.call('HGET', KEYS[1], 'quote')
+if not quote then return {0} end
+local used_by = redis.call('HGET', KEYS[1], 'used_by')
+if used_by and used_by ~= ARGV[2] then return {1} end
+if not used_by then
+  if tonumber(ARGV[1]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms')) then
+    return {2}
+  end
+  redis.call('HSET', KEYS[1], 'used_by', ARGV[2])
+end
+return {3, quote}
+"""
+
+
+def _ms(moment: datetime.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class QuoteStore:
+    def __init__(self, redis: Redis, *, namespace: str = "kovra") -> None:
+        self._redis = redis
+        self._namespace = namespace
+        self._consume = redis.register_script(_consume_script)
+
+    def _key(self, tenant_id: int, quote_id: int) -> str:
+        return f"{self._namespace}:{key_suffix}:{tenant_id}:{quote_id:032x}"
+
+    async def save(self, quote: LockedQuote) -> LockedQuote:
+        """Store the quote; with an id already stored (a retried request) keep the first."""
+        key = self._key(quote.tenant_id, quote.id)
+        lifetime = int((quote.expires_at - quote.created_at).total_seconds())
+        ttl_seconds = lifetime + record_grace_seconds
+        created = await self._redis.hsetnx(key, "quote", msgspec.json.encode(quote))
+        if created:
+            await self._redis.hset(key, "expires_at_ms", _ms(quote.expires_at))
+            await self._redis.expire(key, ttl_seconds)
+            return quote
+        state = await self.read(tenant_id=quote.tenant_id, quote_id=quote.id)
+        if state is None:
+            raise QuoteNotFound("the quote disappeared while it was being stored")
+        return state.quote
+
+    async def read(self, *, tenant_id: int, quote_id: int) -> QuoteState | None:
+        """The tenant's quote and whether it is active, used or expired; None if unknown."""
+        values = await self._redis.hmget(self._key(tenant_id, quote_id), ["quote", "used_by"])
+        if values[0] is None:
+            return None
+        quote = msgspec.json.decode(values[0], type=LockedQuote)
+        now = datetime.datetime.now(tz=datetime.UTC)
+        status: Literal["active", "used", "expired"] = (
+            "used" if values[1] is not None else "expired" if now >= quote.expires_at else "active"
+        )
+        return QuoteState(quote=quote, status=status)
+
+    async def consume(
+        self,
+        *,
+        tenant_id: int,
+        quote_id: int,
+        consumer_id: int,
+        now: datetime.datetime | None = None,
+    ) -> LockedQuote:
+        """Use the quote for `consumer_id`, once; typed errors say why it cannot be used."""
+        moment = now or datetime.datetime.now(tz=datetime.UTC)
+        reply = await self._consume(
+            keys=[self._key(tenant_id, quote_id)], args=[_ms(moment), f"{consumer_id:032x}"]
+        )
+        outcome = int(reply[0])
+        if outcome == 0:
+            raise QuoteNotFound("no such quote")
+        if outcome == 1:
+            raise QuoteAlreadyUsed("the quote was already used")
+        if outcome == 2:
+            raise QuoteExpired("the quote expired; request a new one")
+        return msgspec.json.decode(reply[1], type=LockedQuote)

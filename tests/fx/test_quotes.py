@@ -1,0 +1,79 @@
+"""Locked quotes are single use across processes: of 50 concurrent uses exactly one wins,
+the winner may retry, expired and used quotes say so, and another tenant sees nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from fx.quotes import LockedQuote, QuoteAlreadyUsed, QuoteExpired, QuoteNotFound, QuoteStore
+from ledger.transfers import new_object_id
+
+now = datetime.datetime.now(tz=datetime.UTC)
+
+
+def _quote(tenant_id: int = 1, minutes: int = 10) -> LockedQuote:
+    return LockedQuote(
+        id=new_object_id(),
+        tenant_id=tenant_id,
+        source_currency="EUR",
+        target_currency="IDR",
+        source_amount=100_000,
+        target_amount=1_739_809_782,
+        fee_amount=146,
+        rate="17398.0978260869",
+        mid_rate="17663.0434782609",
+        margin_bps=150,
+        rate_observed_at=now,
+        created_at=now,
+        expires_at=now + datetime.timedelta(minutes=minutes),
+    )
+
+
+async def test_a_quote_is_used_once(redis_client: Redis, namespace: str) -> None:
+    store = QuoteStore(redis_client, namespace=namespace)
+    quote = await store.save(_quote())
+    consumers = [new_object_id() for _ in range(50)]
+
+    async def use(consumer: int) -> bool:
+        try:
+            await store.consume(tenant_id=1, quote_id=quote.id, consumer_id=consumer)
+        except QuoteAlreadyUsed:
+            return False
+        return True
+
+    outcomes = await asyncio.gather(*(use(c) for c in consumers))
+    assert outcomes.count(True) == 1
+    winner = consumers[outcomes.index(True)]
+    assert await store.consume(tenant_id=1, quote_id=quote.id, consumer_id=winner) == quote
+    state = await store.read(tenant_id=1, quote_id=quote.id)
+    assert state is not None
+    assert state.status == "used"
+
+
+async def test_expired_unknown_and_foreign_quotes(redis_client: Redis, namespace: str) -> None:
+    store = QuoteStore(redis_client, namespace=namespace)
+    quote = await store.save(_quote(minutes=10))
+    later = now + datetime.timedelta(minutes=11)
+    with pytest.raises(QuoteExpired):
+        await store.consume(tenant_id=1, quote_id=quote.id, consumer_id=5, now=later)
+    with pytest.raises(QuoteNotFound):
+        await store.consume(tenant_id=2, quote_id=quote.id, consumer_id=5)
+    assert await store.read(tenant_id=2, quote_id=quote.id) is None
+    with pytest.raises(QuoteNotFound):
+        await store.consume(tenant_id=1, quote_id=new_object_id(), consumer_id=5)
+
+
+async def test_saving_the_same_quote_id_keeps_the_first(
+    redis_client: Redis, namespace: str
+) -> None:
+    store = QuoteStore(redis_client, namespace=namespace)
+    first = await store.save(_quote())
+    second = await store.save(msgspec.structs.replace(_quote(), id=first.id, source_amount=1))
+    assert second == first
+    ttl = await redis_client.ttl(f"{namespace}:quote:1:{first.id:032x}")
+    assert 600 < ttl <= 600 + 86_400
