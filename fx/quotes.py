@@ -73,6 +73,16 @@ return {3, quote}
 """
 
 
+# KEYS[1] the quote; ARGV[1] the consumer id. Frees the quote if that consumer holds it.
+_release_script = """
+if redis.call('HGET', KEYS[1], 'used_by') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'used_by')
+  return 1
+end
+return 0
+"""
+
+
 def _ms(moment: datetime.datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -82,6 +92,7 @@ class QuoteStore:
         self._redis = redis
         self._namespace = namespace
         self._consume = redis.register_script(_consume_script)
+        self._release = redis.register_script(_release_script)
 
     def _key(self, tenant_id: int, quote_id: int) -> str:
         return f"{self._namespace}:{key_suffix}:{tenant_id}:{quote_id:032x}"
@@ -134,3 +145,11 @@ class QuoteStore:
         if outcome == 2:
             raise QuoteExpired("the quote expired; request a new one")
         return msgspec.json.decode(reply[1], type=LockedQuote)
+
+    async def release(self, *, tenant_id: int, quote_id: int, consumer_id: int) -> bool:
+        """Give the quote back when its consumer failed before moving money (e.g. the
+        wallet could not pay); only the consumer holding it can."""
+        released = await self._release(
+            keys=[self._key(tenant_id, quote_id)], args=[f"{consumer_id:032x}"]
+        )
+        return bool(released)

@@ -7,7 +7,6 @@ process's connections (ledger client, Postgres pool, Redis) once and closes them
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +18,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from gateway import wire
+from gateway.background import start_workers
 from gateway.middleware import kovra_middleware
 from gateway.observability import configure_logging, problems_total
 from gateway.problems import (
@@ -29,9 +29,7 @@ from gateway.problems import (
     problem,
     problem_content_type,
 )
-from gateway.reconciler import interval_seconds_default as reconcile_interval_seconds
-from gateway.reconciler import run_forever
-from gateway.routes import admin, holds, ledger_reads, ops, quotes
+from gateway.routes import admin, holds, ledger_reads, ops, quotes, transfers
 from gateway.services import open_services
 from gateway.settings import Settings, load_settings
 from ledger.errors import LedgerError
@@ -65,6 +63,9 @@ request_bodies: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("/admin/v1/pricing-policies", "post"): wire.PricingPolicyCreate,
     ("/admin/v1/fx-rates", "put"): wire.FxRatesUpdate,
     ("/v1/quotes", "post"): wire.QuoteCreate,
+    ("/v1/recipients", "post"): wire.RecipientCreate,
+    ("/v1/transfers", "post"): wire.TransferCreate,
+    ("/v1/transfers/{transfer_id}/cancel", "post"): wire.TransferCancel,
 }
 
 
@@ -90,6 +91,13 @@ response_bodies: dict[tuple[str, str], tuple[str, type[msgspec.Struct]]] = {
     ("/admin/v1/pricing-policies", "post"): ("201", wire.Policy),
     ("/v1/quotes", "post"): ("201", wire.Quote),
     ("/v1/quotes/{quote_id}", "get"): ("200", wire.Quote),
+    ("/v1/recipients", "post"): ("201", wire.Recipient),
+    ("/v1/recipients/{recipient_id}", "get"): ("200", wire.Recipient),
+    ("/v1/transfers", "post"): ("201", wire.Transfer),
+    ("/v1/transfers", "get"): ("200", wire.TransferPage),
+    ("/v1/transfers/{transfer_id}", "get"): ("200", wire.Transfer),
+    ("/v1/transfers/{transfer_id}/cancel", "post"): ("200", wire.Transfer),
+    ("/v1/transfers/{transfer_id}/messages", "get"): ("200", wire.TransferMessageList),
 }
 
 
@@ -169,19 +177,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await open_services(chosen)
         app.state.services = services
-        worker: asyncio.Task[None] | None = None
+        workers: list[asyncio.Task[None]] = []
         if chosen.in_process_worker:
             # `kovra dev`: the embedded ledger lives in this process, so the worker does too.
-            worker = asyncio.get_running_loop().create_task(
-                run_forever(services, interval_seconds=reconcile_interval_seconds)
-            )
+            workers = start_workers(services)
         try:
             yield
         finally:
-            if worker is not None:
+            for worker in workers:
                 worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+            await asyncio.gather(*workers, return_exceptions=True)
             await services.close()
 
     return Litestar(
@@ -209,6 +214,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             admin.update_fx_rates,
             quotes.create_quote,
             quotes.read_quote,
+            transfers.create_recipient_route,
+            transfers.read_recipient,
+            transfers.create_transfer_route,
+            transfers.read_transfer,
+            transfers.list_transfers_route,
+            transfers.cancel_transfer_route,
+            transfers.transfer_messages,
         ],
         middleware=[kovra_middleware],
         lifespan=[lifespan],

@@ -89,13 +89,22 @@ def serve(*, host: str, port: int, workers: int) -> None:
     ).serve()
 
 
-def command_worker(arguments: argparse.Namespace) -> int:
-    from gateway.reconciler import run_forever  # noqa: PLC0415
+def command_worker(_: argparse.Namespace) -> int:
+    # Imported here, like every import below that reaches gateway.observability:
+    # prometheus-client must not load before `serve` sets up multiprocess metrics.
+    from gateway.background import run_workers  # noqa: PLC0415
+    from gateway.observability import configure_logging  # noqa: PLC0415
+    from gateway.transfers.rails_setup import NoRailConfigured  # noqa: PLC0415
 
     settings = _settings()
+    configure_logging(settings.log_level)
 
     async def run(services: Services) -> int:
-        await run_forever(services, interval_seconds=arguments.interval)
+        try:
+            await run_workers(services)
+        except NoRailConfigured as error:
+            print(error, file=sys.stderr)
+            return 2
         return 0
 
     return asyncio.run(_with_services(settings, run))
@@ -231,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--workers", type=_bounded(1, workers_max), default=1)
     serve_parser.set_defaults(run=command_serve)
 
-    worker = commands.add_parser("worker", help="run the background worker (reconciler)")
-    worker.add_argument("--interval", type=float, default=5.0, help="seconds between passes")
+    worker = commands.add_parser(
+        "worker", help="run the background work: transfer lifecycle and reconciler"
+    )
     worker.set_defaults(run=command_worker)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(

@@ -59,6 +59,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fx_max_age_seconds: int
     fx_rates: str | None
     quote_ttl_seconds: int
+    pending_rail_base_ms: int
+    sandbox_latency_ms_max: int
 
     @property
     def sandbox(self) -> bool:
@@ -163,6 +165,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         quote_ttl_seconds=reader.integer(
             "KOVRA_QUOTE_TTL_SECONDS", quote_ttl_seconds_default, 10, quote_ttl_seconds_max
         ),
+        pending_rail_base_ms=reader.integer("KOVRA_PENDING_RAIL_BASE_MS", 1_000, 1, 600_000),
+        sandbox_latency_ms_max=reader.integer("KOVRA_SANDBOX_LATENCY_MS_MAX", 120, 0, 10_000),
     )
     if settings.fx_source == "http" and not settings.fx_feed_url:
         reader.problems.append("KOVRA_FX_FEED_URL is required when KOVRA_FX_SOURCE=http")

@@ -42,6 +42,9 @@ class BatchStatement(msgspec.Struct, frozen=True, kw_only=True):
         ).strip()
 
 
+_Group = tuple[list[tuple["BatchStatement", tuple[Any, ...]]], "asyncio.Future[None]"]
+
+
 class WriterOverloaded(RuntimeError):
     """More rows are queued or in flight than `pending_rows_max`: shed load, don't grow."""
 
@@ -56,6 +59,8 @@ class BatchWriter:
         self._pending: dict[BatchStatement, list[tuple[tuple[Any, ...], asyncio.Future[None]]]] = {}
         self._pending_count = 0
         self._flush_scheduled = False
+        self._groups: list[_Group] = []
+        self._groups_flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def write(self, statement: BatchStatement, row: Sequence[Any]) -> None:
@@ -100,10 +105,61 @@ class BatchWriter:
         finally:
             self._pending_count -= len(batch)
 
+    async def write_together(self, rows: Sequence[tuple[BatchStatement, Sequence[Any]]]) -> None:
+        """Insert several rows (e.g. a state and its outbox event) atomically.
+
+        Every group submitted during one turn of the event loop is written in one
+        transaction, one statement per table: all of them commit, or none does.
+        """
+        ensure(bool(rows), "a group has at least one row")
+        for statement, row in rows:
+            ensure(len(row) == len(statement.columns), "one value per column")
+        if self._pending_count >= pending_rows_max:
+            raise WriterOverloaded(f"{self._pending_count} rows are already waiting")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._groups.append(([(s, tuple(r)) for s, r in rows], future))
+        self._pending_count += len(rows)
+        if not self._groups_flush_scheduled:
+            self._groups_flush_scheduled = True
+            loop.call_soon(self._flush_groups)
+        await future
+
+    def _flush_groups(self) -> None:
+        self._groups_flush_scheduled = False
+        groups, self._groups = self._groups, []
+        for start in range(0, len(groups), self._batch_size_limit):
+            chunk = groups[start : start + self._batch_size_limit]
+            task = asyncio.get_running_loop().create_task(self._write_groups(chunk))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write_groups(self, groups: list[_Group]) -> None:
+        by_statement: dict[BatchStatement, list[tuple[Any, ...]]] = {}
+        for rows, _ in groups:
+            for statement, row in rows:
+                by_statement.setdefault(statement, []).append(row)
+        try:
+            async with self._pool.acquire() as connection, connection.transaction():
+                for statement, statement_rows in by_statement.items():
+                    columns = [list(values) for values in zip(*statement_rows, strict=True)]
+                    await connection.execute(statement.sql(), *columns)
+        except Exception as error:
+            for _, future in groups:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        else:
+            for _, future in groups:
+                if not future.done():
+                    future.set_result(None)
+        finally:
+            self._pending_count -= sum(len(rows) for rows, _ in groups)
+
     async def drain(self) -> None:
         """Wait until every row submitted so far is written (used at shutdown)."""
-        while self._flush_scheduled or self._tasks:
-            if self._flush_scheduled:
+        while self._flush_scheduled or self._groups_flush_scheduled or self._tasks:
+            if self._flush_scheduled or self._groups_flush_scheduled:
                 await asyncio.sleep(0)
                 continue
             await asyncio.gather(*self._tasks, return_exceptions=True)

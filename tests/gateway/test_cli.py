@@ -86,3 +86,18 @@ async def test_tenant_create_prints_a_working_key(empty_database: str, tmp_path:
     funded = _run(["liquidity", "fund", "EUR", "100000"], environment)
     assert funded.returncode == 0, funded.stderr
     assert "funded 100000" in funded.stdout
+
+
+def test_the_cli_does_not_load_metrics_before_serve_configures_them() -> None:
+    # prometheus-client picks its storage at import: loaded before `serve` sets
+    # PROMETHEUS_MULTIPROC_DIR, every worker would keep its metrics to itself.
+    probe = "import sys, gateway.cli; print('prometheus_client' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=repository,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "False"

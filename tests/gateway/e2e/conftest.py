@@ -5,7 +5,8 @@
 - Redis: database 14 of the local server (`KOVRA_TEST_REDIS_URL`), flushed first.
 - Ledger: a real cluster when `TB_ADDRESSES` is set, else `kovra ledger-server` (the embedded
   engine shared over a socket) so that several gateway workers can share it.
-- Gateway: `kovra serve --workers 2` as a separate process, like production.
+- Gateway: `kovra serve --workers 2` and `kovra worker` as separate processes, like
+  production (the sandbox rails answer quickly here: `KOVRA_SANDBOX_LATENCY_MS_MAX=5`).
 
 Nothing is mocked: tests speak HTTP to the server and the server speaks to real services.
 """
@@ -141,6 +142,9 @@ def base_environment(tmp: Path, database_url: str, redis_url: str) -> dict[str, 
             "KOVRA_ADMIN_TOKEN": admin_token,
             "KOVRA_DATA_DIR": str(tmp / "data"),
             "KOVRA_JWT_SECRET": "e2e-jwt-secret-" + "y" * 40,
+            "PYTHONUNBUFFERED": "1",
+            "KOVRA_PENDING_RAIL_BASE_MS": "50",
+            "KOVRA_SANDBOX_LATENCY_MS_MAX": "5",
             "PYTHONPATH": str(repository),
             "KOVRA_LOG_LEVEL": "warning",
         }
@@ -190,6 +194,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             processes.append(ledger)
             wait_for_port(ledger_port, timeout_seconds=startup_timeout_seconds, process=ledger)
             environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{ledger_port}"
+        worker = subprocess.Popen(
+            [*kovra, "worker"],
+            env=environment,
+            cwd=repository,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(worker)
         port = free_port()
         server = subprocess.Popen(
             [*kovra, "serve", "--workers", "2", "--port", str(port)],

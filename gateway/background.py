@@ -1,0 +1,38 @@
+"""The background work of `kovra worker` (and of `kovra dev`, in-process): the reconciler
+and the transfer lifecycle, each as its own task sharing the process's connections."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway import reconciler
+from gateway.services import Services
+from gateway.transfers import worker as transfer_worker
+from gateway.transfers.rails_setup import build_rail
+
+transfer_idle_seconds = 0.2
+
+
+def start_workers(services: Services) -> list[asyncio.Task[None]]:
+    loop = asyncio.get_running_loop()
+    return [
+        loop.create_task(
+            reconciler.run_forever(services, interval_seconds=reconciler.interval_seconds_default)
+        ),
+        loop.create_task(
+            transfer_worker.run_forever(
+                services, build_rail(services.settings), idle_seconds=transfer_idle_seconds
+            )
+        ),
+    ]
+
+
+async def run_workers(services: Services) -> None:
+    """Run every background task until cancelled (`kovra worker`)."""
+    tasks = start_workers(services)
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,1 @@
+"""Cross-border transfers: recipients, the lifecycle of SPEC §6 and the worker driving it."""

@@ -1,0 +1,114 @@
+"""Recipients: bank details validated per corridor at creation, stored in Postgres, and
+published to Redis so a transfer can check its recipient without a database read."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+
+import msgspec
+from redis.asyncio import Redis
+
+from gateway.services import Services
+from rails.bank_details import BankDetails, validate_bank_details
+from rails.corridors import corridor_for
+
+recipient_cache_seconds = 7 * 86_400
+
+
+class RecipientRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What the transfer path needs to know about a recipient."""
+
+    id: int
+    tenant_id: int
+    name: str
+    country: str
+    currency: str
+    status: str
+    bank_details: dict[str, str]
+    created_at: datetime.datetime
+
+
+def _key(namespace: str, tenant_id: int, recipient_id: int) -> str:
+    return f"{namespace}:recipient:{tenant_id}:{recipient_id:032x}"
+
+
+def normalise(*, country: str, currency: str, details: dict[str, str]) -> BankDetails:
+    """Validated bank details, or `InvalidBankDetails`/`UnsupportedCorridor` naming why."""
+    corridor_for(country=country, currency=currency)  # Raises UnsupportedCorridor.
+    return validate_bank_details(country=country, details=details)
+
+
+async def create_recipient(
+    services: Services,
+    *,
+    tenant_id: int,
+    region: str,
+    recipient_id: int,
+    name: str,
+    country: str,
+    currency: str,
+    details: BankDetails,
+) -> RecipientRecord:
+    """Store the recipient (the first one, if this id was created before) and publish it."""
+    # The stored fields are the validator's own inputs, so they can be validated again.
+    bank_details = {
+        k: str(v) for k, v in msgspec.structs.asdict(details).items() if k != "bank_name"
+    }
+    await services.pool.execute(
+        """INSERT INTO recipients (id, compliance_region, tenant_id, name, country, currency,
+                                   bank_details)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+        uuid.UUID(int=recipient_id),
+        region,
+        tenant_id,
+        name,
+        country,
+        currency,
+        json.dumps(bank_details),
+    )
+    record = await load_recipient(
+        services, tenant_id=tenant_id, region=region, recipient_id=recipient_id, use_cache=False
+    )
+    if record is None:
+        raise RuntimeError("a recipient just stored could not be read back")
+    return record
+
+
+async def load_recipient(
+    services: Services,
+    *,
+    tenant_id: int,
+    region: str,
+    recipient_id: int,
+    use_cache: bool = True,
+) -> RecipientRecord | None:
+    """The tenant's recipient from Redis, else Postgres (then cached); None if unknown."""
+    redis: Redis = services.redis
+    key = _key("kovra", tenant_id, recipient_id)
+    if use_cache:
+        cached = await redis.get(key)
+        if cached is not None:
+            return msgspec.json.decode(cached, type=RecipientRecord)
+    row = await services.pool.fetchrow(
+        """SELECT id, tenant_id, name, country, currency, status, bank_details, created_at
+             FROM recipients WHERE compliance_region = $1 AND id = $2 AND tenant_id = $3""",
+        region,
+        uuid.UUID(int=recipient_id),
+        tenant_id,
+    )
+    if row is None:
+        return None
+    record = RecipientRecord(
+        id=row["id"].int,
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        country=row["country"],
+        currency=row["currency"],
+        status=row["status"],
+        bank_details=json.loads(row["bank_details"]),
+        created_at=row["created_at"],
+    )
+    await redis.set(key, msgspec.json.encode(record), ex=recipient_cache_seconds)
+    return record

@@ -1,0 +1,236 @@
+"""Transfers in Postgres: the row, its state transitions, the outbox events that go with
+them (same transaction, always), and the ISO 20022 messages exchanged.
+
+Every transition is conditional on the state it leaves, so two processes racing (a cancel
+and the worker, two workers after a lease expired) can never both apply one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from gateway.db.batch import BatchStatement
+
+transfer_insert = BatchStatement(
+    table="transfers",
+    columns=(
+        "id",
+        "compliance_region",
+        "tenant_id",
+        "quote_id",
+        "recipient_id",
+        "reference",
+        "source_currency",
+        "source_amount_minor",
+        "fee_minor",
+        "target_currency",
+        "target_amount_minor",
+        "rate",
+        "rail",
+        "status",
+        "created_at",
+        "updated_at",
+    ),
+    types=(
+        "uuid",
+        "text",
+        "bigint",
+        "uuid",
+        "uuid",
+        "text",
+        "text",
+        "bigint",
+        "bigint",
+        "text",
+        "bigint",
+        "text",
+        "text",
+        "text",
+        "timestamptz",
+        "timestamptz",
+    ),
+    on_conflict="ON CONFLICT DO NOTHING",
+)
+final_statuses = frozenset({"completed", "refunded", "cancelled", "blocked"})
+active_statuses = ("processing", "submitted", "pending_rail")
+claim_lease_seconds = 60
+# Work that is done (a cancelled transfer whose hold was voided) is parked far away.
+parked_until = datetime.datetime(9999, 1, 1, tzinfo=datetime.UTC)
+
+
+class TransferRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    compliance_region: str
+    tenant_id: int
+    quote_id: uuid.UUID
+    recipient_id: uuid.UUID
+    reference: str
+    source_currency: str
+    source_amount_minor: int
+    fee_minor: int
+    target_currency: str
+    target_amount_minor: int
+    rate: str
+    rail: str
+    status: str
+    attempt: int
+    next_attempt_at: datetime.datetime
+    failure_code: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+_columns = ", ".join(TransferRow.__struct_fields__)
+
+
+def _row(record: asyncpg.Record) -> TransferRow:
+    return TransferRow(**dict(record))
+
+
+async def get_transfer(
+    pool: asyncpg.Pool, *, region: str, tenant_id: int, transfer_id: uuid.UUID
+) -> TransferRow | None:
+    record = await pool.fetchrow(
+        f"SELECT {_columns} FROM transfers "  # noqa: S608 - fixed column list.
+        "WHERE compliance_region = $1 AND id = $2 AND tenant_id = $3",
+        region,
+        transfer_id,
+        tenant_id,
+    )
+    return None if record is None else _row(record)
+
+
+async def list_transfers(
+    pool: asyncpg.Pool,
+    *,
+    tenant_id: int,
+    status: str | None,
+    limit: int,
+    after: tuple[datetime.datetime, uuid.UUID] | None,
+) -> list[TransferRow]:
+    """The tenant's transfers, oldest first, after a (created_at, id) cursor."""
+    records = await pool.fetch(
+        f"SELECT {_columns} FROM transfers "  # noqa: S608 - fixed column list.
+        """WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
+             AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
+           ORDER BY created_at, id LIMIT $5""",
+        tenant_id,
+        status,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [_row(record) for record in records]
+
+
+async def claim_due(pool: asyncpg.Pool, *, limit: int) -> list[TransferRow]:
+    """Lease up to `limit` transfers that need work; other workers skip them meanwhile."""
+    records = await pool.fetch(
+        f"""UPDATE transfers SET next_attempt_at = now() + make_interval(secs => $2)
+             WHERE (compliance_region, id) IN (
+                   SELECT compliance_region, id FROM transfers
+                    WHERE status IN ('processing', 'submitted', 'pending_rail', 'cancelled')
+                      AND next_attempt_at <= now()
+                    ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING {_columns}""",  # noqa: S608 - fixed column list.
+        limit,
+        claim_lease_seconds,
+    )
+    return [_row(record) for record in records]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    type: str
+    payload: dict[str, Any]
+
+
+async def transition(
+    pool: asyncpg.Pool,
+    row: TransferRow,
+    *,
+    to: str,
+    expected: tuple[str, ...],
+    events: list[Event],
+    attempt: int | None = None,
+    next_attempt_at: datetime.datetime | None = None,
+    failure_code: str | None = None,
+    messages: list[tuple[str, str, bytes]] | None = None,
+) -> TransferRow | None:
+    """Move the transfer to `to` if it is in one of `expected`, with its events and
+    messages, in one transaction. None if another process moved it first."""
+    async with pool.acquire() as connection, connection.transaction():
+        record = await connection.fetchrow(
+            f"""UPDATE transfers SET status = $3, attempt = COALESCE($4, attempt),
+                       next_attempt_at = COALESCE($5, next_attempt_at),
+                       failure_code = COALESCE($6, failure_code), updated_at = now()
+                 WHERE compliance_region = $1 AND id = $2 AND status = ANY($7::text[])
+             RETURNING {_columns}""",  # noqa: S608 - fixed column list.
+            row.compliance_region,
+            row.id,
+            to,
+            attempt,
+            next_attempt_at,
+            failure_code,
+            list(expected),
+        )
+        if record is None:
+            return None
+        if events:
+            await connection.executemany(
+                """INSERT INTO events (id, tenant_id, type, object_id, payload)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+                [
+                    (e.id, row.tenant_id, e.type, row.id, json.dumps(e.payload, default=str))
+                    for e in events
+                ],
+            )
+        if messages:
+            await connection.executemany(
+                """INSERT INTO transfer_messages (compliance_region, transfer_id, tenant_id,
+                                                  message_type, direction, attempt, xml)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                [
+                    (
+                        row.compliance_region,
+                        row.id,
+                        row.tenant_id,
+                        kind,
+                        direction,
+                        attempt if attempt is not None else row.attempt,
+                        xml.decode(),
+                    )
+                    for kind, direction, xml in messages
+                ],
+            )
+        return _row(record)
+
+
+async def list_messages(
+    pool: asyncpg.Pool, *, region: str, tenant_id: int, transfer_id: uuid.UUID
+) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        """SELECT message_type, direction, attempt, xml, created_at FROM transfer_messages
+            WHERE compliance_region = $1 AND transfer_id = $2 AND tenant_id = $3
+            ORDER BY id""",
+        region,
+        transfer_id,
+        tenant_id,
+    )
+
+
+async def park(pool: asyncpg.Pool, row: TransferRow, *, until: datetime.datetime) -> None:
+    """Leave the state as is and come back at `until` (a rail that is down, a finished
+    cancellation)."""
+    await pool.execute(
+        "UPDATE transfers SET next_attempt_at = $3 WHERE compliance_region = $1 AND id = $2",
+        row.compliance_region,
+        row.id,
+        until,
+    )

@@ -1,0 +1,237 @@
+"""Creating and cancelling transfers: the request path of the lifecycle (SPEC §6).
+
+Creating holds the funds with the payout's linked chain and answers `processing`; nothing
+else happens on the request path. Its steps never read Postgres: the recipient comes from
+Redis, the quote is consumed in Redis (single use, by this transfer only), the ledger
+reserves every leg at once, and only then are the transfer row and its
+`transfer.processing` event written, together, in one batched transaction. A refusal (no
+funds, no liquidity, an expired or used quote, an unknown recipient) creates nothing and
+holds nothing; a quote taken by a refused transfer is given back.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import uuid
+from typing import Any
+
+import msgspec
+
+from fx.quotes import LockedQuote
+from gateway import wire
+from gateway.db.records import event_insert
+from gateway.ids import decode_id, encode_id
+from gateway.problems import ProblemError
+from gateway.ratelimit import Principal
+from gateway.services import Services
+from gateway.transfers.recipients import load_recipient
+from gateway.transfers.records import (
+    Event,
+    TransferRow,
+    park,
+    parked_until,
+    transfer_insert,
+    transition,
+)
+from ledger.errors import LedgerError
+from ledger.payouts import Payout, Payouts
+from rails.corridors import UnsupportedCorridor, choose_rail, corridor_for
+
+
+def event_id(transfer_id: uuid.UUID, kind: str, attempt: int = 0) -> uuid.UUID:
+    """The same event of the same transfer always gets the same id (crash retries)."""
+    digest = hashlib.blake2b(
+        f"{transfer_id}:{kind}:{attempt}".encode(), digest_size=16, person=b"kovra.event"
+    ).digest()
+    return uuid.UUID(bytes=digest)
+
+
+def payout_of(row: TransferRow) -> Payout:
+    return Payout(
+        payout_id=row.id.int,
+        tenant_id=row.tenant_id,
+        source_currency=row.source_currency,
+        source_amount_minor=row.source_amount_minor,
+        fee_minor=row.fee_minor,
+        target_currency=row.target_currency,
+        target_amount_minor=row.target_amount_minor,
+    )
+
+
+def transfer_view(row: TransferRow) -> wire.Transfer:
+    return wire.Transfer(
+        id=encode_id("tr", row.id.int),
+        status=row.status,  # type: ignore[arg-type]
+        quote_id=encode_id("quote", row.quote_id.int),
+        recipient_id=encode_id("rcp", row.recipient_id.int),
+        reference=row.reference,
+        source=wire.Money(amount=row.source_amount_minor, currency=row.source_currency),
+        fee=wire.Money(amount=row.fee_minor, currency=row.source_currency),
+        target=wire.Money(amount=row.target_amount_minor, currency=row.target_currency),
+        rate=row.rate,
+        rail=row.rail,
+        failure_code=row.failure_code,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def create_transfer(
+    services: Services, principal: Principal, *, transfer_id: int, body: wire.TransferCreate
+) -> wire.Transfer:
+    quote_id = decode_id("quote", body.quote_id)
+    recipient_id = decode_id("rcp", body.recipient_id)
+    recipient = await load_recipient(
+        services,
+        tenant_id=principal.tenant_id,
+        region=principal.compliance_region,
+        recipient_id=recipient_id,
+    )
+    if recipient is None:
+        raise ProblemError(422, "unknown_recipient", f"no recipient {body.recipient_id}")
+    if recipient.status != "active":
+        raise ProblemError(403, "recipient_frozen", "this recipient is frozen")
+    store = services.quoter.store
+    quote = await store.consume(
+        tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
+    )
+    try:
+        rail = _rail(
+            quote, recipient_country=recipient.country, recipient_currency=recipient.currency
+        )
+        payout = Payout(
+            payout_id=transfer_id,
+            tenant_id=principal.tenant_id,
+            source_currency=quote.source_currency,
+            source_amount_minor=quote.source_amount,
+            fee_minor=quote.fee_amount,
+            target_currency=quote.target_currency,
+            target_amount_minor=quote.target_amount,
+        )
+        await Payouts(services.ledger).reserve(payout)
+    except (LedgerError, ProblemError):
+        await store.release(
+            tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
+        )
+        raise
+    return await _record(
+        services,
+        principal,
+        transfer_id=transfer_id,
+        quote=quote,
+        recipient_id=recipient_id,
+        reference=body.reference,
+        rail=rail,
+    )
+
+
+def _rail(quote: LockedQuote, *, recipient_country: str, recipient_currency: str) -> str:
+    if quote.target_currency != recipient_currency:
+        raise ProblemError(
+            422,
+            "recipient_currency_mismatch",
+            f"the quote pays {quote.target_currency}; the recipient is paid "
+            f"in {recipient_currency}",
+        )
+    try:
+        corridor = corridor_for(country=recipient_country, currency=recipient_currency)
+    except UnsupportedCorridor as error:
+        raise ProblemError(422, "unsupported_corridor", str(error)) from None
+    return choose_rail(corridor, amount_minor=quote.target_amount).value
+
+
+async def _record(
+    services: Services,
+    principal: Principal,
+    *,
+    transfer_id: int,
+    quote: LockedQuote,
+    recipient_id: int,
+    reference: str,
+    rail: str,
+) -> wire.Transfer:
+    """The row and its processing event, in one transaction (the outbox)."""
+    now = datetime.datetime.now(tz=datetime.UTC)
+    row = (
+        uuid.UUID(int=transfer_id),
+        principal.compliance_region,
+        principal.tenant_id,
+        uuid.UUID(int=quote.id),
+        uuid.UUID(int=recipient_id),
+        reference,
+        quote.source_currency,
+        quote.source_amount,
+        quote.fee_amount,
+        quote.target_currency,
+        quote.target_amount,
+        quote.rate,
+        rail,
+        "processing",
+        now,
+        now,
+    )
+    created = TransferRow(
+        id=row[0],
+        compliance_region=row[1],
+        tenant_id=row[2],
+        quote_id=row[3],
+        recipient_id=row[4],
+        reference=reference,
+        source_currency=quote.source_currency,
+        source_amount_minor=quote.source_amount,
+        fee_minor=quote.fee_amount,
+        target_currency=quote.target_currency,
+        target_amount_minor=quote.target_amount,
+        rate=quote.rate,
+        rail=rail,
+        status="processing",
+        attempt=0,
+        next_attempt_at=now,
+        failure_code=None,
+        created_at=now,
+        updated_at=now,
+    )
+    view = transfer_view(created)
+    event = (
+        event_id(row[0], "transfer.processing"),
+        principal.tenant_id,
+        "transfer.processing",
+        row[0],
+        msgspec.json.encode(view).decode(),
+    )
+    await services.writer.write_together([(transfer_insert, row), (event_insert, event)])
+    return view
+
+
+async def cancel_transfer(services: Services, row: TransferRow) -> TransferRow:
+    """Cancel before submission: the state first (racing the worker fairly), then the
+    ledger; a crash in between is finished by the worker, which voids cancelled holds."""
+    cancelled = await transition(
+        services.pool,
+        row,
+        to="cancelled",
+        expected=("processing",),
+        events=[
+            Event(
+                id=event_id(row.id, "transfer.cancelled"),
+                type="transfer.cancelled",
+                payload=event_payload(row, "cancelled"),
+            )
+        ],
+    )
+    if cancelled is None:
+        raise ProblemError(
+            409,
+            "transfer_not_cancellable",
+            f"the transfer is {row.status}; only processing transfers cancel",
+        )
+    await Payouts(services.ledger).abort(payout_of(cancelled))
+    await park(services.pool, cancelled, until=parked_until)
+    return cancelled
+
+
+def event_payload(row: TransferRow, status: str) -> dict[str, Any]:
+    view = transfer_view(msgspec.structs.replace(row, status=status))
+    payload: dict[str, Any] = msgspec.to_builtins(view)
+    return payload

@@ -1,0 +1,261 @@
+"""Transfers end to end through `kovra serve --workers 2` and `kovra worker`: quote, pay,
+and follow the lifecycle of SPEC §6 on the sandbox rails for five corridors, rejections
+refunded to the minor unit, no-answer retried until completed, cancellation, immediate
+refusals that create and hold nothing, and concurrent transfers that never overdraw."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from rails.iso20022 import parse_pacs002, validate
+from tests.gateway.e2e.conftest import Deployment, bearer
+
+final_statuses = {"completed", "refunded", "cancelled", "blocked"}
+recipients = {
+    "IDR": {
+        "name": "PT Pemasok",
+        "country": "ID",
+        "currency": "IDR",
+        "bank_details": {"bank_code": "014", "account_number": "1234567890"},
+    },
+    "EUR": {
+        "name": "Lieferant GmbH",
+        "country": "DE",
+        "currency": "EUR",
+        "bank_details": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"},
+    },
+    "GBP": {
+        "name": "Supplier Ltd",
+        "country": "GB",
+        "currency": "GBP",
+        "bank_details": {"sort_code": "08-99-99", "account_number": "66374958"},
+    },
+}
+deposits = {"EUR": 10_000_000, "GBP": 10_000_000, "USD": 10_000_000, "IDR": 1_000_000_000_000}
+liquidity = {"EUR": 10**12, "GBP": 10**12, "USD": 10**12, "IDR": 10**16}
+
+
+class Payer:
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        _, self.key = deployment.tenant(tier="growth")
+        for currency, amount in deposits.items():
+            deployment.deposit(self.key, currency, amount)
+        self.recipients: dict[str, str] = {}
+
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(
+            f"{self.deployment.base_url}{path}", json=body, headers=bearer(self.key), timeout=30
+        )
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.deployment.base_url}{path}", headers=bearer(self.key), timeout=30)
+
+    def recipient(self, currency: str) -> str:
+        if currency not in self.recipients:
+            created = self.post("/v1/recipients", recipients[currency])
+            assert created.status_code == 201, created.text
+            self.recipients[currency] = created.json()["id"]
+        return self.recipients[currency]
+
+    def quote(self, source: str, target: str, source_amount: int) -> dict[str, Any]:
+        created = self.post(
+            "/v1/quotes",
+            {"source_currency": source, "target_currency": target, "source_amount": source_amount},
+        )
+        assert created.status_code == 201, created.text
+        quote: dict[str, Any] = created.json()
+        return quote
+
+    def pay(self, source: str, target: str, amount: int, reference: str) -> httpx.Response:
+        quote = self.quote(source, target, amount)
+        return self.post(
+            "/v1/transfers",
+            {
+                "quote_id": quote["id"],
+                "recipient_id": self.recipient(target),
+                "reference": reference,
+            },
+        )
+
+    def settle(self, transfer_id: str, seconds: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        while True:
+            transfer: dict[str, Any] = self.get(f"/v1/transfers/{transfer_id}").json()
+            if transfer["status"] in final_statuses:
+                return transfer
+            assert time.monotonic() < deadline, f"still {transfer['status']}"
+            time.sleep(0.1)
+
+    def balance(self, currency: str) -> dict[str, int]:
+        data = self.get("/v1/balances").json()["data"]
+        found: dict[str, int] = next(b for b in data if b["currency"] == currency)
+        return found
+
+
+@pytest.fixture(scope="module")
+def payer(deployment: Deployment) -> Payer:
+    for currency, amount in liquidity.items():
+        funded = httpx.post(
+            f"{deployment.base_url}/admin/v1/liquidity",
+            headers=deployment.admin(),
+            json={"currency": currency, "amount": amount},
+        )
+        assert funded.status_code == 201, funded.text
+    return Payer(deployment)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "amount"),
+    [
+        ("EUR", "IDR", 100_000),
+        ("GBP", "EUR", 50_000),
+        ("EUR", "EUR", 25_000),
+        ("IDR", "GBP", 500_000_000),
+        ("USD", "IDR", 75_000),
+    ],
+)
+def test_a_transfer_completes_and_moves_money_once(
+    payer: Payer, source: str, target: str, amount: int
+) -> None:
+    before = payer.balance(source)["posted"]
+    created = payer.pay(source, target, amount, f"INV-{source}-{target}")
+    assert created.status_code == 201, created.text
+    transfer = created.json()
+    assert transfer["status"] == "processing"
+    assert payer.balance(source)["pending"] == amount + transfer["fee"]["amount"]
+    done = payer.settle(transfer["id"])
+    assert done["status"] == "completed", done
+    after = payer.balance(source)
+    assert after["posted"] == before - amount - transfer["fee"]["amount"]
+    assert after["pending"] == 0
+    messages = payer.get(f"/v1/transfers/{transfer['id']}/messages").json()["data"]
+    assert [(m["type"], m["direction"]) for m in messages] == [
+        ("pacs.008", "outbound"),
+        ("pacs.002", "inbound"),
+    ]
+    validate(messages[0]["xml"].encode(), "pacs.008.001.08.xsd")
+    (status,) = parse_pacs002(messages[1]["xml"].encode())
+    assert status.status == "accepted"
+
+
+def test_a_rejection_is_refunded_to_the_minor_unit(payer: Payer) -> None:
+    before = payer.balance("EUR")
+    created = payer.pay("EUR", "IDR", 123_457, "sandbox:reject:AC04")
+    assert created.status_code == 201, created.text
+    done = payer.settle(created.json()["id"])
+    assert (done["status"], done["failure_code"]) == ("refunded", "AC04")
+    assert payer.balance("EUR") == before
+
+
+def test_no_answer_is_retried_until_completed(payer: Payer) -> None:
+    created = payer.pay("GBP", "GBP", 9_999, "sandbox:timeout:2")
+    assert created.status_code == 201, created.text
+    done = payer.settle(created.json()["id"])
+    assert done["status"] == "completed"
+    messages = payer.get(f"/v1/transfers/{done['id']}/messages").json()["data"]
+    assert [(m["type"], m["attempt"]) for m in messages] == [
+        ("pacs.008", 1),
+        ("pacs.008", 2),
+        ("pacs.008", 3),
+        ("pacs.002", 3),
+    ]
+
+
+def test_refusals_create_and_hold_nothing(payer: Payer) -> None:
+    before = payer.get("/v1/transfers?limit=100").json()["data"]
+    balance = payer.balance("EUR")
+    too_much = payer.pay("EUR", "IDR", balance["available"] + 1, "too much")
+    assert too_much.status_code == 422
+    assert too_much.json()["code"] == "insufficient_funds"
+    quote = payer.quote("EUR", "EUR", 100)
+    unknown = payer.post(
+        "/v1/transfers",
+        {"quote_id": quote["id"], "recipient_id": "rcp_" + "0" * 25 + "1", "reference": "x"},
+    )
+    assert unknown.json()["code"] == "unknown_recipient"
+    wrong = payer.post(
+        "/v1/transfers",
+        {"quote_id": quote["id"], "recipient_id": payer.recipient("GBP"), "reference": "x"},
+    )
+    assert wrong.json()["code"] == "recipient_currency_mismatch"
+    used = payer.post(
+        "/v1/transfers",
+        {"quote_id": quote["id"], "recipient_id": payer.recipient("EUR"), "reference": "first use"},
+    )
+    assert used.status_code == 201, used.text  # The refused attempts gave the quote back.
+    again = payer.post(
+        "/v1/transfers",
+        {
+            "quote_id": quote["id"],
+            "recipient_id": payer.recipient("EUR"),
+            "reference": "second use",
+        },
+    )
+    assert again.json()["code"] == "quote_already_used"
+    after = payer.get("/v1/transfers?limit=100").json()["data"]
+    assert len(after) == len(before) + 1
+    payer.settle(used.json()["id"])
+    assert payer.balance("EUR")["pending"] == 0
+
+
+def test_cancel_before_submission_and_not_after(payer: Payer) -> None:
+    completed = payer.pay("EUR", "EUR", 1_000, "to complete")
+    done = payer.settle(completed.json()["id"])
+    refused = payer.post(f"/v1/transfers/{done['id']}/cancel", {})
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "transfer_not_cancellable"
+    before = payer.balance("GBP")
+    pending = payer.pay("GBP", "GBP", 2_000, "sandbox:timeout:1000")
+    transfer = pending.json()
+    # Racing the worker: either the cancel wins (cancelled) or the transfer was already
+    # submitted (409). Both leave the ledger consistent; retry until the cancel is decided.
+    cancelled = payer.post(f"/v1/transfers/{transfer['id']}/cancel", {})
+    if cancelled.status_code == 200:
+        assert cancelled.json()["status"] == "cancelled"
+        assert payer.balance("GBP") == before
+    else:
+        assert cancelled.json()["code"] == "transfer_not_cancellable"
+
+
+def test_concurrent_transfers_never_overdraw(deployment: Deployment, payer: Payer) -> None:
+    poor = Payer.__new__(Payer)
+    poor.deployment = deployment
+    _, poor.key = deployment.tenant(tier="growth")
+    poor.recipients = {}
+    deployment.deposit(poor.key, "EUR", 20_000)
+    quotes = [poor.quote("EUR", "EUR", 1_000) for _ in range(30)]
+    recipient = poor.recipient("EUR")
+
+    async def pay_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=deployment.base_url, timeout=30) as client:
+            return list(
+                await asyncio.gather(
+                    *(
+                        client.post(
+                            "/v1/transfers",
+                            headers=bearer(poor.key),
+                            json={
+                                "quote_id": q["id"],
+                                "recipient_id": recipient,
+                                "reference": f"c{i}",
+                            },
+                        )
+                        for i, q in enumerate(quotes)
+                    )
+                )
+            )
+
+    responses = asyncio.run(pay_all())
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(201) == 20
+    assert {r.json()["code"] for r in responses if r.status_code != 201} == {"insufficient_funds"}
+    for response in responses:
+        if response.status_code == 201:
+            assert poor.settle(response.json()["id"])["status"] == "completed"
+    assert poor.balance("EUR") == {"currency": "EUR", "available": 0, "pending": 0, "posted": 0}
