@@ -1,27 +1,31 @@
-"""The reconciler: settles metadata rows left mid-way by a crash between two writes.
+"""The reconciler: settles what a crash left between two writes.
 
 A hold or deposit row is written before its ledger transfer. If the process died in
-between, the row has no transfer: once it is older than `settle_after_seconds` (no request
-can still be writing it), the reconciler asks TigerBeetle in one batch and marks the rows
-without a transfer `abandoned`. Rows whose transfer exists get their creation event
-(re-)written with the same id the request would have used, so the outbox misses nothing.
+between, the row has no transfer: once it is older than `KOVRA_RECONCILE_AFTER_SECONDS`
+(30 s by default; no request can still be writing it), the reconciler asks TigerBeetle in
+one batch and marks the rows without a transfer `abandoned`. Rows whose transfer exists get
+their creation event (re-)written with the same id the request would have used, so the
+outbox misses nothing. A transfer reserves its funds before its row is written, so the
+reconciler also voids reservations whose transfer row never came.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 import uuid
 
 import msgspec
 import structlog
+import tigerbeetle as tb
 
 from gateway.db.records import event_insert
 from gateway.services import Services
 from ledger.client import batch_size_max
-from ledger.transfers import Leg, transfer_id
+from ledger.payouts import Payout, Payouts
+from ledger.transfers import Leg, TransferCode, transfer_id
 
-settle_after_seconds = 30
 scan_rows_max = batch_size_max
 interval_seconds_default = 5.0
 log = structlog.get_logger("kovra.reconciler")
@@ -39,11 +43,104 @@ _legs = {"holds": (Leg.HOLD, "hold.created"), "deposits": (Leg.DEPOSIT, "deposit
 
 
 async def reconcile_once(services: Services) -> int:
-    """One pass over every money table; returns how many rows it settled."""
+    """One pass over every money table and the payout reservations; how many it settled."""
     settled = 0
     for table in _legs:
         settled += await _reconcile_table(services, table)
-    return settled
+    return settled + await reconcile_reservations(services)
+
+
+async def reconcile_reservations(services: Services) -> int:
+    """Void payout reservations the ledger holds for transfers Postgres never recorded.
+
+    A transfer reserves its funds before its row is written; a gateway that died in between
+    leaves held money no transfer will ever release. Every payout has exactly one target
+    leg, so scanning pending PAYOUT_TARGET transfers finds every reservation.
+    """
+    watermark = await _watermark(services, "payout_reservations")
+    cutoff_ns = time.time_ns() - services.settings.reconcile_after_seconds * 1_000_000_000
+    found = await services.ledger_client.query_transfers(
+        tb.QueryFilter(
+            user_data_128=0,
+            user_data_64=0,
+            user_data_32=0,
+            ledger=0,
+            code=int(TransferCode.PAYOUT_TARGET),
+            timestamp_min=watermark + 1,
+            timestamp_max=cutoff_ns,
+            limit=scan_rows_max,
+            flags=tb.QueryFilterFlags.NONE,
+        )
+    )
+    reservations = [t for t in found if int(t.flags) & int(tb.TransferFlags.PENDING)]
+    if not found:
+        return 0
+    ids = [uuid.UUID(int=t.user_data_128) for t in reservations]
+    recorded = {
+        row["id"]
+        for row in await services.pool.fetch(
+            "SELECT id FROM transfers WHERE id = ANY($1::uuid[])", ids
+        )
+    }
+    orphans = [t for t in reservations if uuid.UUID(int=t.user_data_128) not in recorded]
+    payouts = Payouts(services.ledger)
+    for orphan in orphans:
+        await payouts.abort(await _payout_from_ledger(services, orphan))
+    await _advance(services, "payout_reservations", max(t.timestamp for t in found))
+    if orphans:
+        log.warning("orphan_reservations_voided", count=len(orphans))
+    return len(orphans)
+
+
+async def _payout_from_ledger(services: Services, target_leg: tb.Transfer) -> Payout:
+    """The payout's amounts, rebuilt from its pending legs in the ledger alone."""
+    legs = await services.ledger_client.query_transfers(
+        tb.QueryFilter(
+            user_data_128=target_leg.user_data_128,
+            user_data_64=0,
+            user_data_32=0,
+            ledger=0,
+            code=0,
+            timestamp_min=0,
+            timestamp_max=0,
+            limit=10,
+            flags=tb.QueryFilterFlags.NONE,
+        )
+    )
+    pending = {t.code: t for t in legs if int(t.flags) & int(tb.TransferFlags.PENDING)}
+    source = pending.get(int(TransferCode.PAYOUT_SOURCE), target_leg)
+    fee = pending.get(int(TransferCode.PAYOUT_FEE))
+    currencies = services.ledger.currencies
+    return Payout(
+        payout_id=target_leg.user_data_128,
+        tenant_id=target_leg.user_data_64,
+        source_currency=currencies.by_number(source.ledger).code,
+        source_amount_minor=source.amount,
+        fee_minor=fee.amount if fee else 0,
+        target_currency=currencies.by_number(target_leg.ledger).code,
+        target_amount_minor=target_leg.amount,
+    )
+
+
+async def _watermark(services: Services, name: str) -> int:
+    """The ledger timestamp (ns) up to which `name` has been reconciled."""
+    value = await services.pool.fetchval(
+        "SELECT ledger_timestamp_ns FROM reconciler_watermarks WHERE name = $1", name
+    )
+    return 0 if value is None else int(value)
+
+
+async def _advance(services: Services, name: str, timestamp_ns: int) -> None:
+    moment = datetime.datetime.fromtimestamp(timestamp_ns / 1_000_000_000, tz=datetime.UTC)
+    await services.pool.execute(
+        """INSERT INTO reconciler_watermarks (name, created_at, ledger_timestamp_ns)
+           VALUES ($1, $2, $3)
+           ON CONFLICT (name) DO UPDATE SET created_at = EXCLUDED.created_at,
+                                            ledger_timestamp_ns = EXCLUDED.ledger_timestamp_ns""",
+        name,
+        moment,
+        timestamp_ns,
+    )
 
 
 async def _reconcile_table(services: Services, table: str) -> int:
@@ -56,7 +153,7 @@ async def _reconcile_table(services: Services, table: str) -> int:
                AND rejected_code IS NULL
              ORDER BY created_at LIMIT $3""",  # noqa: S608 - table names come from _legs.
         watermark,
-        settle_after_seconds,
+        services.settings.reconcile_after_seconds,
         scan_rows_max,
     )
     if not rows:

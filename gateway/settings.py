@@ -60,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fx_rates: str | None
     quote_ttl_seconds: int
     pending_rail_base_ms: int
+    reconcile_after_seconds: int
     sandbox_latency_ms_max: int
 
     @property
@@ -166,6 +167,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "KOVRA_QUOTE_TTL_SECONDS", quote_ttl_seconds_default, 10, quote_ttl_seconds_max
         ),
         pending_rail_base_ms=reader.integer("KOVRA_PENDING_RAIL_BASE_MS", 1_000, 1, 600_000),
+        reconcile_after_seconds=reader.integer("KOVRA_RECONCILE_AFTER_SECONDS", 30, 1, 86_400),
         sandbox_latency_ms_max=reader.integer("KOVRA_SANDBOX_LATENCY_MS_MAX", 120, 0, 10_000),
     )
     if settings.fx_source == "http" and not settings.fx_feed_url:

@@ -1,18 +1,21 @@
-"""The reconciler settles rows a crash left between Postgres and the ledger: a hold row
+"""The reconciler settles what a crash left between Postgres and the ledger: a hold row
 whose ledger transfer never happened is marked `abandoned`; one whose transfer exists gets
-its creation event; rows younger than the settling delay are left alone."""
+its creation event; rows younger than the settling delay are left alone; a payout
+reservation without a transfer row (the gateway died in between) is voided."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 from gateway.db.migrate import migrate
-from gateway.reconciler import reconcile_once
+from gateway.reconciler import reconcile_once, reconcile_reservations
 from gateway.services import open_services
 from gateway.settings import load_settings
+from ledger.payouts import Payout, Payouts, PayoutState
 from ledger.transfers import Leg, new_object_id, transfer_id
 
 
@@ -65,5 +68,50 @@ async def test_rows_left_mid_way_are_settled(empty_database: str, tmp_path: Path
         assert json.loads(events[0]["payload"])["recovered"] is True
         # A second pass has nothing left to do: the watermark moved past both rows.
         assert await reconcile_once(services) == 0
+    finally:
+        await services.close()
+
+
+async def test_orphan_reservations_are_voided(empty_database: str, tmp_path: Path) -> None:
+    await migrate(empty_database)
+    settings = load_settings(
+        {
+            "DATABASE_URL": empty_database,
+            "REDIS_URL": "redis://127.0.0.1:6379/11",
+            "KOVRA_DATA_DIR": str(tmp_path),
+            "KOVRA_CURRENCIES": "EUR,IDR",
+            "KOVRA_RECONCILE_AFTER_SECONDS": "1",
+        }
+    )
+    services = await open_services(settings)
+    try:
+        tenant_id = 9
+        await services.ledger.open_tenant_accounts(tenant_id)
+        await services.ledger.deposit(
+            tenant_id=tenant_id,
+            deposit_id=new_object_id(),
+            currency_code="EUR",
+            amount_minor=10_000,
+        )
+        await services.ledger.fund_liquidity(
+            funding_id=new_object_id(), currency_code="IDR", amount_minor=10**12
+        )
+        payouts = Payouts(services.ledger)
+        orphan = Payout(
+            payout_id=new_object_id(),
+            tenant_id=tenant_id,
+            source_currency="EUR",
+            source_amount_minor=1_000,
+            fee_minor=15,
+            target_currency="IDR",
+            target_amount_minor=17_000_000,
+        )
+        await payouts.reserve(orphan)
+        await asyncio.sleep(1.2)  # Older than KOVRA_RECONCILE_AFTER_SECONDS.
+        assert await reconcile_reservations(services) == 1
+        assert await payouts.state(orphan) is PayoutState.ABORTED
+        wallet = (await services.statements.balances(tenant_id))[0]
+        assert (wallet.currency, wallet.posted, wallet.pending) == ("EUR", 10_000, 0)
+        assert await reconcile_reservations(services) == 0
     finally:
         await services.close()
