@@ -1,0 +1,281 @@
+"""`python -m loadtest.bench_transfers`: payments/s (quote + transfer) against the bare echo.
+
+Starts the bare msgspec echo app and Kovra (`kovra serve`, `kovra worker` and the shared
+ledger) with the same granian settings and drives them with wrk, in one run:
+
+1. the echo endpoint, for the ceiling of this machine and server settings;
+2. `POST /v1/quotes` for the set duration, each answered quote id written down;
+3. `POST /v1/transfers`, each request paying one of those quotes.
+
+Prints quotes/s, transfers/s with their latency p50/p95, payments/s (a quote and a transfer
+each, end to end) and the ratio to the echo ceiling. The worker settles the payments on the
+sandbox rails meanwhile, as in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import asyncpg
+import httpx
+import msgspec
+
+from loadtest.bench_gateway import (
+    LoadResult,
+    _free_port,
+    _granian,
+    _process,
+    _wait_healthy,
+    admin_token,
+    repository,
+    run_wrk,
+)
+
+_summary = """
+done = function(summary, latency, requests)
+  io.write(string.format(
+    '{"requests": %d, "seconds": %f, "non_2xx": %d, "socket_errors": %d, '
+    .. '"p50_ms": %f, "p95_ms": %f, "p99_ms": %f}\\n',
+    summary.requests, summary.duration / 1e6, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000))
+end
+"""
+_headers = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer KEY"
+"""
+quote_script = (
+    _headers
+    + """
+wrk.body = '{"source_currency": "EUR", "target_currency": "IDR", "source_amount": 1000}'
+local counter = 0
+setup = function(thread) counter = counter + 1; thread:set("index", counter) end
+init = function(args) out = io.open("DIR/quotes-" .. index .. ".txt", "w") end
+response = function(status, headers, body)
+  local id = body:match('"id":"(quote_[0-9A-Z]+)"')
+  if status == 201 and id then out:write(id, "\\n") end
+end
+"""
+    + _summary
+)
+transfer_script = (
+    _headers
+    + """
+local counter = 0
+setup = function(thread) counter = counter + 1; thread:set("index", counter) end
+init = function(args)
+  quotes = {}
+  for line in io.lines("DIR/pool-" .. index .. ".txt") do quotes[#quotes + 1] = line end
+  next_quote = 1
+end
+request = function()
+  local id = quotes[next_quote] or quotes[#quotes]
+  next_quote = next_quote + 1
+  return wrk.format(nil, "/v1/transfers", nil,
+    '{"quote_id": "' .. id .. '", "recipient_id": "RECIPIENT", "reference": "bench"}')
+end
+"""
+    + _summary
+)
+
+
+def _wrk(script: str, url: str, *, connections: int, threads: int, seconds: int) -> LoadResult:
+    output = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", script, url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    line = next(line for line in output.splitlines() if line.startswith("{"))
+    return msgspec.json.decode(line, type=LoadResult)
+
+
+def _prepare(base: str) -> tuple[str, str]:
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    policy = f"bench-{secrets.token_hex(4)}"
+    httpx.post(
+        f"{base}/admin/v1/limit-policies",
+        headers=admin,
+        json={
+            "name": policy,
+            "requests_per_minute": 60_000,
+            "daily_limit_usd_minor": 10**15,
+        },
+    ).raise_for_status()
+    for currency, amount in (("IDR", 10**17), ("EUR", 10**14)):
+        httpx.post(
+            f"{base}/admin/v1/liquidity",
+            headers=admin,
+            json={"currency": currency, "amount": amount},
+        ).raise_for_status()
+    created = httpx.post(
+        f"{base}/admin/v1/tenants", headers=admin, json={"name": "bench", "tier": "enterprise"}
+    )
+    created.raise_for_status()
+    tenant_id, key = created.json()["tenant_id"], created.json()["api_key"]
+    httpx.put(
+        f"{base}/admin/v1/tenants/{tenant_id}/policies",
+        headers=admin,
+        json={"pricing_policy": "enterprise", "limit_policy": policy},
+    ).raise_for_status()
+    headers = {"Authorization": f"Bearer {key}"}
+    httpx.post(
+        f"{base}/v1/deposits", headers=headers, json={"currency": "EUR", "amount": 10**15}
+    ).raise_for_status()
+    recipient = httpx.post(
+        f"{base}/v1/recipients",
+        headers=headers,
+        json={
+            "name": "PT Bench",
+            "country": "ID",
+            "currency": "IDR",
+            "bank_details": {"bank_code": "014", "account_number": "1234567890"},
+        },
+    )
+    recipient.raise_for_status()
+    return str(key), str(recipient.json()["id"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--json", action="store_true")
+    arguments = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed (apt-get install wrk)")
+    with tempfile.TemporaryDirectory(prefix="kovra-bench-") as folder:
+        results = _run(arguments, Path(folder))
+    echo, quotes, transfers = results["echo"], results["quotes"], results["transfers"]
+    payments = 1 / (1 / quotes.per_second + 1 / transfers.per_second)
+    if arguments.json:
+        print(
+            json.dumps(
+                {
+                    **{k: msgspec.to_builtins(v) for k, v in results.items()},
+                    "payments_per_second": payments,
+                }
+            )
+        )
+        return
+    for name, result in results.items():
+        print(
+            f"{name:<10} {result.per_second:>9,.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
+            f"p95 {result.p95_ms:7.2f} ms  non-2xx {result.non_2xx}"
+        )
+    print(f"payments   {payments:>9,.0f} /s (one quote and one transfer each)")
+    print(
+        f"ratio transfers/echo: {transfers.per_second / echo.per_second:.2f}, payments/echo: "
+        f"{payments / echo.per_second:.2f} (1 worker, {arguments.connections} connections, "
+        f"{arguments.threads} wrk threads, {arguments.seconds} s, {os.cpu_count()} cores)"
+    )
+
+
+def _run(arguments: argparse.Namespace, directory: Path) -> dict[str, LoadResult]:
+    admin_url = os.environ.get(
+        "KOVRA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    database = f"kovra_bench_{secrets.token_hex(4)}"
+    environment = {
+        **os.environ,
+        "DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
+        "KOVRA_ADMIN_TOKEN": admin_token,
+        "REDIS_URL": "redis://127.0.0.1:6379/10",
+        "KOVRA_DATA_DIR": str(directory / "data"),
+        "KOVRA_LOG_LEVEL": "warning",
+        "PYTHONPATH": str(repository),
+    }
+    asyncio.run(_sql(admin_url, f'CREATE DATABASE "{database}"'))
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "migrate"],
+            env=environment,
+            check=True,
+            cwd=repository,
+        )
+        return _measure(arguments, directory, environment)
+    finally:
+        asyncio.run(_sql(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+def _measure(
+    arguments: argparse.Namespace, directory: Path, environment: dict[str, str]
+) -> dict[str, LoadResult]:
+    load = {
+        "connections": arguments.connections,
+        "threads": arguments.threads,
+        "seconds": arguments.seconds,
+    }
+    results: dict[str, LoadResult] = {}
+    echo_port, port, ledger_port = _free_port(), _free_port(), _free_port()
+    with _process(_granian("loadtest.echo:create_echo_app", echo_port, 1), environment) as echo:
+        _wait_healthy(f"http://127.0.0.1:{echo_port}/echo", echo)
+        results["echo"] = run_wrk(
+            f"http://127.0.0.1:{echo_port}/echo", api_key="none", directory=directory, **load
+        )
+    environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{ledger_port}"
+    gateway = [sys.executable, "-m", "gateway.cli"]
+    ledger = [
+        *gateway,
+        "ledger-server",
+        "--address",
+        f"127.0.0.1:{ledger_port}",
+        "--journal",
+        str(directory / "ledger.journal"),
+    ]
+    with (
+        _process(ledger, environment),
+        _process([*gateway, "serve", "--port", str(port)], environment) as server,
+    ):
+        base = f"http://127.0.0.1:{port}"
+        _wait_healthy(f"{base}/health", server)
+        key, recipient = _prepare(base)
+        with _process([*gateway, "worker"], environment):
+            script = directory / "quotes.lua"
+            script.write_text(quote_script.replace("KEY", key).replace("DIR", str(directory)))
+            results["quotes"] = _wrk(str(script), f"{base}/v1/quotes", **load)
+            _pool(directory, arguments.threads)
+            script = directory / "transfers.lua"
+            script.write_text(
+                transfer_script.replace("KEY", key)
+                .replace("DIR", str(directory))
+                .replace("RECIPIENT", recipient)
+            )
+            results["transfers"] = _wrk(str(script), f"{base}/v1/transfers", **load)
+    return results
+
+
+def _pool(directory: Path, threads: int) -> None:
+    """Deal every quote the first phase got out to the second phase's threads."""
+    quotes = [
+        line for path in sorted(directory.glob("quotes-*.txt")) for line in path.read_text().split()
+    ]
+    for index in range(threads):
+        (directory / f"pool-{index + 1}.txt").write_text("\n".join(quotes[index::threads]))
+
+
+async def _sql(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+if __name__ == "__main__":
+    main()
