@@ -269,10 +269,13 @@ def test_rate_limits_hold_across_workers(deployment: Deployment) -> None:
         finally:
             await asyncio.gather(*(client.aclose() for client in clients))
 
+    started = time.monotonic()
     responses = asyncio.run(fire())
+    # GCRA refills one request every 600 ms at 100/min: a slow machine may earn a few more.
+    refilled = int((time.monotonic() - started) / 0.6)
     statuses = [r.status_code for r in responses]
-    assert statuses.count(200) == 100
-    assert statuses.count(429) == 30
+    assert 100 <= statuses.count(200) <= 100 + refilled
+    assert statuses.count(200) + statuses.count(429) == 130
     limited = next(r for r in responses if r.status_code == 429)
     _problem(limited, 429, "rate_limited")
     assert int(limited.headers["retry-after"]) >= 1
