@@ -20,6 +20,7 @@ compliance_regions = ("EU", "UK", "ID")
 api_key_prefix = "kovra_sk_"
 api_key_secret_bytes = 32
 tenant_name_length_max = 200
+tenant_id_random_bits = 62
 
 
 class TenantRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,14 +97,19 @@ async def create_tenant(
         raise ValueError(f"compliance_region must be one of {', '.join(compliance_regions)}")
     if not 0 < len(name.strip()) <= tenant_name_length_max:
         raise ValueError(f"name must be 1 to {tenant_name_length_max} characters")
+    # A random id, not a sequence: the tenant id is part of every ledger account id, and a
+    # ledger outlives any one database (a restored or rebuilt Postgres must never hand an
+    # existing tenant's accounts to a new tenant). 62 random bits make a clash negligible;
+    # the primary key would refuse one anyway.
     new_id = await pool.fetchval(
-        """INSERT INTO tenants (name, compliance_region, pricing_policy_id, limit_policy_id)
-           VALUES ($1, $2, (SELECT id FROM pricing_policies WHERE name = $3),
+        """INSERT INTO tenants (id, name, compliance_region, pricing_policy_id, limit_policy_id)
+           VALUES ($4, $1, $2, (SELECT id FROM pricing_policies WHERE name = $3),
                    (SELECT id FROM limit_policies WHERE name = $3))
            RETURNING id""",
         name.strip(),
         compliance_region,
         tier,
+        secrets.randbits(tenant_id_random_bits) + 1,
     )
     tenant = await get_tenant(pool, int(new_id))
     if tenant is None:

@@ -48,6 +48,9 @@ class Stack:
 
     def __init__(self, tmp: Path, database: str) -> None:
         self.environment = base_environment(tmp, database, "redis://127.0.0.1:6379/13")
+        # This test kills and restarts the ledger too, so it runs its own ledger server even
+        # when a real cluster is configured for the rest of the suite.
+        self.environment.pop("TB_ADDRESSES", None)
         self.environment.update(
             {
                 "KOVRA_RECONCILE_AFTER_SECONDS": "2",

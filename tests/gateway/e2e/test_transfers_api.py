@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from gateway.ids import decode_id
 from rails.iso20022 import parse_pacs002, validate
 from tests.gateway.e2e.conftest import Deployment, bearer
 
@@ -166,6 +169,29 @@ def test_no_answer_is_retried_until_completed(payer: Payer) -> None:
         ("pacs.008", 3),
         ("pacs.002", 3),
     ]
+    events = asyncio.run(_event_types(payer.deployment, done["id"]))
+    assert events == [
+        "transfer.processing",
+        "transfer.submitted",
+        "transfer.pending_rail",
+        "transfer.submitted",
+        "transfer.pending_rail",
+        "transfer.submitted",
+        "transfer.completed",
+    ]
+
+
+async def _event_types(deployment: Deployment, transfer_id: str) -> list[str]:
+    """The transfer's outbox events, in the order they were written."""
+    connection = await asyncpg.connect(deployment.database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT type FROM events WHERE object_id = $1 ORDER BY created_at, type",
+            uuid.UUID(int=decode_id("tr", transfer_id)),
+        )
+        return [row["type"] for row in rows]
+    finally:
+        await connection.close()
 
 
 def test_refusals_create_and_hold_nothing(payer: Payer) -> None:
