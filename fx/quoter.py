@@ -37,6 +37,10 @@ class Quoter:
     def store(self) -> QuoteStore:
         return self._store
 
+    @property
+    def book(self) -> RateBook:
+        return self._book
+
     async def quote(
         self,
         *,

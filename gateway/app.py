@@ -29,7 +29,7 @@ from gateway.problems import (
     problem,
     problem_content_type,
 )
-from gateway.routes import admin, holds, ledger_reads, ops, quotes, transfers
+from gateway.routes import admin, compliance, holds, ledger_reads, ops, quotes, transfers
 from gateway.services import open_services
 from gateway.settings import Settings, load_settings
 from ledger.errors import LedgerError
@@ -66,6 +66,11 @@ request_bodies: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("/v1/recipients", "post"): wire.RecipientCreate,
     ("/v1/transfers", "post"): wire.TransferCreate,
     ("/v1/transfers/{transfer_id}/cancel", "post"): wire.TransferCancel,
+    ("/v1/compliance/cases/{case_id}/decision", "post"): compliance.CaseDecision,
+    (
+        "/admin/v1/tenants/{tenant_id}/recipients/{recipient_id}/status",
+        "put",
+    ): wire.TenantStatusUpdate,
 }
 
 
@@ -98,6 +103,8 @@ response_bodies: dict[tuple[str, str], tuple[str, type[msgspec.Struct]]] = {
     ("/v1/transfers/{transfer_id}", "get"): ("200", wire.Transfer),
     ("/v1/transfers/{transfer_id}/cancel", "post"): ("200", wire.Transfer),
     ("/v1/transfers/{transfer_id}/messages", "get"): ("200", wire.TransferMessageList),
+    ("/v1/compliance/cases", "get"): ("200", compliance.CaseList),
+    ("/v1/compliance/cases/{case_id}/decision", "post"): ("200", compliance.Case),
 }
 
 
@@ -221,6 +228,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             transfers.list_transfers_route,
             transfers.cancel_transfer_route,
             transfers.transfer_messages,
+            compliance.list_cases_route,
+            compliance.decide_case,
+            admin.update_recipient_status,
         ],
         middleware=[kovra_middleware],
         lifespan=[lifespan],

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import getpass
 import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import msgspec
 
+from compliance.sanctions.lists import SanctionsListError, load_ofac, load_simple_csv
 from gateway.services import Services, open_services
 from gateway.settings import Settings, SettingsError, load_settings
 from ledger.embedded.journal import JournalInUse
@@ -221,6 +224,102 @@ def command_liquidity_fund(arguments: argparse.Namespace) -> int:
     return asyncio.run(_with_services(_settings(), run))
 
 
+def command_sanctions_load(arguments: argparse.Namespace) -> int:
+    from gateway.compliance_setup import store_list  # noqa: PLC0415
+    from gateway.db.records import record_admin_action  # noqa: PLC0415
+
+    path = Path(arguments.path)
+    if arguments.format == "ofac" and not path.is_dir():
+        print("--format ofac takes the folder holding sdn.csv and alt.csv", file=sys.stderr)
+        return 2
+    loader = load_ofac if arguments.format == "ofac" else load_simple_csv
+    try:
+        parties = loader(path)
+    except SanctionsListError as error:
+        print(error, file=sys.stderr)
+        return 1
+
+    async def run(services: Services) -> int:
+        count = await store_list(services.pool, parties)
+        await record_admin_action(
+            services.pool,
+            actor=_actor(),
+            action="sanctions.load",
+            target=f"sanctions:{arguments.format}",
+            details={"path": str(path), "entries": count},
+        )
+        print(f"loaded {count} entries from {path}; processes pick them up at start")
+        return 0
+
+    return asyncio.run(_with_services(_settings(), run))
+
+
+def command_audit(arguments: argparse.Namespace) -> int:
+    from gateway import audit  # noqa: PLC0415
+
+    async def run(services: Services) -> int:
+        if arguments.audit_command == "verify":
+            result = await audit.verify(services.pool)
+            print(msgspec.json.encode(result).decode())
+            return 0 if result.ok else 1
+        try:
+            exported = await audit.export(
+                services.pool, start=arguments.start, end=arguments.end, path=Path(arguments.output)
+            )
+        except audit.AuditInputError as error:
+            print(error, file=sys.stderr)
+            return 2
+        print(msgspec.json.encode(exported).decode())
+        return 0
+
+    return asyncio.run(_with_services(_settings(), run))
+
+
+def command_freeze(arguments: argparse.Namespace) -> int:
+    from gateway.freezes import set_recipient_freeze, set_tenant_freeze  # noqa: PLC0415
+    from gateway.ids import decode_id  # noqa: PLC0415
+    from gateway.problems import ProblemError  # noqa: PLC0415
+
+    status = "active" if arguments.unfreeze else "frozen"
+    if arguments.kind == "recipient" and arguments.tenant <= 0:
+        print("freeze recipient needs --tenant, the recipient's tenant id", file=sys.stderr)
+        return 2
+
+    async def run(services: Services) -> int:
+        if arguments.kind == "tenant":
+            found = (
+                await set_tenant_freeze(
+                    services, tenant_id=int(arguments.id), status=status, actor=_actor()
+                )
+                is not None
+            )
+        else:
+            try:
+                recipient_id = decode_id("rcp", arguments.id)
+            except ProblemError:
+                print(f"{arguments.id!r} is not a recipient id", file=sys.stderr)
+                return 2
+            found = await set_recipient_freeze(
+                services,
+                tenant_id=arguments.tenant,
+                recipient_id=recipient_id,
+                status=status,
+                actor=_actor(),
+            )
+        if not found:
+            print(f"no {arguments.kind} {arguments.id}", file=sys.stderr)
+            return 1
+        print(f"{arguments.kind} {arguments.id} is {status}")
+        return 0
+
+    return asyncio.run(_with_services(_settings(), run))
+
+
+def _timestamp(text: str) -> datetime.datetime:
+    moment = datetime.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
 # --------------------------------------------------------------------------------------
 # Argument parsing.
 
@@ -280,6 +379,32 @@ def build_parser() -> argparse.ArgumentParser:
     fund.add_argument("currency")
     fund.add_argument("amount_minor", type=_bounded(1, 10**18))
     fund.set_defaults(run=command_liquidity_fund)
+    sanctions = commands.add_parser("sanctions", help="sanctions lists").add_subparsers(
+        dest="sanctions_command", required=True
+    )
+    load = sanctions.add_parser("load", help="load a list (OFAC folder or simple CSV)")
+    load.add_argument("path")
+    load.add_argument("--format", choices=("ofac", "csv"), required=True)
+    load.set_defaults(run=command_sanctions_load)
+
+    audit_parser = commands.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit_parser.add_parser("verify", help="check the hash chain; non-zero if broken").set_defaults(
+        run=command_audit
+    )
+    export = audit_parser.add_parser("export", help="write records with a sha256 and count")
+    export.add_argument("--from", dest="start", type=_timestamp, required=True)
+    export.add_argument("--to", dest="end", type=_timestamp, required=True)
+    export.add_argument("--output", required=True)
+    export.set_defaults(run=command_audit)
+
+    freeze = commands.add_parser("freeze", help="freeze or unfreeze a tenant or recipient")
+    freeze.add_argument("kind", choices=("tenant", "recipient"))
+    freeze.add_argument("id")
+    freeze.add_argument("--tenant", type=int, default=0, help="the recipient's tenant")
+    freeze.add_argument("--unfreeze", action="store_true")
+    freeze.set_defaults(run=command_freeze)
     return parser
 
 

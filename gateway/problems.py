@@ -87,6 +87,8 @@ ledger_statuses: dict[str, int] = {
     "quote_already_used": 409,
     "rate_unavailable": 422,
     "rate_stale": 503,
+    "daily_limit_exceeded": 422,
+    "invalid_bank_details": 422,
 }
 
 # Ledger errors about one request field, so the problem names that field.

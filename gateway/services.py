@@ -12,10 +12,14 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as redis_asyncio
 
+from compliance.checks import NoOpCheck
+from compliance.decisions import ComplianceCheck
+from compliance.limits import DailyLimits
 from fx.quoter import Quoter
 from fx.quotes import QuoteStore
 from fx.rates import RateBook
 from fx.sources import HttpRateFeed, TableRateSource, default_table, parse_table
+from gateway.compliance_setup import build_check
 from gateway.db.batch import BatchWriter
 from gateway.idempotency import IdempotencyStore
 from gateway.pricing_cache import PricingCache
@@ -84,6 +88,8 @@ class Services:
     rate_source: TableRateSource | HttpRateFeed
     quoter: Quoter
     pricing: PricingCache
+    compliance: ComplianceCheck
+    limits: DailyLimits
 
     async def close(self) -> None:
         if isinstance(self.rate_source, HttpRateFeed):
@@ -133,10 +139,13 @@ async def open_services(settings: Settings) -> Services:
             ttl_seconds=settings.quote_ttl_seconds,
         ),
         pricing=PricingCache(pool),
+        compliance=NoOpCheck(),  # Replaced below, once Postgres can be read.
+        limits=DailyLimits(redis),
     )
     try:
         await ledger.open_platform_accounts()
         await _seed_rates(settings, rate_source)
+        services.compliance = await build_check(settings, pool)
     except BaseException:
         await services.close()
         raise

@@ -62,6 +62,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pending_rail_base_ms: int
     reconcile_after_seconds: int
     sandbox_latency_ms_max: int
+    compliance_mode: str
+    compliance_cache_seconds: int
+    sanctions_files: tuple[str, ...]
+    screening_block_score: int
+    screening_review_score: int
 
     @property
     def sandbox(self) -> bool:
@@ -169,7 +174,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pending_rail_base_ms=reader.integer("KOVRA_PENDING_RAIL_BASE_MS", 1_000, 1, 600_000),
         reconcile_after_seconds=reader.integer("KOVRA_RECONCILE_AFTER_SECONDS", 30, 1, 86_400),
         sandbox_latency_ms_max=reader.integer("KOVRA_SANDBOX_LATENCY_MS_MAX", 120, 0, 10_000),
+        compliance_mode=reader.choice("KOVRA_COMPLIANCE_MODE", "rules", ("rules", "noop")),
+        compliance_cache_seconds=reader.integer("KOVRA_COMPLIANCE_CACHE_SECONDS", 0, 0, 3_600),
+        sanctions_files=tuple(
+            part.strip()
+            for part in (reader.text("KOVRA_SANCTIONS_FILES") or "").split(",")
+            if part.strip()
+        ),
+        screening_block_score=reader.integer("KOVRA_SCREENING_BLOCK_SCORE", 92, 1, 100),
+        screening_review_score=reader.integer("KOVRA_SCREENING_REVIEW_SCORE", 85, 1, 100),
     )
+    if settings.screening_review_score > settings.screening_block_score:
+        reader.problems.append(
+            "KOVRA_SCREENING_REVIEW_SCORE must not exceed KOVRA_SCREENING_BLOCK_SCORE"
+        )
+    for path in settings.sanctions_files:
+        if not Path(path).exists():
+            reader.problems.append(f"KOVRA_SANCTIONS_FILES: {path} does not exist")
     if settings.fx_source == "http" and not settings.fx_feed_url:
         reader.problems.append("KOVRA_FX_FEED_URL is required when KOVRA_FX_SOURCE=http")
     if settings.fx_rates is not None:

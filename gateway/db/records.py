@@ -1,4 +1,5 @@
-"""Append-only records: idempotency responses, the events outbox, and admin actions."""
+"""Append-only records: idempotency responses, the events outbox, and admin actions (which
+go to the audit trail of `gateway.audit`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from gateway.audit import append
 from gateway.db.batch import BatchStatement
 
 idempotency_insert = BatchStatement(
@@ -45,14 +47,8 @@ class EventRow(msgspec.Struct, frozen=True, kw_only=True):
 async def record_admin_action(
     pool: asyncpg.Pool, *, actor: str, action: str, target: str, details: dict[str, Any]
 ) -> None:
-    """Every admin action is written before it is answered."""
-    await pool.execute(
-        "INSERT INTO admin_actions (actor, action, target, details) VALUES ($1, $2, $3, $4)",
-        actor,
-        action,
-        target,
-        json.dumps(details, sort_keys=True, default=str),
-    )
+    """Every admin action is written to the hash-chained audit trail before it is done."""
+    await append(pool, actor=actor, action=action, target=target, details=details)
 
 
 async def list_events(pool: asyncpg.Pool, *, tenant_id: int, limit: int) -> list[EventRow]:

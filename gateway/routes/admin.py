@@ -1,5 +1,6 @@
-"""The admin plane (`/admin/v1`): tenants, API keys, policies, liquidity. Every action is
-recorded in `admin_actions` with who did what to which target, before it is answered."""
+"""The admin plane (`/admin/v1`): tenants, API keys, policies, freezes, liquidity, rates.
+Every action is recorded in the hash-chained audit trail (`audit_records`) with who did what
+to which target, before it is answered."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from gateway.db.tenancy import (
     get_tenant,
     revoke_api_key,
     set_tenant_policies,
-    set_tenant_status,
 )
-from gateway.ids import encode_id, utc_from_ns
+from gateway.freezes import set_recipient_freeze, set_tenant_freeze
+from gateway.ids import decode_id, encode_id, utc_from_ns
 from gateway.problems import FieldError, ProblemError
 from gateway.requests import decode_body, json_response, services_of
 from gateway.tenants import create_tenant_with_key, issue_api_key, publish_tenant
@@ -105,20 +106,34 @@ async def update_policies(request: Request[Any, Any, Any], tenant_id: int) -> Re
 
 @put("/admin/v1/tenants/{tenant_id:int}/status", summary="Freeze or unfreeze", tags=["admin"])
 async def update_status(request: Request[Any, Any, Any], tenant_id: int) -> Response[bytes]:
-    services = services_of(request)
     body = decode_body(await request.body(), wire.TenantStatusUpdate)
-    await _tenant_or_404(request, tenant_id)
-    await record_admin_action(
-        services.pool,
-        actor=_actor(request),
-        action="tenant.status",
-        target=f"tenant:{tenant_id}",
-        details={"status": body.status},
+    tenant = await set_tenant_freeze(
+        services_of(request), tenant_id=tenant_id, status=body.status, actor=_actor(request)
     )
-    await set_tenant_status(services.pool, tenant_id=tenant_id, status=body.status)
-    tenant = await _tenant_or_404(request, tenant_id)
-    await publish_tenant(services, tenant)
+    if tenant is None:
+        raise ProblemError(404, "not_found", f"no tenant {tenant_id}")
     return json_response(200, tenant_view(tenant))
+
+
+@put(
+    "/admin/v1/tenants/{tenant_id:int}/recipients/{recipient_id:str}/status",
+    summary="Freeze or unfreeze a recipient",
+    tags=["admin"],
+)
+async def update_recipient_status(
+    request: Request[Any, Any, Any], tenant_id: int, recipient_id: str
+) -> Response[bytes]:
+    body = decode_body(await request.body(), wire.TenantStatusUpdate)
+    changed = await set_recipient_freeze(
+        services_of(request),
+        tenant_id=tenant_id,
+        recipient_id=decode_id("rcp", recipient_id),
+        status=body.status,
+        actor=_actor(request),
+    )
+    if not changed:
+        raise ProblemError(404, "not_found", f"no recipient {recipient_id[:64]}")
+    return json_response(200, wire.Health(status=body.status))
 
 
 @post("/admin/v1/tenants/{tenant_id:int}/api-keys", summary="Issue an API key", tags=["admin"])

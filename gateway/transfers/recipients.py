@@ -30,7 +30,7 @@ class RecipientRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime.datetime
 
 
-def _key(namespace: str, tenant_id: int, recipient_id: int) -> str:
+def recipient_cache_key(tenant_id: int, recipient_id: int, namespace: str = "kovra") -> str:
     return f"{namespace}:recipient:{tenant_id}:{recipient_id:032x}"
 
 
@@ -86,7 +86,7 @@ async def load_recipient(
 ) -> RecipientRecord | None:
     """The tenant's recipient from Redis, else Postgres (then cached); None if unknown."""
     redis: Redis = services.redis
-    key = _key("kovra", tenant_id, recipient_id)
+    key = recipient_cache_key(tenant_id, recipient_id)
     if use_cache:
         cached = await redis.get(key)
         if cached is not None:

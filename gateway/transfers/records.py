@@ -135,7 +135,8 @@ async def claim_due(pool: asyncpg.Pool, *, limit: int) -> list[TransferRow]:
         f"""UPDATE transfers SET next_attempt_at = now() + make_interval(secs => $2)
              WHERE (compliance_region, id) IN (
                    SELECT compliance_region, id FROM transfers
-                    WHERE status IN ('processing', 'submitted', 'pending_rail', 'cancelled')
+                    WHERE status IN ('processing', 'submitted', 'pending_rail', 'cancelled',
+                                     'blocked')
                       AND next_attempt_at <= now()
                     ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING {_columns}""",  # noqa: S608 - fixed column list.

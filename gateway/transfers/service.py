@@ -13,19 +13,26 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import uuid
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 import msgspec
 
+from compliance.decisions import Decision, PayoutFacts
+from fx.pricing import usd_minor_units
 from fx.quotes import LockedQuote
 from gateway import wire
+from gateway.audit import append as audit_append
+from gateway.db.batch import BatchStatement
 from gateway.db.records import event_insert
 from gateway.ids import decode_id, encode_id
 from gateway.problems import ProblemError
 from gateway.ratelimit import Principal
 from gateway.services import Services
-from gateway.transfers.recipients import load_recipient
+from gateway.transfers.cases import case_insert
+from gateway.transfers.recipients import RecipientRecord, load_recipient
 from gateway.transfers.records import (
     Event,
     TransferRow,
@@ -96,24 +103,40 @@ async def create_transfer(
     quote = await store.consume(
         tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
     )
+    counted_usd = 0
     try:
         rail = _rail(
             quote, recipient_country=recipient.country, recipient_currency=recipient.currency
         )
-        payout = Payout(
-            payout_id=transfer_id,
-            tenant_id=principal.tenant_id,
-            source_currency=quote.source_currency,
-            source_amount_minor=quote.source_amount,
-            fee_minor=quote.fee_amount,
-            target_currency=quote.target_currency,
-            target_amount_minor=quote.target_amount,
+        counted_usd, decision = await _screen(services, principal, quote, recipient)
+        if decision.outcome == "block":
+            await audit_append(
+                services.pool,
+                actor="compliance",
+                action="compliance.block",
+                target=f"transfer:{uuid.UUID(int=transfer_id)}",
+                details={"score": decision.score, "reasons": decision.reasons},
+            )
+            raise ProblemError(
+                403, "compliance_blocked", "compliance refused this payout; it moved no money"
+            )
+        await Payouts(services.ledger).reserve(
+            Payout(
+                payout_id=transfer_id,
+                tenant_id=principal.tenant_id,
+                source_currency=quote.source_currency,
+                source_amount_minor=quote.source_amount,
+                fee_minor=quote.fee_amount,
+                target_currency=quote.target_currency,
+                target_amount_minor=quote.target_amount,
+            )
         )
-        await Payouts(services.ledger).reserve(payout)
     except (LedgerError, ProblemError):
         await store.release(
             tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
         )
+        if counted_usd:
+            await services.limits.give_back(tenant_id=principal.tenant_id, usd_minor=counted_usd)
         raise
     return await _record(
         services,
@@ -123,7 +146,42 @@ async def create_transfer(
         recipient_id=recipient_id,
         reference=body.reference,
         rail=rail,
+        decision=decision,
     )
+
+
+async def _screen(
+    services: Services, principal: Principal, quote: LockedQuote, recipient: RecipientRecord
+) -> tuple[int, Decision]:
+    """Count the payout against the daily limit (in USD), then ask compliance about it."""
+    terms = await services.pricing.terms(principal.tenant_id)
+    to_usd = await services.quoter.book.mid(quote.source_currency, "USD")
+    source = services.ledger.currencies.get(quote.source_currency)
+    usd_minor = int(
+        (Decimal(quote.source_amount + quote.fee_amount).scaleb(-source.minor_units) * to_usd.rate)
+        .scaleb(usd_minor_units)
+        .to_integral_value(rounding=ROUND_CEILING)
+    )
+    usage = await services.limits.consume(
+        tenant_id=principal.tenant_id,
+        usd_minor=usd_minor,
+        daily_limit_usd_minor=terms.daily_limit_usd_minor,
+    )
+    decision = await services.compliance.check(
+        PayoutFacts(
+            tenant_id=principal.tenant_id,
+            tier=terms.tier,
+            source_currency=quote.source_currency,
+            target_currency=quote.target_currency,
+            amount_usd_minor=usd_minor,
+            daily_limit_usd_minor=terms.daily_limit_usd_minor,
+            recipient_name=recipient.name,
+            recipient_country=recipient.country,
+            recipient_created_at=recipient.created_at,
+            payouts_last_hour=usage.payouts_last_hour,
+        )
+    )
+    return usd_minor, decision
 
 
 def _rail(quote: LockedQuote, *, recipient_country: str, recipient_currency: str) -> str:
@@ -150,8 +208,10 @@ async def _record(
     recipient_id: int,
     reference: str,
     rail: str,
+    decision: Decision,
 ) -> wire.Transfer:
-    """The row and its processing event, in one transaction (the outbox)."""
+    """The row, its first event and (under review) its case, in one transaction."""
+    status = "in_review" if decision.outcome == "review" else "processing"
     now = datetime.datetime.now(tz=datetime.UTC)
     row = (
         uuid.UUID(int=transfer_id),
@@ -167,7 +227,7 @@ async def _record(
         quote.target_amount,
         quote.rate,
         rail,
-        "processing",
+        status,
         now,
         now,
     )
@@ -185,7 +245,7 @@ async def _record(
         target_amount_minor=quote.target_amount,
         rate=quote.rate,
         rail=rail,
-        status="processing",
+        status=status,
         attempt=0,
         next_attempt_at=now,
         failure_code=None,
@@ -194,13 +254,35 @@ async def _record(
     )
     view = transfer_view(created)
     event = (
-        event_id(row[0], "transfer.processing"),
+        event_id(row[0], f"transfer.{status}"),
         principal.tenant_id,
-        "transfer.processing",
+        f"transfer.{status}",
         row[0],
         msgspec.json.encode(view).decode(),
     )
-    await services.writer.write_together([(transfer_insert, row), (event_insert, event)])
+    rows: list[tuple[BatchStatement, tuple[Any, ...]]] = [
+        (transfer_insert, row),
+        (event_insert, event),
+    ]
+    if status == "in_review":
+        case = (
+            event_id(row[0], "case"),
+            principal.compliance_region,
+            principal.tenant_id,
+            row[0],
+            decision.score,
+            json.dumps(list(decision.reasons)),
+        )
+        rows.append((case_insert, case))
+    await services.writer.write_together(rows)
+    if status == "in_review":
+        await audit_append(
+            services.pool,
+            actor="compliance",
+            action="compliance.review",
+            target=f"transfer:{row[0]}",
+            details={"score": decision.score, "reasons": decision.reasons},
+        )
     return view
 
 

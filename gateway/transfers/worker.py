@@ -60,7 +60,7 @@ async def process_due(
 
 
 async def _drive(services: Services, rail: RailAdapter, row: TransferRow) -> None:
-    if row.status == "cancelled":
+    if row.status in ("cancelled", "blocked"):
         await Payouts(services.ledger).abort(payout_of(row))
         await park(services.pool, row, until=parked_until)
         return

@@ -68,7 +68,7 @@ async def test_tenant_create_prints_a_working_key(empty_database: str, tmp_path:
         )
         assert tenant is not None
         assert (tenant["name"], tenant["tier"]) == ("Acme", "growth")
-        actions = await connection.fetch("SELECT actor, action FROM admin_actions ORDER BY id")
+        actions = await connection.fetch("SELECT actor, action FROM audit_records ORDER BY seq")
         assert [row["action"] for row in actions] == ["tenant.create", "api_key.create"]
         assert all(row["actor"].startswith("cli:") for row in actions)
     finally:

@@ -46,7 +46,7 @@ liquidity = {"EUR": 10**12, "GBP": 10**12, "USD": 10**12, "IDR": 10**16}
 class Payer:
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
-        _, self.key = deployment.tenant(tier="growth")
+        self.tenant_id, self.key = deployment.tenant(tier="enterprise")
         for currency, amount in deposits.items():
             deployment.deposit(self.key, currency, amount)
         self.recipients: dict[str, str] = {}
@@ -253,7 +253,7 @@ def test_cancel_before_submission_and_not_after(payer: Payer) -> None:
 def test_concurrent_transfers_never_overdraw(deployment: Deployment, payer: Payer) -> None:
     poor = Payer.__new__(Payer)
     poor.deployment = deployment
-    _, poor.key = deployment.tenant(tier="growth")
+    poor.tenant_id, poor.key = deployment.tenant(tier="growth")
     poor.recipients = {}
     deployment.deposit(poor.key, "EUR", 20_000)
     quotes = [poor.quote("EUR", "EUR", 1_000) for _ in range(30)]

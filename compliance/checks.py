@@ -1,0 +1,82 @@
+"""The compliance checks behind `ComplianceCheck`, chosen by configuration.
+
+- `RuleBasedCheck` (the default, no external API): the recipient's name against the loaded
+  sanctions lists (a strong match blocks, a weaker one opens a review) and the risk score
+  (high opens a review).
+- `NoOpCheck`: approves everything, for an emergency when screening itself is broken;
+  every decision says so in its reasons.
+- `CachedCheck`: remembers the decisions of another check for the same recipient and amount
+  band for a short time, for bursts of payouts to one supplier.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from compliance.decisions import ComplianceCheck, Decision, Outcome, PayoutFacts
+from compliance.risk import risk_score, score_max
+from compliance.sanctions.screening import SanctionsIndex, ScreeningThresholds
+
+review_score_min = 70
+cache_entries_max = 10_000
+cache_seconds_default = 60
+amount_band_usd_minor = 100_000  # Decisions are shared within bands of USD 1,000.
+
+
+class RuleBasedCheck:
+    def __init__(self, index: SanctionsIndex, *, thresholds: ScreeningThresholds) -> None:
+        self._index = index
+        self._thresholds = thresholds
+
+    @property
+    def index(self) -> SanctionsIndex:
+        return self._index
+
+    def replace_index(self, index: SanctionsIndex) -> None:
+        """Swap in a rebuilt index (new lists loaded); decisions in flight keep the old."""
+        self._index = index
+
+    async def check(self, facts: PayoutFacts) -> Decision:
+        hits = self._index.screen(facts.recipient_name, country=facts.recipient_country)
+        if hits:
+            best = hits[0]
+            reason = f"sanctions_match:{best.party.list_name}:{best.party.entry_id}"
+            if best.score >= self._thresholds.block_at:
+                return Decision(outcome="block", score=score_max, reasons=(reason,))
+            if best.score >= self._thresholds.review_at:
+                return Decision(outcome="review", score=round(best.score), reasons=(reason,))
+        score, reasons = risk_score(facts)
+        outcome: Outcome = "review" if score >= review_score_min else "approve"
+        return Decision(outcome=outcome, score=score, reasons=reasons)
+
+
+class NoOpCheck:
+    async def check(self, facts: PayoutFacts) -> Decision:
+        return Decision(outcome="approve", score=0, reasons=("compliance_checks_disabled",))
+
+
+class CachedCheck:
+    def __init__(self, inner: ComplianceCheck, *, seconds: int = cache_seconds_default) -> None:
+        self._inner = inner
+        self._seconds = seconds
+        self._entries: OrderedDict[tuple[object, ...], tuple[float, Decision]] = OrderedDict()
+
+    async def check(self, facts: PayoutFacts) -> Decision:
+        key = (
+            facts.tenant_id,
+            facts.recipient_name,
+            facts.recipient_country,
+            facts.target_currency,
+            facts.amount_usd_minor // amount_band_usd_minor,
+        )
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        decision = await self._inner.check(facts)
+        self._entries[key] = (now + self._seconds, decision)
+        self._entries.move_to_end(key)
+        while len(self._entries) > cache_entries_max:
+            self._entries.popitem(last=False)
+        return decision

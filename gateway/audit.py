@@ -1,0 +1,501 @@
+"""The tamper-evident audit trail of SPEC §8: append, verify, export.
+
+Every admin and compliance action must leave a record that nobody, the application
+included, can rewrite without it being noticed. Records live in `audit_records` (migration
+0004), whose triggers refuse UPDATE, DELETE and TRUNCATE; this module makes any change that
+gets past them (a table owner disabling a trigger) detectable, by chaining the records with
+SHA-256:
+
+    payload       = canonical_payload(actor, action, target, details, recorded_at): the JSON
+                    object {"action", "actor", "details", "recorded_at", "target"} with keys
+                    sorted by code point at every level, no whitespace, non-ASCII characters
+                    unescaped, encoded as UTF-8; recorded_at is UTC RFC 3339 with
+                    microseconds, e.g. "2025-01-02T03:04:05.000006Z".
+    payload_hash  = SHA-256(payload)
+    record_hash   = SHA-256(previous_hash || payload_hash || seq || recorded_at), where
+                    previous_hash and payload_hash are the 32 raw bytes, seq is 8 bytes
+                    unsigned big-endian and recorded_at is the ASCII text above.
+    previous_hash = the record_hash of seq - 1; 32 zero bytes for seq 1.
+
+`seq` is gap-free: `append` takes a transaction-scoped advisory lock, reads the last record
+and inserts seq + 1, so appenders in any number of processes form one chain. recorded_at is
+the database clock, never earlier than the previous record's, so a time range is a
+contiguous run of the chain. `verify` walks the chain in seq order and reports the first
+broken record; `export` writes a time range as JSON Lines with a checksum file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import asyncpg
+import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+from ledger.invariants import ensure, unreachable
+
+# "kovraaud" in ASCII: the advisory lock key every appender serialises on. It differs from
+# the migration lock key ("kovra"), so appending never waits for `kovra migrate`.
+audit_lock_key = 0x6B6F767261617564
+# Field bounds; the same numbers are CHECKs in migration 0004.
+actor_length_max = 200
+action_length_max = 64
+target_length_max = 200
+# Bounds on `details`: its canonical JSON in bytes, and how deeply it may nest.
+details_bytes_max = 16_384
+details_depth_max = 16
+hash_length = 32
+seq_length = 8
+genesis_hash = bytes(hash_length)
+# Rows fetched per round trip while verifying or exporting.
+verify_batch_size = 1_000
+export_batch_size = 1_000
+checksum_suffix = ".sha256"
+partial_suffix = ".partial"
+
+VerifyFailure = Literal["seq_gap", "chain_broken", "payload_altered", "record_hash_mismatch"]
+Source = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
+Executor = asyncpg.Connection | PoolConnectionProxy
+
+_columns = (
+    "seq, recorded_at, actor, action, target, details::text AS details, "
+    "payload_hash, previous_hash, record_hash"
+)
+_head_query = """
+    SELECT GREATEST(clock_timestamp(), last.recorded_at) AS recorded_at,
+           COALESCE(last.seq, 0) AS seq, last.record_hash
+      FROM (SELECT 1) AS one
+      LEFT JOIN (SELECT seq, recorded_at, record_hash FROM audit_records
+                  ORDER BY seq DESC LIMIT 1) AS last ON true"""
+_insert = """
+    INSERT INTO audit_records (seq, recorded_at, actor, action, target, details,
+                               payload_hash, previous_hash, record_hash)
+    VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9)"""
+_select_all = f"SELECT {_columns} FROM audit_records ORDER BY seq"  # noqa: S608
+_select_range = (
+    f"SELECT {_columns} FROM audit_records "  # noqa: S608
+    "WHERE recorded_at >= $1 AND recorded_at < $2 ORDER BY seq"
+)
+
+
+class AuditInputError(ValueError):
+    """An audit record was refused: a field is empty, too long or not representable."""
+
+
+class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    recorded_at: datetime.datetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, object]
+    payload_hash: bytes
+    previous_hash: bytes
+    record_hash: bytes
+
+
+class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
+    """`ok`, or the first broken record: `broken_seq` (for a gap, the first missing seq),
+    `reason` and a human `message`. `last_seq`/`head_hash` (hex) are those of the last
+    record that verified; anchoring them elsewhere also exposes a truncated tail."""
+
+    ok: bool
+    records_checked: int
+    last_seq: int
+    head_hash: str
+    broken_seq: int | None = None
+    reason: VerifyFailure | None = None
+    message: str = ""
+
+
+class ExportResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What `export` wrote; paths are text so the result encodes as JSON as it is."""
+
+    path: str
+    checksum_path: str
+    sha256: str
+    row_count: int
+    first_seq: int | None
+    last_seq: int | None
+
+
+# --------------------------------------------------------------------------------------
+# Hashing.
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    """UTC, microseconds, `Z`: the one text form of a time inside hashed data."""
+    ensure(moment.tzinfo is not None, "audit times are timezone-aware")
+    utc = moment.astimezone(datetime.UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
+
+
+def canonical_json(value: object) -> bytes:
+    """Sorted keys, no whitespace, UTF-8. `value` must already be plain JSON data."""
+    text = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return text.encode("utf-8")
+
+
+def canonical_payload(
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    details: Mapping[str, object],
+    recorded_at: datetime.datetime,
+) -> bytes:
+    fields = {
+        "action": action,
+        "actor": actor,
+        "details": details,
+        "recorded_at": rfc3339(recorded_at),
+        "target": target,
+    }
+    return canonical_json(fields)
+
+
+def record_hash(
+    *, previous_hash: bytes, payload_hash: bytes, seq: int, recorded_at: datetime.datetime
+) -> bytes:
+    ensure(len(previous_hash) == hash_length, "previous_hash is a SHA-256")
+    ensure(len(payload_hash) == hash_length, "payload_hash is a SHA-256")
+    ensure(seq >= 1, "seq starts at 1")
+    material = (
+        previous_hash
+        + payload_hash
+        + seq.to_bytes(seq_length, "big")
+        + rfc3339(recorded_at).encode("ascii")
+    )
+    return hashlib.sha256(material).digest()
+
+
+# --------------------------------------------------------------------------------------
+# Input: bounded text and plain-JSON details.
+
+
+def _bounded_text(name: str, value: object, maximum: int) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= maximum:
+        raise AuditInputError(f"{name} must be text of 1 to {maximum} characters")
+    return _storable(name, value)
+
+
+def _storable(name: str, text: str) -> str:
+    # Postgres text and jsonb cannot hold NUL, and UTF-8 cannot hold lone surrogates.
+    if "\x00" in text:
+        raise AuditInputError(f"{name} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise AuditInputError(f"{name} is not valid Unicode") from None
+    return text
+
+
+def normalise_details(details: Mapping[str, object]) -> tuple[dict[str, object], bytes]:
+    """`details` as plain JSON data, and its canonical JSON. Datetimes, dates, Decimals,
+    UUIDs and floats become strings: jsonb would not give every float back as the same JSON
+    text, and a record must hash the same when it is read back."""
+    if not isinstance(details, Mapping):
+        raise AuditInputError("details must be a JSON object")
+    plain = _plain_object(details, depth=0)
+    encoded = canonical_json(plain)
+    if len(encoded) > details_bytes_max:
+        raise AuditInputError(f"details exceed {details_bytes_max} bytes as JSON")
+    return plain, encoded
+
+
+def _plain_object(mapping: Mapping[Any, object], *, depth: int) -> dict[str, object]:
+    return {_key(key): _plain(item, depth=depth + 1) for key, item in mapping.items()}
+
+
+def _plain(value: object, *, depth: int) -> object:
+    if depth > details_depth_max:
+        raise AuditInputError(f"details nest deeper than {details_depth_max} levels")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return _storable("details", str(value))
+    if isinstance(value, float | Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return _plain_object(value, depth=depth)
+    if isinstance(value, list | tuple):
+        return [_plain(item, depth=depth + 1) for item in value]
+    raise AuditInputError(f"details hold a {type(value).__name__}, which is not JSON data")
+
+
+def _key(key: object) -> str:
+    if not isinstance(key, str):
+        raise AuditInputError("details keys must be strings")
+    return _storable("details key", str(key))
+
+
+# --------------------------------------------------------------------------------------
+# Append.
+
+
+@contextlib.asynccontextmanager
+async def _connection(source: Source) -> AsyncIterator[Executor]:
+    if isinstance(source, asyncpg.Pool):
+        async with source.acquire() as connection:
+            yield connection
+    else:
+        yield source
+
+
+async def append(
+    source: Source, *, actor: str, action: str, target: str, details: Mapping[str, object]
+) -> AuditRecord:
+    """Append one record to the chain and return it.
+
+    Given a connection already in a transaction, the record commits (and the advisory lock
+    is released) with that transaction, so keep it short: every appender waits for it. That
+    transaction must be READ COMMITTED, so the head read after the lock is current.
+    """
+    actor = _bounded_text("actor", actor, actor_length_max)
+    action = _bounded_text("action", action, action_length_max)
+    target = _bounded_text("target", target, target_length_max)
+    plain, encoded = normalise_details(details)
+    async with _connection(source) as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", audit_lock_key)
+        head = await connection.fetchrow(_head_query)
+        if head is None:
+            unreachable("the head query always returns one row")
+        record = _chained(
+            seq=int(head["seq"]) + 1,
+            previous_hash=bytes(head["record_hash"] or genesis_hash),
+            recorded_at=head["recorded_at"],
+            fields=(actor, action, target, plain),
+        )
+        await connection.execute(
+            _insert,
+            record.seq,
+            record.recorded_at,
+            record.actor,
+            record.action,
+            record.target,
+            encoded.decode("utf-8"),
+            record.payload_hash,
+            record.previous_hash,
+            record.record_hash,
+        )
+    return record
+
+
+def _chained(
+    *,
+    seq: int,
+    previous_hash: bytes,
+    recorded_at: datetime.datetime,
+    fields: tuple[str, str, str, dict[str, object]],
+) -> AuditRecord:
+    actor, action, target, details = fields
+    payload = canonical_payload(
+        actor=actor, action=action, target=target, details=details, recorded_at=recorded_at
+    )
+    payload_hash = hashlib.sha256(payload).digest()
+    return AuditRecord(
+        seq=seq,
+        recorded_at=recorded_at,
+        actor=actor,
+        action=action,
+        target=target,
+        details=details,
+        payload_hash=payload_hash,
+        previous_hash=previous_hash,
+        record_hash=record_hash(
+            previous_hash=previous_hash, payload_hash=payload_hash, seq=seq, recorded_at=recorded_at
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Verify.
+
+
+async def verify(source: Source) -> VerifyResult:
+    """Recompute every record's hashes and links in seq order, on one snapshot."""
+    expected_seq, head = 1, genesis_hash
+    async with (
+        _connection(source) as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        async for row in connection.cursor(_select_all, prefetch=verify_batch_size):
+            broken = _find_break(row, expected_seq=expected_seq, previous_hash=head)
+            if broken is not None:
+                reason, message = broken
+                return VerifyResult(
+                    ok=False,
+                    records_checked=expected_seq - 1,
+                    last_seq=expected_seq - 1,
+                    head_hash=head.hex(),
+                    broken_seq=expected_seq,
+                    reason=reason,
+                    message=message,
+                )
+            expected_seq, head = expected_seq + 1, bytes(row["record_hash"])
+    return VerifyResult(
+        ok=True, records_checked=expected_seq - 1, last_seq=expected_seq - 1, head_hash=head.hex()
+    )
+
+
+def _find_break(
+    row: asyncpg.Record, *, expected_seq: int, previous_hash: bytes
+) -> tuple[VerifyFailure, str] | None:
+    seq = int(row["seq"])
+    if seq != expected_seq:
+        return "seq_gap", f"seq {expected_seq} is missing; the next record is seq {seq}"
+    if bytes(row["previous_hash"]) != previous_hash:
+        return "chain_broken", f"seq {seq} does not hold the record_hash of seq {seq - 1}"
+    payload_hash = _recomputed_payload_hash(row)
+    if payload_hash != bytes(row["payload_hash"]):
+        return "payload_altered", f"seq {seq}'s fields do not match its payload_hash"
+    recomputed = record_hash(
+        previous_hash=previous_hash,
+        payload_hash=payload_hash,
+        seq=seq,
+        recorded_at=row["recorded_at"],
+    )
+    if recomputed != bytes(row["record_hash"]):
+        return "record_hash_mismatch", f"seq {seq}'s record_hash is not the hash of its fields"
+    return None
+
+
+def _recomputed_payload_hash(row: asyncpg.Record) -> bytes | None:
+    """None when the stored details cannot even be read back as canonical JSON."""
+    try:
+        payload = canonical_payload(
+            actor=row["actor"],
+            action=row["action"],
+            target=row["target"],
+            details=json.loads(row["details"]),
+            recorded_at=row["recorded_at"],
+        )
+    except ValueError:  # e.g. a number too large for a float, or too many digits.
+        return None
+    return hashlib.sha256(payload).digest()
+
+
+# --------------------------------------------------------------------------------------
+# Export.
+
+
+class _ExportFile:
+    """Blocking file work for `export`, run in a thread: rows go to `<path>.partial`, which
+    is renamed into place only once complete, then `<path>.sha256` is written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + partial_suffix)
+        self.checksum_path = path.with_name(path.name + checksum_suffix)
+        self.digest = hashlib.sha256()
+        self.handle = self.partial.open("wb")
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.handle.write(data)
+
+    def commit(self, row_count: int) -> str:
+        self.handle.close()
+        os.replace(self.partial, self.path)
+        sha256 = self.digest.hexdigest()
+        self.checksum_path.write_text(
+            f"{sha256}  {self.path.name}\n# rows: {row_count}\n", encoding="utf-8"
+        )
+        return sha256
+
+    def discard(self) -> None:
+        self.handle.close()
+        self.partial.unlink(missing_ok=True)
+
+
+async def export(
+    source: Source, *, start: datetime.datetime, end: datetime.datetime, path: Path
+) -> ExportResult:
+    """Write the records with start <= recorded_at < end to `path` as JSON Lines.
+
+    Each line is one record's canonical JSON (keys action, actor, details, payload_hash,
+    previous_hash, record_hash, recorded_at, seq, target; hashes in lowercase hex) and a
+    newline, in seq order. Beside it, `<path>.sha256` holds `<sha256 hex>  <file name>` (the
+    `sha256sum` format, so `sha256sum -c` checks it) and then `# rows: <count>`, a comment
+    line to `sha256sum`.
+    """
+    if start.tzinfo is None or end.tzinfo is None or not start < end:
+        raise AuditInputError("an export needs timezone-aware start < end")
+    output = await asyncio.to_thread(_ExportFile, path)
+    try:
+        seqs = await _write_range(source, output, start=start, end=end)
+    except BaseException:
+        await asyncio.to_thread(output.discard)
+        raise
+    sha256 = await asyncio.to_thread(output.commit, len(seqs))
+    return ExportResult(
+        path=str(path),
+        checksum_path=str(output.checksum_path),
+        sha256=sha256,
+        row_count=len(seqs),
+        first_seq=seqs[0] if seqs else None,
+        last_seq=seqs[-1] if seqs else None,
+    )
+
+
+async def _write_range(
+    source: Source, output: _ExportFile, *, start: datetime.datetime, end: datetime.datetime
+) -> list[int]:
+    seqs: list[int] = []
+    async with (
+        _connection(source) as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        cursor = await connection.cursor(_select_range, start, end)
+        while rows := await cursor.fetch(export_batch_size):
+            chunk = b"".join(export_line(row) for row in rows)
+            await asyncio.to_thread(output.write, chunk)
+            seqs.extend(int(row["seq"]) for row in rows)
+    return seqs
+
+
+def export_line(row: asyncpg.Record | AuditRecord) -> bytes:
+    """One record as an export line: its canonical JSON and a newline."""
+    record = row if isinstance(row, AuditRecord) else _record(row)
+    fields = {
+        "action": record.action,
+        "actor": record.actor,
+        "details": record.details,
+        "payload_hash": record.payload_hash.hex(),
+        "previous_hash": record.previous_hash.hex(),
+        "record_hash": record.record_hash.hex(),
+        "recorded_at": rfc3339(record.recorded_at),
+        "seq": record.seq,
+        "target": record.target,
+    }
+    return canonical_json(fields) + b"\n"
+
+
+def _record(row: asyncpg.Record) -> AuditRecord:
+    return AuditRecord(
+        seq=int(row["seq"]),
+        recorded_at=row["recorded_at"],
+        actor=row["actor"],
+        action=row["action"],
+        target=row["target"],
+        details=json.loads(row["details"]),
+        payload_hash=bytes(row["payload_hash"]),
+        previous_hash=bytes(row["previous_hash"]),
+        record_hash=bytes(row["record_hash"]),
+    )

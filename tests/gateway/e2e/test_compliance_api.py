@@ -1,0 +1,147 @@
+"""Compliance end to end: a payout to a sanctioned name is blocked and moves nothing; a
+near match waits `in_review` with its funds held until a person decides (approve resumes
+and completes it, reject blocks it and releases the funds); daily limits in USD refuse
+payouts beyond the tier; frozen tenants and recipients move no money; and every decision
+and freeze lands in the audit trail, which still verifies."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.gateway.e2e.conftest import Deployment, kovra, repository
+from tests.gateway.e2e.test_transfers_api import Payer, liquidity
+
+
+@pytest.fixture(scope="module")
+def funded(deployment: Deployment) -> Deployment:
+    for currency, amount in liquidity.items():
+        httpx.post(
+            f"{deployment.base_url}/admin/v1/liquidity",
+            headers=deployment.admin(),
+            json={"currency": currency, "amount": amount},
+        ).raise_for_status()
+    return deployment
+
+
+def _recipient(payer: Payer, name: str) -> str:
+    created = payer.post(
+        "/v1/recipients",
+        {
+            "name": name,
+            "country": "DE",
+            "currency": "EUR",
+            "bank_details": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def _pay(payer: Payer, recipient: str, amount: int = 10_000) -> httpx.Response:
+    quote = payer.quote("EUR", "EUR", amount)
+    return payer.post(
+        "/v1/transfers",
+        {"quote_id": quote["id"], "recipient_id": recipient, "reference": "INV-compliance"},
+    )
+
+
+def _open_case(payer: Payer, transfer_id: str) -> dict[str, Any]:
+    cases = payer.get("/v1/compliance/cases").json()["data"]
+    (case,) = [c for c in cases if c["transfer_id"] == transfer_id]
+    return case  # type: ignore[no-any-return]
+
+
+def test_a_sanctioned_recipient_is_blocked(funded: Deployment) -> None:
+    payer = Payer(funded)
+    before = payer.balance("EUR")
+    blocked = _pay(payer, _recipient(payer, "Ivan Petrovich Sanctionov"))
+    assert blocked.status_code == 403, blocked.text
+    assert blocked.json()["code"] == "compliance_blocked"
+    assert payer.balance("EUR") == before
+
+
+def test_a_near_match_waits_for_review(funded: Deployment) -> None:
+    payer = Payer(funded)
+    recipient = _recipient(payer, "Goldfinch Metals")  # Scores 88: review, not block.
+    approved = _pay(payer, recipient)
+    assert approved.status_code == 201, approved.text
+    transfer = approved.json()
+    assert transfer["status"] == "in_review"
+    time.sleep(0.5)  # The worker must leave it alone.
+    assert payer.get(f"/v1/transfers/{transfer['id']}").json()["status"] == "in_review"
+    assert payer.balance("EUR")["pending"] == 10_000
+    case = _open_case(payer, transfer["id"])
+    assert case["status"] == "open"
+    assert any(reason.startswith("sanctions_match:") for reason in case["reasons"])
+    decided = payer.post(
+        f"/v1/compliance/cases/{case['id']}/decision",
+        {"decision": "approve", "note": "the metals dealer is a namesake"},
+    )
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "approved"
+    assert payer.settle(transfer["id"])["status"] == "completed"
+    again = payer.post(
+        f"/v1/compliance/cases/{case['id']}/decision", {"decision": "reject", "note": "too late"}
+    )
+    assert again.json()["code"] == "case_already_decided"
+
+    before = payer.balance("EUR")
+    rejected = _pay(payer, recipient).json()
+    case = _open_case(payer, rejected["id"])
+    payer.post(
+        f"/v1/compliance/cases/{case['id']}/decision",
+        {"decision": "reject", "note": "confirmed match"},
+    ).raise_for_status()
+    assert payer.settle(rejected["id"])["status"] == "blocked"
+    assert payer.balance("EUR") == before
+
+
+def test_daily_limits_in_usd(funded: Deployment) -> None:
+    payer = Payer.__new__(Payer)
+    payer.deployment = funded
+    payer.tenant_id, payer.key = funded.tenant(tier="starter")  # USD 10,000 a day.
+    payer.recipients = {}
+    funded.deposit(payer.key, "EUR", 5_000_000)
+    recipient = payer.recipient("EUR")
+    first = _pay(payer, recipient, amount=800_000)  # About USD 8,700.
+    assert first.status_code == 201, first.text
+    second = _pay(payer, recipient, amount=200_000)
+    assert second.status_code == 422
+    assert second.json()["code"] == "daily_limit_exceeded"
+    small = _pay(payer, recipient, amount=50_000)
+    assert small.status_code == 201, small.text
+
+
+def test_freezes_stop_new_transfers(funded: Deployment) -> None:
+    payer = Payer(funded)
+    recipient = _recipient(payer, "Harmless Supplier AG")
+    admin = funded.admin()
+    tenant_url = f"{funded.base_url}/admin/v1/tenants/{payer.tenant_id}"
+    frozen = httpx.put(
+        f"{tenant_url}/recipients/{recipient}/status", headers=admin, json={"status": "frozen"}
+    )
+    assert frozen.status_code == 200, frozen.text
+    assert _pay(payer, recipient).json()["code"] == "recipient_frozen"
+    httpx.put(f"{tenant_url}/status", headers=admin, json={"status": "frozen"}).raise_for_status()
+    refused = _pay(payer, payer.recipient("EUR"))
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["code"] == "tenant_frozen"
+
+
+def test_the_audit_trail_verifies(funded: Deployment) -> None:
+    result = subprocess.run(
+        [*kovra, "audit", "verify"],
+        check=False,
+        env=funded.environment,
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"ok":true' in result.stdout.replace(" ", "")
