@@ -258,6 +258,24 @@ async def _connection(source: Source) -> AsyncIterator[Executor]:
         yield source
 
 
+class Entry(msgspec.Struct, frozen=True, kw_only=True):
+    """One record to append, before the chain gives it a seq, a time and hashes."""
+
+    actor: str
+    action: str
+    target: str
+    details: Mapping[str, object]
+
+
+def check_fields(*, actor: str, action: str, target: str) -> tuple[str, str, str]:
+    """The three text fields, refused with `AuditInputError` unless storable and bounded."""
+    return (
+        _bounded_text("actor", actor, actor_length_max),
+        _bounded_text("action", action, action_length_max),
+        _bounded_text("target", target, target_length_max),
+    )
+
+
 async def append(
     source: Source, *, actor: str, action: str, target: str, details: Mapping[str, object]
 ) -> AuditRecord:
@@ -267,34 +285,59 @@ async def append(
     is released) with that transaction, so keep it short: every appender waits for it. That
     transaction must be READ COMMITTED, so the head read after the lock is current.
     """
-    actor = _bounded_text("actor", actor, actor_length_max)
-    action = _bounded_text("action", action, action_length_max)
-    target = _bounded_text("target", target, target_length_max)
-    plain, encoded = normalise_details(details)
+    entry = Entry(actor=actor, action=action, target=target, details=details)
     async with _connection(source) as connection, connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", audit_lock_key)
-        head = await connection.fetchrow(_head_query)
-        if head is None:
-            unreachable("the head query always returns one row")
+        (record,) = await append_locked(connection, [entry])
+    return record
+
+
+async def append_locked(connection: Executor, entries: list[Entry]) -> list[AuditRecord]:
+    """Chain `entries` after the current head, in order, with one insert round trip.
+
+    The caller holds the chain's advisory lock (`audit_lock_key`) in the transaction that
+    `connection` is in; every entry is checked before anything is written."""
+    checked = [
+        (
+            *check_fields(actor=e.actor, action=e.action, target=e.target),
+            *normalise_details(e.details),
+        )
+        for e in entries
+    ]
+    ensure(bool(checked), "append at least one entry")
+    head = await connection.fetchrow(_head_query)
+    if head is None:
+        unreachable("the head query always returns one row")
+    seq, previous_hash = int(head["seq"]), bytes(head["record_hash"] or genesis_hash)
+    records: list[AuditRecord] = []
+    for actor, action, target, plain, _ in checked:
+        seq += 1
         record = _chained(
-            seq=int(head["seq"]) + 1,
-            previous_hash=bytes(head["record_hash"] or genesis_hash),
+            seq=seq,
+            previous_hash=previous_hash,
             recorded_at=head["recorded_at"],
             fields=(actor, action, target, plain),
         )
-        await connection.execute(
-            _insert,
-            record.seq,
-            record.recorded_at,
-            record.actor,
-            record.action,
-            record.target,
-            encoded.decode("utf-8"),
-            record.payload_hash,
-            record.previous_hash,
-            record.record_hash,
-        )
-    return record
+        records.append(record)
+        previous_hash = record.record_hash
+    await connection.executemany(
+        _insert,
+        [
+            (
+                r.seq,
+                r.recorded_at,
+                r.actor,
+                r.action,
+                r.target,
+                encoded.decode("utf-8"),
+                r.payload_hash,
+                r.previous_hash,
+                r.record_hash,
+            )
+            for r, (*_, encoded) in zip(records, checked, strict=True)
+        ],
+    )
+    return records
 
 
 def _chained(

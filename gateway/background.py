@@ -1,11 +1,12 @@
-"""The background work of `kovra worker` (and of `kovra dev`, in-process): the reconciler
-and the transfer lifecycle, each as its own task sharing the process's connections."""
+"""The background work of `kovra worker` (and of `kovra dev`, in-process): the reconciler,
+the transfer lifecycle and the audit outbox drain, each as its own task sharing the
+process's connections."""
 
 from __future__ import annotations
 
 import asyncio
 
-from gateway import reconciler
+from gateway import audit_outbox, reconciler
 from gateway.services import Services
 from gateway.transfers import worker as transfer_worker
 from gateway.transfers.rails_setup import build_rail
@@ -16,6 +17,7 @@ transfer_idle_seconds = 0.2
 def start_workers(services: Services) -> list[asyncio.Task[None]]:
     loop = asyncio.get_running_loop()
     return [
+        loop.create_task(audit_outbox.run_forever(services.pool)),
         loop.create_task(
             reconciler.run_forever(services, interval_seconds=reconciler.interval_seconds_default)
         ),

@@ -25,6 +25,7 @@ from fx.pricing import usd_minor_units
 from fx.quotes import LockedQuote
 from gateway import wire
 from gateway.audit import append as audit_append
+from gateway.audit_outbox import outbox_insert, outbox_row
 from gateway.db.batch import BatchStatement
 from gateway.db.records import event_insert
 from gateway.ids import decode_id, encode_id
@@ -115,7 +116,11 @@ async def create_transfer(
                 actor="compliance",
                 action="compliance.block",
                 target=f"transfer:{uuid.UUID(int=transfer_id)}",
-                details={"score": decision.score, "reasons": decision.reasons},
+                details={
+                    "tenant_id": principal.tenant_id,
+                    "score": decision.score,
+                    "reasons": decision.reasons,
+                },
             )
             raise ProblemError(
                 403, "compliance_blocked", "compliance refused this payout; it moved no money"
@@ -274,16 +279,23 @@ async def _record(
             json.dumps(list(decision.reasons)),
         )
         rows.append((case_insert, case))
+    rows.append((outbox_insert, _decision_record(row[0], principal.tenant_id, decision)))
     await services.writer.write_together(rows)
-    if status == "in_review":
-        await audit_append(
-            services.pool,
-            actor="compliance",
-            action="compliance.review",
-            target=f"transfer:{row[0]}",
-            details={"score": decision.score, "reasons": decision.reasons},
-        )
     return view
+
+
+def _decision_record(
+    transfer_id: uuid.UUID, tenant_id: int, decision: Decision
+) -> tuple[uuid.UUID, str, str, str, str]:
+    """The audit record of an approve or review, written with the transfer it is about and
+    chained later by `gateway.audit_outbox` (a block writes its record at once)."""
+    return outbox_row(
+        record_id=event_id(transfer_id, "audit.compliance"),
+        actor="compliance",
+        action=f"compliance.{decision.outcome}",
+        target=f"transfer:{transfer_id}",
+        details={"tenant_id": tenant_id, "score": decision.score, "reasons": decision.reasons},
+    )
 
 
 async def cancel_transfer(services: Services, row: TransferRow) -> TransferRow:

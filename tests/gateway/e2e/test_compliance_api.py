@@ -2,19 +2,26 @@
 near match waits `in_review` with its funds held until a person decides (approve resumes
 and completes it, reject blocks it and releases the funds); daily limits in USD refuse
 payouts beyond the tier; frozen tenants and recipients move no money; and every decision
-and freeze lands in the audit trail, which still verifies."""
+(automated approvals included) and freeze lands in the audit trail, which still verifies."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
+import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from gateway.ids import decode_id
 from tests.gateway.e2e.conftest import Deployment, kovra, repository
 from tests.gateway.e2e.test_transfers_api import Payer, liquidity
+
+# The worker drains the audit outbox every half second when idle.
+audit_wait_seconds = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +138,30 @@ def test_freezes_stop_new_transfers(funded: Deployment) -> None:
     refused = _pay(payer, payer.recipient("EUR"))
     assert refused.status_code == 403, refused.text
     assert refused.json()["code"] == "tenant_frozen"
+
+
+async def _decisions_about(database_url: str, target: str) -> list[str]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT action FROM audit_records WHERE target = $1 ORDER BY seq", target
+        )
+        return [row["action"] for row in rows]
+    finally:
+        await connection.close()
+
+
+def test_automated_approvals_reach_the_audit_trail(funded: Deployment) -> None:
+    payer = Payer(funded)
+    approved = _pay(payer, payer.recipient("EUR"))
+    assert approved.status_code == 201, approved.text
+    assert approved.json()["status"] == "processing"
+    target = f"transfer:{uuid.UUID(int=decode_id('tr', approved.json()['id']))}"
+    deadline = time.monotonic() + audit_wait_seconds
+    while not (actions := asyncio.run(_decisions_about(funded.database_url, target))):
+        assert time.monotonic() < deadline, f"no audit record of {target}"
+        time.sleep(0.1)
+    assert actions == ["compliance.approve"]
 
 
 def test_the_audit_trail_verifies(funded: Deployment) -> None:
