@@ -38,21 +38,38 @@ class RuleBasedCheck:
         self._index = index
 
     async def check(self, facts: PayoutFacts) -> Decision:
-        hits = self._index.screen(facts.recipient_name, country=facts.recipient_country)
-        if hits:
-            best = hits[0]
-            reason = f"sanctions_match:{best.party.list_name}:{best.party.entry_id}"
-            if best.score >= self._thresholds.block_at:
-                return Decision(outcome="block", score=score_max, reasons=(reason,))
-            if best.score >= self._thresholds.review_at:
-                return Decision(outcome="review", score=round(best.score), reasons=(reason,))
+        sanctions = self._sanctions(name=facts.recipient_name, country=facts.recipient_country)
+        if sanctions is not None:
+            return sanctions
         score, reasons = risk_score(facts)
         outcome: Outcome = "review" if score >= review_score_min else "approve"
         return Decision(outcome=outcome, score=score, reasons=reasons)
 
+    async def screen_party(self, *, name: str, country: str) -> Decision:
+        sanctions = self._sanctions(name=name, country=country)
+        if sanctions is not None:
+            return sanctions
+        return Decision(outcome="approve", score=0, reasons=())
+
+    def _sanctions(self, *, name: str, country: str) -> Decision | None:
+        """Block or review on the best sanctions hit; None when no hit reaches review."""
+        hits = self._index.screen(name, country=country)
+        if not hits:
+            return None
+        best = hits[0]
+        reason = f"sanctions_match:{best.party.list_name}:{best.party.entry_id}"
+        if best.score >= self._thresholds.block_at:
+            return Decision(outcome="block", score=score_max, reasons=(reason,))
+        if best.score >= self._thresholds.review_at:
+            return Decision(outcome="review", score=round(best.score), reasons=(reason,))
+        return None
+
 
 class NoOpCheck:
     async def check(self, facts: PayoutFacts) -> Decision:
+        return Decision(outcome="approve", score=0, reasons=("compliance_checks_disabled",))
+
+    async def screen_party(self, *, name: str, country: str) -> Decision:
         return Decision(outcome="approve", score=0, reasons=("compliance_checks_disabled",))
 
 
@@ -75,8 +92,15 @@ class CachedCheck:
         if entry is not None and entry[0] > now:
             return entry[1]
         decision = await self._inner.check(facts)
+        self._remember(key, now, decision)
+        return decision
+
+    async def screen_party(self, *, name: str, country: str) -> Decision:
+        # Onboarding is rare and must see freshly loaded lists: never cached.
+        return await self._inner.screen_party(name=name, country=country)
+
+    def _remember(self, key: tuple[object, ...], now: float, decision: Decision) -> None:
         self._entries[key] = (now + self._seconds, decision)
         self._entries.move_to_end(key)
         while len(self._entries) > cache_entries_max:
             self._entries.popitem(last=False)
-        return decision

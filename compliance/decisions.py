@@ -1,7 +1,8 @@
 """What compliance is asked about a payout, and what it answers.
 
-`check(facts) -> Decision` is the one interface the transfer lifecycle calls; it never sees
-payment internals, only these facts. The decision is approve, review (a case is opened and
+`check(facts) -> Decision` is the one interface the transfer lifecycle calls (and
+`screen_party` the one recipient onboarding calls); it never sees payment internals, only
+these facts. The decision is approve, review (a case is opened and
 the funds stay held) or block, with a 0-100 score and the reasons.
 """
 
@@ -35,4 +36,10 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ComplianceCheck(Protocol):
-    async def check(self, facts: PayoutFacts) -> Decision: ...
+    async def check(self, facts: PayoutFacts) -> Decision:
+        """A payout at transfer time: sanctions and risk."""
+        ...
+
+    async def screen_party(self, *, name: str, country: str) -> Decision:
+        """A counterparty at onboarding (a new recipient): sanctions only, no amount yet."""
+        ...

@@ -14,8 +14,11 @@ import msgspec
 from redis.asyncio import Redis
 
 from ledger.errors import LedgerError
+from ledger.invariants import ensure
 
 counter_ttl_seconds = 2 * 86_400
+# Redis Lua numbers are doubles: amounts stay below 2**53 so every comparison is exact.
+usd_minor_max = 2**53 - 1
 
 
 class DailyLimitExceeded(LedgerError):
@@ -23,6 +26,11 @@ class DailyLimitExceeded(LedgerError):
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    """What one admitted payout counted: its own amount and moment (so giving it back
+    touches the same day and hour), and the totals after it."""
+
+    usd_minor: int
+    counted_at: datetime.datetime
     day_usd_minor: int
     payouts_last_hour: int
 
@@ -38,10 +46,11 @@ local hour = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 return {1, used, hour}
 """
-# KEYS: day counter, hour counter. ARGV: amount.
+# KEYS: day counter, hour counter (of the moment the payout was counted). ARGV: amount.
+# A counter that has expired is left alone rather than recreated below zero.
 _give_back = """
-redis.call('DECRBY', KEYS[1], tonumber(ARGV[1]))
-redis.call('DECR', KEYS[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], tonumber(ARGV[1])) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECR', KEYS[2]) end
 return 1
 """
 
@@ -70,6 +79,7 @@ class DailyLimits:
         now: datetime.datetime | None = None,
     ) -> Usage:
         """Count the payout against today's limit, or refuse it without counting."""
+        ensure(1 <= usd_minor <= usd_minor_max, "a payout counts a positive, bounded amount")
         moment = now or datetime.datetime.now(tz=datetime.UTC)
         reply = await self._consume(
             keys=self._keys(tenant_id, moment),
@@ -80,10 +90,14 @@ class DailyLimits:
                 f"today's volume would exceed the daily limit of {daily_limit_usd_minor} USD "
                 f"minor units (used: {int(reply[1])})"
             )
-        return Usage(day_usd_minor=int(reply[1]), payouts_last_hour=int(reply[2]))
+        return Usage(
+            usd_minor=usd_minor,
+            counted_at=moment,
+            day_usd_minor=int(reply[1]),
+            payouts_last_hour=int(reply[2]),
+        )
 
-    async def give_back(
-        self, *, tenant_id: int, usd_minor: int, now: datetime.datetime | None = None
-    ) -> None:
-        moment = now or datetime.datetime.now(tz=datetime.UTC)
-        await self._give_back(keys=self._keys(tenant_id, moment), args=[usd_minor])
+    async def give_back(self, *, tenant_id: int, usage: Usage) -> None:
+        """Return a refused payout's volume and count to the day and hour it was counted in,
+        even when the refusal comes after midnight."""
+        await self._give_back(keys=self._keys(tenant_id, usage.counted_at), args=[usage.usd_minor])

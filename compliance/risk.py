@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 
 from compliance.decisions import PayoutFacts
+from ledger.invariants import ensure
 
 score_max = 100
 share_of_daily_limit_points = 40  # A payout of the whole daily limit scores this much.
@@ -30,6 +31,7 @@ def risk_score(
     facts: PayoutFacts, *, now: datetime.datetime | None = None
 ) -> tuple[int, tuple[str, ...]]:
     """The score and the reasons that raised it."""
+    ensure(facts.amount_usd_minor >= 0, "a payout's amount is not negative")
     moment = now or datetime.datetime.now(tz=datetime.UTC)
     points: list[tuple[int, str]] = []
     if facts.daily_limit_usd_minor > 0:

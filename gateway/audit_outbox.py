@@ -35,6 +35,10 @@ outbox_insert = BatchStatement(
     types=("uuid", "text", "text", "text", "jsonb"),
     on_conflict="ON CONFLICT DO NOTHING",
 )
+# The same insert for one row, inside a caller's own transaction (not the batched writer).
+outbox_insert_one = """
+    INSERT INTO audit_outbox (id, actor, action, target, details)
+    VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING"""
 
 _select_waiting = """
     SELECT id, actor, action, target, details::text AS details, decided_at

@@ -4,7 +4,9 @@ files named in `KOVRA_SANCTIONS_FILES`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from pathlib import Path
 
 import asyncpg
@@ -15,7 +17,9 @@ from compliance.decisions import ComplianceCheck
 from compliance.sanctions.lists import SanctionedParty, load_ofac, load_simple_csv
 from compliance.sanctions.screening import SanctionsIndex, ScreeningThresholds
 from gateway.settings import Settings
+from ledger.invariants import unreachable
 
+log = logging.getLogger("kovra.sanctions")
 load_batch_size = 5_000
 
 
@@ -46,21 +50,87 @@ async def store_list(pool: asyncpg.Pool, parties: list[SanctionedParty]) -> int:
     return len(parties)
 
 
-async def build_check(settings: Settings, pool: asyncpg.Pool) -> ComplianceCheck:
-    if settings.compliance_mode == "noop":
-        return NoOpCheck()
-    parties = await stored_parties(pool)
-    for path in settings.sanctions_files:
-        parties.extend(load_file(Path(path)))
+async def lists_fingerprint(pool: asyncpg.Pool) -> tuple[int, object]:
+    """Changes whenever `kovra sanctions load` replaces or adds a list."""
+    row = await pool.fetchrow("SELECT count(*), max(loaded_at) FROM sanctions_parties")
+    if row is None:
+        unreachable("an aggregate always returns one row")
+    return (int(row[0]), row[1])
+
+
+class SanctionsLists:
+    """Keeps a running process's sanctions index in step with the lists in Postgres, so a
+    list loaded with `kovra sanctions load` applies within `refresh_seconds` everywhere,
+    without a restart. Rebuilding happens beside the request path, never in it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        *,
+        check: RuleBasedCheck,
+        fingerprint: tuple[int, object],
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._check = check
+        self._fingerprint = fingerprint
+
+    async def refresh_once(self) -> bool:
+        """Rebuild the index if the stored lists changed; say whether it did."""
+        # The fingerprint is read before the parties: a load racing this read costs one
+        # extra rebuild next time, never a missed list.
+        fingerprint = await lists_fingerprint(self._pool)
+        if fingerprint == self._fingerprint:
+            return False
+        parties = await all_parties(self._settings, self._pool)
+        index = await asyncio.to_thread(
+            SanctionsIndex.build, parties, thresholds=thresholds_of(self._settings)
+        )
+        self._check.replace_index(index)
+        self._fingerprint = fingerprint
+        log.info("sanctions_lists_refreshed", extra={"names": index.name_count})
+        return True
+
+    async def run_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.sanctions_refresh_seconds)
+            try:
+                await self.refresh_once()
+            except Exception:
+                log.exception("sanctions_lists_refresh_failed")
+
+
+def thresholds_of(settings: Settings) -> ScreeningThresholds:
     # One set of thresholds serves both the index (which hits it returns) and the check
     # (what a hit means), so a lowered review score is never silently cut off by the index.
-    thresholds = ScreeningThresholds(
+    return ScreeningThresholds(
         block_at=float(settings.screening_block_score),
         review_at=float(settings.screening_review_score),
     )
-    check: ComplianceCheck = RuleBasedCheck(
-        SanctionsIndex.build(parties, thresholds=thresholds), thresholds=thresholds
+
+
+async def all_parties(settings: Settings, pool: asyncpg.Pool) -> list[SanctionedParty]:
+    parties = await stored_parties(pool)
+    for path in settings.sanctions_files:
+        parties.extend(load_file(Path(path)))
+    return parties
+
+
+async def build_check(
+    settings: Settings, pool: asyncpg.Pool
+) -> tuple[ComplianceCheck, SanctionsLists | None]:
+    """The configured check, and (for the rule-based one) what keeps its lists fresh."""
+    if settings.compliance_mode == "noop":
+        return NoOpCheck(), None
+    fingerprint = await lists_fingerprint(pool)
+    thresholds = thresholds_of(settings)
+    rules = RuleBasedCheck(
+        SanctionsIndex.build(await all_parties(settings, pool), thresholds=thresholds),
+        thresholds=thresholds,
     )
+    lists = SanctionsLists(settings, pool, check=rules, fingerprint=fingerprint)
+    check: ComplianceCheck = rules
     if settings.compliance_cache_seconds:
-        check = CachedCheck(check, seconds=settings.compliance_cache_seconds)
-    return check
+        check = CachedCheck(rules, seconds=settings.compliance_cache_seconds)
+    return check, lists

@@ -6,8 +6,9 @@ calls), one asyncpg pool, one Redis client, one batch writer per process.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import redis.asyncio as redis_asyncio
@@ -90,8 +91,13 @@ class Services:
     pricing: PricingCache
     compliance: ComplianceCheck
     limits: DailyLimits
+    # Background tasks owned by these services (the sanctions-list refresh), cancelled on close.
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         if isinstance(self.rate_source, HttpRateFeed):
             await self.rate_source.close()
         await self.writer.drain()
@@ -145,7 +151,9 @@ async def open_services(settings: Settings) -> Services:
     try:
         await ledger.open_platform_accounts()
         await _seed_rates(settings, rate_source)
-        services.compliance = await build_check(settings, pool)
+        services.compliance, lists = await build_check(settings, pool)
+        if lists is not None:
+            services.tasks.append(asyncio.get_running_loop().create_task(lists.run_forever()))
     except BaseException:
         await services.close()
         raise

@@ -67,6 +67,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sanctions_files: tuple[str, ...]
     screening_block_score: int
     screening_review_score: int
+    sanctions_refresh_seconds: int
 
     @property
     def sandbox(self) -> bool:
@@ -183,6 +184,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         screening_block_score=reader.integer("KOVRA_SCREENING_BLOCK_SCORE", 92, 1, 100),
         screening_review_score=reader.integer("KOVRA_SCREENING_REVIEW_SCORE", 85, 1, 100),
+        sanctions_refresh_seconds=reader.integer("KOVRA_SANCTIONS_REFRESH_SECONDS", 60, 1, 86_400),
     )
     if settings.screening_review_score > settings.screening_block_score:
         reader.problems.append(

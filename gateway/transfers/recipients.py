@@ -1,5 +1,6 @@
-"""Recipients: bank details validated per corridor at creation, stored in Postgres, and
-published to Redis so a transfer can check its recipient without a database read."""
+"""Recipients: bank details validated per corridor and the name screened against the
+sanctions lists at creation, stored in Postgres, and published to Redis so a transfer can
+check its recipient without a database read."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import uuid
 import msgspec
 from redis.asyncio import Redis
 
+from gateway.audit import append as audit_append
+from gateway.audit_outbox import outbox_insert_one, outbox_row
+from gateway.problems import ProblemError
 from gateway.services import Services
 from rails.bank_details import BankDetails, validate_bank_details
 from rails.corridors import corridor_for
@@ -51,23 +55,52 @@ async def create_recipient(
     currency: str,
     details: BankDetails,
 ) -> RecipientRecord:
-    """Store the recipient (the first one, if this id was created before) and publish it."""
+    """Screen the recipient against the sanctions lists, then store it (the first one, if
+    this id was created before) with its screening decision's audit record, and publish it.
+    A blocked recipient is refused, audited, and not stored."""
+    decision = await services.compliance.screen_party(name=name, country=country)
+    target = f"recipient:{uuid.UUID(int=recipient_id)}"
+    details_of_decision = {
+        "tenant_id": tenant_id,
+        "score": decision.score,
+        "reasons": decision.reasons,
+    }
+    if decision.outcome == "block":
+        await audit_append(
+            services.pool,
+            actor="compliance",
+            action="compliance.block",
+            target=target,
+            details=details_of_decision,
+        )
+        raise ProblemError(
+            403, "compliance_blocked", "compliance refused this recipient; it was not stored"
+        )
     # The stored fields are the validator's own inputs, so they can be validated again.
     bank_details = {
         k: str(v) for k, v in msgspec.structs.asdict(details).items() if k != "bank_name"
     }
-    await services.pool.execute(
-        """INSERT INTO recipients (id, compliance_region, tenant_id, name, country, currency,
-                                   bank_details)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
-        uuid.UUID(int=recipient_id),
-        region,
-        tenant_id,
-        name,
-        country,
-        currency,
-        json.dumps(bank_details),
+    audit_row = outbox_row(
+        record_id=uuid.UUID(int=recipient_id),
+        actor="compliance",
+        action=f"compliance.{decision.outcome}",
+        target=target,
+        details=details_of_decision,
     )
+    async with services.pool.acquire() as connection, connection.transaction():
+        await connection.execute(
+            """INSERT INTO recipients (id, compliance_region, tenant_id, name, country,
+                                       currency, bank_details)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+            uuid.UUID(int=recipient_id),
+            region,
+            tenant_id,
+            name,
+            country,
+            currency,
+            json.dumps(bank_details),
+        )
+        await connection.execute(outbox_insert_one, *audit_row)
     record = await load_recipient(
         services, tenant_id=tenant_id, region=region, recipient_id=recipient_id, use_cache=False
     )

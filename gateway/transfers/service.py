@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from compliance.decisions import Decision, PayoutFacts
+from compliance.limits import Usage
 from fx.pricing import usd_minor_units
 from fx.quotes import LockedQuote
 from gateway import wire
@@ -104,12 +105,12 @@ async def create_transfer(
     quote = await store.consume(
         tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
     )
-    counted_usd = 0
+    usage: Usage | None = None
     try:
         rail = _rail(
             quote, recipient_country=recipient.country, recipient_currency=recipient.currency
         )
-        counted_usd, decision = await _screen(services, principal, quote, recipient)
+        usage, decision = await _screen(services, principal, quote, recipient)
         if decision.outcome == "block":
             await audit_append(
                 services.pool,
@@ -140,8 +141,8 @@ async def create_transfer(
         await store.release(
             tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
         )
-        if counted_usd:
-            await services.limits.give_back(tenant_id=principal.tenant_id, usd_minor=counted_usd)
+        if usage is not None:
+            await services.limits.give_back(tenant_id=principal.tenant_id, usage=usage)
         raise
     return await _record(
         services,
@@ -157,7 +158,7 @@ async def create_transfer(
 
 async def _screen(
     services: Services, principal: Principal, quote: LockedQuote, recipient: RecipientRecord
-) -> tuple[int, Decision]:
+) -> tuple[Usage, Decision]:
     """Count the payout against the daily limit (in USD), then ask compliance about it."""
     terms = await services.pricing.terms(principal.tenant_id)
     to_usd = await services.quoter.book.mid(quote.source_currency, "USD")
@@ -186,7 +187,7 @@ async def _screen(
             payouts_last_hour=usage.payouts_last_hour,
         )
     )
-    return usd_minor, decision
+    return usage, decision
 
 
 def _rail(quote: LockedQuote, *, recipient_country: str, recipient_currency: str) -> str:

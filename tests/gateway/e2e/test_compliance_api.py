@@ -1,4 +1,6 @@
-"""Compliance end to end: a payout to a sanctioned name is blocked and moves nothing; a
+"""Compliance end to end: a sanctioned recipient is refused at creation, and a payout to a
+payee listed after its creation (a list loaded into the running system) is blocked and
+moves nothing; a
 near match waits `in_review` with its funds held until a person decides (approve resumes
 and completes it, reject blocks it and releases the funds); daily limits in USD refuse
 payouts beyond the tier; frozen tenants and recipients move no money; and every decision
@@ -10,6 +12,7 @@ import asyncio
 import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,6 +25,8 @@ from tests.gateway.e2e.test_transfers_api import Payer, liquidity
 
 # The worker drains the audit outbox every half second when idle.
 audit_wait_seconds = 10.0
+# Every process re-reads the stored lists each second (KOVRA_SANCTIONS_REFRESH_SECONDS=1).
+list_refresh_wait_seconds = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +41,7 @@ def funded(deployment: Deployment) -> Deployment:
 
 
 def _recipient(payer: Payer, name: str) -> str:
-    created = payer.post(
-        "/v1/recipients",
-        {
-            "name": name,
-            "country": "DE",
-            "currency": "EUR",
-            "bank_details": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"},
-        },
-    )
+    created = _create_recipient(payer, name)
     assert created.status_code == 201, created.text
     return str(created.json()["id"])
 
@@ -63,10 +60,61 @@ def _open_case(payer: Payer, transfer_id: str) -> dict[str, Any]:
     return case  # type: ignore[no-any-return]
 
 
-def test_a_sanctioned_recipient_is_blocked(funded: Deployment) -> None:
+def _create_recipient(payer: Payer, name: str) -> httpx.Response:
+    return payer.post(
+        "/v1/recipients",
+        {
+            "name": name,
+            "country": "DE",
+            "currency": "EUR",
+            "bank_details": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"},
+        },
+    )
+
+
+def test_a_sanctioned_recipient_is_refused_at_creation(funded: Deployment) -> None:
     payer = Payer(funded)
+    refused = _create_recipient(payer, "SANCTIONOV, Ivan Petrovich")
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["code"] == "compliance_blocked"
+    blocks = asyncio.run(
+        _fetch_values(
+            funded.database_url,
+            "SELECT details->>'reasons' FROM audit_records "
+            "WHERE action = 'compliance.block' AND target LIKE 'recipient:%'",
+        )
+    )
+    assert any("KOVRA TEST LIST" in str(reasons) for reasons in blocks), blocks
+
+
+async def _fetch_values(database_url: str, query: str) -> list[object]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return [row[0] for row in await connection.fetch(query)]
+    finally:
+        await connection.close()
+
+
+def test_a_payee_listed_after_creation_is_blocked_at_transfer_time(
+    funded: Deployment, tmp_path: Path
+) -> None:
+    payer = Payer(funded)
+    recipient = _recipient(payer, "Quillmark Shipping Holdings")
+    listed = tmp_path / "late-list.csv"
+    listed.write_text("name,aliases,country,list\nQuillmark Shipping Holdings,,DE,LATE LIST\n")
+    loaded = subprocess.run(
+        [*kovra, "sanctions", "load", str(listed), "--format", "csv"],
+        check=False,
+        env=funded.environment,
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    time.sleep(list_refresh_wait_seconds)
     before = payer.balance("EUR")
-    blocked = _pay(payer, _recipient(payer, "Ivan Petrovich Sanctionov"))
+    blocked = _pay(payer, recipient)
     assert blocked.status_code == 403, blocked.text
     assert blocked.json()["code"] == "compliance_blocked"
     assert payer.balance("EUR") == before

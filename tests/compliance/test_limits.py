@@ -1,0 +1,324 @@
+"""Daily limits count volume atomically in the real local Redis, and refuse without counting.
+
+Against redis://127.0.0.1:6379 (no mocks), each test in its own key namespace (deleted after):
+usage accumulates per tenant and UTC day, and payouts per hour; counters expire; a payout
+that would exceed the daily limit raises `DailyLimitExceeded` (code `daily_limit_exceeded`)
+and counts neither volume nor velocity, while one reaching the limit exactly is admitted;
+`give_back` returns volume and velocity so a refused payout's headroom can be used again;
+tenants and days are separate. Under concurrency, 50 consume calls from several Redis
+clients, and from 4 OS processes with their own clients, against a limit that admits exactly
+N of them, admit exactly N and the counter ends at exactly the limit; with mixed amounts the
+admitted total never exceeds the limit and every refusal was a real one.
+A give-back after midnight returns the volume to the day it was counted in, and never
+creates counters below zero or without an expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import multiprocessing
+import random
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+
+import pytest
+from redis.asyncio import Redis
+
+from compliance.limits import DailyLimitExceeded, DailyLimits, Usage, counter_ttl_seconds
+from ledger.errors import LedgerError
+from ledger.invariants import InvariantViolation
+from tests.compliance.conftest import redis_url
+
+noon = datetime.datetime(2026, 3, 10, 12, 0, tzinfo=datetime.UTC)
+tenant = 4242
+concurrent_calls = 50
+admitted = 37
+amount = 1_000
+
+
+def day_key(namespace: str, tenant_id: int, moment: datetime.datetime) -> str:
+    return f"{namespace}:limit:day:{tenant_id}:{moment:%Y%m%d}"
+
+
+def hour_key(namespace: str, tenant_id: int, moment: datetime.datetime) -> str:
+    return f"{namespace}:limit:hour:{tenant_id}:{moment:%Y%m%d%H}"
+
+
+def totals(usage: Usage) -> tuple[int, int]:
+    return (usage.day_usd_minor, usage.payouts_last_hour)
+
+
+async def counter(redis: Redis, key: str) -> int | None:
+    value = await redis.get(key)
+    return None if value is None else int(value)
+
+
+async def test_usage_accumulates_per_day_and_hour(redis_client: Redis, namespace: str) -> None:
+    limits = DailyLimits(redis_client, namespace=namespace)
+    first = await limits.consume(
+        tenant_id=tenant, usd_minor=1_500, daily_limit_usd_minor=10_000, now=noon
+    )
+    second = await limits.consume(
+        tenant_id=tenant,
+        usd_minor=2_500,
+        daily_limit_usd_minor=10_000,
+        now=noon + datetime.timedelta(minutes=30),
+    )
+    next_hour = noon + datetime.timedelta(hours=1)
+    third = await limits.consume(
+        tenant_id=tenant, usd_minor=1_000, daily_limit_usd_minor=10_000, now=next_hour
+    )
+    assert totals(first) == (1_500, 1)
+    assert totals(second) == (4_000, 2)
+    assert totals(third) == (5_000, 1)  # A new hour.
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 5_000
+    assert await counter(redis_client, hour_key(namespace, tenant, noon)) == 2
+    assert await counter(redis_client, hour_key(namespace, tenant, next_hour)) == 1
+
+
+async def test_counters_expire(redis_client: Redis, namespace: str) -> None:
+    limits = DailyLimits(redis_client, namespace=namespace)
+    await limits.consume(tenant_id=tenant, usd_minor=1, daily_limit_usd_minor=10, now=noon)
+    for key in (day_key(namespace, tenant, noon), hour_key(namespace, tenant, noon)):
+        assert 0 < await redis_client.ttl(key) <= counter_ttl_seconds
+
+
+async def test_tenants_and_days_are_counted_apart(redis_client: Redis, namespace: str) -> None:
+    limits = DailyLimits(redis_client, namespace=namespace)
+    await limits.consume(tenant_id=tenant, usd_minor=900, daily_limit_usd_minor=1_000, now=noon)
+    other = await limits.consume(
+        tenant_id=tenant + 1, usd_minor=900, daily_limit_usd_minor=1_000, now=noon
+    )
+    tomorrow = await limits.consume(
+        tenant_id=tenant,
+        usd_minor=900,
+        daily_limit_usd_minor=1_000,
+        now=noon + datetime.timedelta(days=1),
+    )
+    assert other.day_usd_minor == 900
+    assert tomorrow.day_usd_minor == 900
+
+
+async def test_the_default_clock_counts_today(redis_client: Redis, namespace: str) -> None:
+    limits = DailyLimits(redis_client, namespace=namespace)
+    before = datetime.datetime.now(tz=datetime.UTC)
+    usage = await limits.consume(tenant_id=tenant, usd_minor=321, daily_limit_usd_minor=1_000)
+    after = datetime.datetime.now(tz=datetime.UTC)
+    assert totals(usage) == (321, 1)
+    days = {day_key(namespace, tenant, before), day_key(namespace, tenant, after)}
+    assert [await counter(redis_client, key) for key in days].count(321) == 1
+
+
+async def test_a_payout_over_the_limit_is_refused_and_counts_nothing(
+    redis_client: Redis, namespace: str
+) -> None:
+    limits = DailyLimits(redis_client, namespace=namespace)
+    await limits.consume(tenant_id=tenant, usd_minor=7_000, daily_limit_usd_minor=10_000, now=noon)
+    with pytest.raises(DailyLimitExceeded) as refused:
+        await limits.consume(
+            tenant_id=tenant, usd_minor=3_001, daily_limit_usd_minor=10_000, now=noon
+        )
+    assert refused.value.code == "daily_limit_exceeded"
+    assert isinstance(refused.value, LedgerError)
+    assert "10000" in refused.value.detail
+    assert "used: 7000" in refused.value.detail
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 7_000
+    assert await counter(redis_client, hour_key(namespace, tenant, noon)) == 1
+    exact = await limits.consume(
+        tenant_id=tenant, usd_minor=3_000, daily_limit_usd_minor=10_000, now=noon
+    )
+    assert totals(exact) == (10_000, 2)
+
+
+async def test_a_single_payout_above_the_limit_creates_no_counters(
+    redis_client: Redis, namespace: str
+) -> None:
+    limits = DailyLimits(redis_client, namespace=namespace)
+    with pytest.raises(DailyLimitExceeded):
+        await limits.consume(tenant_id=tenant, usd_minor=1_001, daily_limit_usd_minor=1_000)
+    assert [key async for key in redis_client.scan_iter(match=f"{namespace}:*")] == []
+
+
+async def test_give_back_returns_volume_and_velocity(redis_client: Redis, namespace: str) -> None:
+    limits = DailyLimits(redis_client, namespace=namespace)
+    await limits.consume(tenant_id=tenant, usd_minor=6_000, daily_limit_usd_minor=10_000, now=noon)
+    second = await limits.consume(
+        tenant_id=tenant, usd_minor=4_000, daily_limit_usd_minor=10_000, now=noon
+    )
+    assert (second.usd_minor, second.counted_at) == (4_000, noon)
+    with pytest.raises(DailyLimitExceeded):
+        await limits.consume(tenant_id=tenant, usd_minor=1, daily_limit_usd_minor=10_000, now=noon)
+    await limits.give_back(tenant_id=tenant, usage=second)
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 6_000
+    assert await counter(redis_client, hour_key(namespace, tenant, noon)) == 1
+    again = await limits.consume(
+        tenant_id=tenant, usd_minor=4_000, daily_limit_usd_minor=10_000, now=noon
+    )
+    assert totals(again) == (10_000, 2)
+
+
+async def test_give_back_after_midnight_returns_the_volume_to_its_own_day(
+    redis_client: Redis, namespace: str
+) -> None:
+    limits = DailyLimits(redis_client, namespace=namespace)
+    late = datetime.datetime(2026, 3, 10, 23, 59, 59, tzinfo=datetime.UTC)
+    after_midnight = late + datetime.timedelta(seconds=2)
+    usage = await limits.consume(
+        tenant_id=tenant, usd_minor=500, daily_limit_usd_minor=1_000, now=late
+    )
+    await limits.give_back(tenant_id=tenant, usage=usage)
+    assert await counter(redis_client, day_key(namespace, tenant, late)) == 0
+    assert await counter(redis_client, day_key(namespace, tenant, after_midnight)) is None
+    for key in [key async for key in redis_client.scan_iter(match=f"{namespace}:*")]:
+        assert await redis_client.ttl(key) > 0, f"{key!r} never expires"
+    with pytest.raises(DailyLimitExceeded):
+        await limits.consume(
+            tenant_id=tenant, usd_minor=1_500, daily_limit_usd_minor=1_000, now=after_midnight
+        )
+
+
+async def test_giving_back_to_an_expired_counter_creates_nothing(
+    redis_client: Redis, namespace: str
+) -> None:
+    limits = DailyLimits(redis_client, namespace=namespace)
+    usage = await limits.consume(
+        tenant_id=tenant, usd_minor=700, daily_limit_usd_minor=1_000, now=noon
+    )
+    await redis_client.delete(day_key(namespace, tenant, noon), hour_key(namespace, tenant, noon))
+    await limits.give_back(tenant_id=tenant, usage=usage)
+    assert [key async for key in redis_client.scan_iter(match=f"{namespace}:*")] == []
+
+
+@pytest.mark.parametrize("usd_minor", [0, -1, 2**53])
+async def test_a_payout_counts_a_positive_bounded_amount(
+    redis_client: Redis, namespace: str, usd_minor: int
+) -> None:
+    limits = DailyLimits(redis_client, namespace=namespace)
+    with pytest.raises(InvariantViolation):
+        await limits.consume(
+            tenant_id=tenant, usd_minor=usd_minor, daily_limit_usd_minor=2**62, now=noon
+        )
+    assert [key async for key in redis_client.scan_iter(match=f"{namespace}:*")] == []
+
+
+async def _consume_or_refuse(limits: DailyLimits, usd_minor: int, limit: int) -> Usage | None:
+    try:
+        return await limits.consume(
+            tenant_id=tenant, usd_minor=usd_minor, daily_limit_usd_minor=limit, now=noon
+        )
+    except DailyLimitExceeded:
+        return None
+
+
+async def test_concurrent_calls_from_several_clients_admit_exactly_what_fits(
+    redis_client: Redis, namespace: str
+) -> None:
+    clients = [Redis.from_url(redis_url) for _ in range(5)]
+    try:
+        every = [DailyLimits(client, namespace=namespace) for client in clients]
+        results = await asyncio.gather(
+            *(
+                _consume_or_refuse(every[call % len(every)], amount, admitted * amount)
+                for call in range(concurrent_calls)
+            )
+        )
+    finally:
+        for client in clients:
+            await client.aclose()
+    usages = [usage for usage in results if usage is not None]
+    assert len(usages) == admitted
+    # Each admitted call saw its own step of the counters: no two squeezed in together.
+    assert sorted(usage.day_usd_minor for usage in usages) == [
+        amount * step for step in range(1, admitted + 1)
+    ]
+    assert sorted(usage.payouts_last_hour for usage in usages) == list(range(1, admitted + 1))
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == admitted * amount
+    assert await counter(redis_client, hour_key(namespace, tenant, noon)) == admitted
+
+
+async def test_concurrent_mixed_amounts_never_exceed_the_limit(
+    redis_client: Redis, namespace: str
+) -> None:
+    draw = random.Random(20_260_310)
+    amounts = [draw.randint(100, 5_000) for _ in range(concurrent_calls)]
+    limit = sum(amounts) // 2
+    clients = [Redis.from_url(redis_url) for _ in range(4)]
+    try:
+        every = [DailyLimits(client, namespace=namespace) for client in clients]
+        results = await asyncio.gather(
+            *(
+                _consume_or_refuse(every[call % len(every)], usd, limit)
+                for call, usd in enumerate(amounts)
+            )
+        )
+    finally:
+        for client in clients:
+            await client.aclose()
+    admitted_total = sum(usd for usd, usage in zip(amounts, results, strict=True) if usage)
+    final = await counter(redis_client, day_key(namespace, tenant, noon))
+    assert final == admitted_total <= limit
+    refused = [usd for usd, usage in zip(amounts, results, strict=True) if usage is None]
+    assert refused  # The limit admits only about half.
+    # The counter only grows, so a refusal is real only if it would not fit even now.
+    assert all(final + usd > limit for usd in refused)
+
+
+def _consume_in_process(
+    namespace: str, calls: int, clients: int, barrier: Barrier, results: Queue[tuple[int, int]]
+) -> None:
+    """One OS process: `calls` consume calls spread over `clients` clients, all at once."""
+
+    async def run() -> tuple[int, int]:
+        connections = [Redis.from_url(redis_url) for _ in range(clients)]
+        try:
+            for connection in connections:
+                await connection.ping()
+            every = [DailyLimits(connection, namespace=namespace) for connection in connections]
+            await asyncio.to_thread(barrier.wait, 30)
+            outcomes = await asyncio.gather(
+                *(
+                    _consume_or_refuse(every[call % clients], amount, admitted * amount)
+                    for call in range(calls)
+                )
+            )
+        finally:
+            for connection in connections:
+                await connection.aclose()
+        succeeded = sum(1 for usage in outcomes if usage is not None)
+        return succeeded, calls - succeeded
+
+    results.put(asyncio.run(run()))
+
+
+def _run_processes(namespace: str, processes: int) -> list[tuple[int, int]]:
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes)
+    results: Queue[tuple[int, int]] = context.Queue()
+    shares = [concurrent_calls // processes] * processes
+    shares[0] += concurrent_calls - sum(shares)
+    workers = [
+        context.Process(target=_consume_in_process, args=(namespace, share, 3, barrier, results))
+        for share in shares
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        return [results.get(timeout=30) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+
+
+async def test_concurrent_calls_from_several_processes_admit_exactly_what_fits(
+    redis_client: Redis, namespace: str
+) -> None:
+    outcomes = await asyncio.to_thread(_run_processes, namespace, 4)
+    assert len(outcomes) == 4
+    assert sum(succeeded + refused for succeeded, refused in outcomes) == concurrent_calls
+    assert sum(succeeded for succeeded, _ in outcomes) == admitted
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == admitted * amount
+    assert await counter(redis_client, hour_key(namespace, tenant, noon)) == admitted
