@@ -4,6 +4,9 @@
 Tests that take `ledger_client` run once per backend with identical expectations. The
 real-cluster run is skipped, with the reason, when `TB_ADDRESSES` is not set. A real cluster
 keeps its state between tests, so tests draw fresh ids (`fresh_id`, `fresh_tenant_id`).
+
+Redis is the real local server: `redis_client` and a private key `namespace` per test, every
+key under it deleted afterwards.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import tigerbeetle as tb
+from redis.asyncio import Redis
 
 from ledger.client import LedgerClient
 from ledger.embedded import EmbeddedClient
@@ -67,3 +71,25 @@ def fresh_id() -> int:
 def fresh_tenant_id() -> int:
     """A random tenant id (63 bits, never 0): collisions across runs are negligible."""
     return secrets.randbits(63) + 1
+
+
+redis_url = os.environ.get("KOVRA_TEST_REDIS_URL_SHARED", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def namespace(redis_client: Redis) -> AsyncIterator[str]:
+    """A namespace no other test uses; every key under it is deleted afterwards."""
+    name = f"kovra-test-{secrets.token_hex(8)}"
+    yield name
+    keys = [key async for key in redis_client.scan_iter(match=f"{name}:*")]
+    if keys:
+        await redis_client.delete(*keys)

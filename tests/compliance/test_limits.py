@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from compliance.limits import DailyLimitExceeded, DailyLimits, Usage, counter_ttl_seconds
 from ledger.errors import LedgerError
 from ledger.invariants import InvariantViolation
-from tests.compliance.conftest import redis_url
+from tests.conftest import redis_url
 
 noon = datetime.datetime(2026, 3, 10, 12, 0, tzinfo=datetime.UTC)
 tenant = 4242

@@ -1,5 +1,5 @@
-"""Real services for gateway tests: a fresh Postgres database per test (dropped after) and
-a private Redis key namespace per test (its keys deleted after), on the local servers."""
+"""Real Postgres for gateway tests: a fresh database per test on the local server, dropped
+after. (Redis fixtures, shared with other packages, are in tests/conftest.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from redis.asyncio import Redis
 
 from gateway.db.migrate import migrate
 
@@ -43,25 +42,3 @@ async def pool(empty_database: str) -> AsyncIterator[asyncpg.Pool]:
         yield created
     finally:
         await created.close()
-
-
-redis_url = os.environ.get("KOVRA_TEST_REDIS_URL_SHARED", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def namespace(redis_client: Redis) -> AsyncIterator[str]:
-    """A namespace no other test uses; every key under it is deleted afterwards."""
-    name = f"kovra-test-{secrets.token_hex(8)}"
-    yield name
-    keys = [key async for key in redis_client.scan_iter(match=f"{name}:*")]
-    if keys:
-        await redis_client.delete(*keys)

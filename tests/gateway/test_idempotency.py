@@ -26,8 +26,7 @@ from gateway.idempotency import (
     key_length_max,
     lease_ms_default,
 )
-from tests.conftest import fresh_tenant_id
-from tests.gateway.conftest import redis_url
+from tests.conftest import fresh_tenant_id, redis_url
 
 concurrent_requests = 50
 short_lease_ms = 300

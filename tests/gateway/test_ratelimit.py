@@ -26,8 +26,7 @@ from gateway.ratelimit import (
     rate_limit_headers,
     record_cache_ttl_seconds,
 )
-from tests.conftest import fresh_tenant_id
-from tests.gateway.conftest import redis_url
+from tests.conftest import fresh_tenant_id, redis_url
 
 start_ms = 1_700_000_000_000
 window_ms = 60_000
