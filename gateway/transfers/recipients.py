@@ -143,5 +143,14 @@ async def load_recipient(
         bank_details=json.loads(row["bank_details"]),
         created_at=row["created_at"],
     )
-    await redis.set(key, msgspec.json.encode(record), ex=recipient_cache_seconds)
+    await cache_recipient(services, record)
     return record
+
+
+async def cache_recipient(services: Services, record: RecipientRecord) -> None:
+    """Publish the record where transfers look for it (written over whatever was there)."""
+    await services.redis.set(
+        recipient_cache_key(record.tenant_id, record.id),
+        msgspec.json.encode(record),
+        ex=recipient_cache_seconds,
+    )

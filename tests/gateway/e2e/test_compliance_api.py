@@ -182,10 +182,29 @@ def test_freezes_stop_new_transfers(funded: Deployment) -> None:
     )
     assert frozen.status_code == 200, frozen.text
     assert _pay(payer, recipient).json()["code"] == "recipient_frozen"
+    httpx.put(
+        f"{tenant_url}/recipients/{recipient}/status", headers=admin, json={"status": "active"}
+    ).raise_for_status()
+    assert _pay(payer, recipient).status_code == 201
     httpx.put(f"{tenant_url}/status", headers=admin, json={"status": "frozen"}).raise_for_status()
     refused = _pay(payer, payer.recipient("EUR"))
     assert refused.status_code == 403, refused.text
     assert refused.json()["code"] == "tenant_frozen"
+    httpx.put(f"{tenant_url}/status", headers=admin, json={"status": "active"}).raise_for_status()
+    assert _pay(payer, recipient).status_code == 201
+    actions = asyncio.run(
+        _fetch_values(
+            funded.database_url,
+            "SELECT action FROM audit_records WHERE action LIKE 'recipient.%' "
+            "OR action LIKE 'tenant.frozen' OR action LIKE 'tenant.active' ORDER BY seq",
+        )
+    )
+    assert actions[-4:] == [
+        "recipient.frozen",
+        "recipient.active",
+        "tenant.frozen",
+        "tenant.active",
+    ]
 
 
 async def _decisions_about(database_url: str, target: str) -> list[str]:
