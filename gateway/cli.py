@@ -368,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     api_key = commands.add_parser("api-key", help="create or revoke API keys")
     api_key.add_argument("action", choices=("create", "revoke"))
     api_key.add_argument("--tenant", type=int, required=True)
-    api_key.add_argument("--role", choices=("admin", "operator", "read_only"), default="operator")
+    api_key.add_argument(
+        "--role", choices=("admin", "operator", "read_only", "compliance"), default="operator"
+    )
     api_key.add_argument("--key-id", type=int, default=0)
     api_key.set_defaults(run=command_api_key)
 

@@ -32,6 +32,7 @@ request_id_length_max = 128
 read_methods = frozenset({"GET", "HEAD", "OPTIONS"})
 tenant_prefix = "/v1/"
 admin_prefix = "/admin/v1/"
+compliance_prefix = "/v1/compliance/"
 log = structlog.get_logger("kovra.http")
 
 
@@ -140,6 +141,12 @@ async def _guard(scope: Scope, method: str, extra_headers: dict[str, str]) -> No
             )
         if principal.role == "read_only" and method not in read_methods:
             raise ProblemError(403, "forbidden", "a read_only key cannot change anything")
+        if (
+            principal.role == "compliance"
+            and method not in read_methods
+            and not path.startswith(compliance_prefix)
+        ):
+            raise ProblemError(403, "forbidden", "a compliance key can only decide cases")
         state["principal"] = principal
     elif path.startswith(admin_prefix):
         state["admin_actor"] = authenticate_admin(services, _header(scope, b"authorization"))

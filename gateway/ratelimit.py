@@ -35,7 +35,7 @@ from redis.asyncio import Redis
 
 from ledger.invariants import unreachable
 
-roles: Final = frozenset({"admin", "operator", "read_only"})
+roles: Final = frozenset({"admin", "operator", "read_only", "compliance"})
 tenant_statuses: Final = frozenset({"active", "frozen"})
 compliance_regions: Final = frozenset({"EU", "UK", "ID"})
 

@@ -21,7 +21,7 @@ AmountMinor = Annotated[
 Reference = Annotated[str, Meta(min_length=1, max_length=140)]
 TimeoutSeconds = Annotated[int, Meta(ge=0, le=hold_timeout_seconds_max)]
 Tier = Literal["starter", "growth", "enterprise"]
-Role = Literal["admin", "operator", "read_only"]
+Role = Literal["admin", "operator", "read_only", "compliance"]
 Region = Literal["EU", "UK", "ID"]
 PolicyName = Annotated[str, Meta(min_length=1, max_length=64)]
 TenantName = Annotated[str, Meta(min_length=1, max_length=200)]

@@ -15,7 +15,7 @@ import asyncpg
 import msgspec
 
 tiers = ("starter", "growth", "enterprise")
-roles = ("admin", "operator", "read_only")
+roles = ("admin", "operator", "read_only", "compliance")
 compliance_regions = ("EU", "UK", "ID")
 api_key_prefix = "kovra_sk_"
 api_key_secret_bytes = 32

@@ -1,4 +1,6 @@
-"""The review queue: compliance cases of the tenant, and decisions on them (admin role).
+"""The review queue: compliance cases of the tenant (any key may list them), and decisions
+on them, which only a `compliance` key (issued by the platform to its compliance officers,
+never usable to move money) may make.
 
 Approving resumes the transfer; rejecting blocks it and releases its funds. Both write the
 transfer's event and an audit record in the same transaction as the decision.
@@ -20,6 +22,8 @@ from gateway.transfers.cases import CaseRow, cases_page_max, decide_once, get_ca
 from gateway.transfers.records import get_transfer
 from gateway.transfers.service import event_id, event_payload, payout_of
 from ledger.payouts import Payouts
+
+case_statuses = ("open", "approved", "rejected", "all")
 
 
 class CaseDecision(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -60,8 +64,17 @@ def _view(case: CaseRow) -> Case:
 
 @get("/v1/compliance/cases", summary="The review queue", tags=["compliance"])
 async def list_cases_route(
-    request: Request[Any, Any, Any], status: str | None = "open", limit: int = 50
+    request: Request[Any, Any, Any], status: str = "open", limit: int = 50
 ) -> Response[bytes]:
+    if status not in case_statuses:
+        raise ProblemError(
+            422,
+            "validation_error",
+            "status is not a case status",
+            errors=[
+                FieldError(field="status", message=f"must be one of {', '.join(case_statuses)}")
+            ],
+        )
     if not 0 < limit <= cases_page_max:
         raise ProblemError(
             422,
@@ -85,8 +98,9 @@ async def list_cases_route(
 )
 async def decide_case(request: Request[Any, Any, Any], case_id: str) -> Response[bytes]:
     principal = principal_of(request)
-    if principal.role != "admin":
-        raise ProblemError(403, "forbidden", "deciding cases needs an admin key")
+    if principal.role != "compliance":
+        # Separation of duties: a tenant never clears its own payouts.
+        raise ProblemError(403, "forbidden", "deciding cases needs a compliance officer's key")
     body = decode_body(await request.body(), CaseDecision)
     services = services_of(request)
     case = await get_case(

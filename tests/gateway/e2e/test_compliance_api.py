@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from gateway.ids import decode_id
-from tests.gateway.e2e.conftest import Deployment, kovra, repository
+from tests.gateway.e2e.conftest import Deployment, bearer, kovra, repository
 from tests.gateway.e2e.test_transfers_api import Payer, liquidity
 
 # The worker drains the audit outbox every half second when idle.
@@ -52,6 +52,23 @@ def _pay(payer: Payer, recipient: str, amount: int = 10_000) -> httpx.Response:
         "/v1/transfers",
         {"quote_id": quote["id"], "recipient_id": recipient, "reference": "INV-compliance"},
     )
+
+
+def _compliance_key(deployment: Deployment, tenant_id: int) -> tuple[int, str]:
+    """A compliance officer's key (id, secret) for the tenant's queue, issued by the
+    platform."""
+    issued = httpx.post(
+        f"{deployment.base_url}/admin/v1/tenants/{tenant_id}/api-keys",
+        headers=deployment.admin(),
+        json={"role": "compliance"},
+        timeout=30,
+    )
+    assert issued.status_code == 201, issued.text
+    return int(issued.json()["id"]), str(issued.json()["secret"])
+
+
+def _as(deployment: Deployment, key: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{deployment.base_url}{path}", json=body, headers=bearer(key), timeout=30)
 
 
 def _open_case(payer: Payer, transfer_id: str) -> dict[str, Any]:
@@ -132,23 +149,30 @@ def test_a_near_match_waits_for_review(funded: Deployment) -> None:
     assert payer.balance("EUR")["pending"] == 10_000
     case = _open_case(payer, transfer["id"])
     assert case["status"] == "open"
+    unknown = payer.get("/v1/compliance/cases?status=pending")
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "status"
     assert any(reason.startswith("sanctions_match:") for reason in case["reasons"])
-    decided = payer.post(
-        f"/v1/compliance/cases/{case['id']}/decision",
-        {"decision": "approve", "note": "the metals dealer is a namesake"},
-    )
+    approve = {"decision": "approve", "note": "the metals dealer is a namesake"}
+    decision_path = f"/v1/compliance/cases/{case['id']}/decision"
+    # Separation of duties: the tenant's own admin key cannot clear its payout.
+    assert payer.post(decision_path, approve).status_code == 403
+    officer_id, officer = _compliance_key(funded, payer.tenant_id)
+    assert _as(funded, officer, "/v1/deposits", {"currency": "EUR", "amount": 1}).status_code == 403
+    decided = _as(funded, officer, decision_path, approve)
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "approved"
+    assert decided.json()["decided_by"] == f"tenant:{payer.tenant_id}:key:{officer_id}"
     assert payer.settle(transfer["id"])["status"] == "completed"
-    again = payer.post(
-        f"/v1/compliance/cases/{case['id']}/decision", {"decision": "reject", "note": "too late"}
-    )
+    again = _as(funded, officer, decision_path, {"decision": "reject", "note": "too late"})
     assert again.json()["code"] == "case_already_decided"
 
     before = payer.balance("EUR")
     rejected = _pay(payer, recipient).json()
     case = _open_case(payer, rejected["id"])
-    payer.post(
+    _as(
+        funded,
+        officer,
         f"/v1/compliance/cases/{case['id']}/decision",
         {"decision": "reject", "note": "confirmed match"},
     ).raise_for_status()
