@@ -248,7 +248,10 @@ def command_sanctions_load(arguments: argparse.Namespace) -> int:
             target=f"sanctions:{arguments.format}",
             details={"path": str(path), "entries": count},
         )
-        print(f"loaded {count} entries from {path}; processes pick them up at start")
+        print(
+            f"loaded {count} entries from {path}; running processes pick them up within "
+            "KOVRA_SANCTIONS_REFRESH_SECONDS"
+        )
         return 0
 
     return asyncio.run(_with_services(_settings(), run))

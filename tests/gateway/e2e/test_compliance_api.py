@@ -9,6 +9,8 @@ payouts beyond the tier; frozen tenants and recipients move no money; and every 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import subprocess
 import time
 import uuid
@@ -267,3 +269,90 @@ def test_the_audit_trail_verifies(funded: Deployment) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"ok":true' in result.stdout.replace(" ", "")
+
+
+def _kovra(deployment: Deployment, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*kovra, *arguments],
+        check=False,
+        env=deployment.environment,
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_operators_load_lists_and_freeze_from_the_cli(funded: Deployment) -> None:
+    ofac = repository / "tests" / "compliance" / "sanctions" / "fixtures" / "ofac_sample"
+    loaded = _kovra(funded, "sanctions", "load", str(ofac), "--format", "ofac")
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert loaded.stdout.startswith("loaded ")
+    wrong = _kovra(funded, "sanctions", "load", str(ofac / "sdn.csv"), "--format", "ofac")
+    assert wrong.returncode == 2
+
+    payer = Payer(funded)
+    recipient = payer.recipient("EUR")
+    frozen = _kovra(funded, "freeze", "recipient", recipient, "--tenant", str(payer.tenant_id))
+    assert frozen.returncode == 0, frozen.stderr
+    assert _pay(payer, recipient).json()["code"] == "recipient_frozen"
+    thawed = _kovra(
+        funded, "freeze", "recipient", recipient, "--tenant", str(payer.tenant_id), "--unfreeze"
+    )
+    assert thawed.returncode == 0, thawed.stderr
+    assert _pay(payer, recipient).status_code == 201
+    assert _kovra(funded, "freeze", "tenant", str(payer.tenant_id)).returncode == 0
+    assert _pay(payer, recipient).json()["code"] == "tenant_frozen"
+    assert _kovra(funded, "freeze", "tenant", "999999999", "--unfreeze").returncode == 1
+
+
+def test_audit_export_and_tamper_detection_from_the_cli(funded: Deployment, tmp_path: Path) -> None:
+    output = tmp_path / "audit.jsonl"
+    exported = _kovra(
+        funded,
+        "audit",
+        "export",
+        "--from",
+        "2000-01-01T00:00:00+00:00",
+        "--to",
+        "2100-01-01T00:00:00+00:00",
+        "--output",
+        str(output),
+    )
+    assert exported.returncode == 0, exported.stderr
+    summary = json.loads(exported.stdout)
+    lines = output.read_bytes().splitlines()
+    assert summary["row_count"] == len(lines) > 0
+    assert summary["sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()
+    checksum = Path(summary["checksum_path"]).read_text()
+    assert checksum.split()[0] == summary["sha256"]
+
+    # As the table's owner, past the trigger: rewrite one record, and verify names it.
+    target_seq = summary["first_seq"] + 1
+    original = asyncio.run(_owner_rewrite(funded.database_url, target_seq, '{"forged": true}'))
+    try:
+        broken = _kovra(funded, "audit", "verify")
+        assert broken.returncode == 1, broken.stdout + broken.stderr
+        result = json.loads(broken.stdout)
+        assert (result["ok"], result["broken_seq"]) == (False, target_seq)
+    finally:
+        asyncio.run(_owner_rewrite(funded.database_url, target_seq, original))
+    assert _kovra(funded, "audit", "verify").returncode == 0
+
+
+async def _owner_rewrite(database_url: str, seq: int, details: str) -> str:
+    """Replace one record's details with the guard trigger disabled; return the old ones."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        async with connection.transaction():
+            old = await connection.fetchval(
+                "SELECT details::text FROM audit_records WHERE seq = $1", seq
+            )
+            await connection.execute("ALTER TABLE audit_records DISABLE TRIGGER USER")
+            await connection.execute(
+                "UPDATE audit_records SET details = $2::jsonb WHERE seq = $1", seq, details
+            )
+            await connection.execute("ALTER TABLE audit_records ENABLE TRIGGER USER")
+        return str(old)
+    finally:
+        await connection.close()
