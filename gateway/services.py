@@ -37,6 +37,8 @@ default_database_url = "postgresql://postgres@127.0.0.1:5432/kovra"
 default_redis_url = "redis://127.0.0.1:6379/0"
 database_command_timeout_seconds = 10
 redis_socket_timeout_seconds = 5
+# Connections per process; a request needing one when all are busy waits up to the timeout.
+redis_connections_max = 128
 
 
 def _rate_source(settings: Settings, redis: redis_asyncio.Redis) -> TableRateSource | HttpRateFeed:
@@ -119,10 +121,16 @@ async def open_services(settings: Settings) -> Services:
     except BaseException:
         await ledger_client.close()
         raise
-    redis = redis_asyncio.Redis.from_url(
-        settings.redis_url or default_redis_url,
-        socket_timeout=redis_socket_timeout_seconds,
-        socket_connect_timeout=redis_socket_timeout_seconds,
+    # A blocking pool: under a burst, a request waits (bounded) for a free connection
+    # instead of failing with "Too many connections", which the default pool raises at once.
+    redis = redis_asyncio.Redis.from_pool(
+        redis_asyncio.BlockingConnectionPool.from_url(
+            settings.redis_url or default_redis_url,
+            max_connections=redis_connections_max,
+            timeout=redis_socket_timeout_seconds,
+            socket_timeout=redis_socket_timeout_seconds,
+            socket_connect_timeout=redis_socket_timeout_seconds,
+        )
     )
     currencies = CurrencyRegistry(settings.currencies)
     ledger = Ledger(ledger_client, currencies)
