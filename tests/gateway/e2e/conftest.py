@@ -13,6 +13,7 @@ Nothing is mocked: tests speak HTTP to the server and the server speaks to real 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -67,13 +68,32 @@ def wait_for_port(port: int, *, timeout_seconds: float, process: subprocess.Pope
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started with `start_new_session=True`, and every process it started:
+    SIGTERM to its process group, then SIGKILL to whatever of the group is left (granian's
+    workers outlive a main process that did not shut them down)."""
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        _signal_group(process, signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _signal_group(process, signal.SIGKILL)
             process.wait(timeout=15)
+    _signal_group(process, signal.SIGKILL)
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a server and every process of its group at once, as a crashing host would."""
+    _signal_group(process, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def _signal_group(process: subprocess.Popen[bytes], signal_number: signal.Signals) -> None:
+    """The process's group if it leads one (`start_new_session=True`), else the process."""
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signal_number)
+        elif process.poll() is None:
+            process.send_signal(signal_number)
 
 
 async def _create_database(admin_url: str, name: str) -> None:
@@ -190,6 +210,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                 ],
                 env=environment,
                 cwd=repository,
+                start_new_session=True,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -200,6 +221,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             [*kovra, "worker"],
             env=environment,
             cwd=repository,
+            start_new_session=True,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -209,6 +231,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             [*kovra, "serve", "--workers", "2", "--port", str(port)],
             env=environment,
             cwd=repository,
+            start_new_session=True,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

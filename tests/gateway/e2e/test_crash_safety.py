@@ -29,6 +29,7 @@ from tests.gateway.e2e.conftest import (
     admin_token,
     base_environment,
     free_port,
+    kill_group,
     kovra,
     repository,
     stop,
@@ -71,6 +72,7 @@ class Stack:
     def _spawn(self, *arguments: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [*kovra, *arguments],
+            start_new_session=True,
             env=self.environment,
             cwd=repository,
             stdout=self.log,
@@ -95,9 +97,10 @@ class Stack:
         self.worker = self._spawn("worker")
 
     def kill(self, process: subprocess.Popen[bytes] | None) -> None:
+        # The whole process group: SIGKILL of granian's main alone would leave its worker
+        # serving on the port, and the "crash" would not be one.
         if process is not None and process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
+            kill_group(process)
 
     def close(self) -> None:
         for process in (self.worker, self.gateway, self.ledger):
