@@ -31,11 +31,13 @@ repository = Path(__file__).resolve().parents[1]
 admin_token = "bench-admin-" + secrets.token_hex(24)
 startup_timeout_seconds = 60
 hold_body = b'{"currency": "EUR", "amount": 1, "reference": "bench"}'
-wrk_script = """
+# Lua for wrk: POST with the bearer key, and a summary line of JSON that `run_script` reads.
+wrk_headers = """
 wrk.method = "POST"
-wrk.body = [[BODY]]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer KEY"
+"""
+wrk_summary = """
 done = function(summary, latency, requests)
   io.write(string.format(
     '{"requests": %d, "seconds": %f, "non_2xx": %d, "socket_errors": %d, '
@@ -47,6 +49,7 @@ done = function(summary, latency, requests)
     latency:percentile(99) / 1000))
 end
 """
+wrk_script = wrk_headers + "wrk.body = [[BODY]]\n" + wrk_summary
 
 
 class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,8 +112,15 @@ def run_wrk(
 ) -> LoadResult:
     script = directory / "post.lua"
     script.write_text(wrk_script.replace("BODY", hold_body.decode()).replace("KEY", api_key))
+    return run_script(str(script), url, connections=connections, threads=threads, seconds=seconds)
+
+
+def run_script(
+    script: str, url: str, *, connections: int, threads: int, seconds: int
+) -> LoadResult:
+    """Run wrk with a Lua script that ends in `wrk_summary`; its figures."""
     output = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", script, url],
         capture_output=True,
         text=True,
         check=True,

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import asyncpg
@@ -37,28 +38,14 @@ from loadtest.bench_gateway import (
     _wait_healthy,
     admin_token,
     repository,
+    run_script,
     run_wrk,
+    wrk_headers,
+    wrk_summary,
 )
 
-_summary = """
-done = function(summary, latency, requests)
-  io.write(string.format(
-    '{"requests": %d, "seconds": %f, "non_2xx": %d, "socket_errors": %d, '
-    .. '"p50_ms": %f, "p95_ms": %f, "p99_ms": %f}\\n',
-    summary.requests, summary.duration / 1e6, summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.timeout,
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
-    latency:percentile(99) / 1000))
-end
-"""
-_headers = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer KEY"
-"""
 quote_script = (
-    _headers
+    wrk_headers
     + """
 wrk.body = '{"source_currency": "EUR", "target_currency": "IDR", "source_amount": 1000}'
 local counter = 0
@@ -69,10 +56,10 @@ response = function(status, headers, body)
   if status == 201 and id then out:write(id, "\\n") end
 end
 """
-    + _summary
+    + wrk_summary
 )
 transfer_script = (
-    _headers
+    wrk_headers
     + """
 local counter = 0
 setup = function(thread) counter = counter + 1; thread:set("index", counter) end
@@ -80,6 +67,12 @@ init = function(args)
   quotes = {}
   for line in io.lines("DIR/pool-" .. index .. ".txt") do quotes[#quotes + 1] = line end
   next_quote = 1
+  refused = io.open("DIR/refused-" .. index .. ".txt", "w")
+end
+response = function(status, headers, body)
+  if status >= 300 then
+    refused:write(status, " ", body:match('"code":"([a-z_]+)"') or "?", "\\n")
+  end
 end
 request = function()
   local id = quotes[next_quote] or quotes[#quotes]
@@ -88,20 +81,8 @@ request = function()
     '{"quote_id": "' .. id .. '", "recipient_id": "RECIPIENT", "reference": "bench"}')
 end
 """
-    + _summary
+    + wrk_summary
 )
-
-
-def _wrk(script: str, url: str, *, connections: int, threads: int, seconds: int) -> LoadResult:
-    output = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", script, url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 60,
-    ).stdout
-    line = next(line for line in output.splitlines() if line.startswith("{"))
-    return msgspec.json.decode(line, type=LoadResult)
 
 
 def _prepare(base: str) -> tuple[str, str]:
@@ -248,7 +229,7 @@ def _measure(
         with _process([*gateway, "worker"], environment):
             script = directory / "quotes.lua"
             script.write_text(quote_script.replace("KEY", key).replace("DIR", str(directory)))
-            results["quotes"] = _wrk(str(script), f"{base}/v1/quotes", **load)
+            results["quotes"] = run_script(str(script), f"{base}/v1/quotes", **load)
             _pool(directory, arguments.threads)
             script = directory / "transfers.lua"
             script.write_text(
@@ -256,8 +237,18 @@ def _measure(
                 .replace("DIR", str(directory))
                 .replace("RECIPIENT", recipient)
             )
-            results["transfers"] = _wrk(str(script), f"{base}/v1/transfers", **load)
+            results["transfers"] = run_script(str(script), f"{base}/v1/transfers", **load)
+    _report_refusals(directory)
     return results
+
+
+def _report_refusals(directory: Path) -> None:
+    """Say which problems the transfers that were not 2xx got (status and code)."""
+    refusals = Counter(
+        line for path in directory.glob("refused-*.txt") for line in path.read_text().splitlines()
+    )
+    for refusal, count in refusals.most_common():
+        print(f"transfers refused: {count} x {refusal}", file=sys.stderr)
 
 
 def _pool(directory: Path, threads: int) -> None:
