@@ -12,6 +12,7 @@ cluster the shared embedded ledger server.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 import msgspec
 
@@ -224,33 +226,27 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(arguments: argparse.Namespace, directory: Path) -> dict[str, LoadResult]:
-    import asyncio  # noqa: PLC0415
+    with bench_environment(directory) as environment:
+        return _measure(arguments, directory, environment)
 
-    import asyncpg  # noqa: PLC0415
 
-    database = f"kovra_bench_{secrets.token_hex(4)}"
+@contextmanager
+def bench_environment(directory: Path) -> Iterator[dict[str, str]]:
+    """Kovra's environment on a fresh, migrated database, dropped afterwards."""
     admin_url = os.environ.get(
         "KOVRA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
-    database_url = admin_url.rsplit("/", 1)[0] + f"/{database}"
-
-    async def database_command(sql: str) -> None:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(database_command(f'CREATE DATABASE "{database}"'))
+    database = f"kovra_bench_{secrets.token_hex(4)}"
     environment = {
         **os.environ,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
         "KOVRA_ADMIN_TOKEN": admin_token,
         "REDIS_URL": os.environ.get("KOVRA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10"),
         "KOVRA_DATA_DIR": str(directory / "data"),
         "KOVRA_LOG_LEVEL": "warning",
         "PYTHONPATH": str(repository),
     }
+    asyncio.run(_sql(admin_url, f'CREATE DATABASE "{database}"'))
     try:
         subprocess.run(
             [sys.executable, "-m", "gateway.cli", "migrate"],
@@ -258,9 +254,17 @@ def _run(arguments: argparse.Namespace, directory: Path) -> dict[str, LoadResult
             check=True,
             cwd=repository,
         )
-        return _measure(arguments, directory, environment)
+        yield environment
     finally:
-        asyncio.run(database_command(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        asyncio.run(_sql(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+async def _sql(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 def _measure(

@@ -15,18 +15,15 @@ sandbox rails meanwhile, as in production.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
-import asyncpg
 import httpx
 import msgspec
 
@@ -37,7 +34,7 @@ from loadtest.bench_gateway import (
     _process,
     _wait_healthy,
     admin_token,
-    repository,
+    bench_environment,
     run_script,
     run_wrk,
     wrk_headers,
@@ -168,30 +165,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(arguments: argparse.Namespace, directory: Path) -> dict[str, LoadResult]:
-    admin_url = os.environ.get(
-        "KOVRA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    database = f"kovra_bench_{secrets.token_hex(4)}"
-    environment = {
-        **os.environ,
-        "DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
-        "KOVRA_ADMIN_TOKEN": admin_token,
-        "REDIS_URL": "redis://127.0.0.1:6379/10",
-        "KOVRA_DATA_DIR": str(directory / "data"),
-        "KOVRA_LOG_LEVEL": "warning",
-        "PYTHONPATH": str(repository),
-    }
-    asyncio.run(_sql(admin_url, f'CREATE DATABASE "{database}"'))
-    try:
-        subprocess.run(
-            [sys.executable, "-m", "gateway.cli", "migrate"],
-            env=environment,
-            check=True,
-            cwd=repository,
-        )
+    with bench_environment(directory) as environment:
         return _measure(arguments, directory, environment)
-    finally:
-        asyncio.run(_sql(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
 def _measure(
@@ -258,14 +233,6 @@ def _pool(directory: Path, threads: int) -> None:
     ]
     for index in range(threads):
         (directory / f"pool-{index + 1}.txt").write_text("\n".join(quotes[index::threads]))
-
-
-async def _sql(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 if __name__ == "__main__":
