@@ -30,8 +30,11 @@ from gateway.problems import (
     problem_content_type,
 )
 from gateway.routes import admin, compliance, holds, ledger_reads, ops, quotes, transfers
+from gateway.routes import events as event_routes
+from gateway.routes import webhooks as webhook_routes
 from gateway.services import open_services
 from gateway.settings import Settings, load_settings
+from gateway.webhooks import wire as webhook_wire
 from ledger.errors import LedgerError
 
 kovra_version = "0.1.0"
@@ -67,6 +70,9 @@ request_bodies: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("/v1/transfers", "post"): wire.TransferCreate,
     ("/v1/transfers/{transfer_id}/cancel", "post"): wire.TransferCancel,
     ("/v1/compliance/cases/{case_id}/decision", "post"): compliance.CaseDecision,
+    ("/v1/webhook-endpoints", "post"): webhook_wire.EndpointCreate,
+    ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): webhook_wire.SecretRotate,
+    ("/v1/events/{event_id}/redeliver", "post"): webhook_wire.Redeliver,
     (
         "/admin/v1/tenants/{tenant_id}/recipients/{recipient_id}/status",
         "put",
@@ -105,6 +111,14 @@ response_bodies: dict[tuple[str, str], tuple[str, type[msgspec.Struct]]] = {
     ("/v1/transfers/{transfer_id}/messages", "get"): ("200", wire.TransferMessageList),
     ("/v1/compliance/cases", "get"): ("200", compliance.CaseList),
     ("/v1/compliance/cases/{case_id}/decision", "post"): ("200", compliance.Case),
+    ("/v1/webhook-endpoints", "post"): ("201", webhook_wire.Endpoint),
+    ("/v1/webhook-endpoints", "get"): ("200", webhook_wire.EndpointPage),
+    ("/v1/webhook-endpoints/{endpoint_id}", "get"): ("200", webhook_wire.Endpoint),
+    ("/v1/webhook-endpoints/{endpoint_id}", "delete"): ("200", webhook_wire.Endpoint),
+    ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): ("200", webhook_wire.Endpoint),
+    ("/v1/events", "get"): ("200", webhook_wire.EventPage),
+    ("/v1/events/{event_id}", "get"): ("200", webhook_wire.Event),
+    ("/v1/events/{event_id}/redeliver", "post"): ("202", webhook_wire.DeliveryList),
 }
 
 
@@ -230,6 +244,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             transfers.transfer_messages,
             compliance.list_cases_route,
             compliance.decide_case,
+            webhook_routes.create_endpoint_route,
+            webhook_routes.list_endpoints_route,
+            webhook_routes.read_endpoint_route,
+            webhook_routes.delete_endpoint_route,
+            webhook_routes.rotate_secret_route,
+            event_routes.list_events_route,
+            event_routes.read_event_route,
+            event_routes.redeliver_route,
             admin.update_recipient_status,
         ],
         middleware=[kovra_middleware],

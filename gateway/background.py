@@ -1,6 +1,6 @@
 """The background work of `kovra worker` (and of `kovra dev`, in-process): the reconciler,
-the transfer lifecycle and the audit outbox drain, each as its own task sharing the
-process's connections."""
+the transfer lifecycle, the audit outbox drain and webhook delivery, each as its own task
+sharing the process's connections."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from gateway import audit_outbox, reconciler
 from gateway.services import Services
 from gateway.transfers import worker as transfer_worker
 from gateway.transfers.rails_setup import build_rail
+from gateway.webhooks import worker as webhook_worker
 
 transfer_idle_seconds = 0.2
 
 
 def start_workers(services: Services) -> list[asyncio.Task[None]]:
     loop = asyncio.get_running_loop()
+    settings = services.settings
     return [
         loop.create_task(audit_outbox.run_forever(services.pool)),
         loop.create_task(
@@ -24,6 +26,14 @@ def start_workers(services: Services) -> list[asyncio.Task[None]]:
         loop.create_task(
             transfer_worker.run_forever(
                 services, build_rail(services.settings), idle_seconds=transfer_idle_seconds
+            )
+        ),
+        loop.create_task(
+            webhook_worker.run_forever(
+                services.pool,
+                schedule=settings.webhook_retry_schedule,
+                timeout_seconds=settings.webhook_timeout_seconds,
+                sandbox=settings.sandbox,
             )
         ),
     ]

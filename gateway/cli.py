@@ -92,15 +92,20 @@ def serve(*, host: str, port: int, workers: int) -> None:
     ).serve()
 
 
-def command_worker(_: argparse.Namespace) -> int:
+def command_worker(arguments: argparse.Namespace) -> int:
     # Imported here, like every import below that reaches gateway.observability:
     # prometheus-client must not load before `serve` sets up multiprocess metrics.
+    from prometheus_client import start_http_server  # noqa: PLC0415
+
     from gateway.background import run_workers  # noqa: PLC0415
     from gateway.observability import configure_logging  # noqa: PLC0415
     from gateway.transfers.rails_setup import NoRailConfigured  # noqa: PLC0415
 
     settings = _settings()
     configure_logging(settings.log_level)
+    if arguments.metrics_port:
+        # The worker's own metrics (webhook deliveries, queue depth): it serves no HTTP API.
+        start_http_server(arguments.metrics_port, addr=arguments.metrics_host)
 
     async def run(services: Services) -> int:
         try:
@@ -343,8 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.set_defaults(run=command_serve)
 
     worker = commands.add_parser(
-        "worker", help="run the background work: transfer lifecycle and reconciler"
+        "worker",
+        help="run the background work: transfer lifecycle, reconciler, webhook delivery",
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=_bounded(0, 65_535),
+        # A string default goes through `type` too, so a bad variable is a clear error.
+        default=os.environ.get("KOVRA_WORKER_METRICS_PORT", "0"),
+        help="serve Prometheus metrics on this port (0: do not; KOVRA_WORKER_METRICS_PORT)",
+    )
+    worker.add_argument("--metrics-host", default="127.0.0.1")
     worker.set_defaults(run=command_worker)
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(

@@ -17,7 +17,7 @@ from ledger.transfers import new_object_id
 _alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _decode = {character: index for index, character in enumerate(_alphabet)}
 encoded_length = 26  # ceil(128 / 5)
-prefixes = ("hold", "dep", "fund", "evt", "quote", "rcp", "tr", "case")
+prefixes = ("hold", "dep", "fund", "evt", "quote", "rcp", "tr", "case", "we", "msg", "batch")
 
 
 def encode_id(prefix: str, object_id: int) -> str:

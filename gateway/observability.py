@@ -15,6 +15,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -60,6 +61,28 @@ rate_limited_total = Counter(
     "kovra_rate_limited_total", "Requests refused by the per-tenant rate limit"
 )
 problems_total = Counter("kovra_problems_total", "Problem responses by code", ["code"])
+webhook_attempts_total = Counter(
+    "kovra_webhook_attempts_total", "Webhook delivery attempts by outcome", ["outcome"]
+)
+webhook_attempt_seconds = Histogram(
+    "kovra_webhook_attempt_duration_seconds",
+    "Webhook delivery attempt latency, by outcome",
+    ["outcome"],
+    buckets=(*latency_buckets_seconds, 5.0, 10.0, 30.0),
+)
+webhook_dead_letters_total = Counter(
+    "kovra_webhook_dead_letters_total", "Webhook deliveries dead-lettered after the last retry"
+)
+webhook_queue_depth = Gauge(
+    "kovra_webhook_queue_depth",
+    "Webhook attempts due and not yet claimed",
+    multiprocess_mode="max",
+)
+webhook_in_flight = Gauge(
+    "kovra_webhook_in_flight",
+    "Webhook attempts being sent by this worker",
+    multiprocess_mode="livesum",
+)
 
 
 def configure_logging(level: str) -> None:

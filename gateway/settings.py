@@ -15,6 +15,7 @@ import msgspec
 from fx.quotes import quote_ttl_seconds_default, quote_ttl_seconds_max
 from fx.rates import max_age_seconds_default
 from fx.sources import parse_table
+from gateway.webhooks.schedule import parse_schedule, retry_schedule_default
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerError
 from ledger.tigerbeetle_client import timeout_ms_default, timeout_ms_max
@@ -27,6 +28,8 @@ request_body_bytes_max = 16 * 1024 * 1024
 database_pool_size_default = 10
 database_pool_size_max = 100
 log_levels = ("debug", "info", "warning", "error")
+webhook_timeout_seconds_default = 10
+webhook_timeout_seconds_max = 60
 
 
 class SettingsError(ValueError):
@@ -68,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     screening_block_score: int
     screening_review_score: int
     sanctions_refresh_seconds: int
+    webhook_retry_schedule: tuple[float, ...]
+    webhook_timeout_seconds: int
 
     @property
     def sandbox(self) -> bool:
@@ -118,6 +123,16 @@ class _Reader:
         if value is not None and len(value) < length_min:
             self.problems.append(f"{name} must be at least {length_min} characters long")
         return value
+
+    def schedule(self, name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            return parse_schedule(raw)
+        except ValueError as error:
+            self.problems.append(f"{name} {error}")
+            return default
 
     def url(self, name: str, schemes: tuple[str, ...]) -> str | None:
         value = self.text(name)
@@ -185,6 +200,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         screening_block_score=reader.integer("KOVRA_SCREENING_BLOCK_SCORE", 92, 1, 100),
         screening_review_score=reader.integer("KOVRA_SCREENING_REVIEW_SCORE", 85, 1, 100),
         sanctions_refresh_seconds=reader.integer("KOVRA_SANCTIONS_REFRESH_SECONDS", 60, 1, 86_400),
+        webhook_retry_schedule=reader.schedule(
+            "KOVRA_WEBHOOK_RETRY_SCHEDULE", retry_schedule_default
+        ),
+        webhook_timeout_seconds=reader.integer(
+            "KOVRA_WEBHOOK_TIMEOUT_SECONDS",
+            webhook_timeout_seconds_default,
+            1,
+            webhook_timeout_seconds_max,
+        ),
     )
     if settings.screening_review_score > settings.screening_block_score:
         reader.problems.append(

@@ -3,13 +3,9 @@ go to the audit trail of `gateway.audit`)."""
 
 from __future__ import annotations
 
-import datetime
-import json
-import uuid
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from gateway.audit import append
 from gateway.db.batch import BatchStatement
@@ -32,16 +28,6 @@ event_insert = BatchStatement(
     types=("uuid", "bigint", "text", "uuid", "jsonb"),
     on_conflict="ON CONFLICT DO NOTHING",
 )
-events_page_max = 100
-
-
-class EventRow(msgspec.Struct, frozen=True, kw_only=True):
-    id: uuid.UUID
-    tenant_id: int
-    type: str
-    object_id: uuid.UUID
-    payload: dict[str, Any]
-    created_at: datetime.datetime
 
 
 async def record_admin_action(
@@ -49,13 +35,3 @@ async def record_admin_action(
 ) -> None:
     """Every admin action is written to the hash-chained audit trail before it is done."""
     await append(pool, actor=actor, action=action, target=target, details=details)
-
-
-async def list_events(pool: asyncpg.Pool, *, tenant_id: int, limit: int) -> list[EventRow]:
-    rows = await pool.fetch(
-        """SELECT id, tenant_id, type, object_id, payload, created_at FROM events
-            WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2""",
-        tenant_id,
-        min(limit, events_page_max),
-    )
-    return [EventRow(**{**dict(row), "payload": json.loads(row["payload"])}) for row in rows]

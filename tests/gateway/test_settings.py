@@ -27,6 +27,8 @@ def test_every_bad_variable_is_named() -> None:
                 "KOVRA_CURRENCIES": "EUR,XXX",
                 "KOVRA_REQUEST_BODY_BYTES_MAX": "10",
                 "KOVRA_LEDGER_TIMEOUT_MS": "0",
+                "KOVRA_WEBHOOK_RETRY_SCHEDULE": "5,soon",
+                "KOVRA_WEBHOOK_TIMEOUT_SECONDS": "600",
             }
         )
     message = str(raised.value)
@@ -38,9 +40,11 @@ def test_every_bad_variable_is_named() -> None:
         "KOVRA_CURRENCIES",
         "KOVRA_REQUEST_BODY_BYTES_MAX",
         "KOVRA_LEDGER_TIMEOUT_MS",
+        "KOVRA_WEBHOOK_RETRY_SCHEDULE",
+        "KOVRA_WEBHOOK_TIMEOUT_SECONDS",
     ):
         assert name in message, name
-    assert len(raised.value.problems) == 7
+    assert len(raised.value.problems) == 9
 
 
 def test_production_needs_a_cluster_and_one_ledger_only() -> None:
@@ -51,3 +55,9 @@ def test_production_needs_a_cluster_and_one_ledger_only() -> None:
     production = load_settings({"KOVRA_ENV": "production", "TB_ADDRESSES": "3000"})
     assert production.ledger_is_shared
     assert not production.sandbox
+
+
+def test_the_webhook_retry_schedule_is_configurable() -> None:
+    settings = load_settings({"KOVRA_WEBHOOK_RETRY_SCHEDULE": "1, 10,100"})
+    assert settings.webhook_retry_schedule == (1.0, 10.0, 100.0)
+    assert sum(load_settings({}).webhook_retry_schedule) > 18 * 3600

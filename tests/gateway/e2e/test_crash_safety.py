@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -18,95 +16,19 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from gateway.db.migrate import migrate
 from ledger.accounts import AccountType, tenant_account_id
 from ledger.currencies import CurrencyRegistry
 from ledger.payouts import Payout, Payouts, PayoutState
 from ledger.remote import RemoteLedgerClient
 from ledger.service import Ledger
-from tests.gateway.conftest import database_url, postgres_admin_url
-from tests.gateway.e2e.conftest import (
-    admin_token,
-    base_environment,
-    free_port,
-    kill_group,
-    kovra,
-    repository,
-    stop,
-    wait_for,
-    wait_for_port,
-)
+from tests.gateway.e2e.conftest import admin_token
+from tests.gateway.e2e.stack import Stack
 
 kill_rounds = 12
 transfers_per_round = 6
 deposit_minor = 50_000_000
 references = ["INV-plain", "sandbox:reject:AC04", "sandbox:timeout:1", "INV-two"]
 settle_seconds_max = 90
-
-
-class Stack:
-    """One Kovra deployment whose processes the test kills and restarts."""
-
-    def __init__(self, tmp: Path, database: str) -> None:
-        self.environment = base_environment(tmp, database, "redis://127.0.0.1:6379/13")
-        # This test kills and restarts the ledger too, so it runs its own ledger server even
-        # when a real cluster is configured for the rest of the suite.
-        self.environment.pop("TB_ADDRESSES", None)
-        self.environment.update(
-            {
-                "KOVRA_RECONCILE_AFTER_SECONDS": "2",
-                "KOVRA_PENDING_RAIL_BASE_MS": "20",
-                "KOVRA_SANDBOX_LATENCY_MS_MAX": "40",
-            }
-        )
-        self.ledger_port = free_port()
-        self.port = free_port()
-        self.environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{self.ledger_port}"
-        self.journal = tmp / "ledger.journal"
-        self.log = (tmp / "stack.log").open("wb")
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.ledger: subprocess.Popen[bytes] | None = None
-        self.gateway: subprocess.Popen[bytes] | None = None
-        self.worker: subprocess.Popen[bytes] | None = None
-
-    def _spawn(self, *arguments: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [*kovra, *arguments],
-            start_new_session=True,
-            env=self.environment,
-            cwd=repository,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def start_ledger(self) -> None:
-        self.ledger = self._spawn(
-            "ledger-server",
-            "--address",
-            f"127.0.0.1:{self.ledger_port}",
-            "--journal",
-            str(self.journal),
-        )
-        wait_for_port(self.ledger_port, timeout_seconds=60, process=self.ledger)
-
-    def start_gateway(self) -> None:
-        self.gateway = self._spawn("serve", "--port", str(self.port))
-        wait_for(f"{self.base}/health", timeout_seconds=60, process=self.gateway)
-
-    def start_worker(self) -> None:
-        self.worker = self._spawn("worker")
-
-    def kill(self, process: subprocess.Popen[bytes] | None) -> None:
-        # The whole process group: SIGKILL of granian's main alone would leave its worker
-        # serving on the port, and the "crash" would not be one.
-        if process is not None and process.poll() is None:
-            kill_group(process)
-
-    def close(self) -> None:
-        for process in (self.worker, self.gateway, self.ledger):
-            if process is not None:
-                stop(process)
-        self.log.close()
 
 
 def _setup(stack: Stack) -> tuple[int, str, dict[str, str]]:
@@ -190,11 +112,17 @@ def _create_transfers(stack: Stack, key: str, recipients: dict[str, str], count:
 
 
 def test_killing_processes_at_any_time_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    name = f"kovra_crash_{secrets.token_hex(4)}"
-    asyncio.run(_database(f'CREATE DATABASE "{name}"'))
-    stack = Stack(tmp_path, database_url(name))
+    stack = Stack(
+        tmp_path,
+        redis_url="redis://127.0.0.1:6379/13",
+        environment={
+            "KOVRA_RECONCILE_AFTER_SECONDS": "2",
+            "KOVRA_PENDING_RAIL_BASE_MS": "20",
+            "KOVRA_SANDBOX_LATENCY_MS_MAX": "40",
+        },
+    )
     try:
-        asyncio.run(migrate(database_url(name)))
+        stack.create_database()
         stack.start_ledger()
         stack.start_gateway()
         stack.start_worker()
@@ -215,21 +143,12 @@ def test_killing_processes_at_any_time_loses_and_doubles_nothing(tmp_path: Path)
             if stack.gateway is None or stack.gateway.poll() is not None:
                 stack.start_gateway()
             stack.start_worker()
-        _wait_until_settled(database_url(name))
+        _wait_until_settled(stack.database_url)
         time.sleep(3)  # Past KOVRA_RECONCILE_AFTER_SECONDS: orphan reservations are voided.
         asyncio.run(_wait_for_reconciler(stack, tenant_id))
-        asyncio.run(_check(database_url(name), stack, tenant_id))
+        asyncio.run(_check(stack.database_url, stack, tenant_id))
     finally:
         stack.close()
-        asyncio.run(_database(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _database(sql: str) -> None:
-    connection = await asyncpg.connect(postgres_admin_url)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 def _wait_until_settled(url: str) -> None:

@@ -1,0 +1,184 @@
+"""The tenant's webhook endpoints: create, list, read, delete, rotate the signing secret.
+
+Managing endpoints needs an `admin` key: an endpoint decides where the tenant's payment
+events go and holds the secret that makes them trustworthy. A new endpoint receives the
+events written after it exists; `POST /v1/events/{id}/redeliver` sends an older one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+
+from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
+from gateway.ids import decode_id, encode_id
+from gateway.problems import FieldError, ProblemError
+from gateway.ratelimit import Principal
+from gateway.requests import decode_body, idempotent, json_response, principal_of, services_of
+from gateway.webhooks import catalog, endpoints, signing
+from gateway.webhooks.destinations import DestinationRefused, resolve
+from gateway.webhooks.endpoints import EndpointRow, TooManyEndpoints, endpoints_page_max
+from gateway.webhooks.wire import Endpoint, EndpointCreate, EndpointPage, SecretRotate
+
+
+def endpoint_view(row: EndpointRow, *, secret: str | None = None) -> Endpoint:
+    return Endpoint(
+        id=encode_id("we", row.id.int),
+        url=row.url,
+        description=row.description,
+        enabled_events=row.enabled_events,
+        status="deleted" if row.deleted_at is not None else "enabled",
+        created_at=row.created_at,
+        secret=secret,
+        previous_secret_expires_at=row.previous_secret_expires_at,
+    )
+
+
+def _admin_only(principal: Principal) -> None:
+    if principal.role != "admin":
+        raise ProblemError(403, "forbidden", "managing webhook endpoints needs an admin key")
+
+
+def endpoint_uuid(text: str) -> uuid.UUID:
+    return uuid.UUID(int=decode_id("we", text))
+
+
+async def _checked_body(request: Request[Any, Any, Any]) -> EndpointCreate:
+    body = decode_body(await request.body(), EndpointCreate)
+    unknown = catalog.unknown_filters(body.enabled_events)
+    if unknown:
+        raise ProblemError(
+            422,
+            "validation_error",
+            f"unknown event filter {unknown[0][:64]!r}",
+            errors=[
+                FieldError(
+                    field="enabled_events",
+                    message="each must be *, a family such as transfer.*, or an event type",
+                )
+            ],
+        )
+    try:
+        await resolve(body.url, sandbox=services_of(request).settings.sandbox)
+    except DestinationRefused as refusal:
+        raise ProblemError(
+            422,
+            "invalid_webhook_url",
+            f"this URL cannot receive webhooks: {refusal}",
+            errors=[FieldError(field="url", message=str(refusal))],
+        ) from None
+    return body
+
+
+@post("/v1/webhook-endpoints", summary="Add a webhook endpoint", tags=["webhooks"])
+async def create_endpoint_route(request: Request[Any, Any, Any]) -> Response[bytes]:
+    principal = principal_of(request)
+    _admin_only(principal)
+    body = await _checked_body(request)
+    pool = services_of(request).pool
+
+    async def execute(endpoint_id: int) -> tuple[int, msgspec.Struct]:
+        secret = signing.new_secret()
+        try:
+            row = await endpoints.create_endpoint(
+                pool,
+                endpoint_id=uuid.UUID(int=endpoint_id),
+                tenant_id=principal.tenant_id,
+                url=body.url,
+                description=body.description,
+                enabled_events=list(dict.fromkeys(body.enabled_events)),
+                secret=secret,
+            )
+        except TooManyEndpoints:
+            raise ProblemError(
+                409,
+                "too_many_webhook_endpoints",
+                f"a tenant has at most {endpoints.endpoints_per_tenant_max} webhook endpoints",
+            ) from None
+        return 201, endpoint_view(row, secret=secret)
+
+    return await idempotent(request, kind="webhook_endpoint", execute=execute)
+
+
+@get("/v1/webhook-endpoints", summary="The tenant's webhook endpoints", tags=["webhooks"])
+async def list_endpoints_route(
+    request: Request[Any, Any, Any], limit: int = 50, cursor: str | None = None
+) -> Response[bytes]:
+    rows = await endpoints.list_endpoints(
+        services_of(request).pool,
+        tenant_id=principal_of(request).tenant_id,
+        limit=page_limit_or_422(limit, limit_max=endpoints_page_max),
+        after=decode_cursor(cursor),
+    )
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
+    return json_response(
+        200, EndpointPage(data=[endpoint_view(r) for r in rows], next_cursor=next_cursor)
+    )
+
+
+async def _endpoint_or_404(request: Request[Any, Any, Any], endpoint_id: str) -> EndpointRow:
+    row = await endpoints.get_endpoint(
+        services_of(request).pool,
+        tenant_id=principal_of(request).tenant_id,
+        endpoint_id=endpoint_uuid(endpoint_id),
+    )
+    if row is None:
+        raise ProblemError(404, "not_found", f"no webhook endpoint {endpoint_id[:64]}")
+    return row
+
+
+@get("/v1/webhook-endpoints/{endpoint_id:str}", summary="A webhook endpoint", tags=["webhooks"])
+async def read_endpoint_route(request: Request[Any, Any, Any], endpoint_id: str) -> Response[bytes]:
+    return json_response(200, endpoint_view(await _endpoint_or_404(request, endpoint_id)))
+
+
+@delete(
+    "/v1/webhook-endpoints/{endpoint_id:str}",
+    summary="Delete a webhook endpoint and cancel its pending deliveries",
+    tags=["webhooks"],
+    status_code=200,
+)
+async def delete_endpoint_route(
+    request: Request[Any, Any, Any], endpoint_id: str
+) -> Response[bytes]:
+    principal = principal_of(request)
+    _admin_only(principal)
+    row = await endpoints.delete_endpoint(
+        services_of(request).pool,
+        tenant_id=principal.tenant_id,
+        endpoint_id=endpoint_uuid(endpoint_id),
+    )
+    if row is None:
+        raise ProblemError(404, "not_found", f"no webhook endpoint {endpoint_id[:64]}")
+    return json_response(200, endpoint_view(row))
+
+
+@post(
+    "/v1/webhook-endpoints/{endpoint_id:str}/rotate-secret",
+    summary="Replace the signing secret; the old one keeps signing for an overlap",
+    tags=["webhooks"],
+)
+async def rotate_secret_route(request: Request[Any, Any, Any], endpoint_id: str) -> Response[bytes]:
+    principal = principal_of(request)
+    _admin_only(principal)
+    body = decode_body(await request.body(), SecretRotate)
+    pool = services_of(request).pool
+    target = endpoint_uuid(endpoint_id)
+
+    async def execute(_: int) -> tuple[int, msgspec.Struct]:
+        secret = signing.new_secret()
+        row = await endpoints.rotate_secret(
+            pool,
+            tenant_id=principal.tenant_id,
+            endpoint_id=target,
+            new_secret=secret,
+            overlap_seconds=body.overlap_seconds,
+        )
+        if row is None:
+            raise ProblemError(404, "not_found", f"no webhook endpoint {endpoint_id[:64]}")
+        return 200, endpoint_view(row, secret=secret)
+
+    return await idempotent(request, kind="webhook_rotation", execute=execute)

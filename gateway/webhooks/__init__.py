@@ -1,0 +1,1 @@
+"""Signed webhooks: tenants' endpoints, the delivery worker, retries and dead letters."""

@@ -1,0 +1,216 @@
+"""Deliveries in Postgres: claiming due attempts, recording outcomes, redelivering.
+
+A claim is one statement: it locks due rows with SKIP LOCKED, increments their attempt and
+leases them (pushes `next_attempt_at` past the delivery timeout), so another worker skips
+them now and retries them only if this worker dies before writing the outcome. That is what
+makes delivery at-least-once and keeps two workers from making the same attempt. Outcomes
+are written for the attempt they belong to only, so a worker whose lease ran out cannot
+overwrite a newer attempt. The worker writes many outcomes in one statement.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from gateway.webhooks.events import DeliveryRow, delivery_columns, delivery_row
+
+claim_scan_max = 2_000
+error_length_max = 500
+
+
+def delivery_id(*, event_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:
+    """The stable id of one event's deliveries to one endpoint (as migration 0008's trigger)."""
+    return uuid.UUID(hex=hashlib.md5(f"{event_id}:{endpoint_id}".encode()).hexdigest())  # noqa: S324 - an id, not a secret.
+
+
+class Claimed(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt a worker now owns, with what it needs to send it."""
+
+    id: uuid.UUID
+    endpoint_id: uuid.UUID
+    attempt: int
+    round_attempt: int
+    event_id: uuid.UUID
+    event_type: str
+    payload: dict[str, Any]
+    event_created_at: datetime.datetime
+    url: str
+    secrets_active: list[str]
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    attempt: int
+    status: str  # delivered | pending | dead
+    next_attempt_at: datetime.datetime | None
+    outcome: str  # delivered | http_error | timeout | connection_error | refused
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+_claim = """
+WITH due AS (
+    SELECT id, endpoint_id,
+           row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS place
+      FROM webhook_deliveries
+     WHERE status = 'pending' AND next_attempt_at <= now()
+     ORDER BY next_attempt_at
+     LIMIT $6
+), chosen AS (
+    SELECT d.id
+      FROM webhook_deliveries d
+      JOIN due ON due.id = d.id
+      LEFT JOIN unnest($2::uuid[], $3::int[]) AS busy(endpoint_id, remaining)
+             ON busy.endpoint_id = due.endpoint_id
+     WHERE due.place <= COALESCE(busy.remaining, $4)
+       AND d.status = 'pending' AND d.next_attempt_at <= now()
+     ORDER BY d.next_attempt_at
+     LIMIT $1
+       FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE webhook_deliveries d
+   SET attempt = d.attempt + 1,
+       next_attempt_at = now() + make_interval(secs => $5),
+       last_attempt_at = now()
+  FROM chosen, events e, webhook_endpoints w
+ WHERE d.id = chosen.id AND e.id = d.event_id AND w.id = d.endpoint_id
+RETURNING d.id, d.endpoint_id, d.attempt, d.attempt - d.round_base AS round_attempt,
+          e.id AS event_id, e.type AS event_type, e.payload, e.created_at AS event_created_at,
+          w.url, w.secret, w.previous_secret,
+          w.previous_secret_expires_at > now() AS previous_active
+"""
+
+
+async def claim(
+    pool: asyncpg.Pool,
+    *,
+    limit: int,
+    remaining_by_endpoint: Mapping[uuid.UUID, int],
+    per_endpoint_max: int,
+    lease_seconds: float,
+) -> list[Claimed]:
+    """Lease up to `limit` due attempts, at most `per_endpoint_max` per endpoint (fewer for
+    endpoints this worker has attempts in flight for: `remaining_by_endpoint`)."""
+    if limit <= 0:
+        return []
+    busy = list(remaining_by_endpoint.items())
+    records = await pool.fetch(
+        _claim,
+        limit,
+        [endpoint for endpoint, _ in busy],
+        [remaining for _, remaining in busy],
+        per_endpoint_max,
+        lease_seconds,
+        claim_scan_max,
+    )
+    return [_claimed(record) for record in records]
+
+
+def _claimed(record: asyncpg.Record) -> Claimed:
+    secrets_active = [record["secret"]]
+    if record["previous_active"]:
+        secrets_active.append(record["previous_secret"])
+    return Claimed(
+        id=record["id"],
+        endpoint_id=record["endpoint_id"],
+        attempt=record["attempt"],
+        round_attempt=record["round_attempt"],
+        event_id=record["event_id"],
+        event_type=record["event_type"],
+        payload=json.loads(record["payload"]),
+        event_created_at=record["event_created_at"],
+        url=record["url"],
+        secrets_active=secrets_active,
+    )
+
+
+async def record_outcomes(pool: asyncpg.Pool, outcomes: list[Outcome]) -> int:
+    """Write outcomes and the attempt log in one transaction; how many deliveries changed
+    (an outcome for a superseded attempt changes nothing)."""
+    if not outcomes:
+        return 0
+    errors = [None if o.error is None else o.error[:error_length_max] for o in outcomes]
+    async with pool.acquire() as connection, connection.transaction():
+        result = await connection.execute(
+            """UPDATE webhook_deliveries d
+                  SET status = o.status, next_attempt_at = o.next_attempt_at,
+                      last_status_code = o.status_code, last_error = o.error,
+                      delivered_at = CASE WHEN o.status = 'delivered' THEN now()
+                                          ELSE d.delivered_at END
+                 FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::int[],
+                             $6::text[]) AS o(id, attempt, status, next_attempt_at, status_code,
+                                              error)
+                WHERE d.id = o.id AND d.attempt = o.attempt AND d.status = 'pending'""",
+            [o.id for o in outcomes],
+            [o.attempt for o in outcomes],
+            [o.status for o in outcomes],
+            [o.next_attempt_at for o in outcomes],
+            [o.status_code for o in outcomes],
+            errors,
+        )
+        await connection.execute(
+            """INSERT INTO webhook_attempts (delivery_id, attempt, outcome, status_code, error,
+                                             duration_ms)
+               SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[],
+                                    $6::int[])
+               ON CONFLICT DO NOTHING""",
+            [o.id for o in outcomes],
+            [o.attempt for o in outcomes],
+            [o.outcome for o in outcomes],
+            [o.status_code for o in outcomes],
+            errors,
+            [o.duration_ms for o in outcomes],
+        )
+    return int(result.split()[-1])
+
+
+async def redeliver(
+    pool: asyncpg.Pool,
+    *,
+    tenant_id: int,
+    event_id: uuid.UUID,
+    event_type: str,
+    endpoint_id: uuid.UUID | None,
+) -> list[DeliveryRow]:
+    """Send the event again now, with a fresh retry schedule: to one endpoint, or to every
+    endpoint of the tenant whose filter takes it (also ones created after the event).
+    Delivered, dead-lettered and pending deliveries alike start a new round."""
+    family = event_type.split(".", maxsplit=1)[0]
+    records = await pool.fetch(
+        f"""INSERT INTO webhook_deliveries AS d (id, event_id, endpoint_id, tenant_id,
+                                                 next_attempt_at)
+            SELECT md5($2::uuid::text || ':' || w.id::text)::uuid, $2::uuid, w.id, w.tenant_id,
+                   now()
+              FROM webhook_endpoints w
+             WHERE w.tenant_id = $1 AND w.deleted_at IS NULL
+               AND (w.id = $3 OR ($3::uuid IS NULL AND w.enabled_events && $4::text[]))
+            ON CONFLICT (id) DO UPDATE
+               SET status = 'pending', round_base = d.attempt, next_attempt_at = now()
+         RETURNING {delivery_columns}""",  # noqa: S608 - fixed column list.
+        tenant_id,
+        event_id,
+        endpoint_id,
+        ["*", event_type, f"{family}.*"],
+    )
+    return [delivery_row(record) for record in records]
+
+
+async def queue_depth(pool: asyncpg.Pool) -> int:
+    """Attempts due now and not yet claimed: how far behind delivery is."""
+    count = await pool.fetchval(
+        """SELECT count(*) FROM webhook_deliveries
+            WHERE status = 'pending' AND next_attempt_at <= now()"""
+    )
+    return int(count)
+
+
+__all__ = ["Claimed", "DeliveryRow", "Outcome", "claim", "delivery_id", "record_outcomes"]

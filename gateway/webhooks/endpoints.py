@@ -1,0 +1,158 @@
+"""Webhook endpoints in Postgres: create, list, read, delete and rotate the secret.
+
+Deleting is soft: deliveries keep naming their endpoint, and what was pending for it is
+cancelled in the same transaction, so a deleted endpoint receives nothing more.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+import asyncpg
+import msgspec
+
+from gateway.cursors import Position
+from ledger.invariants import unreachable
+
+endpoints_per_tenant_max = 16
+endpoints_page_max = 100
+rotation_overlap_seconds_default = 24 * 3600
+rotation_overlap_seconds_max = 7 * 24 * 3600
+
+_columns = """id, tenant_id, url, description, enabled_events, secret, previous_secret,
+              previous_secret_expires_at, created_at, deleted_at"""
+
+
+class EndpointRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    tenant_id: int
+    url: str
+    description: str | None
+    enabled_events: list[str]
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime.datetime | None
+    created_at: datetime.datetime
+    deleted_at: datetime.datetime | None
+
+
+class TooManyEndpoints(Exception):
+    pass
+
+
+def _row(record: asyncpg.Record) -> EndpointRow:
+    return EndpointRow(**dict(record))
+
+
+async def create_endpoint(
+    pool: asyncpg.Pool,
+    *,
+    endpoint_id: uuid.UUID,
+    tenant_id: int,
+    url: str,
+    description: str | None,
+    enabled_events: list[str],
+    secret: str,
+) -> EndpointRow:
+    """A new endpoint, or `TooManyEndpoints` when the tenant has its maximum already."""
+    async with pool.acquire() as connection, connection.transaction():
+        # Serialises creations per tenant so two concurrent ones cannot both pass the count.
+        await connection.execute("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE", tenant_id)
+        count = await connection.fetchval(
+            """SELECT count(*) FROM webhook_endpoints
+                WHERE tenant_id = $1 AND deleted_at IS NULL""",
+            tenant_id,
+        )
+        if count >= endpoints_per_tenant_max:
+            raise TooManyEndpoints
+        record = await connection.fetchrow(
+            f"""INSERT INTO webhook_endpoints (id, tenant_id, url, description, enabled_events,
+                                               secret)
+                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_columns}""",  # noqa: S608 - fixed.
+            endpoint_id,
+            tenant_id,
+            url,
+            description,
+            enabled_events,
+            secret,
+        )
+    if record is None:
+        unreachable("INSERT … RETURNING returns the row it inserted")
+    return _row(record)
+
+
+async def get_endpoint(
+    pool: asyncpg.Pool, *, tenant_id: int, endpoint_id: uuid.UUID
+) -> EndpointRow | None:
+    record = await pool.fetchrow(
+        f"SELECT {_columns} FROM webhook_endpoints "  # noqa: S608 - fixed column list.
+        "WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        endpoint_id,
+        tenant_id,
+    )
+    return None if record is None else _row(record)
+
+
+async def list_endpoints(
+    pool: asyncpg.Pool, *, tenant_id: int, limit: int, after: Position | None
+) -> list[EndpointRow]:
+    records = await pool.fetch(
+        f"SELECT {_columns} FROM webhook_endpoints "  # noqa: S608 - fixed column list.
+        """WHERE tenant_id = $1 AND deleted_at IS NULL
+             AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+           ORDER BY created_at, id LIMIT $4""",
+        tenant_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        min(limit, endpoints_page_max),
+    )
+    return [_row(record) for record in records]
+
+
+async def delete_endpoint(
+    pool: asyncpg.Pool, *, tenant_id: int, endpoint_id: uuid.UUID
+) -> EndpointRow | None:
+    """Mark the endpoint deleted and cancel its pending deliveries, in one transaction."""
+    async with pool.acquire() as connection, connection.transaction():
+        record = await connection.fetchrow(
+            f"""UPDATE webhook_endpoints SET deleted_at = now()
+                 WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
+             RETURNING {_columns}""",  # noqa: S608 - fixed column list.
+            endpoint_id,
+            tenant_id,
+        )
+        if record is None:
+            return None
+        await connection.execute(
+            """UPDATE webhook_deliveries SET status = 'cancelled', next_attempt_at = NULL
+                WHERE endpoint_id = $1 AND status = 'pending'""",
+            endpoint_id,
+        )
+    return _row(record)
+
+
+async def rotate_secret(
+    pool: asyncpg.Pool,
+    *,
+    tenant_id: int,
+    endpoint_id: uuid.UUID,
+    new_secret: str,
+    overlap_seconds: int,
+) -> EndpointRow | None:
+    """Make `new_secret` the signing secret; the current one keeps signing as well until
+    `overlap_seconds` from now (not at all with 0)."""
+    record = await pool.fetchrow(
+        f"""UPDATE webhook_endpoints
+               SET previous_secret = CASE WHEN $4 > 0 THEN secret END,
+                   previous_secret_expires_at =
+                       CASE WHEN $4 > 0 THEN now() + make_interval(secs => $4) END,
+                   secret = $3
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
+         RETURNING {_columns}""",  # noqa: S608 - fixed column list.
+        endpoint_id,
+        tenant_id,
+        new_secret,
+        overlap_seconds,
+    )
+    return None if record is None else _row(record)

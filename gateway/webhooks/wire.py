@@ -1,0 +1,92 @@
+"""Wire types of webhooks: the API's endpoint and event objects, and the body we send."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from gateway.webhooks.catalog import enabled_events_max
+from gateway.webhooks.destinations import url_length_max
+from gateway.webhooks.endpoints import rotation_overlap_seconds_max
+
+EventFilter = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class EndpointCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    url: Annotated[str, Meta(min_length=1, max_length=url_length_max)]
+    enabled_events: Annotated[
+        list[EventFilter], Meta(min_length=1, max_length=enabled_events_max)
+    ] = msgspec.field(default_factory=lambda: ["*"])
+    description: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class SecretRotate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # How long the old secret keeps signing next to the new one; 0 retires it at once.
+    overlap_seconds: Annotated[int, Meta(ge=0, le=rotation_overlap_seconds_max)] = 24 * 3600
+
+
+class Redeliver(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # One endpoint (`we_...`), or every endpoint of the tenant that takes the event.
+    endpoint_id: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    object: str = "webhook_endpoint"
+    url: str
+    description: str | None
+    enabled_events: list[str]
+    status: str
+    created_at: datetime.datetime
+    # The signing secret is shown when it is made (creation, rotation) and never again.
+    secret: str | None = None
+    previous_secret_expires_at: datetime.datetime | None = None
+
+
+class EndpointPage(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[Endpoint]
+    next_cursor: str | None
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    object: str = "webhook_delivery"
+    endpoint_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime.datetime | None
+    last_attempt_at: datetime.datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime.datetime | None
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    object: str = "event"
+    type: str
+    created_at: datetime.datetime
+    data: dict[str, Any]
+    deliveries: list[Delivery] | None = None
+
+
+class EventPage(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[Event]
+    next_cursor: str | None
+
+
+class DeliveryList(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[Delivery]
+
+
+class WebhookBody(msgspec.Struct, frozen=True, kw_only=True):
+    """What a receiver gets: Standard Webhooks' `type`, `timestamp` and `data`, plus the
+    event id, which stays the same across endpoints and redeliveries."""
+
+    id: str
+    type: str
+    timestamp: datetime.datetime
+    data: dict[str, Any]

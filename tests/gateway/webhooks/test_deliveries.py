@@ -1,0 +1,191 @@
+"""Deliveries in Postgres. Writing an event creates its deliveries in the same statement
+(for the tenant's live endpoints whose filter takes it, never another tenant's); a claim is
+exclusive however many workers claim at once and respects the per-endpoint bound; an
+outcome for a superseded attempt changes nothing; redelivery revives dead letters; a
+deleted endpoint's pending deliveries are cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import uuid
+
+import asyncpg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.db.tenancy import create_tenant
+from gateway.webhooks import catalog, deliveries
+from gateway.webhooks.deliveries import Outcome
+from gateway.webhooks.endpoints import delete_endpoint
+from tests.gateway.webhooks.conftest import add_endpoint, add_events
+
+
+async def delivery_pairs(pool: asyncpg.Pool) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    rows = await pool.fetch("SELECT event_id, endpoint_id FROM webhook_deliveries")
+    return {(row["event_id"], row["endpoint_id"]) for row in rows}
+
+
+async def test_events_fan_out_to_the_tenants_matching_live_endpoints(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    everything = await add_endpoint(pool, tenant_id, "http://a.test/", ["*"])
+    transfers = await add_endpoint(pool, tenant_id, "http://b.test/", ["transfer.*"])
+    completed = await add_endpoint(pool, tenant_id, "http://c.test/", ["transfer.completed"])
+    deleted = await add_endpoint(pool, tenant_id, "http://d.test/", ["*"])
+    await delete_endpoint(pool, tenant_id=tenant_id, endpoint_id=deleted.id)
+    other = await create_tenant(pool, name="other", tier="growth", compliance_region="EU")
+    await add_endpoint(pool, other.id, "http://other.test/", ["*"])
+
+    deposit, submitted, done = await add_events(
+        pool, tenant_id, ["deposit.posted", "transfer.submitted", "transfer.completed"]
+    )
+
+    assert await delivery_pairs(pool) == {
+        (deposit, everything.id),
+        (submitted, everything.id),
+        (submitted, transfers.id),
+        (done, everything.id),
+        (done, transfers.id),
+        (done, completed.id),
+    }
+    ids = {row["id"] for row in await pool.fetch("SELECT id FROM webhook_deliveries")}
+    assert deliveries.delivery_id(event_id=done, endpoint_id=completed.id) in ids
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    enabled=st.lists(st.sampled_from(catalog.filters), min_size=1, max_size=4),
+    event_type=st.sampled_from(catalog.event_types),
+)
+async def test_the_database_filter_agrees_with_the_catalog(
+    pool: asyncpg.Pool, tenant_id: int, enabled: list[str], event_type: str
+) -> None:
+    endpoint = await add_endpoint(pool, tenant_id, "http://x.test/", enabled)
+    (event,) = await add_events(pool, tenant_id, [event_type])
+    fanned = (event, endpoint.id) in await delivery_pairs(pool)
+    # The database is shared by every example: leave no endpoint behind for the next.
+    await delete_endpoint(pool, tenant_id=tenant_id, endpoint_id=endpoint.id)
+    assert fanned == catalog.matches(enabled, event_type)
+
+
+async def test_concurrent_claims_never_take_the_same_attempt(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    for number in range(4):
+        await add_endpoint(pool, tenant_id, f"http://{number}.test/")
+    await add_events(pool, tenant_id, ["deposit.posted"] * 50)  # 200 deliveries.
+
+    async def claimer() -> list[uuid.UUID]:
+        taken: list[uuid.UUID] = []
+        while batch := await deliveries.claim(
+            pool, limit=7, remaining_by_endpoint={}, per_endpoint_max=1000, lease_seconds=60
+        ):
+            taken += [claimed.id for claimed in batch]
+        return taken
+
+    results = await asyncio.gather(*(claimer() for _ in range(4)))
+    everything = [claimed for result in results for claimed in result]
+    assert len(everything) == len(set(everything)) == 200
+    assert await pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE attempt = 1") == 200
+
+
+async def test_a_claim_holds_to_the_per_endpoint_bound(pool: asyncpg.Pool, tenant_id: int) -> None:
+    busy = await add_endpoint(pool, tenant_id, "http://busy.test/")
+    quiet = await add_endpoint(pool, tenant_id, "http://quiet.test/")
+    await add_events(pool, tenant_id, ["deposit.posted"] * 10)
+
+    claimed = await deliveries.claim(
+        pool,
+        limit=100,
+        remaining_by_endpoint={busy.id: 1},
+        per_endpoint_max=3,
+        lease_seconds=60,
+    )
+    by_endpoint = {busy.id: 0, quiet.id: 0}
+    for attempt in claimed:
+        by_endpoint[attempt.endpoint_id] += 1
+    assert by_endpoint == {busy.id: 1, quiet.id: 3}
+
+
+def outcome(claimed: deliveries.Claimed, *, status: str, attempt: int | None = None) -> Outcome:
+    retry_at = datetime.datetime.now(tz=datetime.UTC) if status == "pending" else None
+    return Outcome(
+        id=claimed.id,
+        attempt=claimed.attempt if attempt is None else attempt,
+        status=status,
+        next_attempt_at=retry_at,
+        outcome="delivered" if status == "delivered" else "http_error",
+        status_code=200 if status == "delivered" else 500,
+        error=None if status == "delivered" else "answered 500",
+        duration_ms=3,
+    )
+
+
+async def test_an_outcome_for_a_superseded_attempt_changes_nothing(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    await add_endpoint(pool, tenant_id, "http://a.test/")
+    await add_events(pool, tenant_id, ["deposit.posted"])
+    (first,) = await deliveries.claim(
+        pool, limit=1, remaining_by_endpoint={}, per_endpoint_max=8, lease_seconds=0
+    )
+    (second,) = await deliveries.claim(  # The first lease ran out; a second worker retries.
+        pool, limit=1, remaining_by_endpoint={}, per_endpoint_max=8, lease_seconds=60
+    )
+    assert (first.attempt, second.attempt) == (1, 2)
+    assert first.id == second.id
+
+    assert await deliveries.record_outcomes(pool, [outcome(first, status="dead")]) == 0
+    assert await deliveries.record_outcomes(pool, [outcome(second, status="delivered")]) == 1
+    row = await pool.fetchrow("SELECT status, last_status_code FROM webhook_deliveries")
+    assert row is not None
+    assert (row["status"], row["last_status_code"]) == ("delivered", 200)
+    attempts = await pool.fetch("SELECT attempt FROM webhook_attempts ORDER BY attempt")
+    assert [a["attempt"] for a in attempts] == [1, 2]
+
+
+async def test_redelivery_revives_a_dead_letter_with_a_fresh_round(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    endpoint = await add_endpoint(pool, tenant_id, "http://a.test/", ["transfer.*"])
+    (event,) = await add_events(pool, tenant_id, ["transfer.completed"])
+    (claimed,) = await deliveries.claim(
+        pool, limit=1, remaining_by_endpoint={}, per_endpoint_max=8, lease_seconds=60
+    )
+    await deliveries.record_outcomes(pool, [outcome(claimed, status="dead")])
+    late = await add_endpoint(pool, tenant_id, "http://late.test/", ["transfer.completed"])
+    await add_endpoint(pool, tenant_id, "http://holds.test/", ["hold.*"])
+
+    revived = await deliveries.redeliver(
+        pool,
+        tenant_id=tenant_id,
+        event_id=event,
+        event_type="transfer.completed",
+        endpoint_id=None,
+    )
+
+    assert {(r.endpoint_id, r.status, r.attempt - r.round_base) for r in revived} == {
+        (endpoint.id, "pending", 0),
+        (late.id, "pending", 0),
+    }
+    again = await deliveries.claim(
+        pool, limit=10, remaining_by_endpoint={}, per_endpoint_max=8, lease_seconds=60
+    )
+    assert {(c.endpoint_id, c.round_attempt) for c in again} == {(endpoint.id, 1), (late.id, 1)}
+
+
+async def test_deleting_an_endpoint_cancels_what_it_had_pending(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    endpoint = await add_endpoint(pool, tenant_id, "http://a.test/")
+    await add_events(pool, tenant_id, ["hold.created", "hold.voided"])
+    await delete_endpoint(pool, tenant_id=tenant_id, endpoint_id=endpoint.id)
+    statuses = await pool.fetch("SELECT status FROM webhook_deliveries")
+    assert [row["status"] for row in statuses] == ["cancelled", "cancelled"]
+    assert (
+        await deliveries.claim(
+            pool, limit=10, remaining_by_endpoint={}, per_endpoint_max=8, lease_seconds=60
+        )
+        == []
+    )

@@ -1,0 +1,198 @@
+"""The delivery worker against a real local HTTP receiver and real Postgres. Deliveries are
+signed so that `standardwebhooks` verifies them; a 500 is retried and then delivered with the
+same webhook-id; a receiver that always fails ends dead-lettered and gets the event after a
+redelivery; a slow receiver times out and is retried; a worker that dies mid-delivery loses
+nothing (another delivers after the lease); two workers never make the same attempt; in
+production a loopback destination is refused without being contacted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from gateway.ids import encode_id
+from gateway.webhooks import deliveries
+from gateway.webhooks import worker as worker_module
+from gateway.webhooks.worker import DeliveryWorker
+from tests.gateway.webhooks.conftest import add_endpoint, add_events
+from tests.gateway.webhooks.receiver import Receiver, hang
+
+wait_seconds_max = 20.0
+
+
+@asynccontextmanager
+async def running(*workers: DeliveryWorker) -> AsyncIterator[list[asyncio.Task[None]]]:
+    tasks = [asyncio.create_task(w.run_forever(idle_seconds=0.02)) for w in workers]
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    deadline = time.monotonic() + wait_seconds_max
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the condition did not hold in time")
+
+
+def statuses_are(pool: asyncpg.Pool, *wanted: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        rows = await pool.fetch("SELECT status FROM webhook_deliveries ORDER BY id")
+        return sorted(row["status"] for row in rows) == sorted(wanted)
+
+    return check
+
+
+def worker(
+    pool: asyncpg.Pool,
+    *,
+    schedule: tuple[float, ...] = (0.05,),
+    timeout_seconds: float = 5.0,
+    sandbox: bool = True,
+) -> DeliveryWorker:
+    return DeliveryWorker(pool, schedule=schedule, timeout_seconds=timeout_seconds, sandbox=sandbox)
+
+
+async def attempt_outcomes(pool: asyncpg.Pool) -> list[str]:
+    rows = await pool.fetch("SELECT outcome FROM webhook_attempts ORDER BY attempt")
+    return [row["outcome"] for row in rows]
+
+
+async def test_a_delivery_is_signed_and_verifies_with_standardwebhooks(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    with Receiver() as receiver:
+        endpoint = await add_endpoint(pool, tenant_id, receiver.url)
+        (event,) = await add_events(pool, tenant_id, ["transfer.completed"])
+        async with running(worker(pool)):
+            await eventually(statuses_are(pool, "delivered"))
+        (request,) = receiver.snapshot()
+
+    payload = Webhook(endpoint.secret).verify(request.body, request.headers)
+    assert payload["id"] == encode_id("evt", event.int)
+    assert payload["type"] == "transfer.completed"
+    assert payload["data"] == {"amount": 1250, "currency": "EUR"}
+    message = deliveries.delivery_id(event_id=event, endpoint_id=endpoint.id)
+    assert request.headers["webhook-id"] == encode_id("msg", message.int)
+    assert request.headers["content-type"] == "application/json"
+    assert await attempt_outcomes(pool) == ["delivered"]
+
+
+async def test_a_500_is_retried_and_then_delivered_with_the_same_id(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    with Receiver(answers=[500]) as receiver:
+        endpoint = await add_endpoint(pool, tenant_id, receiver.url)
+        await add_events(pool, tenant_id, ["deposit.posted"])
+        async with running(worker(pool, schedule=(0.05, 60.0))):
+            await eventually(statuses_are(pool, "delivered"))
+        first, second = receiver.snapshot()
+
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.body == second.body
+    Webhook(endpoint.secret).verify(second.body, second.headers)
+    assert await attempt_outcomes(pool) == ["http_error", "delivered"]
+
+
+async def test_an_always_failing_receiver_ends_dead_and_gets_it_after_redelivery(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    with Receiver(default_status=503) as receiver:
+        endpoint = await add_endpoint(pool, tenant_id, receiver.url)
+        (event,) = await add_events(pool, tenant_id, ["hold.created"])
+        async with running(worker(pool, schedule=(0.01, 0.01))):
+            await eventually(statuses_are(pool, "dead"))
+            assert len(receiver.snapshot()) == 3
+            assert await attempt_outcomes(pool) == ["http_error"] * 3
+
+            receiver.default_status = 200
+            await deliveries.redeliver(
+                pool,
+                tenant_id=tenant_id,
+                event_id=event,
+                event_type="hold.created",
+                endpoint_id=endpoint.id,
+            )
+            await eventually(statuses_are(pool, "delivered"))
+        received = receiver.snapshot()
+
+    assert len(received) == 4
+    assert len({r.headers["webhook-id"] for r in received}) == 1
+    Webhook(endpoint.secret).verify(received[-1].body, received[-1].headers)
+
+
+async def test_a_receiver_slower_than_the_timeout_is_retried(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    with Receiver(answers=[hang]) as receiver:
+        await add_endpoint(pool, tenant_id, receiver.url)
+        await add_events(pool, tenant_id, ["hold.voided"])
+        async with running(worker(pool, timeout_seconds=0.3, schedule=(0.05,))):
+            await eventually(statuses_are(pool, "delivered"))
+            receiver.release()
+    assert await attempt_outcomes(pool) == ["timeout", "delivered"]
+
+
+async def test_a_worker_dying_mid_delivery_loses_nothing(
+    pool: asyncpg.Pool, tenant_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "lease_margin_seconds", 0.2)
+    with Receiver(answers=[hang]) as receiver:
+        await add_endpoint(pool, tenant_id, receiver.url)
+        await add_events(pool, tenant_id, ["transfer.submitted"])
+        async with running(worker(pool, timeout_seconds=1.0)):
+            await asyncio.to_thread(receiver.hanging.wait, wait_seconds_max)
+        # That worker is gone mid-request, with no outcome written; its lease runs out.
+        assert await attempt_outcomes(pool) == []
+        async with running(worker(pool, timeout_seconds=1.0)):
+            await eventually(statuses_are(pool, "delivered"))
+        received = receiver.snapshot()
+
+    assert len(received) == 2
+    assert received[0].headers["webhook-id"] == received[1].headers["webhook-id"]
+    row = await pool.fetchrow("SELECT attempt FROM webhook_deliveries")
+    assert row is not None
+    assert row["attempt"] == 2
+
+
+async def test_two_workers_never_make_the_same_attempt(pool: asyncpg.Pool, tenant_id: int) -> None:
+    with Receiver() as first, Receiver() as second:
+        await add_endpoint(pool, tenant_id, first.url)
+        await add_endpoint(pool, tenant_id, second.url)
+        await add_events(pool, tenant_id, ["deposit.posted"] * 150)
+        async with running(worker(pool), worker(pool)):
+            await eventually(statuses_are(pool, *["delivered"] * 300))
+        received = first.snapshot() + second.snapshot()
+
+    per_id = Counter(r.headers["webhook-id"] for r in received)
+    assert len(per_id) == 300
+    assert set(per_id.values()) == {1}
+    assert {json.loads(r.body)["type"] for r in received} == {"deposit.posted"}
+
+
+async def test_production_refuses_a_loopback_destination_without_calling_it(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    with Receiver() as receiver:
+        await add_endpoint(pool, tenant_id, receiver.url.replace("http://", "https://"))
+        await add_events(pool, tenant_id, ["deposit.posted"])
+        async with running(worker(pool, sandbox=False, schedule=())):
+            await eventually(statuses_are(pool, "dead"))
+        assert receiver.snapshot() == []
+    row = await pool.fetchrow("SELECT last_error FROM webhook_deliveries")
+    assert row is not None
+    assert "not a public address" in row["last_error"]
+    assert await attempt_outcomes(pool) == ["refused"]
