@@ -90,7 +90,7 @@ def _prepare(base: str) -> tuple[str, str]:
         headers=admin,
         json={
             "name": policy,
-            "requests_per_minute": 60_000,
+            "requests_per_minute": 1_000_000,
             "daily_limit_usd_minor": 10**15,
         },
     ).raise_for_status()
