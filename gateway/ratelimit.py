@@ -18,7 +18,9 @@ Redis data model, every key under a configurable namespace `ns`:
 - `{ns}:apikey:{key_hash_hex}`: hash `tenant_id`, `role`, `key_id` (deleted on revoke);
 - `{ns}:tenant:{tenant_id}`: hash `requests_per_minute`, `status`, `compliance_region`,
   `daily_limit_usd_minor`;
-- `{ns}:rl:{tenant_id}`: the GCRA TAT in milliseconds, expiring when the budget is full.
+- `{ns}:rl:{tenant_id}`: the GCRA TAT in microseconds, expiring when the budget is full.
+  Microseconds, so a policy can allow up to a million requests a minute (a platform's own
+  load tests, its largest partners) and the interval between requests is still exact.
 
 The script derives the tenant keys from the API key record, so it needs one Redis node
 (standalone or primary with replicas), not Redis Cluster.
@@ -51,10 +53,12 @@ key_id_max: Final = 2**63 - 1
 # An API key hash is a digest of a random secret: at least 128 bits, at most SHA-512 size.
 key_hash_hex_length_min: Final = 32
 key_hash_hex_length_max: Final = 128
-# Lua numbers are IEEE doubles, exact below 2**53; clock readings stay far below that so
-# TAT arithmetic (clock + at most a window per request in flight) never rounds.
+# Lua numbers are IEEE doubles, exact below 2**53; clock readings in microseconds stay
+# below that (2**43 ms is the year 2248) so TAT arithmetic never rounds.
 lua_exact_integer_max: Final = 2**53
-now_ms_max: Final = 2**50
+now_ms_max: Final = 2**43
+# As migration 0001's CHECK on limit_policies.
+requests_per_minute_max: Final = 1_000_000
 # Cached principal records are a copy of Postgres; the TTL bounds how long a missed
 # invalidation (a revoke or freeze whose Redis write failed) can linger.
 record_cache_ttl_seconds: Final = 3_600
@@ -70,13 +74,13 @@ _mode_tenant: Final = "tenant"
 # Reply: {0} on a cache miss, else {1, tenant_id, role, key_id or "", region, status,
 #         allowed (0/1), limit, remaining, reset_ms, retry_after_ms}.
 _authenticate_lua: Final = """
-local ns, mode, window_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local now_ms
+local ns, mode, window_us = ARGV[1], ARGV[2], tonumber(ARGV[3]) * 1000
+local now_us
 if ARGV[4] == '' then
   local t = redis.call('TIME')
-  now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 else
-  now_ms = tonumber(ARGV[4])
+  now_us = tonumber(ARGV[4]) * 1000
 end
 local tenant_id, role, key_id = ARGV[5], ARGV[6], ''
 if mode == 'key' then
@@ -89,20 +93,22 @@ local tenant = redis.call('HMGET', ns .. ':tenant:' .. tenant_id,
 local limit = tonumber(tenant[1])
 if not (limit and limit >= 1 and tenant[2] and tenant[3]) then return {0} end
 -- Rounding the interval up can only make the limit stricter, never looser.
-local interval = math.ceil(window_ms / limit)
+local interval = math.ceil(window_us / limit)
 local burst_span = interval * limit
 local rl_key = ns .. ':rl:' .. tenant_id
-local tat = tonumber(redis.call('GET', rl_key)) or now_ms
-if tat < now_ms then tat = now_ms end
+local tat = tonumber(redis.call('GET', rl_key)) or now_us
+if tat < now_us then tat = now_us end
 local new_tat = tat + interval
-if new_tat - now_ms > burst_span then
-  return {1, tenant_id, role, key_id, tenant[3], tenant[2],
-          0, limit, 0, tat - now_ms, new_tat - burst_span - now_ms}
+-- Replies carry milliseconds, rounded up so a client that waits them is then admitted.
+if new_tat - now_us > burst_span then
+  return {1, tenant_id, role, key_id, tenant[3], tenant[2], 0, limit, 0,
+          math.ceil((tat - now_us) / 1000), math.ceil((new_tat - burst_span - now_us) / 1000)}
 end
-redis.call('SET', rl_key, string.format('%d', new_tat), 'PX', new_tat - now_ms)
-local remaining = math.floor((burst_span - (new_tat - now_ms)) / interval)
+redis.call('SET', rl_key, string.format('%d', new_tat), 'PX',
+           math.ceil((new_tat - now_us) / 1000))
+local remaining = math.floor((burst_span - (new_tat - now_us)) / interval)
 return {1, tenant_id, role, key_id, tenant[3], tenant[2],
-        1, limit, remaining, new_tat - now_ms, 0}
+        1, limit, remaining, math.ceil((new_tat - now_us) / 1000), 0}
 """
 
 # KEYS[1]: the record. ARGV: ttl_seconds, then field/value pairs. Replaces the whole hash
@@ -222,9 +228,7 @@ class RateLimiter:
     ) -> None:
         """Cache a tenant's standing and limits (after a cache miss, or on any change)."""
         _check_tenant_id(tenant_id)
-        # The GCRA counts whole milliseconds: at most one request per millisecond.
-        window_ms = self._window_seconds * _ms_per_second
-        _check_range("requests_per_minute", requests_per_minute, 1, window_ms)
+        _check_range("requests_per_minute", requests_per_minute, 1, requests_per_minute_max)
         _check_member("status", status, tenant_statuses)
         _check_member("compliance_region", compliance_region, compliance_regions)
         _check_positive("daily_limit_usd_minor", daily_limit_usd_minor)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from gateway import ratelimit
 from ledger.service import amount_minor_max, hold_timeout_seconds_max
 
 CurrencyCode = Annotated[str, Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code")]
@@ -105,7 +106,7 @@ class PoliciesUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 class LimitPolicyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: PolicyName
-    requests_per_minute: Annotated[int, Meta(ge=1, le=60_000)]
+    requests_per_minute: Annotated[int, Meta(ge=1, le=ratelimit.requests_per_minute_max)]
     daily_limit_usd_minor: Annotated[int, Meta(ge=0, le=10**15)]
 
 
@@ -240,6 +241,7 @@ class Transfer(msgspec.Struct, frozen=True, kw_only=True):
     failure_code: str | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    batch_id: str | None = None
 
 
 class TransferPage(msgspec.Struct, frozen=True, kw_only=True):

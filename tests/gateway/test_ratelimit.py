@@ -25,6 +25,7 @@ from gateway.ratelimit import (
     RateLimiter,
     rate_limit_headers,
     record_cache_ttl_seconds,
+    requests_per_minute_max,
 )
 from tests.conftest import fresh_tenant_id, redis_url
 
@@ -338,7 +339,11 @@ async def test_records_follow_the_data_model(
     expiry = await redis_client.ttl(f"{namespace}:tenant:{tenant_id}")
     assert 0 < expiry <= record_cache_ttl_seconds
     await limiter.authenticate_api_key(key_hash_hex=key_hash, now_ms=start_ms)
-    assert await redis_client.get(f"{namespace}:rl:{tenant_id}") == str(start_ms + 600).encode()
+    # The theoretical arrival time, in microseconds.
+    assert (
+        await redis_client.get(f"{namespace}:rl:{tenant_id}")
+        == str((start_ms + 600) * 1000).encode()
+    )
 
 
 async def test_a_client_that_decodes_responses_works_too(namespace: str) -> None:
@@ -390,7 +395,7 @@ async def test_bad_tenant_records_are_refused_by_field(limiter: RateLimiter) -> 
     with pytest.raises(ValueError, match="requests_per_minute"):
         await store_tenant_with(limiter, requests_per_minute=0)
     with pytest.raises(ValueError, match="requests_per_minute"):
-        await store_tenant_with(limiter, requests_per_minute=window_ms + 1)
+        await store_tenant_with(limiter, requests_per_minute=requests_per_minute_max + 1)
     with pytest.raises(ValueError, match="status"):
         await store_tenant_with(limiter, status="closed")
     with pytest.raises(ValueError, match="compliance_region"):
@@ -426,3 +431,32 @@ def test_bad_limiter_settings_are_refused_by_field(redis_client: Redis) -> None:
         RateLimiter(redis_client, window_seconds=0)
     with pytest.raises(ValueError, match="namespace"):
         RateLimiter(redis_client, namespace="has space")
+
+
+async def test_intervals_shorter_than_a_millisecond_are_exact(
+    redis_client: Redis, namespace: str
+) -> None:
+    """The TAT counts microseconds: 2,000 a second is one per 500 µs, so a drained budget
+    admits exactly two more a millisecond later (whole milliseconds would admit one)."""
+    limiter = RateLimiter(redis_client, namespace=namespace, window_seconds=1)
+    key_hash, tenant_id = await make_tenant(limiter, limit=2_000)
+    # A drained budget: the theoretical arrival time a whole window ahead.
+    drained_us = start_ms * 1_000 + 1_000_000
+    await redis_client.set(f"{namespace}:rl:{tenant_id}", str(drained_us), px=60_000)
+
+    async def admitted(now_ms: int, attempts: int) -> int:
+        outcomes = [
+            decision_of(await limiter.authenticate_api_key(key_hash_hex=key_hash, now_ms=now_ms))
+            for _ in range(attempts)
+        ]
+        return sum(decision.allowed for decision in outcomes)
+
+    assert await admitted(start_ms, 3) == 0
+    assert await admitted(start_ms + 1, 5) == 2
+
+
+async def test_a_policy_may_allow_a_million_requests_a_minute(limiter: RateLimiter) -> None:
+    key_hash, _ = await make_tenant(limiter, limit=requests_per_minute_max)
+    decision = decision_of(await limiter.authenticate_api_key(key_hash_hex=key_hash))
+    assert decision.allowed
+    assert decision.remaining == requests_per_minute_max - 1
