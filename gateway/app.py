@@ -19,6 +19,7 @@ from litestar.openapi import OpenAPIConfig
 
 from gateway import wire
 from gateway.background import start_workers
+from gateway.batches import wire as batch_wire
 from gateway.middleware import kovra_middleware
 from gateway.observability import configure_logging, problems_total
 from gateway.problems import (
@@ -29,7 +30,7 @@ from gateway.problems import (
     problem,
     problem_content_type,
 )
-from gateway.routes import admin, compliance, holds, ledger_reads, ops, quotes, transfers
+from gateway.routes import admin, batches, compliance, holds, ledger_reads, ops, quotes, transfers
 from gateway.routes import events as event_routes
 from gateway.routes import webhooks as webhook_routes
 from gateway.services import open_services
@@ -69,6 +70,7 @@ request_bodies: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("/v1/recipients", "post"): wire.RecipientCreate,
     ("/v1/transfers", "post"): wire.TransferCreate,
     ("/v1/transfers/{transfer_id}/cancel", "post"): wire.TransferCancel,
+    ("/v1/batches", "post"): batch_wire.BatchCreate,
     ("/v1/compliance/cases/{case_id}/decision", "post"): compliance.CaseDecision,
     ("/v1/webhook-endpoints", "post"): webhook_wire.EndpointCreate,
     ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): webhook_wire.SecretRotate,
@@ -109,6 +111,9 @@ response_bodies: dict[tuple[str, str], tuple[str, type[msgspec.Struct]]] = {
     ("/v1/transfers/{transfer_id}", "get"): ("200", wire.Transfer),
     ("/v1/transfers/{transfer_id}/cancel", "post"): ("200", wire.Transfer),
     ("/v1/transfers/{transfer_id}/messages", "get"): ("200", wire.TransferMessageList),
+    ("/v1/batches", "post"): ("201", batch_wire.Batch),
+    ("/v1/batches/{batch_id}", "get"): ("200", batch_wire.Batch),
+    ("/v1/batches/{batch_id}/messages", "get"): ("200", batch_wire.BatchMessageList),
     ("/v1/compliance/cases", "get"): ("200", compliance.CaseList),
     ("/v1/compliance/cases/{case_id}/decision", "post"): ("200", compliance.Case),
     ("/v1/webhook-endpoints", "post"): ("201", webhook_wire.Endpoint),
@@ -242,6 +247,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             transfers.list_transfers_route,
             transfers.cancel_transfer_route,
             transfers.transfer_messages,
+            batches.create_batch_route,
+            batches.read_batch,
+            batches.batch_messages,
             compliance.list_cases_route,
             compliance.decide_case,
             webhook_routes.create_endpoint_route,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway import audit_outbox, reconciler
+from gateway.batches import watcher as batch_watcher
 from gateway.services import Services
 from gateway.transfers import worker as transfer_worker
 from gateway.transfers.rails_setup import build_rail
@@ -20,6 +21,7 @@ def start_workers(services: Services) -> list[asyncio.Task[None]]:
     settings = services.settings
     return [
         loop.create_task(audit_outbox.run_forever(services.pool)),
+        loop.create_task(batch_watcher.run_forever(services)),
         loop.create_task(
             reconciler.run_forever(services, interval_seconds=reconciler.interval_seconds_default)
         ),

@@ -12,6 +12,10 @@ A same-currency payout has no exchange: wallet -> PENDING_OUTBOUND plus the fee 
 `abort` voids them, each as one linked chain so all legs move together or not at all.
 `settle` moves the committed amount to the regional settlement account once the rail has
 paid; `refund` reverses a committed payout that the rail returned.
+
+A batch item (`netted=True`) has its own shape, built by `ledger.netting`: its holds draw on
+the batch's clearing account, and aborting it also returns its money to the wallet. The
+same four calls drive both, so the transfer worker does not need to tell them apart.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ledger.accounts import AccountType, platform_account_id, tenant_account_id
 from ledger.currencies import Currency
 from ledger.errors import InvalidAmount
 from ledger.invariants import ensure
+from ledger.netting import NettedItem, Netting
 from ledger.outcomes import check_transfer_results
 from ledger.service import Ledger, Posted, validate_amount
 from ledger.transfers import Leg, TransferCode, transfer_id
@@ -40,6 +45,20 @@ class Payout(msgspec.Struct, frozen=True, kw_only=True):
     fee_minor: int
     target_currency: str
     target_amount_minor: int
+    # A batch item, held on the batch's clearing account (see `ledger.netting`).
+    netted: bool = False
+
+
+def netted_item(payout: Payout) -> NettedItem:
+    return NettedItem(
+        item_id=payout.payout_id,
+        tenant_id=payout.tenant_id,
+        source_currency=payout.source_currency,
+        source_amount_minor=payout.source_amount_minor,
+        fee_minor=payout.fee_minor,
+        target_currency=payout.target_currency,
+        target_amount_minor=payout.target_amount_minor,
+    )
 
 
 class PayoutState(enum.Enum):
@@ -133,6 +152,10 @@ class Payouts:
 
     async def reserve(self, payout: Payout, *, timeout_seconds: int = 0) -> Posted:
         """Hold every leg as a pending transfer, all or nothing."""
+        if payout.netted:
+            ensure(timeout_seconds == 0, "batch items are held until resolved")
+            chain = Netting(self._ledger).item_reservation(netted_item(payout))
+            return await self._submit_chain(chain)
         transfers = [
             tb.Transfer(
                 id=transfer_id(object_id=payout.payout_id, leg=plan.pending),
@@ -159,6 +182,10 @@ class Payouts:
         return await self._resolve(payout, post=False)
 
     async def _resolve(self, payout: Payout, *, post: bool) -> Posted:
+        if payout.netted:
+            return await self._submit_chain(
+                Netting(self._ledger).item_resolution(netted_item(payout), post=post)
+            )
         transfers = [
             tb.Transfer(
                 id=transfer_id(object_id=payout.payout_id, leg=plan.post if post else plan.void),
@@ -200,6 +227,7 @@ class Payouts:
 
     async def refund(self, payout: Payout, *, refund_fee: bool = True) -> Posted:
         """Reverse a committed (unsettled) payout: every leg flows back, in one chain."""
+        ensure(not payout.netted, "a batch item is returned by abort, never refunded after commit")
         transfers = [
             tb.Transfer(
                 id=transfer_id(object_id=payout.payout_id, leg=plan.refund),
@@ -231,6 +259,8 @@ class Payouts:
 
     async def state(self, payout: Payout) -> PayoutState:
         """Which of reserve, commit, abort, settle and refund the ledger has applied."""
+        if payout.netted:
+            return await self._netted_state(payout)
         first = self._legs(payout)[0]
         leg_ids = {
             leg: transfer_id(object_id=payout.payout_id, leg=leg)
@@ -247,6 +277,19 @@ class Payouts:
             return PayoutState.ABORTED
         if leg_ids[first.pending] in found:
             return PayoutState.RESERVED
+        return PayoutState.ABSENT
+
+    async def _netted_state(self, payout: Payout) -> PayoutState:
+        ids = Netting(self._ledger).item_transfer_ids(netted_item(payout))
+        found = {t.id for t in await self._ledger.client.lookup_transfers(list(ids.values()))}
+        for role, state in (
+            ("settlement", PayoutState.SETTLED),
+            ("post", PayoutState.COMMITTED),
+            ("void", PayoutState.ABORTED),
+            ("pending", PayoutState.RESERVED),
+        ):
+            if ids[role] in found:
+                return state
         return PayoutState.ABSENT
 
 

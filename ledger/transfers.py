@@ -29,6 +29,15 @@ class TransferCode(enum.IntEnum):
     REFUND_SOURCE = 30
     REFUND_FEE = 31
     REFUND_TARGET = 32
+    # Batches (ledger.netting): one conversion chain per currency pair, then per-item holds.
+    BATCH_SOURCE = 40
+    BATCH_FEE = 41
+    BATCH_TARGET = 42
+    BATCH_ITEM_SOURCE = 43
+    BATCH_ITEM_FEE = 44
+    BATCH_ITEM_RETURN = 45
+    BATCH_ITEM_TARGET_RETURN = 46
+    BATCH_REVERSAL = 47
 
 
 class Leg(enum.IntEnum):
@@ -52,6 +61,12 @@ class Leg(enum.IntEnum):
     REFUND_SOURCE = 30
     REFUND_FEE = 31
     REFUND_TARGET = 32
+    BATCH_SOURCE = 40
+    BATCH_FEE = 41
+    BATCH_TARGET = 42
+    BATCH_ITEM_RETURN = 45
+    BATCH_ITEM_TARGET_RETURN = 46
+    BATCH_REVERSAL = 47
 
 
 def new_object_id() -> int:

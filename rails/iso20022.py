@@ -1,4 +1,5 @@
-"""ISO 20022 messages of the rails: pacs.008 out (one per payout), pacs.002 in (status).
+"""ISO 20022 messages of the rails: pacs.008 out (one per payout), pain.001 out (one per
+rail per batch), pacs.002 in (status).
 
 Messages are built element by element in the order the official schema prescribes and,
 before anything is sent, validated against the official XSD shipped in `rails/schemas/`:
@@ -24,6 +25,7 @@ from rails.bank_details import BankDetails, EuBankDetails, IdBankDetails, UkBank
 from rails.corridors import Rail
 
 pacs008_namespace = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
+pain001_namespace = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 pacs002_namespace_prefix = "urn:iso:std:iso:20022:tech:xsd:pacs.002."
 text_length_max = 140
 identifier_length_max = 35
@@ -60,6 +62,33 @@ class PayoutInstruction(msgspec.Struct, frozen=True, kw_only=True):
     creditor_details: BankDetails
     reference: str
     created_at: datetime.datetime
+
+
+class BatchPayment(msgspec.Struct, frozen=True, kw_only=True):
+    """One credit transfer of a pain.001: an item of a batch."""
+
+    end_to_end_id: str
+    uetr: uuid.UUID
+    amount_minor: int
+    creditor_name: str
+    creditor_details: BankDetails
+    reference: str
+
+
+class BatchInstruction(msgspec.Struct, frozen=True, kw_only=True):
+    """What one pain.001 carries: a batch's payments on one rail, in one currency."""
+
+    message_id: str
+    payment_information_id: str
+    rail: Rail
+    currency: str
+    minor_units: int
+    initiating_party_name: str
+    debtor_name: str
+    debtor_account: str
+    debtor_agent_bic: str
+    created_at: datetime.datetime
+    payments: list[BatchPayment]
 
 
 class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -131,7 +160,10 @@ def _payment_type(tx: ET.Element, rail: Rail) -> None:
 
 
 def _creditor(tx: ET.Element, instruction: PayoutInstruction) -> None:
-    details = instruction.creditor_details
+    _creditor_parts(tx, instruction.creditor_details, instruction.creditor_name)
+
+
+def _creditor_parts(tx: ET.Element, details: BankDetails, creditor_name: str) -> None:
     agent = _add(_add(tx, "CdtrAgt"), "FinInstnId")
     match details:
         case EuBankDetails(bic=bic):
@@ -145,13 +177,63 @@ def _creditor(tx: ET.Element, instruction: PayoutInstruction) -> None:
             _add(_add(member, "ClrSysId"), "Prtry", id_clearing_system)
             _add(member, "MmbId", bank_code)
             _add(agent, "Nm", bank_name)
-    _add(_add(tx, "Cdtr"), "Nm", _bounded(instruction.creditor_name, text_length_max))
+    _add(_add(tx, "Cdtr"), "Nm", _bounded(creditor_name, text_length_max))
     account_id = _add(_add(tx, "CdtrAcct"), "Id")
     match details:
         case EuBankDetails(iban=iban):
             _add(account_id, "IBAN", iban)
         case UkBankDetails(account_number=number) | IdBankDetails(account_number=number):
             _add(_add(account_id, "Othr"), "Id", number)
+
+
+def build_pain001(instruction: BatchInstruction) -> bytes:
+    """The pain.001.001.09 of a batch's payments on one rail, validated against the XSD:
+    a group header with the number of transactions and their control sum, one payment
+    information block for the rail and currency, one credit transfer per item."""
+    if not instruction.payments:
+        raise InvalidMessage("a pain.001 carries at least one payment")
+    total_minor = sum(payment.amount_minor for payment in instruction.payments)
+    count = str(len(instruction.payments))
+    control_sum = _amount(total_minor, instruction.minor_units)
+    document = ET.Element("Document", {"xmlns": pain001_namespace})
+    initiation = _add(document, "CstmrCdtTrfInitn")
+    header = _add(initiation, "GrpHdr")
+    _add(header, "MsgId", _bounded(instruction.message_id, identifier_length_max))
+    _add(header, "CreDtTm", instruction.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    _add(header, "NbOfTxs", count)
+    _add(header, "CtrlSum", control_sum)
+    initiating_party = _bounded(instruction.initiating_party_name, text_length_max)
+    _add(_add(header, "InitgPty"), "Nm", initiating_party)
+    information = _add(initiation, "PmtInf")
+    payment_information_id = _bounded(instruction.payment_information_id, identifier_length_max)
+    _add(information, "PmtInfId", payment_information_id)
+    _add(information, "PmtMtd", "TRF")
+    _add(information, "BtchBookg", "false")
+    _add(information, "NbOfTxs", count)
+    _add(information, "CtrlSum", control_sum)
+    _payment_type(information, instruction.rail)
+    _add(_add(information, "ReqdExctnDt"), "Dt", instruction.created_at.date().isoformat())
+    _add(_add(information, "Dbtr"), "Nm", _bounded(instruction.debtor_name, text_length_max))
+    debtor_account = _add(_add(_add(information, "DbtrAcct"), "Id"), "Othr")
+    _add(debtor_account, "Id", _bounded(instruction.debtor_account, identifier_length_max))
+    _add(_add(_add(information, "DbtrAgt"), "FinInstnId"), "BICFI", instruction.debtor_agent_bic)
+    _add(information, "ChrgBr", "SLEV")
+    for payment in instruction.payments:
+        tx = _add(information, "CdtTrfTxInf")
+        payment_id = _add(tx, "PmtId")
+        _add(payment_id, "EndToEndId", _bounded(payment.end_to_end_id, identifier_length_max))
+        _add(payment_id, "UETR", str(payment.uetr))
+        _add(
+            _add(tx, "Amt"),
+            "InstdAmt",
+            _amount(payment.amount_minor, instruction.minor_units),
+            Ccy=instruction.currency,
+        )
+        _creditor_parts(tx, payment.creditor_details, payment.creditor_name)
+        _add(_add(tx, "RmtInf"), "Ustrd", _bounded(payment.reference, text_length_max))
+    message: bytes = ET.tostring(document, encoding="utf-8", xml_declaration=True)
+    validate(message, "pain.001.001.09.xsd")
+    return message
 
 
 def validate(message: bytes, schema_name: str) -> None:

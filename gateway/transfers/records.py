@@ -84,6 +84,9 @@ class TransferRow(msgspec.Struct, frozen=True, kw_only=True):
     failure_code: str | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    # Set when the transfer is an item of a batch (`gateway.batches`).
+    batch_id: uuid.UUID | None = None
+    batch_item_index: int | None = None
 
 
 _columns = ", ".join(TransferRow.__struct_fields__)

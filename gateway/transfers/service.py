@@ -65,6 +65,7 @@ def payout_of(row: TransferRow) -> Payout:
         fee_minor=row.fee_minor,
         target_currency=row.target_currency,
         target_amount_minor=row.target_amount_minor,
+        netted=row.batch_id is not None,
     )
 
 
@@ -83,6 +84,7 @@ def transfer_view(row: TransferRow) -> wire.Transfer:
         failure_code=row.failure_code,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        batch_id=None if row.batch_id is None else encode_id("batch", row.batch_id.int),
     )
 
 

@@ -1,0 +1,119 @@
+"""The JSON shapes of `/v1/batches`: the request, its items, and the batch with per-item
+results. Items are decoded one by one (see `gateway.batches.parsing`), so one bad item is
+a per-item error, not a refusal of the whole batch."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from gateway.wire import AmountMinor, CurrencyCode, PublicId, Reference
+
+batch_items_max = 10_000
+batch_page_max = 1_000
+
+ItemStatus = Literal[
+    "processing",
+    "submitted",
+    "pending_rail",
+    "completed",
+    "in_review",
+    "blocked",
+    "rail_rejected",
+    "refunded",
+    "cancelled",
+    "rejected",
+]
+BatchStatus = Literal["processing", "completed"]
+
+
+class BatchItemCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One payout: exactly one of `source_amount` and `target_amount`."""
+
+    recipient_id: PublicId
+    source_currency: CurrencyCode
+    target_currency: CurrencyCode
+    source_amount: AmountMinor | None = None
+    target_amount: AmountMinor | None = None
+    reference: Reference
+
+
+class BatchCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Up to `batch_items_max` payouts; `atomic` makes the batch all or nothing."""
+
+    items: Annotated[list[BatchItemCreate], Meta(min_length=1, max_length=batch_items_max)]
+    atomic: bool = False
+
+
+class BatchEnvelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`BatchCreate` with its items left undecoded, so each is validated on its own."""
+
+    items: Annotated[list[msgspec.Raw], Meta(min_length=1, max_length=batch_items_max)]
+    atomic: bool = False
+
+
+class ItemError(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    field: str | None
+    message: str
+
+
+class BatchItemResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    index: int
+    status: ItemStatus
+    transfer_id: str | None = None
+    reference: str | None = None
+    source_currency: str | None = None
+    target_currency: str | None = None
+    source_amount: int | None = None
+    fee_amount: int | None = None
+    target_amount: int | None = None
+    rail: str | None = None
+    failure_code: str | None = None
+    error: ItemError | None = None
+
+
+class BatchNetting(msgspec.Struct, frozen=True, kw_only=True):
+    """One currency pair's conversion chain: locked rate, totals, and how many items."""
+
+    source_currency: str
+    target_currency: str
+    quote_id: str
+    rate: str
+    source_amount: int
+    fee_amount: int
+    target_amount: int
+    item_count: int
+
+
+class Batch(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    object: str = "batch"
+    status: BatchStatus
+    atomic: bool
+    item_count: int
+    accepted_count: int
+    rejected_count: int
+    counts: dict[str, int]
+    nettings: list[BatchNetting]
+    items: list[BatchItemResult]
+    next_cursor: str | None
+    created_at: datetime.datetime
+    completed_at: datetime.datetime | None
+
+
+class BatchMessage(msgspec.Struct, frozen=True, kw_only=True):
+    type: str
+    rail: str
+    currency: str
+    number_of_transactions: int
+    control_sum: int
+    xml: str
+    created_at: datetime.datetime
+
+
+class BatchMessageList(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[BatchMessage]

@@ -1,0 +1,88 @@
+"""Batch items from JSON and CSV are parsed one by one: a bad item becomes a per-item error
+naming its field (and, in CSV, its row and column) while the others parse; a body that is
+not a batch at all is refused as a whole."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.batches.parsing import ParsedItem, RefusedItem, parse_csv, parse_json
+from gateway.ids import encode_id
+from gateway.problems import ProblemError
+
+recipient = encode_id("rcp", 12345)
+
+
+def test_json_items_are_validated_one_by_one() -> None:
+    body = {
+        "atomic": True,
+        "items": [
+            {"recipient_id": recipient, "source_currency": "eur", "target_currency": "IDR",
+             "source_amount": 100, "reference": "ok"},
+            {"recipient_id": recipient, "source_currency": "EUR", "target_currency": "IDR",
+             "source_amount": "100", "reference": "string amount"},
+            {"recipient_id": recipient, "source_currency": "EUR", "target_currency": "IDR",
+             "source_amount": 1, "target_amount": 2, "reference": "both"},
+            {"recipient_id": "rcp_nonsense", "source_currency": "EUR", "target_currency": "IDR",
+             "target_amount": 5, "reference": "bad id"},
+        ],
+    }  # fmt: skip
+    atomic, items = parse_json(json.dumps(body).encode())
+    assert atomic is True
+    first, second, third, fourth = items
+    assert isinstance(first, ParsedItem)
+    assert (first.source_currency, first.recipient_id, first.source_amount) == ("EUR", 12345, 100)
+    assert isinstance(second, RefusedItem)
+    assert (second.index, second.error.field) == (1, "source_amount")
+    assert isinstance(third, RefusedItem)
+    assert third.error.field == "source_amount"
+    assert "exactly one" in third.error.message
+    assert isinstance(fourth, RefusedItem)
+    assert (fourth.error.code, fourth.error.field) == ("unknown_recipient", "recipient_id")
+
+
+def test_json_without_items_is_refused_whole() -> None:
+    with pytest.raises(ProblemError) as refused:
+        parse_json(b'{"items": []}')
+    assert refused.value.status == 422
+    with pytest.raises(ProblemError):
+        parse_json(b"not json")
+
+
+def test_csv_rows_name_their_row_and_column() -> None:
+    text = (
+        "reference,recipient_id,source_currency,target_currency,source_amount,target_amount\n"
+        f"INV-1,{recipient},EUR,IDR,1500,\n"
+        f"INV-2,{recipient},EUR,IDR,12.50,\n"
+        f"INV-3,{recipient},EURO,IDR,,700\n"
+        f"INV-4,{recipient},GBP,GBP,,700\n"
+    )
+    items = parse_csv(text.encode())
+    assert [type(item) for item in items] == [ParsedItem, RefusedItem, RefusedItem, ParsedItem]
+    second, third = items[1], items[2]
+    assert isinstance(second, RefusedItem)
+    assert second.error.field == "source_amount"
+    assert second.error.message.startswith("row 3, column source_amount")
+    assert isinstance(third, RefusedItem)
+    assert third.error.field == "source_currency"
+    assert "row 4" in third.error.message
+    last = items[3]
+    assert isinstance(last, ParsedItem)
+    assert (last.target_amount, last.source_amount) == (700, None)
+
+
+def test_a_csv_without_the_columns_is_refused_whole() -> None:
+    with pytest.raises(ProblemError) as refused:
+        parse_csv(b"recipient_id,reference\nx,y\n")
+    assert [e.field for e in refused.value.errors] == [
+        "source_currency",
+        "target_currency",
+        "source_amount",
+        "target_amount",
+    ]
+    with pytest.raises(ProblemError):
+        parse_csv(
+            b"recipient_id,source_currency,target_currency,source_amount,target_amount,reference\n"
+        )
