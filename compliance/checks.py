@@ -20,6 +20,7 @@ from compliance.sanctions.screening import SanctionsIndex, ScreeningThresholds
 
 review_score_min = 70
 cache_entries_max = 10_000
+screened_entries_max = 100_000
 cache_seconds_default = 60
 amount_band_usd_minor = 100_000  # Decisions are shared within bands of USD 1,000.
 
@@ -28,6 +29,10 @@ class RuleBasedCheck:
     def __init__(self, index: SanctionsIndex, *, thresholds: ScreeningThresholds) -> None:
         self._index = index
         self._thresholds = thresholds
+        # Screening is a pure function of the name, the country and the index, and an index
+        # never changes once built: results are remembered until the index is replaced, so
+        # paying the same recipient again costs a dictionary lookup, never a stale answer.
+        self._screened: dict[tuple[str, str], Decision | None] = {}
 
     @property
     def index(self) -> SanctionsIndex:
@@ -36,6 +41,7 @@ class RuleBasedCheck:
     def replace_index(self, index: SanctionsIndex) -> None:
         """Swap in a rebuilt index (new lists loaded); decisions in flight keep the old."""
         self._index = index
+        self._screened = {}
 
     async def check(self, facts: PayoutFacts) -> Decision:
         sanctions = self._sanctions(name=facts.recipient_name, country=facts.recipient_country)
@@ -53,6 +59,16 @@ class RuleBasedCheck:
 
     def _sanctions(self, *, name: str, country: str) -> Decision | None:
         """Block or review on the best sanctions hit; None when no hit reaches review."""
+        key = (name, country)
+        if key in self._screened:
+            return self._screened[key]
+        decision = self._screen(name=name, country=country)
+        if len(self._screened) >= screened_entries_max:
+            self._screened.clear()  # Bounded memory; the next payments simply re-screen.
+        self._screened[key] = decision
+        return decision
+
+    def _screen(self, *, name: str, country: str) -> Decision | None:
         hits = self._index.screen(name, country=country)
         if not hits:
             return None

@@ -6,12 +6,13 @@ block thresholds) opens a review naming the entry; the check's own thresholds de
 hit means; an ordinary name with a small amount is approved; a high risk score alone (a
 high-risk country and a new recipient) opens a review with the risk reasons; replacing the
 index changes later decisions; screening a party at onboarding applies the sanctions rules
-only. `NoOpCheck` approves everything (payouts and parties) and says so. `CachedCheck`
-returns the inner decision without asking again for the same tenant, recipient, corridor and
-USD 1,000 amount band within its window, asks again for anything else and after the window,
-and keeps at most `cache_entries_max` entries; it never caches party screening. The cache
-has no clock parameter, so its clock is faked by replacing the `time` module that
-`compliance.checks` reads.
+only; a name is screened once per index (paying the same recipient again does not search
+again) and again after the index is replaced. `NoOpCheck` approves everything (payouts and
+parties) and says so. `CachedCheck` returns the inner decision without asking again for the
+same tenant, recipient, corridor and USD 1,000 amount band within its window, asks again
+for anything else and after the window, and keeps at most `cache_entries_max` entries; it
+never caches party screening. The cache has no clock parameter, so its clock is faked by
+replacing the `time` module that `compliance.checks` reads.
 """
 
 from __future__ import annotations
@@ -141,6 +142,25 @@ async def test_a_replaced_index_decides_later_payouts() -> None:
     check.replace_index(SanctionsIndex.build([listed]))
     assert (await check.check(payout(name=name))).outcome == "block"
     assert check.index.party_count == 1
+
+
+async def test_a_name_is_screened_once_per_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    check = rule_based(listed)
+    searched: list[str] = []
+    search = check.index.screen
+
+    def counting(name: str, *, country: str) -> object:
+        searched.append(name)
+        return search(name, country=country)
+
+    monkeypatch.setattr(check.index, "screen", counting)
+    first = await check.check(payout(name="Stas Vorobyev", country="RU"))
+    again = await check.check(payout(name="Stas Vorobyev", country="RU", amount=9_000))
+    assert first.outcome == again.outcome == "block"
+    assert searched == ["Stas Vorobyev"]
+
+    check.replace_index(SanctionsIndex.build([other_listed], thresholds=default_thresholds))
+    assert (await check.check(payout(name="Stas Vorobyev", country="RU"))).outcome == "approve"
 
 
 @pytest.mark.parametrize(
