@@ -15,6 +15,7 @@ sandbox rails meanwhile, as in production.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -27,6 +28,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from loadtest import profiling
 from loadtest.bench_gateway import (
     LoadResult,
     _free_port,
@@ -134,6 +136,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="sample the gateway with py-spy during the transfers and write the stacks here",
+    )
     arguments = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install wrk)")
@@ -212,9 +220,20 @@ def _measure(
                 .replace("DIR", str(directory))
                 .replace("RECIPIENT", recipient)
             )
-            results["transfers"] = run_script(str(script), f"{base}/v1/transfers", **load)
+            with _profiled(arguments.profile, server.pid, arguments.seconds):
+                results["transfers"] = run_script(str(script), f"{base}/v1/transfers", **load)
     _report_refusals(directory)
+    if arguments.profile is not None:
+        print(profiling.summary(arguments.profile), file=sys.stderr)
     return results
+
+
+def _profiled(
+    output: Path | None, pid: int, seconds: int
+) -> contextlib.AbstractContextManager[None]:
+    if output is None:
+        return contextlib.nullcontext()
+    return profiling.record(pid, seconds=seconds, output=output)
 
 
 def _report_refusals(directory: Path) -> None:
