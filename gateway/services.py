@@ -25,6 +25,7 @@ from gateway.db.batch import BatchWriter
 from gateway.idempotency import IdempotencyStore
 from gateway.pricing_cache import PricingCache
 from gateway.ratelimit import RateLimiter
+from gateway.redis_pipelining import PipeliningRedis
 from gateway.settings import Settings
 from ledger.client import LedgerClient
 from ledger.currencies import CurrencyRegistry
@@ -123,7 +124,8 @@ async def open_services(settings: Settings) -> Services:
         raise
     # A blocking pool: under a burst, a request waits (bounded) for a free connection
     # instead of failing with "Too many connections", which the default pool raises at once.
-    redis = redis_asyncio.Redis.from_pool(
+    # The commands of one event-loop turn share a pipeline (gateway.redis_pipelining).
+    redis = PipeliningRedis.from_pool(
         redis_asyncio.BlockingConnectionPool.from_url(
             settings.redis_url or default_redis_url,
             max_connections=redis_connections_max,

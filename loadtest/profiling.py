@@ -12,18 +12,20 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-sample_rate_hz = 250
+sample_rate_hz = 100
 rows_shown = 25
 
 
 @contextlib.contextmanager
 def record(pid: int, *, seconds: int, output: Path) -> Iterator[None]:
     """Profile `pid` and its children for `seconds` while the body runs."""
-    py_spy = shutil.which("py-spy")
+    beside_python = Path(sys.executable).parent / "py-spy"
+    py_spy = str(beside_python) if beside_python.exists() else shutil.which("py-spy")
     if py_spy is None:
         raise RuntimeError("py-spy is not installed (it is in the dev dependency group)")
     process = subprocess.Popen(

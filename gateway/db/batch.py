@@ -10,6 +10,7 @@ only, so the caller can answer their requests with an error and nothing is half-
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,9 +32,9 @@ class BatchStatement(msgspec.Struct, frozen=True, kw_only=True):
     types: tuple[str, ...]
     on_conflict: str = ""
 
-    def sql(self) -> str:
+    def sql(self, *, first_parameter: int = 1) -> str:
         ensure(len(self.columns) == len(self.types), "one type per column")
-        arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(self.types))
+        arrays = ", ".join(f"${first_parameter + i}::{t}[]" for i, t in enumerate(self.types))
         columns = ", ".join(self.columns)
         # Table and column names are constants of this module's callers, never input.
         return (
@@ -43,6 +44,22 @@ class BatchStatement(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _Group = tuple[list[tuple["BatchStatement", tuple[Any, ...]]], "asyncio.Future[None]"]
+
+
+@functools.cache
+def combined_sql(statements: tuple[BatchStatement, ...]) -> str:
+    """Several inserts as one statement: all but the last as data-modifying CTEs. One
+    statement is one round trip and is atomic by itself, so a group of tables needs no
+    BEGIN and COMMIT of its own."""
+    parts = []
+    first_parameter = 1
+    for statement in statements:
+        parts.append(statement.sql(first_parameter=first_parameter))
+        first_parameter += len(statement.types)
+    if len(parts) == 1:
+        return parts[0]
+    ctes = ", ".join(f"insert_{index} AS ({part})" for index, part in enumerate(parts[:-1]))
+    return f"WITH {ctes} {parts[-1]}"
 
 
 class WriterOverloaded(RuntimeError):
@@ -108,8 +125,8 @@ class BatchWriter:
     async def write_together(self, rows: Sequence[tuple[BatchStatement, Sequence[Any]]]) -> None:
         """Insert several rows (e.g. a state and its outbox event) atomically.
 
-        Every group submitted during one turn of the event loop is written in one
-        transaction, one statement per table: all of them commit, or none does.
+        Every group submitted during one turn of the event loop is written by one
+        statement (one insert per table, joined as CTEs): all of them commit, or none does.
         """
         ensure(bool(rows), "a group has at least one row")
         for statement, row in rows:
@@ -139,11 +156,13 @@ class BatchWriter:
         for rows, _ in groups:
             for statement, row in rows:
                 by_statement.setdefault(statement, []).append(row)
+        arguments = [
+            list(values)
+            for statement_rows in by_statement.values()
+            for values in zip(*statement_rows, strict=True)
+        ]
         try:
-            async with self._pool.acquire() as connection, connection.transaction():
-                for statement, statement_rows in by_statement.items():
-                    columns = [list(values) for values in zip(*statement_rows, strict=True)]
-                    await connection.execute(statement.sql(), *columns)
+            await self._pool.execute(combined_sql(tuple(by_statement)), *arguments)
         except Exception as error:
             for _, future in groups:
                 if not future.done():

@@ -155,6 +155,31 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     payload: dict[str, Any]
 
 
+# One statement: the conditional update, then (only if it matched, since both inserts read
+# from `moved`) its events and messages. One round trip, atomic by itself.
+_transition_sql = f"""
+WITH moved AS (
+    UPDATE transfers SET status = $3, attempt = COALESCE($4, attempt),
+           next_attempt_at = COALESCE($5, next_attempt_at),
+           failure_code = COALESCE($6, failure_code), updated_at = now()
+     WHERE compliance_region = $1 AND id = $2 AND status = ANY($7::text[])
+ RETURNING {_columns}
+), written_events AS (
+    INSERT INTO events (id, tenant_id, type, object_id, payload)
+    SELECT e.id, moved.tenant_id, e.type, moved.id, e.payload
+      FROM moved, unnest($8::uuid[], $9::text[], $10::jsonb[]) AS e(id, type, payload)
+    ON CONFLICT DO NOTHING
+), written_messages AS (
+    INSERT INTO transfer_messages (compliance_region, transfer_id, tenant_id, message_type,
+                                   direction, attempt, xml)
+    SELECT moved.compliance_region, moved.id, moved.tenant_id, m.kind, m.direction,
+           moved.attempt, m.xml
+      FROM moved, unnest($11::text[], $12::text[], $13::text[]) AS m(kind, direction, xml)
+)
+SELECT {_columns} FROM moved
+"""  # noqa: S608 - fixed column list.
+
+
 async def transition(
     pool: asyncpg.Pool,
     row: TransferRow,
@@ -168,52 +193,25 @@ async def transition(
     messages: list[tuple[str, str, bytes]] | None = None,
 ) -> TransferRow | None:
     """Move the transfer to `to` if it is in one of `expected`, with its events and
-    messages, in one transaction. None if another process moved it first."""
-    async with pool.acquire() as connection, connection.transaction():
-        record = await connection.fetchrow(
-            f"""UPDATE transfers SET status = $3, attempt = COALESCE($4, attempt),
-                       next_attempt_at = COALESCE($5, next_attempt_at),
-                       failure_code = COALESCE($6, failure_code), updated_at = now()
-                 WHERE compliance_region = $1 AND id = $2 AND status = ANY($7::text[])
-             RETURNING {_columns}""",  # noqa: S608 - fixed column list.
-            row.compliance_region,
-            row.id,
-            to,
-            attempt,
-            next_attempt_at,
-            failure_code,
-            list(expected),
-        )
-        if record is None:
-            return None
-        if events:
-            await connection.executemany(
-                """INSERT INTO events (id, tenant_id, type, object_id, payload)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
-                [
-                    (e.id, row.tenant_id, e.type, row.id, json.dumps(e.payload, default=str))
-                    for e in events
-                ],
-            )
-        if messages:
-            await connection.executemany(
-                """INSERT INTO transfer_messages (compliance_region, transfer_id, tenant_id,
-                                                  message_type, direction, attempt, xml)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-                [
-                    (
-                        row.compliance_region,
-                        row.id,
-                        row.tenant_id,
-                        kind,
-                        direction,
-                        attempt if attempt is not None else row.attempt,
-                        xml.decode(),
-                    )
-                    for kind, direction, xml in messages
-                ],
-            )
-        return _row(record)
+    messages, in one statement. None if another process moved it first."""
+    sent = messages or []
+    record = await pool.fetchrow(
+        _transition_sql,
+        row.compliance_region,
+        row.id,
+        to,
+        attempt,
+        next_attempt_at,
+        failure_code,
+        list(expected),
+        [e.id for e in events],
+        [e.type for e in events],
+        [json.dumps(e.payload, default=str) for e in events],
+        [kind for kind, _, _ in sent],
+        [direction for _, direction, _ in sent],
+        [xml.decode() for _, _, xml in sent],
+    )
+    return None if record is None else _row(record)
 
 
 async def list_messages(

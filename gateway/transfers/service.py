@@ -11,6 +11,7 @@ holds nothing; a quote taken by a refused transfer is given back.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import json
@@ -93,20 +94,29 @@ async def create_transfer(
 ) -> wire.Transfer:
     quote_id = decode_id("quote", body.quote_id)
     recipient_id = decode_id("rcp", body.recipient_id)
-    recipient = await load_recipient(
-        services,
-        tenant_id=principal.tenant_id,
-        region=principal.compliance_region,
-        recipient_id=recipient_id,
-    )
-    if recipient is None:
-        raise ProblemError(422, "unknown_recipient", f"no recipient {body.recipient_id}")
-    if recipient.status != "active":
-        raise ProblemError(403, "recipient_frozen", "this recipient is frozen")
     store = services.quoter.store
-    quote = await store.consume(
-        tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
+    # Both reads in one Redis pipeline (gateway.redis_pipelining): the quote is consumed
+    # meanwhile, and given back below if the recipient turns out unusable.
+    recipient, quote = await asyncio.gather(
+        load_recipient(
+            services,
+            tenant_id=principal.tenant_id,
+            region=principal.compliance_region,
+            recipient_id=recipient_id,
+        ),
+        store.consume(tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id),
+        return_exceptions=True,
     )
+    if isinstance(recipient, BaseException):
+        await _give_back_quote(services, principal, quote, quote_id, transfer_id)
+        raise recipient
+    if recipient is None or recipient.status != "active":
+        await _give_back_quote(services, principal, quote, quote_id, transfer_id)
+        if recipient is None:
+            raise ProblemError(422, "unknown_recipient", f"no recipient {body.recipient_id}")
+        raise ProblemError(403, "recipient_frozen", "this recipient is frozen")
+    if isinstance(quote, BaseException):
+        raise quote
     usage: Usage | None = None
     try:
         rail = _rail(
@@ -156,6 +166,20 @@ async def create_transfer(
         rail=rail,
         decision=decision,
     )
+
+
+async def _give_back_quote(
+    services: Services,
+    principal: Principal,
+    quote: LockedQuote | BaseException,
+    quote_id: int,
+    transfer_id: int,
+) -> None:
+    """Release a quote this transfer consumed but will not use (nothing else was done)."""
+    if isinstance(quote, LockedQuote):
+        await services.quoter.store.release(
+            tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
+        )
 
 
 async def _screen(

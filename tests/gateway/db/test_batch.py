@@ -1,6 +1,8 @@
 """Concurrent inserts are grouped: 500 rows written at once cost a handful of statements
 (counted by Postgres itself), every waiter learns its row is committed, a failing batch fails
-only its own waiters, and conflicts are ignored where the statement says so."""
+only its own waiters, and conflicts are ignored where the statement says so. Groups written
+together (a row and its event) go to several tables in one statement, in one commit, all or
+nothing, and the events' statement trigger (webhook fan-out) still sees every event."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 
 from gateway.db.batch import BatchStatement, BatchWriter
 from gateway.db.money import hold_insert
+from gateway.db.records import event_insert
 
 
 def _hold(index: int) -> tuple[object, ...]:
@@ -74,3 +77,54 @@ async def test_batches_are_bounded(pool: asyncpg.Pool) -> None:
     assert await pool.fetchval("SELECT count(*) FROM holds") == 35
     with pytest.raises(Exception, match="one value per column"):
         await writer.write(hold_insert, ("too", "short"))
+
+
+def _event(hold: tuple[object, ...]) -> tuple[object, ...]:
+    return (uuid.uuid4(), 1, "hold.created", hold[0], '{"amount": 1}')
+
+
+async def test_groups_go_to_several_tables_in_one_commit(pool: asyncpg.Pool) -> None:
+    writer = BatchWriter(pool)
+    tenant = await pool.fetchval(
+        """INSERT INTO tenants (id, name, compliance_region, pricing_policy_id, limit_policy_id)
+           VALUES (1, 't', 'EU', 1, 1) RETURNING id"""
+    )
+    await pool.execute(
+        """INSERT INTO webhook_endpoints (id, tenant_id, url, enabled_events, secret)
+           VALUES ($1, $2, 'http://x.test/', '{hold.*}', 'whsec_AAAA')""",
+        uuid.uuid4(),
+        tenant,
+    )
+    await pool.execute("SELECT pg_stat_clear_snapshot()")
+    before = await _commits(pool)
+    holds = [_hold(index) for index in range(50)]
+    await asyncio.gather(
+        *(
+            writer.write_together([(hold_insert, hold), (event_insert, _event(hold))])
+            for hold in holds
+        )
+    )
+    await asyncio.sleep(0.6)  # Statistics reach pg_stat_database asynchronously.
+    await pool.execute("SELECT pg_stat_clear_snapshot()")
+    assert await _commits(pool) - before <= 4
+    assert await pool.fetchval("SELECT count(*) FROM holds") == 50
+    assert await pool.fetchval("SELECT count(*) FROM events") == 50
+    assert await pool.fetchval("SELECT count(*) FROM webhook_deliveries") == 50
+
+
+async def test_a_group_that_fails_writes_nothing_of_its_batch(pool: asyncpg.Pool) -> None:
+    writer = BatchWriter(pool)
+    strict_events = BatchStatement(
+        table="events", columns=event_insert.columns, types=event_insert.types
+    )  # No ON CONFLICT: a repeated event id fails.
+    hold = _hold(1)
+    event = _event(hold)
+    await writer.write_together([(hold_insert, hold), (strict_events, event)])
+    results = await asyncio.gather(
+        writer.write_together([(hold_insert, _hold(2)), (strict_events, _event(_hold(2)))]),
+        writer.write_together([(hold_insert, _hold(3)), (strict_events, event)]),
+        return_exceptions=True,
+    )
+    assert all(isinstance(result, asyncpg.UniqueViolationError) for result in results)
+    assert await pool.fetchval("SELECT count(*) FROM holds") == 1
+    assert await pool.fetchval("SELECT count(*) FROM events") == 1
