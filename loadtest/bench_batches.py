@@ -12,6 +12,7 @@ figure is acceptance, not settlement.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from loadtest import profiling
 from loadtest.bench_gateway import (
     _free_port,
     _process,
@@ -33,6 +35,8 @@ from loadtest.bench_gateway import (
 items_default = 10_000
 recipients_per_currency = 20
 request_timeout_seconds = 120
+# Long enough to cover the request; py-spy stops by itself after this.
+profile_seconds = 4
 recipient_bodies = {
     "IDR": {"country": "ID", "bank_details": {"bank_code": "014", "account_number": "1234567890"}},
     "EUR": {
@@ -110,6 +114,12 @@ def _items(count: int, recipients: dict[str, list[str]]) -> list[dict[str, objec
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--items", type=int, default=items_default)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="sample the gateway with py-spy while it accepts the batch; stacks go here",
+    )
     arguments = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kovra-bench-") as folder:
         directory = Path(folder)
@@ -134,14 +144,24 @@ def main(argv: list[str] | None = None) -> None:
                 _wait_healthy(f"{base}/health", server)
                 headers, recipients = _prepare(base)
                 body = {"items": _items(arguments.items, recipients)}
-                started = time.perf_counter()
-                response = httpx.post(
-                    f"{base}/v1/batches",
-                    headers=headers,
-                    json=body,
-                    timeout=request_timeout_seconds,
+                profiled = (
+                    contextlib.nullcontext()
+                    if arguments.profile is None
+                    else profiling.record(
+                        server.pid, seconds=profile_seconds, output=arguments.profile
+                    )
                 )
-                elapsed = time.perf_counter() - started
+                with profiled:
+                    started = time.perf_counter()
+                    response = httpx.post(
+                        f"{base}/v1/batches",
+                        headers=headers,
+                        json=body,
+                        timeout=request_timeout_seconds,
+                    )
+                    elapsed = time.perf_counter() - started
+    if arguments.profile is not None:
+        print(profiling.summary(arguments.profile), file=sys.stderr)
     if response.status_code != 201:
         raise SystemExit(f"the batch was refused: {response.status_code} {response.text[:500]}")
     batch = response.json()
