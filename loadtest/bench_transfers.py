@@ -137,11 +137,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--no-worker",
+        dest="worker",
+        action="store_false",
+        help="leave `kovra worker` out: the API's own capacity, without settlement competing "
+        "for the same cores (in production the worker runs on its own machines)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
-        help="sample the gateway with py-spy during the transfers and write the stacks here",
+        help="sample the gateway with py-spy during one phase and write the stacks here",
     )
+    parser.add_argument("--profile-phase", choices=("quotes", "transfers"), default="transfers")
     arguments = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install wrk)")
@@ -168,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"ratio transfers/echo: {transfers.per_second / echo.per_second:.2f}, payments/echo: "
         f"{payments / echo.per_second:.2f} (1 worker, {arguments.connections} connections, "
-        f"{arguments.threads} wrk threads, {arguments.seconds} s, {os.cpu_count()} cores)"
+        f"{arguments.threads} wrk threads, {arguments.seconds} s, {os.cpu_count()} cores, "
+        f"{'with' if arguments.worker else 'without'} kovra worker)"
     )
 
 
@@ -209,10 +218,20 @@ def _measure(
         base = f"http://127.0.0.1:{port}"
         _wait_healthy(f"{base}/health", server)
         key, recipient = _prepare(base)
-        with _process([*gateway, "worker"], environment):
+        worker = (
+            _process([*gateway, "worker"], environment)
+            if arguments.worker
+            else contextlib.nullcontext()
+        )
+        with worker:
             script = directory / "quotes.lua"
             script.write_text(quote_script.replace("KEY", key).replace("DIR", str(directory)))
-            results["quotes"] = run_script(str(script), f"{base}/v1/quotes", **load)
+            with _profiled(
+                arguments.profile if arguments.profile_phase == "quotes" else None,
+                server.pid,
+                arguments.seconds,
+            ):
+                results["quotes"] = run_script(str(script), f"{base}/v1/quotes", **load)
             _pool(directory, arguments.threads)
             script = directory / "transfers.lua"
             script.write_text(
@@ -220,7 +239,11 @@ def _measure(
                 .replace("DIR", str(directory))
                 .replace("RECIPIENT", recipient)
             )
-            with _profiled(arguments.profile, server.pid, arguments.seconds):
+            with _profiled(
+                arguments.profile if arguments.profile_phase == "transfers" else None,
+                server.pid,
+                arguments.seconds,
+            ):
                 results["transfers"] = run_script(str(script), f"{base}/v1/transfers", **load)
     _report_refusals(directory)
     if arguments.profile is not None:

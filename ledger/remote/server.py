@@ -27,6 +27,8 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import uvloop
+
 from ledger.client import LedgerClient
 from ledger.embedded import EmbeddedClient
 from ledger.embedded.journal import JournalCorrupt, JournalInUse, pack_accounts, pack_transfers
@@ -326,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
     try:
-        asyncio.run(_serve_until_signalled(arguments.journal, arguments.address, arguments.fsync))
+        # uvloop: the server is a socket loop around the engine; its transports cost less.
+        uvloop.run(_serve_until_signalled(arguments.journal, arguments.address, arguments.fsync))
     except (ValueError, OSError, JournalInUse, JournalCorrupt) as error:
         sys.stderr.write(f"kovra ledger server: {error}\n")
         return 1
