@@ -8,6 +8,7 @@ deterministic, so a retry after a lost response reaches the very same ledger tra
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import uuid
 
@@ -28,7 +29,9 @@ encoded_length = 26  # ceil(128 / 5)
 prefixes = ("hold", "dep", "fund", "evt", "quote", "rcp", "tr", "case", "we", "msg", "batch")
 
 
+@functools.lru_cache(maxsize=65_536)
 def encode_id(prefix: str, object_id: int) -> str:
+    """Remembered: an answer names the same batch, quote and recipient ids many times."""
     pairs = _pairs
     digits = "".join([pairs[(object_id >> shift) & 1023] for shift in _pair_shifts])
     return f"{prefix}_{digits}"

@@ -31,7 +31,9 @@ chains, so the wallet is whole again.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import functools
 import hashlib
 import json
 import uuid
@@ -69,8 +71,10 @@ batch_item_errors_listed_max = 100
 _view_encoder = msgspec.json.Encoder()
 
 
+@functools.lru_cache(maxsize=2 * batch_wire.batch_items_max)
 def item_id(*, batch_id: int, index: int) -> int:
-    """The transfer id of a batch's item `index`: the same for every attempt of the batch."""
+    """The transfer id of a batch's item `index`: the same for every attempt of the batch.
+    Remembered: accepting a batch asks for each item's id several times."""
     digest = hashlib.blake2b(
         f"{batch_id:032x}:{index}".encode(), digest_size=16, person=b"kovra.batchitem"
     ).digest()
@@ -138,7 +142,7 @@ async def accept_batch(
         if atomic and acceptance.refused:
             await _audit_blocks(services, acceptance, batch_id)
             raise _atomic_refusal(acceptance)
-        items, pairs = await _hold(
+        items, pairs = await _convert(
             services,
             principal,
             acceptance,
@@ -147,15 +151,23 @@ async def accept_batch(
             prices=prices,
             items=items,
         )
-        record, view = _record(
-            principal,
-            acceptance,
-            batch_id=batch_id,
-            atomic=atomic,
-            prices=prices,
-            pairs=pairs,
-            items=items,
-        )
+        # The items' holds go to the ledger while this process builds the batch's rows:
+        # the two run on different cores, and neither needs the other's result until both
+        # are done (a hold that fails is left to the repair, as below).
+        holding = asyncio.ensure_future(_hold_items(services, principal, batch_id, items))
+        try:
+            record, view = await asyncio.to_thread(
+                _record,
+                principal,
+                acceptance,
+                batch_id=batch_id,
+                atomic=atomic,
+                prices=prices,
+                pairs=pairs,
+                items=items,
+            )
+        finally:
+            await holding
         outcome = await record_batch(services.pool, record)
     except BaseException:
         await services.limits.give_back_many(tenant_id=principal.tenant_id, usages=usages)
@@ -379,7 +391,7 @@ def _usd_minor(services: Services, item: _Item, rate: Decimal) -> int:
     return max(1, int(value.to_integral_value(rounding=ROUND_CEILING)))
 
 
-async def _hold(
+async def _convert(
     services: Services,
     principal: Principal,
     acceptance: _Acceptance,
@@ -389,8 +401,8 @@ async def _hold(
     prices: dict[Pair, PairPrice],
     items: list[_Item],
 ) -> tuple[list[_Item], dict[Pair, NettedPair]]:
-    """Convert each pair once (a pair that cannot be funded refuses its items, or the whole
-    batch when atomic), then hold every funded item on its own."""
+    """Convert each pair once: a pair that cannot be funded refuses its items, or the whole
+    batch when atomic. The items of the funded pairs, and the pairs."""
     netting = Netting(services.ledger)
     by_pair: dict[Pair, list[_Item]] = defaultdict(list)
     for item in items:
@@ -414,14 +426,20 @@ async def _hold(
                 for member in by_pair[pair]:
                     acceptance.refuse(member.parsed, error.code, None, error.detail)
                 del pairs[pair]
-    funded = [item for item in items if item.pair in pairs]
+    return [item for item in items if item.pair in pairs], pairs
+
+
+async def _hold_items(
+    services: Services, principal: Principal, batch_id: int, funded: list[_Item]
+) -> None:
+    """Hold every funded item on its own, drawing on its pair's conversion."""
+    netting = Netting(services.ledger)
     holds = [netting.item_reservation(_netted_item(principal, batch_id, item)) for item in funded]
     for error in await netting.submit_chains(holds):
         if error is not None:
             # The pair chains applied and an item's hold, drawing on them, did not: not an
             # answer to give the client. The repair settles the batch (module docstring).
             raise error
-    return funded, pairs
 
 
 def _netted_pair(
