@@ -18,7 +18,8 @@ import pytest
 import tigerbeetle as tb
 
 from gateway.ids import decode_id
-from ledger.remote import RemoteLedgerClient
+from gateway.services import open_ledger_client
+from gateway.settings import Settings, load_settings
 from ledger.transfers import TransferCode
 from rails.iso20022 import validate
 from tests.gateway.e2e.conftest import Deployment, bearer
@@ -130,14 +131,13 @@ def payer(deployment: Deployment) -> BatchPayer:
 
 
 @pytest.fixture
-def ledger(deployment: Deployment) -> RemoteLedgerClient:
-    address = deployment.environment.get("KOVRA_LEDGER_ADDRESS")
-    if not address:
-        pytest.skip("the ledger is a real cluster here; this test reads the ledger server")
-    return RemoteLedgerClient(address)
+def ledger(deployment: Deployment) -> Settings:
+    """The deployment's own settings: its ledger server, or the cluster of TB_ADDRESSES."""
+    return load_settings(deployment.environment)
 
 
-async def _ledger_transfers(client: RemoteLedgerClient, object_id: int) -> list[tb.Transfer]:
+async def _ledger_transfers(settings: Settings, object_id: int) -> list[tb.Transfer]:
+    client = open_ledger_client(settings)
     try:
         return await client.query_transfers(
             tb.QueryFilter(
@@ -260,7 +260,7 @@ def test_an_unfunded_pair_fails_alone_when_not_atomic(payer: BatchPayer) -> None
     assert payer.balance("GBP")["posted"] == before["posted"]
 
 
-def test_netting_is_exact_against_the_ledger(payer: BatchPayer, ledger: RemoteLedgerClient) -> None:
+def test_netting_is_exact_against_the_ledger(payer: BatchPayer, ledger: Settings) -> None:
     before = payer.balance("EUR")
     items = [
         payer.item("EUR", "IDR", f"N-{i}", source_amount=1_003 + 17 * i) for i in range(40)
