@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import secrets
 import sys
 import tempfile
 import time
@@ -28,8 +27,8 @@ from loadtest.bench_gateway import (
     _free_port,
     _process,
     _wait_healthy,
-    admin_token,
     bench_environment,
+    unthrottled_tenant,
 )
 
 items_default = 10_000
@@ -50,34 +49,12 @@ target_scale = {"IDR": 20_000}
 
 
 def _prepare(base: str) -> tuple[dict[str, str], dict[str, list[str]]]:
-    admin = {"Authorization": f"Bearer {admin_token}"}
-    policy = f"bench-{secrets.token_hex(4)}"
-    httpx.post(
-        f"{base}/admin/v1/limit-policies",
-        headers=admin,
-        json={"name": policy, "requests_per_minute": 60_000, "daily_limit_usd_minor": 10**15},
-    ).raise_for_status()
-    for currency, amount in (("IDR", 10**17), ("EUR", 10**14), ("GBP", 10**14)):
-        httpx.post(
-            f"{base}/admin/v1/liquidity",
-            headers=admin,
-            json={"currency": currency, "amount": amount},
-        ).raise_for_status()
-    created = httpx.post(
-        f"{base}/admin/v1/tenants", headers=admin, json={"name": "bench", "tier": "enterprise"}
+    key = unthrottled_tenant(
+        base,
+        deposits={"EUR": 10**14, "GBP": 10**14},
+        liquidity={"IDR": 10**17, "EUR": 10**14, "GBP": 10**14},
     )
-    created.raise_for_status()
-    tenant_id, key = created.json()["tenant_id"], created.json()["api_key"]
-    httpx.put(
-        f"{base}/admin/v1/tenants/{tenant_id}/policies",
-        headers=admin,
-        json={"pricing_policy": "enterprise", "limit_policy": policy},
-    ).raise_for_status()
     headers = {"Authorization": f"Bearer {key}"}
-    for currency in ("EUR", "GBP"):
-        httpx.post(
-            f"{base}/v1/deposits", headers=headers, json={"currency": currency, "amount": 10**14}
-        ).raise_for_status()
     recipients: dict[str, list[str]] = {}
     for currency, body in recipient_bodies.items():
         recipients[currency] = []

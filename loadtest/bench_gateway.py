@@ -29,6 +29,8 @@ import asyncpg
 import httpx
 import msgspec
 
+from gateway.ratelimit import requests_per_minute_max
+
 repository = Path(__file__).resolve().parents[1]
 admin_token = "bench-admin-" + secrets.token_hex(24)
 startup_timeout_seconds = 60
@@ -151,7 +153,12 @@ def _granian(target: str, port: int, workers: int) -> list[str]:
     ]
 
 
-def _prepare_tenant(base: str) -> str:
+def unthrottled_tenant(
+    base: str, *, deposits: dict[str, int], liquidity: dict[str, int] | None = None
+) -> str:
+    """A new tenant whose limit policy does not throttle a benchmark (the most requests a
+    policy may allow, a daily limit no run reaches), with `deposits` in its wallet and
+    `liquidity` funded for the platform; its API key. Through the admin API only."""
     admin = {"Authorization": f"Bearer {admin_token}"}
     policy = f"bench-{secrets.token_hex(4)}"
     httpx.post(
@@ -160,10 +167,17 @@ def _prepare_tenant(base: str) -> str:
         timeout=30,
         json={
             "name": policy,
-            "requests_per_minute": 1_000_000,
+            "requests_per_minute": requests_per_minute_max,
             "daily_limit_usd_minor": 10**15,
         },
     ).raise_for_status()
+    for currency, amount in (liquidity or {}).items():
+        httpx.post(
+            f"{base}/admin/v1/liquidity",
+            headers=admin,
+            timeout=30,
+            json={"currency": currency, "amount": amount},
+        ).raise_for_status()
     created = httpx.post(
         f"{base}/admin/v1/tenants",
         headers=admin,
@@ -178,12 +192,13 @@ def _prepare_tenant(base: str) -> str:
         timeout=30,
         json={"pricing_policy": "enterprise", "limit_policy": policy},
     ).raise_for_status()
-    httpx.post(
-        f"{base}/v1/deposits",
-        headers={"Authorization": f"Bearer {api_key}"},
-        json={"currency": "EUR", "amount": 10**15},
-        timeout=30,
-    ).raise_for_status()
+    for currency, amount in deposits.items():
+        httpx.post(
+            f"{base}/v1/deposits",
+            headers={"Authorization": f"Bearer {api_key}"},
+            json={"currency": currency, "amount": amount},
+            timeout=30,
+        ).raise_for_status()
     return str(api_key)
 
 
@@ -300,7 +315,7 @@ def _measure(
         ) as gateway:
             base = f"http://127.0.0.1:{port}"
             _wait_healthy(f"{base}/health", gateway)
-            api_key = _prepare_tenant(base)
+            api_key = unthrottled_tenant(base, deposits={"EUR": 10**15})
             results["gateway"] = run_wrk(f"{base}/v1/holds", api_key=api_key, **load)
     return results
 

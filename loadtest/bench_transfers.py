@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -35,10 +34,10 @@ from loadtest.bench_gateway import (
     _granian,
     _process,
     _wait_healthy,
-    admin_token,
     bench_environment,
     run_script,
     run_wrk,
+    unthrottled_tenant,
     wrk_headers,
     wrk_summary,
 )
@@ -85,37 +84,10 @@ end
 
 
 def _prepare(base: str) -> tuple[str, str]:
-    admin = {"Authorization": f"Bearer {admin_token}"}
-    policy = f"bench-{secrets.token_hex(4)}"
-    httpx.post(
-        f"{base}/admin/v1/limit-policies",
-        headers=admin,
-        json={
-            "name": policy,
-            "requests_per_minute": 1_000_000,
-            "daily_limit_usd_minor": 10**15,
-        },
-    ).raise_for_status()
-    for currency, amount in (("IDR", 10**17), ("EUR", 10**14)):
-        httpx.post(
-            f"{base}/admin/v1/liquidity",
-            headers=admin,
-            json={"currency": currency, "amount": amount},
-        ).raise_for_status()
-    created = httpx.post(
-        f"{base}/admin/v1/tenants", headers=admin, json={"name": "bench", "tier": "enterprise"}
+    key = unthrottled_tenant(
+        base, deposits={"EUR": 10**15}, liquidity={"IDR": 10**17, "EUR": 10**14}
     )
-    created.raise_for_status()
-    tenant_id, key = created.json()["tenant_id"], created.json()["api_key"]
-    httpx.put(
-        f"{base}/admin/v1/tenants/{tenant_id}/policies",
-        headers=admin,
-        json={"pricing_policy": "enterprise", "limit_policy": policy},
-    ).raise_for_status()
     headers = {"Authorization": f"Bearer {key}"}
-    httpx.post(
-        f"{base}/v1/deposits", headers=headers, json={"currency": "EUR", "amount": 10**15}
-    ).raise_for_status()
     recipient = httpx.post(
         f"{base}/v1/recipients",
         headers=headers,
