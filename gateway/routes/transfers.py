@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from typing import Any
 
@@ -10,6 +9,7 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from gateway import wire
+from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
 from gateway.ids import decode_id, encode_id
 from gateway.problems import FieldError, ProblemError
 from gateway.requests import decode_body, idempotent, json_response, principal_of, services_of
@@ -129,15 +129,7 @@ async def list_transfers_route(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Response[bytes]:
-    if not 0 < limit <= transfers_page_max:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "limit is out of range",
-            errors=[
-                FieldError(field="limit", message=f"must be between 1 and {transfers_page_max}")
-            ],
-        )
+    page_limit_or_422(limit, limit_max=transfers_page_max)
     if status is not None and status not in wire.transfer_statuses:
         raise ProblemError(
             422,
@@ -150,32 +142,12 @@ async def list_transfers_route(
         tenant_id=principal_of(request).tenant_id,
         status=status,
         limit=limit,
-        after=_decode_cursor(cursor),
+        after=decode_cursor(cursor),
     )
-    next_cursor = (
-        f"{rows[-1].created_at.timestamp():.6f}_{rows[-1].id.hex}" if len(rows) == limit else None
-    )
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
     return json_response(
         200, wire.TransferPage(data=[transfer_view(r) for r in rows], next_cursor=next_cursor)
     )
-
-
-def _decode_cursor(cursor: str | None) -> tuple[datetime.datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        stamp, _, identifier = cursor.partition("_")
-        return (
-            datetime.datetime.fromtimestamp(float(stamp), tz=datetime.UTC),
-            uuid.UUID(hex=identifier),
-        )
-    except ValueError:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "cursor is not one Kovra returned",
-            errors=[FieldError(field="cursor", message="use next_cursor from the previous page")],
-        ) from None
 
 
 @post(

@@ -1,11 +1,12 @@
 """Webhooks end to end: a real gateway, a real `kovra worker` and a real local receiver.
 
-Endpoints are managed through the API (admin keys only, the secret shown once, filters and
-URLs checked, another tenant's endpoint is 404); a deposit's event arrives signed so that
-`standardwebhooks` verifies it and shows as delivered in `GET /v1/events/{id}`; a 500 is
-retried and then delivered; a receiver that always fails ends dead-lettered and gets the
-event after `POST /v1/events/{id}/redeliver`; during a secret rotation both secrets verify;
-and a worker killed (SIGKILL) mid-delivery delivers after restart with the same webhook-id.
+The event log pages with its cursor. Endpoints are managed through the API (admin keys
+only, the secret shown once, filters and URLs checked, another tenant's endpoint is 404).
+A deposit's event arrives signed so that `standardwebhooks` verifies it and shows as
+delivered in `GET /v1/events/{id}`; a 500 is retried and then delivered; a receiver that
+always fails ends dead-lettered and gets the event after `POST /v1/events/{id}/redeliver`;
+during a secret rotation both secrets verify; and a worker killed (SIGKILL) mid-delivery
+delivers after restart with the same webhook-id.
 """
 
 from __future__ import annotations
@@ -153,6 +154,20 @@ def test_a_deposit_event_arrives_signed_and_shows_delivered(stack: Stack) -> Non
     assert payload["type"] == "deposit.posted"
     assert payload["data"] == event["data"]
     eventually(lambda: delivery_status(tenant, event["id"]) == [("delivered", 1)])
+
+
+def test_the_event_log_pages_with_its_cursor(stack: Stack) -> None:
+    tenant = Tenant(stack)
+    for amount in (101, 102, 103):
+        tenant.deposit(amount)
+    first = tenant.get("/v1/events?type=deposit.posted&limit=2").json()
+    second = tenant.get(
+        f"/v1/events?type=deposit.posted&limit=2&cursor={first['next_cursor']}"
+    ).json()
+    amounts = [e["data"]["amount"] for e in first["data"] + second["data"]]
+    assert amounts == [101, 102, 103]
+    assert second["next_cursor"] is None
+    assert tenant.get("/v1/events?cursor=nonsense").status_code == 422
 
 
 def test_a_500_is_retried_and_delivered(stack: Stack) -> None:
