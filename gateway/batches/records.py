@@ -18,32 +18,18 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
+from gateway.audit_outbox import outbox_insert
 from gateway.batches import wire as batch_wire
+from gateway.db.records import event_insert
 from gateway.ids import encode_id
+from gateway.transfers.cases import case_insert
+from gateway.transfers.records import transfer_insert
 
-transfer_columns = (
-    "id",
-    "compliance_region",
-    "tenant_id",
-    "quote_id",
-    "recipient_id",
-    "reference",
-    "source_currency",
-    "source_amount_minor",
-    "fee_minor",
-    "target_currency",
-    "target_amount_minor",
-    "rate",
-    "rail",
-    "status",
-    "created_at",
-    "updated_at",
-    "batch_id",
-    "batch_item_index",
-)
-event_columns = ("id", "tenant_id", "type", "object_id", "payload")
-case_columns = ("id", "compliance_region", "tenant_id", "transfer_id", "score", "reasons")
-outbox_columns = ("id", "actor", "action", "target", "details")
+# The same columns as the single-transfer writes, so the two can never drift apart.
+transfer_columns = (*transfer_insert.columns, "batch_id", "batch_item_index")
+event_columns = event_insert.columns
+case_columns = case_insert.columns
+outbox_columns = outbox_insert.columns
 error_columns = (
     "compliance_region",
     "batch_id",
