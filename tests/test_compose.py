@@ -142,10 +142,13 @@ def compose_command() -> list[str] | None:
     return None
 
 
+@pytest.mark.skipif(
+    compose_command() is None,
+    reason="no Compose client here (`docker compose version` fails, no docker-compose)",
+)
 def test_docker_compose_accepts_the_file() -> None:
     command = compose_command()
-    if command is None:
-        pytest.skip("no Compose client here (`docker compose version` fails, no docker-compose)")
+    assert command is not None
     checked = subprocess.run(
         [*command, "--file", str(compose_path), "config", "--quiet"],
         cwd=repository,
