@@ -48,7 +48,7 @@ from ledger.errors import LedgerError
 from ledger.invariants import ensure
 from ledger.outcomes import check_account_results, check_transfer_results
 from ledger.service import Ledger, validate_amount
-from ledger.transfers import Leg, TransferCode, transfer_id
+from ledger.transfers import Leg, TransferCode, linked, transfer_id
 
 clearing_sub_account = 1
 # One TigerBeetle request carries at most this many transfers; chains are never split.
@@ -87,15 +87,6 @@ def netting_id(*, batch_id: int, source_currency: str, target_currency: str) -> 
         person=b"kovra.netting",
     ).digest()
     return int.from_bytes(digest, "big") or 1
-
-
-def linked(transfers: list[tb.Transfer]) -> list[tb.Transfer]:
-    """The transfers as one chain: every one but the last carries the LINKED flag."""
-    ensure(bool(transfers), "a chain has at least one transfer")
-    return [
-        _with_flags(t, int(t.flags) | int(tb.TransferFlags.LINKED)) if i < len(transfers) - 1 else t
-        for i, t in enumerate(transfers)
-    ]
 
 
 class Netting:
@@ -353,21 +344,3 @@ class Netting:
             user_data_128=leg.user_data_128,
             user_data_64=leg.user_data_64,
         )
-
-
-def _with_flags(transfer: tb.Transfer, flags: int) -> tb.Transfer:
-    return tb.Transfer(
-        id=transfer.id,
-        debit_account_id=transfer.debit_account_id,
-        credit_account_id=transfer.credit_account_id,
-        amount=transfer.amount,
-        pending_id=transfer.pending_id,
-        user_data_128=transfer.user_data_128,
-        user_data_64=transfer.user_data_64,
-        user_data_32=transfer.user_data_32,
-        timeout=transfer.timeout,
-        ledger=transfer.ledger,
-        code=transfer.code,
-        flags=tb.TransferFlags(flags),
-        timestamp=transfer.timestamp,
-    )

@@ -32,7 +32,7 @@ from ledger.invariants import ensure
 from ledger.netting import NettedItem, Netting
 from ledger.outcomes import check_transfer_results
 from ledger.service import Ledger, Posted, validate_amount
-from ledger.transfers import Leg, TransferCode, transfer_id
+from ledger.transfers import Leg, TransferCode, linked, transfer_id
 
 
 class Payout(msgspec.Struct, frozen=True, kw_only=True):
@@ -246,13 +246,10 @@ class Payouts:
 
     async def _submit_chain(self, transfers: list[tb.Transfer]) -> Posted:
         ensure(bool(transfers), "a payout chain has at least one leg")
-        linked = [
-            _with_flags(t, t.flags | tb.TransferFlags.LINKED) if i < len(transfers) - 1 else t
-            for i, t in enumerate(transfers)
-        ]
-        results = await self._ledger.client.create_transfers(linked)
-        timestamps = check_transfer_results(linked, results)
-        return Posted(transfer_id=linked[0].id, timestamp_ns=timestamps[0])
+        chain = linked(transfers)
+        results = await self._ledger.client.create_transfers(chain)
+        timestamps = check_transfer_results(chain, results)
+        return Posted(transfer_id=chain[0].id, timestamp_ns=timestamps[0])
 
     # ----------------------------------------------------------------------------------
     # Reconciliation: the payout's state from TigerBeetle alone.
@@ -316,21 +313,3 @@ _leg_roles: dict[Leg, tuple[Leg, Leg, Leg, TransferCode, TransferCode]] = {
         TransferCode.REFUND_TARGET,
     ),
 }
-
-
-def _with_flags(transfer: tb.Transfer, flags: tb.TransferFlags) -> tb.Transfer:
-    return tb.Transfer(
-        id=transfer.id,
-        debit_account_id=transfer.debit_account_id,
-        credit_account_id=transfer.credit_account_id,
-        amount=transfer.amount,
-        pending_id=transfer.pending_id,
-        user_data_128=transfer.user_data_128,
-        user_data_64=transfer.user_data_64,
-        user_data_32=transfer.user_data_32,
-        timeout=transfer.timeout,
-        ledger=transfer.ledger,
-        code=transfer.code,
-        flags=flags,
-        timestamp=transfer.timestamp,
-    )

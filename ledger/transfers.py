@@ -13,6 +13,10 @@ import hashlib
 import os
 import time
 
+import tigerbeetle as tb
+
+from ledger.invariants import ensure
+
 u128_max = (1 << 128) - 1
 
 
@@ -89,3 +93,32 @@ def transfer_id(*, object_id: int, leg: Leg) -> int:
     if value in (0, u128_max):
         value = 1
     return value
+
+
+def linked(transfers: list[tb.Transfer]) -> list[tb.Transfer]:
+    """The transfers as one chain: every one but the last carries the LINKED flag, so
+    TigerBeetle applies all of them or none."""
+    ensure(bool(transfers), "a chain has at least one transfer")
+    last = len(transfers) - 1
+    return [
+        _with_flags(t, t.flags | tb.TransferFlags.LINKED) if i < last else t
+        for i, t in enumerate(transfers)
+    ]
+
+
+def _with_flags(transfer: tb.Transfer, flags: tb.TransferFlags) -> tb.Transfer:
+    return tb.Transfer(
+        id=transfer.id,
+        debit_account_id=transfer.debit_account_id,
+        credit_account_id=transfer.credit_account_id,
+        amount=transfer.amount,
+        pending_id=transfer.pending_id,
+        user_data_128=transfer.user_data_128,
+        user_data_64=transfer.user_data_64,
+        user_data_32=transfer.user_data_32,
+        timeout=transfer.timeout,
+        ledger=transfer.ledger,
+        code=transfer.code,
+        flags=flags,
+        timestamp=transfer.timestamp,
+    )

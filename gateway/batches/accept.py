@@ -63,8 +63,9 @@ from gateway.transfers.records import TransferRow
 from gateway.transfers.service import event_id, transfer_view
 from ledger.errors import LedgerError
 from ledger.invariants import ensure
-from ledger.netting import NettedItem, NettedPair, Netting, linked
+from ledger.netting import NettedItem, NettedPair, Netting
 from ledger.service import amount_minor_max
+from ledger.transfers import linked
 from rails.corridors import UnsupportedCorridor, choose_rail, corridor_for
 
 batch_item_errors_listed_max = 100

@@ -9,10 +9,10 @@ from __future__ import annotations
 from ledger.accounts import AccountType, platform_account_id
 from ledger.client import LedgerClient
 from ledger.errors import InsufficientFunds, InsufficientLiquidity
-from ledger.netting import NettedItem, NettedPair, Netting, linked
+from ledger.netting import NettedItem, NettedPair, Netting
 from ledger.payouts import Payout, PayoutState
 from ledger.service import amount_minor_max
-from ledger.transfers import new_object_id
+from ledger.transfers import linked, new_object_id
 from tests.ledger.fixtures import World, make_world
 
 

@@ -20,9 +20,9 @@ from gateway.services import Services
 from ledger.accounts import AccountType, platform_account_id
 from ledger.client import LedgerClient
 from ledger.embedded import EmbeddedClient
-from ledger.netting import NettedItem, NettedPair, Netting, linked
+from ledger.netting import NettedItem, NettedPair, Netting
 from ledger.service import Ledger
-from ledger.transfers import new_object_id
+from ledger.transfers import linked, new_object_id
 from tests.gateway.batches.test_records import _record
 from tests.ledger.fixtures import World, make_world
 
