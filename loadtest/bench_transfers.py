@@ -104,6 +104,7 @@ def _prepare(base: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--workers", type=int, default=1, help="granian workers, both servers")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10)
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"payments   {payments:>9,.0f} /s (one quote and one transfer each)")
     print(
         f"ratio transfers/echo: {transfers.per_second / echo.per_second:.2f}, payments/echo: "
-        f"{payments / echo.per_second:.2f} (1 worker, {arguments.connections} connections, "
+        f"{payments / echo.per_second:.2f} ({arguments.workers} granian worker(s), "
+        f"{arguments.connections} connections, "
         f"{arguments.threads} wrk threads, {arguments.seconds} s, {os.cpu_count()} cores, "
         f"{'with' if arguments.worker else 'without'} kovra worker)"
     )
@@ -168,7 +170,9 @@ def _measure(
     }
     results: dict[str, LoadResult] = {}
     echo_port, port, ledger_port = _free_port(), _free_port(), _free_port()
-    with _process(_granian("loadtest.echo:create_echo_app", echo_port, 1), environment) as echo:
+    with _process(
+        _granian("loadtest.echo:create_echo_app", echo_port, arguments.workers), environment
+    ) as echo:
         _wait_healthy(f"http://127.0.0.1:{echo_port}/echo", echo)
         results["echo"] = run_wrk(
             f"http://127.0.0.1:{echo_port}/echo", api_key="none", directory=directory, **load
@@ -185,7 +189,10 @@ def _measure(
     ]
     with (
         _process(ledger, environment),
-        _process([*gateway, "serve", "--port", str(port)], environment) as server,
+        _process(
+            [*gateway, "serve", "--port", str(port), "--workers", str(arguments.workers)],
+            environment,
+        ) as server,
     ):
         base = f"http://127.0.0.1:{port}"
         _wait_healthy(f"{base}/health", server)
