@@ -12,6 +12,7 @@ restarted) makes the next attempt with the same `webhook-id`: at least once, nev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import random as _random
 import time
@@ -51,6 +52,7 @@ claim_batch_max = 100
 flush_batch_max = 500
 flush_interval_seconds = 0.05
 idle_seconds_default = 0.25
+claim_coalesce_seconds = 0.005
 queue_depth_interval_seconds = 5.0
 response_bytes_max = 4_096
 # A claim's lease outlives the attempt's timeout by this much, for writing the outcome.
@@ -107,17 +109,26 @@ class DeliveryWorker:
         try:
             while True:
                 if len(self.in_flight) >= in_flight_max:
-                    self.slot_freed.clear()
-                    await self.slot_freed.wait()
+                    await self._next_slot(timeout_seconds=None)
                     continue
                 wanted = min(claim_batch_max, in_flight_max - len(self.in_flight))
                 claimed = await self._claim(wanted)
                 for attempt in claimed:
                     self._start(attempt)
                 if len(claimed) < wanted:
-                    await asyncio.sleep(idle_seconds)
+                    # Nothing more is due, or the due work belongs to endpoints at their
+                    # bound: claim again when an attempt ends (its endpoint has room again)
+                    # or after the idle wait, whichever comes first.
+                    await self._next_slot(timeout_seconds=idle_seconds)
         finally:
             await self._shut_down(helpers)
+
+    async def _next_slot(self, *, timeout_seconds: float | None) -> None:
+        self.slot_freed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.slot_freed.wait(), timeout=timeout_seconds)
+            # Let a few more attempts end, so one claim serves them all.
+            await asyncio.sleep(claim_coalesce_seconds)
 
     async def _claim(self, wanted: int) -> list[Claimed]:
         remaining = {

@@ -1,9 +1,10 @@
 """The delivery worker against a real local HTTP receiver and real Postgres. Deliveries are
 signed so that `standardwebhooks` verifies them; a 500 is retried and then delivered with the
 same webhook-id; a receiver that always fails ends dead-lettered and gets the event after a
-redelivery; a slow receiver times out and is retried; a worker that dies mid-delivery loses
-nothing (another delivers after the lease); two workers never make the same attempt; in
-production a loopback destination is refused without being contacted."""
+redelivery; a slow receiver times out and is retried; an endpoint at its in-flight bound
+gets its next attempts as soon as earlier ones end, not after the idle wait; a worker that
+dies mid-delivery loses nothing (another delivers after the lease); two workers never make
+the same attempt; in production a loopback destination is refused without being contacted."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ wait_seconds_max = 20.0
 
 
 @asynccontextmanager
-async def running(*workers: DeliveryWorker) -> AsyncIterator[list[asyncio.Task[None]]]:
-    tasks = [asyncio.create_task(w.run_forever(idle_seconds=0.02)) for w in workers]
+async def running(
+    *workers: DeliveryWorker, idle_seconds: float = 0.02
+) -> AsyncIterator[list[asyncio.Task[None]]]:
+    tasks = [asyncio.create_task(w.run_forever(idle_seconds=idle_seconds)) for w in workers]
     try:
         yield tasks
     finally:
@@ -166,6 +169,20 @@ async def test_a_worker_dying_mid_delivery_loses_nothing(
     row = await pool.fetchrow("SELECT attempt FROM webhook_deliveries")
     assert row is not None
     assert row["attempt"] == 2
+
+
+async def test_an_endpoint_at_its_bound_gets_more_as_soon_as_attempts_end(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    # Three times the per-endpoint bound, and an idle wait far longer than the test may run:
+    # only claiming again when an attempt ends can deliver them all in time.
+    count = 3 * worker_module.per_endpoint_in_flight_max
+    with Receiver() as receiver:
+        await add_endpoint(pool, tenant_id, receiver.url)
+        await add_events(pool, tenant_id, ["deposit.posted"] * count)
+        async with running(worker(pool), idle_seconds=3_600):
+            await eventually(statuses_are(pool, *["delivered"] * count))
+    assert len(receiver.snapshot()) == count
 
 
 async def test_two_workers_never_make_the_same_attempt(pool: asyncpg.Pool, tenant_id: int) -> None:
