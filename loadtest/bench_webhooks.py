@@ -82,9 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     sinks = [subprocess.Popen([sys.executable, "-m", "loadtest.sink", str(p)]) for p in ports]
     try:
         time.sleep(1)  # The sinks bind their ports.
-        with tempfile.TemporaryDirectory() as folder:
-            with bench_environment(Path(folder)) as environment:
-                elapsed = asyncio.run(_run(environment["DATABASE_URL"], ports, arguments.events))
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            bench_environment(Path(folder)) as environment,
+        ):
+            elapsed = asyncio.run(_run(environment["DATABASE_URL"], ports, arguments.events))
     finally:
         for sink in sinks:
             sink.kill()
