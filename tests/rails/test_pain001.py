@@ -4,14 +4,12 @@ and control sum matching the payments; an empty message is refused."""
 
 from __future__ import annotations
 
-import datetime
 import uuid
 import xml.etree.ElementTree as ET
 from decimal import Decimal
 
 import pytest
 
-from rails.bank_details import BankDetails, validate_bank_details
 from rails.corridors import Rail
 from rails.iso20022 import (
     BatchInstruction,
@@ -20,20 +18,9 @@ from rails.iso20022 import (
     build_pain001,
     validate,
 )
+from tests.rails.test_iso20022 import now, recipients
 
-now = datetime.datetime(2026, 11, 21, 10, 30, tzinfo=datetime.UTC)
 ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"}
-recipients: dict[str, BankDetails] = {
-    "EUR": validate_bank_details(
-        country="DE", details={"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"}
-    ),
-    "GBP": validate_bank_details(
-        country="GB", details={"sort_code": "089999", "account_number": "66374958"}
-    ),
-    "IDR": validate_bank_details(
-        country="ID", details={"bank_code": "014", "account_number": "1234567890"}
-    ),
-}
 
 
 def _instruction(currency: str, rail: Rail, amounts: list[int]) -> BatchInstruction:
