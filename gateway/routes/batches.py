@@ -12,6 +12,7 @@ from gateway.batches import wire as batch_wire
 from gateway.batches.accept import accept_batch, batch_view
 from gateway.batches.parsing import Parsed, parse_csv, parse_json
 from gateway.batches.records import BatchRow, get_batch, item_page, list_messages, status_counts
+from gateway.cursors import page_limit_or_422
 from gateway.ids import decode_id
 from gateway.problems import FieldError, ProblemError
 from gateway.requests import idempotent, json_response, principal_of, services_of
@@ -82,17 +83,7 @@ async def read_batch(
     limit: int = batch_page_default,
     cursor: str | None = None,
 ) -> Response[bytes]:
-    if not 0 < limit <= batch_wire.batch_page_max:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "limit is out of range",
-            errors=[
-                FieldError(
-                    field="limit", message=f"must be between 1 and {batch_wire.batch_page_max}"
-                )
-            ],
-        )
+    page_limit_or_422(limit, limit_max=batch_wire.batch_page_max)
     start = _start_of(cursor)
     batch = await _batch_or_404(request, batch_id)
     pool = services_of(request).pool
