@@ -23,27 +23,8 @@ from gateway.settings import Settings, load_settings
 from ledger.transfers import TransferCode
 from rails.iso20022 import validate
 from tests.gateway.e2e.conftest import Deployment, bearer
+from tests.gateway.e2e.test_transfers_api import recipients
 
-recipients = {
-    "IDR": {
-        "name": "PT Pemasok Batch",
-        "country": "ID",
-        "currency": "IDR",
-        "bank_details": {"bank_code": "014", "account_number": "1234567890"},
-    },
-    "EUR": {
-        "name": "Lieferant Batch GmbH",
-        "country": "DE",
-        "currency": "EUR",
-        "bank_details": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"},
-    },
-    "GBP": {
-        "name": "Supplier Batch Ltd",
-        "country": "GB",
-        "currency": "GBP",
-        "bank_details": {"sort_code": "08-99-99", "account_number": "66374958"},
-    },
-}
 liquidity = {"EUR": 10**12, "GBP": 10**12, "USD": 10**12, "IDR": 10**16}
 deposits = {"EUR": 50_000_000, "GBP": 50_000_000}
 
