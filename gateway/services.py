@@ -28,6 +28,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.redis_pipelining import PipeliningRedis
 from gateway.settings import Settings
 from ledger.client import LedgerClient
+from ledger.coalescing import CoalescingClient
 from ledger.currencies import CurrencyRegistry
 from ledger.embedded import EmbeddedClient
 from ledger.service import Ledger
@@ -62,7 +63,12 @@ async def _seed_rates(settings: Settings, source: TableRateSource | HttpRateFeed
 
 def open_ledger_client(settings: Settings) -> LedgerClient:
     """A real cluster with TB_ADDRESSES, the shared ledger server with KOVRA_LEDGER_ADDRESS,
-    else the embedded engine journaling under the data directory (single process)."""
+    else the embedded engine journaling under the data directory (single process); the
+    `create_transfers` calls of one loop turn share a request (ledger.coalescing)."""
+    return CoalescingClient(_backend_client(settings))
+
+
+def _backend_client(settings: Settings) -> LedgerClient:
     if settings.tb_addresses:
         return TigerBeetleClient(
             TigerBeetleSettings(

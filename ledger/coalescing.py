@@ -1,0 +1,141 @@
+"""The `create_transfers` calls of one event-loop turn, sent as one ledger request.
+
+Under load a gateway process has dozens of payouts in flight, each with its own small linked
+chain. Sent one call per chain, every chain pays for its own request: validation, framing,
+a timeout, a round trip and the ledger's own per-request cost. TigerBeetle's answer is the
+batch: one request carries up to `batch_size_max` transfers, and independent chains side by
+side in one request succeed or fail independently (a chain ends at the first transfer
+without the `linked` flag). So every call made while the loop runs one turn joins a queue,
+the queue goes out as one request (or several, never over `batch_size_max`), and each caller
+gets back exactly the results of its own transfers, in its own order. This is what
+TigerBeetle's own clients do with concurrent requests.
+
+A transfer the client refuses before sending (a field out of range: a programmer's error)
+sends each call of its request alone, so only its own caller fails. A call whose last
+transfer is still `linked` (an open chain, which TigerBeetle refuses)
+goes alone, so it can never swallow a neighbour's chain; so does a call too large to share.
+Every other method passes straight through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+import tigerbeetle as tb
+
+from ledger.client import LedgerClient, batch_size_max
+from ledger.invariants import ensure
+
+# A call this large gains nothing from company; it goes alone.
+shared_call_size_max: Final = batch_size_max // 2
+
+
+class _Call:
+    __slots__ = ("future", "transfers")
+
+    def __init__(
+        self, transfers: list[tb.Transfer], future: asyncio.Future[list[tb.CreateTransferResult]]
+    ) -> None:
+        self.transfers = transfers
+        self.future = future
+
+
+class CoalescingClient:
+    """A `LedgerClient` whose `create_transfers` calls of one loop turn share a request."""
+
+    def __init__(self, client: LedgerClient) -> None:
+        self._client = client
+        self._pending: list[_Call] = []
+        self._pending_transfers = 0
+        self._sends: set[asyncio.Task[None]] = set()
+
+    async def create_transfers(self, transfers: list[tb.Transfer]) -> list[tb.CreateTransferResult]:
+        if (
+            not transfers
+            or len(transfers) > shared_call_size_max
+            or int(transfers[-1].flags) & int(tb.TransferFlags.LINKED)
+        ):
+            return await self._client.create_transfers(transfers)
+        if self._pending_transfers + len(transfers) > batch_size_max:
+            self._flush_turn()  # The queue is full: it goes now, this call starts the next.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[tb.CreateTransferResult]] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush_turn)
+        self._pending.append(_Call(transfers, future))
+        self._pending_transfers += len(transfers)
+        return await future
+
+    def _flush_turn(self) -> None:
+        calls, self._pending, self._pending_transfers = self._pending, [], 0
+        if not calls:
+            return
+        task = asyncio.get_running_loop().create_task(self._send(calls))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _send(self, calls: list[_Call]) -> None:
+        merged = [transfer for call in calls for transfer in call.transfers]
+        ensure(len(merged) <= batch_size_max, "a coalesced request fits one ledger request")
+        try:
+            results = await self._client.create_transfers(merged)
+        except (ValueError, TypeError):
+            # A transfer the client refused before sending anything (a field out of range):
+            # each call goes alone, so the one at fault fails and its neighbours do not.
+            await asyncio.gather(*(self._send_alone(call) for call in calls))
+            return
+        except BaseException as error:  # Every caller shares the request, and its failure.
+            for call in calls:
+                if not call.future.done():
+                    call.future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        ensure(len(results) == len(merged), "one result per transfer")
+        start = 0
+        for call in calls:
+            end = start + len(call.transfers)
+            if not call.future.done():  # Its caller may have been cancelled meanwhile.
+                call.future.set_result(results[start:end])
+            start = end
+
+    async def _send_alone(self, call: _Call) -> None:
+        try:
+            results = await self._client.create_transfers(call.transfers)
+        except Exception as error:
+            if not call.future.done():
+                call.future.set_exception(error)
+            return
+        if not call.future.done():
+            call.future.set_result(results)
+
+    async def create_accounts(self, accounts: list[tb.Account]) -> list[tb.CreateAccountResult]:
+        return await self._client.create_accounts(accounts)
+
+    async def lookup_accounts(self, accounts: list[int]) -> list[tb.Account]:
+        return await self._client.lookup_accounts(accounts)
+
+    async def lookup_transfers(self, transfers: list[int]) -> list[tb.Transfer]:
+        return await self._client.lookup_transfers(transfers)
+
+    async def get_account_transfers(self, filter: tb.AccountFilter) -> list[tb.Transfer]:  # noqa: A002
+        return await self._client.get_account_transfers(filter)
+
+    async def get_account_balances(
+        self,
+        filter: tb.AccountFilter,  # noqa: A002
+    ) -> list[tb.AccountBalance]:
+        return await self._client.get_account_balances(filter)
+
+    async def query_accounts(self, query_filter: tb.QueryFilter) -> list[tb.Account]:
+        return await self._client.query_accounts(query_filter)
+
+    async def query_transfers(self, query_filter: tb.QueryFilter) -> list[tb.Transfer]:
+        return await self._client.query_transfers(query_filter)
+
+    async def close(self) -> None:
+        """Send what is queued, wait for what is in flight, then close the client."""
+        self._flush_turn()
+        await asyncio.gather(*self._sends, return_exceptions=True)
+        await self._client.close()
