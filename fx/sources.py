@@ -26,6 +26,8 @@ table_key_suffix = "fx:rates"
 feed_timeout_seconds = 5.0
 feed_refresh_seconds_default = 60.0
 feed_rates_max = 500
+# Decoded table entries remembered by their stored bytes (the table holds a few dozen).
+decoded_entries_max = 4_096
 default_rates_per_usd = {
     "EUR": "0.9200",
     "GBP": "0.7900",
@@ -49,18 +51,32 @@ class TableRateSource:
     def __init__(self, redis: Redis, *, namespace: str = "kovra") -> None:
         self._redis = redis
         self._key = f"{namespace}:{table_key_suffix}"
+        # Every quote and transfer reads the whole table; decoding it each time cost more
+        # than reading it. An entry is decoded once per stored value: a changed rate is
+        # new bytes, so it is never served stale from here.
+        self._decoded: dict[tuple[bytes | str, bytes | str], RateObservation] = {}
 
     async def observations(self) -> Mapping[tuple[str, str], RateObservation]:
         stored = await self._redis.hgetall(self._key)
         found: dict[tuple[str, str], RateObservation] = {}
         for raw_pair, raw_value in stored.items():
-            pair = raw_pair.decode() if isinstance(raw_pair, bytes) else str(raw_pair)
-            base, _, quote = pair.partition("/")
-            value = msgspec.json.decode(raw_value, type=_StoredRate)
-            found[(base, quote)] = RateObservation(
-                base=base, quote=quote, rate=Decimal(value.rate), observed_at=value.observed_at
-            )
+            observation = self._decoded.get((raw_pair, raw_value))
+            if observation is None:
+                observation = self._decode(raw_pair, raw_value)
+            found[(observation.base, observation.quote)] = observation
         return found
+
+    def _decode(self, raw_pair: bytes | str, raw_value: bytes | str) -> RateObservation:
+        pair = raw_pair.decode() if isinstance(raw_pair, bytes) else str(raw_pair)
+        base, _, quote = pair.partition("/")
+        value = msgspec.json.decode(raw_value, type=_StoredRate)
+        observation = RateObservation(
+            base=base, quote=quote, rate=Decimal(value.rate), observed_at=value.observed_at
+        )
+        if len(self._decoded) >= decoded_entries_max:
+            self._decoded.clear()  # Rates were replaced many times over: start afresh.
+        self._decoded[(raw_pair, raw_value)] = observation
+        return observation
 
     async def set_rates(
         self,
