@@ -271,7 +271,12 @@ class PipeliningRedis(Redis):
             futures.append(pending.future)
         if not futures:
             return
-        protocol.send(b"".join(packed), futures)
+        try:
+            protocol.send(b"".join(packed), futures)
+        except RedisConnectionError as error:  # Lost since it was checked: tell the callers.
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
 
     async def _connect(self) -> None:
         """Open the connection (AUTH and SELECT first), then send what queued meanwhile."""
