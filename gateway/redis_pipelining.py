@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Iterable
 from typing import Any, Final
 
 import hiredis
@@ -63,6 +64,13 @@ class _Pending:
         self.arguments = arguments
         self.options = options
         self.future = future
+
+
+def _fail(futures: Iterable[asyncio.Future[Any]], error: BaseException) -> None:
+    """Give `error` to every caller still waiting (a cancelled one has gone)."""
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)
 
 
 def _command_words(arguments: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -184,10 +192,8 @@ class _ReplyProtocol(asyncio.Protocol):
             self._watchdog.cancel()
             self._watchdog = None
         self._deadlines.clear()
-        while self._waiting:
-            future = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(error)
+        waiting, self._waiting = self._waiting, collections.deque()
+        _fail(waiting, error)
 
 
 class PipeliningRedis(Redis):
@@ -274,9 +280,7 @@ class PipeliningRedis(Redis):
         try:
             protocol.send(b"".join(packed), futures)
         except RedisConnectionError as error:  # Lost since it was checked: tell the callers.
-            for future in futures:
-                if not future.done():
-                    future.set_exception(error)
+            _fail(futures, error)
 
     async def _connect(self) -> None:
         """Open the connection (AUTH and SELECT first), then send what queued meanwhile."""
@@ -289,9 +293,7 @@ class PipeliningRedis(Redis):
                 if isinstance(error, RedisConnectionError)
                 else RedisConnectionError(f"cannot connect to Redis: {error!r}")
             )
-            for pending in backlog:
-                if not pending.future.done():
-                    pending.future.set_exception(failure)
+            _fail((pending.future for pending in backlog), failure)
             self._connecting = None
             if not isinstance(error, Exception):
                 raise
@@ -340,9 +342,7 @@ class PipeliningRedis(Redis):
                     pipe.execute_command(*pending.arguments, **pending.options)
                 replies = await pipe.execute(raise_on_error=False)
         except BaseException as error:  # The connection failed: every caller learns it.
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+            _fail((pending.future for pending in batch), error)
             if not isinstance(error, Exception):
                 raise
             return
