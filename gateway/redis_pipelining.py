@@ -19,7 +19,8 @@ TCP (TLS, Unix sockets) keep redis-py's pipeline, which handles them.
 
 Commands keep their order, and each caller awaits its reply as before, so callers cannot
 tell the difference; a lone command in a quiet process waits for nothing but the end of the
-current turn.
+current turn. Every command shares the one connection, so a blocking command (BLPOP and
+the like) would stall all the others: such commands belong on a client of their own.
 """
 
 from __future__ import annotations
