@@ -25,7 +25,7 @@ from typing import Final
 import tigerbeetle as tb
 
 from ledger.client import LedgerClient, batch_size_max
-from ledger.invariants import ensure
+from ledger.invariants import InvariantViolation, ensure
 
 # A call this large gains nothing from company; it goes alone.
 shared_call_size_max: Final = batch_size_max // 2
@@ -80,9 +80,11 @@ class CoalescingClient:
         ensure(len(merged) <= batch_size_max, "a coalesced request fits one ledger request")
         try:
             results = await self._client.create_transfers(merged)
-        except (ValueError, TypeError):
-            # A transfer the client refused before sending anything (a field out of range):
-            # each call goes alone, so the one at fault fails and its neighbours do not.
+        except (ValueError, TypeError, InvariantViolation):
+            # A transfer the client refused before sending anything (a field out of range:
+            # tigerbeetle's IntegerOverflowError, which our TigerBeetle adapter reports as an
+            # InvariantViolation): each call goes alone, so only the one at fault fails. Were
+            # anything applied after all, the resend would find it by id (`exists`).
             await asyncio.gather(*(self._send_alone(call) for call in calls))
             return
         except BaseException as error:  # Every caller shares the request, and its failure.

@@ -17,6 +17,7 @@ import tigerbeetle as tb
 
 from ledger.client import LedgerClient, batch_size_max
 from ledger.coalescing import CoalescingClient
+from ledger.invariants import InvariantViolation
 from tests.ledger.conformance.helpers import AF, TF, T, account, open_accounts, transfer
 
 
@@ -96,7 +97,9 @@ async def test_a_refused_field_fails_only_its_own_caller(ledger_client: LedgerCl
         return_exceptions=True,
     )
     first, refused, last = outcomes
-    assert isinstance(refused, tb.IntegerOverflowError)
+    # The native client's IntegerOverflowError; our TigerBeetle adapter reports it as the
+    # programmer's error it is.
+    assert isinstance(refused, tb.IntegerOverflowError | InvariantViolation)
     assert not isinstance(first, BaseException)
     assert not isinstance(last, BaseException)
     assert [r.status for r in first] == [T.CREATED]
