@@ -21,9 +21,9 @@ from gateway.ids import decode_id
 from gateway.services import open_ledger_client
 from gateway.settings import Settings, load_settings
 from ledger.transfers import TransferCode
+from loadtest.provisioning import recipients
 from rails.iso20022 import validate
 from tests.gateway.e2e.conftest import Deployment, bearer
-from tests.gateway.e2e.test_transfers_api import recipients
 
 liquidity = {"EUR": 10**12, "GBP": 10**12, "USD": 10**12, "IDR": 10**16}
 deposits = {"EUR": 50_000_000, "GBP": 50_000_000}

@@ -15,30 +15,11 @@ import httpx
 import pytest
 
 from gateway.ids import decode_id
+from loadtest.provisioning import recipients
 from rails.iso20022 import parse_pacs002, validate
 from tests.gateway.e2e.conftest import Deployment, bearer
 
 final_statuses = {"completed", "refunded", "cancelled", "blocked"}
-recipients = {
-    "IDR": {
-        "name": "PT Pemasok",
-        "country": "ID",
-        "currency": "IDR",
-        "bank_details": {"bank_code": "014", "account_number": "1234567890"},
-    },
-    "EUR": {
-        "name": "Lieferant GmbH",
-        "country": "DE",
-        "currency": "EUR",
-        "bank_details": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"},
-    },
-    "GBP": {
-        "name": "Supplier Ltd",
-        "country": "GB",
-        "currency": "GBP",
-        "bank_details": {"sort_code": "08-99-99", "account_number": "66374958"},
-    },
-}
 deposits = {"EUR": 10_000_000, "GBP": 10_000_000, "USD": 10_000_000, "IDR": 1_000_000_000_000}
 liquidity = {"EUR": 10**12, "GBP": 10**12, "USD": 10**12, "IDR": 10**16}
 
