@@ -9,7 +9,6 @@ decisions are shared the way `compliance.checks.CachedCheck` shares them, within
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import msgspec
@@ -21,6 +20,7 @@ from gateway.transfers.recipients import (
     RecipientRecord,
     recipient_cache_key,
     recipient_cache_seconds,
+    recipient_from_row,
 )
 
 
@@ -50,16 +50,7 @@ async def fetch_recipients(
         )
         async with services.redis.pipeline(transaction=False) as pipeline:
             for row in rows:
-                record = RecipientRecord(
-                    id=row["id"].int,
-                    tenant_id=row["tenant_id"],
-                    name=row["name"],
-                    country=row["country"],
-                    currency=row["currency"],
-                    status=row["status"],
-                    bank_details=json.loads(row["bank_details"]),
-                    created_at=row["created_at"],
-                )
+                record = recipient_from_row(row)
                 found[record.id] = record
                 pipeline.set(
                     recipient_cache_key(tenant_id, record.id),

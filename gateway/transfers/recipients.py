@@ -8,6 +8,7 @@ import datetime
 import json
 import uuid
 
+import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
@@ -133,16 +134,7 @@ async def load_recipient(
     )
     if row is None:
         return None
-    record = RecipientRecord(
-        id=row["id"].int,
-        tenant_id=row["tenant_id"],
-        name=row["name"],
-        country=row["country"],
-        currency=row["currency"],
-        status=row["status"],
-        bank_details=json.loads(row["bank_details"]),
-        created_at=row["created_at"],
-    )
+    record = recipient_from_row(row)
     await cache_recipient(services, record)
     return record
 
@@ -153,4 +145,18 @@ async def cache_recipient(services: Services, record: RecipientRecord) -> None:
         recipient_cache_key(record.tenant_id, record.id),
         msgspec.json.encode(record),
         ex=recipient_cache_seconds,
+    )
+
+
+def recipient_from_row(row: asyncpg.Record) -> RecipientRecord:
+    """A `recipients` row (the columns `load_recipient` selects) as a record."""
+    return RecipientRecord(
+        id=row["id"].int,
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        country=row["country"],
+        currency=row["currency"],
+        status=row["status"],
+        bank_details=json.loads(row["bank_details"]),
+        created_at=row["created_at"],
     )
