@@ -6,7 +6,7 @@ import datetime
 
 from fx.pricing import Pricing, price
 from fx.quotes import LockedQuote, QuoteStore
-from fx.rates import RateBook, RateStale, RateUnavailable
+from fx.rates import RateBook, RateObservation, RateSnapshot, RateStale, RateUnavailable
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerError
 
@@ -17,6 +17,18 @@ class RateNotAvailable(LedgerError):
 
 class RateTooOld(LedgerError):
     code = "rate_stale"
+
+
+def mid_rate(
+    rates: RateSnapshot, base: str, quote: str, *, now: datetime.datetime | None = None
+) -> RateObservation:
+    """The mid rate, or the API's refusal: `rate_unavailable` or `rate_stale`."""
+    try:
+        return rates.mid(base, quote, now=now)
+    except RateUnavailable as error:
+        raise RateNotAvailable(str(error)) from None
+    except RateStale as error:
+        raise RateTooOld(str(error)) from None
 
 
 class Quoter:
@@ -56,13 +68,9 @@ class Quoter:
         source = self._currencies.get(source_currency)
         target = self._currencies.get(target_currency)
         now = datetime.datetime.now(tz=datetime.UTC)
-        try:
-            mid = await self._book.mid(source.code, target.code, now=now)
-            usd = await self._book.mid("USD", source.code, now=now)
-        except RateUnavailable as error:
-            raise RateNotAvailable(str(error)) from None
-        except RateStale as error:
-            raise RateTooOld(str(error)) from None
+        rates = await self._book.snapshot()  # One read of the source for both rates.
+        mid = mid_rate(rates, source.code, target.code, now=now)
+        usd = mid_rate(rates, "USD", source.code, now=now)
         terms = price(
             source=source,
             target=target,

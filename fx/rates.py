@@ -56,23 +56,23 @@ def parse_rate(value: str | int | float | Decimal, *, field: str) -> Decimal:
     return rate
 
 
-class RateBook:
-    """Mid rates for any pair of currencies the source can reach, fresh or refused."""
+class RateSnapshot:
+    """The rates a source knew at one moment: several pairs priced from one read."""
 
-    def __init__(self, source: RateSource, *, max_age_seconds: int = max_age_seconds_default):
-        if max_age_seconds <= 0:
-            raise ValueError("max_age_seconds must be positive")
-        self._source = source
-        self._max_age = datetime.timedelta(seconds=max_age_seconds)
+    def __init__(
+        self, known: Mapping[tuple[str, str], RateObservation], *, max_age: datetime.timedelta
+    ) -> None:
+        self._known = known
+        self._max_age = max_age
 
-    async def mid(
+    def mid(
         self, base: str, quote: str, *, now: datetime.datetime | None = None
     ) -> RateObservation:
         """The mid rate base→quote (direct, inverse or through USD), refusing stale rates."""
         moment = now or datetime.datetime.now(tz=datetime.UTC)
         if base == quote:
             return RateObservation(base=base, quote=quote, rate=Decimal(1), observed_at=moment)
-        known = await self._source.observations()
+        known = self._known
         observation = _direct(known, base, quote) or _through_pivot(known, base, quote)
         if observation is None:
             raise RateUnavailable(f"no rate from {base} to {quote}")
@@ -82,6 +82,29 @@ class RateBook:
                 f"older than {int(self._max_age.total_seconds())} s"
             )
         return observation
+
+
+class RateBook:
+    """Mid rates for any pair of currencies the source can reach, fresh or refused."""
+
+    def __init__(self, source: RateSource, *, max_age_seconds: int = max_age_seconds_default):
+        if max_age_seconds <= 0:
+            raise ValueError("max_age_seconds must be positive")
+        self._source = source
+        self._max_age = datetime.timedelta(seconds=max_age_seconds)
+
+    async def snapshot(self) -> RateSnapshot:
+        """What the source knows now, read once (a quote needs two rates, a transfer one)."""
+        return RateSnapshot(await self._source.observations(), max_age=self._max_age)
+
+    async def mid(
+        self, base: str, quote: str, *, now: datetime.datetime | None = None
+    ) -> RateObservation:
+        """The mid rate base→quote (direct, inverse or through USD), refusing stale rates."""
+        if base == quote:  # Needs no read of the source.
+            moment = now or datetime.datetime.now(tz=datetime.UTC)
+            return RateObservation(base=base, quote=quote, rate=Decimal(1), observed_at=moment)
+        return (await self.snapshot()).mid(base, quote, now=now)
 
 
 def _direct(

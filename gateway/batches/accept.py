@@ -330,9 +330,10 @@ async def _screen(
 ) -> list[_Item]:
     """Daily limits for all items in one step, then a compliance decision per item."""
     to_usd: dict[str, Decimal] = {}
+    rates = await services.quoter.book.snapshot()
     for currency in sorted({item.parsed.source_currency for item in items}):
         try:
-            to_usd[currency] = (await services.quoter.book.mid(currency, "USD")).rate
+            to_usd[currency] = rates.mid(currency, "USD").rate
         except (RateUnavailable, RateStale) as error:
             for item in items:
                 if item.parsed.source_currency == currency:

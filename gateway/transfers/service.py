@@ -24,7 +24,9 @@ import msgspec
 from compliance.decisions import Decision, PayoutFacts
 from compliance.limits import Usage
 from fx.pricing import usd_minor_units
+from fx.quoter import mid_rate
 from fx.quotes import LockedQuote
+from fx.rates import RateSnapshot
 from gateway import wire
 from gateway.audit import append as audit_append
 from gateway.audit_outbox import outbox_insert, outbox_row
@@ -95,9 +97,9 @@ async def create_transfer(
     quote_id = decode_id("quote", body.quote_id)
     recipient_id = decode_id("rcp", body.recipient_id)
     store = services.quoter.store
-    # Both reads in one Redis pipeline (gateway.redis_pipelining): the quote is consumed
-    # meanwhile, and given back below if the recipient turns out unusable.
-    recipient, quote = await asyncio.gather(
+    # The three reads go out in one Redis write (gateway.redis_pipelining): the quote is
+    # consumed meanwhile, and given back below if the recipient turns out unusable.
+    recipient, quote, rates = await asyncio.gather(
         load_recipient(
             services,
             tenant_id=principal.tenant_id,
@@ -105,11 +107,15 @@ async def create_transfer(
             recipient_id=recipient_id,
         ),
         store.consume(tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id),
+        services.quoter.book.snapshot(),
         return_exceptions=True,
     )
     if isinstance(recipient, BaseException):
         await _give_back_quote(services, principal, quote, quote_id, transfer_id)
         raise recipient
+    if isinstance(rates, BaseException):
+        await _give_back_quote(services, principal, quote, quote_id, transfer_id)
+        raise rates
     if recipient is None or recipient.status != "active":
         await _give_back_quote(services, principal, quote, quote_id, transfer_id)
         if recipient is None:
@@ -122,7 +128,7 @@ async def create_transfer(
         rail = _rail(
             quote, recipient_country=recipient.country, recipient_currency=recipient.currency
         )
-        usage, decision = await _screen(services, principal, quote, recipient)
+        usage, decision = await _screen(services, principal, quote, recipient, rates)
         if decision.outcome == "block":
             await audit_append(
                 services.pool,
@@ -183,11 +189,17 @@ async def _give_back_quote(
 
 
 async def _screen(
-    services: Services, principal: Principal, quote: LockedQuote, recipient: RecipientRecord
+    services: Services,
+    principal: Principal,
+    quote: LockedQuote,
+    recipient: RecipientRecord,
+    rates: RateSnapshot,
 ) -> tuple[Usage, Decision]:
     """Count the payout against the daily limit (in USD), then ask compliance about it."""
     terms = await services.pricing.terms(principal.tenant_id)
-    to_usd = await services.quoter.book.mid(quote.source_currency, "USD")
+    # A missing or stale rate is the API's `rate_unavailable` or `rate_stale` (a LedgerError),
+    # so the caller gives the quote back.
+    to_usd = mid_rate(rates, quote.source_currency, "USD")
     source = services.ledger.currencies.get(quote.source_currency)
     usd_minor = int(
         (Decimal(quote.source_amount + quote.fee_amount).scaleb(-source.minor_units) * to_usd.rate)

@@ -1,4 +1,5 @@
-"""The rate book: direct, inverse and USD-cross rates, with stale rates refused."""
+"""The rate book: direct, inverse and USD-cross rates, with stale rates refused, and a
+snapshot that prices several pairs from one read of the source."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ now = datetime.datetime(2026, 11, 21, 12, tzinfo=datetime.UTC)
 
 class FixedSource:
     def __init__(self, rates: dict[tuple[str, str], tuple[str, datetime.datetime]]) -> None:
+        self.reads = 0
         self._rates = {
             pair: RateObservation(base=pair[0], quote=pair[1], rate=Decimal(rate), observed_at=at)
             for pair, (rate, at) in rates.items()
         }
 
     async def observations(self) -> Mapping[tuple[str, str], RateObservation]:
+        self.reads += 1
         return self._rates
 
 
@@ -61,3 +64,16 @@ def test_rates_are_positive_exact_decimals() -> None:
             parse_rate(bad, field="x")
     with pytest.raises(ValueError, match="not floats"):
         parse_rate(0.92, field="x")
+
+
+async def test_a_snapshot_prices_several_pairs_from_one_read() -> None:
+    source = FixedSource({("USD", "EUR"): ("0.92", now), ("USD", "SEK"): ("10.65", now)})
+    book = RateBook(source, max_age_seconds=60)
+    rates = await book.snapshot()
+    assert rates.mid("EUR", "SEK", now=now).rate == Decimal(1) / Decimal("0.92") * Decimal("10.65")
+    assert rates.mid("USD", "EUR", now=now).rate == Decimal("0.92")
+    assert source.reads == 1
+    with pytest.raises(RateStale):
+        rates.mid("USD", "EUR", now=now + datetime.timedelta(seconds=61))
+    await book.mid("EUR", "EUR", now=now)  # The same currency needs no read.
+    assert source.reads == 1

@@ -212,6 +212,27 @@ def test_refusals_create_and_hold_nothing(payer: Payer) -> None:
     assert payer.balance("EUR")["pending"] == 0
 
 
+def test_a_stale_rate_refuses_the_transfer_and_gives_the_quote_back(payer: Payer) -> None:
+    """The USD rate that counts the daily limit went stale after the quote was priced."""
+    payer.deployment.deposit(payer.key, "SEK", 1_000_000)
+    quote = payer.quote("SEK", "EUR", 10_000)
+    body = {"quote_id": quote["id"], "recipient_id": payer.recipient("EUR"), "reference": "x"}
+    rates = f"{payer.deployment.base_url}/admin/v1/fx-rates"
+    admin = payer.deployment.admin()
+    stale = {"rates": {"USD/SEK": "10.65"}, "observed_at": "2020-01-01T00:00:00Z"}
+    assert httpx.put(rates, headers=admin, json=stale).status_code == 200
+    try:
+        refused = payer.post("/v1/transfers", body)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == "rate_stale"
+        assert payer.balance("SEK")["pending"] == 0
+    finally:
+        httpx.put(rates, headers=admin, json={"rates": {"USD/SEK": "10.65"}})
+    paid = payer.post("/v1/transfers", body)  # The refusal gave the quote back.
+    assert paid.status_code == 201, paid.text
+    assert payer.settle(paid.json()["id"])["status"] == "completed"
+
+
 def test_cancel_before_submission_and_not_after(payer: Payer) -> None:
     completed = payer.pay("EUR", "EUR", 1_000, "to complete")
     done = payer.settle(completed.json()["id"])
