@@ -105,7 +105,7 @@ async def idempotent(
         )
         return json_response(status, payload)
     body = await request.body()
-    request_fingerprint = fingerprint(method=request.method, path=request.url.path, body=body)
+    request_fingerprint = fingerprint(method=request.method, path=_target(request), body=body)
     try:
         stored = await services.idempotency.begin(
             tenant_id=principal.tenant_id, key=key, request_fingerprint=request_fingerprint
@@ -150,6 +150,14 @@ async def idempotent(
     return Response(
         content=response.body, status_code=response.status_code, media_type=response.content_type
     )
+
+
+def _target(request: Request[Any, Any, Any]) -> str:
+    """The path with its query (`?atomic=true` changes what a CSV batch does), so the same
+    key with another query is a conflict, not a replay. Without a query it is the path
+    alone, as fingerprints were before queries counted."""
+    query = bytes(request.scope.get("query_string", b"")).decode("latin-1")
+    return f"{request.url.path}?{query}" if query else request.url.path
 
 
 async def _execute_to_response(

@@ -342,6 +342,33 @@ def test_a_csv_upload_is_a_batch(payer: BatchPayer) -> None:
     assert second["error"]["message"].startswith("row 3, column source_amount")
 
 
+def test_a_csv_upload_retried_with_another_atomic_flag_is_a_conflict(payer: BatchPayer) -> None:
+    rows = [
+        "recipient_id,source_currency,target_currency,source_amount,target_amount,reference",
+        f"{payer.recipients['GBP']},GBP,GBP,700,,CSV-KEY-1",
+        f"{payer.recipients['GBP']},GBP,GBP,0,,CSV-KEY-2",
+    ]
+    headers = {**bearer(payer.key), "Content-Type": "text/csv", "Idempotency-Key": "csv-atomic"}
+
+    def upload(atomic: str) -> httpx.Response:
+        return httpx.post(
+            f"{payer.deployment.base_url}/v1/batches?atomic={atomic}",
+            content="\n".join(rows).encode(),
+            headers=headers,
+            timeout=60,
+        )
+
+    first = upload("false")
+    assert first.status_code == 201, first.text
+    replayed = upload("false")
+    assert replayed.headers.get("idempotent-replayed") == "true"
+    assert replayed.content == first.content
+    # The atomic flag changes what the request does: it is another request, not a replay.
+    other = upload("true")
+    assert other.status_code == 409, other.text
+    assert other.json()["code"] == "idempotency_conflict"
+
+
 def test_another_tenants_batch_is_not_found(payer: BatchPayer, deployment: Deployment) -> None:
     created = payer.post(
         "/v1/batches", {"items": [payer.item("GBP", "GBP", "X-1", source_amount=10)]}
