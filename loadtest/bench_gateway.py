@@ -30,6 +30,7 @@ import httpx
 import msgspec
 
 from gateway.ratelimit import requests_per_minute_max
+from loadtest.cpu import per_request_ms, tree_cpu_seconds
 
 repository = Path(__file__).resolve().parents[1]
 admin_token = "bench-admin-" + secrets.token_hex(24)
@@ -64,6 +65,8 @@ class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    # The server's CPU (its whole process tree) per request, in ms; None when not measured.
+    server_cpu_ms: float | None = None
 
     @property
     def per_second(self) -> float:
@@ -112,17 +115,39 @@ def _process(command: list[str], environment: dict[str, str]) -> Iterator[subpro
 
 
 def run_wrk(
-    url: str, *, api_key: str, connections: int, threads: int, seconds: int, directory: Path
+    url: str,
+    *,
+    api_key: str,
+    connections: int,
+    threads: int,
+    seconds: int,
+    directory: Path,
+    server_pid: int,
 ) -> LoadResult:
     script = directory / "post.lua"
     script.write_text(wrk_script.replace("BODY", hold_body.decode()).replace("KEY", api_key))
-    return run_script(str(script), url, connections=connections, threads=threads, seconds=seconds)
+    return run_script(
+        str(script),
+        url,
+        connections=connections,
+        threads=threads,
+        seconds=seconds,
+        server_pid=server_pid,
+    )
 
 
 def run_script(
-    script: str, url: str, *, connections: int, threads: int, seconds: int
+    script: str, url: str, *, connections: int, threads: int, seconds: int, server_pid: int
 ) -> LoadResult:
-    """Run wrk with a Lua script that ends in `wrk_summary`; its figures."""
+    """Run wrk with a Lua script that ends in `wrk_summary`; its figures, with the CPU
+    that `server_pid` and its descendants spent per request meanwhile."""
+    cpu_before = tree_cpu_seconds(server_pid)
+    result = _wrk(script, url, connections=connections, threads=threads, seconds=seconds)
+    spent = tree_cpu_seconds(server_pid) - cpu_before
+    return msgspec.structs.replace(result, server_cpu_ms=per_request_ms(spent, result.requests))
+
+
+def _wrk(script: str, url: str, *, connections: int, threads: int, seconds: int) -> LoadResult:
     output = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", script, url],
         capture_output=True,
@@ -231,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{name:<8} {result.per_second:>9,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
             f"p95 {result.p95_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
-            f"non-2xx {result.non_2xx}  socket errors {result.socket_errors}"
+            f"non-2xx {result.non_2xx}  socket errors {result.socket_errors}  "
+            f"server CPU {result.server_cpu_ms or 0:.3f} ms/request"
         )
     print(
         f"ratio gateway/echo: {ratio:.2f} ({arguments.workers} worker(s), "
@@ -297,7 +323,9 @@ def _measure(
         _granian("loadtest.echo:create_echo_app", echo_port, arguments.workers), environment
     ) as echo:
         _wait_healthy(f"http://127.0.0.1:{echo_port}/echo", echo)
-        results["echo"] = run_wrk(f"http://127.0.0.1:{echo_port}/echo", api_key="none", **load)
+        results["echo"] = run_wrk(
+            f"http://127.0.0.1:{echo_port}/echo", api_key="none", server_pid=echo.pid, **load
+        )
     with _ledger(arguments.workers, environment, directory):
         port = _free_port()
         with _process(
@@ -316,7 +344,9 @@ def _measure(
             base = f"http://127.0.0.1:{port}"
             _wait_healthy(f"{base}/health", gateway)
             api_key = unthrottled_tenant(base, deposits={"EUR": 10**15})
-            results["gateway"] = run_wrk(f"{base}/v1/holds", api_key=api_key, **load)
+            results["gateway"] = run_wrk(
+                f"{base}/v1/holds", api_key=api_key, server_pid=gateway.pid, **load
+            )
     return results
 
 

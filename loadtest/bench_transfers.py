@@ -8,8 +8,9 @@ ledger) with the same granian settings and drives them with wrk, in one run:
 3. `POST /v1/transfers`, each request paying one of those quotes.
 
 Prints quotes/s, transfers/s with their latency p50/p95, payments/s (a quote and a transfer
-each, end to end) and the ratio to the echo ceiling. The worker settles the payments on the
-sandbox rails meanwhile, as in production.
+each, end to end) and the ratio to the echo ceiling, and for each phase the CPU the server
+spent per request (`loadtest.cpu`), which co-located load disturbs far less than requests/s.
+The worker settles the payments on the sandbox rails meanwhile, as in production.
 """
 
 from __future__ import annotations
@@ -143,9 +144,15 @@ def main(argv: list[str] | None = None) -> None:
     for name, result in results.items():
         print(
             f"{name:<10} {result.per_second:>9,.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
-            f"p95 {result.p95_ms:7.2f} ms  non-2xx {result.non_2xx}"
+            f"p95 {result.p95_ms:7.2f} ms  non-2xx {result.non_2xx}  "
+            f"server CPU {result.server_cpu_ms or 0:.3f} ms/request"
         )
     print(f"payments   {payments:>9,.0f} /s (one quote and one transfer each)")
+    if echo.server_cpu_ms and transfers.server_cpu_ms:
+        print(
+            f"CPU per request, echo/transfer: {echo.server_cpu_ms / transfers.server_cpu_ms:.2f} "
+            "(the ratio one core would reach if the server's CPU were the only limit)"
+        )
     print(
         f"ratio transfers/echo: {transfers.per_second / echo.per_second:.2f}, payments/echo: "
         f"{payments / echo.per_second:.2f} ({arguments.workers} granian worker(s), "
@@ -175,7 +182,11 @@ def _measure(
     ) as echo:
         _wait_healthy(f"http://127.0.0.1:{echo_port}/echo", echo)
         results["echo"] = run_wrk(
-            f"http://127.0.0.1:{echo_port}/echo", api_key="none", directory=directory, **load
+            f"http://127.0.0.1:{echo_port}/echo",
+            api_key="none",
+            directory=directory,
+            server_pid=echo.pid,
+            **load,
         )
     environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{ledger_port}"
     gateway = [sys.executable, "-m", "gateway.cli"]
@@ -210,7 +221,9 @@ def _measure(
                 server.pid,
                 arguments.seconds,
             ):
-                results["quotes"] = run_script(str(script), f"{base}/v1/quotes", **load)
+                results["quotes"] = run_script(
+                    str(script), f"{base}/v1/quotes", server_pid=server.pid, **load
+                )
             _pool(directory, arguments.threads)
             script = directory / "transfers.lua"
             script.write_text(
@@ -223,7 +236,9 @@ def _measure(
                 server.pid,
                 arguments.seconds,
             ):
-                results["transfers"] = run_script(str(script), f"{base}/v1/transfers", **load)
+                results["transfers"] = run_script(
+                    str(script), f"{base}/v1/transfers", server_pid=server.pid, **load
+                )
     _report_refusals(directory)
     if arguments.profile is not None:
         print(profiling.summary(arguments.profile), file=sys.stderr)

@@ -1,0 +1,64 @@
+"""The CPU time a server's process tree spends, read from /proc: what a request costs.
+
+The benchmarks run the server, wrk, Postgres, Redis and the ledger on the same two cores,
+so requests per second move with whatever else the machine is doing. The server's own CPU
+seconds per request move far less, and they say directly how much dearer a transfer is than
+the bare endpoint. Linux only, like the benchmarks (they need wrk).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+clock_ticks_per_second = os.sysconf("SC_CLK_TCK")
+# A granian server is a handful of processes; a bound keeps a runaway walk finite.
+process_tree_size_max = 256
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of `pid` and every live descendant, all threads."""
+    own = _cpu_seconds(pid)
+    if own is None:
+        raise ProcessLookupError(f"no process {pid}")
+    total, seen, waiting = own, {pid}, _children(pid)
+    while waiting and len(seen) < process_tree_size_max:
+        child = waiting.pop()
+        if child in seen:
+            continue
+        seen.add(child)
+        spent = _cpu_seconds(child)
+        if spent is None:
+            continue  # It exited between the two reads.
+        total += spent
+        waiting.extend(_children(child))
+    return total
+
+
+def per_request_ms(cpu_seconds: float, requests: int) -> float:
+    return 1000 * cpu_seconds / requests if requests else 0.0
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name may hold spaces or parentheses: fields are counted after its ")".
+    # utime and stime are stat's fields 14 and 15, the 12th and 13th after the name.
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / clock_ticks_per_second
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return found
+    for task in tasks:
+        try:
+            found.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found

@@ -1,0 +1,62 @@
+"""A server's CPU is read from /proc across its process tree: a busy child counts for its
+parent, an idle process adds almost nothing, and a process that is gone is an error."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from loadtest.cpu import per_request_ms, tree_cpu_seconds
+
+# A parent that starts a child burning about half a second of CPU, then both wait.
+busy_tree = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", '''
+import time
+end = time.process_time() + 0.5
+while time.process_time() < end:
+    pass
+print("done", flush=True)
+time.sleep(30)
+'''], stdout=sys.stdout)
+time.sleep(30)
+"""
+
+
+def test_a_busy_child_counts_for_its_parent() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", busy_tree], stdout=subprocess.PIPE, text=True, start_new_session=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None
+            assert parent.stdout.readline().strip() == "done"
+            spent = tree_cpu_seconds(parent.pid)
+            # The child's half second, plus two interpreters starting; never wildly more.
+            assert 0.45 <= spent <= 5
+        finally:
+            os.killpg(parent.pid, signal.SIGKILL)  # The parent and its child together.
+
+
+def test_an_idle_process_spends_almost_nothing() -> None:
+    idle = subprocess.Popen(["sleep", "30"])
+    try:
+        assert tree_cpu_seconds(idle.pid) < 0.1
+    finally:
+        idle.kill()
+        idle.wait()
+
+
+def test_a_process_that_is_gone_is_an_error() -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with pytest.raises(ProcessLookupError):
+        tree_cpu_seconds(gone.pid)
+
+
+def test_per_request_cost() -> None:
+    assert per_request_ms(1.5, 3_000) == pytest.approx(0.5)
+    assert per_request_ms(1.0, 0) == 0.0
