@@ -100,10 +100,7 @@ class RateBook:
     async def mid(
         self, base: str, quote: str, *, now: datetime.datetime | None = None
     ) -> RateObservation:
-        """The mid rate base→quote (direct, inverse or through USD), refusing stale rates."""
-        if base == quote:  # Needs no read of the source.
-            moment = now or datetime.datetime.now(tz=datetime.UTC)
-            return RateObservation(base=base, quote=quote, rate=Decimal(1), observed_at=moment)
+        """One rate from a snapshot of its own (see `RateSnapshot.mid`)."""
         return (await self.snapshot()).mid(base, quote, now=now)
 
 
