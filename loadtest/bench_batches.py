@@ -28,6 +28,7 @@ from loadtest.bench_gateway import (
     _process,
     _wait_healthy,
     bench_environment,
+    ledger_server_command,
     unthrottled_tenant,
 )
 
@@ -105,14 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{ledger_port}"
             environment["KOVRA_ENV"] = "sandbox"
             gateway = [sys.executable, "-m", "gateway.cli"]
-            ledger = [
-                *gateway,
-                "ledger-server",
-                "--address",
-                f"127.0.0.1:{ledger_port}",
-                "--journal",
-                str(directory / "ledger.journal"),
-            ]
+            ledger = ledger_server_command(ledger_port, directory)
             with (
                 _process(ledger, environment),
                 _process([*gateway, "serve", "--port", str(port)], environment) as server,

@@ -350,14 +350,9 @@ def _measure(
     return results
 
 
-@contextmanager
-def _ledger(workers: int, environment: dict[str, str], directory: Path) -> Iterator[None]:
-    """Several workers without a cluster share the embedded ledger through its server."""
-    if workers == 1 or environment.get("TB_ADDRESSES"):
-        yield
-        return
-    port = _free_port()
-    command = [
+def ledger_server_command(port: int, directory: Path) -> list[str]:
+    """`kovra ledger-server` on 127.0.0.1:`port`, journaling in `directory`."""
+    return [
         sys.executable,
         "-m",
         "gateway.cli",
@@ -367,7 +362,16 @@ def _ledger(workers: int, environment: dict[str, str], directory: Path) -> Itera
         "--journal",
         str(directory / "ledger.journal"),
     ]
-    with _process(command, environment):
+
+
+@contextmanager
+def _ledger(workers: int, environment: dict[str, str], directory: Path) -> Iterator[None]:
+    """Several workers without a cluster share the embedded ledger through its server."""
+    if workers == 1 or environment.get("TB_ADDRESSES"):
+        yield
+        return
+    port = _free_port()
+    with _process(ledger_server_command(port, directory), environment):
         time.sleep(2)
         environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{port}"
         yield

@@ -36,6 +36,7 @@ from loadtest.bench_gateway import (
     _process,
     _wait_healthy,
     bench_environment,
+    ledger_server_command,
     run_script,
     run_wrk,
     unthrottled_tenant,
@@ -190,14 +191,7 @@ def _measure(
         )
     environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{ledger_port}"
     gateway = [sys.executable, "-m", "gateway.cli"]
-    ledger = [
-        *gateway,
-        "ledger-server",
-        "--address",
-        f"127.0.0.1:{ledger_port}",
-        "--journal",
-        str(directory / "ledger.journal"),
-    ]
+    ledger = ledger_server_command(ledger_port, directory)
     with (
         _process(ledger, environment),
         _process(
