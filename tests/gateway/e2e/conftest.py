@@ -143,6 +143,17 @@ class Deployment:
         )
         assert response.status_code == 201, response.text
 
+    def fund_liquidity(self, amounts: dict[str, int]) -> None:
+        """The platform's FX position in each currency, through the admin API."""
+        for currency, amount in amounts.items():
+            response = httpx.post(
+                f"{self.base_url}/admin/v1/liquidity",
+                headers=self.admin(),
+                json={"currency": currency, "amount": amount},
+                timeout=30,
+            )
+            assert response.status_code == 201, response.text
+
 
 def bearer(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}

@@ -33,12 +33,7 @@ list_refresh_wait_seconds = 3.0
 
 @pytest.fixture(scope="module")
 def funded(deployment: Deployment) -> Deployment:
-    for currency, amount in liquidity.items():
-        httpx.post(
-            f"{deployment.base_url}/admin/v1/liquidity",
-            headers=deployment.admin(),
-            json={"currency": currency, "amount": amount},
-        ).raise_for_status()
+    deployment.fund_liquidity(liquidity)
     return deployment
 
 

@@ -84,13 +84,7 @@ class Payer:
 
 @pytest.fixture(scope="module")
 def payer(deployment: Deployment) -> Payer:
-    for currency, amount in liquidity.items():
-        funded = httpx.post(
-            f"{deployment.base_url}/admin/v1/liquidity",
-            headers=deployment.admin(),
-            json={"currency": currency, "amount": amount},
-        )
-        assert funded.status_code == 201, funded.text
+    deployment.fund_liquidity(liquidity)
     return Payer(deployment)
 
 
