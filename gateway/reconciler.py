@@ -57,7 +57,7 @@ async def reconcile_reservations(services: Services) -> int:
     leaves held money no transfer will ever release. Every payout has exactly one target
     leg, so scanning pending PAYOUT_TARGET transfers finds every reservation.
     """
-    watermark = await _watermark(services, "payout_reservations")
+    watermark = await read_watermark(services, "payout_reservations")
     cutoff_ns = time.time_ns() - services.settings.reconcile_after_seconds * 1_000_000_000
     found = await services.ledger_client.query_transfers(
         tb.QueryFilter(
@@ -86,7 +86,7 @@ async def reconcile_reservations(services: Services) -> int:
     payouts = Payouts(services.ledger)
     for orphan in orphans:
         await payouts.abort(await _payout_from_ledger(services, orphan))
-    await _advance(services, "payout_reservations", max(t.timestamp for t in found))
+    await advance_watermark(services, "payout_reservations", max(t.timestamp for t in found))
     if orphans:
         log.warning("orphan_reservations_voided", count=len(orphans))
     return len(orphans)
@@ -122,7 +122,7 @@ async def _payout_from_ledger(services: Services, target_leg: tb.Transfer) -> Pa
     )
 
 
-async def _watermark(services: Services, name: str) -> int:
+async def read_watermark(services: Services, name: str) -> int:
     """The ledger timestamp (ns) up to which `name` has been reconciled."""
     value = await services.pool.fetchval(
         "SELECT ledger_timestamp_ns FROM reconciler_watermarks WHERE name = $1", name
@@ -130,7 +130,8 @@ async def _watermark(services: Services, name: str) -> int:
     return 0 if value is None else int(value)
 
 
-async def _advance(services: Services, name: str, timestamp_ns: int) -> None:
+async def advance_watermark(services: Services, name: str, timestamp_ns: int) -> None:
+    """Record that `name` has been reconciled up to `timestamp_ns` (ledger time)."""
     moment = datetime.datetime.fromtimestamp(timestamp_ns / 1_000_000_000, tz=datetime.UTC)
     await services.pool.execute(
         """INSERT INTO reconciler_watermarks (name, created_at, ledger_timestamp_ns)

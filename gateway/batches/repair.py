@@ -22,7 +22,6 @@ run again by the next pass (the watermark only moves once a scan is fully repair
 
 from __future__ import annotations
 
-import datetime
 import time
 import uuid
 
@@ -31,6 +30,7 @@ import tigerbeetle as tb
 
 from gateway.batches.accept import item_id
 from gateway.batches.wire import batch_items_max
+from gateway.reconciler import advance_watermark, read_watermark
 from gateway.services import Services
 from ledger.client import batch_size_max
 from ledger.invariants import ensure
@@ -50,7 +50,7 @@ log = structlog.get_logger("kovra.batches.repair")
 
 async def repair_once(services: Services) -> int:
     """One scan of the pair chains written since the last one; how many batches it undid."""
-    watermark = await _watermark(services)
+    watermark = await read_watermark(services, watermark_name)
     cutoff_ns = time.time_ns() - services.settings.reconcile_after_seconds * 1_000_000_000
     found = await services.ledger_client.query_transfers(
         _filter(code=int(TransferCode.BATCH_SOURCE), after_ns=watermark, before_ns=cutoff_ns)
@@ -67,7 +67,7 @@ async def repair_once(services: Services) -> int:
     undone = 0
     for batch_id in orphans:
         undone += await undo_batch(services, batch_id=batch_id, tenant_id=tenants[batch_id])
-    await _advance(services, max(t.timestamp for t in found))
+    await advance_watermark(services, watermark_name, max(t.timestamp for t in found))
     if undone:
         log.warning("orphan_batches_undone", count=undone)
     return undone
@@ -160,24 +160,4 @@ def _filter(
         timestamp_max=before_ns,
         limit=limit,
         flags=tb.QueryFilterFlags.NONE,
-    )
-
-
-async def _watermark(services: Services) -> int:
-    value = await services.pool.fetchval(
-        "SELECT ledger_timestamp_ns FROM reconciler_watermarks WHERE name = $1", watermark_name
-    )
-    return 0 if value is None else int(value)
-
-
-async def _advance(services: Services, timestamp_ns: int) -> None:
-    moment = datetime.datetime.fromtimestamp(timestamp_ns / 1_000_000_000, tz=datetime.UTC)
-    await services.pool.execute(
-        """INSERT INTO reconciler_watermarks (name, created_at, ledger_timestamp_ns)
-           VALUES ($1, $2, $3)
-           ON CONFLICT (name) DO UPDATE SET created_at = EXCLUDED.created_at,
-                                            ledger_timestamp_ns = EXCLUDED.ledger_timestamp_ns""",
-        watermark_name,
-        moment,
-        timestamp_ns,
     )
