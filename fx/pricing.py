@@ -98,6 +98,13 @@ def price(
     )
 
 
+def usd_equivalent_minor(*, amount_minor: int, currency: Currency, to_usd_mid: Decimal) -> int:
+    """`amount_minor` of `currency` in US cents at the mid rate `to_usd_mid`, rounded up and
+    at least one cent: what a payout counts against its tenant's daily limit."""
+    value = _major(amount_minor, currency) * to_usd_mid
+    return max(1, int(value.scaleb(usd_minor_units).to_integral_value(rounding=ROUND_CEILING)))
+
+
 def _fee(source_amount: int, source: Currency, pricing: Pricing, usd_to_source: Decimal) -> int:
     """A share of the source amount plus a fixed fee set in USD, both rounded up."""
     share = (Decimal(source_amount) * pricing.fee_bps / basis_points).to_integral_value(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from fx.pricing import Pricing, price
+from fx.pricing import Pricing, price, usd_equivalent_minor
 from fx.quotes import LockedQuote, QuoteStore
 from fx.rates import RateBook, RateObservation, RateSnapshot, RateStale, RateUnavailable
 from ledger.currencies import CurrencyRegistry
@@ -71,6 +71,7 @@ class Quoter:
         rates = await self._book.snapshot()  # One read of the source for both rates.
         mid = mid_rate(rates, source.code, target.code, now=now)
         usd = mid_rate(rates, "USD", source.code, now=now)
+        to_usd = mid_rate(rates, source.code, "USD", now=now)
         terms = price(
             source=source,
             target=target,
@@ -96,5 +97,10 @@ class Quoter:
                 rate_observed_at=terms.rate_observed_at,
                 created_at=now,
                 expires_at=now + self._ttl,
+                usd_equivalent_minor=usd_equivalent_minor(
+                    amount_minor=terms.source_amount + terms.fee_amount,
+                    currency=source,
+                    to_usd_mid=to_usd.rate,
+                ),
             )
         )

@@ -49,11 +49,27 @@ class LockedQuote(msgspec.Struct, frozen=True, kw_only=True):
     rate_observed_at: datetime.datetime
     created_at: datetime.datetime
     expires_at: datetime.datetime
+    # The source amount and fee in US cents at the quote's mid rates: what paying it counts
+    # against the daily limit, locked with the rate so a transfer needs no rate of its own.
+    # None on quotes stored before it was recorded; those are valued when they are paid.
+    usd_equivalent_minor: int | None = None
 
 
 class QuoteState(msgspec.Struct, frozen=True, kw_only=True):
     quote: LockedQuote
     status: Literal["active", "used", "expired"]
+
+
+# KEYS[1] the quote; ARGV[1] its JSON, ARGV[2] its expiry (ms), ARGV[3] the record's TTL (s).
+# Stores the quote unless one is stored under this id already; returns that first one, or
+# nil. One script, so a quote is never stored without its expiry or its TTL.
+_save_script = """
+local first = redis.call('HGET', KEYS[1], 'quote')
+if first then return first end
+redis.call('HSET', KEYS[1], 'quote', ARGV[1], 'expires_at_ms', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return false
+"""
 
 
 # KEYS[1] the quote; ARGV[1] now (ms), ARGV[2] the consumer id.
@@ -91,6 +107,7 @@ class QuoteStore:
     def __init__(self, redis: Redis, *, namespace: str = "kovra") -> None:
         self._redis = redis
         self._namespace = namespace
+        self._save = redis.register_script(_save_script)
         self._consume = redis.register_script(_consume_script)
         self._release = redis.register_script(_release_script)
 
@@ -102,15 +119,12 @@ class QuoteStore:
         key = self._key(quote.tenant_id, quote.id)
         lifetime = int((quote.expires_at - quote.created_at).total_seconds())
         ttl_seconds = lifetime + record_grace_seconds
-        created = await self._redis.hsetnx(key, "quote", msgspec.json.encode(quote))
-        if created:
-            await self._redis.hset(key, "expires_at_ms", _ms(quote.expires_at))
-            await self._redis.expire(key, ttl_seconds)
+        first = await self._save(
+            keys=[key], args=[msgspec.json.encode(quote), _ms(quote.expires_at), ttl_seconds]
+        )
+        if first is None:
             return quote
-        state = await self.read(tenant_id=quote.tenant_id, quote_id=quote.id)
-        if state is None:
-            raise QuoteNotFound("the quote disappeared while it was being stored")
-        return state.quote
+        return msgspec.json.decode(first, type=LockedQuote)
 
     async def read(self, *, tenant_id: int, quote_id: int) -> QuoteState | None:
         """The tenant's quote and whether it is active, used or expired; None if unknown."""

@@ -38,7 +38,7 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -46,7 +46,7 @@ import msgspec
 from compliance.decisions import Decision
 from compliance.limits import Usage
 from fx.netting import ItemAmounts, PairTotals
-from fx.pricing import usd_minor_units
+from fx.pricing import usd_equivalent_minor
 from fx.rates import RateStale, RateUnavailable
 from gateway.audit_outbox import outbox_insert, outbox_row
 from gateway.batches import wire as batch_wire
@@ -387,10 +387,11 @@ def _usd_minor(services: Services, item: _Item, rate: Decimal) -> int:
     """The item's source amount and fee in US cents, rounded up (as single payouts count)."""
     ensure(item.amounts is not None, "an item is netted before it is screened")
     assert item.amounts is not None
-    source = services.ledger.currencies.get(item.parsed.source_currency)
-    spent = item.amounts.source_amount_minor + item.amounts.fee_minor
-    value = (Decimal(spent).scaleb(-source.minor_units) * rate).scaleb(usd_minor_units)
-    return max(1, int(value.to_integral_value(rounding=ROUND_CEILING)))
+    return usd_equivalent_minor(
+        amount_minor=item.amounts.source_amount_minor + item.amounts.fee_minor,
+        currency=services.ledger.currencies.get(item.parsed.source_currency),
+        to_usd_mid=rate,
+    )
 
 
 async def _convert(

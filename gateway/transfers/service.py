@@ -16,17 +16,15 @@ import datetime
 import hashlib
 import json
 import uuid
-from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 import msgspec
 
 from compliance.decisions import Decision, PayoutFacts
 from compliance.limits import Usage
-from fx.pricing import usd_minor_units
+from fx.pricing import usd_equivalent_minor
 from fx.quoter import mid_rate
 from fx.quotes import LockedQuote
-from fx.rates import RateSnapshot
 from gateway import wire
 from gateway.audit import append as audit_append
 from gateway.audit_outbox import outbox_insert, outbox_row
@@ -97,9 +95,9 @@ async def create_transfer(
     quote_id = decode_id("quote", body.quote_id)
     recipient_id = decode_id("rcp", body.recipient_id)
     store = services.quoter.store
-    # The three reads go out in one Redis write (gateway.redis_pipelining): the quote is
-    # consumed meanwhile, and given back below if the recipient turns out unusable.
-    recipient, quote, rates = await asyncio.gather(
+    # Both reads go out in one Redis write (gateway.redis_pipelining): the quote is consumed
+    # meanwhile, and given back below if the recipient turns out unusable.
+    recipient, quote = await asyncio.gather(
         load_recipient(
             services,
             tenant_id=principal.tenant_id,
@@ -107,15 +105,11 @@ async def create_transfer(
             recipient_id=recipient_id,
         ),
         store.consume(tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id),
-        services.quoter.book.snapshot(),
         return_exceptions=True,
     )
     if isinstance(recipient, BaseException):
         await _give_back_quote(services, principal, quote, quote_id, transfer_id)
         raise recipient
-    if isinstance(rates, BaseException):
-        await _give_back_quote(services, principal, quote, quote_id, transfer_id)
-        raise rates
     if recipient is None or recipient.status != "active":
         await _give_back_quote(services, principal, quote, quote_id, transfer_id)
         if recipient is None:
@@ -128,7 +122,7 @@ async def create_transfer(
         rail = _rail(
             quote, recipient_country=recipient.country, recipient_currency=recipient.currency
         )
-        usage, decision = await _screen(services, principal, quote, recipient, rates)
+        usage, decision = await _screen(services, principal, quote, recipient)
         if decision.outcome == "block":
             await audit_append(
                 services.pool,
@@ -193,19 +187,12 @@ async def _screen(
     principal: Principal,
     quote: LockedQuote,
     recipient: RecipientRecord,
-    rates: RateSnapshot,
 ) -> tuple[Usage, Decision]:
     """Count the payout against the daily limit (in USD), then ask compliance about it."""
     terms = await services.pricing.terms(principal.tenant_id)
-    # A missing or stale rate is the API's `rate_unavailable` or `rate_stale` (a LedgerError),
-    # so the caller gives the quote back.
-    to_usd = mid_rate(rates, quote.source_currency, "USD")
-    source = services.ledger.currencies.get(quote.source_currency)
-    usd_minor = int(
-        (Decimal(quote.source_amount + quote.fee_amount).scaleb(-source.minor_units) * to_usd.rate)
-        .scaleb(usd_minor_units)
-        .to_integral_value(rounding=ROUND_CEILING)
-    )
+    usd_minor = quote.usd_equivalent_minor
+    if usd_minor is None:
+        usd_minor = await _usd_at_current_rates(services, quote)
     usage = await services.limits.consume(
         tenant_id=principal.tenant_id,
         usd_minor=usd_minor,
@@ -226,6 +213,18 @@ async def _screen(
         )
     )
     return usage, decision
+
+
+async def _usd_at_current_rates(services: Services, quote: LockedQuote) -> int:
+    """A quote stored before quotes recorded their USD equivalent, valued now. A missing or
+    stale rate is the API's `rate_unavailable` or `rate_stale` (a LedgerError), so the
+    caller gives the quote back."""
+    rates = await services.quoter.book.snapshot()
+    return usd_equivalent_minor(
+        amount_minor=quote.source_amount + quote.fee_amount,
+        currency=services.ledger.currencies.get(quote.source_currency),
+        to_usd_mid=mid_rate(rates, quote.source_currency, "USD").rate,
+    )
 
 
 def _rail(quote: LockedQuote, *, recipient_country: str, recipient_currency: str) -> str:

@@ -1,6 +1,7 @@
 """Pricing rounds in the platform's favour at each currency's minor units: a source amount
 never buys more than its exact conversion, a target amount never costs less, fees round up,
-and the customer rate is the mid rate less the margin, never rounded up."""
+the customer rate is the mid rate less the margin, never rounded up, and a USD equivalent
+rounds up to at least one cent."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given
 
-from fx.pricing import Pricing, customer_rate, price
+from fx.pricing import Pricing, customer_rate, price, usd_equivalent_minor
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import InvalidAmount
 
@@ -146,3 +147,23 @@ def test_customer_rate_is_cut_not_rounded() -> None:
     assert customer_rate(Decimal("1.23456789019"), 0) == Decimal("1.2345678901")
     with pytest.raises(ValueError, match="margin_bps"):
         customer_rate(Decimal(1), 10_000)
+
+
+def test_usd_equivalent_rounds_up_to_at_least_one_cent() -> None:
+    idr, eur = registry.get("IDR"), registry.get("EUR")
+    # 1,001.46 EUR at 1.0869565217 USD per EUR is 1,088.54347... USD: 108,855 cents.
+    rate = Decimal("1.0869565217")
+    assert usd_equivalent_minor(amount_minor=100_146, currency=eur, to_usd_mid=rate) == 108_855
+    assert usd_equivalent_minor(amount_minor=1, currency=idr, to_usd_mid=Decimal("0.00006")) == 1
+    exact = usd_equivalent_minor(amount_minor=2_000, currency=eur, to_usd_mid=Decimal("1.5"))
+    assert exact == 3_000
+
+
+@given(amount=st.integers(min_value=1, max_value=10**15), rate=mids)
+def test_usd_equivalent_is_never_below_the_exact_value(amount: int, rate: Decimal) -> None:
+    for code in ("EUR", "IDR", "KWD"):
+        currency = registry.get(code)
+        counted = usd_equivalent_minor(amount_minor=amount, currency=currency, to_usd_mid=rate)
+        exact = _exact(amount, currency.minor_units, rate, 2)
+        assert counted >= exact
+        assert counted < max(exact + 1, Decimal(2))

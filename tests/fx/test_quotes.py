@@ -1,5 +1,7 @@
 """Locked quotes are single use across processes: of 50 concurrent uses exactly one wins,
-the winner may retry, expired and used quotes say so, and another tenant sees nothing."""
+the winner may retry, expired and used quotes say so, and another tenant sees nothing. A
+quote is stored with its expiry and TTL in one step, and quotes stored before they recorded
+their USD equivalent still read."""
 
 from __future__ import annotations
 
@@ -77,3 +79,27 @@ async def test_saving_the_same_quote_id_keeps_the_first(
     assert second == first
     ttl = await redis_client.ttl(f"{namespace}:quote:1:{first.id:032x}")
     assert 600 < ttl <= 600 + 86_400
+
+
+async def test_a_saved_quote_has_its_expiry_and_ttl(redis_client: Redis, namespace: str) -> None:
+    store = QuoteStore(redis_client, namespace=namespace)
+    quote = await store.save(_quote(minutes=10))
+    key = f"{namespace}:quote:1:{quote.id:032x}"
+    stored = await redis_client.hget(key, "expires_at_ms")
+    assert stored is not None
+    assert int(stored) == int(quote.expires_at.timestamp() * 1000)
+    assert 600 < await redis_client.ttl(key) <= 600 + 86_400
+
+
+async def test_a_quote_stored_without_its_usd_equivalent_still_reads(
+    redis_client: Redis, namespace: str
+) -> None:
+    """The record an earlier version wrote: the same JSON without `usd_equivalent_minor`."""
+    store = QuoteStore(redis_client, namespace=namespace)
+    quote = await store.save(msgspec.structs.replace(_quote(), usd_equivalent_minor=1_093))
+    key = f"{namespace}:quote:1:{quote.id:032x}"
+    earlier = msgspec.json.decode(await redis_client.hget(key, "quote") or b"")
+    del earlier["usd_equivalent_minor"]
+    await redis_client.hset(key, "quote", msgspec.json.encode(earlier))
+    used = await store.consume(tenant_id=1, quote_id=quote.id, consumer_id=7)
+    assert used == msgspec.structs.replace(quote, usd_equivalent_minor=None)

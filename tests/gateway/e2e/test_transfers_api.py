@@ -6,6 +6,7 @@ refusals that create and hold nothing, and concurrent transfers that never overd
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis
 
 from gateway.ids import decode_id
 from loadtest.provisioning import recipients
@@ -206,15 +208,46 @@ def test_refusals_create_and_hold_nothing(payer: Payer) -> None:
     assert payer.balance("EUR")["pending"] == 0
 
 
-def test_a_stale_rate_refuses_the_transfer_and_gives_the_quote_back(payer: Payer) -> None:
-    """The USD rate that counts the daily limit went stale after the quote was priced."""
-    payer.deployment.deposit(payer.key, "SEK", 1_000_000)
-    quote = payer.quote("SEK", "EUR", 10_000)
-    body = {"quote_id": quote["id"], "recipient_id": payer.recipient("EUR"), "reference": "x"}
+def _stale_usd_sek(payer: Payer) -> tuple[str, dict[str, str]]:
+    """Make the USD/SEK rate stale; the rates endpoint and admin headers to restore it."""
     rates = f"{payer.deployment.base_url}/admin/v1/fx-rates"
     admin = payer.deployment.admin()
     stale = {"rates": {"USD/SEK": "10.65"}, "observed_at": "2020-01-01T00:00:00Z"}
     assert httpx.put(rates, headers=admin, json=stale).status_code == 200
+    return rates, admin
+
+
+def test_a_quote_locks_its_usd_equivalent_so_a_stale_rate_cannot_refuse_it(
+    payer: Payer,
+) -> None:
+    """The daily limit counts the quote's USD equivalent, priced with the quote: the USD
+    rate going stale afterwards does not stop the tenant paying a quote it holds."""
+    payer.deployment.deposit(payer.key, "SEK", 1_000_000)
+    quote = payer.quote("SEK", "EUR", 10_000)
+    body = {"quote_id": quote["id"], "recipient_id": payer.recipient("EUR"), "reference": "x"}
+    rates, admin = _stale_usd_sek(payer)
+    try:
+        paid = payer.post("/v1/transfers", body)
+    finally:
+        httpx.put(rates, headers=admin, json={"rates": {"USD/SEK": "10.65"}})
+    assert paid.status_code == 201, paid.text
+    assert payer.settle(paid.json()["id"])["status"] == "completed"
+
+
+def test_an_earlier_versions_quote_is_valued_now_and_given_back_on_a_stale_rate(
+    payer: Payer,
+) -> None:
+    """A quote stored before quotes recorded their USD equivalent is valued at the current
+    rate when paid; with that rate stale the transfer is refused and the quote given back."""
+    payer.deployment.deposit(payer.key, "SEK", 1_000_000)
+    quote = payer.quote("SEK", "EUR", 10_000)
+    store = redis.Redis.from_url(payer.deployment.environment["REDIS_URL"])
+    key = f"kovra:quote:{payer.tenant_id}:{decode_id('quote', quote['id']):032x}"
+    stored = json.loads(store.hget(key, "quote") or b"{}")
+    assert stored.pop("usd_equivalent_minor") > 0
+    store.hset(key, "quote", json.dumps(stored))
+    body = {"quote_id": quote["id"], "recipient_id": payer.recipient("EUR"), "reference": "x"}
+    rates, admin = _stale_usd_sek(payer)
     try:
         refused = payer.post("/v1/transfers", body)
         assert refused.status_code == 503, refused.text
