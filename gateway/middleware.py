@@ -26,6 +26,7 @@ from gateway.auth import authenticate_admin, authenticate_tenant_request
 from gateway.observability import problems_total, rate_limited_total, request_latency_seconds
 from gateway.problems import ProblemError, encode, problem, problem_content_type
 from gateway.ratelimit import rate_limit_headers
+from gateway.requests import scope_header
 from gateway.services import Services
 
 request_id_length_max = 128
@@ -36,15 +37,8 @@ compliance_prefix = "/v1/compliance/"
 log = structlog.get_logger("kovra.http")
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
 def _request_id(scope: Scope) -> str:
-    given = _header(scope, b"x-request-id")
+    given = scope_header(scope, b"x-request-id")
     if given and len(given) <= request_id_length_max and given.isprintable():
         return given
     return uuid.uuid4().hex
@@ -127,7 +121,7 @@ async def _guard(scope: Scope, method: str, extra_headers: dict[str, str]) -> No
     state: dict[str, Any] = scope.setdefault("state", {})
     if path.startswith(tenant_prefix):
         principal, decision = await authenticate_tenant_request(
-            services, _header(scope, b"authorization")
+            services, scope_header(scope, b"authorization")
         )
         structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
         extra_headers.update(rate_limit_headers(decision))
@@ -149,7 +143,7 @@ async def _guard(scope: Scope, method: str, extra_headers: dict[str, str]) -> No
             raise ProblemError(403, "forbidden", "a compliance key can only decide cases")
         state["principal"] = principal
     elif path.startswith(admin_prefix):
-        state["admin_actor"] = authenticate_admin(services, _header(scope, b"authorization"))
+        state["admin_actor"] = authenticate_admin(services, scope_header(scope, b"authorization"))
 
 
 def _route_template(scope: Scope) -> str:

@@ -24,7 +24,7 @@ from gateway.db.tenancy import (
 from gateway.freezes import set_recipient_freeze, set_tenant_freeze
 from gateway.ids import decode_id, encode_id, utc_from_ns
 from gateway.problems import FieldError, ProblemError
-from gateway.requests import decode_body, json_response, services_of
+from gateway.requests import decode_body, json_response, request_body, services_of
 from gateway.tenants import create_tenant_with_key, issue_api_key, publish_tenant
 from ledger.transfers import new_object_id
 
@@ -60,7 +60,7 @@ async def _tenant_or_404(request: Request[Any, Any, Any], tenant_id: int) -> Ten
 @post("/admin/v1/tenants", summary="Create a tenant and its first API key", tags=["admin"])
 async def create_tenant(request: Request[Any, Any, Any]) -> Response[bytes]:
     services = services_of(request)
-    body = decode_body(await request.body(), wire.TenantCreate)
+    body = decode_body(await request_body(request), wire.TenantCreate)
     tenant, secret = await create_tenant_with_key(
         services,
         name=body.name,
@@ -81,7 +81,7 @@ async def read_tenant(request: Request[Any, Any, Any], tenant_id: int) -> Respon
 @put("/admin/v1/tenants/{tenant_id:int}/policies", summary="Link other policies", tags=["admin"])
 async def update_policies(request: Request[Any, Any, Any], tenant_id: int) -> Response[bytes]:
     services = services_of(request)
-    body = decode_body(await request.body(), wire.PoliciesUpdate)
+    body = decode_body(await request_body(request), wire.PoliciesUpdate)
     await record_admin_action(
         services.pool,
         actor=_actor(request),
@@ -106,7 +106,7 @@ async def update_policies(request: Request[Any, Any, Any], tenant_id: int) -> Re
 
 @put("/admin/v1/tenants/{tenant_id:int}/status", summary="Freeze or unfreeze", tags=["admin"])
 async def update_status(request: Request[Any, Any, Any], tenant_id: int) -> Response[bytes]:
-    body = decode_body(await request.body(), wire.TenantStatusUpdate)
+    body = decode_body(await request_body(request), wire.TenantStatusUpdate)
     tenant = await set_tenant_freeze(
         services_of(request), tenant_id=tenant_id, status=body.status, actor=_actor(request)
     )
@@ -123,7 +123,7 @@ async def update_status(request: Request[Any, Any, Any], tenant_id: int) -> Resp
 async def update_recipient_status(
     request: Request[Any, Any, Any], tenant_id: int, recipient_id: str
 ) -> Response[bytes]:
-    body = decode_body(await request.body(), wire.TenantStatusUpdate)
+    body = decode_body(await request_body(request), wire.TenantStatusUpdate)
     changed = await set_recipient_freeze(
         services_of(request),
         tenant_id=tenant_id,
@@ -139,7 +139,7 @@ async def update_recipient_status(
 @post("/admin/v1/tenants/{tenant_id:int}/api-keys", summary="Issue an API key", tags=["admin"])
 async def create_key(request: Request[Any, Any, Any], tenant_id: int) -> Response[bytes]:
     services = services_of(request)
-    body = decode_body(await request.body(), wire.ApiKeyCreate)
+    body = decode_body(await request_body(request), wire.ApiKeyCreate)
     tenant = await _tenant_or_404(request, tenant_id)
     key, secret = await issue_api_key(
         services, tenant=tenant, role=body.role, actor=_actor(request)
@@ -195,7 +195,7 @@ async def revoke_key(
 @post("/admin/v1/liquidity", summary="Fund the platform's FX position", tags=["admin"])
 async def fund_liquidity(request: Request[Any, Any, Any]) -> Response[bytes]:
     services = services_of(request)
-    body = decode_body(await request.body(), wire.LiquidityFund)
+    body = decode_body(await request_body(request), wire.LiquidityFund)
     funding_id = new_object_id()
     await record_admin_action(
         services.pool,
@@ -221,7 +221,7 @@ async def fund_liquidity(request: Request[Any, Any, Any]) -> Response[bytes]:
 @post("/admin/v1/limit-policies", summary="Create a limit policy", tags=["admin"])
 async def create_limit(request: Request[Any, Any, Any]) -> Response[bytes]:
     services = services_of(request)
-    body = decode_body(await request.body(), wire.LimitPolicyCreate)
+    body = decode_body(await request_body(request), wire.LimitPolicyCreate)
     await record_admin_action(
         services.pool,
         actor=_actor(request),
@@ -243,7 +243,7 @@ async def create_limit(request: Request[Any, Any, Any]) -> Response[bytes]:
 @post("/admin/v1/pricing-policies", summary="Create a pricing policy", tags=["admin"])
 async def create_pricing(request: Request[Any, Any, Any]) -> Response[bytes]:
     services = services_of(request)
-    body = decode_body(await request.body(), wire.PricingPolicyCreate)
+    body = decode_body(await request_body(request), wire.PricingPolicyCreate)
     await record_admin_action(
         services.pool,
         actor=_actor(request),
@@ -266,7 +266,7 @@ async def create_pricing(request: Request[Any, Any, Any]) -> Response[bytes]:
 @put("/admin/v1/fx-rates", summary="Set rates in the internal rate table", tags=["admin"])
 async def update_fx_rates(request: Request[Any, Any, Any]) -> Response[bytes]:
     services = services_of(request)
-    body = decode_body(await request.body(), wire.FxRatesUpdate)
+    body = decode_body(await request_body(request), wire.FxRatesUpdate)
     if not isinstance(services.rate_source, TableRateSource):
         raise ProblemError(409, "conflict", "rates come from the HTTP feed (KOVRA_FX_SOURCE)")
     try:

@@ -15,7 +15,7 @@ from gateway.batches.records import BatchRow, get_batch, item_page, list_message
 from gateway.cursors import page_limit_or_422
 from gateway.ids import decode_id
 from gateway.problems import FieldError, ProblemError
-from gateway.requests import idempotent, json_response, principal_of, services_of
+from gateway.requests import idempotent, json_response, principal_of, request_body, services_of
 
 # A 10,000-item batch is about 2 MB of JSON; the rest of the API keeps its own, smaller limit.
 batch_request_body_bytes_max = 8 * 1024 * 1024
@@ -52,7 +52,7 @@ async def create_batch_route(
     principal = principal_of(request)
     if principal.status != "active":
         raise ProblemError(403, "tenant_frozen", "this tenant is frozen: no money can move")
-    is_atomic, parsed = _items_of(request, await request.body(), atomic)
+    is_atomic, parsed = _items_of(request, await request_body(request), atomic)
 
     async def execute(batch_id: int) -> tuple[int, msgspec.Struct]:
         view = await accept_batch(

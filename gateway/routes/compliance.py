@@ -17,7 +17,7 @@ from msgspec import Meta
 
 from gateway.ids import decode_id, encode_id
 from gateway.problems import FieldError, ProblemError
-from gateway.requests import decode_body, json_response, principal_of, services_of
+from gateway.requests import decode_body, json_response, principal_of, request_body, services_of
 from gateway.transfers.cases import CaseRow, cases_page_max, decide_once, get_case, list_cases
 from gateway.transfers.records import get_transfer
 from gateway.transfers.service import event_id, event_payload, payout_of
@@ -101,7 +101,7 @@ async def decide_case(request: Request[Any, Any, Any], case_id: str) -> Response
     if principal.role != "compliance":
         # Separation of duties: a tenant never clears its own payouts.
         raise ProblemError(403, "forbidden", "deciding cases needs a compliance officer's key")
-    body = decode_body(await request.body(), CaseDecision)
+    body = decode_body(await request_body(request), CaseDecision)
     services = services_of(request)
     case = await get_case(
         services.pool,

@@ -12,7 +12,14 @@ from litestar import Request, Response, get, post
 from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
 from gateway.ids import decode_id, encode_id
 from gateway.problems import FieldError, ProblemError
-from gateway.requests import decode_body, idempotent, json_response, principal_of, services_of
+from gateway.requests import (
+    decode_body,
+    idempotent,
+    json_response,
+    principal_of,
+    request_body,
+    services_of,
+)
 from gateway.routes.webhooks import endpoint_uuid
 from gateway.webhooks import catalog, deliveries
 from gateway.webhooks.endpoints import get_endpoint
@@ -108,7 +115,7 @@ async def redeliver_route(request: Request[Any, Any, Any], event_id: str) -> Res
     principal = principal_of(request)
     if principal.role not in redeliver_roles:
         raise ProblemError(403, "forbidden", "redelivering needs an admin or operator key")
-    body = decode_body(await request.body(), Redeliver)
+    body = decode_body(await request_body(request), Redeliver)
     event = await _event_or_404(request, event_id)
     pool = services_of(request).pool
     endpoint_id = None

@@ -29,6 +29,7 @@ from gateway.requests import (
     idempotent,
     json_response,
     principal_of,
+    request_body,
     services_of,
 )
 from gateway.services import Services
@@ -104,7 +105,7 @@ async def create_deposit(request: Request[Any, Any, Any]) -> Response[bytes]:
     if not services.settings.sandbox:
         raise ProblemError(404, "not_found", "deposits exist only in the sandbox")
     _require_active(request)
-    body = decode_body(await request.body(), wire.DepositCreate)
+    body = decode_body(await request_body(request), wire.DepositCreate)
     principal = principal_of(request)
 
     async def execute(deposit_id: int) -> tuple[int, msgspec.Struct]:
@@ -158,7 +159,7 @@ async def create_deposit(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def create_hold(request: Request[Any, Any, Any]) -> Response[bytes]:
     services = services_of(request)
     _require_active(request)
-    body = decode_body(await request.body(), wire.HoldCreate)
+    body = decode_body(await request_body(request), wire.HoldCreate)
     principal = principal_of(request)
 
     async def execute(hold_id: int) -> tuple[int, msgspec.Struct]:
@@ -222,13 +223,13 @@ async def read_hold(request: Request[Any, Any, Any], hold_id: str) -> Response[b
 
 @post("/v1/holds/{hold_id:str}/capture", summary="Capture a hold, fully or partly", tags=["holds"])
 async def capture_hold(request: Request[Any, Any, Any], hold_id: str) -> Response[bytes]:
-    body = decode_body(await request.body(), wire.HoldCapture)
+    body = decode_body(await request_body(request), wire.HoldCapture)
     return await _resolve_hold(request, hold_id, capture=True, amount=body.amount)
 
 
 @post("/v1/holds/{hold_id:str}/void", summary="Release a hold", tags=["holds"])
 async def void_hold(request: Request[Any, Any, Any], hold_id: str) -> Response[bytes]:
-    decode_body(await request.body(), wire.HoldVoid)
+    decode_body(await request_body(request), wire.HoldVoid)
     return await _resolve_hold(request, hold_id, capture=False, amount=None)
 
 

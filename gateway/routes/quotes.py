@@ -12,7 +12,14 @@ from fx.quotes import LockedQuote
 from gateway import wire
 from gateway.ids import decode_id, encode_id
 from gateway.problems import FieldError, ProblemError
-from gateway.requests import decode_body, idempotent, json_response, principal_of, services_of
+from gateway.requests import (
+    decode_body,
+    idempotent,
+    json_response,
+    principal_of,
+    request_body,
+    services_of,
+)
 
 
 def quote_view(
@@ -38,7 +45,7 @@ def quote_view(
 @post("/v1/quotes", summary="Quote a conversion and lock its rate", tags=["quotes"])
 async def create_quote(request: Request[Any, Any, Any]) -> Response[bytes]:
     services = services_of(request)
-    body = decode_body(await request.body(), wire.QuoteCreate)
+    body = decode_body(await request_body(request), wire.QuoteCreate)
     if (body.source_amount is None) == (body.target_amount is None):
         raise ProblemError(
             422,

@@ -12,7 +12,14 @@ from gateway import wire
 from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
 from gateway.ids import decode_id, encode_id
 from gateway.problems import FieldError, ProblemError
-from gateway.requests import decode_body, idempotent, json_response, principal_of, services_of
+from gateway.requests import (
+    decode_body,
+    idempotent,
+    json_response,
+    principal_of,
+    request_body,
+    services_of,
+)
 from gateway.transfers.recipients import create_recipient, load_recipient, normalise
 from gateway.transfers.records import TransferRow, get_transfer, list_messages, list_transfers
 from gateway.transfers.service import cancel_transfer, create_transfer, transfer_view
@@ -39,7 +46,7 @@ def _recipient_view(record: Any) -> wire.Recipient:
 )
 async def create_recipient_route(request: Request[Any, Any, Any]) -> Response[bytes]:
     services = services_of(request)
-    body = decode_body(await request.body(), wire.RecipientCreate)
+    body = decode_body(await request_body(request), wire.RecipientCreate)
     principal = principal_of(request)
     try:
         details = normalise(
@@ -96,7 +103,7 @@ async def create_transfer_route(request: Request[Any, Any, Any]) -> Response[byt
     principal = principal_of(request)
     if principal.status != "active":
         raise ProblemError(403, "tenant_frozen", "this tenant is frozen: no money can move")
-    body = decode_body(await request.body(), wire.TransferCreate)
+    body = decode_body(await request_body(request), wire.TransferCreate)
 
     async def execute(transfer_id: int) -> tuple[int, msgspec.Struct]:
         return 201, await create_transfer(services, principal, transfer_id=transfer_id, body=body)
@@ -156,7 +163,7 @@ async def list_transfers_route(
 async def cancel_transfer_route(
     request: Request[Any, Any, Any], transfer_id: str
 ) -> Response[bytes]:
-    decode_body(await request.body(), wire.TransferCancel)
+    decode_body(await request_body(request), wire.TransferCancel)
     row = await _transfer_or_404(request, transfer_id)
     services = services_of(request)
 

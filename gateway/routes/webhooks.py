@@ -17,7 +17,14 @@ from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
 from gateway.ids import decode_id, encode_id
 from gateway.problems import FieldError, ProblemError
 from gateway.ratelimit import Principal
-from gateway.requests import decode_body, idempotent, json_response, principal_of, services_of
+from gateway.requests import (
+    decode_body,
+    idempotent,
+    json_response,
+    principal_of,
+    request_body,
+    services_of,
+)
 from gateway.webhooks import catalog, endpoints, signing
 from gateway.webhooks.destinations import DestinationRefused, resolve
 from gateway.webhooks.endpoints import EndpointRow, TooManyEndpoints, endpoints_page_max
@@ -47,7 +54,7 @@ def endpoint_uuid(text: str) -> uuid.UUID:
 
 
 async def _checked_body(request: Request[Any, Any, Any]) -> EndpointCreate:
-    body = decode_body(await request.body(), EndpointCreate)
+    body = decode_body(await request_body(request), EndpointCreate)
     unknown = catalog.unknown_filters(body.enabled_events)
     if unknown:
         raise ProblemError(
@@ -164,7 +171,7 @@ async def delete_endpoint_route(
 async def rotate_secret_route(request: Request[Any, Any, Any], endpoint_id: str) -> Response[bytes]:
     principal = principal_of(request)
     _admin_only(principal)
-    body = decode_body(await request.body(), SecretRotate)
+    body = decode_body(await request_body(request), SecretRotate)
     pool = services_of(request).pool
     target = endpoint_uuid(endpoint_id)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -221,6 +222,27 @@ def test_oversized_bodies_are_refused(deployment: Deployment) -> None:
         headers={**bearer(key), "content-type": "application/json"},
     )
     _problem(response, 413, "payload_too_large")
+
+
+def test_oversized_bodies_sent_in_chunks_without_a_length_are_refused(
+    deployment: Deployment,
+) -> None:
+    _, key = deployment.tenant()
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"currency": "EUR", "amount": 5, "reference": "'
+        for _ in range(20):
+            yield b"r" * 10_000
+        yield b'"}'
+
+    response = httpx.post(
+        f"{deployment.base_url}/v1/holds",
+        content=chunks(),
+        headers={**bearer(key), "content-type": "application/json"},
+    )
+    assert "content-length" not in response.request.headers
+    _problem(response, 413, "payload_too_large")
+    assert _balance(deployment, key, "EUR")["pending"] == 0
 
 
 def test_fifty_concurrent_identical_requests_have_exactly_one_effect(
