@@ -1,7 +1,7 @@
 """`python -m loadtest.bench_batches`: one 10,000-item batch through the API, timed once.
 
 Starts the real processes on a fresh database (`bench_environment`): the shared embedded
-ledger server and `kovra serve`. Through the API it creates a tenant whose limits do not
+ledger server (or, with `TB_ADDRESSES` set, that TigerBeetle cluster) and `kovra serve`. Through the API it creates a tenant whose limits do not
 throttle the run, funds its wallet and the platform's liquidity, creates recipients, then
 posts one batch of `--items` payouts (three currency pairs, mixed source- and target-given
 amounts) and prints the time from the request to the answer, with every valid item held
@@ -28,7 +28,7 @@ from loadtest.bench_gateway import (
     _process,
     _wait_healthy,
     bench_environment,
-    ledger_server_command,
+    shared_ledger,
     unthrottled_tenant,
 )
 
@@ -102,13 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="kovra-bench-") as folder:
         directory = Path(folder)
         with bench_environment(directory) as environment:
-            ledger_port, port = _free_port(), _free_port()
-            environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{ledger_port}"
+            port = _free_port()
             environment["KOVRA_ENV"] = "sandbox"
             gateway = [sys.executable, "-m", "gateway.cli"]
-            ledger = ledger_server_command(ledger_port, directory)
             with (
-                _process(ledger, environment),
+                shared_ledger(environment, directory),
                 _process([*gateway, "serve", "--port", str(port)], environment) as server,
             ):
                 base = f"http://127.0.0.1:{port}"

@@ -366,13 +366,24 @@ def ledger_server_command(port: int, directory: Path) -> list[str]:
 
 @contextmanager
 def _ledger(workers: int, environment: dict[str, str], directory: Path) -> Iterator[None]:
-    """Several workers without a cluster share the embedded ledger through its server."""
-    if workers == 1 or environment.get("TB_ADDRESSES"):
+    """One worker keeps the embedded ledger in its own process; several share one."""
+    if workers == 1:
+        yield
+        return
+    with shared_ledger(environment, directory):
+        time.sleep(2)
+        yield
+
+
+@contextmanager
+def shared_ledger(environment: dict[str, str], directory: Path) -> Iterator[None]:
+    """The ledger that several processes share: the TigerBeetle cluster of `TB_ADDRESSES`
+    when it is set, else a `kovra ledger-server` whose address goes into `environment`."""
+    if environment.get("TB_ADDRESSES"):
         yield
         return
     port = _free_port()
     with _process(ledger_server_command(port, directory), environment):
-        time.sleep(2)
         environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{port}"
         yield
 

@@ -1,7 +1,8 @@
 """`python -m loadtest.bench_transfers`: payments/s (quote + transfer) against the bare echo.
 
 Starts the bare msgspec echo app and Kovra (`kovra serve`, `kovra worker` and the shared
-ledger) with the same granian settings and drives them with wrk, in one run:
+ledger: `kovra ledger-server`, or the TigerBeetle cluster of `TB_ADDRESSES` when it is set)
+with the same granian settings and drives them with wrk, in one run:
 
 1. the echo endpoint, for the ceiling of this machine and server settings;
 2. `POST /v1/quotes` for the set duration, each answered quote id written down;
@@ -36,9 +37,9 @@ from loadtest.bench_gateway import (
     _process,
     _wait_healthy,
     bench_environment,
-    ledger_server_command,
     run_script,
     run_wrk,
+    shared_ledger,
     unthrottled_tenant,
     wrk_headers,
     wrk_summary,
@@ -177,7 +178,7 @@ def _measure(
         "seconds": arguments.seconds,
     }
     results: dict[str, LoadResult] = {}
-    echo_port, port, ledger_port = _free_port(), _free_port(), _free_port()
+    echo_port, port = _free_port(), _free_port()
     with _process(
         _granian("loadtest.echo:create_echo_app", echo_port, arguments.workers), environment
     ) as echo:
@@ -189,11 +190,9 @@ def _measure(
             server_pid=echo.pid,
             **load,
         )
-    environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{ledger_port}"
     gateway = [sys.executable, "-m", "gateway.cli"]
-    ledger = ledger_server_command(ledger_port, directory)
     with (
-        _process(ledger, environment),
+        shared_ledger(environment, directory),
         _process(
             [*gateway, "serve", "--port", str(port), "--workers", str(arguments.workers)],
             environment,
