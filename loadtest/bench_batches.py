@@ -1,12 +1,13 @@
 """`python -m loadtest.bench_batches`: one 10,000-item batch through the API, timed once.
 
 Starts the real processes on a fresh database (`bench_environment`): the shared embedded
-ledger server (or, with `TB_ADDRESSES` set, that TigerBeetle cluster) and `kovra serve`. Through the API it creates a tenant whose limits do not
-throttle the run, funds its wallet and the platform's liquidity, creates recipients, then
-posts one batch of `--items` payouts (three currency pairs, mixed source- and target-given
-amounts) and prints the time from the request to the answer, with every valid item held
-in the ledger and recorded, and items per second. The lifecycle worker is not started: the
-figure is acceptance, not settlement.
+ledger server (or, with `TB_ADDRESSES` set, that TigerBeetle cluster) and `kovra serve`.
+Through the API it creates a tenant whose limits do not throttle the run, funds its wallet
+and the platform's liquidity, creates recipients, then posts one batch of `--items`
+payouts (three currency pairs, mixed source- and target-given amounts) and prints the time
+from the request to the answer, with every valid item held in the ledger and recorded, and
+items per second. The lifecycle worker is not started: the figure is acceptance, not
+settlement.
 """
 
 from __future__ import annotations
