@@ -2,16 +2,19 @@
 
 Starts the bare msgspec echo app and Kovra (`kovra serve`, `kovra worker` and the shared
 ledger: `kovra ledger-server`, or the TigerBeetle cluster of `TB_ADDRESSES` when it is set)
-with the same granian settings and drives them with wrk, in one run:
+with the same granian settings, keeps both up, and drives them with wrk in rounds (three by
+default), each measuring back to back:
 
 1. the echo endpoint, for the ceiling of this machine and server settings;
 2. `POST /v1/quotes` for the set duration, each answered quote id written down;
 3. `POST /v1/transfers`, each request paying one of those quotes.
 
-Prints quotes/s, transfers/s with their latency p50/p95, payments/s (a quote and a transfer
-each, end to end) and the ratio to the echo ceiling, and for each phase the CPU the server
-spent per request (`loadtest.cpu`), which co-located load disturbs far less than requests/s.
-The worker settles the payments on the sandbox rails meanwhile, as in production.
+Prints, per round, quotes/s, transfers/s with their latency p50/p95, payments/s (a quote and
+a transfer each, end to end), the ratio to the echo ceiling, and for each phase the CPU the
+server spent per request (`loadtest.cpu`); then the median ratio of the rounds. A shared
+machine's speed can drift by half within minutes, so a ratio only compares phases measured
+seconds apart, and several rounds show how far it moved. The worker settles the payments on
+the sandbox rails meanwhile, as in production (unless `--no-worker`).
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -59,6 +65,7 @@ end
 """
     + wrk_summary
 )
+rounds_max = 20
 transfer_script = (
     wrk_headers
     + """
@@ -110,7 +117,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="granian workers, both servers")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=10, help="per phase of each round")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="echo, quotes and transfers measured back to back this many times, so each "
+        f"ratio compares phases seconds apart (at most {rounds_max})",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--no-worker",
@@ -123,82 +137,100 @@ def main(argv: list[str] | None = None) -> None:
         "--profile",
         type=Path,
         default=None,
-        help="sample the gateway with py-spy during one phase and write the stacks here",
+        help="sample the gateway with py-spy during one phase of the first round and write "
+        "the stacks here",
     )
     parser.add_argument("--profile-phase", choices=("quotes", "transfers"), default="transfers")
     arguments = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install wrk)")
+    if not 1 <= arguments.rounds <= rounds_max:
+        parser.error(f"--rounds must be 1 to {rounds_max}")
     with tempfile.TemporaryDirectory(prefix="kovra-bench-") as folder:
-        results = _run(arguments, Path(folder))
-    echo, quotes, transfers = results["echo"], results["quotes"], results["transfers"]
-    payments = 1 / (1 / quotes.per_second + 1 / transfers.per_second)
+        rounds = _run(arguments, Path(folder))
     if arguments.json:
-        print(
-            json.dumps(
-                {
-                    **{k: msgspec.to_builtins(v) for k, v in results.items()},
-                    "payments_per_second": payments,
-                }
-            )
-        )
+        print(json.dumps({"rounds": [_round_summary(r) for r in rounds]}))
         return
-    for name, result in results.items():
-        print(
-            f"{name:<10} {result.per_second:>9,.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
-            f"p95 {result.p95_ms:7.2f} ms  non-2xx {result.non_2xx}  "
-            f"server CPU {result.server_cpu_ms or 0:.3f} ms/request"
-        )
-    print(f"payments   {payments:>9,.0f} /s (one quote and one transfer each)")
-    if echo.server_cpu_ms and transfers.server_cpu_ms:
-        print(
-            f"CPU per request, echo/transfer: {echo.server_cpu_ms / transfers.server_cpu_ms:.2f} "
-            "(the ratio one core would reach if the server's CPU were the only limit)"
-        )
+    for index, results in enumerate(rounds, start=1):
+        _print_round(index, results)
+    ratios = sorted(_round_summary(r)["ratio_transfers_echo"] for r in rounds)
     print(
-        f"ratio transfers/echo: {transfers.per_second / echo.per_second:.2f}, payments/echo: "
-        f"{payments / echo.per_second:.2f} ({arguments.workers} granian worker(s), "
-        f"{arguments.connections} connections, "
-        f"{arguments.threads} wrk threads, {arguments.seconds} s, {os.cpu_count()} cores, "
-        f"{'with' if arguments.worker else 'without'} kovra worker)"
+        f"ratio transfers/echo, median of {len(rounds)} round(s): "
+        f"{statistics.median(ratios):.2f} (from {ratios[0]:.2f} to {ratios[-1]:.2f}; "
+        f"{arguments.workers} granian worker(s), {arguments.connections} connections, "
+        f"{arguments.threads} wrk threads, {arguments.seconds} s per phase, "
+        f"{os.cpu_count()} cores, {'with' if arguments.worker else 'without'} kovra worker)"
     )
 
 
-def _run(arguments: argparse.Namespace, directory: Path) -> dict[str, LoadResult]:
+def _round_summary(results: dict[str, LoadResult]) -> dict[str, Any]:
+    echo, quotes, transfers = results["echo"], results["quotes"], results["transfers"]
+    payments = 1 / (1 / quotes.per_second + 1 / transfers.per_second)
+    cpu_ratio = (
+        echo.server_cpu_ms / transfers.server_cpu_ms
+        if echo.server_cpu_ms and transfers.server_cpu_ms
+        else None
+    )
+    return {
+        **{name: msgspec.to_builtins(result) for name, result in results.items()},
+        "payments_per_second": payments,
+        "ratio_transfers_echo": transfers.per_second / echo.per_second,
+        "ratio_payments_echo": payments / echo.per_second,
+        "cpu_ratio_echo_transfer": cpu_ratio,
+    }
+
+
+def _print_round(index: int, results: dict[str, LoadResult]) -> None:
+    summary = _round_summary(results)
+    print(f"round {index}")
+    for name, result in results.items():
+        print(
+            f"  {name:<10} {result.per_second:>9,.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
+            f"p95 {result.p95_ms:7.2f} ms  non-2xx {result.non_2xx}  "
+            f"server CPU {result.server_cpu_ms or 0:.3f} ms/request"
+        )
+    print(f"  payments   {summary['payments_per_second']:>9,.0f} /s (a quote and a transfer each)")
+    if summary["cpu_ratio_echo_transfer"] is not None:
+        print(
+            f"  CPU per request, echo/transfer: {summary['cpu_ratio_echo_transfer']:.2f} "
+            "(the ratio one core would reach if the server's CPU were the only limit)"
+        )
+    print(
+        f"  ratio transfers/echo: {summary['ratio_transfers_echo']:.2f}, "
+        f"payments/echo: {summary['ratio_payments_echo']:.2f}"
+    )
+
+
+def _run(arguments: argparse.Namespace, directory: Path) -> list[dict[str, LoadResult]]:
     with bench_environment(directory) as environment:
         return _measure(arguments, directory, environment)
 
 
 def _measure(
     arguments: argparse.Namespace, directory: Path, environment: dict[str, str]
-) -> dict[str, LoadResult]:
+) -> list[dict[str, LoadResult]]:
+    """Both servers stay up; each round measures echo, quotes and transfers back to back."""
     load = {
         "connections": arguments.connections,
         "threads": arguments.threads,
         "seconds": arguments.seconds,
     }
-    results: dict[str, LoadResult] = {}
+    rounds: list[dict[str, LoadResult]] = []
     echo_port, port = _free_port(), _free_port()
-    with _process(
-        _granian("loadtest.echo:create_echo_app", echo_port, arguments.workers), environment
-    ) as echo:
-        _wait_healthy(f"http://127.0.0.1:{echo_port}/echo", echo)
-        results["echo"] = run_wrk(
-            f"http://127.0.0.1:{echo_port}/echo",
-            api_key="none",
-            directory=directory,
-            server_pid=echo.pid,
-            **load,
-        )
     gateway = [sys.executable, "-m", "gateway.cli"]
     with (
+        _process(
+            _granian("loadtest.echo:create_echo_app", echo_port, arguments.workers), environment
+        ) as echo,
         shared_ledger(environment, directory),
         _process(
             [*gateway, "serve", "--port", str(port), "--workers", str(arguments.workers)],
             environment,
         ) as server,
     ):
+        echo_url = f"http://127.0.0.1:{echo_port}/echo"
         base = f"http://127.0.0.1:{port}"
+        _wait_healthy(echo_url, echo)
         _wait_healthy(f"{base}/health", server)
         key, recipient = _prepare(base)
         worker = (
@@ -207,34 +239,70 @@ def _measure(
             else contextlib.nullcontext()
         )
         with worker:
-            script = directory / "quotes.lua"
-            script.write_text(quote_script.replace("KEY", key).replace("DIR", str(directory)))
-            with _profiled(
-                arguments.profile if arguments.profile_phase == "quotes" else None,
-                server.pid,
-                arguments.seconds,
-            ):
-                results["quotes"] = run_script(
-                    str(script), f"{base}/v1/quotes", server_pid=server.pid, **load
+            for index in range(arguments.rounds):
+                results: dict[str, LoadResult] = {}
+                results["echo"] = run_wrk(
+                    echo_url, api_key="none", directory=directory, server_pid=echo.pid, **load
                 )
-            _pool(directory, arguments.threads)
-            script = directory / "transfers.lua"
-            script.write_text(
-                transfer_script.replace("KEY", key)
-                .replace("DIR", str(directory))
-                .replace("RECIPIENT", recipient)
-            )
-            with _profiled(
-                arguments.profile if arguments.profile_phase == "transfers" else None,
-                server.pid,
-                arguments.seconds,
-            ):
-                results["transfers"] = run_script(
-                    str(script), f"{base}/v1/transfers", server_pid=server.pid, **load
+                profile = arguments.profile if index == 0 else None
+                results |= _payments(
+                    arguments,
+                    directory,
+                    _Target(base=base, server_pid=server.pid, key=key, recipient=recipient),
+                    profile=profile,
+                    load=load,
                 )
+                rounds.append(results)
     _report_refusals(directory)
     if arguments.profile is not None:
         print(profiling.summary(arguments.profile), file=sys.stderr)
+    return rounds
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The running gateway and the tenant the run pays from."""
+
+    base: str
+    server_pid: int
+    key: str
+    recipient: str
+
+
+def _payments(
+    arguments: argparse.Namespace,
+    directory: Path,
+    target: _Target,
+    *,
+    profile: Path | None,
+    load: dict[str, int],
+) -> dict[str, LoadResult]:
+    """One round's quotes phase, then its transfers phase paying those quotes."""
+    base, server_pid, key, recipient = target.base, target.server_pid, target.key, target.recipient
+    results: dict[str, LoadResult] = {}
+    script = directory / "quotes.lua"
+    script.write_text(quote_script.replace("KEY", key).replace("DIR", str(directory)))
+    with _profiled(
+        profile if arguments.profile_phase == "quotes" else None, server_pid, arguments.seconds
+    ):
+        results["quotes"] = run_script(
+            str(script), f"{base}/v1/quotes", server_pid=server_pid, **load
+        )
+    _pool(directory, arguments.threads)
+    script = directory / "transfers.lua"
+    script.write_text(
+        transfer_script.replace("KEY", key)
+        .replace("DIR", str(directory))
+        .replace("RECIPIENT", recipient)
+    )
+    with _profiled(
+        profile if arguments.profile_phase == "transfers" else None,
+        server_pid,
+        arguments.seconds,
+    ):
+        results["transfers"] = run_script(
+            str(script), f"{base}/v1/transfers", server_pid=server_pid, **load
+        )
     return results
 
 
