@@ -20,6 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from gateway import wire
 from gateway.background import start_workers
 from gateway.batches import wire as batch_wire
+from gateway.garbage_collection import tune_garbage_collection
 from gateway.middleware import kovra_middleware
 from gateway.observability import configure_logging, problems_total
 from gateway.problems import (
@@ -203,6 +204,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await open_services(chosen)
         app.state.services = services
+        tune_garbage_collection()  # Start-up is done: what is alive now lives for good.
         workers: list[asyncio.Task[None]] = []
         if chosen.in_process_worker:
             # `kovra dev`: the embedded ledger lives in this process, so the worker does too.

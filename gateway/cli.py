@@ -99,6 +99,7 @@ def command_worker(arguments: argparse.Namespace) -> int:
     from prometheus_client import start_http_server  # noqa: PLC0415
 
     from gateway.background import run_workers  # noqa: PLC0415
+    from gateway.garbage_collection import tune_garbage_collection  # noqa: PLC0415
     from gateway.observability import configure_logging  # noqa: PLC0415
     from gateway.transfers.rails_setup import NoRailConfigured  # noqa: PLC0415
 
@@ -109,6 +110,7 @@ def command_worker(arguments: argparse.Namespace) -> int:
         start_http_server(arguments.metrics_port, addr=arguments.metrics_host)
 
     async def run(services: Services) -> int:
+        tune_garbage_collection()  # Start-up is done: what is alive now lives for good.
         try:
             await run_workers(services)
         except NoRailConfigured as error:

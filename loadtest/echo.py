@@ -1,8 +1,9 @@
 """The bare ceiling: a Litestar app with one msgspec echo endpoint and nothing else.
 
-Served by granian with the very same settings as the gateway, it measures what the server,
-the framework and msgspec cost on this machine, so the gateway's figures can be read as a
-ratio of that ceiling rather than as absolute numbers of a shared two-core box.
+Served by granian with the very same settings as the gateway (and the same garbage
+collector settings, `gateway.garbage_collection`), it measures what the server, the
+framework and msgspec cost on this machine, so the gateway's figures can be read as a ratio
+of that ceiling rather than as absolute numbers of a shared two-core box.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Litestar, Request, Response, post
 from msgspec import Meta
+
+from gateway.garbage_collection import tune_garbage_collection
 
 
 class EchoBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -30,5 +33,8 @@ async def echo(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(content=_encoder.encode(body), status_code=201, media_type="application/json")
 
 
-def create_echo_app() -> Litestar:
-    return Litestar(route_handlers=[echo])
+def create_echo_app(*, tune_collector: bool = True) -> Litestar:
+    """The app granian serves; tests leave their own process's collector alone."""
+    return Litestar(
+        route_handlers=[echo], on_startup=[tune_garbage_collection] if tune_collector else []
+    )
