@@ -45,6 +45,9 @@ async def _seed(services: Services) -> tuple[int, str]:
             actor="kovra-dev",
         )
     else:
+        # Postgres can outlive the data directory (the machine's own Postgres, a deleted
+        # `.kovra`), and currencies can be enabled since: open whatever the ledger lacks.
+        await services.ledger.open_tenant_accounts(tenant.id)
         _, secret = await issue_api_key(services, tenant=tenant, role="admin", actor="kovra-dev")
     for code, amount in demo_liquidity_minor.items():
         if code in services.settings.currencies:

@@ -1,11 +1,14 @@
 """`kovra dev` from a clean data directory: it migrates, seeds a demo tenant with money,
 prints a working API key and curl example, serves on the port, and after a restart the
-ledger (journaled under the data directory) has exactly the same balances."""
+ledger (journaled under the data directory) has exactly the same balances. With the data
+directory deleted but the database kept, it starts again on a fresh ledger and seeds the
+same demo tenant's money anew."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -109,5 +112,12 @@ def test_kovra_dev_seeds_serves_and_keeps_its_money(empty_database: str, tmp_pat
             f"http://127.0.0.1:{port}/v1/balances", headers={"Authorization": f"Bearer {key}"}
         ).json()["data"]
         assert next(b for b in pending if b["currency"] == "EUR")["pending"] == 2_500
+    finally:
+        _stop(process)
+    shutil.rmtree(tmp_path / "data")
+    process, third_key = _start(environment, port, tmp_path / "third.log")
+    try:
+        assert _balances(port, third_key) == first  # Seeded anew; the hold went with the ledger.
+        assert _balances(port, key) == first  # Postgres kept the tenant and its keys.
     finally:
         _stop(process)
