@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -122,37 +123,26 @@ class Deployment:
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {admin_token}"}
 
+    def created(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        """POST `body` to `path`; the response, which must be a 201."""
+        response = httpx.post(f"{self.base_url}{path}", json=body, headers=headers, timeout=30)
+        assert response.status_code == 201, response.text
+        return response
+
     def tenant(self, *, name: str = "e2e", tier: str = "enterprise") -> tuple[int, str]:
         """A new tenant through the admin API: its id and admin API key."""
-        response = httpx.post(
-            f"{self.base_url}/admin/v1/tenants",
-            headers=self.admin(),
-            json={"name": name, "tier": tier},
-            timeout=30,
-        )
-        assert response.status_code == 201, response.text
-        body = response.json()
+        body = self.created("/admin/v1/tenants", {"name": name, "tier": tier}, self.admin()).json()
         return int(body["tenant_id"]), str(body["api_key"])
 
     def deposit(self, api_key: str, currency: str, amount: int) -> None:
-        response = httpx.post(
-            f"{self.base_url}/v1/deposits",
-            json={"currency": currency, "amount": amount},
-            headers=bearer(api_key),
-            timeout=30,
-        )
-        assert response.status_code == 201, response.text
+        self.created("/v1/deposits", {"currency": currency, "amount": amount}, bearer(api_key))
 
     def fund_liquidity(self, amounts: dict[str, int]) -> None:
         """The platform's FX position in each currency, through the admin API."""
         for currency, amount in amounts.items():
-            response = httpx.post(
-                f"{self.base_url}/admin/v1/liquidity",
-                headers=self.admin(),
-                json={"currency": currency, "amount": amount},
-                timeout=30,
+            self.created(
+                "/admin/v1/liquidity", {"currency": currency, "amount": amount}, self.admin()
             )
-            assert response.status_code == 201, response.text
 
 
 def bearer(api_key: str) -> dict[str, str]:
