@@ -4,6 +4,12 @@ Each payout adds its USD equivalent to the tenant's counter for the UTC day; one
 checks the tier's daily limit and adds in one step, so two workers can never both squeeze
 under the limit. The same script counts payouts per hour for the risk score's velocity.
 A payout that is refused later (no funds, blocked) gives its volume back.
+
+A payout retried after a failure between counting it and recording it (Postgres gone for a
+moment, a worker killed) is counted once: the caller names a `CountOnce` marker, a field in a
+Redis hash that lives as long as a retry can come (for a transfer, its quote's record). The
+first count writes the amount and moment there; a retry finds it and counts nothing, and a
+give-back clears it, so the retry after a refusal counts again.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from ledger.errors import LedgerError
-from ledger.invariants import ensure
+from ledger.invariants import ensure, unreachable
 
 counter_ttl_seconds = 2 * 86_400
 # Redis Lua numbers are doubles: amounts stay below 2**53 so every comparison is exact.
@@ -23,6 +29,13 @@ usd_minor_max = 2**53 - 1
 
 class DailyLimitExceeded(LedgerError):
     code = "daily_limit_exceeded"
+
+
+class CountOnce(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a payout's count is remembered: `field` of the Redis hash `key`."""
+
+    key: str
+    field: str
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,8 +48,19 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     payouts_last_hour: int
 
 
-# KEYS: day counter, hour counter. ARGV: amount, limit, ttl.
+# KEYS: day counter, hour counter, and the count-once hash if any.
+# ARGV: amount, limit, ttl, now (ms), and the count-once field if any.
+# Returns {0, day total} refused, {1, day total, hour count} counted, or
+# {2, day total, hour count, amount, moment (ms)} counted before under the marker.
 _consume = """
+if KEYS[3] then
+  local counted = redis.call('HGET', KEYS[3], ARGV[5])
+  if counted then
+    local amount, moment = string.match(counted, '^(%d+):(%d+)$')
+    return {2, tonumber(redis.call('GET', KEYS[1]) or '0'),
+      tonumber(redis.call('GET', KEYS[2]) or '0'), amount, moment}
+  end
+end
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 local amount = tonumber(ARGV[1])
 if used + amount > tonumber(ARGV[2]) then return {0, used, 0} end
@@ -44,11 +68,19 @@ used = redis.call('INCRBY', KEYS[1], amount)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 local hour = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+if KEYS[3] then
+  redis.call('HSET', KEYS[3], ARGV[5], ARGV[1] .. ':' .. ARGV[4])
+  -- The marker's hash normally exists with its own lifetime; one made here must expire.
+  if redis.call('TTL', KEYS[3]) < 0 then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3])) end
+end
 return {1, used, hour}
 """
-# KEYS: day counter, hour counter (of the moment the payout was counted). ARGV: amount.
-# A counter that has expired is left alone rather than recreated below zero.
+# KEYS: day counter, hour counter (of the moment the payout was counted), and the
+# count-once hash if any. ARGV: amount, and the count-once field if any.
+# A counter that has expired is left alone rather than recreated below zero; with a marker,
+# only a count the marker still holds is given back, so giving back twice gives back once.
 _give_back = """
+if KEYS[3] and redis.call('HDEL', KEYS[3], ARGV[2]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], tonumber(ARGV[1])) end
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECR', KEYS[2]) end
 return 1
@@ -111,31 +143,57 @@ class DailyLimits:
         tenant_id: int,
         usd_minor: int,
         daily_limit_usd_minor: int,
+        once: CountOnce | None = None,
         now: datetime.datetime | None = None,
     ) -> Usage:
-        """Count the payout against today's limit, or refuse it without counting."""
+        """Count the payout against today's limit, or refuse it without counting. With
+        `once`, a payout already counted under that marker is not counted again: its
+        `Usage` is the first count's (amount and moment), with today's totals."""
         ensure(1 <= usd_minor <= usd_minor_max, "a payout counts a positive, bounded amount")
         moment = now or datetime.datetime.now(tz=datetime.UTC)
-        reply = await self._consume(
-            keys=self._keys(tenant_id, moment),
-            args=[usd_minor, daily_limit_usd_minor, counter_ttl_seconds],
-        )
-        if int(reply[0]) == 0:
-            raise DailyLimitExceeded(
-                f"today's volume would exceed the daily limit of {daily_limit_usd_minor} USD "
-                f"minor units (used: {int(reply[1])})"
-            )
+        keys = self._keys(tenant_id, moment)
+        args: list[int | str] = [
+            usd_minor,
+            daily_limit_usd_minor,
+            counter_ttl_seconds,
+            _milliseconds(moment),
+        ]
+        if once is not None:
+            keys.append(once.key)
+            args.append(once.field)
+        reply = await self._consume(keys=keys, args=args)
+        match int(reply[0]):
+            case 0:
+                raise DailyLimitExceeded(
+                    f"today's volume would exceed the daily limit of {daily_limit_usd_minor} "
+                    f"USD minor units (used: {int(reply[1])})"
+                )
+            case 1:
+                counted_usd_minor, counted_at = usd_minor, moment
+            case 2:
+                counted_usd_minor = int(reply[3])
+                counted_at = datetime.datetime.fromtimestamp(int(reply[4]) / 1000, tz=datetime.UTC)
+            case other:
+                unreachable(f"the daily limit script replied {other}")
         return Usage(
-            usd_minor=usd_minor,
-            counted_at=moment,
+            usd_minor=counted_usd_minor,
+            counted_at=counted_at,
             day_usd_minor=int(reply[1]),
             payouts_last_hour=int(reply[2]),
         )
 
-    async def give_back(self, *, tenant_id: int, usage: Usage) -> None:
+    async def give_back(
+        self, *, tenant_id: int, usage: Usage, once: CountOnce | None = None
+    ) -> None:
         """Return a refused payout's volume and count to the day and hour it was counted in,
-        even when the refusal comes after midnight."""
-        await self._give_back(keys=self._keys(tenant_id, usage.counted_at), args=[usage.usd_minor])
+        even when the refusal comes after midnight. With `once`, only if that marker still
+        holds the count, and the marker is cleared."""
+        keys = self._keys(tenant_id, usage.counted_at)
+        args: list[int | str] = [usage.usd_minor]
+        if once is not None:
+            keys.append(once.key)
+            args.append(once.field)
+        await self._give_back(keys=keys, args=args)
 
     async def consume_many(
         self,
@@ -181,3 +239,7 @@ class DailyLimits:
             groups[keys] = (amount + usage.usd_minor, count + 1)
         for keys, (amount, count) in groups.items():
             await self._give_back_many(keys=list(keys), args=[amount, count])
+
+
+def _milliseconds(moment: datetime.datetime) -> int:
+    return int(moment.timestamp() * 1000)

@@ -114,6 +114,11 @@ class QuoteStore:
     def _key(self, tenant_id: int, quote_id: int) -> str:
         return f"{self._namespace}:{key_suffix}:{tenant_id}:{quote_id:032x}"
 
+    def record_key(self, *, tenant_id: int, quote_id: int) -> str:
+        """The Redis hash that holds the quote, for facts that must live exactly as long
+        (what paying it counted against the daily limit, `compliance.limits.CountOnce`)."""
+        return self._key(tenant_id, quote_id)
+
     async def save(self, quote: LockedQuote) -> LockedQuote:
         """Store the quote; with an id already stored (a retried request) keep the first."""
         key = self._key(quote.tenant_id, quote.id)

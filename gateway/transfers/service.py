@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from compliance.decisions import Decision, PayoutFacts
-from compliance.limits import Usage
+from compliance.limits import CountOnce, Usage
 from fx.pricing import usd_equivalent_minor
 from fx.quoter import mid_rate
 from fx.quotes import LockedQuote
@@ -47,6 +47,9 @@ from gateway.transfers.records import (
 from ledger.errors import LedgerError
 from ledger.payouts import Payout, Payouts
 from rails.corridors import UnsupportedCorridor, choose_rail, corridor_for
+
+# The field of the quote's record that remembers what paying it counted against the limit.
+daily_limit_counted_field = "daily_limit_counted"
 
 
 def event_id(transfer_id: uuid.UUID, kind: str, attempt: int = 0) -> uuid.UUID:
@@ -118,11 +121,17 @@ async def create_transfer(
     if isinstance(quote, BaseException):
         raise quote
     usage: Usage | None = None
+    # A retry of this transfer (same Idempotency-Key, so the same id) after a failure past
+    # this point finds its count on the quote and is not counted against the limit again.
+    counted = CountOnce(
+        key=store.record_key(tenant_id=principal.tenant_id, quote_id=quote_id),
+        field=daily_limit_counted_field,
+    )
     try:
         rail = _rail(
             quote, recipient_country=recipient.country, recipient_currency=recipient.currency
         )
-        usage, decision = await _screen(services, principal, quote, recipient)
+        usage, decision = await _screen(services, principal, quote, recipient, counted)
         if decision.outcome == "block":
             await audit_append(
                 services.pool,
@@ -150,11 +159,15 @@ async def create_transfer(
             )
         )
     except (LedgerError, ProblemError):
+        # The count first: a quote freed while it still carried this count would let the
+        # next payer of the quote inherit the count and not be counted at all.
+        if usage is not None:
+            await services.limits.give_back(
+                tenant_id=principal.tenant_id, usage=usage, once=counted
+            )
         await store.release(
             tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
         )
-        if usage is not None:
-            await services.limits.give_back(tenant_id=principal.tenant_id, usage=usage)
         raise
     return await _record(
         services,
@@ -187,6 +200,7 @@ async def _screen(
     principal: Principal,
     quote: LockedQuote,
     recipient: RecipientRecord,
+    counted: CountOnce,
 ) -> tuple[Usage, Decision]:
     """Count the payout against the daily limit (in USD), then ask compliance about it."""
     terms = await services.pricing.terms(principal.tenant_id)
@@ -197,6 +211,7 @@ async def _screen(
         tenant_id=principal.tenant_id,
         usd_minor=usd_minor,
         daily_limit_usd_minor=terms.daily_limit_usd_minor,
+        once=counted,
     )
     decision = await services.compliance.check(
         PayoutFacts(

@@ -10,7 +10,10 @@ clients, and from 4 OS processes with their own clients, against a limit that ad
 N of them, admit exactly N and the counter ends at exactly the limit; with mixed amounts the
 admitted total never exceeds the limit and every refusal was a real one.
 A give-back after midnight returns the volume to the day it was counted in, and never
-creates counters below zero or without an expiry.
+creates counters below zero or without an expiry. Under a `CountOnce` marker a payout is
+counted once however often it is retried (even on a full day), a give-back returns it once
+and clears the marker so the next payment counts again, and a marker whose hash is gone
+still expires.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from multiprocessing.synchronize import Barrier
 import pytest
 from redis.asyncio import Redis
 
-from compliance.limits import DailyLimitExceeded, DailyLimits, Usage, counter_ttl_seconds
+from compliance.limits import (
+    CountOnce,
+    DailyLimitExceeded,
+    DailyLimits,
+    Usage,
+    counter_ttl_seconds,
+)
 from ledger.errors import LedgerError
 from ledger.invariants import InvariantViolation
 from tests.conftest import redis_url
@@ -322,3 +331,76 @@ async def test_concurrent_calls_from_several_processes_admit_exactly_what_fits(
     assert sum(succeeded for succeeded, _ in outcomes) == admitted
     assert await counter(redis_client, day_key(namespace, tenant, noon)) == admitted * amount
     assert await counter(redis_client, hour_key(namespace, tenant, noon)) == admitted
+
+
+async def test_a_payout_counted_under_a_marker_is_counted_once(
+    redis_client: Redis, namespace: str
+) -> None:
+    """A retry of the same payout (its marker already written) counts nothing and gets the
+    first count's amount and moment back, so a give-back touches the day it counted in."""
+    limits = DailyLimits(redis_client, namespace=namespace)
+    marker = CountOnce(key=f"{namespace}:quote", field="counted")
+    await redis_client.hset(marker.key, "quote", "{}")
+    await redis_client.expire(marker.key, 600)
+    first = await limits.consume(
+        tenant_id=tenant, usd_minor=1_500, daily_limit_usd_minor=10_000, once=marker, now=noon
+    )
+    later = noon + datetime.timedelta(hours=1)
+    retried = await limits.consume(
+        tenant_id=tenant, usd_minor=1_500, daily_limit_usd_minor=10_000, once=marker, now=later
+    )
+    assert totals(first) == (1_500, 1)
+    assert retried.usd_minor == 1_500
+    assert retried.counted_at == noon
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 1_500
+    assert await counter(redis_client, hour_key(namespace, tenant, later)) is None
+    assert 0 < await redis_client.ttl(marker.key) <= 600  # The hash keeps its own lifetime.
+
+
+async def test_a_retry_is_admitted_even_when_the_day_is_full(
+    redis_client: Redis, namespace: str
+) -> None:
+    """The first count admitted the payout; its retry is the same payout, not a new one."""
+    limits = DailyLimits(redis_client, namespace=namespace)
+    marker = CountOnce(key=f"{namespace}:quote", field="counted")
+    await limits.consume(
+        tenant_id=tenant, usd_minor=1_000, daily_limit_usd_minor=1_000, once=marker, now=noon
+    )
+    retried = await limits.consume(
+        tenant_id=tenant, usd_minor=1_000, daily_limit_usd_minor=1_000, once=marker, now=noon
+    )
+    assert totals(retried) == (1_000, 1)
+
+
+async def test_giving_back_under_a_marker_gives_back_once_and_clears_it(
+    redis_client: Redis, namespace: str
+) -> None:
+    """A give-back returns the count once however often it is called, and the payout paid
+    again after it is counted again."""
+    limits = DailyLimits(redis_client, namespace=namespace)
+    marker = CountOnce(key=f"{namespace}:quote", field="counted")
+    usage = await limits.consume(
+        tenant_id=tenant, usd_minor=2_000, daily_limit_usd_minor=10_000, once=marker, now=noon
+    )
+    await limits.give_back(tenant_id=tenant, usage=usage, once=marker)
+    await limits.give_back(tenant_id=tenant, usage=usage, once=marker)
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 0
+    assert await counter(redis_client, hour_key(namespace, tenant, noon)) == 0
+    assert not await redis_client.hexists(marker.key, marker.field)
+    again = await limits.consume(
+        tenant_id=tenant, usd_minor=2_000, daily_limit_usd_minor=10_000, once=marker, now=noon
+    )
+    assert totals(again) == (2_000, 1)
+
+
+async def test_a_marker_outside_any_hash_expires_with_the_counters(
+    redis_client: Redis, namespace: str
+) -> None:
+    """A marker whose hash is gone is still written, and never left without an expiry."""
+    limits = DailyLimits(redis_client, namespace=namespace)
+    marker = CountOnce(key=f"{namespace}:gone", field="counted")
+    await limits.consume(
+        tenant_id=tenant, usd_minor=10, daily_limit_usd_minor=1_000, once=marker, now=noon
+    )
+    assert await redis_client.hget(marker.key, marker.field) is not None
+    assert 0 < await redis_client.ttl(marker.key) <= counter_ttl_seconds

@@ -1,7 +1,8 @@
 """Transfers end to end through `kovra serve --workers 2` and `kovra worker`: quote, pay,
 and follow the lifecycle of SPEC §6 on the sandbox rails for five corridors, rejections
 refunded to the minor unit, no-answer retried until completed, cancellation, immediate
-refusals that create and hold nothing, and concurrent transfers that never overdraw."""
+refusals that create and hold nothing, a retry after a failed write counted against the daily
+limit once, and concurrent transfers that never overdraw."""
 
 from __future__ import annotations
 
@@ -258,6 +259,61 @@ def test_an_earlier_versions_quote_is_valued_now_and_given_back_on_a_stale_rate(
     paid = payer.post("/v1/transfers", body)  # The refusal gave the quote back.
     assert paid.status_code == 201, paid.text
     assert payer.settle(paid.json()["id"])["status"] == "completed"
+
+
+_refuse_blip = """
+CREATE FUNCTION kovra_test_blip() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.reference = 'pg-blip' THEN RAISE EXCEPTION 'Postgres refuses, for a moment'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER kovra_test_blip BEFORE INSERT ON transfers
+  FOR EACH ROW EXECUTE FUNCTION kovra_test_blip();
+"""
+
+
+async def _sql(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def test_a_retry_after_a_failed_write_counts_the_daily_limit_once(
+    deployment: Deployment,
+) -> None:
+    """Postgres refuses the transfer's row once, after the payout was counted against the
+    daily limit and held; the retry with the same Idempotency-Key completes the transfer,
+    and the day's volume holds the quote's USD equivalent once, not twice."""
+    tenant_id, key = deployment.tenant(name="blip")
+    deployment.deposit(key, "EUR", 1_000_000)
+    headers = {**bearer(key), "Idempotency-Key": f"blip-{uuid.uuid4().hex}"}
+    base = deployment.base_url
+    quote = deployment.created(
+        "/v1/quotes",
+        {"source_currency": "EUR", "target_currency": "EUR", "source_amount": 10_000},
+        bearer(key),
+    ).json()
+    recipient = deployment.created("/v1/recipients", recipients["EUR"], bearer(key)).json()
+    body = {"quote_id": quote["id"], "recipient_id": recipient["id"], "reference": "pg-blip"}
+    days = {time.strftime("%Y%m%d", time.gmtime())}
+    asyncio.run(_sql(deployment.database_url, _refuse_blip))
+    try:
+        failed = httpx.post(f"{base}/v1/transfers", json=body, headers=headers, timeout=30)
+    finally:
+        asyncio.run(_sql(deployment.database_url, "DROP FUNCTION kovra_test_blip CASCADE"))
+    assert failed.status_code == 500, failed.text
+    paid = httpx.post(f"{base}/v1/transfers", json=body, headers=headers, timeout=30)
+    assert paid.status_code == 201, paid.text
+    days.add(time.strftime("%Y%m%d", time.gmtime()))
+    store = redis.Redis.from_url(deployment.environment["REDIS_URL"])
+    stored = store.hget(f"kovra:quote:{tenant_id}:{decode_id('quote', quote['id']):032x}", "quote")
+    usd_minor = json.loads(stored or b"{}")["usd_equivalent_minor"]
+    counted = [int(store.get(f"kovra:limit:day:{tenant_id}:{day}") or 0) for day in days]
+    assert sum(counted) == usd_minor > 0
+    transfer = httpx.get(f"{base}/v1/transfers/{paid.json()['id']}", headers=bearer(key))
+    assert transfer.json()["status"] in {"processing", "submitted", "completed"}
 
 
 def test_cancel_before_submission_and_not_after(payer: Payer) -> None:
