@@ -1,12 +1,12 @@
 """The background work of `kovra worker` (and of `kovra dev`, in-process): the reconciler,
-the transfer lifecycle, the audit outbox drain and webhook delivery, each as its own task
+the transfer lifecycle, the audit outbox drain, webhook delivery and retention, each as its own task
 sharing the process's connections."""
 
 from __future__ import annotations
 
 import asyncio
 
-from gateway import audit_outbox, reconciler
+from gateway import audit_outbox, reconciler, retention
 from gateway.batches import watcher as batch_watcher
 from gateway.services import Services
 from gateway.transfers import worker as transfer_worker
@@ -30,6 +30,7 @@ def start_workers(services: Services) -> list[asyncio.Task[None]]:
                 services, build_rail(services.settings), idle_seconds=transfer_idle_seconds
             )
         ),
+        loop.create_task(retention.run_forever(services.pool, settings.retention)),
         loop.create_task(
             webhook_worker.run_forever(
                 services.pool,

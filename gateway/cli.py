@@ -288,6 +288,25 @@ def command_audit(arguments: argparse.Namespace) -> int:
     return asyncio.run(_with_services(_settings(), run))
 
 
+def command_retention_sweep(_: argparse.Namespace) -> int:
+    from gateway import retention  # noqa: PLC0415
+
+    settings = _settings()
+
+    async def run(services: Services) -> int:
+        deleted = {"deliveries": 0, "events": 0, "idempotency_records": 0}
+        while True:
+            swept = await retention.sweep(services.pool, settings.retention)
+            for table, count in msgspec.structs.asdict(swept).items():
+                deleted[table] += count
+            if max(msgspec.structs.astuple(swept)) < retention.delete_batch_size_max:
+                break
+        print(msgspec.json.encode(deleted).decode())
+        return 0
+
+    return asyncio.run(_with_services(settings, run))
+
+
 def command_freeze(arguments: argparse.Namespace) -> int:
     from gateway.freezes import set_recipient_freeze, set_tenant_freeze  # noqa: PLC0415
     from gateway.ids import decode_id  # noqa: PLC0415
@@ -422,6 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--to", dest="end", type=_timestamp, required=True)
     export.add_argument("--output", required=True)
     export.set_defaults(run=command_audit)
+
+    retention_parser = commands.add_parser(
+        "retention", help="rows kept for a while (events, deliveries, idempotency records)"
+    ).add_subparsers(dest="retention_command", required=True)
+    retention_parser.add_parser(
+        "sweep", help="delete every row older than its retention now, in bounded batches"
+    ).set_defaults(run=command_retention_sweep)
 
     freeze = commands.add_parser("freeze", help="freeze or unfreeze a tenant or recipient")
     freeze.add_argument("kind", choices=("tenant", "recipient"))

@@ -73,6 +73,11 @@ webhook_attempt_seconds = Histogram(
 webhook_dead_letters_total = Counter(
     "kovra_webhook_dead_letters_total", "Webhook deliveries dead-lettered after the last retry"
 )
+retention_deleted_total = Counter(
+    "kovra_retention_deleted_total",
+    "Rows deleted after their retention, by table (attempts go with their deliveries)",
+    ["table"],
+)
 webhook_queue_depth = Gauge(
     "kovra_webhook_queue_depth",
     "Webhook attempts due and not yet claimed",

@@ -15,6 +15,13 @@ import msgspec
 from fx.quotes import quote_ttl_seconds_default, quote_ttl_seconds_max
 from fx.rates import max_age_seconds_default
 from fx.sources import parse_table
+from gateway.retention import (
+    Retention,
+    event_retention_days_default,
+    event_retention_days_max,
+    idempotency_retention_days_default,
+    idempotency_retention_days_max,
+)
 from gateway.webhooks.schedule import parse_schedule, retry_schedule_default
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerError
@@ -73,6 +80,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sanctions_refresh_seconds: int
     webhook_retry_schedule: tuple[float, ...]
     webhook_timeout_seconds: int
+    event_retention_days: int
+    idempotency_retention_days: int
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(
+            event_days=self.event_retention_days, idempotency_days=self.idempotency_retention_days
+        )
 
     @property
     def sandbox(self) -> bool:
@@ -208,6 +223,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             webhook_timeout_seconds_default,
             1,
             webhook_timeout_seconds_max,
+        ),
+        event_retention_days=reader.integer(
+            "KOVRA_EVENT_RETENTION_DAYS",
+            event_retention_days_default,
+            1,
+            event_retention_days_max,
+        ),
+        idempotency_retention_days=reader.integer(
+            "KOVRA_IDEMPOTENCY_RETENTION_DAYS",
+            idempotency_retention_days_default,
+            1,
+            idempotency_retention_days_max,
         ),
     )
     if settings.screening_review_score > settings.screening_block_score:
