@@ -34,6 +34,7 @@ def start_workers(services: Services) -> list[asyncio.Task[None]]:
         loop.create_task(
             webhook_worker.run_forever(
                 services.pool,
+                services.secret_box,
                 schedule=settings.webhook_retry_schedule,
                 timeout_seconds=settings.webhook_timeout_seconds,
                 sandbox=settings.sandbox,

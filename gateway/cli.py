@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import getpass
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -307,6 +308,26 @@ def command_retention_sweep(_: argparse.Namespace) -> int:
     return asyncio.run(_with_services(settings, run))
 
 
+def command_secrets(arguments: argparse.Namespace) -> int:
+    if arguments.secrets_command == "new-key":
+        print(secrets.token_urlsafe(48))
+        return 0
+    from gateway.sealing import SecretUnreadable  # noqa: PLC0415
+    from gateway.webhooks.endpoints import reseal_secrets  # noqa: PLC0415
+
+    async def run(services: Services) -> int:
+        try:
+            changed = await reseal_secrets(services.pool, services.secret_box)
+        except SecretUnreadable as error:
+            print(f"nothing was resealed: {error}", file=sys.stderr)
+            return 1
+        key_id = services.secret_box.current_key_id
+        print(msgspec.json.encode({"resealed": changed, "key_id": key_id}).decode())
+        return 0
+
+    return asyncio.run(_with_services(_settings(), run))
+
+
 def command_freeze(arguments: argparse.Namespace) -> int:
     from gateway.freezes import set_recipient_freeze, set_tenant_freeze  # noqa: PLC0415
     from gateway.ids import decode_id  # noqa: PLC0415
@@ -448,6 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
     retention_parser.add_parser(
         "sweep", help="delete every row older than its retention now, in bounded batches"
     ).set_defaults(run=command_retention_sweep)
+
+    secrets_parser = commands.add_parser(
+        "secrets", help="the key that seals webhook secrets at rest"
+    ).add_subparsers(dest="secrets_command", required=True)
+    secrets_parser.add_parser(
+        "new-key", help="print a new random key for KOVRA_SECRETS_KEY"
+    ).set_defaults(run=command_secrets)
+    secrets_parser.add_parser(
+        "reseal", help="seal every webhook secret again under KOVRA_SECRETS_KEY"
+    ).set_defaults(run=command_secrets)
 
     freeze = commands.add_parser("freeze", help="freeze or unfreeze a tenant or recipient")
     freeze.add_argument("kind", choices=("tenant", "recipient"))

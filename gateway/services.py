@@ -26,6 +26,7 @@ from gateway.idempotency import IdempotencyStore
 from gateway.pricing_cache import PricingCache
 from gateway.ratelimit import RateLimiter
 from gateway.redis_pipelining import PipeliningRedis
+from gateway.sealing import SecretBox, sandbox_key_material
 from gateway.settings import Settings
 from ledger.client import LedgerClient
 from ledger.coalescing import CoalescingClient
@@ -100,6 +101,7 @@ class Services:
     pricing: PricingCache
     compliance: ComplianceCheck
     limits: DailyLimits
+    secret_box: SecretBox
     # Background tasks owned by these services (the sanctions-list refresh), cancelled on close.
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -117,6 +119,11 @@ class Services:
 
 async def open_services(settings: Settings) -> Services:
     """Open every connection; on failure close what was opened and re-raise."""
+    # Production requires KOVRA_SECRETS_KEY (gateway.settings); the sandbox keeps a key file.
+    secret_box = SecretBox(
+        settings.secrets_key or sandbox_key_material(settings.data_dir),
+        previous=settings.secrets_keys_previous,
+    )
     ledger_client = open_ledger_client(settings)
     try:
         pool = await asyncpg.create_pool(
@@ -163,6 +170,7 @@ async def open_services(settings: Settings) -> Services:
         pricing=PricingCache(pool),
         compliance=NoOpCheck(),  # Replaced below, once Postgres can be read.
         limits=DailyLimits(redis),
+        secret_box=secret_box,
     )
     try:
         await ledger.open_platform_accounts()

@@ -30,6 +30,7 @@ from ledger.tigerbeetle_client import timeout_ms_default, timeout_ms_max
 environments = ("sandbox", "production")
 admin_token_length_min = 32
 jwt_secret_length_min = 32
+secrets_key_length_min = 32
 request_body_bytes_default = 64 * 1024
 request_body_bytes_max = 16 * 1024 * 1024
 database_pool_size_default = 10
@@ -82,6 +83,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_timeout_seconds: int
     event_retention_days: int
     idempotency_retention_days: int
+    secrets_key: str | None
+    secrets_keys_previous: tuple[str, ...]
 
     @property
     def retention(self) -> Retention:
@@ -138,6 +141,13 @@ class _Reader:
         if value is not None and len(value) < length_min:
             self.problems.append(f"{name} must be at least {length_min} characters long")
         return value
+
+    def secrets(self, name: str, length_min: int) -> tuple[str, ...]:
+        """A comma-separated list of secrets, each at least `length_min` characters."""
+        values = tuple(part.strip() for part in (self.text(name) or "").split(",") if part.strip())
+        if any(len(value) < length_min for value in values):
+            self.problems.append(f"{name}: each key must be at least {length_min} characters long")
+        return values
 
     def schedule(self, name: str, default: tuple[float, ...]) -> tuple[float, ...]:
         raw = self.text(name)
@@ -236,6 +246,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             1,
             idempotency_retention_days_max,
         ),
+        secrets_key=reader.secret("KOVRA_SECRETS_KEY", secrets_key_length_min),
+        secrets_keys_previous=reader.secrets("KOVRA_SECRETS_KEYS_PREVIOUS", secrets_key_length_min),
     )
     if settings.screening_review_score > settings.screening_block_score:
         reader.problems.append(
@@ -255,6 +267,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         reader.problems.append("set TB_ADDRESSES or KOVRA_LEDGER_ADDRESS, not both")
     if environment == "production" and not settings.tb_addresses:
         reader.problems.append("TB_ADDRESSES is required when KOVRA_ENV=production")
+    if environment == "production" and not settings.secrets_key:
+        reader.problems.append(
+            "KOVRA_SECRETS_KEY is required when KOVRA_ENV=production (it seals webhook secrets)"
+        )
     if reader.problems:
         raise SettingsError(reader.problems)
     return settings

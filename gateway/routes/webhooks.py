@@ -85,13 +85,14 @@ async def create_endpoint_route(request: Request[Any, Any, Any]) -> Response[byt
     principal = principal_of(request)
     _admin_only(principal)
     body = await _checked_body(request)
-    pool = services_of(request).pool
+    services = services_of(request)
 
     async def execute(endpoint_id: int) -> tuple[int, msgspec.Struct]:
         secret = signing.new_secret()
         try:
             row = await endpoints.create_endpoint(
-                pool,
+                services.pool,
+                services.secret_box,
                 endpoint_id=uuid.UUID(int=endpoint_id),
                 tenant_id=principal.tenant_id,
                 url=body.url,
@@ -172,13 +173,14 @@ async def rotate_secret_route(request: Request[Any, Any, Any], endpoint_id: str)
     principal = principal_of(request)
     _admin_only(principal)
     body = decode_body(await request_body(request), SecretRotate)
-    pool = services_of(request).pool
+    services = services_of(request)
     target = endpoint_uuid(endpoint_id)
 
     async def execute(_: int) -> tuple[int, msgspec.Struct]:
         secret = signing.new_secret()
         row = await endpoints.rotate_secret(
-            pool,
+            services.pool,
+            services.secret_box,
             tenant_id=principal.tenant_id,
             endpoint_id=target,
             new_secret=secret,

@@ -43,7 +43,8 @@ class Claimed(msgspec.Struct, frozen=True, kw_only=True):
     payload: dict[str, Any]
     event_created_at: datetime.datetime
     url: str
-    secrets_active: list[str]
+    # As stored, sealed (gateway.sealing): the worker opens them when it signs.
+    sealed_secrets: list[str]
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,7 +52,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int
     status: str  # delivered | pending | dead
     next_attempt_at: datetime.datetime | None
-    outcome: str  # delivered | http_error | timeout | connection_error | refused
+    # delivered | http_error | timeout | connection_error | refused | secret_unreadable
+    outcome: str
     status_code: int | None
     error: str | None
     duration_ms: int
@@ -116,9 +118,9 @@ async def claim(
 
 
 def _claimed(record: asyncpg.Record) -> Claimed:
-    secrets_active = [record["secret"]]
+    sealed_secrets = [record["secret"]]
     if record["previous_active"]:
-        secrets_active.append(record["previous_secret"])
+        sealed_secrets.append(record["previous_secret"])
     return Claimed(
         id=record["id"],
         endpoint_id=record["endpoint_id"],
@@ -129,7 +131,7 @@ def _claimed(record: asyncpg.Record) -> Claimed:
         payload=json.loads(record["payload"]),
         event_created_at=record["event_created_at"],
         url=record["url"],
-        secrets_active=secrets_active,
+        sealed_secrets=sealed_secrets,
     )
 
 

@@ -1,7 +1,10 @@
 """Webhook endpoints in Postgres: create, list, read, delete and rotate the secret.
 
-Deleting is soft: deliveries keep naming their endpoint, and what was pending for it is
-cancelled in the same transaction, so a deleted endpoint receives nothing more.
+Secrets are stored sealed (`gateway.sealing`, bound to the endpoint's id) and never read
+back here: the API shows a secret once, from the value it just made, and only the delivery
+worker opens them, to sign. Deleting is soft: deliveries keep naming their endpoint, and
+what was pending for it is cancelled in the same transaction, so a deleted endpoint
+receives nothing more.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncpg
 import msgspec
 
 from gateway.cursors import Position
+from gateway.sealing import SecretBox
 from ledger.invariants import unreachable
 
 endpoints_per_tenant_max = 16
@@ -20,8 +24,8 @@ endpoints_page_max = 100
 rotation_overlap_seconds_default = 24 * 3600
 rotation_overlap_seconds_max = 7 * 24 * 3600
 
-_columns = """id, tenant_id, url, description, enabled_events, secret, previous_secret,
-              previous_secret_expires_at, created_at, deleted_at"""
+_columns = """id, tenant_id, url, description, enabled_events, previous_secret_expires_at,
+              created_at, deleted_at"""
 
 
 class EndpointRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,8 +34,6 @@ class EndpointRow(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     description: str | None
     enabled_events: list[str]
-    secret: str
-    previous_secret: str | None
     previous_secret_expires_at: datetime.datetime | None
     created_at: datetime.datetime
     deleted_at: datetime.datetime | None
@@ -47,6 +49,7 @@ def _row(record: asyncpg.Record) -> EndpointRow:
 
 async def create_endpoint(
     pool: asyncpg.Pool,
+    box: SecretBox,
     *,
     endpoint_id: uuid.UUID,
     tenant_id: int,
@@ -75,7 +78,7 @@ async def create_endpoint(
             url,
             description,
             enabled_events,
-            secret,
+            box.seal(secret, bound_to=endpoint_id.bytes),
         )
     if record is None:
         unreachable("INSERT … RETURNING returns the row it inserted")
@@ -134,6 +137,7 @@ async def delete_endpoint(
 
 async def rotate_secret(
     pool: asyncpg.Pool,
+    box: SecretBox,
     *,
     tenant_id: int,
     endpoint_id: uuid.UUID,
@@ -152,7 +156,43 @@ async def rotate_secret(
          RETURNING {_columns}""",  # noqa: S608 - fixed column list.
         endpoint_id,
         tenant_id,
-        new_secret,
+        box.seal(new_secret, bound_to=endpoint_id.bytes),
         overlap_seconds,
     )
     return None if record is None else _row(record)
+
+
+async def reseal_secrets(pool: asyncpg.Pool, box: SecretBox) -> int:
+    """Seal every stored secret (current and previous) under the current key, including
+    ones stored before sealing; the number of endpoints changed. Run after a key rotation,
+    before the old key leaves KOVRA_SECRETS_KEYS_PREVIOUS."""
+    async with pool.acquire() as connection, connection.transaction():
+        records = await connection.fetch(
+            "SELECT id, secret, previous_secret FROM webhook_endpoints FOR UPDATE"
+        )
+        changed = [
+            (record["id"], *(_resealed(box, record[column], record["id"]) for column in _sealed))
+            for record in records
+            if not all(record[c] is None or box.is_current(record[c]) for c in _sealed)
+        ]
+        if changed:
+            ids, secrets, previous = (list(column) for column in zip(*changed, strict=True))
+            await connection.execute(
+                """UPDATE webhook_endpoints w SET secret = r.secret, previous_secret = r.previous
+                     FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r(id, secret, previous)
+                    WHERE w.id = r.id""",
+                ids,
+                secrets,
+                previous,
+            )
+    return len(changed)
+
+
+_sealed = ("secret", "previous_secret")
+
+
+def _resealed(box: SecretBox, stored: str | None, endpoint_id: uuid.UUID) -> str | None:
+    if stored is None:
+        return None
+    bound_to = endpoint_id.bytes
+    return box.seal(box.open(stored, bound_to=bound_to), bound_to=bound_to)

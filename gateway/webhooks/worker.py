@@ -33,6 +33,7 @@ from gateway.observability import (
     webhook_in_flight,
     webhook_queue_depth,
 )
+from gateway.sealing import SecretBox, SecretUnreadable
 from gateway.webhooks import deliveries
 from gateway.webhooks.deliveries import Claimed, Outcome
 from gateway.webhooks.destinations import (
@@ -78,6 +79,7 @@ class DeliveryWorker:
     def __init__(
         self,
         pool: asyncpg.Pool,
+        box: SecretBox,
         *,
         schedule: tuple[float, ...],
         timeout_seconds: float,
@@ -85,6 +87,7 @@ class DeliveryWorker:
         random: Callable[[], float] = _random.random,
     ) -> None:
         self.pool = pool
+        self.box = box
         self.schedule = schedule
         self.timeout_seconds = timeout_seconds
         self.sandbox = sandbox
@@ -220,6 +223,11 @@ class DeliveryWorker:
                     await response.aclose()
         except DestinationRefused as refusal:
             return "refused", None, str(refusal)
+        except SecretUnreadable as unreadable:
+            # The operator's keys do not open this endpoint's secret: nothing is sent, and
+            # the attempt is retried (or redelivered) once the keys are set right.
+            log.error("webhook_secret_unreadable", endpoint_id=str(claimed.endpoint_id))
+            return "secret_unreadable", None, str(unreadable)[:500]
         except TimeoutError:
             return "timeout", None, f"no answer within {self.timeout_seconds:g} s"
         except (httpx.HTTPError, OSError) as failure:
@@ -237,7 +245,10 @@ class DeliveryWorker:
             "webhook-id": message_id,
             "webhook-timestamp": str(timestamp_seconds),
             "webhook-signature": signature_header(
-                secrets_active=claimed.secrets_active,
+                secrets_active=[
+                    self.box.open(sealed, bound_to=claimed.endpoint_id.bytes)
+                    for sealed in claimed.sealed_secrets
+                ],
                 message_id=message_id,
                 timestamp_seconds=timestamp_seconds,
                 body=body,
@@ -300,9 +311,14 @@ async def _read_some(response: httpx.Response) -> None:
 
 
 async def run_forever(
-    pool: asyncpg.Pool, *, schedule: tuple[float, ...], timeout_seconds: float, sandbox: bool
+    pool: asyncpg.Pool,
+    box: SecretBox,
+    *,
+    schedule: tuple[float, ...],
+    timeout_seconds: float,
+    sandbox: bool,
 ) -> None:
     worker = DeliveryWorker(
-        pool, schedule=schedule, timeout_seconds=timeout_seconds, sandbox=sandbox
+        pool, box, schedule=schedule, timeout_seconds=timeout_seconds, sandbox=sandbox
     )
     await worker.run_forever()

@@ -52,7 +52,9 @@ def test_production_needs_a_cluster_and_one_ledger_only() -> None:
         load_settings({"KOVRA_ENV": "production"})
     with pytest.raises(SettingsError, match="not both"):
         load_settings({"TB_ADDRESSES": "3000", "KOVRA_LEDGER_ADDRESS": "127.0.0.1:3300"})
-    production = load_settings({"KOVRA_ENV": "production", "TB_ADDRESSES": "3000"})
+    production = load_settings(
+        {"KOVRA_ENV": "production", "TB_ADDRESSES": "3000", "KOVRA_SECRETS_KEY": "k" * 32}
+    )
     assert production.ledger_is_shared
     assert not production.sandbox
 

@@ -90,7 +90,11 @@ async def test_a_failing_corridor_does_not_stop_the_others() -> None:
 
 def test_production_has_no_rails_yet() -> None:
     with pytest.raises(NoRailConfigured):
-        build_rail(load_settings({"KOVRA_ENV": "production", "TB_ADDRESSES": "3000"}))
+        build_rail(
+            load_settings(
+                {"KOVRA_ENV": "production", "TB_ADDRESSES": "3000", "KOVRA_SECRETS_KEY": "k" * 32}
+            )
+        )
     router = build_rail(load_settings({}))
     # Three corridors, three adapters, hence three breakers.
     assert len({id(router.adapter(corridor)) for corridor in Corridor}) == len(Corridor)

@@ -7,11 +7,27 @@ import json
 import uuid
 
 import asyncpg
+import msgspec
 import pytest
 
 from gateway.db.tenancy import create_tenant
+from gateway.sealing import SecretBox
 from gateway.webhooks.endpoints import EndpointRow, create_endpoint
 from gateway.webhooks.signing import new_secret
+
+# The key these tests seal webhook secrets with, as KOVRA_SECRETS_KEY would.
+box = SecretBox("webhook-tests-sealing-key-" + "k" * 32)
+
+
+class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A created endpoint and the secret it signs with (the API shows it once)."""
+
+    row: EndpointRow
+    secret: str
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.row.id
 
 
 @pytest.fixture
@@ -22,16 +38,19 @@ async def tenant_id(pool: asyncpg.Pool) -> int:
 
 async def add_endpoint(
     pool: asyncpg.Pool, tenant_id: int, url: str, enabled_events: list[str] | None = None
-) -> EndpointRow:
-    return await create_endpoint(
+) -> Endpoint:
+    secret = new_secret()
+    row = await create_endpoint(
         pool,
+        box,
         endpoint_id=uuid.uuid4(),
         tenant_id=tenant_id,
         url=url,
         description=None,
         enabled_events=enabled_events or ["*"],
-        secret=new_secret(),
+        secret=secret,
     )
+    return Endpoint(row=row, secret=secret)
 
 
 async def add_events(pool: asyncpg.Pool, tenant_id: int, types: list[str]) -> list[uuid.UUID]:

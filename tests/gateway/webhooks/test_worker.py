@@ -4,7 +4,9 @@ same webhook-id; a receiver that always fails ends dead-lettered and gets the ev
 redelivery; a slow receiver times out and is retried; an endpoint at its in-flight bound
 gets its next attempts as soon as earlier ones end, not after the idle wait; a worker that
 dies mid-delivery loses nothing (another delivers after the lease); two workers never make
-the same attempt; in production a loopback destination is refused without being contacted."""
+the same attempt; in production a loopback destination is refused without being contacted;
+a secret the worker's keys cannot open sends nothing, records why, and is delivered once
+the sealing key is given to the worker."""
 
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from gateway.ids import encode_id
+from gateway.sealing import SecretBox
 from gateway.webhooks import deliveries
 from gateway.webhooks import worker as worker_module
 from gateway.webhooks.worker import DeliveryWorker
-from tests.gateway.webhooks.conftest import add_endpoint, add_events
+from tests.gateway.webhooks.conftest import add_endpoint, add_events, box
 from tests.gateway.webhooks.receiver import Receiver, hang
 
 wait_seconds_max = 20.0
@@ -62,11 +65,14 @@ def statuses_are(pool: asyncpg.Pool, *wanted: str) -> Callable[[], Awaitable[boo
 def worker(
     pool: asyncpg.Pool,
     *,
+    keys: SecretBox = box,
     schedule: tuple[float, ...] = (0.05,),
     timeout_seconds: float = 5.0,
     sandbox: bool = True,
 ) -> DeliveryWorker:
-    return DeliveryWorker(pool, schedule=schedule, timeout_seconds=timeout_seconds, sandbox=sandbox)
+    return DeliveryWorker(
+        pool, keys, schedule=schedule, timeout_seconds=timeout_seconds, sandbox=sandbox
+    )
 
 
 async def attempt_outcomes(pool: asyncpg.Pool) -> list[str]:
@@ -219,3 +225,36 @@ async def test_production_refuses_a_loopback_destination_without_calling_it(
     assert row is not None
     assert "not a public address" in row["last_error"]
     assert await attempt_outcomes(pool) == ["refused"]
+
+
+async def test_a_secret_the_keys_cannot_open_sends_nothing_until_they_can(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    """A worker whose keys do not open the endpoint's secret (sealed under a key it was not
+    given) sends nothing and records why; given that key as a previous one, it delivers."""
+    other = SecretBox("a-key-that-never-sealed-anything-" + "o" * 32)
+    with Receiver() as receiver:
+        endpoint = await add_endpoint(pool, tenant_id, receiver.url)
+        await add_events(pool, tenant_id, ["transfer.completed"])
+        async with running(worker(pool, keys=other, schedule=(0.01, 60.0))):
+            await eventually(lambda: _attempted(pool))
+        assert receiver.snapshot() == []
+        error = await pool.fetchval("SELECT error FROM webhook_attempts")
+        assert box.current_key_id in error
+        rotated = SecretBox(
+            "a-key-that-never-sealed-anything-" + "o" * 32,
+            previous=["webhook-tests-sealing-key-" + "k" * 32],
+        )
+        await pool.execute("UPDATE webhook_deliveries SET next_attempt_at = now()")
+        async with running(worker(pool, keys=rotated)):
+            await eventually(statuses_are(pool, "delivered"))
+        (request,) = receiver.snapshot()
+    Webhook(endpoint.secret).verify(request.body, request.headers)
+    *unreadable, delivered = await attempt_outcomes(pool)
+    assert unreadable
+    assert set(unreadable) == {"secret_unreadable"}
+    assert delivered == "delivered"
+
+
+async def _attempted(pool: asyncpg.Pool) -> bool:
+    return bool(await pool.fetchval("SELECT count(*) FROM webhook_attempts"))
