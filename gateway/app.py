@@ -21,16 +21,15 @@ from gateway import wire
 from gateway.background import start_workers
 from gateway.batches import wire as batch_wire
 from gateway.garbage_collection import tune_garbage_collection
+from gateway.hot_routes import with_hot_routes
 from gateway.middleware import kovra_middleware
-from gateway.observability import configure_logging, problems_total
+from gateway.observability import configure_logging
 from gateway.problems import (
     Problem,
     ProblemError,
-    encode,
     from_ledger_error,
-    problem,
-    problem_content_type,
 )
+from gateway.requests import problem_reply
 from gateway.routes import admin, batches, compliance, holds, ledger_reads, ops, quotes, transfers
 from gateway.routes import events as event_routes
 from gateway.routes import webhooks as webhook_routes
@@ -129,17 +128,7 @@ response_bodies: dict[tuple[str, str], tuple[str, type[msgspec.Struct]]] = {
 
 
 def _problem_response(request: Request[Any, Any, Any], error: ProblemError) -> Response[bytes]:
-    problems_total.labels(code=error.code).inc()
-    request_id = str(request.scope.get("state", {}).get("request_id", ""))
-    body = encode(
-        problem(error.status, error.code, error.detail, errors=error.errors, request_id=request_id)
-    )
-    return Response(
-        content=body,
-        status_code=error.status,
-        media_type=problem_content_type,
-        headers=error.headers,
-    )
+    return problem_reply(error, request.scope).response()
 
 
 def _on_problem(request: Request[Any, Any, Any], error: ProblemError) -> Response[bytes]:
@@ -217,7 +206,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await asyncio.gather(*workers, return_exceptions=True)
             await services.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             ops.health,
             ops.ready,
@@ -264,7 +253,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             event_routes.redeliver_route,
             admin.update_recipient_status,
         ],
-        middleware=[kovra_middleware],
         lifespan=[lifespan],
         exception_handlers={
             ProblemError: _on_problem,
@@ -281,3 +269,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=chosen.request_body_bytes_max,
         debug=False,
     )
+    # The middleware runs before routing; the payment path's hot routes before Litestar's.
+    app.asgi_handler = kovra_middleware(with_hot_routes(app, app.asgi_handler))
+    return app

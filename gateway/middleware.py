@@ -1,7 +1,8 @@
 """The ASGI layer every request crosses: request id, authentication, rate limit, metrics.
 
-It runs before routing so a request without valid credentials, or over its tenant's rate
-limit, costs one Redis round trip and never reaches a handler.
+It wraps the app's whole ASGI handler (`gateway.app`), before routing and before the hot
+routes (`gateway.hot_routes`), so a request without valid credentials, or over its tenant's
+rate limit, costs one Redis round trip and never reaches a handler.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import structlog
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.types import (
     ASGIApp,
     HTTPResponseBodyEvent,
@@ -21,6 +23,7 @@ from litestar.types import (
     Scope,
     Send,
 )
+from litestar.utils.path import normalize_path
 
 from gateway.auth import authenticate_admin, authenticate_tenant_request
 from gateway.observability import problems_total, rate_limited_total, request_latency_seconds
@@ -34,6 +37,8 @@ read_methods = frozenset({"GET", "HEAD", "OPTIONS"})
 tenant_prefix = "/v1/"
 admin_prefix = "/admin/v1/"
 compliance_prefix = "/v1/compliance/"
+# A hot route (`gateway.hot_routes`) puts its path here, for the metrics and the log line.
+route_state_key = "kovra.route"
 log = structlog.get_logger("kovra.http")
 
 
@@ -95,10 +100,16 @@ def kovra_middleware(app: ASGIApp) -> ASGIApp:
         except ProblemError as error:
             status_holder[0] = error.status
             await send_problem(send, error, request_id, extra_headers)
+        except Exception as error:
+            # What Litestar's handler for unexpected errors answers (e.g. Redis gone).
+            log.exception("unhandled_error", path=scope["path"], error=repr(error))
+            status_holder[0] = 500
+            unexpected = ProblemError(500, "internal_error", "an internal error")
+            await send_problem(send, unexpected, request_id, extra_headers)
         else:
             await app(scope, receive, send_with_headers)
         finally:
-            route = _route_template(scope)
+            route = _route_template(scope, method)
             elapsed = time.perf_counter() - started
             request_latency_seconds.labels(
                 method=method, route=route, status=str(status_holder[0])
@@ -146,8 +157,20 @@ async def _guard(scope: Scope, method: str, extra_headers: dict[str, str]) -> No
         state["admin_actor"] = authenticate_admin(services, scope_header(scope, b"authorization"))
 
 
-def _route_template(scope: Scope) -> str:
-    handler = scope.get("route_handler")
+def _route_template(scope: Scope, method: str) -> str:
+    """The route's path template for metrics and logs. A request refused before routing
+    (by `_guard`) is looked up in the router, so a 401 or 429 is named like a 201."""
+    hot_route: str | None = scope["state"].get(route_state_key)
+    if hot_route is not None:
+        return hot_route
+    handler: Any = scope.get("route_handler")
+    if handler is None:
+        try:
+            handler = scope["litestar_app"].asgi_router.handle_routing(
+                path=normalize_path(scope["path"]), method=method
+            )[1]
+        except HTTPException:  # No such route, or not with this method.
+            return "unmatched"
     paths = getattr(handler, "paths", None)
     if paths:
         return str(sorted(paths)[0])

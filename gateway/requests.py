@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.types import Scope
+from litestar.types import Receive, Scope
 
 from gateway.db.records import idempotency_insert
 from gateway.idempotency import (
@@ -26,6 +26,7 @@ from gateway.idempotency import (
     fingerprint,
 )
 from gateway.ids import object_id_for
+from gateway.observability import problems_total
 from gateway.problems import (
     FieldError,
     ProblemError,
@@ -69,23 +70,29 @@ def scope_header(scope: Scope, name: bytes) -> str | None:
 
 
 async def request_body(request: Request[Any, Any, Any]) -> bytes:
-    """The whole body, read once from the ASGI messages and kept for later readers.
+    """The whole body, read once and kept for later readers, within the route's limit (else
+    the app's), in bytes."""
+    size_max = request.route_handler.resolve_request_max_body_size() or math.inf
+    return await read_body(request.scope, request.receive, size_max=size_max)
+
+
+async def read_body(scope: Scope, receive: Receive, *, size_max: float) -> bytes:
+    """The whole body, read once from the ASGI messages and kept in the scope's state.
 
     Litestar's `Request.body()` builds the request's header multidict and an async generator
     to read one message, a measurable share of a transfer's CPU. This reads the messages
-    directly and enforces the same limit: the route's, else the app's, size in bytes."""
-    state: dict[str, Any] = request.scope["state"]
+    directly; `size_max` holds for the announced length and for the bytes received."""
+    state: dict[str, Any] = scope["state"]
     cached: bytes | None = state.get(_body_state_key)
     if cached is not None:
         return cached
-    size_max = request.route_handler.resolve_request_max_body_size() or math.inf
-    announced = scope_header(request.scope, b"content-length")
+    announced = scope_header(scope, b"content-length")
     if announced is not None and announced.isdigit() and int(announced) > size_max:
         raise _too_large(size_max)
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await request.receive()
+        message = await receive()
         if message["type"] != "http.request":  # The client left mid-body.
             raise ProblemError(400, "client_disconnected", "the client left mid-body")
         chunk = message.get("body", b"")
@@ -141,20 +148,75 @@ def json_response(
 Execute = Callable[[int], Awaitable[tuple[int, msgspec.Struct]]]
 
 
+class Reply(msgspec.Struct, frozen=True, kw_only=True):
+    """An answer to a request, independent of the framework that sends it: a Litestar
+    `Response` (`response`) or ASGI messages (`gateway.hot_routes`)."""
+
+    status_code: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str] | None = None
+
+    def response(self) -> Response[bytes]:
+        return Response(
+            content=self.body,
+            status_code=self.status_code,
+            media_type=self.content_type,
+            headers=self.headers,
+        )
+
+
+def problem_reply(error: ProblemError, scope: Scope) -> Reply:
+    """The problem document for `error`, counted in `kovra_problems_total`."""
+    problems_total.labels(code=error.code).inc()
+    request_id = str(scope.get("state", {}).get("request_id", ""))
+    body = encode(
+        problem(error.status, error.code, error.detail, errors=error.errors, request_id=request_id)
+    )
+    return Reply(
+        status_code=error.status,
+        body=body,
+        content_type=problem_content_type,
+        headers=error.headers or None,
+    )
+
+
 async def idempotent(
     request: Request[Any, Any, Any], *, kind: str, execute: Execute
 ) -> Response[bytes]:
     """Run `execute(object_id)` at most once per (tenant, Idempotency-Key) and body."""
-    services = services_of(request)
-    principal = principal_of(request)
-    key = scope_header(request.scope, idempotency_header)
+    reply = await idempotent_reply(
+        services_of(request),
+        principal_of(request),
+        request.scope,
+        method=request.method,
+        body=await request_body(request),
+        kind=kind,
+        execute=execute,
+    )
+    return reply.response()
+
+
+async def idempotent_reply(
+    services: Services,
+    principal: Principal,
+    scope: Scope,
+    *,
+    method: str,
+    body: bytes,
+    kind: str,
+    execute: Execute,
+) -> Reply:
+    """`idempotent` on the raw ASGI scope and the body already read (`gateway.hot_routes`)."""
+    key = scope_header(scope, idempotency_header)
     if key is None:
         status, payload = await execute(
             object_id_for(tenant_id=principal.tenant_id, kind=kind, idempotency_key=None)
         )
-        return json_response(status, payload)
-    body = await request_body(request)
-    request_fingerprint = fingerprint(method=request.method, path=_target(request), body=body)
+        return Reply(
+            status_code=status, body=_encoder.encode(payload), content_type=json_content_type
+        )
+    request_fingerprint = fingerprint(method=method, path=_target(scope), body=body)
     try:
         stored = await services.idempotency.begin(
             tenant_id=principal.tenant_id, key=key, request_fingerprint=request_fingerprint
@@ -175,15 +237,15 @@ async def idempotent(
             409, "idempotency_in_progress", "a request with this Idempotency-Key is still running"
         ) from None
     if stored is not None:
-        return Response(
-            content=stored.body,
+        return Reply(
             status_code=stored.status_code,
-            media_type=stored.content_type,
+            body=stored.body,
+            content_type=stored.content_type,
             headers={"Idempotent-Replayed": "true"},
         )
     object_id = object_id_for(tenant_id=principal.tenant_id, kind=kind, idempotency_key=key)
     try:
-        response = await _execute_to_response(request, execute, object_id)
+        response = await _execute_to_response(scope, execute, object_id)
     except BaseException:
         await services.idempotency.abandon(
             tenant_id=principal.tenant_id, key=key, request_fingerprint=request_fingerprint
@@ -196,22 +258,22 @@ async def idempotent(
         response=response,
     )
     _persist(services, principal.tenant_id, key, request_fingerprint, response)
-    return Response(
-        content=response.body, status_code=response.status_code, media_type=response.content_type
+    return Reply(
+        status_code=response.status_code, body=response.body, content_type=response.content_type
     )
 
 
-def _target(request: Request[Any, Any, Any]) -> str:
+def _target(scope: Scope) -> str:
     """The path with its query (`?atomic=true` changes what a CSV batch does), so the same
     key with another query is a conflict, not a replay. Without a query it is the path
-    alone, as fingerprints were before queries counted."""
-    query = bytes(request.scope.get("query_string", b"")).decode("latin-1")
-    return f"{request.url.path}?{query}" if query else request.url.path
+    alone, as fingerprints were before queries counted. (The path as Litestar's
+    `request.url.path` gives it, so fingerprints stored before stay the same.)"""
+    path = scope.get("root_path", "") + scope["path"]
+    query = bytes(scope.get("query_string", b"")).decode("latin-1")
+    return f"{path}?{query}" if query else path
 
 
-async def _execute_to_response(
-    request: Request[Any, Any, Any], execute: Execute, object_id: int
-) -> StoredResponse:
+async def _execute_to_response(scope: Scope, execute: Execute, object_id: int) -> StoredResponse:
     """Successes and 4xx problems are final answers to store; anything else propagates."""
     try:
         status, payload = await execute(object_id)
@@ -231,7 +293,7 @@ async def _execute_to_response(
             problem_error.code,
             problem_error.detail,
             errors=problem_error.errors,
-            request_id=str(request.scope["state"].get("request_id", "")),
+            request_id=str(scope["state"].get("request_id", "")),
         )
     )
     return StoredResponse(

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import msgspec
 import tigerbeetle as tb
 from litestar import Request, Response, get, post
+from litestar.types import Scope
 
 from gateway import wire
 from gateway.db.batch import BatchStatement
@@ -24,9 +25,12 @@ from gateway.db.money import HoldRow, deposit_insert, get_hold, hold_insert, mar
 from gateway.db.records import event_insert
 from gateway.ids import as_uuid, decode_id, encode_id, utc_from_ns
 from gateway.problems import ProblemError
+from gateway.ratelimit import Principal
 from gateway.requests import (
+    Reply,
     decode_body,
     idempotent,
+    idempotent_reply,
     json_response,
     principal_of,
     request_body,
@@ -42,7 +46,11 @@ HoldStatus = Literal["pending", "captured", "voided", "expired"]
 
 def _require_active(request: Request[Any, Any, Any]) -> None:
     if principal_of(request).status != "active":
-        raise ProblemError(403, "tenant_frozen", "this tenant is frozen: no money can move")
+        raise _frozen()
+
+
+def _frozen() -> ProblemError:
+    return ProblemError(403, "tenant_frozen", "this tenant is frozen: no money can move")
 
 
 async def _event(
@@ -157,10 +165,20 @@ async def create_deposit(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 @post("/v1/holds", summary="Hold funds on the wallet", tags=["holds"])
 async def create_hold(request: Request[Any, Any, Any]) -> Response[bytes]:
-    services = services_of(request)
-    _require_active(request)
-    body = decode_body(await request_body(request), wire.HoldCreate)
-    principal = principal_of(request)
+    """Served by `gateway.hot_routes` in the running gateway; here for the OpenAPI document
+    and for an app called without that dispatch."""
+    reply = await create_hold_reply(
+        services_of(request), principal_of(request), request.scope, await request_body(request)
+    )
+    return reply.response()
+
+
+async def create_hold_reply(
+    services: Services, principal: Principal, scope: Scope, raw: bytes
+) -> Reply:
+    if principal.status != "active":
+        raise _frozen()
+    body = decode_body(raw, wire.HoldCreate)
 
     async def execute(hold_id: int) -> tuple[int, msgspec.Struct]:
         currency = services.ledger.currencies.get(body.currency)
@@ -208,7 +226,9 @@ async def create_hold(request: Request[Any, Any, Any]) -> Response[bytes]:
         )
         return 201, hold
 
-    return await idempotent(request, kind="hold", execute=execute)
+    return await idempotent_reply(
+        services, principal, scope, method="POST", body=raw, kind="hold", execute=execute
+    )
 
 
 def _expiry(created_at: datetime.datetime, timeout_seconds: int) -> datetime.datetime | None:

@@ -7,19 +7,23 @@ from typing import Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.types import Scope
 
 from fx.quotes import LockedQuote
 from gateway import wire
 from gateway.ids import decode_id, encode_id
 from gateway.problems import FieldError, ProblemError
+from gateway.ratelimit import Principal
 from gateway.requests import (
+    Reply,
     decode_body,
-    idempotent,
+    idempotent_reply,
     json_response,
     principal_of,
     request_body,
     services_of,
 )
+from gateway.services import Services
 
 
 def quote_view(
@@ -44,8 +48,18 @@ def quote_view(
 
 @post("/v1/quotes", summary="Quote a conversion and lock its rate", tags=["quotes"])
 async def create_quote(request: Request[Any, Any, Any]) -> Response[bytes]:
-    services = services_of(request)
-    body = decode_body(await request_body(request), wire.QuoteCreate)
+    """Served by `gateway.hot_routes` in the running gateway; here for the OpenAPI document
+    and for an app called without that dispatch."""
+    reply = await create_quote_reply(
+        services_of(request), principal_of(request), request.scope, await request_body(request)
+    )
+    return reply.response()
+
+
+async def create_quote_reply(
+    services: Services, principal: Principal, scope: Scope, raw: bytes
+) -> Reply:
+    body = decode_body(raw, wire.QuoteCreate)
     if (body.source_amount is None) == (body.target_amount is None):
         raise ProblemError(
             422,
@@ -57,7 +71,6 @@ async def create_quote(request: Request[Any, Any, Any]) -> Response[bytes]:
                 )
             ],
         )
-    principal = principal_of(request)
 
     async def execute(quote_id: int) -> tuple[int, msgspec.Struct]:
         pricing = await services.pricing.pricing(principal.tenant_id)
@@ -72,7 +85,9 @@ async def create_quote(request: Request[Any, Any, Any]) -> Response[bytes]:
         )
         return 201, quote_view(quote)
 
-    return await idempotent(request, kind="quote", execute=execute)
+    return await idempotent_reply(
+        services, principal, scope, method="POST", body=raw, kind="quote", execute=execute
+    )
 
 
 @get(

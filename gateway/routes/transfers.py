@@ -7,19 +7,24 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.types import Scope
 
 from gateway import wire
 from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
 from gateway.ids import decode_id, encode_id
 from gateway.problems import FieldError, ProblemError
+from gateway.ratelimit import Principal
 from gateway.requests import (
+    Reply,
     decode_body,
     idempotent,
+    idempotent_reply,
     json_response,
     principal_of,
     request_body,
     services_of,
 )
+from gateway.services import Services
 from gateway.transfers.recipients import create_recipient, load_recipient, normalise
 from gateway.transfers.records import TransferRow, get_transfer, list_messages, list_transfers
 from gateway.transfers.service import cancel_transfer, create_transfer, transfer_view
@@ -99,16 +104,27 @@ async def read_recipient(request: Request[Any, Any, Any], recipient_id: str) -> 
 
 @post("/v1/transfers", summary="Pay a recipient from a quote", tags=["transfers"])
 async def create_transfer_route(request: Request[Any, Any, Any]) -> Response[bytes]:
-    services = services_of(request)
-    principal = principal_of(request)
+    """Served by `gateway.hot_routes` in the running gateway; here for the OpenAPI document
+    and for an app called without that dispatch."""
+    reply = await create_transfer_reply(
+        services_of(request), principal_of(request), request.scope, await request_body(request)
+    )
+    return reply.response()
+
+
+async def create_transfer_reply(
+    services: Services, principal: Principal, scope: Scope, raw: bytes
+) -> Reply:
     if principal.status != "active":
         raise ProblemError(403, "tenant_frozen", "this tenant is frozen: no money can move")
-    body = decode_body(await request_body(request), wire.TransferCreate)
+    body = decode_body(raw, wire.TransferCreate)
 
     async def execute(transfer_id: int) -> tuple[int, msgspec.Struct]:
         return 201, await create_transfer(services, principal, transfer_id=transfer_id, body=body)
 
-    return await idempotent(request, kind="transfer", execute=execute)
+    return await idempotent_reply(
+        services, principal, scope, method="POST", body=raw, kind="transfer", execute=execute
+    )
 
 
 async def _transfer_or_404(request: Request[Any, Any, Any], transfer_id: str) -> TransferRow:
