@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,33 +15,18 @@ import redis.asyncio as redis_asyncio
 
 from gateway.db.migrate import migrate
 from gateway.ratelimit import RateLimiter
-
-repository = Path(__file__).resolve().parents[2]
-kovra = [sys.executable, "-m", "gateway.cli"]
-
-
-def _run(arguments: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KOVRA_", "TB_"))}
-    return subprocess.run(
-        [*kovra, *arguments],
-        env={**base, **environment, "PYTHONPATH": str(repository)},
-        cwd=repository,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.gateway.kovra_cli import repository, run_kovra
 
 
 def test_serve_refuses_several_workers_on_the_embedded_ledger() -> None:
-    result = _run(["serve", "--workers", "2"], {})
+    result = run_kovra(["serve", "--workers", "2"], {})
     assert result.returncode == 2
     assert "TB_ADDRESSES" in result.stderr
     assert "KOVRA_LEDGER_ADDRESS" in result.stderr
 
 
 def test_bad_settings_are_named_before_anything_starts() -> None:
-    result = _run(["migrate"], {"KOVRA_ENV": "staging", "TB_CLUSTER_ID": "x"})
+    result = run_kovra(["migrate"], {"KOVRA_ENV": "staging", "TB_CLUSTER_ID": "x"})
     assert result.returncode == 2
     assert "KOVRA_ENV" in result.stderr
     assert "TB_CLUSTER_ID" in result.stderr
@@ -55,7 +39,9 @@ async def test_tenant_create_prints_a_working_key(empty_database: str, tmp_path:
         "REDIS_URL": "redis://127.0.0.1:6379/12",
         "KOVRA_DATA_DIR": str(tmp_path),
     }
-    result = _run(["tenant", "create", "--name", "Acme", "--tier", "growth", "--json"], environment)
+    result = run_kovra(
+        ["tenant", "create", "--name", "Acme", "--tier", "growth", "--json"], environment
+    )
     assert result.returncode == 0, result.stderr
     created = json.loads(result.stdout)
     assert set(created) == {"tenant_id", "api_key"}
@@ -83,7 +69,7 @@ async def test_tenant_create_prints_a_working_key(empty_database: str, tmp_path:
         assert outcome.principal.role == "admin"
     finally:
         await redis.aclose()
-    funded = _run(["liquidity", "fund", "EUR", "100000"], environment)
+    funded = run_kovra(["liquidity", "fund", "EUR", "100000"], environment)
     assert funded.returncode == 0, funded.stderr
     assert "funded 100000" in funded.stdout
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -24,11 +21,11 @@ from gateway.db.tenancy import create_tenant
 from gateway.retention import Retention, Swept, sweep
 from gateway.settings import SettingsError, load_settings
 from ledger.invariants import InvariantViolation
+from tests.gateway.kovra_cli import run_kovra
 from tests.gateway.webhooks.conftest import add_endpoint, add_events
 
 now = datetime.datetime(2026, 6, 1, 12, 0, tzinfo=datetime.UTC)
 long_ago = now - datetime.timedelta(days=40)
-repository = Path(__file__).resolve().parents[2]
 
 
 async def _age(pool: asyncpg.Pool, table: str, ids: list[uuid.UUID], moment: object) -> None:
@@ -150,22 +147,14 @@ async def test_the_cli_sweeps_everything_past_retention(
         tenant = await create_tenant(pool, name="cli", tier="growth", compliance_region="EU")
         events = await add_events(pool, tenant.id, ["transfer.completed"] * 3)
         await _age(pool, "events", events[:2], long_ago)
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("KOVRA_", "TB_"))}
         result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "gateway.cli", "retention", "sweep"],
-            env={
-                **base,
+            run_kovra,
+            ["retention", "sweep"],
+            {
                 "DATABASE_URL": empty_database,
                 "REDIS_URL": "redis://127.0.0.1:6379/12",
                 "KOVRA_DATA_DIR": str(tmp_path),
-                "PYTHONPATH": str(repository),
             },
-            cwd=repository,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
         )
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout) == {

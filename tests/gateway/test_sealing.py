@@ -12,8 +12,6 @@ import asyncio
 import json
 import os
 import stat
-import subprocess
-import sys
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -27,11 +25,11 @@ from gateway.sealing import SecretBox, SecretUnreadable, sandbox_key_material, s
 from gateway.settings import SettingsError, load_settings
 from gateway.webhooks.endpoints import create_endpoint, reseal_secrets
 from gateway.webhooks.signing import new_secret
+from tests.gateway.kovra_cli import run_kovra
 
 old_key = "the-key-before-the-rotation-" + "a" * 32
 new_key = "the-key-after-the-rotation-" + "b" * 32
 row = uuid.uuid4().bytes
-repository = Path(__file__).resolve().parents[2]
 
 
 def test_a_sealed_secret_opens_for_its_row_only() -> None:
@@ -152,7 +150,7 @@ async def test_the_cli_reseals_and_makes_keys(empty_database: str, tmp_path: Pat
     try:
         tenant = await create_tenant(pool, name="cli", tier="growth", compliance_region="EU")
         endpoint_id, secret = await _endpoint(pool, tenant.id, SecretBox(old_key))
-        made = await asyncio.to_thread(_kovra, ["secrets", "new-key"], {})
+        made = await asyncio.to_thread(run_kovra, ["secrets", "new-key"], {})
         assert made.returncode == 0, made.stderr
         key = made.stdout.strip()
         assert len(key) >= 32
@@ -163,12 +161,12 @@ async def test_the_cli_reseals_and_makes_keys(empty_database: str, tmp_path: Pat
             "KOVRA_SECRETS_KEY": key,
         }
         before = await pool.fetchval("SELECT secret FROM webhook_endpoints")
-        refused = await asyncio.to_thread(_kovra, ["secrets", "reseal"], environment)
+        refused = await asyncio.to_thread(run_kovra, ["secrets", "reseal"], environment)
         assert refused.returncode == 1
         assert "nothing was resealed" in refused.stderr
         assert await pool.fetchval("SELECT secret FROM webhook_endpoints") == before
         environment["KOVRA_SECRETS_KEYS_PREVIOUS"] = old_key
-        result = await asyncio.to_thread(_kovra, ["secrets", "reseal"], environment)
+        result = await asyncio.to_thread(run_kovra, ["secrets", "reseal"], environment)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout) == {
             "resealed": 1,
@@ -178,16 +176,3 @@ async def test_the_cli_reseals_and_makes_keys(empty_database: str, tmp_path: Pat
         assert SecretBox(key).open(stored, bound_to=endpoint_id.bytes) == secret
     finally:
         await pool.close()
-
-
-def _kovra(arguments: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KOVRA_", "TB_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *arguments],
-        env={**base, **environment, "PYTHONPATH": str(repository)},
-        cwd=repository,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )

@@ -97,20 +97,21 @@ def _signal_group(process: subprocess.Popen[bytes], signal_number: signal.Signal
             process.send_signal(signal_number)
 
 
-async def _create_database(admin_url: str, name: str) -> None:
-    connection = await asyncpg.connect(admin_url)
+async def run_sql(url: str, statement: str) -> None:
+    """One statement on its own connection (databases, test triggers)."""
+    connection = await asyncpg.connect(url)
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.execute(statement)
     finally:
         await connection.close()
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    await run_sql(admin_url, f'CREATE DATABASE "{name}"')
 
 
 async def _drop_database(admin_url: str, name: str) -> None:
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
+    await run_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass

@@ -20,7 +20,7 @@ import redis
 from gateway.ids import decode_id
 from loadtest.provisioning import recipients
 from rails.iso20022 import parse_pacs002, validate
-from tests.gateway.e2e.conftest import Deployment, bearer
+from tests.gateway.e2e.conftest import Deployment, bearer, run_sql
 
 final_statuses = {"completed", "refunded", "cancelled", "blocked"}
 deposits = {"EUR": 10_000_000, "GBP": 10_000_000, "USD": 10_000_000, "IDR": 1_000_000_000_000}
@@ -272,14 +272,6 @@ CREATE TRIGGER kovra_test_blip BEFORE INSERT ON transfers
 """
 
 
-async def _sql(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 def test_a_retry_after_a_failed_write_counts_the_daily_limit_once(
     deployment: Deployment,
 ) -> None:
@@ -298,11 +290,11 @@ def test_a_retry_after_a_failed_write_counts_the_daily_limit_once(
     recipient = deployment.created("/v1/recipients", recipients["EUR"], bearer(key)).json()
     body = {"quote_id": quote["id"], "recipient_id": recipient["id"], "reference": "pg-blip"}
     days = {time.strftime("%Y%m%d", time.gmtime())}
-    asyncio.run(_sql(deployment.database_url, _refuse_blip))
+    asyncio.run(run_sql(deployment.database_url, _refuse_blip))
     try:
         failed = httpx.post(f"{base}/v1/transfers", json=body, headers=headers, timeout=30)
     finally:
-        asyncio.run(_sql(deployment.database_url, "DROP FUNCTION kovra_test_blip CASCADE"))
+        asyncio.run(run_sql(deployment.database_url, "DROP FUNCTION kovra_test_blip CASCADE"))
     assert failed.status_code == 500, failed.text
     paid = httpx.post(f"{base}/v1/transfers", json=body, headers=headers, timeout=30)
     assert paid.status_code == 201, paid.text
