@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
-import structlog
 from litestar import Litestar, Request, Response, get
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -29,7 +28,7 @@ from gateway.problems import (
     ProblemError,
     from_ledger_error,
 )
-from gateway.requests import problem_reply
+from gateway.requests import problem_reply, unexpected_reply
 from gateway.routes import admin, batches, compliance, holds, ledger_reads, ops, quotes, transfers
 from gateway.routes import events as event_routes
 from gateway.routes import webhooks as webhook_routes
@@ -39,7 +38,6 @@ from gateway.webhooks import wire as webhook_wire
 from ledger.errors import LedgerError
 
 kovra_version = "0.1.0"
-log = structlog.get_logger("kovra.app")
 _http_codes = {
     400: "bad_request",
     401: "unauthorized",
@@ -146,8 +144,7 @@ def _on_http_exception(request: Request[Any, Any, Any], error: HTTPException) ->
 
 
 def _on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
-    log.exception("unhandled_error", path=request.url.path, error=repr(error))
-    return _problem_response(request, ProblemError(500, "internal_error", "an internal error"))
+    return unexpected_reply(error, request.scope).response()
 
 
 @get("/schema/openapi.json", summary="OpenAPI document", tags=["ops"], include_in_schema=False)

@@ -17,7 +17,6 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-import structlog
 from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.handlers import HTTPRouteHandler
@@ -33,7 +32,7 @@ from litestar.types import (
 from gateway.middleware import route_state_key
 from gateway.problems import ProblemError, from_ledger_error
 from gateway.ratelimit import Principal
-from gateway.requests import Reply, problem_reply, read_body
+from gateway.requests import Reply, problem_reply, read_body, unexpected_reply
 from gateway.routes.holds import create_hold_reply
 from gateway.routes.quotes import create_quote_reply
 from gateway.routes.transfers import create_transfer_reply
@@ -47,7 +46,6 @@ hot_routes: Final[dict[tuple[str, str], HotRoute]] = {
     ("POST", "/v1/transfers"): create_transfer_reply,
     ("POST", "/v1/holds"): create_hold_reply,
 }
-log = structlog.get_logger("kovra.http")
 
 
 def with_hot_routes(app: Litestar, litestar_handler: ASGIApp) -> ASGIApp:
@@ -73,8 +71,7 @@ def with_hot_routes(app: Litestar, litestar_handler: ASGIApp) -> ASGIApp:
         except LedgerError as error:
             reply = problem_reply(from_ledger_error(error), scope)
         except Exception as error:
-            log.exception("unhandled_error", path=key[1], error=repr(error))
-            reply = problem_reply(ProblemError(500, "internal_error", "an internal error"), scope)
+            reply = unexpected_reply(error, scope)
         await _send(send, reply)
 
     return dispatch

@@ -166,6 +166,13 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+def unexpected_reply(error: Exception, scope: Scope) -> Reply:
+    """The 500 problem for an error nobody expected, logged with its traceback (call it
+    from the `except` block that caught `error`)."""
+    log.exception("unhandled_error", path=scope["path"], error=repr(error))
+    return problem_reply(ProblemError(500, "internal_error", "an internal error"), scope)
+
+
 def problem_reply(error: ProblemError, scope: Scope) -> Reply:
     """The problem document for `error`, counted in `kovra_problems_total`."""
     problems_total.labels(code=error.code).inc()
