@@ -17,11 +17,19 @@ import msgspec
 
 from gateway.db.records import record_admin_action
 from gateway.db.tenancy import TenantRecord, get_tenant, set_tenant_status
+from gateway.problems import ProblemError
+from gateway.ratelimit import Principal
 from gateway.services import Services
 from gateway.tenants import publish_tenant
 from gateway.transfers.recipients import cache_recipient, load_recipient
 
 statuses = ("active", "frozen")
+
+
+def ensure_active(principal: Principal) -> None:
+    """Refuse anything that moves money for a frozen tenant (`tenant_frozen`)."""
+    if principal.status != "active":
+        raise ProblemError(403, "tenant_frozen", "this tenant is frozen: no money can move")
 
 
 async def set_tenant_freeze(

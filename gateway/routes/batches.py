@@ -13,6 +13,7 @@ from gateway.batches.accept import accept_batch, batch_view
 from gateway.batches.parsing import Parsed, parse_csv, parse_json
 from gateway.batches.records import BatchRow, get_batch, item_page, list_messages, status_counts
 from gateway.cursors import page_limit_or_422
+from gateway.freezes import ensure_active
 from gateway.ids import decode_id
 from gateway.problems import FieldError, ProblemError
 from gateway.requests import idempotent, json_response, principal_of, request_body, services_of
@@ -50,8 +51,7 @@ async def create_batch_route(
 ) -> Response[bytes]:
     services = services_of(request)
     principal = principal_of(request)
-    if principal.status != "active":
-        raise ProblemError(403, "tenant_frozen", "this tenant is frozen: no money can move")
+    ensure_active(principal)
     is_atomic, parsed = _items_of(request, await request_body(request), atomic)
 
     async def execute(batch_id: int) -> tuple[int, msgspec.Struct]:

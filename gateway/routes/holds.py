@@ -23,6 +23,7 @@ from gateway import wire
 from gateway.db.batch import BatchStatement
 from gateway.db.money import HoldRow, deposit_insert, get_hold, hold_insert, mark_rejected
 from gateway.db.records import event_insert
+from gateway.freezes import ensure_active
 from gateway.ids import as_uuid, decode_id, encode_id, utc_from_ns
 from gateway.problems import ProblemError
 from gateway.ratelimit import Principal
@@ -45,12 +46,7 @@ HoldStatus = Literal["pending", "captured", "voided", "expired"]
 
 
 def _require_active(request: Request[Any, Any, Any]) -> None:
-    if principal_of(request).status != "active":
-        raise _frozen()
-
-
-def _frozen() -> ProblemError:
-    return ProblemError(403, "tenant_frozen", "this tenant is frozen: no money can move")
+    ensure_active(principal_of(request))
 
 
 async def _event(
@@ -176,8 +172,7 @@ async def create_hold(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def create_hold_reply(
     services: Services, principal: Principal, scope: Scope, raw: bytes
 ) -> Reply:
-    if principal.status != "active":
-        raise _frozen()
+    ensure_active(principal)
     body = decode_body(raw, wire.HoldCreate)
 
     async def execute(hold_id: int) -> tuple[int, msgspec.Struct]:

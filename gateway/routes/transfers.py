@@ -11,6 +11,7 @@ from litestar.types import Scope
 
 from gateway import wire
 from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
+from gateway.freezes import ensure_active
 from gateway.ids import decode_id, encode_id
 from gateway.problems import FieldError, ProblemError
 from gateway.ratelimit import Principal
@@ -115,8 +116,7 @@ async def create_transfer_route(request: Request[Any, Any, Any]) -> Response[byt
 async def create_transfer_reply(
     services: Services, principal: Principal, scope: Scope, raw: bytes
 ) -> Reply:
-    if principal.status != "active":
-        raise ProblemError(403, "tenant_frozen", "this tenant is frozen: no money can move")
+    ensure_active(principal)
     body = decode_body(raw, wire.TransferCreate)
 
     async def execute(transfer_id: int) -> tuple[int, msgspec.Struct]:
