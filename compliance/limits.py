@@ -15,6 +15,7 @@ give-back clears it, so the retry after a refusal counts again.
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -48,33 +49,44 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     payouts_last_hour: int
 
 
+# Count `amount` (a string of digits) against the day's `limit` at `now_ms`, the counters
+# expiring after `ttl` seconds; with a marker (`marker_key`, `marker_field`, or nil), not
+# if the marker holds a count already. Returns {0, day total} refused, {1, day total, hour
+# count} counted, or {2, day total, hour count, amount, moment (ms)} counted before under
+# the marker. A Lua function, so the scripts that count a payout together with other
+# records (gateway.transfers.admission) count alike.
+count_lua = """
+local function count(day_key, hour_key, marker_key, marker_field, amount, limit, ttl, now_ms)
+  if marker_key then
+    local counted = redis.call('HGET', marker_key, marker_field)
+    if counted then
+      local counted_amount, moment = string.match(counted, '^(%d+):(%d+)$')
+      return {2, tonumber(redis.call('GET', day_key) or '0'),
+        tonumber(redis.call('GET', hour_key) or '0'), counted_amount, moment}
+    end
+  end
+  local used = tonumber(redis.call('GET', day_key) or '0')
+  if used + tonumber(amount) > tonumber(limit) then return {0, used} end
+  used = redis.call('INCRBY', day_key, amount)
+  redis.call('EXPIRE', day_key, tonumber(ttl))
+  local hour = redis.call('INCR', hour_key)
+  redis.call('EXPIRE', hour_key, tonumber(ttl))
+  if marker_key then
+    redis.call('HSET', marker_key, marker_field, amount .. ':' .. now_ms)
+    -- The marker's hash normally exists with its own lifetime; one made here must expire.
+    if redis.call('TTL', marker_key) < 0 then redis.call('EXPIRE', marker_key, tonumber(ttl)) end
+  end
+  return {1, used, hour}
+end
+"""
 # KEYS: day counter, hour counter, and the count-once hash if any.
 # ARGV: amount, limit, ttl, now (ms), and the count-once field if any.
-# Returns {0, day total} refused, {1, day total, hour count} counted, or
-# {2, day total, hour count, amount, moment (ms)} counted before under the marker.
-_consume = """
-if KEYS[3] then
-  local counted = redis.call('HGET', KEYS[3], ARGV[5])
-  if counted then
-    local amount, moment = string.match(counted, '^(%d+):(%d+)$')
-    return {2, tonumber(redis.call('GET', KEYS[1]) or '0'),
-      tonumber(redis.call('GET', KEYS[2]) or '0'), amount, moment}
-  end
-end
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local amount = tonumber(ARGV[1])
-if used + amount > tonumber(ARGV[2]) then return {0, used, 0} end
-used = redis.call('INCRBY', KEYS[1], amount)
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-local hour = redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
-if KEYS[3] then
-  redis.call('HSET', KEYS[3], ARGV[5], ARGV[1] .. ':' .. ARGV[4])
-  -- The marker's hash normally exists with its own lifetime; one made here must expire.
-  if redis.call('TTL', KEYS[3]) < 0 then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3])) end
-end
-return {1, used, hour}
+_consume = (
+    count_lua
+    + """
+return count(KEYS[1], KEYS[2], KEYS[3], ARGV[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
+)
 # KEYS: day counter, hour counter (of the moment the payout was counted), and the
 # count-once hash if any. ARGV: amount, and the count-once field if any.
 # A counter that has expired is left alone rather than recreated below zero; with a marker,
@@ -129,6 +141,10 @@ class DailyLimits:
         self._consume_many = redis.register_script(_consume_many)
         self._give_back_many = redis.register_script(_give_back_many)
 
+    def counter_keys(self, *, tenant_id: int, moment: datetime.datetime) -> list[str]:
+        """The day and hour counters `moment` counts in (the keys of `count_lua`)."""
+        return self._keys(tenant_id, moment)
+
     def _keys(self, tenant_id: int, now: datetime.datetime) -> list[str]:
         day = now.strftime("%Y%m%d")
         hour = now.strftime("%Y%m%d%H")
@@ -156,30 +172,14 @@ class DailyLimits:
             usd_minor,
             daily_limit_usd_minor,
             counter_ttl_seconds,
-            _milliseconds(moment),
+            milliseconds(moment),
         ]
         if once is not None:
             keys.append(once.key)
             args.append(once.field)
         reply = await self._consume(keys=keys, args=args)
-        match int(reply[0]):
-            case 0:
-                raise DailyLimitExceeded(
-                    f"today's volume would exceed the daily limit of {daily_limit_usd_minor} "
-                    f"USD minor units (used: {int(reply[1])})"
-                )
-            case 1:
-                counted_usd_minor, counted_at = usd_minor, moment
-            case 2:
-                counted_usd_minor = int(reply[3])
-                counted_at = datetime.datetime.fromtimestamp(int(reply[4]) / 1000, tz=datetime.UTC)
-            case other:
-                unreachable(f"the daily limit script replied {other}")
-        return Usage(
-            usd_minor=counted_usd_minor,
-            counted_at=counted_at,
-            day_usd_minor=int(reply[1]),
-            payouts_last_hour=int(reply[2]),
+        return usage_of(
+            reply, usd_minor=usd_minor, moment=moment, daily_limit_usd_minor=daily_limit_usd_minor
         )
 
     async def give_back(
@@ -241,5 +241,31 @@ class DailyLimits:
             await self._give_back_many(keys=list(keys), args=[amount, count])
 
 
-def _milliseconds(moment: datetime.datetime) -> int:
+def usage_of(
+    reply: list[Any], *, usd_minor: int, moment: datetime.datetime, daily_limit_usd_minor: int
+) -> Usage:
+    """What a `count` of `usd_minor` at `moment` counted (its reply), or the refusal."""
+    match int(reply[0]):
+        case 0:  # count_refused
+            raise DailyLimitExceeded(
+                f"today's volume would exceed the daily limit of {daily_limit_usd_minor} "
+                f"USD minor units (used: {int(reply[1])})"
+            )
+        case 1:  # count_counted
+            counted_usd_minor, counted_at = usd_minor, moment
+        case 2:  # count_counted_before
+            counted_usd_minor = int(reply[3])
+            counted_at = datetime.datetime.fromtimestamp(int(reply[4]) / 1000, tz=datetime.UTC)
+        case other:
+            unreachable(f"the daily limit script replied {other}")
+    return Usage(
+        usd_minor=counted_usd_minor,
+        counted_at=counted_at,
+        day_usd_minor=int(reply[1]),
+        payouts_last_hour=int(reply[2]),
+    )
+
+
+def milliseconds(moment: datetime.datetime) -> int:
+    """`moment` as Unix milliseconds, the clock of the scripts here."""
     return int(moment.timestamp() * 1000)

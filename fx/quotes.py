@@ -10,12 +10,13 @@ may use it again (a retry), nobody else can.
 from __future__ import annotations
 
 import datetime
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 from redis.asyncio import Redis
 
 from ledger.errors import LedgerError
+from ledger.invariants import unreachable
 
 quote_ttl_seconds_default = 600
 quote_ttl_seconds_max = 3600
@@ -72,21 +73,37 @@ return false
 """
 
 
+# Whether `consumer` may use the quote at `key` at `now_ms`, changing nothing: 0 unknown,
+# 1 used by another, 2 expired, or 3 and the quote's JSON. A Lua function, so the scripts
+# that use a quote together with other records (gateway.transfers.admission) decide alike.
+quote_usable_lua = """
+local function quote_usable(key, now_ms, consumer)
+  local quote = redis.call('HGET', key, 'quote')
+  if not quote then return 0 end
+  local used_by = redis.call('HGET', key, 'used_by')
+  if used_by and used_by ~= consumer then return 1 end
+  if not used_by and tonumber(now_ms) >= tonumber(redis.call('HGET', key, 'expires_at_ms')) then
+    return 2
+  end
+  return 3, quote
+end
+"""
+quote_unknown: Final = 0
+quote_used: Final = 1
+quote_expired: Final = 2
+quote_granted: Final = 3
+
 # KEYS[1] the quote; ARGV[1] now (ms), ARGV[2] the consumer id.
 # Returns {0} unknown, {1} used by another, {2} expired, {3, quote} granted.
-_consume_script = """
-local quote = redis.call('HGET', KEYS[1], 'quote')
-if not quote then return {0} end
-local used_by = redis.call('HGET', KEYS[1], 'used_by')
-if used_by and used_by ~= ARGV[2] then return {1} end
-if not used_by then
-  if tonumber(ARGV[1]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at_ms')) then
-    return {2}
-  end
-  redis.call('HSET', KEYS[1], 'used_by', ARGV[2])
-end
+_consume_script = (
+    quote_usable_lua
+    + """
+local outcome, quote = quote_usable(KEYS[1], ARGV[1], ARGV[2])
+if outcome ~= 3 then return {outcome} end
+redis.call('HSET', KEYS[1], 'used_by', ARGV[2])
 return {3, quote}
 """
+)
 
 
 # KEYS[1] the quote; ARGV[1] the consumer id. Frees the quote if that consumer holds it.
@@ -99,8 +116,24 @@ return 0
 """
 
 
+def refusal(outcome: int) -> LedgerError:
+    """The error for a `quote_usable` outcome that refuses the quote."""
+    if outcome == quote_unknown:
+        return QuoteNotFound("no such quote")
+    if outcome == quote_used:
+        return QuoteAlreadyUsed("the quote was already used")
+    if outcome == quote_expired:
+        return QuoteExpired("the quote expired; request a new one")
+    unreachable(f"quote outcome {outcome} is not a refusal")
+
+
 def _ms(moment: datetime.datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def consumer_token(consumer_id: int) -> str:
+    """How a quote's record names the transfer that uses it (`used_by`)."""
+    return f"{consumer_id:032x}"
 
 
 class QuoteStore:
@@ -154,21 +187,17 @@ class QuoteStore:
         """Use the quote for `consumer_id`, once; typed errors say why it cannot be used."""
         moment = now or datetime.datetime.now(tz=datetime.UTC)
         reply = await self._consume(
-            keys=[self._key(tenant_id, quote_id)], args=[_ms(moment), f"{consumer_id:032x}"]
+            keys=[self._key(tenant_id, quote_id)], args=[_ms(moment), consumer_token(consumer_id)]
         )
         outcome = int(reply[0])
-        if outcome == 0:
-            raise QuoteNotFound("no such quote")
-        if outcome == 1:
-            raise QuoteAlreadyUsed("the quote was already used")
-        if outcome == 2:
-            raise QuoteExpired("the quote expired; request a new one")
+        if outcome != quote_granted:
+            raise refusal(outcome)
         return msgspec.json.decode(reply[1], type=LockedQuote)
 
     async def release(self, *, tenant_id: int, quote_id: int, consumer_id: int) -> bool:
         """Give the quote back when its consumer failed before moving money (e.g. the
         wallet could not pay); only the consumer holding it can."""
         released = await self._release(
-            keys=[self._key(tenant_id, quote_id)], args=[f"{consumer_id:032x}"]
+            keys=[self._key(tenant_id, quote_id)], args=[consumer_token(consumer_id)]
         )
         return bool(released)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import asyncpg
 import redis.asyncio as redis_asyncio
@@ -35,6 +36,9 @@ from ledger.embedded import EmbeddedClient
 from ledger.service import Ledger
 from ledger.statements import Statements
 from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
+
+if TYPE_CHECKING:
+    from gateway.transfers.admission import TransferAdmission
 
 default_database_url = "postgresql://postgres@127.0.0.1:5432/kovra"
 default_redis_url = "redis://127.0.0.1:6379/0"
@@ -102,6 +106,7 @@ class Services:
     compliance: ComplianceCheck
     limits: DailyLimits
     secret_box: SecretBox
+    admission: TransferAdmission
     # Background tasks owned by these services (the sanctions-list refresh), cancelled on close.
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -150,6 +155,11 @@ async def open_services(settings: Settings) -> Services:
     currencies = CurrencyRegistry(settings.currencies)
     ledger = Ledger(ledger_client, currencies)
     rate_source = _rate_source(settings, redis)
+    quotes = QuoteStore(redis)
+    limits = DailyLimits(redis)
+    # The transfer path's module needs these services to be defined first.
+    from gateway.transfers.admission import TransferAdmission  # noqa: PLC0415
+
     services = Services(
         settings=settings,
         ledger_client=ledger_client,
@@ -163,14 +173,15 @@ async def open_services(settings: Settings) -> Services:
         rate_source=rate_source,
         quoter=Quoter(
             book=RateBook(rate_source, max_age_seconds=settings.fx_max_age_seconds),
-            store=QuoteStore(redis),
+            store=quotes,
             currencies=currencies,
             ttl_seconds=settings.quote_ttl_seconds,
         ),
         pricing=PricingCache(pool),
         compliance=NoOpCheck(),  # Replaced below, once Postgres can be read.
-        limits=DailyLimits(redis),
+        limits=limits,
         secret_box=secret_box,
+        admission=TransferAdmission(redis, quotes=quotes, limits=limits),
     )
     try:
         await ledger.open_platform_accounts()

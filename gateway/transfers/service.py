@@ -1,17 +1,16 @@
 """Creating and cancelling transfers: the request path of the lifecycle (SPEC §6).
 
 Creating holds the funds with the payout's linked chain and answers `processing`; nothing
-else happens on the request path. Its steps never read Postgres: the recipient comes from
-Redis, the quote is consumed in Redis (single use, by this transfer only), the ledger
+else happens on the request path. Its steps never read Postgres: one Redis script admits
+the transfer (`gateway.transfers.admission`: the recipient is active, the quote is used by
+this transfer only, the daily limit is counted), compliance decides in-process, the ledger
 reserves every leg at once, and only then are the transfer row and its
 `transfer.processing` event written, together, in one batched transaction. A refusal (no
 funds, no liquidity, an expired or used quote, an unknown recipient) creates nothing and
-holds nothing; a quote taken by a refused transfer is given back.
-"""
+holds nothing; a quote and a count taken for a transfer refused later are given back."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import hashlib
 import json
@@ -21,9 +20,6 @@ from typing import Any
 import msgspec
 
 from compliance.decisions import Decision, PayoutFacts
-from compliance.limits import CountOnce, Usage
-from fx.pricing import usd_equivalent_minor
-from fx.quoter import mid_rate
 from fx.quotes import LockedQuote
 from gateway import wire
 from gateway.audit import append as audit_append
@@ -34,8 +30,9 @@ from gateway.ids import decode_id, encode_id
 from gateway.problems import ProblemError
 from gateway.ratelimit import Principal
 from gateway.services import Services
+from gateway.transfers.admission import admit
 from gateway.transfers.cases import case_insert
-from gateway.transfers.recipients import RecipientRecord, load_recipient
+from gateway.transfers.recipients import RecipientRecord
 from gateway.transfers.records import (
     Event,
     TransferRow,
@@ -45,11 +42,9 @@ from gateway.transfers.records import (
     transition,
 )
 from ledger.errors import LedgerError
+from ledger.invariants import ensure
 from ledger.payouts import Payout, Payouts
 from rails.corridors import UnsupportedCorridor, choose_rail, corridor_for
-
-# The field of the quote's record that remembers what paying it counted against the limit.
-daily_limit_counted_field = "daily_limit_counted"
 
 
 def event_id(transfer_id: uuid.UUID, kind: str, attempt: int = 0) -> uuid.UUID:
@@ -97,41 +92,34 @@ async def create_transfer(
 ) -> wire.Transfer:
     quote_id = decode_id("quote", body.quote_id)
     recipient_id = decode_id("rcp", body.recipient_id)
-    store = services.quoter.store
-    # Both reads go out in one Redis write (gateway.redis_pipelining): the quote is consumed
-    # meanwhile, and given back below if the recipient turns out unusable.
-    recipient, quote = await asyncio.gather(
-        load_recipient(
-            services,
-            tenant_id=principal.tenant_id,
-            region=principal.compliance_region,
-            recipient_id=recipient_id,
-        ),
-        store.consume(tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id),
-        return_exceptions=True,
+    terms = await services.pricing.terms(principal.tenant_id)
+    # One Redis script: the recipient, the quote (now used by this transfer) and the daily
+    # limit (counted once, even on a retry). A refusal there has changed nothing.
+    admitted = await admit(
+        services,
+        principal,
+        transfer_id=transfer_id,
+        quote_id=quote_id,
+        recipient_id=recipient_id,
+        daily_limit_usd_minor=terms.daily_limit_usd_minor,
     )
-    if isinstance(recipient, BaseException):
-        await _give_back_quote(services, principal, quote, quote_id, transfer_id)
-        raise recipient
-    if recipient is None or recipient.status != "active":
-        await _give_back_quote(services, principal, quote, quote_id, transfer_id)
-        if recipient is None:
-            raise ProblemError(422, "unknown_recipient", f"no recipient {body.recipient_id}")
-        raise ProblemError(403, "recipient_frozen", "this recipient is frozen")
-    if isinstance(quote, BaseException):
-        raise quote
-    usage: Usage | None = None
-    # A retry of this transfer (same Idempotency-Key, so the same id) after a failure past
-    # this point finds its count on the quote and is not counted against the limit again.
-    counted = CountOnce(
-        key=store.record_key(tenant_id=principal.tenant_id, quote_id=quote_id),
-        field=daily_limit_counted_field,
-    )
+    quote = admitted.quote
     try:
-        rail = _rail(
-            quote, recipient_country=recipient.country, recipient_currency=recipient.currency
+        rail = _rail(quote, recipient=admitted.recipient)
+        decision = await services.compliance.check(
+            PayoutFacts(
+                tenant_id=principal.tenant_id,
+                tier=terms.tier,
+                source_currency=quote.source_currency,
+                target_currency=quote.target_currency,
+                amount_usd_minor=admitted.usage.usd_minor,
+                daily_limit_usd_minor=terms.daily_limit_usd_minor,
+                recipient_name=admitted.recipient.name,
+                recipient_country=admitted.recipient.country,
+                recipient_created_at=admitted.recipient.created_at,
+                payouts_last_hour=admitted.usage.payouts_last_hour,
+            )
         )
-        usage, decision = await _screen(services, principal, quote, recipient, counted)
         if decision.outcome == "block":
             await audit_append(
                 services.pool,
@@ -161,11 +149,10 @@ async def create_transfer(
     except (LedgerError, ProblemError):
         # The count first: a quote freed while it still carried this count would let the
         # next payer of the quote inherit the count and not be counted at all.
-        if usage is not None:
-            await services.limits.give_back(
-                tenant_id=principal.tenant_id, usage=usage, once=counted
-            )
-        await store.release(
+        await services.limits.give_back(
+            tenant_id=principal.tenant_id, usage=admitted.usage, once=admitted.counted
+        )
+        await services.quoter.store.release(
             tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
         )
         raise
@@ -181,77 +168,12 @@ async def create_transfer(
     )
 
 
-async def _give_back_quote(
-    services: Services,
-    principal: Principal,
-    quote: LockedQuote | BaseException,
-    quote_id: int,
-    transfer_id: int,
-) -> None:
-    """Release a quote this transfer consumed but will not use (nothing else was done)."""
-    if isinstance(quote, LockedQuote):
-        await services.quoter.store.release(
-            tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
-        )
-
-
-async def _screen(
-    services: Services,
-    principal: Principal,
-    quote: LockedQuote,
-    recipient: RecipientRecord,
-    counted: CountOnce,
-) -> tuple[Usage, Decision]:
-    """Count the payout against the daily limit (in USD), then ask compliance about it."""
-    terms = await services.pricing.terms(principal.tenant_id)
-    usd_minor = quote.usd_equivalent_minor
-    if usd_minor is None:
-        usd_minor = await _usd_at_current_rates(services, quote)
-    usage = await services.limits.consume(
-        tenant_id=principal.tenant_id,
-        usd_minor=usd_minor,
-        daily_limit_usd_minor=terms.daily_limit_usd_minor,
-        once=counted,
-    )
-    decision = await services.compliance.check(
-        PayoutFacts(
-            tenant_id=principal.tenant_id,
-            tier=terms.tier,
-            source_currency=quote.source_currency,
-            target_currency=quote.target_currency,
-            amount_usd_minor=usd_minor,
-            daily_limit_usd_minor=terms.daily_limit_usd_minor,
-            recipient_name=recipient.name,
-            recipient_country=recipient.country,
-            recipient_created_at=recipient.created_at,
-            payouts_last_hour=usage.payouts_last_hour,
-        )
-    )
-    return usage, decision
-
-
-async def _usd_at_current_rates(services: Services, quote: LockedQuote) -> int:
-    """A quote stored before quotes recorded their USD equivalent, valued now. A missing or
-    stale rate is the API's `rate_unavailable` or `rate_stale` (a LedgerError), so the
-    caller gives the quote back."""
-    rates = await services.quoter.book.snapshot()
-    return usd_equivalent_minor(
-        amount_minor=quote.source_amount + quote.fee_amount,
-        currency=services.ledger.currencies.get(quote.source_currency),
-        to_usd_mid=mid_rate(rates, quote.source_currency, "USD").rate,
-    )
-
-
-def _rail(quote: LockedQuote, *, recipient_country: str, recipient_currency: str) -> str:
-    if quote.target_currency != recipient_currency:
-        raise ProblemError(
-            422,
-            "recipient_currency_mismatch",
-            f"the quote pays {quote.target_currency}; the recipient is paid "
-            f"in {recipient_currency}",
-        )
+def _rail(quote: LockedQuote, *, recipient: RecipientRecord) -> str:
+    """The rail for the payout (the admission checked the currencies agree; the corridor
+    was checked when the recipient was created, and is again in case it was withdrawn)."""
+    ensure(quote.target_currency == recipient.currency, "the quote pays the recipient's currency")
     try:
-        corridor = corridor_for(country=recipient_country, currency=recipient_currency)
+        corridor = corridor_for(country=recipient.country, currency=recipient.currency)
     except UnsupportedCorridor as error:
         raise ProblemError(422, "unsupported_corridor", str(error)) from None
     return choose_rail(corridor, amount_minor=quote.target_amount).value

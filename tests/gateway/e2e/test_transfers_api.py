@@ -193,7 +193,7 @@ def test_refusals_create_and_hold_nothing(payer: Payer) -> None:
         "/v1/transfers",
         {"quote_id": quote["id"], "recipient_id": payer.recipient("EUR"), "reference": "first use"},
     )
-    assert used.status_code == 201, used.text  # The refused attempts gave the quote back.
+    assert used.status_code == 201, used.text  # The refused attempts left the quote unused.
     again = payer.post(
         "/v1/transfers",
         {
@@ -233,6 +233,22 @@ def test_a_quote_locks_its_usd_equivalent_so_a_stale_rate_cannot_refuse_it(
         httpx.put(rates, headers=admin, json={"rates": {"USD/SEK": "10.65"}})
     assert paid.status_code == 201, paid.text
     assert payer.settle(paid.json()["id"])["status"] == "completed"
+
+
+def test_a_recipient_missing_from_redis_is_read_from_postgres(payer: Payer) -> None:
+    """The recipient's record in Redis lapsed (or Redis lost it): the transfer reads the
+    recipient from Postgres, publishes it again, and goes through."""
+    recipient = payer.recipient("EUR")
+    store = redis.Redis.from_url(payer.deployment.environment["REDIS_URL"])
+    key = f"kovra:recipient:{payer.tenant_id}:{decode_id('rcp', recipient):032x}"
+    assert store.delete(key) == 1
+    quote = payer.quote("EUR", "EUR", 1_000)
+    paid = payer.post(
+        "/v1/transfers",
+        {"quote_id": quote["id"], "recipient_id": recipient, "reference": "republished"},
+    )
+    assert paid.status_code == 201, paid.text
+    assert store.exists(key) == 1
 
 
 def test_an_earlier_versions_quote_is_valued_now_and_given_back_on_a_stale_rate(
