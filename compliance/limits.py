@@ -164,7 +164,9 @@ class DailyLimits:
     ) -> Usage:
         """Count the payout against today's limit, or refuse it without counting. With
         `once`, a payout already counted under that marker is not counted again: its
-        `Usage` is the first count's (amount and moment), with today's totals."""
+        `Usage` is the first count's (amount and moment), with today's totals. (A single
+        transfer counts with the same `count_lua` inside its admission script,
+        `gateway.transfers.admission`, together with its quote and recipient.)"""
         ensure(1 <= usd_minor <= usd_minor_max, "a payout counts a positive, bounded amount")
         moment = now or datetime.datetime.now(tz=datetime.UTC)
         keys = self._keys(tenant_id, moment)
