@@ -18,6 +18,7 @@ from fx.quotes import LockedQuote, QuoteStore, quote_expired, quote_unknown, quo
 from gateway.transfers.admission import Outcome, TransferAdmission
 from gateway.transfers.recipients import RecipientRecord, recipient_cache_key
 from ledger.transfers import new_object_id
+from tests.fx.test_quotes import _quote as quote_for
 
 tenant_id = 77
 limit_usd_minor = 10_000
@@ -40,23 +41,9 @@ class Setting:
     async def quote(
         self, *, usd_minor: int | None = 1_093, minutes: int = 10, currency: str = "IDR"
     ) -> LockedQuote:
+        built = quote_for(tenant_id=tenant_id, minutes=minutes)
         return await self.quotes.save(
-            LockedQuote(
-                id=new_object_id(),
-                tenant_id=tenant_id,
-                source_currency="EUR",
-                target_currency=currency,
-                source_amount=1_000,
-                target_amount=17_398_097,
-                fee_amount=15,
-                rate="17398.0978260869",
-                mid_rate="17663.0434782609",
-                margin_bps=150,
-                rate_observed_at=now,
-                created_at=now - datetime.timedelta(minutes=1),
-                expires_at=now + datetime.timedelta(minutes=minutes),
-                usd_equivalent_minor=usd_minor,
-            )
+            msgspec.structs.replace(built, target_currency=currency, usd_equivalent_minor=usd_minor)
         )
 
     async def publish_recipient(self, *, status: str = "active", name: str = "PT Maju") -> None:
