@@ -286,7 +286,8 @@ class PipeliningRedis(Redis):
     async def _connect(self) -> None:
         """Open the connection (AUTH and SELECT first), then send what queued meanwhile."""
         try:
-            protocol = await asyncio.wait_for(self._open(), self._connect_timeout_seconds)
+            async with asyncio.timeout(self._connect_timeout_seconds):
+                protocol = await self._open()
         except BaseException as error:
             backlog, self._backlog = self._backlog, []
             failure = (

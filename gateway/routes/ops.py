@@ -50,7 +50,8 @@ async def _ledger(services: Services) -> None:
 
 async def _check(awaitable: Any) -> str:
     try:
-        await asyncio.wait_for(awaitable, timeout=readiness_timeout_seconds)
+        async with asyncio.timeout(readiness_timeout_seconds):
+            await awaitable
     except Exception as error:  # Any failure means "not ready"; the name says which.
         return f"down: {type(error).__name__}"
     return "ok"

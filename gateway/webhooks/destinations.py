@@ -91,10 +91,8 @@ async def _addresses(host: str, port: int) -> list[IpAddress]:
         pass
     loop = asyncio.get_running_loop()
     try:
-        answers = await asyncio.wait_for(
-            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
-            timeout=resolve_timeout_seconds,
-        )
+        async with asyncio.timeout(resolve_timeout_seconds):
+            answers = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, TimeoutError):
         raise DestinationRefused(f"{host} does not resolve") from None
     addresses = [ipaddress.ip_address(answer[4][0]) for answer in answers]

@@ -12,7 +12,6 @@ restarted) makes the next attempt with the same `webhook-id`: at least once, nev
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import random as _random
 import time
@@ -128,10 +127,15 @@ class DeliveryWorker:
 
     async def _next_slot(self, *, timeout_seconds: float | None) -> None:
         self.slot_freed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.slot_freed.wait(), timeout=timeout_seconds)
-            # Let a few more attempts end, so one claim serves them all.
-            await asyncio.sleep(claim_coalesce_seconds)
+        # `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11 `wait_for` swallows a
+        # cancellation that lands in the turn the event is set, and the worker would not stop.
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                await self.slot_freed.wait()
+        except TimeoutError:
+            return
+        # Let a few more attempts end, so one claim serves them all.
+        await asyncio.sleep(claim_coalesce_seconds)
 
     async def _claim(self, wanted: int) -> list[Claimed]:
         remaining = {

@@ -258,3 +258,35 @@ async def test_a_secret_the_keys_cannot_open_sends_nothing_until_they_can(
 
 async def _attempted(pool: asyncpg.Pool) -> bool:
     return bool(await pool.fetchval("SELECT count(*) FROM webhook_attempts"))
+
+
+class _ClaimWatcher(DeliveryWorker):
+    """A worker that says when its first claim has returned, so a test knows it is idle."""
+
+    claimed_once: asyncio.Event
+
+    async def _claim(self, wanted: int) -> list[deliveries.Claimed]:
+        claimed = await super()._claim(wanted)
+        self.claimed_once.set()
+        return claimed
+
+
+async def test_a_stop_that_arrives_as_an_attempt_ends_still_stops_the_worker(
+    pool: asyncpg.Pool,
+) -> None:
+    """The idle wait ends when an attempt ends; a cancellation landing in that same turn of
+    the loop must stop the worker, not be swallowed (as `asyncio.wait_for` does on 3.11)."""
+    idle = _ClaimWatcher(pool, box, schedule=(0.05,), timeout_seconds=5.0, sandbox=True)
+    idle.claimed_once = asyncio.Event()
+    task = asyncio.create_task(idle.run_forever(idle_seconds=30.0))
+    async with asyncio.timeout(wait_seconds_max):
+        await idle.claimed_once.wait()
+    await asyncio.sleep(0.05)  # Nothing is due: the worker is now in its idle wait.
+    idle.slot_freed.set()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2.0)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert done == {task}, "the worker went on after it was told to stop"
+    assert task.cancelled()
