@@ -48,6 +48,16 @@ redis_socket_timeout_seconds = 5
 redis_connections_max = 128
 
 
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """What a pooled connection does on release, beyond asyncpg's own rollback of any
+    transaction left open: nothing. asyncpg's default sends `RESET ALL`, `UNLISTEN *`,
+    `CLOSE ALL` and `pg_advisory_unlock_all()`, a second round trip for every statement
+    made through `pool.execute`. Nothing of ours leaves session state on a pooled
+    connection (settings are `SET LOCAL`, advisory locks are transaction-scoped, cursors live
+    inside transactions, nobody LISTENs), and `tests/gateway/test_services.py` checks it."""
+    del connection
+
+
 def _rate_source(settings: Settings, redis: redis_asyncio.Redis) -> TableRateSource | HttpRateFeed:
     if settings.fx_source == "http" and settings.fx_feed_url:
         return HttpRateFeed(settings.fx_feed_url, refresh_seconds=settings.fx_feed_refresh_seconds)
@@ -136,6 +146,7 @@ async def open_services(settings: Settings) -> Services:
             min_size=1,
             max_size=settings.database_pool_size,
             command_timeout=database_command_timeout_seconds,
+            reset=keep_session,
         )
     except BaseException:
         await ledger_client.close()

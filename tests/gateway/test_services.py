@@ -1,0 +1,114 @@
+"""The Postgres pool that `open_services` opens: releasing a connection costs no round trip
+(asyncpg's default reset query is not sent), yet a transaction left open is still rolled
+back; and no code of ours leaves session state on a pooled connection, which is what makes
+skipping that reset safe."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.db.migrate import migrate
+from gateway.services import Services, open_services
+from gateway.settings import load_settings
+
+packages = ("gateway", "ledger", "fx", "rails", "compliance")
+root = Path(__file__).resolve().parents[2]
+
+# SQL that outlives its transaction on a session: session advisory locks, notifications,
+# session settings (a statement starting with SET that is not SET LOCAL) and session-wide
+# `set_config(..., false)`. The SQL in these packages is written in upper case, so prose such as
+# "set KOVRA_ADMIN_TOKEN" is not taken for a statement.
+session_state_patterns = {
+    "a session advisory lock": re.compile(r"pg_(try_)?advisory_lock(_shared)?\s*\("),
+    "LISTEN": re.compile(r"[\"']\s*LISTEN\b|\.add_listener\("),
+    "a session setting": re.compile(r"[\"']\s*SET\s+(?!LOCAL\b)"),
+    "a session-wide set_config": re.compile(r"set_config\([^)]*,\s*false\s*\)", re.IGNORECASE),
+}
+# The migration runner holds its lock on a connection of its own, never a pooled one, and
+# unlocks it before closing that connection.
+own_connection_files = {Path("gateway/db/migrate.py")}
+
+
+@pytest.fixture
+async def services(empty_database: str, tmp_path: Path) -> AsyncIterator[Services]:
+    await migrate(empty_database)
+    settings = load_settings(
+        {
+            "DATABASE_URL": empty_database,
+            "REDIS_URL": "redis://127.0.0.1:6379/11",
+            "KOVRA_DATA_DIR": str(tmp_path),
+            "KOVRA_CURRENCIES": "EUR",
+            "KOVRA_DATABASE_POOL_SIZE": "1",
+        }
+    )
+    opened = await open_services(settings)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_a_released_connection_is_not_reset_by_a_round_trip(services: Services) -> None:
+    """With one connection in the pool, a session setting made before release is still there
+    after: release sent no `RESET ALL` (nor the rest of asyncpg's reset query)."""
+    async with services.pool.acquire() as connection:
+        await connection.execute("SET application_name = 'kept-by-the-pool'")
+        first_backend = await connection.fetchval("SELECT pg_backend_pid()")
+    async with services.pool.acquire() as connection:
+        assert await connection.fetchval("SELECT pg_backend_pid()") == first_backend
+        assert await connection.fetchval("SHOW application_name") == "kept-by-the-pool"
+
+
+async def test_a_transaction_left_open_is_still_rolled_back_on_release(
+    services: Services,
+) -> None:
+    async with services.pool.acquire() as connection:
+        await connection.execute("CREATE TABLE IF NOT EXISTS release_probe (value int)")
+    async with services.pool.acquire() as connection:
+        await connection.execute("BEGIN")
+        await connection.execute("INSERT INTO release_probe VALUES (1)")
+    async with services.pool.acquire() as connection:
+        assert not connection.is_in_transaction()
+        assert await connection.fetchval("SELECT count(*) FROM release_probe") == 0
+
+
+def test_no_code_leaves_session_state_on_a_pooled_connection() -> None:
+    found: list[str] = []
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            relative = path.relative_to(root)
+            if relative in own_connection_files:
+                continue
+            text = path.read_text(encoding="utf-8")
+            for what, pattern in session_state_patterns.items():
+                found.extend(f"{relative}: {what}" for _ in pattern.finditer(text))
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "what"),
+    [
+        ('"SELECT pg_advisory_lock($1)"', "a session advisory lock"),
+        ("'LISTEN transfers'", "LISTEN"),
+        ('"SET statement_timeout = 100"', "a session setting"),
+        ("\"SELECT set_config('x.y', '1', false)\"", "a session-wide set_config"),
+    ],
+)
+def test_the_scan_finds_each_kind_of_session_state(sql: str, what: str) -> None:
+    assert session_state_patterns[what].search(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        '"SELECT pg_advisory_xact_lock($1)"',
+        '"SET LOCAL statement_timeout = 100"',
+        '"""UPDATE webhook_deliveries SET status = $1"""',
+    ],
+)
+def test_the_scan_passes_what_ends_with_the_transaction(sql: str) -> None:
+    assert not any(pattern.search(sql) for pattern in session_state_patterns.values())
