@@ -90,10 +90,14 @@ def _validate(obj: object, fields: tuple[tuple[str, int], ...]) -> None:
     """The native client's `validate_uint`, applied to every field it packs."""
     for name, bits in fields:
         number = int(getattr(obj, name))
-        if number > (1 << bits) - 1:
+        # One chained comparison for the common case; the bound is cached per width.
+        if not 0 <= number <= _uint_max[bits]:
+            if number < 0:
+                raise tb.IntegerOverflowError(f"{name}=={number} cannot be negative")
             raise tb.IntegerOverflowError(f"{name}=={number} is too large to fit in {bits} bits")
-        if number < 0:
-            raise tb.IntegerOverflowError(f"{name}=={number} cannot be negative")
+
+
+_uint_max = {bits: (1 << bits) - 1 for bits in (16, 32, 64, 128)}
 
 
 def _validate_ids(ids: list[int]) -> None:
