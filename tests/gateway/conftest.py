@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from gateway.db.migrate import migrate
+from gateway.services import Services, open_services
+from gateway.settings import load_settings
 
 postgres_admin_url = os.environ.get(
     "KOVRA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -42,3 +45,21 @@ async def pool(empty_database: str) -> AsyncIterator[asyncpg.Pool]:
         yield created
     finally:
         await created.close()
+
+
+async def migrated_services(
+    database_url: str, data_dir: Path, environment: dict[str, str]
+) -> Services:
+    """Migrate the database and open every service on it, as `kovra serve` does at start:
+    Redis database 11, the sandbox key under `data_dir`, and `environment` on top. The
+    caller closes them."""
+    await migrate(database_url)
+    settings = load_settings(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": "redis://127.0.0.1:6379/11",
+            "KOVRA_DATA_DIR": str(data_dir),
+            **environment,
+        }
+    )
+    return await open_services(settings)

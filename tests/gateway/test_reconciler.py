@@ -11,25 +11,14 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from gateway.db.migrate import migrate
 from gateway.reconciler import reconcile_once, reconcile_reservations
-from gateway.services import open_services
-from gateway.settings import load_settings
 from ledger.payouts import Payout, Payouts, PayoutState
 from ledger.transfers import Leg, new_object_id, transfer_id
+from tests.gateway.conftest import migrated_services
 
 
 async def test_rows_left_mid_way_are_settled(empty_database: str, tmp_path: Path) -> None:
-    await migrate(empty_database)
-    settings = load_settings(
-        {
-            "DATABASE_URL": empty_database,
-            "REDIS_URL": "redis://127.0.0.1:6379/11",
-            "KOVRA_DATA_DIR": str(tmp_path),
-            "KOVRA_CURRENCIES": "EUR",
-        }
-    )
-    services = await open_services(settings)
+    services = await migrated_services(empty_database, tmp_path, {"KOVRA_CURRENCIES": "EUR"})
     try:
         tenant_id = 7
         await services.ledger.open_tenant_accounts(tenant_id)
@@ -73,17 +62,11 @@ async def test_rows_left_mid_way_are_settled(empty_database: str, tmp_path: Path
 
 
 async def test_orphan_reservations_are_voided(empty_database: str, tmp_path: Path) -> None:
-    await migrate(empty_database)
-    settings = load_settings(
-        {
-            "DATABASE_URL": empty_database,
-            "REDIS_URL": "redis://127.0.0.1:6379/11",
-            "KOVRA_DATA_DIR": str(tmp_path),
-            "KOVRA_CURRENCIES": "EUR,IDR",
-            "KOVRA_RECONCILE_AFTER_SECONDS": "1",
-        }
+    services = await migrated_services(
+        empty_database,
+        tmp_path,
+        {"KOVRA_CURRENCIES": "EUR,IDR", "KOVRA_RECONCILE_AFTER_SECONDS": "1"},
     )
-    services = await open_services(settings)
     try:
         tenant_id = 9
         await services.ledger.open_tenant_accounts(tenant_id)

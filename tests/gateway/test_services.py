@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.db.migrate import migrate
-from gateway.services import Services, open_services
-from gateway.settings import load_settings
+from gateway.services import Services
+from tests.gateway.conftest import migrated_services
 
 packages = ("gateway", "ledger", "fx", "rails", "compliance")
 root = Path(__file__).resolve().parents[2]
@@ -35,17 +34,9 @@ own_connection_files = {Path("gateway/db/migrate.py")}
 
 @pytest.fixture
 async def services(empty_database: str, tmp_path: Path) -> AsyncIterator[Services]:
-    await migrate(empty_database)
-    settings = load_settings(
-        {
-            "DATABASE_URL": empty_database,
-            "REDIS_URL": "redis://127.0.0.1:6379/11",
-            "KOVRA_DATA_DIR": str(tmp_path),
-            "KOVRA_CURRENCIES": "EUR",
-            "KOVRA_DATABASE_POOL_SIZE": "1",
-        }
+    opened = await migrated_services(
+        empty_database, tmp_path, {"KOVRA_CURRENCIES": "EUR", "KOVRA_DATABASE_POOL_SIZE": "1"}
     )
-    opened = await open_services(settings)
     try:
         yield opened
     finally:
