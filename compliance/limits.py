@@ -146,8 +146,9 @@ class DailyLimits:
         return self._keys(tenant_id, moment)
 
     def _keys(self, tenant_id: int, now: datetime.datetime) -> list[str]:
-        day = now.strftime("%Y%m%d")
-        hour = now.strftime("%Y%m%d%H")
+        # Formatted by hand: `strftime` costs three times as much, twice per payout.
+        day = f"{now.year}{now.month:02d}{now.day:02d}"
+        hour = f"{day}{now.hour:02d}"
         return [
             f"{self._namespace}:limit:day:{tenant_id}:{day}",
             f"{self._namespace}:limit:hour:{tenant_id}:{hour}",

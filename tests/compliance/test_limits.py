@@ -13,7 +13,7 @@ A give-back after midnight returns the volume to the day it was counted in, and 
 creates counters below zero or without an expiry. Under a `CountOnce` marker a payout is
 counted once however often it is retried (even on a full day), a give-back returns it once
 and clears the marker so the next payment counts again, and a marker whose hash is gone
-still expires.
+still expires. The counter keys name the UTC day and hour exactly as `strftime` would.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from compliance.limits import (
@@ -404,3 +406,20 @@ async def test_a_marker_outside_any_hash_expires_with_the_counters(
     )
     assert await redis_client.hget(marker.key, marker.field) is not None
     assert 0 < await redis_client.ttl(marker.key) <= counter_ttl_seconds
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime.datetime(1000, 1, 1),
+        max_value=datetime.datetime(9999, 12, 31, 23),
+        timezones=st.just(datetime.UTC),
+    ),
+    tenant_id=st.integers(min_value=1, max_value=2**63 - 1),
+)
+def test_counter_keys_name_the_utc_day_and_hour(moment: datetime.datetime, tenant_id: int) -> None:
+    """The keys are formatted by hand for speed; they must read as `strftime` writes them."""
+    limits = DailyLimits(Redis.from_url(redis_url), namespace="keys")
+    assert limits.counter_keys(tenant_id=tenant_id, moment=moment) == [
+        day_key("keys", tenant_id, moment),
+        hour_key("keys", tenant_id, moment),
+    ]
