@@ -14,8 +14,9 @@ the pipeline packs every argument in Python and awaits every reply under its own
 which measured as the largest single cost of a transfer. Commands are packed by hiredis'
 C packer, replies are parsed by hiredis' reader as bytes arrive and handed to their callers
 in order, and one timer per turn (not one per reply) bounds how long a reply may take. The
-command methods, scripts and reply callbacks stay redis-py's. Connections that are not plain
-TCP (TLS, Unix sockets) keep redis-py's pipeline, which handles them.
+command methods and reply callbacks stay redis-py's, and so do scripts, but for the call
+itself (`_DirectScript`). Connections that are not plain TCP (TLS, Unix sockets) keep
+redis-py's pipeline, which handles them.
 
 Commands keep their order, and each caller awaits its reply as before, so callers cannot
 tell the difference; a lone command in a quiet process waits for nothing but the end of the
