@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import httpx
 import msgspec
 
 from gateway.ratelimit import requests_per_minute_max
+from loadtest import services_cpu
 from loadtest.cpu import per_request_ms, tree_cpu_seconds
 
 repository = Path(__file__).resolve().parents[1]
@@ -67,6 +68,8 @@ class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
     p99_ms: float
     # The server's CPU (its whole process tree) per request, in ms; None when not measured.
     server_cpu_ms: float | None = None
+    # The same for each local service the run was given (`loadtest.services_cpu`).
+    services_cpu_ms: dict[str, float] = msgspec.field(default_factory=dict)
 
     @property
     def per_second(self) -> float:
@@ -137,14 +140,30 @@ def run_wrk(
 
 
 def run_script(
-    script: str, url: str, *, connections: int, threads: int, seconds: int, server_pid: int
+    script: str,
+    url: str,
+    *,
+    connections: int,
+    threads: int,
+    seconds: int,
+    server_pid: int,
+    service_pids: Mapping[str, int] | None = None,
 ) -> LoadResult:
     """Run wrk with a Lua script that ends in `wrk_summary`; its figures, with the CPU
-    that `server_pid` and its descendants spent per request meanwhile."""
+    that `server_pid` and its descendants spent per request meanwhile, and each of
+    `service_pids` (name to pid) likewise."""
+    services_before = services_cpu.cpu_seconds(service_pids or {})
     cpu_before = tree_cpu_seconds(server_pid)
     result = _wrk(script, url, connections=connections, threads=threads, seconds=seconds)
     spent = tree_cpu_seconds(server_pid) - cpu_before
-    return msgspec.structs.replace(result, server_cpu_ms=per_request_ms(spent, result.requests))
+    services_after = services_cpu.cpu_seconds(service_pids or {})
+    return msgspec.structs.replace(
+        result,
+        server_cpu_ms=per_request_ms(spent, result.requests),
+        services_cpu_ms=services_cpu.per_request_ms(
+            services_before, services_after, result.requests
+        ),
+    )
 
 
 def _wrk(script: str, url: str, *, connections: int, threads: int, seconds: int) -> LoadResult:
@@ -376,16 +395,17 @@ def _ledger(workers: int, environment: dict[str, str], directory: Path) -> Itera
 
 
 @contextmanager
-def shared_ledger(environment: dict[str, str], directory: Path) -> Iterator[None]:
+def shared_ledger(environment: dict[str, str], directory: Path) -> Iterator[int | None]:
     """The ledger that several processes share: the TigerBeetle cluster of `TB_ADDRESSES`
-    when it is set, else a `kovra ledger-server` whose address goes into `environment`."""
+    when it is set (yields None), else a `kovra ledger-server` whose address goes into
+    `environment` (yields its pid)."""
     if environment.get("TB_ADDRESSES"):
-        yield
+        yield None
         return
     port = _free_port()
-    with _process(ledger_server_command(port, directory), environment):
+    with _process(ledger_server_command(port, directory), environment) as server:
         environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{port}"
-        yield
+        yield server.pid
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ default), each measuring back to back:
 
 Prints, per round, quotes/s, transfers/s with their latency p50/p95, payments/s (a quote and
 a transfer each, end to end), the ratio to the echo ceiling, and for each phase the CPU the
-server spent per request (`loadtest.cpu`); then the median ratio of the rounds. A shared
+server spent per request (`loadtest.cpu`), and for the payment phases the CPU the local
+ledger server, Redis and Postgres spent per request (`loadtest.services_cpu`); then the
+median ratio of the rounds. A shared
 machine's speed can drift by half within minutes, so a ratio only compares phases measured
 seconds apart, and several rounds show how far it moved. The worker settles the payments on
 the sandbox rails meanwhile, as in production (unless `--no-worker`).
@@ -35,7 +37,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from loadtest import profiling
+from loadtest import profiling, services_cpu
 from loadtest.bench_gateway import (
     LoadResult,
     _free_port,
@@ -189,6 +191,9 @@ def _print_round(index: int, results: dict[str, LoadResult]) -> None:
             f"p95 {result.p95_ms:7.2f} ms  non-2xx {result.non_2xx}  "
             f"server CPU {result.server_cpu_ms or 0:.3f} ms/request"
         )
+        if result.services_cpu_ms:
+            services = ", ".join(f"{k} {v:.3f}" for k, v in result.services_cpu_ms.items())
+            print(f"  {'':<10} services' CPU, ms/request: {services}")
     print(f"  payments   {summary['payments_per_second']:>9,.0f} /s (a quote and a transfer each)")
     if summary["cpu_ratio_echo_transfer"] is not None:
         print(
@@ -222,12 +227,13 @@ def _measure(
         _process(
             _granian("loadtest.echo:create_echo_app", echo_port, arguments.workers), environment
         ) as echo,
-        shared_ledger(environment, directory),
+        shared_ledger(environment, directory) as ledger_pid,
         _process(
             [*gateway, "serve", "--port", str(port), "--workers", str(arguments.workers)],
             environment,
         ) as server,
     ):
+        service_pids = _service_pids(environment, ledger_pid=ledger_pid)
         echo_url = f"http://127.0.0.1:{echo_port}/echo"
         base = f"http://127.0.0.1:{port}"
         _wait_healthy(echo_url, echo)
@@ -248,7 +254,13 @@ def _measure(
                 results |= _payments(
                     arguments,
                     directory,
-                    _Target(base=base, server_pid=server.pid, key=key, recipient=recipient),
+                    _Target(
+                        base=base,
+                        server_pid=server.pid,
+                        key=key,
+                        recipient=recipient,
+                        service_pids=service_pids,
+                    ),
                     profile=profile,
                     load=load,
                 )
@@ -267,6 +279,17 @@ class _Target:
     server_pid: int
     key: str
     recipient: str
+    service_pids: dict[str, int]
+
+
+def _service_pids(environment: dict[str, str], *, ledger_pid: int | None) -> dict[str, int]:
+    """The local services whose CPU each payments phase reports beside the gateway's."""
+    found = {
+        "ledger": ledger_pid,
+        "redis": services_cpu.redis_server_pid(environment["REDIS_URL"]),
+        "postgres": services_cpu.postgres_server_pid(environment["DATABASE_URL"]),
+    }
+    return {name: pid for name, pid in found.items() if pid is not None}
 
 
 def _payments(
@@ -286,7 +309,11 @@ def _payments(
         profile if arguments.profile_phase == "quotes" else None, server_pid, arguments.seconds
     ):
         results["quotes"] = run_script(
-            str(script), f"{base}/v1/quotes", server_pid=server_pid, **load
+            str(script),
+            f"{base}/v1/quotes",
+            server_pid=server_pid,
+            service_pids=target.service_pids,
+            **load,
         )
     _pool(directory, arguments.threads)
     script = directory / "transfers.lua"
@@ -301,7 +328,11 @@ def _payments(
         arguments.seconds,
     ):
         results["transfers"] = run_script(
-            str(script), f"{base}/v1/transfers", server_pid=server_pid, **load
+            str(script),
+            f"{base}/v1/transfers",
+            server_pid=server_pid,
+            service_pids=target.service_pids,
+            **load,
         )
     return results
 

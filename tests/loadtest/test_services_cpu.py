@@ -1,0 +1,67 @@
+"""The benchmark finds the local services' processes and reads their CPU: Redis is the
+`redis-server` that INFO names, Postgres is the postmaster whose tree holds our backend, and
+work done by a backend shows in that tree's CPU; a process that is gone reads nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from loadtest import services_cpu
+from tests.conftest import redis_url
+from tests.gateway.conftest import postgres_admin_url
+
+
+def test_redis_is_the_redis_server_info_names() -> None:
+    pid = services_cpu.redis_server_pid(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert pid == int(client.info("server")["process_id"])
+    finally:
+        client.close()
+    assert Path(f"/proc/{pid}/comm").read_text().strip() == "redis-server"
+
+
+def test_postgres_work_shows_in_the_postmasters_tree() -> None:
+    postmaster = services_cpu.postgres_server_pid(postgres_admin_url)
+    assert postmaster is not None
+
+    async def busy_backend() -> None:
+        connection = await asyncpg.connect(postgres_admin_url)
+        try:
+            backend = int(await connection.fetchval("SELECT pg_backend_pid()"))
+            assert _parent_of(backend) == postmaster
+            before = services_cpu.cpu_seconds({"postgres": postmaster})
+            await connection.fetchval("SELECT count(*) FROM generate_series(1, 5000000)")
+            after = services_cpu.cpu_seconds({"postgres": postmaster})
+            assert after["postgres"] - before["postgres"] > 0.05
+        finally:
+            await connection.close()
+
+    asyncio.run(busy_backend())
+
+
+def _parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def test_a_process_that_is_gone_reads_nothing() -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert services_cpu.cpu_seconds({"gone": gone.pid}) == {"gone": 0.0}
+
+
+def test_per_request_cost_of_each_service() -> None:
+    before = {"redis": 1.0, "postgres": 2.0}
+    after = {"redis": 1.5, "postgres": 2.25}
+    assert services_cpu.per_request_ms(before, after, 1_000) == {
+        "redis": pytest.approx(0.5),
+        "postgres": pytest.approx(0.25),
+    }
+    assert services_cpu.per_request_ms(before, after, 0) == {"redis": 0.0, "postgres": 0.0}
