@@ -39,15 +39,29 @@ def per_request_ms(cpu_seconds: float, requests: int) -> float:
     return 1000 * cpu_seconds / requests if requests else 0.0
 
 
+def parent_pid(pid: int) -> int | None:
+    """The process's parent, or None if it is gone."""
+    fields = _stat_fields(pid)
+    # ppid is stat's field 4, the 2nd after the name.
+    return None if fields is None else int(fields[1])
+
+
 def _cpu_seconds(pid: int) -> float | None:
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    # utime and stime are stat's fields 14 and 15, the 12th and 13th after the name.
+    return (int(fields[11]) + int(fields[12])) / clock_ticks_per_second
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name, or None if the process is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
     # The command name may hold spaces or parentheses: fields are counted after its ")".
-    # utime and stime are stat's fields 14 and 15, the 12th and 13th after the name.
-    fields = stat.rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / clock_ticks_per_second
+    return stat.rpartition(")")[2].split()
 
 
 def _children(pid: int) -> list[int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import redis
 
-from loadtest.cpu import tree_cpu_seconds
+from loadtest import cpu
 
 connect_timeout_seconds = 5.0
 
@@ -44,7 +44,7 @@ async def _postmaster_pid(url: str) -> int | None:
         backend = int(await connection.fetchval("SELECT pg_backend_pid()"))
         if not _command(backend).startswith("postgres"):
             return None
-        parent = _parent(backend)
+        parent = cpu.parent_pid(backend)
     finally:
         await connection.close()
     return parent if parent is not None and _command(parent).startswith("postgres") else None
@@ -55,7 +55,7 @@ def cpu_seconds(pids: Mapping[str, int]) -> dict[str, float]:
     spent = {}
     for name, pid in pids.items():
         try:
-            spent[name] = tree_cpu_seconds(pid)
+            spent[name] = cpu.tree_cpu_seconds(pid)
         except ProcessLookupError:
             spent[name] = 0.0
     return spent
@@ -65,9 +65,10 @@ def per_request_ms(
     before: Mapping[str, float], after: Mapping[str, float], requests: int
 ) -> dict[str, float]:
     """Each service's CPU per request, in ms, between two `cpu_seconds` readings."""
-    if not requests:
-        return dict.fromkeys(after, 0.0)
-    return {name: 1000 * (after[name] - before.get(name, 0.0)) / requests for name in after}
+    return {
+        name: cpu.per_request_ms(spent - before.get(name, 0.0), requests)
+        for name, spent in after.items()
+    }
 
 
 def _command(pid: int) -> str:
@@ -75,12 +76,3 @@ def _command(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except (FileNotFoundError, ProcessLookupError):
         return ""
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The parent is the second field after the command name's closing parenthesis.
-    return int(stat.rpartition(")")[2].split()[1])

@@ -1,5 +1,6 @@
 """A server's CPU is read from /proc across its process tree: a busy child counts for its
-parent, an idle process adds almost nothing, and a process that is gone is an error."""
+parent, an idle process adds almost nothing, and a process that is gone is an error; a
+process's parent is read there too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 import pytest
 
-from loadtest.cpu import per_request_ms, tree_cpu_seconds
+from loadtest.cpu import parent_pid, per_request_ms, tree_cpu_seconds
 
 # A parent that starts a child burning about half a second of CPU, then both wait.
 busy_tree = """
@@ -60,3 +61,10 @@ def test_a_process_that_is_gone_is_an_error() -> None:
 def test_per_request_cost() -> None:
     assert per_request_ms(1.5, 3_000) == pytest.approx(0.5)
     assert per_request_ms(1.0, 0) == 0.0
+
+
+def test_a_process_parent_is_read_from_proc() -> None:
+    assert parent_pid(os.getpid()) == os.getppid()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert parent_pid(gone.pid) is None

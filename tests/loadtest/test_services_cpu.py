@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from loadtest import services_cpu
+from loadtest.cpu import parent_pid
 from tests.conftest import redis_url
 from tests.gateway.conftest import postgres_admin_url
 
@@ -35,7 +36,7 @@ def test_postgres_work_shows_in_the_postmasters_tree() -> None:
         connection = await asyncpg.connect(postgres_admin_url)
         try:
             backend = int(await connection.fetchval("SELECT pg_backend_pid()"))
-            assert _parent_of(backend) == postmaster
+            assert parent_pid(backend) == postmaster
             before = services_cpu.cpu_seconds({"postgres": postmaster})
             await connection.fetchval("SELECT count(*) FROM generate_series(1, 5000000)")
             after = services_cpu.cpu_seconds({"postgres": postmaster})
@@ -44,11 +45,6 @@ def test_postgres_work_shows_in_the_postmasters_tree() -> None:
             await connection.close()
 
     asyncio.run(busy_backend())
-
-
-def _parent_of(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rpartition(")")[2].split()[1])
 
 
 def test_a_process_that_is_gone_reads_nothing() -> None:
