@@ -50,9 +50,23 @@ def outbox_row(
 ) -> tuple[uuid.UUID, str, str, str, str]:
     """A row for `outbox_insert`, checked now by the same rules `audit.append` applies, so
     a decision that was accepted can always be moved into the chain later."""
-    audit.check_fields(actor=actor, action=action, target=target)
     _, encoded = audit.normalise_details(details)
-    return (record_id, actor, action, target, encoded.decode("utf-8"))
+    return outbox_row_normalised(
+        record_id=record_id,
+        actor=actor,
+        action=action,
+        target=target,
+        details_json=encoded.decode("utf-8"),
+    )
+
+
+def outbox_row_normalised(
+    *, record_id: uuid.UUID, actor: str, action: str, target: str, details_json: str
+) -> tuple[uuid.UUID, str, str, str, str]:
+    """`outbox_row` for details already through `audit.normalise_details` (its canonical
+    JSON, decoded), for a caller that keeps them: the fields are checked all the same."""
+    audit.check_fields(actor=actor, action=action, target=target)
+    return (record_id, actor, action, target, details_json)
 
 
 async def drain(pool: asyncpg.Pool, *, batch_size: int = drain_batch_size_max) -> int:

@@ -12,7 +12,10 @@ import functools
 import hashlib
 import uuid
 
+from asyncpg.pgproto import pgproto
+
 from gateway.problems import ProblemError
+from ledger.invariants import ensure
 from ledger.transfers import new_object_id
 
 _alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -66,7 +69,17 @@ def object_id_for(*, tenant_id: int, kind: str, idempotency_key: str | None) -> 
 
 
 def as_uuid(object_id: int) -> uuid.UUID:
-    return uuid.UUID(int=object_id)
+    """`object_id` as a UUID for Postgres. asyncpg's own UUID type, which it returns for
+    every uuid column and encodes without conversion, is a `uuid.UUID` built in C: about
+    0.2 µs against 0.9 for `uuid.UUID(int=...)`, and it prints ten times faster. A transfer
+    makes several, so the difference shows in its CPU."""
+    return pgproto.UUID(object_id.to_bytes(16, "big"))
+
+
+def uuid_from_bytes(sixteen_bytes: bytes) -> uuid.UUID:
+    """The UUID of 16 bytes (a digest, say), built like `as_uuid`'s."""
+    ensure(len(sixteen_bytes) == 16, "a UUID is 16 bytes")
+    return pgproto.UUID(sixteen_bytes)
 
 
 def utc_from_ns(timestamp_ns: int) -> datetime.datetime:

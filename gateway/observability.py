@@ -45,6 +45,24 @@ request_latency_seconds = Histogram(
     ["method", "route", "status"],
     buckets=latency_buckets_seconds,
 )
+# The (method, route, status) series whose histogram child is kept: `labels()` validates and
+# locks on every call, and every request observes one. A client can send any method, so
+# the memo is bounded; past it, requests take `labels()` as before.
+request_latency_series_cached_max = 1_024
+_request_latency_series: dict[tuple[str, str, int], Histogram] = {}
+
+
+def observe_request(*, method: str, route: str, status: int, seconds: float) -> None:
+    """Record one request's latency under its method, route template and status."""
+    key = (method, route, status)
+    series = _request_latency_series.get(key)
+    if series is None:
+        series = request_latency_seconds.labels(method=method, route=route, status=str(status))
+        if len(_request_latency_series) < request_latency_series_cached_max:
+            _request_latency_series[key] = series
+    series.observe(seconds)
+
+
 ledger_request_seconds = Histogram(
     "kovra_ledger_request_duration_seconds",
     "Ledger request latency by operation",

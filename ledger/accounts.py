@@ -12,6 +12,7 @@ account's ledger; sub-account 0 is the main account.
 from __future__ import annotations
 
 import enum
+import functools
 
 import msgspec
 import tigerbeetle as tb
@@ -154,6 +155,13 @@ def decode_account_id(account_id: int) -> AccountAddress:
     return address
 
 
+# Every payout computes four account ids; the ids computed most recently are kept, so the
+# checks run once per account rather than once per payout. Typed, so that a plain int never
+# passes for an `AccountType` on the strength of an earlier call.
+account_ids_cached_max = 65_536
+
+
+@functools.lru_cache(maxsize=account_ids_cached_max, typed=True)
 def tenant_account_id(
     tenant_id: int, account_type: AccountType, currency_number: int, sub_account: int = 0
 ) -> int:
@@ -168,6 +176,7 @@ def tenant_account_id(
     )
 
 
+@functools.lru_cache(maxsize=account_ids_cached_max, typed=True)
 def platform_account_id(account_type: AccountType, currency_number: int) -> int:
     """The id of a platform-owned account in `currency_number`."""
     return encode_account_id(

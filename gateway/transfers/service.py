@@ -12,6 +12,7 @@ holds nothing; a quote and a count taken for a transfer refused later are given 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import uuid
@@ -23,10 +24,11 @@ from compliance.decisions import Decision, PayoutFacts
 from fx.quotes import LockedQuote
 from gateway import wire
 from gateway.audit import append as audit_append
-from gateway.audit_outbox import outbox_insert, outbox_row
+from gateway.audit import normalise_details
+from gateway.audit_outbox import outbox_insert, outbox_row_normalised
 from gateway.db.batch import BatchStatement
 from gateway.db.records import event_insert
-from gateway.ids import decode_id, encode_id
+from gateway.ids import as_uuid, decode_id, encode_id, uuid_from_bytes
 from gateway.problems import ProblemError
 from gateway.ratelimit import Principal
 from gateway.services import Services
@@ -46,13 +48,16 @@ from ledger.invariants import ensure
 from ledger.payouts import Payout, Payouts
 from rails.corridors import UnsupportedCorridor, choose_rail, corridor_for
 
+# Distinct (tenant, score, reasons) whose audit details stay encoded (`_decision_details`).
+decision_details_cached_max = 4_096
+
 
 def event_id(transfer_id: uuid.UUID, kind: str, attempt: int = 0) -> uuid.UUID:
     """The same event of the same transfer always gets the same id (crash retries)."""
     digest = hashlib.blake2b(
         f"{transfer_id}:{kind}:{attempt}".encode(), digest_size=16, person=b"kovra.event"
     ).digest()
-    return uuid.UUID(bytes=digest)
+    return uuid_from_bytes(digest)
 
 
 def payout_of(row: TransferRow) -> Payout:
@@ -194,11 +199,11 @@ async def _record(
     status = "in_review" if decision.outcome == "review" else "processing"
     now = datetime.datetime.now(tz=datetime.UTC)
     row = (
-        uuid.UUID(int=transfer_id),
+        as_uuid(transfer_id),
         principal.compliance_region,
         principal.tenant_id,
-        uuid.UUID(int=quote.id),
-        uuid.UUID(int=recipient_id),
+        as_uuid(quote.id),
+        as_uuid(recipient_id),
         reference,
         quote.source_currency,
         quote.source_amount,
@@ -264,13 +269,21 @@ def _decision_record(
 ) -> tuple[uuid.UUID, str, str, str, str]:
     """The audit record of an approve or review, written with the transfer it is about and
     chained later by `gateway.audit_outbox` (a block writes its record at once)."""
-    return outbox_row(
+    return outbox_row_normalised(
         record_id=event_id(transfer_id, "audit.compliance"),
         actor="compliance",
         action=f"compliance.{decision.outcome}",
         target=f"transfer:{transfer_id}",
-        details={"tenant_id": tenant_id, "score": decision.score, "reasons": decision.reasons},
+        details_json=_decision_details(tenant_id, decision.score, decision.reasons),
     )
+
+
+@functools.lru_cache(maxsize=decision_details_cached_max)
+def _decision_details(tenant_id: int, score: int, reasons: tuple[str, ...]) -> str:
+    """A decision's audit details as canonical JSON, encoded once per (tenant, score,
+    reasons) rather than once per transfer: one tenant's payouts mostly score alike."""
+    _, encoded = normalise_details({"tenant_id": tenant_id, "score": score, "reasons": reasons})
+    return encoded.decode("utf-8")
 
 
 async def cancel_transfer(services: Services, row: TransferRow) -> TransferRow:

@@ -182,6 +182,18 @@ def test_the_helpers_refuse_the_wrong_owner() -> None:
         platform_account_id(AccountType.TENANT_WALLET, eur)
 
 
+def test_a_remembered_id_is_never_given_for_a_plain_int() -> None:
+    """The helpers remember their answers; a plain int equal to a type must still be
+    refused after that type's id was computed and kept."""
+    wallet = tenant_account_id(5, AccountType.TENANT_WALLET, eur)
+    assert tenant_account_id(5, AccountType.TENANT_WALLET, eur) == wallet
+    with pytest.raises(AccountIdError):
+        tenant_account_id(5, cast(AccountType, int(AccountType.TENANT_WALLET)), eur)
+    platform_account_id(AccountType.FX_POSITION, eur)
+    with pytest.raises(AccountIdError):
+        platform_account_id(cast(AccountType, int(AccountType.FX_POSITION)), eur)
+
+
 def _raw_id(tenant_id: int, type_byte: int, currency_number: int, sub_account: int = 0) -> int:
     return (tenant_id << 64) | (type_byte << 56) | (currency_number << 32) | sub_account
 
