@@ -31,6 +31,7 @@ idle_seconds_default = 0.5
 
 outbox_insert = BatchStatement(
     table="audit_outbox",
+    row_type="audit_outbox_batch_row",
     columns=("id", "actor", "action", "target", "details"),
     types=("uuid", "text", "text", "text", "jsonb"),
     on_conflict="ON CONFLICT DO NOTHING",

@@ -2,7 +2,11 @@
 
 Many requests in flight each want to write one row. Instead of one round trip per row,
 `BatchWriter` collects the rows submitted during one turn of the event loop and writes them
-with a single `INSERT ... SELECT * FROM unnest(...)` per statement, then answers every waiter.
+with a single `INSERT ... SELECT * FROM unnest($1::row_type[])` per statement, then answers
+every waiter. The rows travel as one array of a composite row type (`row_type`, created by
+a migration with exactly the statement's columns), not as one array per column: asyncpg
+checks every element of a column array for nested containers through `collections.abc`,
+two checks per text value, where a row's fields are encoded straight away.
 Batches are bounded by `batch_size_max`; a failed statement fails the waiters of that batch
 only, so the caller can answer their requests with an error and nothing is half-written.
 """
@@ -25,21 +29,24 @@ pending_rows_max = 50_000
 
 class BatchStatement(msgspec.Struct, frozen=True, kw_only=True):
     """An insert whose rows arrive one at a time: `table`, its columns and their SQL types,
-    and what to do on conflict (e.g. `ON CONFLICT DO NOTHING` for idempotent writes)."""
+    the composite type that carries one row (`row_type`: the same columns and types, in
+    order, made by a migration), and what to do on conflict (e.g. `ON CONFLICT DO NOTHING`
+    for idempotent writes)."""
 
     table: str
     columns: tuple[str, ...]
     types: tuple[str, ...]
+    row_type: str
     on_conflict: str = ""
 
-    def sql(self, *, first_parameter: int = 1) -> str:
+    def sql(self, *, parameter: int = 1) -> str:
+        """The insert of the rows in the array parameter `$parameter`."""
         ensure(len(self.columns) == len(self.types), "one type per column")
-        arrays = ", ".join(f"${first_parameter + i}::{t}[]" for i, t in enumerate(self.types))
         columns = ", ".join(self.columns)
-        # Table and column names are constants of this module's callers, never input.
+        # Table, column and type names are constants of this module's callers, never input.
         return (
-            f"INSERT INTO {self.table} ({columns}) SELECT * FROM unnest({arrays}) "  # noqa: S608
-            f"{self.on_conflict}"
+            f"INSERT INTO {self.table} ({columns}) "  # noqa: S608
+            f"SELECT * FROM unnest(${parameter}::{self.row_type}[]) {self.on_conflict}"
         ).strip()
 
 
@@ -51,11 +58,7 @@ def combined_sql(statements: tuple[BatchStatement, ...]) -> str:
     """Several inserts as one statement: all but the last as data-modifying CTEs. One
     statement is one round trip and is atomic by itself, so a group of tables needs no
     BEGIN and COMMIT of its own."""
-    parts = []
-    first_parameter = 1
-    for statement in statements:
-        parts.append(statement.sql(first_parameter=first_parameter))
-        first_parameter += len(statement.types)
+    parts = [statement.sql(parameter=index) for index, statement in enumerate(statements, 1)]
     if len(parts) == 1:
         return parts[0]
     ctes = ", ".join(f"insert_{index} AS ({part})" for index, part in enumerate(parts[:-1]))
@@ -107,9 +110,8 @@ class BatchWriter:
     async def _write_batch(
         self, statement: BatchStatement, batch: list[tuple[tuple[Any, ...], asyncio.Future[None]]]
     ) -> None:
-        columns = [list(values) for values in zip(*(row for row, _ in batch), strict=True)]
         try:
-            await self._pool.execute(statement.sql(), *columns)
+            await self._pool.execute(statement.sql(), [row for row, _ in batch])
         except Exception as error:
             for _, future in batch:
                 if not future.done():
@@ -156,13 +158,8 @@ class BatchWriter:
         for rows, _ in groups:
             for statement, row in rows:
                 by_statement.setdefault(statement, []).append(row)
-        arguments = [
-            list(values)
-            for statement_rows in by_statement.values()
-            for values in zip(*statement_rows, strict=True)
-        ]
         try:
-            await self._pool.execute(combined_sql(tuple(by_statement)), *arguments)
+            await self._pool.execute(combined_sql(tuple(by_statement)), *by_statement.values())
         except Exception as error:
             for _, future in groups:
                 if not future.done():

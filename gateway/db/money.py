@@ -18,6 +18,7 @@ from gateway.db.batch import BatchStatement
 
 hold_insert = BatchStatement(
     table="holds",
+    row_type="holds_batch_row",
     columns=(
         "id",
         "compliance_region",
@@ -32,6 +33,7 @@ hold_insert = BatchStatement(
 )
 deposit_insert = BatchStatement(
     table="deposits",
+    row_type="deposits_batch_row",
     columns=("id", "compliance_region", "tenant_id", "currency", "amount_minor", "reference"),
     types=("uuid", "text", "bigint", "text", "bigint", "text"),
     on_conflict="ON CONFLICT DO NOTHING",

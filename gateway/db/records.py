@@ -12,6 +12,7 @@ from gateway.db.batch import BatchStatement
 
 idempotency_insert = BatchStatement(
     table="idempotency_records",
+    row_type="idempotency_records_batch_row",
     columns=(
         "tenant_id",
         "idempotency_key",
@@ -24,6 +25,7 @@ idempotency_insert = BatchStatement(
 )
 event_insert = BatchStatement(
     table="events",
+    row_type="events_batch_row",
     columns=("id", "tenant_id", "type", "object_id", "payload"),
     types=("uuid", "bigint", "text", "uuid", "jsonb"),
     on_conflict="ON CONFLICT DO NOTHING",

@@ -22,6 +22,7 @@ from gateway.db.batch import BatchStatement
 
 case_insert = BatchStatement(
     table="compliance_cases",
+    row_type="compliance_cases_batch_row",
     columns=("id", "compliance_region", "tenant_id", "transfer_id", "score", "reasons"),
     types=("uuid", "text", "bigint", "uuid", "integer", "jsonb"),
     on_conflict="ON CONFLICT DO NOTHING",

@@ -19,6 +19,7 @@ from gateway.db.batch import BatchStatement
 
 transfer_insert = BatchStatement(
     table="transfers",
+    row_type="transfers_batch_row",
     columns=(
         "id",
         "compliance_region",

@@ -2,7 +2,8 @@
 (counted by Postgres itself), every waiter learns its row is committed, a failing batch fails
 only its own waiters, and conflicts are ignored where the statement says so. Groups written
 together (a row and its event) go to several tables in one statement, in one commit, all or
-nothing, and the events' statement trigger (webhook fan-out) still sees every event."""
+nothing, and the events' statement trigger (webhook fan-out) still sees every event. Every
+batched insert's row type in the database has exactly its statement's columns and types."""
 
 from __future__ import annotations
 
@@ -12,9 +13,22 @@ import uuid
 import asyncpg
 import pytest
 
+from gateway.audit_outbox import outbox_insert
 from gateway.db.batch import BatchStatement, BatchWriter
-from gateway.db.money import hold_insert
-from gateway.db.records import event_insert
+from gateway.db.money import deposit_insert, hold_insert
+from gateway.db.records import event_insert, idempotency_insert
+from gateway.transfers.cases import case_insert
+from gateway.transfers.records import transfer_insert
+
+batched_inserts = (
+    idempotency_insert,
+    event_insert,
+    hold_insert,
+    deposit_insert,
+    transfer_insert,
+    case_insert,
+    outbox_insert,
+)
 
 
 def _hold(index: int) -> tuple[object, ...]:
@@ -50,7 +64,10 @@ async def test_concurrent_rows_share_statements(pool: asyncpg.Pool) -> None:
 async def test_a_failing_batch_fails_its_waiters_only(pool: asyncpg.Pool) -> None:
     writer = BatchWriter(pool)
     broken = BatchStatement(
-        table="holds", columns=hold_insert.columns, types=hold_insert.types
+        table="holds",
+        columns=hold_insert.columns,
+        types=hold_insert.types,
+        row_type=hold_insert.row_type,
     )  # No ON CONFLICT: duplicates fail.
     duplicate = _hold(1)
     await writer.write(hold_insert, duplicate)
@@ -115,7 +132,10 @@ async def test_groups_go_to_several_tables_in_one_commit(pool: asyncpg.Pool) -> 
 async def test_a_group_that_fails_writes_nothing_of_its_batch(pool: asyncpg.Pool) -> None:
     writer = BatchWriter(pool)
     strict_events = BatchStatement(
-        table="events", columns=event_insert.columns, types=event_insert.types
+        table="events",
+        columns=event_insert.columns,
+        types=event_insert.types,
+        row_type=event_insert.row_type,
     )  # No ON CONFLICT: a repeated event id fails.
     hold = _hold(1)
     event = _event(hold)
@@ -128,3 +148,36 @@ async def test_a_group_that_fails_writes_nothing_of_its_batch(pool: asyncpg.Pool
     assert all(isinstance(result, asyncpg.UniqueViolationError) for result in results)
     assert await pool.fetchval("SELECT count(*) FROM holds") == 1
     assert await pool.fetchval("SELECT count(*) FROM events") == 1
+
+
+@pytest.mark.parametrize("statement", batched_inserts, ids=lambda statement: statement.table)
+async def test_each_row_type_has_its_statements_columns_and_types(
+    pool: asyncpg.Pool, statement: BatchStatement
+) -> None:
+    fields = await pool.fetch(
+        """SELECT attribute.attname, attribute.atttypid
+             FROM pg_type AS row_type
+             JOIN pg_attribute AS attribute ON attribute.attrelid = row_type.typrelid
+            WHERE row_type.typname = $1 AND attribute.attnum > 0 AND NOT attribute.attisdropped
+            ORDER BY attribute.attnum""",
+        statement.row_type,
+    )
+    declared = [await pool.fetchval("SELECT $1::regtype::oid", name) for name in statement.types]
+    assert [field["attname"] for field in fields] == list(statement.columns)
+    assert [field["atttypid"] for field in fields] == declared
+
+
+@pytest.mark.parametrize("statement", batched_inserts, ids=lambda statement: statement.table)
+async def test_each_table_takes_its_columns_with_their_types(
+    pool: asyncpg.Pool, statement: BatchStatement
+) -> None:
+    """The row type is what the insert reads; the table must still have the columns it
+    fills, with the same types (a cast on insert would hide a drift)."""
+    columns = await pool.fetch(
+        """SELECT attname, atttypid FROM pg_attribute
+            WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped""",
+        statement.table,
+    )
+    table_types = {column["attname"]: column["atttypid"] for column in columns}
+    for name, type_name in zip(statement.columns, statement.types, strict=True):
+        assert table_types[name] == await pool.fetchval("SELECT $1::regtype::oid", type_name)
