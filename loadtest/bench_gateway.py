@@ -28,6 +28,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import msgspec
+import redis
 
 from gateway.ratelimit import requests_per_minute_max
 from loadtest import services_cpu
@@ -35,6 +36,8 @@ from loadtest.cpu import per_request_ms, tree_cpu_seconds
 
 repository = Path(__file__).resolve().parents[1]
 admin_token = "bench-admin-" + secrets.token_hex(24)
+# No test or other tool uses this database; `bench_environment` empties it.
+bench_redis_url_default = "redis://127.0.0.1:6379/15"
 startup_timeout_seconds = 60
 hold_body = b'{"currency": "EUR", "amount": 1, "reference": "bench"}'
 # Lua for wrk: POST with the bearer key, and a summary line of JSON that `run_script` reads.
@@ -292,22 +295,29 @@ def _run(arguments: argparse.Namespace, directory: Path) -> dict[str, LoadResult
 
 @contextmanager
 def bench_environment(directory: Path) -> Iterator[dict[str, str]]:
-    """Kovra's environment on a fresh, migrated database, dropped afterwards."""
+    """Kovra's environment on a fresh, migrated database, dropped afterwards, and an empty
+    Redis database, emptied again afterwards.
+
+    The Redis database (`KOVRA_BENCH_REDIS_URL`, database 15 by default) belongs to the
+    benchmarks: a run leaves every quote it priced there for a day (`fx.quotes`), and one
+    session's runs once left 7 million records and 6 GB for the next run to work beside."""
     admin_url = os.environ.get(
         "KOVRA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
     database = f"kovra_bench_{secrets.token_hex(4)}"
+    redis_url = os.environ.get("KOVRA_BENCH_REDIS_URL", bench_redis_url_default)
     environment = {
         **os.environ,
         "DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
         "KOVRA_ADMIN_TOKEN": admin_token,
-        "REDIS_URL": os.environ.get("KOVRA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10"),
+        "REDIS_URL": redis_url,
         "KOVRA_DATA_DIR": str(directory / "data"),
         "KOVRA_LOG_LEVEL": "warning",
         "PYTHONPATH": str(repository),
     }
     asyncio.run(_sql(admin_url, f'CREATE DATABASE "{database}"'))
     try:
+        _empty_redis(redis_url)
         subprocess.run(
             [sys.executable, "-m", "gateway.cli", "migrate"],
             env=environment,
@@ -317,6 +327,15 @@ def bench_environment(directory: Path) -> Iterator[dict[str, str]]:
         yield environment
     finally:
         asyncio.run(_sql(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        _empty_redis(redis_url)
+
+
+def _empty_redis(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
 
 
 async def _sql(url: str, statement: str) -> None:
