@@ -78,13 +78,11 @@ return false
 # that use a quote together with other records (gateway.transfers.admission) decide alike.
 quote_usable_lua = """
 local function quote_usable(key, now_ms, consumer)
-  local quote = redis.call('HGET', key, 'quote')
+  local fields = redis.call('HMGET', key, 'quote', 'used_by', 'expires_at_ms')
+  local quote, used_by = fields[1], fields[2]
   if not quote then return 0 end
-  local used_by = redis.call('HGET', key, 'used_by')
   if used_by and used_by ~= consumer then return 1 end
-  if not used_by and tonumber(now_ms) >= tonumber(redis.call('HGET', key, 'expires_at_ms')) then
-    return 2
-  end
+  if not used_by and tonumber(now_ms) >= tonumber(fields[3]) then return 2 end
   return 3, quote
 end
 """
