@@ -29,6 +29,7 @@ import tigerbeetle as tb
 from ledger.client import batch_size_max
 from ledger.errors import LedgerUnavailable
 from ledger.invariants import InvariantViolation, ensure
+from ledger.tigerbeetle_packing import PackedClientAsync
 
 timeout_ms_default = 10_000
 timeout_ms_max = 600_000
@@ -70,7 +71,7 @@ NativeClientFactory = Callable[[int, str], NativeClient]
 
 
 def _native_client(cluster_id: int, addresses: str) -> NativeClient:
-    return tb.ClientAsync(cluster_id=cluster_id, replica_addresses=addresses)
+    return PackedClientAsync(cluster_id=cluster_id, replica_addresses=addresses)
 
 
 class TigerBeetleSettings:
