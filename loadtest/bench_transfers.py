@@ -12,11 +12,11 @@ default), each measuring back to back:
 Prints, per round, quotes/s, transfers/s with their latency p50/p95, payments/s (a quote and
 a transfer each, end to end), the ratio to the echo ceiling, and for each phase the CPU the
 server spent per request (`loadtest.cpu`), and for the payment phases the CPU the local
-ledger server, Redis and Postgres spent per request (`loadtest.services_cpu`); then the
-median ratio of the rounds. A shared
-machine's speed can drift by half within minutes, so a ratio only compares phases measured
-seconds apart, and several rounds show how far it moved. The worker settles the payments on
-the sandbox rails meanwhile, as in production (unless `--no-worker`).
+ledger (the ledger server, or local TigerBeetle replicas), Redis and Postgres spent per
+request (`loadtest.services_cpu`); then the median ratio of the rounds. A shared machine's
+speed can drift by half within minutes, so a ratio only compares phases measured seconds
+apart, and several rounds show how far it moved. The worker settles the payments on the
+sandbox rails meanwhile, as in production (unless `--no-worker`).
 """
 
 from __future__ import annotations
@@ -289,6 +289,9 @@ def _service_pids(environment: dict[str, str], *, ledger_pid: int | None) -> dic
         "redis": services_cpu.redis_server_pid(environment["REDIS_URL"]),
         "postgres": services_cpu.postgres_server_pid(environment["DATABASE_URL"]),
     }
+    replicas = services_cpu.tigerbeetle_replica_pids(environment.get("TB_ADDRESSES", ""))
+    for index, pid in enumerate(replicas):
+        found[f"tigerbeetle {index}" if len(replicas) > 1 else "tigerbeetle"] = pid
     return {name: pid for name, pid in found.items() if pid is not None}
 
 

@@ -1,11 +1,13 @@
-"""Where a request's CPU goes beyond the gateway: the ledger server, Redis and Postgres.
+"""Where a request's CPU goes beyond the gateway: the ledger, Redis and Postgres.
 
 On one machine the benchmark's services share the cores with the gateway, so a transfer
 costs their CPU as well as the gateway's, and the figure that decides how far the machine
 can go is the sum. This finds each local service's process (Redis by `INFO`'s process id,
 Postgres by the parent of a backend we connect to, whose tree holds every backend) and reads
 their CPU from /proc (`loadtest.cpu`). A service on another machine is left out: its process
-id would name nothing here, or something else.
+id would name nothing here, or something else. The ledger is the `kovra ledger-server` the
+benchmark starts, or, with `TB_ADDRESSES`, every local TigerBeetle replica serving one of
+those addresses (found by its command line, since a replica answers no query about itself).
 """
 
 from __future__ import annotations
@@ -50,6 +52,33 @@ async def _postmaster_pid(url: str) -> int | None:
     return parent if parent is not None and _command(parent).startswith("postgres") else None
 
 
+def tigerbeetle_replica_pids(addresses: str, *, proc: Path = Path("/proc")) -> list[int]:
+    """The local `tigerbeetle start` processes whose `--addresses` share a port with
+    `addresses` (TB_ADDRESSES: ports, or hosts with ports, comma-separated)."""
+    wanted = _ports(addresses)
+    found = []
+    for entry in sorted(proc.iterdir(), key=lambda path: path.name):
+        if not entry.name.isdigit() or _command(int(entry.name), proc=proc) != "tigerbeetle":
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if arguments[1:2] != [b"start"]:  # `repl` and `benchmark` take --addresses too.
+            continue
+        for argument in arguments[2:]:
+            text = argument.decode(errors="replace")
+            if text.startswith("--addresses=") and wanted & _ports(text.split("=", 1)[1]):
+                found.append(int(entry.name))
+                break
+    return found
+
+
+def _ports(addresses: str) -> set[str]:
+    """The ports of a TigerBeetle address list: `3001`, `127.0.0.1:3001`, `[::1]:3001`."""
+    return {part.strip().rsplit(":", 1)[-1] for part in addresses.split(",") if part.strip()}
+
+
 def cpu_seconds(pids: Mapping[str, int]) -> dict[str, float]:
     """Each named process tree's CPU seconds so far; a process that is gone reads 0."""
     spent = {}
@@ -71,8 +100,8 @@ def per_request_ms(
     }
 
 
-def _command(pid: int) -> str:
+def _command(pid: int, *, proc: Path = Path("/proc")) -> str:
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        return (proc / str(pid) / "comm").read_text().strip()
     except (FileNotFoundError, ProcessLookupError):
         return ""

@@ -1,10 +1,12 @@
 """The benchmark finds the local services' processes and reads their CPU: Redis is the
 `redis-server` that INFO names, Postgres is the postmaster whose tree holds our backend, and
-work done by a backend shows in that tree's CPU; a process that is gone reads nothing."""
+work done by a backend shows in that tree's CPU; a process that is gone reads nothing; and
+TigerBeetle replicas are the local `tigerbeetle start` processes serving one of TB_ADDRESSES."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from pathlib import Path
 
@@ -61,3 +63,36 @@ def test_per_request_cost_of_each_service() -> None:
         "postgres": pytest.approx(0.25),
     }
     assert services_cpu.per_request_ms(before, after, 0) == {"redis": 0.0, "postgres": 0.0}
+
+
+def fake_process(proc: Path, pid: int, command: str, *arguments: str) -> None:
+    """A /proc entry as the kernel shows it: `comm`, and `cmdline` split by NUL bytes."""
+    entry = proc / str(pid)
+    entry.mkdir()
+    (entry / "comm").write_text(command + "\n")
+    (entry / "cmdline").write_bytes(b"\0".join(a.encode() for a in (command, *arguments)) + b"\0")
+
+
+def test_tigerbeetle_replicas_are_found_by_their_addresses(tmp_path: Path) -> None:
+    fake_process(tmp_path, 40, "tigerbeetle", "start", "--addresses=3001", "0_0.tigerbeetle")
+    fake_process(tmp_path, 41, "tigerbeetle", "start", "--addresses=127.0.0.1:3002,3003", "x")
+    fake_process(tmp_path, 42, "tigerbeetle", "start", "--addresses=4000", "another cluster")
+    fake_process(tmp_path, 43, "tigerbeetle", "format", "--cluster=0", "0_0.tigerbeetle")
+    fake_process(tmp_path, 44, "python", "--addresses=3001")
+    fake_process(tmp_path, 45, "tigerbeetle", "repl", "--addresses=3001", "--cluster=0")
+    (tmp_path / "self").mkdir()
+    (tmp_path / "net").mkdir()
+
+    assert services_cpu.tigerbeetle_replica_pids("3001", proc=tmp_path) == [40]
+    assert services_cpu.tigerbeetle_replica_pids("127.0.0.1:3001,3003", proc=tmp_path) == [40, 41]
+    assert services_cpu.tigerbeetle_replica_pids("[::1]:3002", proc=tmp_path) == [41]
+    assert services_cpu.tigerbeetle_replica_pids("", proc=tmp_path) == []
+    assert services_cpu.tigerbeetle_replica_pids("5000", proc=tmp_path) == []
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TB_ADDRESSES"), reason="TB_ADDRESSES is not set: no replica to find"
+)
+def test_a_local_replica_is_a_tigerbeetle_process() -> None:
+    for pid in services_cpu.tigerbeetle_replica_pids(os.environ["TB_ADDRESSES"]):
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == "tigerbeetle"
