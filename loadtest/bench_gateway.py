@@ -203,48 +203,65 @@ def _granian(target: str, port: int, workers: int) -> list[str]:
 def unthrottled_tenant(
     base: str, *, deposits: dict[str, int], liquidity: dict[str, int] | None = None
 ) -> str:
+    """`provision_unthrottled_tenant` against the server at `base`."""
+
+    async def provision() -> str:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            return await provision_unthrottled_tenant(
+                client, deposits=deposits, liquidity=liquidity
+            )
+
+    return asyncio.run(provision())
+
+
+async def provision_unthrottled_tenant(
+    client: httpx.AsyncClient,
+    *,
+    deposits: dict[str, int],
+    liquidity: dict[str, int] | None = None,
+) -> str:
     """A new tenant whose limit policy does not throttle a benchmark (the most requests a
     policy may allow, a daily limit no run reaches), with `deposits` in its wallet and
-    `liquidity` funded for the platform; its API key. Through the admin API only."""
+    `liquidity` funded for the platform; its API key. Through the admin API only, with
+    `client` (a server's base URL, or an app in this process: `loadtest.profile_transfers`)."""
     admin = {"Authorization": f"Bearer {admin_token}"}
     policy = f"bench-{secrets.token_hex(4)}"
-    httpx.post(
-        f"{base}/admin/v1/limit-policies",
-        headers=admin,
-        timeout=30,
-        json={
-            "name": policy,
-            "requests_per_minute": requests_per_minute_max,
-            "daily_limit_usd_minor": 10**15,
-        },
+    (
+        await client.post(
+            "/admin/v1/limit-policies",
+            headers=admin,
+            json={
+                "name": policy,
+                "requests_per_minute": requests_per_minute_max,
+                "daily_limit_usd_minor": 10**15,
+            },
+        )
     ).raise_for_status()
     for currency, amount in (liquidity or {}).items():
-        httpx.post(
-            f"{base}/admin/v1/liquidity",
-            headers=admin,
-            timeout=30,
-            json={"currency": currency, "amount": amount},
+        (
+            await client.post(
+                "/admin/v1/liquidity", headers=admin, json={"currency": currency, "amount": amount}
+            )
         ).raise_for_status()
-    created = httpx.post(
-        f"{base}/admin/v1/tenants",
-        headers=admin,
-        timeout=30,
-        json={"name": "bench", "tier": "enterprise"},
+    created = await client.post(
+        "/admin/v1/tenants", headers=admin, json={"name": "bench", "tier": "enterprise"}
     )
     created.raise_for_status()
     tenant_id, api_key = created.json()["tenant_id"], created.json()["api_key"]
-    httpx.put(
-        f"{base}/admin/v1/tenants/{tenant_id}/policies",
-        headers=admin,
-        timeout=30,
-        json={"pricing_policy": "enterprise", "limit_policy": policy},
+    (
+        await client.put(
+            f"/admin/v1/tenants/{tenant_id}/policies",
+            headers=admin,
+            json={"pricing_policy": "enterprise", "limit_policy": policy},
+        )
     ).raise_for_status()
     for currency, amount in deposits.items():
-        httpx.post(
-            f"{base}/v1/deposits",
-            headers={"Authorization": f"Bearer {api_key}"},
-            json={"currency": currency, "amount": amount},
-            timeout=30,
+        (
+            await client.post(
+                "/v1/deposits",
+                headers={"Authorization": f"Bearer {api_key}"},
+                json={"currency": currency, "amount": amount},
+            )
         ).raise_for_status()
     return str(api_key)
 

@@ -32,7 +32,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import msgspec
@@ -95,21 +95,22 @@ end
 )
 
 
+# What a payer of the benchmarks holds (EUR), what the platform can convert (IDR and EUR),
+# and the one recipient every transfer pays, in IDR.
+payer_deposits: Final = {"EUR": 10**15}
+platform_liquidity: Final = {"IDR": 10**17, "EUR": 10**14}
+bench_recipient: Final = {
+    "name": "PT Bench",
+    "country": "ID",
+    "currency": "IDR",
+    "bank_details": {"bank_code": "014", "account_number": "1234567890"},
+}
+
+
 def _prepare(base: str) -> tuple[str, str]:
-    key = unthrottled_tenant(
-        base, deposits={"EUR": 10**15}, liquidity={"IDR": 10**17, "EUR": 10**14}
-    )
+    key = unthrottled_tenant(base, deposits=payer_deposits, liquidity=platform_liquidity)
     headers = {"Authorization": f"Bearer {key}"}
-    recipient = httpx.post(
-        f"{base}/v1/recipients",
-        headers=headers,
-        json={
-            "name": "PT Bench",
-            "country": "ID",
-            "currency": "IDR",
-            "bank_details": {"bank_code": "014", "account_number": "1234567890"},
-        },
-    )
+    recipient = httpx.post(f"{base}/v1/recipients", headers=headers, json=bench_recipient)
     recipient.raise_for_status()
     return str(key), str(recipient.json()["id"])
 
