@@ -21,6 +21,7 @@ same four calls drive both, so the transfer worker does not need to tell them ap
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 import msgspec
 import tigerbeetle as tb
@@ -83,6 +84,9 @@ class _LegPlan(msgspec.Struct, frozen=True):
     credit_account_id: int
     amount: int
     ledger: int
+
+
+_pending_linked: Final = tb.TransferFlags.PENDING | tb.TransferFlags.LINKED
 
 
 class Payouts:
@@ -156,6 +160,10 @@ class Payouts:
             ensure(timeout_seconds == 0, "batch items are held until resolved")
             chain = Netting(self._ledger).item_reservation(netted_item(payout))
             return await self._submit_chain(chain)
+        plans = self._legs(payout)
+        last = len(plans) - 1
+        # Linked here rather than by `linked()`, which would build every leg but the last
+        # a second time: this is the payment path's one ledger call.
         transfers = [
             tb.Transfer(
                 id=transfer_id(object_id=payout.payout_id, leg=plan.pending),
@@ -164,12 +172,12 @@ class Payouts:
                 amount=plan.amount,
                 ledger=plan.ledger,
                 code=plan.code,
-                flags=tb.TransferFlags.PENDING,
+                flags=_pending_linked if index < last else tb.TransferFlags.PENDING,
                 timeout=timeout_seconds,
                 user_data_128=payout.payout_id,
                 user_data_64=payout.tenant_id,
             )
-            for plan in self._legs(payout)
+            for index, plan in enumerate(plans)
         ]
         return await self._submit_chain(transfers)
 

@@ -100,8 +100,10 @@ def linked(transfers: list[tb.Transfer]) -> list[tb.Transfer]:
     TigerBeetle applies all of them or none."""
     ensure(bool(transfers), "a chain has at least one transfer")
     last = len(transfers) - 1
+    linked_flag = tb.TransferFlags.LINKED
+    # A transfer built with the flag already (`Payouts.reserve` does) is kept as it is.
     return [
-        _with_flags(t, t.flags | tb.TransferFlags.LINKED) if i < last else t
+        _with_flags(t, t.flags | linked_flag) if i < last and not t.flags & linked_flag else t
         for i, t in enumerate(transfers)
     ]
 

@@ -10,6 +10,9 @@ Kovra cannot tell it from `EmbeddedClient` or a real cluster.
   server batches them with everyone else's.
 - Fields are validated here exactly as the embedded engine (and the native client) validates
   them, so `IntegerOverflowError` and `TooMuchDataError` are raised before anything is sent.
+  Creates are validated by packing them: `struct` refuses exactly the values the range
+  checks refuse, at a fraction of their cost, and only then do the checks run, to name the
+  field.
 - Every wait is bounded by `timeout_ms`: a call that gets no answer raises `LedgerUnavailable`;
   its outcome is unknown and retrying it with the same ids is safe. A broken connection fails
   the calls in flight the same way, and the next call opens a new one.
@@ -21,7 +24,9 @@ import asyncio
 import contextlib
 import itertools
 import os
-from collections.abc import Mapping
+import struct
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import tigerbeetle as tb
 
@@ -36,6 +41,7 @@ from ledger.embedded.client import (
 )
 from ledger.embedded.journal import pack_accounts, pack_transfers
 from ledger.errors import LedgerUnavailable
+from ledger.invariants import unreachable
 from ledger.remote.protocol import (
     LedgerAddress,
     Operation,
@@ -67,6 +73,22 @@ timeout_environment_variable = "KOVRA_LEDGER_TIMEOUT_MS"
 _outcome_unknown = "the outcome is unknown, retry with the same ids"
 
 Reply = tuple[ReplyHeader, bytes]
+EventT = TypeVar("EventT", tb.Account, tb.Transfer)
+
+
+def _packed(
+    pack: Callable[[list[EventT]], bytes],
+    events: list[EventT],
+    fields: tuple[tuple[str, int], ...],
+) -> bytes:
+    """`events` in TigerBeetle's layout, or the `IntegerOverflowError` naming the first field
+    out of range, as `_validate` words it."""
+    try:
+        return pack(events)
+    except struct.error:
+        for event in events:
+            _validate(event, fields)
+        unreachable("struct refused an event that every range check accepts")
 
 
 class _Connection:
@@ -187,16 +209,14 @@ class RemoteLedgerClient:
 
     async def create_accounts(self, accounts: list[tb.Account]) -> list[tb.CreateAccountResult]:
         self._check(len(accounts))
-        for account in accounts:
-            _validate(account, _account_fields)
-        payload = await self._call(Operation.CREATE_ACCOUNTS, pack_accounts(accounts))
+        packed = _packed(pack_accounts, accounts, _account_fields)
+        payload = await self._call(Operation.CREATE_ACCOUNTS, packed)
         return decode_create_account_results(payload)
 
     async def create_transfers(self, transfers: list[tb.Transfer]) -> list[tb.CreateTransferResult]:
         self._check(len(transfers))
-        for transfer in transfers:
-            _validate(transfer, _transfer_fields)
-        payload = await self._call(Operation.CREATE_TRANSFERS, pack_transfers(transfers))
+        packed = _packed(pack_transfers, transfers, _transfer_fields)
+        payload = await self._call(Operation.CREATE_TRANSFERS, packed)
         return decode_create_transfer_results(payload)
 
     async def lookup_accounts(self, accounts: list[int]) -> list[tb.Account]:
