@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
+import msgspec
 import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -108,6 +111,17 @@ webhook_in_flight = Gauge(
 )
 
 
+# A value JSON has no form for (an exception, an object someone logged) is written as its
+# repr, never refused: a log call must not fail the request it describes.
+_log_line_encoder = msgspec.json.Encoder(enc_hook=repr)
+
+
+def render_json_line(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> bytes:
+    """The event as one line of JSON. msgspec writes it in about half the time of the
+    standard library's encoder, and at `info` every request logs a line."""
+    return _log_line_encoder.encode(event)
+
+
 def configure_logging(level: str) -> None:
     """JSON lines on stdout; request_id and tenant_id come from structlog's contextvars."""
     logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper())
@@ -117,10 +131,10 @@ def configure_logging(level: str) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            render_json_line,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(),
+        logger_factory=structlog.BytesLoggerFactory(),
         cache_logger_on_first_use=True,
     )
 

@@ -1,11 +1,18 @@
 """Request latency: each request is observed under its method, route and status, whether its
-histogram series was remembered or, past the bound on remembered series, looked up again."""
+histogram series was remembered or, past the bound on remembered series, looked up again.
+Logs: each line is one JSON object with the request's context, and never fails on a value
+JSON cannot hold."""
 
 from __future__ import annotations
 
+import datetime
+import io
+import json
 import secrets
+import sys
 
 import pytest
+import structlog
 from prometheus_client import REGISTRY
 
 from gateway import observability
@@ -39,3 +46,33 @@ def test_series_past_the_bound_are_still_observed(monkeypatch: pytest.MonkeyPatc
     assert _count("GET", first, 200) == 2
     assert _count("GET", second, 200) == 2
     assert list(observability._request_latency_series) == [("GET", first, 200)]
+
+
+def test_log_lines_are_json_with_the_request_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A log line is one JSON object: the event, its level, an ISO timestamp, the request's
+    bound context and its own fields; a value JSON cannot hold is written as its repr."""
+    written = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(written))
+    observability.configure_logging("info")
+    try:
+        structlog.contextvars.bind_contextvars(request_id="r" * 32, tenant_id=42)
+        log = structlog.get_logger("kovra.test")
+        log.info("request", route="/v1/transfers", status=201, duration_ms=1.25, what=object())
+        log.debug("filtered out below info")
+        log.warning("named", text="naïve café")
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.reset_defaults()
+    lines = written.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["event"] == "request"
+    assert first["level"] == "info"
+    assert first["request_id"] == "r" * 32
+    assert first["tenant_id"] == 42
+    assert (first["route"], first["status"], first["duration_ms"]) == ("/v1/transfers", 201, 1.25)
+    assert first["what"].startswith("<object object at ")
+    assert datetime.datetime.fromisoformat(first["timestamp"]).tzinfo is not None
+    assert (second["level"], second["text"]) == ("warning", "naïve café")
