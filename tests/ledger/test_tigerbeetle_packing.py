@@ -13,6 +13,7 @@ The client is real and never connects: acquiring a packet sends nothing.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import gc
 from collections.abc import Callable
 from typing import Any
@@ -24,83 +25,32 @@ from hypothesis import strategies as st
 from tigerbeetle import bindings
 from tigerbeetle.lib import c_uint128
 
+from ledger.embedded.client import _account_fields, _transfer_fields
 from ledger.tigerbeetle_packing import PackedClientAsync, packed_events
+from tests.ledger.conformance.helpers import transfer
+from tests.ledger.events import events
 
-u128 = st.integers(min_value=0, max_value=(1 << 128) - 1)
-u64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
-u32 = st.integers(min_value=0, max_value=(1 << 32) - 1)
-u16 = st.integers(min_value=0, max_value=(1 << 16) - 1)
-
-transfers = st.builds(
-    tb.Transfer,
-    id=u128,
-    debit_account_id=u128,
-    credit_account_id=u128,
-    amount=u128,
-    pending_id=u128,
-    user_data_128=u128,
-    user_data_64=u64,
-    user_data_32=u32,
-    timeout=u32,
-    ledger=u32,
-    code=u16,
-    flags=st.builds(tb.TransferFlags, u16),
-    timestamp=u64,
-)
-accounts = st.builds(
-    tb.Account,
-    id=u128,
-    debits_pending=u128,
-    debits_posted=u128,
-    credits_pending=u128,
-    credits_posted=u128,
-    user_data_128=u128,
-    user_data_64=u64,
-    user_data_32=u32,
-    ledger=u32,
-    code=u16,
-    flags=st.builds(tb.AccountFlags, u16),
-    timestamp=u64,
-)
+transfers = events(tb.Transfer, _transfer_fields)
+accounts = events(tb.Account, _account_fields)
 
 
-def library_bytes(events: list[Any], event_type: Any) -> bytes:
-    """What `tb.ClientAsync` itself would send for `events`."""
-    return bytes((event_type * len(events))(*map(event_type.from_param, events)))
+def library_bytes(items: list[Any], event_type: Any) -> bytes:
+    """What `tb.ClientAsync` itself would send for `items`."""
+    return bytes((event_type * len(items))(*map(event_type.from_param, items)))
 
 
 @settings(max_examples=300)
 @given(st.lists(transfers, max_size=20))
-def test_transfers_pack_like_the_library(events: list[tb.Transfer]) -> None:
-    packed = packed_events(events, bindings.CTransfer)
-    assert bytes(packed) == library_bytes(events, bindings.CTransfer)
+def test_transfers_pack_like_the_library(items: list[tb.Transfer]) -> None:
+    packed = packed_events(items, bindings.CTransfer)
+    assert bytes(packed) == library_bytes(items, bindings.CTransfer)
 
 
 @settings(max_examples=300)
 @given(st.lists(accounts, max_size=20))
-def test_accounts_pack_like_the_library(events: list[tb.Account]) -> None:
-    packed = packed_events(events, bindings.CAccount)
-    assert bytes(packed) == library_bytes(events, bindings.CAccount)
-
-
-def a_transfer(**fields: Any) -> tb.Transfer:
-    values: dict[str, Any] = {
-        "id": 1,
-        "debit_account_id": 2,
-        "credit_account_id": 3,
-        "amount": 10,
-        "pending_id": 0,
-        "user_data_128": 0,
-        "user_data_64": 0,
-        "user_data_32": 0,
-        "timeout": 0,
-        "ledger": 978,
-        "code": 1,
-        "flags": tb.TransferFlags.NONE,
-        "timestamp": 0,
-    }
-    values.update(fields)
-    return tb.Transfer(**values)
+def test_accounts_pack_like_the_library(items: list[tb.Account]) -> None:
+    packed = packed_events(items, bindings.CAccount)
+    assert bytes(packed) == library_bytes(items, bindings.CAccount)
 
 
 @pytest.mark.parametrize(
@@ -118,11 +68,13 @@ def a_transfer(**fields: Any) -> tb.Transfer:
     ],
 )
 def test_out_of_range_fields_raise_the_library_error(field: str, value: int) -> None:
-    events = [a_transfer(), a_transfer(**{field: value})]
+    out_of_range: dict[str, Any] = {field: value}
+    in_range = transfer(2, 3, 10)
+    items = [in_range, dataclasses.replace(in_range, **out_of_range)]
     with pytest.raises(tb.IntegerOverflowError):
-        library_bytes(events, bindings.CTransfer)
+        library_bytes(items, bindings.CTransfer)
     with pytest.raises(tb.IntegerOverflowError, match="CTransfer field is out of range"):
-        packed_events(events, bindings.CTransfer)
+        packed_events(items, bindings.CTransfer)
 
 
 @pytest.fixture
@@ -138,17 +90,17 @@ def packet_bytes(inflight: Any) -> bytes:
 
 
 async def test_the_packet_carries_the_packed_transfers(client: PackedClientAsync) -> None:
-    events = [a_transfer(id=n, amount=n * 100, flags=tb.TransferFlags.LINKED) for n in (1, 2)]
-    events.append(a_transfer(id=3, user_data_128=(1 << 127) + 5))
+    items = [transfer(2, 3, n * 100, id=n, flags=tb.TransferFlags.LINKED) for n in (1, 2)]
+    items.append(transfer(2, 3, 10, id=3, user_data_128=(1 << 127) + 5))
     acquire: Callable[..., Any] = client._acquire_packet
     inflight = acquire(
         bindings.Operation.CREATE_TRANSFERS,
-        events,
+        items,
         bindings.CTransfer,
         bindings.CCreateTransferResult,
     )
     gc.collect()  # The packed buffer must live as long as the packet, not the call.
-    assert packet_bytes(inflight) == library_bytes(events, bindings.CTransfer)
+    assert packet_bytes(inflight) == library_bytes(items, bindings.CTransfer)
     assert inflight.packet.operation == bindings.Operation.CREATE_TRANSFERS
     assert inflight.packet.status == bindings.PacketStatus.OK
     assert inflight.packet.user_data > 0

@@ -7,6 +7,7 @@ naming the same first field."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,20 +18,7 @@ from hypothesis import strategies as st
 from ledger.embedded.client import _account_fields, _transfer_fields, _validate
 from ledger.embedded.journal import pack_accounts, pack_transfers
 from ledger.remote.client import _packed
-
-
-def around(bits: int) -> st.SearchStrategy[int]:
-    """Values in range, at its edges, and just outside it on either side."""
-    top = (1 << bits) - 1
-    return st.one_of(
-        st.integers(min_value=0, max_value=top),
-        st.sampled_from([0, top, top + 1, -1, -(1 << bits), top << 1]),
-    )
-
-
-def events(factory: Any, fields: tuple[tuple[str, int], ...]) -> st.SearchStrategy[Any]:
-    values = {name: around(bits) for name, bits in fields if name != "flags"}
-    return st.builds(factory, flags=st.integers(0, (1 << 16) - 1), **values)
+from tests.ledger.events import around_range, events
 
 
 def validation_error(items: list[Any], fields: tuple[tuple[str, int], ...]) -> str | None:
@@ -42,25 +30,25 @@ def validation_error(items: list[Any], fields: tuple[tuple[str, int], ...]) -> s
     return None
 
 
-@settings(max_examples=400)
-@given(st.lists(events(tb.Transfer, _transfer_fields), min_size=1, max_size=4))
-def test_transfers_are_refused_exactly_as_the_range_checks_refuse(items: list[Any]) -> None:
-    expected = validation_error(items, _transfer_fields)
+def assert_refused_like_the_checks(
+    items: list[Any], pack: Callable[[list[Any]], bytes], fields: tuple[tuple[str, int], ...]
+) -> None:
+    expected = validation_error(items, fields)
     if expected is None:
-        assert _packed(pack_transfers, items, _transfer_fields) == pack_transfers(items)
-    else:
-        with pytest.raises(tb.IntegerOverflowError) as raised:
-            _packed(pack_transfers, items, _transfer_fields)
-        assert str(raised.value) == expected
+        assert _packed(pack, items, fields) == pack(items)
+        return
+    with pytest.raises(tb.IntegerOverflowError) as raised:
+        _packed(pack, items, fields)
+    assert str(raised.value) == expected
+
+
+@settings(max_examples=400)
+@given(st.lists(events(tb.Transfer, _transfer_fields, around_range), min_size=1, max_size=4))
+def test_transfers_are_refused_exactly_as_the_range_checks_refuse(items: list[Any]) -> None:
+    assert_refused_like_the_checks(items, pack_transfers, _transfer_fields)
 
 
 @settings(max_examples=200)
-@given(st.lists(events(tb.Account, _account_fields), min_size=1, max_size=4))
+@given(st.lists(events(tb.Account, _account_fields, around_range), min_size=1, max_size=4))
 def test_accounts_are_refused_exactly_as_the_range_checks_refuse(items: list[Any]) -> None:
-    expected = validation_error(items, _account_fields)
-    if expected is None:
-        assert _packed(pack_accounts, items, _account_fields) == pack_accounts(items)
-    else:
-        with pytest.raises(tb.IntegerOverflowError) as raised:
-            _packed(pack_accounts, items, _account_fields)
-        assert str(raised.value) == expected
+    assert_refused_like_the_checks(items, pack_accounts, _account_fields)
