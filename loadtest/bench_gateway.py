@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -80,8 +81,6 @@ class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -426,7 +425,6 @@ def _ledger(workers: int, environment: dict[str, str], directory: Path) -> Itera
         yield
         return
     with shared_ledger(environment, directory):
-        time.sleep(2)
         yield
 
 
@@ -434,14 +432,30 @@ def _ledger(workers: int, environment: dict[str, str], directory: Path) -> Itera
 def shared_ledger(environment: dict[str, str], directory: Path) -> Iterator[int | None]:
     """The ledger that several processes share: the TigerBeetle cluster of `TB_ADDRESSES`
     when it is set (yields None), else a `kovra ledger-server` whose address goes into
-    `environment` (yields its pid)."""
+    `environment` (yields its pid) once it accepts connections."""
     if environment.get("TB_ADDRESSES"):
         yield None
         return
     port = _free_port()
     with _process(ledger_server_command(port, directory), environment) as server:
+        _wait_listening(port, server)
         environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{port}"
         yield server.pid
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    """Until 127.0.0.1:`port` accepts a connection; a server that exits or never listens
+    within `startup_timeout_seconds` is an error, not a wait without end."""
+    deadline = time.monotonic() + startup_timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"127.0.0.1:{port}: server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"127.0.0.1:{port} never accepted a connection")
 
 
 if __name__ == "__main__":
