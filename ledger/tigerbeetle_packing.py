@@ -8,6 +8,11 @@ event (`ledger.embedded.journal`). `PackedClientAsync` packs with those and hand
 client the bytes, ten times faster. A value out of its field's range raises
 `tb.IntegerOverflowError`, as the library's own packing does. Everything else (the packet,
 its submission and completion, the decoding of results) stays the library's.
+
+The library offers no public way to hand it packed events, so this overrides its private
+`_acquire_packet`, of the version pinned in `uv.lock`. An upgrade that changed it would fail
+`tests/ledger/test_tigerbeetle_packing.py`, which reads the bytes back through the packet,
+before it could reach a cluster.
 """
 
 from __future__ import annotations
