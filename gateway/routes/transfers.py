@@ -18,11 +18,13 @@ from gateway.ratelimit import Principal
 from gateway.requests import (
     Reply,
     decode_body,
+    idempotency_header,
     idempotent,
     idempotent_reply,
     json_response,
     principal_of,
     request_body,
+    scope_header,
     services_of,
 )
 from gateway.services import Services
@@ -119,8 +121,13 @@ async def create_transfer_reply(
     ensure_active(principal)
     body = decode_body(raw, wire.TransferCreate)
 
+    keyed = scope_header(scope, idempotency_header) is not None
+
     async def execute(transfer_id: int) -> tuple[int, msgspec.Struct]:
-        return 201, await create_transfer(services, principal, transfer_id=transfer_id, body=body)
+        created = await create_transfer(
+            services, principal, transfer_id=transfer_id, body=body, retry_reuses_id=keyed
+        )
+        return 201, created
 
     return await idempotent_reply(
         services, principal, scope, method="POST", body=raw, kind="transfer", execute=execute

@@ -18,6 +18,7 @@ import json
 import uuid
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from compliance.decisions import Decision, PayoutFacts
@@ -26,13 +27,13 @@ from gateway import wire
 from gateway.audit import append as audit_append
 from gateway.audit import normalise_details
 from gateway.audit_outbox import outbox_insert, outbox_row_normalised
-from gateway.db.batch import BatchStatement
+from gateway.db.batch import BatchStatement, WriterOverloaded
 from gateway.db.records import event_insert
 from gateway.ids import as_uuid, decode_id, encode_id, uuid_from_bytes
 from gateway.problems import ProblemError
 from gateway.ratelimit import Principal
 from gateway.services import Services
-from gateway.transfers.admission import admit
+from gateway.transfers.admission import Admitted, admit
 from gateway.transfers.cases import case_insert
 from gateway.transfers.recipients import RecipientRecord
 from gateway.transfers.records import (
@@ -93,8 +94,15 @@ def transfer_view(row: TransferRow) -> wire.Transfer:
 
 
 async def create_transfer(
-    services: Services, principal: Principal, *, transfer_id: int, body: wire.TransferCreate
+    services: Services,
+    principal: Principal,
+    *,
+    transfer_id: int,
+    body: wire.TransferCreate,
+    retry_reuses_id: bool,
 ) -> wire.Transfer:
+    """Admit, screen, hold and record one payout. `retry_reuses_id` says the request carries
+    an Idempotency-Key, so a retry comes back to this very `transfer_id`."""
     quote_id = decode_id("quote", body.quote_id)
     recipient_id = decode_id("rcp", body.recipient_id)
     terms = await services.pricing.terms(principal.tenant_id)
@@ -140,36 +148,64 @@ async def create_transfer(
             raise ProblemError(
                 403, "compliance_blocked", "compliance refused this payout; it moved no money"
             )
-        await Payouts(services.ledger).reserve(
-            Payout(
-                payout_id=transfer_id,
-                tenant_id=principal.tenant_id,
-                source_currency=quote.source_currency,
-                source_amount_minor=quote.source_amount,
-                fee_minor=quote.fee_amount,
-                target_currency=quote.target_currency,
-                target_amount_minor=quote.target_amount,
-            )
+        payout = Payout(
+            payout_id=transfer_id,
+            tenant_id=principal.tenant_id,
+            source_currency=quote.source_currency,
+            source_amount_minor=quote.source_amount,
+            fee_minor=quote.fee_amount,
+            target_currency=quote.target_currency,
+            target_amount_minor=quote.target_amount,
         )
+        await Payouts(services.ledger).reserve(payout)
     except (LedgerError, ProblemError):
-        # The count first: a quote freed while it still carried this count would let the
-        # next payer of the quote inherit the count and not be counted at all.
-        await services.limits.give_back(
-            tenant_id=principal.tenant_id, usage=admitted.usage, once=admitted.counted
-        )
-        await services.quoter.store.release(
-            tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
+        await _give_back(
+            services, principal, admitted=admitted, quote_id=quote_id, transfer_id=transfer_id
         )
         raise
-    return await _record(
-        services,
-        principal,
-        transfer_id=transfer_id,
-        quote=quote,
-        recipient_id=recipient_id,
-        reference=body.reference,
-        rail=rail,
-        decision=decision,
+    try:
+        return await _record(
+            services,
+            principal,
+            transfer_id=transfer_id,
+            quote=quote,
+            recipient_id=recipient_id,
+            reference=body.reference,
+            rail=rail,
+            decision=decision,
+        )
+    except (asyncpg.PostgresError, WriterOverloaded):
+        # Postgres refused the row, or the writer shed it before sending it: nothing of it
+        # was committed. With an Idempotency-Key
+        # the retry reuses this transfer id: it must find the hold and the count in place
+        # (a voided hold can never be held again under the same id). Without one, no
+        # request can come back to this id: the hold, the count and the quote go back now
+        # rather than the hold after the reconciler's delay and the count never. A
+        # connection lost mid-write is not refused but unknown, and is left as it is.
+        if not retry_reuses_id:
+            await Payouts(services.ledger).abort(payout)
+            await _give_back(
+                services, principal, admitted=admitted, quote_id=quote_id, transfer_id=transfer_id
+            )
+        raise
+
+
+async def _give_back(
+    services: Services,
+    principal: Principal,
+    *,
+    admitted: Admitted,
+    quote_id: int,
+    transfer_id: int,
+) -> None:
+    """Return what the admission took: the daily-limit count, then the quote."""
+    # The count first: a quote freed while it still carried this count would let the next
+    # payer of the quote inherit the count and not be counted at all.
+    await services.limits.give_back(
+        tenant_id=principal.tenant_id, usage=admitted.usage, once=admitted.counted
+    )
+    await services.quoter.store.release(
+        tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
     )
 
 

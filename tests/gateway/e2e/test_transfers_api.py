@@ -2,7 +2,8 @@
 and follow the lifecycle of SPEC §6 on the sandbox rails for five corridors, rejections
 refunded to the minor unit, no-answer retried until completed, cancellation, immediate
 refusals that create and hold nothing, a retry after a failed write counted against the daily
-limit once, and concurrent transfers that never overdraw."""
+limit once, a refused write without an Idempotency-Key that gives the hold, the count and the
+quote back at once, and concurrent transfers that never overdraw."""
 
 from __future__ import annotations
 
@@ -322,6 +323,40 @@ def test_a_retry_after_a_failed_write_counts_the_daily_limit_once(
     assert sum(counted) == usd_minor > 0
     transfer = httpx.get(f"{base}/v1/transfers/{paid.json()['id']}", headers=bearer(key))
     assert transfer.json()["status"] in {"processing", "submitted", "completed"}
+
+
+def test_a_refused_write_without_a_key_gives_everything_back(deployment: Deployment) -> None:
+    """Postgres refuses the row of a transfer sent without an Idempotency-Key, after its
+    payout was counted and held. No request can come back to that transfer's id, so the
+    hold is voided, the count given back and the quote freed at once: the wallet is whole,
+    the day's volume is zero, and the same quote pays a transfer when Postgres accepts."""
+    tenant_id, key = deployment.tenant(name="blip-unkeyed")
+    deployment.deposit(key, "EUR", 1_000_000)
+    base = deployment.base_url
+    quote = deployment.created(
+        "/v1/quotes",
+        {"source_currency": "EUR", "target_currency": "EUR", "source_amount": 10_000},
+        bearer(key),
+    ).json()
+    recipient = deployment.created("/v1/recipients", recipients["EUR"], bearer(key)).json()
+    body = {"quote_id": quote["id"], "recipient_id": recipient["id"], "reference": "pg-blip"}
+    days = {time.strftime("%Y%m%d", time.gmtime())}
+    asyncio.run(run_sql(deployment.database_url, _refuse_blip))
+    try:
+        failed = httpx.post(f"{base}/v1/transfers", json=body, headers=bearer(key), timeout=30)
+    finally:
+        asyncio.run(run_sql(deployment.database_url, "DROP FUNCTION kovra_test_blip CASCADE"))
+    assert failed.status_code == 500, failed.text
+    days.add(time.strftime("%Y%m%d", time.gmtime()))
+    balances = httpx.get(f"{base}/v1/balances", headers=bearer(key), timeout=30).json()["data"]
+    (eur,) = [balance for balance in balances if balance["currency"] == "EUR"]
+    assert (eur["available"], eur["pending"]) == (1_000_000, 0)
+    store = redis.Redis.from_url(deployment.environment["REDIS_URL"])
+    counted = [int(store.get(f"kovra:limit:day:{tenant_id}:{day}") or 0) for day in days]
+    assert sum(counted) == 0
+    paid = httpx.post(f"{base}/v1/transfers", json=body, headers=bearer(key), timeout=30)
+    assert paid.status_code == 201, paid.text
+    assert sum(int(store.get(f"kovra:limit:day:{tenant_id}:{day}") or 0) for day in days) > 0
 
 
 def test_cancel_before_submission_and_not_after(payer: Payer) -> None:
