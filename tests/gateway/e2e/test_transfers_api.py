@@ -289,39 +289,63 @@ CREATE TRIGGER kovra_test_blip BEFORE INSERT ON transfers
 """
 
 
+class RefusedWrite:
+    """A tenant with EUR 10,000.00, an EUR quote and recipient, and the first transfer's
+    row refused by Postgres (a trigger on `transfers`, dropped right after) once the payout
+    was counted and held. `days` holds each UTC day the count may have landed on."""
+
+    def __init__(self, deployment: Deployment, *, name: str, key_header: bool) -> None:
+        self.deployment = deployment
+        self.tenant_id, self.key = deployment.tenant(name=name)
+        deployment.deposit(self.key, "EUR", 1_000_000)
+        self.headers = bearer(self.key)
+        if key_header:
+            self.headers["Idempotency-Key"] = f"blip-{uuid.uuid4().hex}"
+        self.quote = deployment.created(
+            "/v1/quotes",
+            {"source_currency": "EUR", "target_currency": "EUR", "source_amount": 10_000},
+            bearer(self.key),
+        ).json()
+        recipient = deployment.created("/v1/recipients", recipients["EUR"], bearer(self.key))
+        self.body = {
+            "quote_id": self.quote["id"],
+            "recipient_id": recipient.json()["id"],
+            "reference": "pg-blip",
+        }
+        self.days = {time.strftime("%Y%m%d", time.gmtime())}
+        asyncio.run(run_sql(deployment.database_url, _refuse_blip))
+        try:
+            self.failed = self.pay()
+        finally:
+            asyncio.run(run_sql(deployment.database_url, "DROP FUNCTION kovra_test_blip CASCADE"))
+        self.days.add(time.strftime("%Y%m%d", time.gmtime()))
+        self.store = redis.Redis.from_url(deployment.environment["REDIS_URL"])
+
+    def pay(self) -> httpx.Response:
+        url = f"{self.deployment.base_url}/v1/transfers"
+        return httpx.post(url, json=self.body, headers=self.headers, timeout=30)
+
+    def counted_usd_minor(self) -> int:
+        keys = [f"kovra:limit:day:{self.tenant_id}:{day}" for day in self.days]
+        return sum(int(self.store.get(key) or 0) for key in keys)
+
+
 def test_a_retry_after_a_failed_write_counts_the_daily_limit_once(
     deployment: Deployment,
 ) -> None:
     """Postgres refuses the transfer's row once, after the payout was counted against the
     daily limit and held; the retry with the same Idempotency-Key completes the transfer,
     and the day's volume holds the quote's USD equivalent once, not twice."""
-    tenant_id, key = deployment.tenant(name="blip")
-    deployment.deposit(key, "EUR", 1_000_000)
-    headers = {**bearer(key), "Idempotency-Key": f"blip-{uuid.uuid4().hex}"}
-    base = deployment.base_url
-    quote = deployment.created(
-        "/v1/quotes",
-        {"source_currency": "EUR", "target_currency": "EUR", "source_amount": 10_000},
-        bearer(key),
-    ).json()
-    recipient = deployment.created("/v1/recipients", recipients["EUR"], bearer(key)).json()
-    body = {"quote_id": quote["id"], "recipient_id": recipient["id"], "reference": "pg-blip"}
-    days = {time.strftime("%Y%m%d", time.gmtime())}
-    asyncio.run(run_sql(deployment.database_url, _refuse_blip))
-    try:
-        failed = httpx.post(f"{base}/v1/transfers", json=body, headers=headers, timeout=30)
-    finally:
-        asyncio.run(run_sql(deployment.database_url, "DROP FUNCTION kovra_test_blip CASCADE"))
-    assert failed.status_code == 500, failed.text
-    paid = httpx.post(f"{base}/v1/transfers", json=body, headers=headers, timeout=30)
+    refused = RefusedWrite(deployment, name="blip", key_header=True)
+    assert refused.failed.status_code == 500, refused.failed.text
+    paid = refused.pay()
     assert paid.status_code == 201, paid.text
-    days.add(time.strftime("%Y%m%d", time.gmtime()))
-    store = redis.Redis.from_url(deployment.environment["REDIS_URL"])
-    stored = store.hget(f"kovra:quote:{tenant_id}:{decode_id('quote', quote['id']):032x}", "quote")
-    usd_minor = json.loads(stored or b"{}")["usd_equivalent_minor"]
-    counted = [int(store.get(f"kovra:limit:day:{tenant_id}:{day}") or 0) for day in days]
-    assert sum(counted) == usd_minor > 0
-    transfer = httpx.get(f"{base}/v1/transfers/{paid.json()['id']}", headers=bearer(key))
+    quote_key = f"kovra:quote:{refused.tenant_id}:{decode_id('quote', refused.quote['id']):032x}"
+    usd_minor = json.loads(refused.store.hget(quote_key, "quote") or b"{}")["usd_equivalent_minor"]
+    assert refused.counted_usd_minor() == usd_minor > 0
+    transfer = httpx.get(
+        f"{deployment.base_url}/v1/transfers/{paid.json()['id']}", headers=bearer(refused.key)
+    )
     assert transfer.json()["status"] in {"processing", "submitted", "completed"}
 
 
@@ -330,33 +354,17 @@ def test_a_refused_write_without_a_key_gives_everything_back(deployment: Deploym
     payout was counted and held. No request can come back to that transfer's id, so the
     hold is voided, the count given back and the quote freed at once: the wallet is whole,
     the day's volume is zero, and the same quote pays a transfer when Postgres accepts."""
-    tenant_id, key = deployment.tenant(name="blip-unkeyed")
-    deployment.deposit(key, "EUR", 1_000_000)
-    base = deployment.base_url
-    quote = deployment.created(
-        "/v1/quotes",
-        {"source_currency": "EUR", "target_currency": "EUR", "source_amount": 10_000},
-        bearer(key),
-    ).json()
-    recipient = deployment.created("/v1/recipients", recipients["EUR"], bearer(key)).json()
-    body = {"quote_id": quote["id"], "recipient_id": recipient["id"], "reference": "pg-blip"}
-    days = {time.strftime("%Y%m%d", time.gmtime())}
-    asyncio.run(run_sql(deployment.database_url, _refuse_blip))
-    try:
-        failed = httpx.post(f"{base}/v1/transfers", json=body, headers=bearer(key), timeout=30)
-    finally:
-        asyncio.run(run_sql(deployment.database_url, "DROP FUNCTION kovra_test_blip CASCADE"))
-    assert failed.status_code == 500, failed.text
-    days.add(time.strftime("%Y%m%d", time.gmtime()))
-    balances = httpx.get(f"{base}/v1/balances", headers=bearer(key), timeout=30).json()["data"]
+    refused = RefusedWrite(deployment, name="blip-unkeyed", key_header=False)
+    assert refused.failed.status_code == 500, refused.failed.text
+    balances = httpx.get(
+        f"{deployment.base_url}/v1/balances", headers=bearer(refused.key), timeout=30
+    ).json()["data"]
     (eur,) = [balance for balance in balances if balance["currency"] == "EUR"]
     assert (eur["available"], eur["pending"]) == (1_000_000, 0)
-    store = redis.Redis.from_url(deployment.environment["REDIS_URL"])
-    counted = [int(store.get(f"kovra:limit:day:{tenant_id}:{day}") or 0) for day in days]
-    assert sum(counted) == 0
-    paid = httpx.post(f"{base}/v1/transfers", json=body, headers=bearer(key), timeout=30)
+    assert refused.counted_usd_minor() == 0
+    paid = refused.pay()
     assert paid.status_code == 201, paid.text
-    assert sum(int(store.get(f"kovra:limit:day:{tenant_id}:{day}") or 0) for day in days) > 0
+    assert refused.counted_usd_minor() > 0
 
 
 def test_cancel_before_submission_and_not_after(payer: Payer) -> None:
