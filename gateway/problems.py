@@ -81,6 +81,7 @@ ledger_statuses: dict[str, int] = {
     "hold_expired": 409,
     "capture_exceeds_hold": 422,
     "attempt_already_failed": 409,
+    "transfer_abandoned": 409,
     "ledger_id_conflict": 409,
     "ledger_unavailable": 503,
     "quote_expired": 409,

@@ -6,7 +6,10 @@ between, the row has no transfer: once it is older than `KOVRA_RECONCILE_AFTER_S
 one batch and marks the rows without a transfer `abandoned`. Rows whose transfer exists get
 their creation event (re-)written with the same id the request would have used, so the
 outbox misses nothing. A transfer reserves its funds before its row is written, so the
-reconciler also voids reservations whose transfer row never came.
+reconciler also voids reservations whose transfer row never came. It first claims the
+transfer's id with an `abandoned` row, so a late retry of the same transfer (same
+Idempotency-Key, same id) can never record it against the voided hold, and after the void
+gives back what the transfer's admission took: its daily-limit count and its quote.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import tigerbeetle as tb
 
 from gateway.db.records import event_insert
 from gateway.services import Services
+from gateway.transfers.records import parked_until
 from ledger.client import batch_size_max
+from ledger.invariants import ensure
 from ledger.payouts import Payout, Payouts
 from ledger.transfers import Leg, TransferCode, transfer_id
 
@@ -76,20 +81,100 @@ async def reconcile_reservations(services: Services) -> int:
     if not found:
         return 0
     ids = [uuid.UUID(int=t.user_data_128) for t in reservations]
+    # A tombstone left by an earlier pass that died before its void is not a record.
     recorded = {
         row["id"]
         for row in await services.pool.fetch(
-            "SELECT id FROM transfers WHERE id = ANY($1::uuid[])", ids
+            "SELECT id FROM transfers WHERE id = ANY($1::uuid[]) AND status <> 'abandoned'", ids
         )
     }
     orphans = [t for t in reservations if uuid.UUID(int=t.user_data_128) not in recorded]
+    regions = await _tenant_regions(services, {t.user_data_64 for t in orphans})
+    strangers = [t for t in orphans if t.user_data_64 not in regions]
+    if strangers:
+        # Not this deployment's tenants: a cluster shared with another deployment (or a
+        # tenant row lost). Their money is not ours to release.
+        log.error("reservations_of_unknown_tenants", count=len(strangers))
+        orphans = [t for t in orphans if t.user_data_64 in regions]
     payouts = Payouts(services.ledger)
+    voided = 0
     for orphan in orphans:
-        await payouts.abort(await _payout_from_ledger(services, orphan))
+        payout = await _payout_from_ledger(services, orphan)
+        if await _abandon(services, payout, region=regions[payout.tenant_id]):
+            await payouts.abort(payout)
+            await _give_back_admission(services, payout)
+            voided += 1
     await advance_watermark(services, "payout_reservations", max(t.timestamp for t in found))
-    if orphans:
-        log.warning("orphan_reservations_voided", count=len(orphans))
-    return len(orphans)
+    if voided:
+        log.warning("orphan_reservations_voided", count=voided)
+    return voided
+
+
+async def _tenant_regions(services: Services, tenant_ids: set[int]) -> dict[int, str]:
+    """The compliance region of each of the tenants this database knows, the first half of
+    its transfers' primary key."""
+    if not tenant_ids:
+        return {}
+    rows = await services.pool.fetch(
+        "SELECT id, compliance_region FROM tenants WHERE id = ANY($1::bigint[])",
+        sorted(tenant_ids),
+    )
+    return {int(row["id"]): str(row["compliance_region"]) for row in rows}
+
+
+async def _abandon(services: Services, payout: Payout, *, region: str) -> bool:
+    """Claim the transfer's id with an `abandoned` row; whether the id is now abandoned.
+
+    The request's own insert of the row (a late retry with the same Idempotency-Key) is
+    conditional on the same primary key, so exactly one of the two is ever written: if the
+    real row came first, the reservation is the transfer's and is left alone; if the
+    tombstone did, the retry's row is never written and the reservation may be voided.
+    """
+    now = datetime.datetime.now(tz=datetime.UTC)
+    standing = await services.pool.fetchval(
+        """WITH claimed AS (
+               INSERT INTO transfers (id, compliance_region, tenant_id, quote_id, recipient_id,
+                                      reference, source_currency, source_amount_minor,
+                                      fee_minor, target_currency, target_amount_minor, rate,
+                                      rail, status, next_attempt_at, failure_code,
+                                      created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $4, 'abandoned', $5, $6, $7, $8, $9, '', '',
+                       'abandoned', $10, 'abandoned', $11, $11)
+               ON CONFLICT DO NOTHING RETURNING status)
+           SELECT status FROM claimed
+           UNION ALL
+           SELECT status FROM transfers WHERE compliance_region = $2 AND id = $1
+           LIMIT 1""",
+        uuid.UUID(int=payout.payout_id),
+        region,
+        payout.tenant_id,
+        uuid.UUID(int=0),
+        payout.source_currency,
+        payout.source_amount_minor,
+        payout.fee_minor,
+        payout.target_currency,
+        payout.target_amount_minor,
+        parked_until,
+        now,
+    )
+    ensure(standing is not None, "the transfer's id holds a row after the claim")
+    return bool(standing == "abandoned")
+
+
+async def _give_back_admission(services: Services, payout: Payout) -> None:
+    """Return what the abandoned transfer's admission took: its daily-limit count, then its
+    quote (the order of the request's own give-back). Both are once-only, so a request that
+    gave them back already, or another pass, leaves nothing to return twice."""
+    quote_id = await services.admission.quote_of(transfer_id=payout.payout_id)
+    if quote_id is None:
+        # Forgotten: the reconciler ran later than the admission's memory of the quote.
+        log.warning("orphan_admission_kept", transfer_id=f"{payout.payout_id:032x}")
+        return
+    marker = services.admission.marker(tenant_id=payout.tenant_id, quote_id=quote_id)
+    await services.limits.give_back_marked(tenant_id=payout.tenant_id, once=marker)
+    await services.quoter.store.release(
+        tenant_id=payout.tenant_id, quote_id=quote_id, consumer_id=payout.payout_id
+    )
 
 
 async def _payout_from_ledger(services: Services, target_leg: tb.Transfer) -> Payout:

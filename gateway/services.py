@@ -169,7 +169,10 @@ async def open_services(settings: Settings) -> Services:
     quotes = QuoteStore(redis)
     limits = DailyLimits(redis)
     # The transfer path's module needs these services to be defined first.
-    from gateway.transfers.admission import TransferAdmission  # noqa: PLC0415
+    from gateway.transfers.admission import (  # noqa: PLC0415
+        TransferAdmission,
+        payout_quote_margin_seconds,
+    )
 
     services = Services(
         settings=settings,
@@ -192,7 +195,12 @@ async def open_services(settings: Settings) -> Services:
         compliance=NoOpCheck(),  # Replaced below, once Postgres can be read.
         limits=limits,
         secret_box=secret_box,
-        admission=TransferAdmission(redis, quotes=quotes, limits=limits),
+        admission=TransferAdmission(
+            redis,
+            quotes=quotes,
+            limits=limits,
+            remember_quote_seconds=settings.reconcile_after_seconds + payout_quote_margin_seconds,
+        ),
     )
     try:
         await ledger.open_platform_accounts()

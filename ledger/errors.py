@@ -97,6 +97,18 @@ class CaptureExceedsHold(LedgerError):
     code = "capture_exceeds_hold"
 
 
+class ReservationReleased(LedgerError):
+    """A retried payout whose earlier attempt's reservation was already released.
+
+    The earlier attempt held the funds, but its transfer was never recorded, and the
+    reconciler voided the hold. The retry finds the same ledger transfers in place (they
+    exist, voided): recording the payout now would send money the ledger no longer holds, so
+    the retry is refused. The caller creates a new payout to try again.
+    """
+
+    code = "transfer_abandoned"
+
+
 class AttemptAlreadyFailed(LedgerError):
     """This object's transfer failed before on a transient error; its id can never succeed.
 

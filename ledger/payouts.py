@@ -28,7 +28,7 @@ import tigerbeetle as tb
 
 from ledger.accounts import AccountType, platform_account_id, tenant_account_id
 from ledger.currencies import Currency
-from ledger.errors import InvalidAmount
+from ledger.errors import InvalidAmount, ReservationReleased
 from ledger.invariants import ensure
 from ledger.netting import NettedItem, Netting
 from ledger.outcomes import check_transfer_results
@@ -179,7 +179,22 @@ class Payouts:
             )
             for index, plan in enumerate(plans)
         ]
-        return await self._submit_chain(transfers)
+        results = await self._ledger.client.create_transfers(transfers)
+        timestamps = check_transfer_results(transfers, results)
+        if results[0].status is tb.CreateTransferStatus.EXISTS:
+            await self._ensure_still_reserved(payout)
+        return Posted(transfer_id=transfers[0].id, timestamp_ns=timestamps[0])
+
+    async def _ensure_still_reserved(self, payout: Payout) -> None:
+        """A retry found the chain an earlier attempt reserved: refuse it if that reservation
+        was voided since (by the reconciler, whose `abandoned` row the retry could not
+        replace), rather than answer for money the ledger no longer holds. Retries are rare,
+        so this lookup never sits on the payment path of a first attempt."""
+        if await self.state(payout) is PayoutState.ABORTED:
+            raise ReservationReleased(
+                "an earlier attempt of this transfer was abandoned and its funds released; "
+                "create a new transfer (with a new Idempotency-Key) to try again"
+            )
 
     async def commit(self, payout: Payout) -> Posted:
         """Post every reserved leg in full: the conversion and fee are now final."""

@@ -49,6 +49,12 @@ if TYPE_CHECKING:
 
 # The field of the quote's record that remembers what paying it counted against the limit.
 daily_limit_counted_field: Final = "daily_limit_counted"
+# How long Redis remembers the quote an admitted transfer used, beyond the reconciler's
+# delay (KOVRA_RECONCILE_AFTER_SECONDS): a reservation whose transfer row never came is
+# voided by the reconciler, which reads this to give the payout's count and quote back, and
+# ten minutes leave room for a reconciler that is behind. At 5,000 transfers/s and the
+# default delay that is about three million keys of 152 bytes each (`MEMORY USAGE`).
+payout_quote_margin_seconds: Final = 600
 # One run, then at most one after publishing the recipient and one after valuing the quote.
 attempts_max: Final = 3
 
@@ -66,8 +72,9 @@ class Outcome(enum.IntEnum):
 
 
 # KEYS: the recipient's record, the quote's record (which holds the count-once marker too),
-# the day counter, the hour counter. ARGV: now (ms), the transfer (consumer), the daily
-# limit, the counters' TTL, the marker's field, the USD amount or '' for the quote's own.
+# the day counter, the hour counter, the transfer's quote (`quote_of`). ARGV: now (ms), the
+# transfer (consumer), the daily limit, the counters' TTL, the marker's field, the USD
+# amount or '' for the quote's own, the quote's id, how long to remember it (s).
 # The recipient's record is decoded whole (its name is free text); the quote's has no free
 # text, and its USD equivalent stays below 2**53, so a Lua number holds it exactly.
 _admit_lua: Final = (
@@ -93,6 +100,7 @@ end
 local counted = count(KEYS[3], KEYS[4], KEYS[2], ARGV[5], amount, ARGV[3], ARGV[4], ARGV[1])
 if counted[1] == 0 then return {15, counted[1], counted[2]} end
 redis.call('HSET', KEYS[2], 'used_by', ARGV[2])
+redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[8])
 return {16, quote, recipient, counted[1], counted[2], counted[3], counted[4] or amount,
   counted[5] or ARGV[1]}
 """
@@ -120,11 +128,15 @@ class TransferAdmission:
         quotes: QuoteStore,
         limits: DailyLimits,
         namespace: str = "kovra",
+        remember_quote_seconds: int = 30 + payout_quote_margin_seconds,
     ) -> None:
+        ensure(remember_quote_seconds > 0, "a transfer's quote is remembered for a while")
+        self._redis = redis
         self._script = redis.register_script(_admit_lua)
         self._quotes = quotes
         self._limits = limits
         self._namespace = namespace
+        self._remember_quote_seconds = remember_quote_seconds
 
     def marker(self, *, tenant_id: int, quote_id: int) -> CountOnce:
         """Where paying this quote remembers its count: a retry of the same transfer (same
@@ -133,6 +145,16 @@ class TransferAdmission:
             key=self._quotes.record_key(tenant_id=tenant_id, quote_id=quote_id),
             field=daily_limit_counted_field,
         )
+
+    async def quote_of(self, *, transfer_id: int) -> int | None:
+        """The quote an admitted transfer used; None once Redis has forgotten it."""
+        value: bytes | str | None = await self._redis.get(self._quote_of_key(transfer_id))
+        if value is None:
+            return None
+        return int(value.decode() if isinstance(value, bytes) else value, 16)
+
+    def _quote_of_key(self, transfer_id: int) -> str:
+        return f"{self._namespace}:transfer-quote:{transfer_id:032x}"
 
     async def run(
         self,
@@ -152,6 +174,7 @@ class TransferAdmission:
                 recipient_cache_key(tenant_id, recipient_id, self._namespace),
                 marker.key,
                 *self._limits.counter_keys(tenant_id=tenant_id, moment=moment),
+                self._quote_of_key(transfer_id),
             ],
             args=[
                 milliseconds(moment),
@@ -160,6 +183,8 @@ class TransferAdmission:
                 counter_ttl_seconds,
                 marker.field,
                 "" if usd_minor is None else usd_minor,
+                f"{quote_id:032x}",
+                self._remember_quote_seconds,
             ],
         )
         return reply

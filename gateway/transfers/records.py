@@ -102,7 +102,8 @@ async def get_transfer(
 ) -> TransferRow | None:
     record = await pool.fetchrow(
         f"SELECT {_columns} FROM transfers "  # noqa: S608 - fixed column list.
-        "WHERE compliance_region = $1 AND id = $2 AND tenant_id = $3",
+        # The reconciler's `abandoned` tombstones are not transfers a tenant ever made.
+        "WHERE compliance_region = $1 AND id = $2 AND tenant_id = $3 AND status <> 'abandoned'",
         region,
         transfer_id,
         tenant_id,
@@ -121,7 +122,7 @@ async def list_transfers(
     """The tenant's transfers, oldest first, after a (created_at, id) cursor."""
     records = await pool.fetch(
         f"SELECT {_columns} FROM transfers "  # noqa: S608 - fixed column list.
-        """WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
+        """WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND status <> 'abandoned'
              AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
            ORDER BY created_at, id LIMIT $5""",
         tenant_id,

@@ -1,19 +1,20 @@
 """Daily limits count volume atomically in the real local Redis, and refuse without counting.
 
-Against redis://127.0.0.1:6379 (no mocks), each test in its own key namespace (deleted after):
-usage accumulates per tenant and UTC day, and payouts per hour; counters expire; a payout
-that would exceed the daily limit raises `DailyLimitExceeded` (code `daily_limit_exceeded`)
-and counts neither volume nor velocity, while one reaching the limit exactly is admitted;
-`give_back` returns volume and velocity so a refused payout's headroom can be used again;
-tenants and days are separate. Under concurrency, 50 consume calls from several Redis
-clients, and from 4 OS processes with their own clients, against a limit that admits exactly
-N of them, admit exactly N and the counter ends at exactly the limit; with mixed amounts the
-admitted total never exceeds the limit and every refusal was a real one.
-A give-back after midnight returns the volume to the day it was counted in, and never
-creates counters below zero or without an expiry. Under a `CountOnce` marker a payout is
-counted once however often it is retried (even on a full day), a give-back returns it once
-and clears the marker so the next payment counts again, and a marker whose hash is gone
-still expires. The counter keys name the UTC day and hour exactly as `strftime` would.
+Against redis://127.0.0.1:6379 (no mocks), each test in its own key namespace (deleted
+after): usage accumulates per tenant and UTC day, and payouts per hour; counters expire; a
+payout that would exceed the daily limit raises `DailyLimitExceeded` (code
+`daily_limit_exceeded`) and counts neither volume nor velocity, while one reaching the limit
+exactly is admitted; `give_back` returns volume and velocity so a refused payout's headroom
+can be used again; tenants and days are separate. Under concurrency, 50 consume calls from
+several Redis clients, and from 4 OS processes with their own clients, against a limit that
+admits exactly N of them, admit exactly N and the counter ends at exactly the limit; with
+mixed amounts the admitted total never exceeds the limit and every refusal was a real one. A
+give-back after midnight returns the volume to the day it was counted in, and never creates
+counters below zero or without an expiry. Under a `CountOnce` marker a payout is counted
+once however often it is retried (even on a full day), a give-back returns it once and
+clears the marker so the next payment counts again (also from the marker alone, as the
+reconciler gives it back), and a marker whose hash is gone still expires. The counter keys
+name the UTC day and hour exactly as `strftime` would.
 """
 
 from __future__ import annotations
@@ -393,6 +394,29 @@ async def test_giving_back_under_a_marker_gives_back_once_and_clears_it(
         tenant_id=tenant, usd_minor=2_000, daily_limit_usd_minor=10_000, once=marker, now=noon
     )
     assert totals(again) == (2_000, 1)
+
+
+async def test_the_marked_count_is_given_back_by_its_marker_alone(
+    redis_client: Redis, namespace: str
+) -> None:
+    """The reconciler knows a payout's marker, not its `Usage`: the marker's amount and
+    moment are enough to give the count back to the day and hour it was counted in (a fixed
+    day, long before the test runs), once, and a marker holding no count gives back nothing."""
+    limits = DailyLimits(redis_client, namespace=namespace)
+    marker = CountOnce(key=f"{namespace}:quote", field="counted")
+    await limits.consume(
+        tenant_id=tenant, usd_minor=700, daily_limit_usd_minor=10_000, now=noon
+    )  # Another payout of the same day and hour, which stays counted.
+    await limits.consume(
+        tenant_id=tenant, usd_minor=2_500, daily_limit_usd_minor=10_000, once=marker, now=noon
+    )
+    assert await limits.give_back_marked(tenant_id=tenant, once=marker)
+    assert not await limits.give_back_marked(tenant_id=tenant, once=marker)
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 700
+    assert await counter(redis_client, hour_key(namespace, tenant, noon)) == 1
+    assert not await redis_client.hexists(marker.key, marker.field)
+    never = CountOnce(key=f"{namespace}:never", field="counted")
+    assert not await limits.give_back_marked(tenant_id=tenant, once=never)
 
 
 async def test_a_marker_outside_any_hash_expires_with_the_counters(

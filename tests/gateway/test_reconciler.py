@@ -1,17 +1,25 @@
 """The reconciler settles what a crash left between Postgres and the ledger: a hold row
 whose ledger transfer never happened is marked `abandoned`; one whose transfer exists gets
 its creation event; rows younger than the settling delay are left alone; a payout
-reservation without a transfer row (the gateway died in between) is voided."""
+reservation without a transfer row (the gateway died in between) is voided once an
+`abandoned` row holds its id, so a late write of the real row does nothing, while a
+reservation whose row exists, or whose tenant this database does not know, is left alone."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import msgspec
+
+from gateway.ids import as_uuid
 from gateway.reconciler import reconcile_once, reconcile_reservations
+from gateway.services import Services
+from gateway.transfers.records import transfer_insert
 from ledger.payouts import Payout, Payouts, PayoutState
 from ledger.transfers import Leg, new_object_id, transfer_id
 from tests.gateway.conftest import migrated_services
@@ -68,7 +76,7 @@ async def test_orphan_reservations_are_voided(empty_database: str, tmp_path: Pat
         {"KOVRA_CURRENCIES": "EUR,IDR", "KOVRA_RECONCILE_AFTER_SECONDS": "1"},
     )
     try:
-        tenant_id = 9
+        tenant_id = await _tenant(services)
         await services.ledger.open_tenant_accounts(tenant_id)
         await services.ledger.deposit(
             tenant_id=tenant_id,
@@ -96,5 +104,115 @@ async def test_orphan_reservations_are_voided(empty_database: str, tmp_path: Pat
         wallet = (await services.statements.balances(tenant_id))[0]
         assert (wallet.currency, wallet.posted, wallet.pending) == ("EUR", 10_000, 0)
         assert await reconcile_reservations(services) == 0
+        # A late retry's row (same id) loses to the tombstone: the void stands alone.
+        await services.writer.write_together([(transfer_insert, _transfer_row(orphan))])
+        assert await _statuses(services) == {orphan.payout_id: "abandoned"}
     finally:
         await services.close()
+
+
+async def test_a_recorded_reservation_stays_and_a_claimed_one_is_voided(
+    empty_database: str, tmp_path: Path
+) -> None:
+    services = await migrated_services(
+        empty_database,
+        tmp_path,
+        {"KOVRA_CURRENCIES": "EUR", "KOVRA_RECONCILE_AFTER_SECONDS": "1"},
+    )
+    try:
+        tenant_id = await _tenant(services)
+        await services.ledger.open_tenant_accounts(tenant_id)
+        await services.ledger.deposit(
+            tenant_id=tenant_id,
+            deposit_id=new_object_id(),
+            currency_code="EUR",
+            amount_minor=10_000,
+        )
+        payouts = Payouts(services.ledger)
+        recorded, claimed = (
+            Payout(
+                payout_id=new_object_id(),
+                tenant_id=tenant_id,
+                source_currency="EUR",
+                source_amount_minor=1_000,
+                fee_minor=0,
+                target_currency="EUR",
+                target_amount_minor=1_000,
+            )
+            for _ in range(2)
+        )
+        for payout in (recorded, claimed):
+            await payouts.reserve(payout)
+        # A tenant this database does not know (a cluster shared with another deployment).
+        stranger = msgspec.structs.replace(
+            recorded, payout_id=new_object_id(), tenant_id=tenant_id + 1_000
+        )
+        await services.ledger.open_tenant_accounts(stranger.tenant_id)
+        await services.ledger.deposit(
+            tenant_id=stranger.tenant_id,
+            deposit_id=new_object_id(),
+            currency_code="EUR",
+            amount_minor=1_000,
+        )
+        await payouts.reserve(stranger)
+        await services.writer.write_together([(transfer_insert, _transfer_row(recorded))])
+        # An earlier pass claimed this id, then died before it voided the reservation.
+        await services.pool.execute(
+            "INSERT INTO transfers (id, compliance_region, tenant_id, quote_id, recipient_id,"
+            " reference, source_currency, source_amount_minor, fee_minor, target_currency,"
+            " target_amount_minor, rate, rail, status)"
+            " VALUES ($1, 'EU', $2, $1, $1, 'abandoned', 'EUR', 1000, 0, 'EUR', 1000, '', '',"
+            " 'abandoned')",
+            uuid.UUID(int=claimed.payout_id),
+            tenant_id,
+        )
+        await asyncio.sleep(1.2)
+        assert await reconcile_reservations(services) == 1
+        assert await payouts.state(recorded) is PayoutState.RESERVED
+        assert await payouts.state(claimed) is PayoutState.ABORTED
+        assert await payouts.state(stranger) is PayoutState.RESERVED
+        assert await _statuses(services) == {
+            recorded.payout_id: "processing",
+            claimed.payout_id: "abandoned",
+        }
+    finally:
+        await services.close()
+
+
+async def _tenant(services: Services) -> int:
+    """A tenant row in region EU (the reconciler reads a tenant's region from it)."""
+    tenant_id: int = await services.pool.fetchval(
+        """INSERT INTO tenants (name, compliance_region, pricing_policy_id, limit_policy_id)
+           SELECT 'reconciled', 'EU', (SELECT min(id) FROM pricing_policies),
+                  (SELECT min(id) FROM limit_policies)
+           RETURNING id"""
+    )
+    return tenant_id
+
+
+def _transfer_row(payout: Payout) -> tuple[Any, ...]:
+    """The row a transfer request writes for `payout` (tenant in region EU)."""
+    now = datetime.now(tz=UTC)
+    return (
+        as_uuid(payout.payout_id),
+        "EU",
+        payout.tenant_id,
+        as_uuid(new_object_id()),
+        as_uuid(new_object_id()),
+        "late",
+        payout.source_currency,
+        payout.source_amount_minor,
+        payout.fee_minor,
+        payout.target_currency,
+        payout.target_amount_minor,
+        "1",
+        "sepa_instant",
+        "processing",
+        now,
+        now,
+    )
+
+
+async def _statuses(services: Services) -> dict[int, str]:
+    rows = await services.pool.fetch("SELECT id, status FROM transfers")
+    return {row["id"].int: row["status"] for row in rows}

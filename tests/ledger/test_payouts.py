@@ -1,6 +1,7 @@
 """Payouts through `ledger.payouts.Payouts`: the SPEC §4 linked chain with its fee leg,
-reserved then committed or aborted, settled or refunded, state rebuilt from the ledger
-alone, and insufficient funds told apart from insufficient platform liquidity.
+reserved then committed or aborted, settled or refunded, a reservation voided by the
+reconciler never taken for held again, state rebuilt from the ledger alone, and
+insufficient funds told apart from insufficient platform liquidity.
 Runs on the embedded engine and, with TB_ADDRESSES, on a real cluster."""
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ import pytest
 
 from ledger.accounts import AccountType, platform_account_id
 from ledger.client import LedgerClient
-from ledger.errors import HoldAlreadyCaptured, InsufficientFunds, InsufficientLiquidity
+from ledger.errors import (
+    HoldAlreadyCaptured,
+    InsufficientFunds,
+    InsufficientLiquidity,
+    ReservationReleased,
+)
 from ledger.payouts import Payout, PayoutState
 from ledger.transfers import new_object_id
 from tests.ledger.fixtures import World, make_world
@@ -114,6 +120,22 @@ async def test_an_aborted_payout_restores_everything(ledger_client: LedgerClient
     assert (balance.posted, balance.pending, balance.available) == (50_000, 0, 50_000)
     assert await platform.moved(AccountType.FX_POSITION, 360) == (0, 0, 0, 100_000_000)
     assert await platform.moved(AccountType.FEE_REVENUE, 978) == (0, 0, 0, 0)
+
+
+async def test_reserving_again_after_a_void_is_refused(ledger_client: LedgerClient) -> None:
+    """An earlier attempt reserved the payout and its hold was voided (the reconciler does
+    this when the transfer's row never came). Reserving the same payout again finds every
+    leg in place, so the ledger answers `exists`: the retry must be refused, not told its
+    funds are held."""
+    world, _ = await _funded_world(ledger_client)
+    payout = _payout(world)
+    await world.payouts.reserve(payout)
+    await world.payouts.abort(payout)
+    with pytest.raises(ReservationReleased):
+        await world.payouts.reserve(payout)
+    assert await world.payouts.state(payout) is PayoutState.ABORTED
+    balance = await world.balance("EUR")
+    assert (balance.posted, balance.pending, balance.available) == (50_000, 0, 50_000)
 
 
 async def test_a_refund_makes_the_wallet_whole_to_the_minor_unit(

@@ -3,7 +3,8 @@ and follow the lifecycle of SPEC §6 on the sandbox rails for five corridors, re
 refunded to the minor unit, no-answer retried until completed, cancellation, immediate
 refusals that create and hold nothing, a retry after a failed write counted against the daily
 limit once, a refused write without an Idempotency-Key that gives the hold, the count and the
-quote back at once, and concurrent transfers that never overdraw."""
+quote back at once, a keyed retry refused once the reconciler released its hold, and
+concurrent transfers that never overdraw."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ import pytest
 import redis
 
 from gateway.ids import decode_id
+from gateway.reconciler import reconcile_reservations
+from gateway.services import open_services
+from gateway.settings import load_settings
 from loadtest.provisioning import recipients
 from rails.iso20022 import parse_pacs002, validate
 from tests.gateway.e2e.conftest import Deployment, bearer, run_sql
@@ -329,6 +333,14 @@ class RefusedWrite:
         keys = [f"kovra:limit:day:{self.tenant_id}:{day}" for day in self.days]
         return sum(int(self.store.get(key) or 0) for key in keys)
 
+    def wallet(self) -> tuple[int, int]:
+        """The EUR wallet's available and pending amounts."""
+        balances = httpx.get(
+            f"{self.deployment.base_url}/v1/balances", headers=bearer(self.key), timeout=30
+        ).json()["data"]
+        (eur,) = [balance for balance in balances if balance["currency"] == "EUR"]
+        return int(eur["available"]), int(eur["pending"])
+
 
 def test_a_retry_after_a_failed_write_counts_the_daily_limit_once(
     deployment: Deployment,
@@ -356,15 +368,56 @@ def test_a_refused_write_without_a_key_gives_everything_back(deployment: Deploym
     the day's volume is zero, and the same quote pays a transfer when Postgres accepts."""
     refused = RefusedWrite(deployment, name="blip-unkeyed", key_header=False)
     assert refused.failed.status_code == 500, refused.failed.text
-    balances = httpx.get(
-        f"{deployment.base_url}/v1/balances", headers=bearer(refused.key), timeout=30
-    ).json()["data"]
-    (eur,) = [balance for balance in balances if balance["currency"] == "EUR"]
-    assert (eur["available"], eur["pending"]) == (1_000_000, 0)
+    assert refused.wallet() == (1_000_000, 0)
     assert refused.counted_usd_minor() == 0
     paid = refused.pay()
     assert paid.status_code == 201, paid.text
     assert refused.counted_usd_minor() > 0
+
+
+def test_a_retry_after_the_reconciler_released_the_hold_is_refused(
+    deployment: Deployment,
+) -> None:
+    """A keyed transfer whose row Postgres refused keeps its hold for the retry. When none
+    comes within the reconciler's delay, the reconciler claims the transfer's id with an
+    `abandoned` row, voids the hold and gives the count and the quote back. A retry after
+    that finds the ledger transfers in place (voided) and is refused with
+    `transfer_abandoned` instead of being recorded against money no longer held: the wallet
+    stays whole, nothing stays counted, no transfer is listed, and the quote pays under a
+    new key."""
+    refused = RefusedWrite(deployment, name="blip-late", key_header=True)
+    assert refused.failed.status_code == 500, refused.failed.text
+    assert refused.wallet() == (990_000, 10_000)
+    time.sleep(1.2)  # Older than the reconciler's delay below.
+    assert asyncio.run(_reconcile_now(deployment)) >= 1
+    assert refused.wallet() == (1_000_000, 0)
+    assert refused.counted_usd_minor() == 0  # The reconciler gave the count back.
+    quote_key = f"kovra:quote:{refused.tenant_id}:{decode_id('quote', refused.quote['id']):032x}"
+    assert refused.store.hget(quote_key, "used_by") is None  # And the quote.
+    late = refused.pay()
+    assert late.status_code == 409, late.text
+    assert late.json()["code"] == "transfer_abandoned"
+    assert refused.wallet() == (1_000_000, 0)
+    assert refused.counted_usd_minor() == 0
+    listed = httpx.get(
+        f"{deployment.base_url}/v1/transfers", headers=bearer(refused.key), timeout=30
+    )
+    assert listed.json()["data"] == []
+    refused.headers["Idempotency-Key"] = f"blip-{uuid.uuid4().hex}"
+    paid = refused.pay()
+    assert paid.status_code == 201, paid.text
+    assert refused.wallet() == (990_000, 10_000)
+
+
+async def _reconcile_now(deployment: Deployment) -> int:
+    """One pass of the reservation reconciler, as `kovra worker` runs it, with a delay of
+    one second instead of thirty."""
+    settings = load_settings({**deployment.environment, "KOVRA_RECONCILE_AFTER_SECONDS": "1"})
+    services = await open_services(settings)
+    try:
+        return await reconcile_reservations(services)
+    finally:
+        await services.close()
 
 
 def test_cancel_before_submission_and_not_after(payer: Payer) -> None:

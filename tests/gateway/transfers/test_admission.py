@@ -1,9 +1,9 @@
-"""One script admits a transfer against the real local Redis: it checks the recipient, then
-the quote, then the currencies, then the daily limit, in that order, and a refusal at any
-step changes nothing (the quote stays usable, nothing is counted). Admitted, the quote is
-used by that transfer alone and the payout is counted once, however often the same
-transfer is admitted again; a quote without its USD equivalent is counted at the amount
-the caller values it at."""
+"""One script admits a transfer against the real local Redis: it checks the recipient, then the
+quote, then the currencies, then the daily limit, in that order, and a refusal at any step
+changes nothing (the quote stays usable, nothing is counted). Admitted, the quote is used by
+that transfer alone, the payout is counted once, however often the same transfer is admitted
+again, and the transfer's quote is remembered for the reconciler; a quote without its USD
+equivalent is counted at the amount the caller values it at."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ from redis.asyncio import Redis
 
 from compliance.limits import DailyLimits
 from fx.quotes import LockedQuote, QuoteStore, quote_expired, quote_unknown, quote_used
-from gateway.transfers.admission import Outcome, TransferAdmission
+from gateway.transfers.admission import (
+    Outcome,
+    TransferAdmission,
+    payout_quote_margin_seconds,
+)
 from gateway.transfers.recipients import RecipientRecord, recipient_cache_key
 from ledger.transfers import new_object_id
 from tests.fx.test_quotes import _quote as quote_for
@@ -107,6 +111,11 @@ async def test_admitted_uses_the_quote_and_counts_once(setting: Setting) -> None
     assert await setting.day_usd_minor() == 1_093
     other = await setting.admit(quote, transfer_id=new_object_id())
     assert other == [Outcome.quote_refused, quote_used]
+    # The reconciler finds the quote of a transfer whose row never came, for a while.
+    assert await setting.admission.quote_of(transfer_id=transfer_id) == quote.id
+    key = f"{setting.namespace}:transfer-quote:{transfer_id:032x}"
+    assert 0 < await setting.redis.ttl(key) <= 30 + payout_quote_margin_seconds
+    assert await setting.admission.quote_of(transfer_id=new_object_id()) is None
 
 
 async def test_an_unpublished_recipient_is_asked_for_first(setting: Setting) -> None:
