@@ -3,7 +3,8 @@ whose ledger transfer never happened is marked `abandoned`; one whose transfer e
 its creation event; rows younger than the settling delay are left alone; a payout
 reservation without a transfer row (the gateway died in between) is voided once an
 `abandoned` row holds its id, so a late write of the real row does nothing, while a
-reservation whose row exists, or whose tenant this database does not know, is left alone."""
+reservation whose row exists, or whose tenant this database does not know, is left alone.
+A pass scans until it has caught up, and a scan never splits the rows of one insert."""
 
 from __future__ import annotations
 
@@ -65,6 +66,33 @@ async def test_rows_left_mid_way_are_settled(empty_database: str, tmp_path: Path
         assert json.loads(events[0]["payload"])["recovered"] is True
         # A second pass has nothing left to do: the watermark moved past both rows.
         assert await reconcile_once(services) == 0
+    finally:
+        await services.close()
+
+
+async def test_a_scan_never_splits_the_rows_of_one_insert(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Rows written by one batched insert share their created_at. A full scan that ends in
+    the middle of such a group stops before it, so the next scan (after the watermark)
+    reads the group whole: with scans of three, two older rows and a group of two sharing
+    one moment are all settled."""
+    services = await migrated_services(empty_database, tmp_path, {"KOVRA_CURRENCIES": "EUR"})
+    try:
+        moments = [timedelta(minutes=4), timedelta(minutes=3), timedelta(minutes=2)]
+        lost = [new_object_id() for _ in range(4)]
+        for object_id, age in zip(lost, [*moments, moments[-1]], strict=True):
+            await services.pool.execute(
+                """INSERT INTO holds (id, compliance_region, tenant_id, currency, amount_minor,
+                                      timeout_seconds, created_at)
+                   VALUES ($1, 'EU', 7, 'EUR', 100, 0,
+                           date_trunc('second', now()) - $2::interval)""",
+                uuid.UUID(int=object_id),
+                age,
+            )
+        assert await reconcile_once(services, scan_rows=3) == 4
+        codes = {row["rejected_code"] for row in await services.pool.fetch("SELECT * FROM holds")}
+        assert codes == {"abandoned"}
     finally:
         await services.close()
 
@@ -175,6 +203,46 @@ async def test_a_recorded_reservation_stays_and_a_claimed_one_is_voided(
             recorded.payout_id: "processing",
             claimed.payout_id: "abandoned",
         }
+    finally:
+        await services.close()
+
+
+async def test_one_pass_catches_up_over_several_scans(empty_database: str, tmp_path: Path) -> None:
+    """A pass keeps scanning until it has caught up, rather than one scan per pass: with
+    scans of two, five orphans behind the delay are all voided by one call."""
+    services = await migrated_services(
+        empty_database,
+        tmp_path,
+        {"KOVRA_CURRENCIES": "EUR", "KOVRA_RECONCILE_AFTER_SECONDS": "1"},
+    )
+    try:
+        tenant_id = await _tenant(services)
+        await services.ledger.open_tenant_accounts(tenant_id)
+        await services.ledger.deposit(
+            tenant_id=tenant_id,
+            deposit_id=new_object_id(),
+            currency_code="EUR",
+            amount_minor=10_000,
+        )
+        payouts = Payouts(services.ledger)
+        orphans = [
+            Payout(
+                payout_id=new_object_id(),
+                tenant_id=tenant_id,
+                source_currency="EUR",
+                source_amount_minor=100,
+                fee_minor=0,
+                target_currency="EUR",
+                target_amount_minor=100,
+            )
+            for _ in range(5)
+        ]
+        for orphan in orphans:
+            await payouts.reserve(orphan)
+        await asyncio.sleep(1.2)
+        assert await reconcile_reservations(services, scan_rows=2) == 5
+        for orphan in orphans:
+            assert await payouts.state(orphan) is PayoutState.ABORTED
     finally:
         await services.close()
 
