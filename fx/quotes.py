@@ -2,9 +2,12 @@
 
 A quote is stored with its expiry; using it is one Redis script that refuses an unknown,
 expired or already used quote, atomically across every process. The record outlives the
-quote by `record_grace_seconds`, so a late caller learns "expired" or "already used"
-instead of "not found". Using a quote names its consumer (the transfer): the same consumer
-may use it again (a retry), nobody else can.
+quote by a grace (`KOVRA_QUOTE_RECORD_GRACE_SECONDS`, a day by default), so a late caller
+learns "expired" or "already used" instead of "not found", and a transfer retried after its
+quote expired still finds what it counted against the daily limit. At high quote rates the
+grace is what sets Redis' memory: a day at 5,000 quotes/s is some 365 GB, an hour 18 GB.
+Using a quote names its consumer (the transfer): the same consumer may use it again (a
+retry), nobody else can.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ import msgspec
 from redis.asyncio import Redis
 
 from ledger.errors import LedgerError
-from ledger.invariants import unreachable
+from ledger.invariants import ensure, unreachable
 
 quote_ttl_seconds_default = 600
 quote_ttl_seconds_max = 3600
-record_grace_seconds = 86_400
+record_grace_seconds_default = 86_400
+# The grace may not end before the reconciler has given back a voided payout's count, which
+# it reads from the quote's record (see `gateway.transfers.admission`); settings check it.
+record_grace_seconds_min = 900
+record_grace_seconds_max = 7 * 86_400
 key_suffix = "quote"
 
 
@@ -135,9 +142,20 @@ def consumer_token(consumer_id: int) -> str:
 
 
 class QuoteStore:
-    def __init__(self, redis: Redis, *, namespace: str = "kovra") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        namespace: str = "kovra",
+        record_grace_seconds: int = record_grace_seconds_default,
+    ) -> None:
+        ensure(
+            record_grace_seconds_min <= record_grace_seconds <= record_grace_seconds_max,
+            "a quote's record outlives it by a bounded grace",
+        )
         self._redis = redis
         self._namespace = namespace
+        self._record_grace_seconds = record_grace_seconds
         self._save = redis.register_script(_save_script)
         self._consume = redis.register_script(_consume_script)
         self._release = redis.register_script(_release_script)
@@ -154,7 +172,7 @@ class QuoteStore:
         """Store the quote; with an id already stored (a retried request) keep the first."""
         key = self._key(quote.tenant_id, quote.id)
         lifetime = int((quote.expires_at - quote.created_at).total_seconds())
-        ttl_seconds = lifetime + record_grace_seconds
+        ttl_seconds = lifetime + self._record_grace_seconds
         first = await self._save(
             keys=[key], args=[msgspec.json.encode(quote), _ms(quote.expires_at), ttl_seconds]
         )

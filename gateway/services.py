@@ -166,7 +166,7 @@ async def open_services(settings: Settings) -> Services:
     currencies = CurrencyRegistry(settings.currencies)
     ledger = Ledger(ledger_client, currencies)
     rate_source = _rate_source(settings, redis)
-    quotes = QuoteStore(redis)
+    quotes = QuoteStore(redis, record_grace_seconds=settings.quote_record_grace_seconds)
     limits = DailyLimits(redis)
     # The transfer path's module needs these services to be defined first.
     from gateway.transfers.admission import (  # noqa: PLC0415

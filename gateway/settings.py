@@ -12,7 +12,13 @@ from pathlib import Path
 
 import msgspec
 
-from fx.quotes import quote_ttl_seconds_default, quote_ttl_seconds_max
+from fx.quotes import (
+    quote_ttl_seconds_default,
+    quote_ttl_seconds_max,
+    record_grace_seconds_default,
+    record_grace_seconds_max,
+    record_grace_seconds_min,
+)
 from fx.rates import max_age_seconds_default
 from fx.sources import parse_table
 from gateway.retention import (
@@ -38,6 +44,11 @@ database_pool_size_max = 100
 log_levels = ("debug", "info", "warning", "error")
 webhook_timeout_seconds_default = 10
 webhook_timeout_seconds_max = 60
+
+
+# How long past the reconciler's delay what it reads to settle a payout must stay in Redis
+# (the transfer's quote, the quote's record): room for a reconciler that is behind.
+reconcile_margin_seconds = 600
 
 
 class SettingsError(ValueError):
@@ -70,6 +81,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fx_max_age_seconds: int
     fx_rates: str | None
     quote_ttl_seconds: int
+    quote_record_grace_seconds: int
     pending_rail_base_ms: int
     reconcile_after_seconds: int
     sandbox_latency_ms_max: int
@@ -212,6 +224,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         quote_ttl_seconds=reader.integer(
             "KOVRA_QUOTE_TTL_SECONDS", quote_ttl_seconds_default, 10, quote_ttl_seconds_max
         ),
+        quote_record_grace_seconds=reader.integer(
+            "KOVRA_QUOTE_RECORD_GRACE_SECONDS",
+            record_grace_seconds_default,
+            record_grace_seconds_min,
+            record_grace_seconds_max,
+        ),
         pending_rail_base_ms=reader.integer("KOVRA_PENDING_RAIL_BASE_MS", 1_000, 1, 600_000),
         reconcile_after_seconds=reader.integer("KOVRA_RECONCILE_AFTER_SECONDS", 30, 1, 86_400),
         sandbox_latency_ms_max=reader.integer("KOVRA_SANDBOX_LATENCY_MS_MAX", 120, 0, 10_000),
@@ -256,6 +274,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for path in settings.sanctions_files:
         if not Path(path).exists():
             reader.problems.append(f"KOVRA_SANCTIONS_FILES: {path} does not exist")
+    # The reconciler gives a voided payout's count back from its quote's record, up to its
+    # delay plus the margin after the payout: the record must still be there.
+    if (
+        settings.quote_record_grace_seconds
+        < settings.reconcile_after_seconds + reconcile_margin_seconds
+    ):
+        reader.problems.append(
+            "KOVRA_QUOTE_RECORD_GRACE_SECONDS must be at least KOVRA_RECONCILE_AFTER_SECONDS"
+            f" + {reconcile_margin_seconds}"
+        )
     if settings.fx_source == "http" and not settings.fx_feed_url:
         reader.problems.append("KOVRA_FX_FEED_URL is required when KOVRA_FX_SOURCE=http")
     if settings.fx_rates is not None:

@@ -41,6 +41,7 @@ from fx.quotes import LockedQuote, QuoteStore, consumer_token, quote_usable_lua,
 from gateway.ids import encode_id
 from gateway.problems import ProblemError
 from gateway.ratelimit import Principal
+from gateway.settings import reconcile_margin_seconds
 from gateway.transfers.recipients import RecipientRecord, load_recipient, recipient_cache_key
 from ledger.invariants import ensure, unreachable
 
@@ -49,12 +50,12 @@ if TYPE_CHECKING:
 
 # The field of the quote's record that remembers what paying it counted against the limit.
 daily_limit_counted_field: Final = "daily_limit_counted"
-# How long Redis remembers the quote an admitted transfer used, beyond the reconciler's
-# delay (KOVRA_RECONCILE_AFTER_SECONDS): a reservation whose transfer row never came is
-# voided by the reconciler, which reads this to give the payout's count and quote back, and
-# ten minutes leave room for a reconciler that is behind. At 5,000 transfers/s and the
-# default delay that is about three million keys of 152 bytes each (`MEMORY USAGE`).
-payout_quote_margin_seconds: Final = 600
+# Redis remembers the quote an admitted transfer used for the reconciler's delay plus
+# `reconcile_margin_seconds`: a reservation whose transfer row never came is voided by the
+# reconciler, which reads this to give the payout's count and quote back. At 5,000
+# transfers/s and the default delay that is about three million keys of 152 bytes each
+# (`MEMORY USAGE`).
+payout_quote_margin_seconds: Final = reconcile_margin_seconds
 # One run, then at most one after publishing the recipient and one after valuing the quote.
 attempts_max: Final = 3
 

@@ -1,7 +1,7 @@
 """Locked quotes are single use across processes: of 50 concurrent uses exactly one wins,
 the winner may retry, expired and used quotes say so, and another tenant sees nothing. A
-quote is stored with its expiry and TTL in one step, and quotes stored before they recorded
-their USD equivalent still read."""
+quote is stored with its expiry and TTL in one step, its record outliving it by the
+configured grace, and quotes stored before they recorded their USD equivalent still read."""
 
 from __future__ import annotations
 
@@ -12,7 +12,16 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from fx.quotes import LockedQuote, QuoteAlreadyUsed, QuoteExpired, QuoteNotFound, QuoteStore
+from fx.quotes import (
+    LockedQuote,
+    QuoteAlreadyUsed,
+    QuoteExpired,
+    QuoteNotFound,
+    QuoteStore,
+    record_grace_seconds_max,
+    record_grace_seconds_min,
+)
+from ledger.invariants import InvariantViolation
 from ledger.transfers import new_object_id
 
 now = datetime.datetime.now(tz=datetime.UTC)
@@ -89,6 +98,19 @@ async def test_a_saved_quote_has_its_expiry_and_ttl(redis_client: Redis, namespa
     assert stored is not None
     assert int(stored) == int(quote.expires_at.timestamp() * 1000)
     assert 600 < await redis_client.ttl(key) <= 600 + 86_400
+
+
+async def test_the_record_outlives_the_quote_by_the_configured_grace(
+    redis_client: Redis, namespace: str
+) -> None:
+    """Production at high quote rates shortens the grace to bound Redis' memory; the record
+    then lives the quote's lifetime plus that grace, and a grace out of bounds is a bug."""
+    store = QuoteStore(redis_client, namespace=namespace, record_grace_seconds=3_600)
+    quote = await store.save(_quote(minutes=10))
+    assert 3_600 < await redis_client.ttl(f"{namespace}:quote:1:{quote.id:032x}") <= 600 + 3_600
+    for grace in (record_grace_seconds_min - 1, record_grace_seconds_max + 1):
+        with pytest.raises(InvariantViolation):
+            QuoteStore(redis_client, namespace=namespace, record_grace_seconds=grace)
 
 
 async def test_a_quote_stored_without_its_usd_equivalent_still_reads(

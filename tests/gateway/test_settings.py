@@ -47,6 +47,21 @@ def test_every_bad_variable_is_named() -> None:
     assert len(raised.value.problems) == 9
 
 
+def test_the_quote_grace_outlasts_the_reconciler() -> None:
+    """The reconciler gives a voided payout's count back from its quote's record, so the
+    record's grace may be shortened (Redis' memory at high quote rates) but not below the
+    reconciler's delay plus its margin."""
+    assert load_settings({}).quote_record_grace_seconds == 86_400
+    shortened = load_settings({"KOVRA_QUOTE_RECORD_GRACE_SECONDS": "3600"})
+    assert shortened.quote_record_grace_seconds == 3_600
+    with pytest.raises(SettingsError, match="KOVRA_QUOTE_RECORD_GRACE_SECONDS must be at"):
+        load_settings(
+            {"KOVRA_QUOTE_RECORD_GRACE_SECONDS": "3600", "KOVRA_RECONCILE_AFTER_SECONDS": "3500"}
+        )
+    with pytest.raises(SettingsError, match="KOVRA_QUOTE_RECORD_GRACE_SECONDS must be between"):
+        load_settings({"KOVRA_QUOTE_RECORD_GRACE_SECONDS": "60"})
+
+
 def test_production_needs_a_cluster_and_one_ledger_only() -> None:
     with pytest.raises(SettingsError, match="TB_ADDRESSES is required"):
         load_settings({"KOVRA_ENV": "production"})
