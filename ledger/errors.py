@@ -108,6 +108,13 @@ class ReservationReleased(LedgerError):
 
     code = "transfer_abandoned"
 
+    def __init__(
+        self,
+        detail: str = "an earlier attempt of this transfer was abandoned and its funds "
+        "released; create a new transfer (with a new Idempotency-Key) to try again",
+    ) -> None:
+        super().__init__(detail)
+
 
 class AttemptAlreadyFailed(LedgerError):
     """This object's transfer failed before on a transient error; its id can never succeed.

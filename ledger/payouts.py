@@ -181,9 +181,10 @@ class Payouts:
         ]
         results = await self._ledger.client.create_transfers(transfers)
         timestamps = check_transfer_results(transfers, results)
-        if results[0].status is tb.CreateTransferStatus.EXISTS:
+        existed = results[0].status is tb.CreateTransferStatus.EXISTS
+        if existed:
             await self._ensure_still_reserved(payout)
-        return Posted(transfer_id=transfers[0].id, timestamp_ns=timestamps[0])
+        return Posted(transfer_id=transfers[0].id, timestamp_ns=timestamps[0], existed=existed)
 
     async def _ensure_still_reserved(self, payout: Payout) -> None:
         """A retry found the chain an earlier attempt reserved: refuse it if that reservation
@@ -191,10 +192,7 @@ class Payouts:
         replace), rather than answer for money the ledger no longer holds. Retries are rare,
         so this lookup never sits on the payment path of a first attempt."""
         if await self.state(payout) is PayoutState.ABORTED:
-            raise ReservationReleased(
-                "an earlier attempt of this transfer was abandoned and its funds released; "
-                "create a new transfer (with a new Idempotency-Key) to try again"
-            )
+            raise ReservationReleased()
 
     async def commit(self, payout: Payout) -> Posted:
         """Post every reserved leg in full: the conversion and fee are now final."""

@@ -42,10 +42,12 @@ platform_account_types = (
 
 
 class Posted(msgspec.Struct, frozen=True, kw_only=True):
-    """The outcome of a ledger operation: its transfer id and TigerBeetle timestamp (ns)."""
+    """The outcome of a ledger operation: its transfer id and TigerBeetle timestamp (ns), and
+    whether an earlier attempt had applied it already (`existed`: this call was a retry)."""
 
     transfer_id: int
     timestamp_ns: int
+    existed: bool = False
 
 
 def validate_amount(amount_minor: int, *, field: str = "amount") -> int:

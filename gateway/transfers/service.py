@@ -5,7 +5,9 @@ else happens on the request path. Its steps never read Postgres: one Redis scrip
 the transfer (`gateway.transfers.admission`: the recipient is active, the quote is used by
 this transfer only, the daily limit is counted), compliance decides in-process, the ledger
 reserves every leg at once, and only then are the transfer row and its
-`transfer.processing` event written, together, in one batched transaction. A refusal (no
+`transfer.processing` event written, together, in one batched transaction (a retry whose
+payout an earlier attempt reserved writes in a transaction of its own, to learn whether its
+row went in). A refusal (no
 funds, no liquidity, an expired or used quote, an unknown recipient) creates nothing and
 holds nothing; a quote and a count taken for a transfer refused later are given back."""
 
@@ -39,12 +41,13 @@ from gateway.transfers.recipients import RecipientRecord
 from gateway.transfers.records import (
     Event,
     TransferRow,
+    get_transfer,
     park,
     parked_until,
     transfer_insert,
     transition,
 )
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, ReservationReleased
 from ledger.invariants import ensure
 from ledger.payouts import Payout, Payouts
 from rails.corridors import UnsupportedCorridor, choose_rail, corridor_for
@@ -157,7 +160,7 @@ async def create_transfer(
             target_currency=quote.target_currency,
             target_amount_minor=quote.target_amount,
         )
-        await Payouts(services.ledger).reserve(payout)
+        reserved = await Payouts(services.ledger).reserve(payout)
     except (LedgerError, ProblemError):
         await _give_back(
             services, principal, admitted=admitted, quote_id=quote_id, transfer_id=transfer_id
@@ -173,6 +176,7 @@ async def create_transfer(
             reference=body.reference,
             rail=rail,
             decision=decision,
+            retried=reserved.existed,
         )
     except (asyncpg.PostgresError, WriterOverloaded):
         # Postgres refused the row, or the writer shed it before sending it: nothing of it
@@ -230,8 +234,10 @@ async def _record(
     reference: str,
     rail: str,
     decision: Decision,
+    retried: bool,
 ) -> wire.Transfer:
-    """The row, its first event and (under review) its case, in one transaction."""
+    """The row, its first event and (under review) its case, in one transaction. `retried`
+    says an earlier attempt had reserved the payout already (`_record_retried`)."""
     status = "in_review" if decision.outcome == "review" else "processing"
     now = datetime.datetime.now(tz=datetime.UTC)
     row = (
@@ -296,8 +302,45 @@ async def _record(
         )
         rows.append((case_insert, case))
     rows.append((outbox_insert, _decision_record(row[0], principal.tenant_id, decision)))
+    if retried:
+        return await _record_retried(services, principal, rows, view=view)
     await services.writer.write_together(rows)
     return view
+
+
+async def _record_retried(
+    services: Services,
+    principal: Principal,
+    rows: list[tuple[BatchStatement, tuple[Any, ...]]],
+    *,
+    view: wire.Transfer,
+) -> wire.Transfer:
+    """Write a retried transfer's rows in a transaction of its own, learning whether its row
+    went in: the batched write cannot tell, since a row already there is skipped silently.
+
+    Its payout was reserved by an earlier attempt, so the id may hold that attempt's row
+    (answer with it, as it stands now) or the reconciler's `abandoned` tombstone, written
+    just before it voids the reservation (refuse: nothing is recorded, no event is written,
+    and the reconciler gives the count and the quote back). Retries are rare; this is the
+    one write on the payment path that is not batched.
+    """
+    (statement, row), *rest = rows
+    ensure(statement is transfer_insert, "a transfer's rows start with its own")
+    async with services.pool.acquire() as connection, connection.transaction():
+        inserted = await connection.fetchval(f"{transfer_insert.sql()} RETURNING id", [row])
+        if inserted is not None:
+            for other, values in rest:
+                await connection.execute(other.sql(), [values])
+            return view
+    existing = await get_transfer(
+        services.pool,
+        region=principal.compliance_region,
+        tenant_id=principal.tenant_id,
+        transfer_id=row[0],
+    )
+    if existing is None:
+        raise ReservationReleased()
+    return transfer_view(existing)
 
 
 def _decision_record(

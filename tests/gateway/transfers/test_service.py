@@ -1,18 +1,33 @@
 """The audit record of a transfer's compliance decision: its details, encoded once per
 (tenant, score, reasons) and then remembered, are exactly what the generic normalisation of
 `gateway.audit_outbox.outbox_row` gives, for any decision; the record names the transfer and
-the outcome; and the memo is bounded."""
+the outcome; and the memo is bounded.
+
+A retried transfer (its payout reserved by an earlier attempt) is recorded in a transaction
+of its own, against real Postgres: with nothing there it writes its row, event and audit
+record; over the earlier attempt's row it answers with that row as it stands and writes
+nothing; over the reconciler's `abandoned` tombstone it is refused with
+`transfer_abandoned` and writes nothing."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from compliance.decisions import Decision
+from gateway import wire
 from gateway.audit_outbox import outbox_row
+from gateway.ratelimit import Principal
+from gateway.services import Services
 from gateway.transfers import service
+from ledger.errors import ReservationReleased
+from ledger.transfers import new_object_id
+from tests.fx.test_quotes import _quote as quote_for
+from tests.gateway.conftest import migrated_services
 
 reasons = st.lists(
     st.sampled_from(["amount_for_tier", "new_recipient", "velocity_high", "corridor"]),
@@ -50,3 +65,68 @@ def test_the_remembered_details_are_bounded() -> None:
         service._decision_details(tenant_id, 10, ("corridor",))
     info = service._decision_details.cache_info()
     assert info.currsize == service.decision_details_cached_max
+
+
+principal = Principal(tenant_id=1, role="admin", key_id=1, compliance_region="EU", status="active")
+
+
+async def _record_retried(services: Services, transfer_id: int) -> wire.Transfer:
+    return await service._record(
+        services,
+        principal,
+        transfer_id=transfer_id,
+        quote=quote_for(tenant_id=principal.tenant_id),
+        recipient_id=new_object_id(),
+        reference="retried",
+        rail="bi_fast",
+        decision=Decision(outcome="approve", score=3, reasons=()),
+        retried=True,
+    )
+
+
+async def _rows(services: Services, transfer_id: int) -> tuple[list[str], int, int]:
+    """The statuses under the id, its events, and its audit records."""
+    transfer = uuid.UUID(int=transfer_id)
+    statuses = [
+        row["status"]
+        for row in await services.pool.fetch("SELECT status FROM transfers WHERE id = $1", transfer)
+    ]
+    events = await services.pool.fetchval(
+        "SELECT count(*) FROM events WHERE object_id = $1", transfer
+    )
+    audits = await services.pool.fetchval(
+        "SELECT count(*) FROM audit_outbox WHERE target = $1", f"transfer:{transfer}"
+    )
+    return statuses, int(events), int(audits)
+
+
+async def test_a_retried_transfer_is_recorded_once_and_never_over_a_tombstone(
+    empty_database: str, tmp_path: Path
+) -> None:
+    services = await migrated_services(empty_database, tmp_path, {})
+    try:
+        fresh, earlier, abandoned = new_object_id(), new_object_id(), new_object_id()
+        view = await _record_retried(services, fresh)
+        assert await _rows(services, fresh) == (["processing"], 1, 1)
+        await _record_retried(services, earlier)
+        await services.pool.execute(
+            "UPDATE transfers SET status = 'submitted' WHERE id = $1", uuid.UUID(int=earlier)
+        )
+        again = await _record_retried(services, earlier)
+        assert again.status == "submitted"
+        assert await _rows(services, earlier) == (["submitted"], 1, 1)
+        await services.pool.execute(
+            """INSERT INTO transfers (id, compliance_region, tenant_id, quote_id, recipient_id,
+                                      reference, source_currency, source_amount_minor,
+                                      fee_minor, target_currency, target_amount_minor, rate,
+                                      rail, status)
+               VALUES ($1, 'EU', 1, $1, $1, 'abandoned', 'EUR', 1, 0, 'IDR', 1, '', '',
+                       'abandoned')""",
+            uuid.UUID(int=abandoned),
+        )
+        with pytest.raises(ReservationReleased):
+            await _record_retried(services, abandoned)
+        assert await _rows(services, abandoned) == (["abandoned"], 0, 0)
+        assert view.status == "processing"
+    finally:
+        await services.close()
