@@ -15,8 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
+from gateway import reconciler
 from gateway.ids import as_uuid
 from gateway.reconciler import reconcile_once, reconcile_reservations
 from gateway.services import Services
@@ -98,20 +97,9 @@ async def test_a_scan_never_splits_the_rows_of_one_insert(
 
 
 async def test_orphan_reservations_are_voided(empty_database: str, tmp_path: Path) -> None:
-    services = await migrated_services(
-        empty_database,
-        tmp_path,
-        {"KOVRA_CURRENCIES": "EUR,IDR", "KOVRA_RECONCILE_AFTER_SECONDS": "1"},
-    )
+    services = await _reconciling(empty_database, tmp_path, currencies="EUR,IDR")
     try:
-        tenant_id = await _tenant(services)
-        await services.ledger.open_tenant_accounts(tenant_id)
-        await services.ledger.deposit(
-            tenant_id=tenant_id,
-            deposit_id=new_object_id(),
-            currency_code="EUR",
-            amount_minor=10_000,
-        )
+        tenant_id = await _funded_tenant(services)
         await services.ledger.fund_liquidity(
             funding_id=new_object_id(), currency_code="IDR", amount_minor=10**12
         )
@@ -142,58 +130,24 @@ async def test_orphan_reservations_are_voided(empty_database: str, tmp_path: Pat
 async def test_a_recorded_reservation_stays_and_a_claimed_one_is_voided(
     empty_database: str, tmp_path: Path
 ) -> None:
-    services = await migrated_services(
-        empty_database,
-        tmp_path,
-        {"KOVRA_CURRENCIES": "EUR", "KOVRA_RECONCILE_AFTER_SECONDS": "1"},
-    )
+    services = await _reconciling(empty_database, tmp_path)
     try:
-        tenant_id = await _tenant(services)
-        await services.ledger.open_tenant_accounts(tenant_id)
-        await services.ledger.deposit(
-            tenant_id=tenant_id,
-            deposit_id=new_object_id(),
-            currency_code="EUR",
-            amount_minor=10_000,
-        )
+        tenant_id = await _funded_tenant(services)
+        # The second is a tenant this database does not know (a cluster shared with another
+        # deployment): its ledger accounts exist, its tenant row does not.
+        stranger_id = tenant_id + 1_000
+        await _fund(services, stranger_id)
         payouts = Payouts(services.ledger)
-        recorded, claimed = (
-            Payout(
-                payout_id=new_object_id(),
-                tenant_id=tenant_id,
-                source_currency="EUR",
-                source_amount_minor=1_000,
-                fee_minor=0,
-                target_currency="EUR",
-                target_amount_minor=1_000,
-            )
-            for _ in range(2)
+        recorded, claimed, stranger = (
+            _eur_payout(tenant_id, 1_000),
+            _eur_payout(tenant_id, 1_000),
+            _eur_payout(stranger_id, 1_000),
         )
-        for payout in (recorded, claimed):
+        for payout in (recorded, claimed, stranger):
             await payouts.reserve(payout)
-        # A tenant this database does not know (a cluster shared with another deployment).
-        stranger = msgspec.structs.replace(
-            recorded, payout_id=new_object_id(), tenant_id=tenant_id + 1_000
-        )
-        await services.ledger.open_tenant_accounts(stranger.tenant_id)
-        await services.ledger.deposit(
-            tenant_id=stranger.tenant_id,
-            deposit_id=new_object_id(),
-            currency_code="EUR",
-            amount_minor=1_000,
-        )
-        await payouts.reserve(stranger)
         await services.writer.write_together([(transfer_insert, _transfer_row(recorded))])
         # An earlier pass claimed this id, then died before it voided the reservation.
-        await services.pool.execute(
-            "INSERT INTO transfers (id, compliance_region, tenant_id, quote_id, recipient_id,"
-            " reference, source_currency, source_amount_minor, fee_minor, target_currency,"
-            " target_amount_minor, rate, rail, status)"
-            " VALUES ($1, 'EU', $2, $1, $1, 'abandoned', 'EUR', 1000, 0, 'EUR', 1000, '', '',"
-            " 'abandoned')",
-            uuid.UUID(int=claimed.payout_id),
-            tenant_id,
-        )
+        assert await reconciler._abandon(services, claimed, region="EU")
         await asyncio.sleep(1.2)
         assert await reconcile_reservations(services) == 1
         assert await payouts.state(recorded) is PayoutState.RESERVED
@@ -210,33 +164,11 @@ async def test_a_recorded_reservation_stays_and_a_claimed_one_is_voided(
 async def test_one_pass_catches_up_over_several_scans(empty_database: str, tmp_path: Path) -> None:
     """A pass keeps scanning until it has caught up, rather than one scan per pass: with
     scans of two, five orphans behind the delay are all voided by one call."""
-    services = await migrated_services(
-        empty_database,
-        tmp_path,
-        {"KOVRA_CURRENCIES": "EUR", "KOVRA_RECONCILE_AFTER_SECONDS": "1"},
-    )
+    services = await _reconciling(empty_database, tmp_path)
     try:
-        tenant_id = await _tenant(services)
-        await services.ledger.open_tenant_accounts(tenant_id)
-        await services.ledger.deposit(
-            tenant_id=tenant_id,
-            deposit_id=new_object_id(),
-            currency_code="EUR",
-            amount_minor=10_000,
-        )
+        tenant_id = await _funded_tenant(services)
         payouts = Payouts(services.ledger)
-        orphans = [
-            Payout(
-                payout_id=new_object_id(),
-                tenant_id=tenant_id,
-                source_currency="EUR",
-                source_amount_minor=100,
-                fee_minor=0,
-                target_currency="EUR",
-                target_amount_minor=100,
-            )
-            for _ in range(5)
-        ]
+        orphans = [_eur_payout(tenant_id, 100) for _ in range(5)]
         for orphan in orphans:
             await payouts.reserve(orphan)
         await asyncio.sleep(1.2)
@@ -247,15 +179,45 @@ async def test_one_pass_catches_up_over_several_scans(empty_database: str, tmp_p
         await services.close()
 
 
-async def _tenant(services: Services) -> int:
-    """A tenant row in region EU (the reconciler reads a tenant's region from it)."""
+async def _reconciling(empty_database: str, tmp_path: Path, *, currencies: str = "EUR") -> Services:
+    """Services whose reconciler settles what is older than a second."""
+    return await migrated_services(
+        empty_database,
+        tmp_path,
+        {"KOVRA_CURRENCIES": currencies, "KOVRA_RECONCILE_AFTER_SECONDS": "1"},
+    )
+
+
+async def _funded_tenant(services: Services) -> int:
+    """A tenant row in region EU (the reconciler reads a tenant's region from it), with
+    EUR 100.00 in its wallet."""
     tenant_id: int = await services.pool.fetchval(
         """INSERT INTO tenants (name, compliance_region, pricing_policy_id, limit_policy_id)
            SELECT 'reconciled', 'EU', (SELECT min(id) FROM pricing_policies),
                   (SELECT min(id) FROM limit_policies)
            RETURNING id"""
     )
+    await _fund(services, tenant_id)
     return tenant_id
+
+
+async def _fund(services: Services, tenant_id: int) -> None:
+    await services.ledger.open_tenant_accounts(tenant_id)
+    await services.ledger.deposit(
+        tenant_id=tenant_id, deposit_id=new_object_id(), currency_code="EUR", amount_minor=10_000
+    )
+
+
+def _eur_payout(tenant_id: int, amount_minor: int) -> Payout:
+    return Payout(
+        payout_id=new_object_id(),
+        tenant_id=tenant_id,
+        source_currency="EUR",
+        source_amount_minor=amount_minor,
+        fee_minor=0,
+        target_currency="EUR",
+        target_amount_minor=amount_minor,
+    )
 
 
 def _transfer_row(payout: Payout) -> tuple[Any, ...]:

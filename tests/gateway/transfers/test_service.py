@@ -19,12 +19,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from compliance.decisions import Decision
-from gateway import wire
+from gateway import reconciler, wire
 from gateway.audit_outbox import outbox_row
 from gateway.ratelimit import Principal
 from gateway.services import Services
 from gateway.transfers import service
 from ledger.errors import ReservationReleased
+from ledger.payouts import Payout
 from ledger.transfers import new_object_id
 from tests.fx.test_quotes import _quote as quote_for
 from tests.gateway.conftest import migrated_services
@@ -115,15 +116,16 @@ async def test_a_retried_transfer_is_recorded_once_and_never_over_a_tombstone(
         again = await _record_retried(services, earlier)
         assert again.status == "submitted"
         assert await _rows(services, earlier) == (["submitted"], 1, 1)
-        await services.pool.execute(
-            """INSERT INTO transfers (id, compliance_region, tenant_id, quote_id, recipient_id,
-                                      reference, source_currency, source_amount_minor,
-                                      fee_minor, target_currency, target_amount_minor, rate,
-                                      rail, status)
-               VALUES ($1, 'EU', 1, $1, $1, 'abandoned', 'EUR', 1, 0, 'IDR', 1, '', '',
-                       'abandoned')""",
-            uuid.UUID(int=abandoned),
+        tombstoned = Payout(
+            payout_id=abandoned,
+            tenant_id=principal.tenant_id,
+            source_currency="EUR",
+            source_amount_minor=1,
+            fee_minor=0,
+            target_currency="IDR",
+            target_amount_minor=1,
         )
+        assert await reconciler._abandon(services, tombstoned, region="EU")
         with pytest.raises(ReservationReleased):
             await _record_retried(services, abandoned)
         assert await _rows(services, abandoned) == (["abandoned"], 0, 0)
