@@ -25,6 +25,10 @@ from ledger.invariants import ensure
 
 batch_size_max = 1_000
 pending_rows_max = 50_000
+# How long a batch waits for a pooled connection before its rows are shed (WriterOverloaded).
+# Unbounded, a write could wait past the reconciler's delay (30 s) and find its transfer id
+# already claimed by the reconciler: a request must be over, one way or the other, by then.
+acquire_timeout_seconds = 5.0
 
 
 class BatchStatement(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,15 +70,24 @@ def combined_sql(statements: tuple[BatchStatement, ...]) -> str:
 
 
 class WriterOverloaded(RuntimeError):
-    """More rows are queued or in flight than `pending_rows_max`: shed load, don't grow."""
+    """More rows are queued or in flight than `pending_rows_max`, or no connection came
+    within `acquire_timeout_seconds`: shed load, don't grow. Nothing of the rows was sent."""
 
 
 class BatchWriter:
     """Coalesces rows per statement and writes each batch in one round trip."""
 
-    def __init__(self, pool: asyncpg.Pool, *, batch_size_limit: int = batch_size_max) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        batch_size_limit: int = batch_size_max,
+        acquire_timeout_limit_seconds: float = acquire_timeout_seconds,
+    ) -> None:
         ensure(0 < batch_size_limit <= batch_size_max, "batch size within bounds")
+        ensure(0 < acquire_timeout_limit_seconds <= acquire_timeout_seconds, "a bounded wait")
         self._pool = pool
+        self._acquire_timeout_seconds = acquire_timeout_limit_seconds
         self._batch_size_limit = batch_size_limit
         self._pending: dict[BatchStatement, list[tuple[tuple[Any, ...], asyncio.Future[None]]]] = {}
         self._pending_count = 0
@@ -111,7 +124,7 @@ class BatchWriter:
         self, statement: BatchStatement, batch: list[tuple[tuple[Any, ...], asyncio.Future[None]]]
     ) -> None:
         try:
-            await self._pool.execute(statement.sql(), [row for row, _ in batch])
+            await self._execute(statement.sql(), [row for row, _ in batch])
         except Exception as error:
             for _, future in batch:
                 if not future.done():
@@ -159,7 +172,7 @@ class BatchWriter:
             for statement, row in rows:
                 by_statement.setdefault(statement, []).append(row)
         try:
-            await self._pool.execute(combined_sql(tuple(by_statement)), *by_statement.values())
+            await self._execute(combined_sql(tuple(by_statement)), *by_statement.values())
         except Exception as error:
             for _, future in groups:
                 if not future.done():
@@ -171,6 +184,19 @@ class BatchWriter:
                     future.set_result(None)
         finally:
             self._pending_count -= sum(len(rows) for rows, _ in groups)
+
+    async def _execute(self, sql: str, *arguments: Any) -> None:
+        """One statement on a pooled connection, waiting a bounded time for the connection."""
+        try:
+            connection = await self._pool.acquire(timeout=self._acquire_timeout_seconds)
+        except TimeoutError as error:
+            raise WriterOverloaded(
+                f"no database connection within {self._acquire_timeout_seconds} s"
+            ) from error
+        try:
+            await connection.execute(sql, *arguments)
+        finally:
+            await self._pool.release(connection)
 
     async def drain(self) -> None:
         """Wait until every row submitted so far is written (used at shutdown)."""

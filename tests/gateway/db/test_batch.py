@@ -1,6 +1,7 @@
 """Concurrent inserts are grouped: 500 rows written at once cost a handful of statements
 (counted by Postgres itself), every waiter learns its row is committed, a failing batch fails
-only its own waiters, and conflicts are ignored where the statement says so. Groups written
+only its own waiters, conflicts are ignored where the statement says so, and rows that wait
+too long for a connection are shed. Groups written
 together (a row and its event) go to several tables in one statement, in one commit, all or
 nothing, and the events' statement trigger (webhook fan-out) still sees every event. Every
 batched insert's row type in the database has exactly its statement's columns and types."""
@@ -14,7 +15,7 @@ import asyncpg
 import pytest
 
 from gateway.audit_outbox import outbox_insert
-from gateway.db.batch import BatchStatement, BatchWriter
+from gateway.db.batch import BatchStatement, BatchWriter, WriterOverloaded
 from gateway.db.money import deposit_insert, hold_insert
 from gateway.db.records import event_insert, idempotency_insert
 from gateway.transfers.cases import case_insert
@@ -94,6 +95,22 @@ async def test_batches_are_bounded(pool: asyncpg.Pool) -> None:
     assert await pool.fetchval("SELECT count(*) FROM holds") == 35
     with pytest.raises(Exception, match="one value per column"):
         await writer.write(hold_insert, ("too", "short"))
+
+
+async def test_a_write_that_finds_no_connection_is_shed(pool: asyncpg.Pool) -> None:
+    """Every pooled connection busy for longer than the writer's wait: the rows are shed
+    with `WriterOverloaded` (nothing sent, so the request can give back what it took) rather
+    than waiting without end, and the writer writes again once a connection is free."""
+    writer = BatchWriter(pool, acquire_timeout_limit_seconds=0.2)
+    held = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        with pytest.raises(WriterOverloaded, match=r"no database connection within 0\.2 s"):
+            await writer.write(hold_insert, _hold(1))
+    finally:
+        for connection in held:
+            await pool.release(connection)
+    await writer.write(hold_insert, _hold(2))
+    assert await pool.fetchval("SELECT count(*) FROM holds") == 1
 
 
 def _event(hold: tuple[object, ...]) -> tuple[object, ...]:
