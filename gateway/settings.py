@@ -293,6 +293,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             reader.problems.append(str(error))
     if settings.tb_addresses and settings.ledger_address:
         reader.problems.append("set TB_ADDRESSES or KOVRA_LEDGER_ADDRESS, not both")
+    # A transfer's row is written within 15 s of its reservation (a 5 s wait for a pooled
+    # connection, a 10 s statement); the reconciler must not claim its id before that.
+    if environment == "production" and settings.reconcile_after_seconds < 30:
+        reader.problems.append(
+            "KOVRA_RECONCILE_AFTER_SECONDS must be at least 30 when KOVRA_ENV=production"
+        )
     if environment == "production" and not settings.tb_addresses:
         reader.problems.append("TB_ADDRESSES is required when KOVRA_ENV=production")
     if environment == "production" and not settings.secrets_key:

@@ -74,6 +74,16 @@ def test_production_needs_a_cluster_and_one_ledger_only() -> None:
     assert not production.sandbox
 
 
+def test_production_reconciles_only_after_any_write_has_ended() -> None:
+    """A transfer's row is written within 15 s of its reservation; in production the
+    reconciler may not claim the id sooner than 30 s (tests shorten it in the sandbox)."""
+    production = {"KOVRA_ENV": "production", "TB_ADDRESSES": "3000", "KOVRA_SECRETS_KEY": "k" * 32}
+    assert load_settings(production).reconcile_after_seconds == 30
+    with pytest.raises(SettingsError, match="KOVRA_RECONCILE_AFTER_SECONDS must be at least 30"):
+        load_settings({**production, "KOVRA_RECONCILE_AFTER_SECONDS": "5"})
+    assert load_settings({"KOVRA_RECONCILE_AFTER_SECONDS": "1"}).reconcile_after_seconds == 1
+
+
 def test_the_webhook_retry_schedule_is_configurable() -> None:
     settings = load_settings({"KOVRA_WEBHOOK_RETRY_SCHEDULE": "1, 10,100"})
     assert settings.webhook_retry_schedule == (1.0, 10.0, 100.0)
