@@ -54,6 +54,8 @@ from rails.corridors import UnsupportedCorridor, choose_rail, corridor_for
 
 # Distinct (tenant, score, reasons) whose audit details stay encoded (`_decision_details`).
 decision_details_cached_max = 4_096
+# What a transfer shed by the batched writer tells the client to wait before retrying.
+overloaded_retry_after_seconds = 1
 
 
 def event_id(transfer_id: uuid.UUID, kind: str, attempt: int = 0) -> uuid.UUID:
@@ -178,7 +180,7 @@ async def create_transfer(
             decision=decision,
             retried=reserved.existed,
         )
-    except (asyncpg.PostgresError, WriterOverloaded):
+    except (asyncpg.PostgresError, WriterOverloaded) as error:
         # Postgres refused the row, or the writer shed it before sending it: nothing of it
         # was committed. With an Idempotency-Key
         # the retry reuses this transfer id: it must find the hold and the count in place
@@ -191,6 +193,14 @@ async def create_transfer(
             await _give_back(
                 services, principal, admitted=admitted, quote_id=quote_id, transfer_id=transfer_id
             )
+        if isinstance(error, WriterOverloaded):
+            # Load shed before anything was written: the client should come back shortly.
+            raise ProblemError(
+                503,
+                "dependency_unavailable",
+                "the database is saturated and the transfer was not recorded; retry shortly",
+                headers={"Retry-After": str(overloaded_retry_after_seconds)},
+            ) from error
         raise
 
 
