@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import structlog
@@ -25,7 +27,7 @@ import tigerbeetle as tb
 
 from gateway.db.records import event_insert
 from gateway.services import Services
-from gateway.transfers.records import parked_until
+from gateway.transfers.records import transfer_insert
 from ledger.client import batch_size_max
 from ledger.invariants import ensure
 from ledger.payouts import Payout, Payouts
@@ -36,6 +38,7 @@ scan_rows_max = batch_size_max
 # caught up, at most this many times (about half a million reservations), then lets the
 # rest of the worker run: at 5,000 transfers/s a five-second pass meets some 25,000.
 scan_batches_per_pass_max = 64
+_nil = uuid.UUID(int=0)
 interval_seconds_default = 5.0
 log = structlog.get_logger("kovra.reconciler")
 
@@ -54,14 +57,11 @@ _legs = {"holds": (Leg.HOLD, "hold.created"), "deposits": (Leg.DEPOSIT, "deposit
 async def reconcile_once(services: Services, *, scan_rows: int = scan_rows_max) -> int:
     """One pass over every money table and the payout reservations; how many it settled.
     Each is scanned `scan_rows` at a time until the pass has caught up."""
-    ensure(0 < scan_rows <= scan_rows_max, "a scan is one bounded query")
     settled = 0
     for table in _legs:
-        for _ in range(scan_batches_per_pass_max):
-            scanned, abandoned = await _reconcile_table(services, table, scan_rows=scan_rows)
-            settled += abandoned
-            if scanned < scan_rows:
-                break
+        settled += await _until_caught_up(
+            functools.partial(_reconcile_table, services, table), scan_rows=scan_rows
+        )
     return settled + await reconcile_reservations(services, scan_rows=scan_rows)
 
 
@@ -70,19 +70,28 @@ async def reconcile_reservations(services: Services, *, scan_rows: int = scan_ro
 
     A transfer reserves its funds before its row is written; a gateway that died in between
     leaves held money no transfer will ever release. Every payout has exactly one target
-    leg, so scanning pending PAYOUT_TARGET transfers finds every reservation. A pass scans
-    `scan_rows` at a time until it has caught up with the delay (at most
-    `scan_batches_per_pass_max` scans), so the reconciler keeps pace with the payment rate
-    rather than with one scan per pass.
+    leg, so scanning pending PAYOUT_TARGET transfers finds every reservation.
     """
-    ensure(0 < scan_rows <= scan_rows_max, "a scan is one bounded ledger query")
-    voided = 0
+    return await _until_caught_up(
+        functools.partial(_reconcile_reservation_scan, services), scan_rows=scan_rows
+    )
+
+
+Scan = Callable[..., Awaitable[tuple[int, int]]]
+
+
+async def _until_caught_up(scan: Scan, *, scan_rows: int) -> int:
+    """Run `scan(scan_rows=...)` (how many it read, how many it settled) until one reads
+    fewer than `scan_rows`, at most `scan_batches_per_pass_max` times, so the reconciler
+    keeps pace with the payment rate rather than with one scan per pass; how many settled."""
+    ensure(0 < scan_rows <= scan_rows_max, "a scan is one bounded query")
+    settled = 0
     for _ in range(scan_batches_per_pass_max):
-        scanned, settled = await _reconcile_reservation_scan(services, scan_rows=scan_rows)
-        voided += settled
+        scanned, done = await scan(scan_rows=scan_rows)
+        settled += done
         if scanned < scan_rows:
             break
-    return voided
+    return settled
 
 
 async def _reconcile_reservation_scan(services: Services, *, scan_rows: int) -> tuple[int, int]:
@@ -170,31 +179,35 @@ async def _abandon(services: Services, payout: Payout, *, region: str) -> bool:
     tombstone did, the retry's row is never written and the reservation may be voided.
     """
     now = datetime.datetime.now(tz=datetime.UTC)
-    standing = await services.pool.fetchval(
-        """WITH claimed AS (
-               INSERT INTO transfers (id, compliance_region, tenant_id, quote_id, recipient_id,
-                                      reference, source_currency, source_amount_minor,
-                                      fee_minor, target_currency, target_amount_minor, rate,
-                                      rail, status, next_attempt_at, failure_code,
-                                      created_at, updated_at)
-               VALUES ($1, $2, $3, $4, $4, 'abandoned', $5, $6, $7, $8, $9, '', '',
-                       'abandoned', $10, 'abandoned', $11, $11)
-               ON CONFLICT DO NOTHING RETURNING status)
-           SELECT status FROM claimed
-           UNION ALL
-           SELECT status FROM transfers WHERE compliance_region = $2 AND id = $1
-           LIMIT 1""",
-        uuid.UUID(int=payout.payout_id),
+    transfer = uuid.UUID(int=payout.payout_id)
+    tombstone = (
+        transfer,
         region,
         payout.tenant_id,
-        uuid.UUID(int=0),
+        _nil,  # The quote and the recipient are not in the ledger; the row is no transfer.
+        _nil,
+        "abandoned",
         payout.source_currency,
         payout.source_amount_minor,
         payout.fee_minor,
         payout.target_currency,
         payout.target_amount_minor,
-        parked_until,
+        "",
+        "",
+        "abandoned",
         now,
+        now,
+    )
+    # The request's own statement, so both inserts are conditional on the same key alike.
+    standing = await services.pool.fetchval(
+        f"""WITH claimed AS ({transfer_insert.sql(parameter=1)} RETURNING status)
+            SELECT status FROM claimed
+            UNION ALL
+            SELECT status FROM transfers WHERE compliance_region = $2 AND id = $3
+            LIMIT 1""",  # noqa: S608 - a fixed statement.
+        [tombstone],
+        region,
+        transfer,
     )
     ensure(standing is not None, "the transfer's id holds a row after the claim")
     return bool(standing == "abandoned")
