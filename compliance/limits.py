@@ -26,6 +26,9 @@ from ledger.invariants import ensure, unreachable
 counter_ttl_seconds = 2 * 86_400
 # Redis Lua numbers are doubles: amounts stay below 2**53 so every comparison is exact.
 usd_minor_max = 2**53 - 1
+# A batch's count marker holds one flag per item; no batch has more items than this
+# (`gateway.batches.wire.batch_items_max`, which this module does not import).
+batch_items_counted_max = 10_000
 
 
 class DailyLimitExceeded(LedgerError):
@@ -97,38 +100,103 @@ if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], tonumbe
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECR', KEYS[2]) end
 return 1
 """
-# A batch admits its payouts in order, each while it still fits under the limit.
-# KEYS: day counter, hour counter. ARGV: limit, ttl, then one amount per payout.
-# Returns {day total, hour count, admitted flag per payout}.
+# A batch admits its payouts in order, each while it still fits under the limit, and
+# remembers under its marker (a field of a hash that lives as long as the counters) what it
+# decided for each item, so that a retry of the same batch (same id, after a crash or a lost
+# response) decides alike and counts nothing twice. The marker reads
+# `moment_ms:total:count:flags`, one flag per item index: '1' counted, '0' refused at the
+# limit, '-' never asked or given back. A retry asks again only for the '-' items.
+# KEYS: day counter, hour counter, marker hash. ARGV: limit, ttl, now (ms), marker field,
+# and the payouts as `index:amount` joined by commas (indexes from 1; one argument, since
+# ten thousand arguments cost redis-py and Redis more than one string of them).
+# Returns {day total, hour count, then per payout 0 refused, 1 counted now, 2 counted
+# before} and, last, the moment (ms) the batch was first counted.
 _consume_many = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 local limit = tonumber(ARGV[1])
-local admitted_total, admitted_count, flags = 0, 0, {}
-for i = 3, #ARGV do
-  local amount = tonumber(ARGV[i])
-  if used + admitted_total + amount <= limit then
-    admitted_total = admitted_total + amount
-    admitted_count = admitted_count + 1
-    flags[#flags + 1] = 1
+local moment, total, count, flags = ARGV[3], 0, 0, {}
+local marked = redis.call('HGET', KEYS[3], ARGV[4])
+if marked then
+  local m, t, c, f = string.match(marked, '^(%d+):(%d+):(%d+):([-01]*)$')
+  moment, total, count = m, tonumber(t), tonumber(c)
+  for i = 1, #f do flags[i] = string.sub(f, i, i) end
+end
+local fresh_total, fresh_count, replies = 0, 0, {}
+for i, a in string.gmatch(ARGV[5], '(%d+):(%d+)') do
+  local index, amount = tonumber(i), tonumber(a)
+  for j = #flags + 1, index do flags[j] = '-' end
+  local flag = flags[index]
+  if flag == '1' then
+    replies[#replies + 1] = 2
+  elseif flag == '0' then
+    replies[#replies + 1] = 0
+  elseif used + fresh_total + amount <= limit then
+    fresh_total, fresh_count = fresh_total + amount, fresh_count + 1
+    flags[index] = '1'
+    replies[#replies + 1] = 1
   else
-    flags[#flags + 1] = 0
+    flags[index] = '0'
+    replies[#replies + 1] = 0
   end
 end
-if admitted_count > 0 then
-  used = redis.call('INCRBY', KEYS[1], admitted_total)
+if fresh_count > 0 then
+  used = redis.call('INCRBY', KEYS[1], fresh_total)
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 end
-local hour = redis.call('INCRBY', KEYS[2], admitted_count)
+local hour = redis.call('INCRBY', KEYS[2], fresh_count)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
+redis.call('HSET', KEYS[3], ARGV[4], moment .. ':' .. (total + fresh_total) .. ':' ..
+  (count + fresh_count) .. ':' .. table.concat(flags))
+if redis.call('TTL', KEYS[3]) < 0 then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2])) end
 local reply = {used, hour}
-for i = 1, #flags do reply[#reply + 1] = flags[i] end
+for i = 1, #replies do reply[#reply + 1] = replies[i] end
+reply[#reply + 1] = moment
 return reply
 """
-# KEYS: day counter, hour counter. ARGV: amount, count.
+# Give back the items named (an index and its amount each) that the batch's marker still
+# holds as counted, and mark them '-'; an item given back already gives back nothing.
+# KEYS: day counter, hour counter (of the moment the items were counted), marker hash.
+# ARGV: marker field, and the payouts as `index:amount` joined by commas.
+# Returns {amount given back, payouts given back}.
 _give_back_many = """
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], tonumber(ARGV[1])) end
-if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECRBY', KEYS[2], tonumber(ARGV[2])) end
-return 1
+local marked = redis.call('HGET', KEYS[3], ARGV[1])
+if not marked then return {0, 0} end
+local moment, total, count, f = string.match(marked, '^(%d+):(%d+):(%d+):([-01]*)$')
+local flags = {}
+for i = 1, #f do flags[i] = string.sub(f, i, i) end
+local given_total, given_count = 0, 0
+for i, a in string.gmatch(ARGV[2], '(%d+):(%d+)') do
+  local index = tonumber(i)
+  if flags[index] == '1' then
+    flags[index] = '-'
+    given_total, given_count = given_total + tonumber(a), given_count + 1
+  end
+end
+total, count = tonumber(total) - given_total, tonumber(count) - given_count
+if total < 0 or count < 0 then
+  return redis.error_reply('a batch gave back more than it counted')
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], given_total) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECRBY', KEYS[2], given_count) end
+if count == 0 then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+else
+  redis.call('HSET', KEYS[3], ARGV[1], moment .. ':' .. total .. ':' .. count .. ':' ..
+    table.concat(flags))
+end
+return {given_total, given_count}
+"""
+# Give back everything a batch's marker still holds, if it still reads as the caller read it
+# (ARGV[2]); for the repair, which knows the batch but not its items' usage.
+# KEYS: day counter, hour counter (of the marker's moment), marker hash.
+# ARGV: marker field, the marker's value. Returns the payouts given back.
+_give_back_marked_batch = """
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+local _, total, count = string.match(ARGV[2], '^(%d+):(%d+):(%d+):')
+redis.call('HDEL', KEYS[3], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], tonumber(total)) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECRBY', KEYS[2], tonumber(count)) end
+return tonumber(count)
 """
 
 
@@ -140,6 +208,7 @@ class DailyLimits:
         self._give_back = redis.register_script(_give_back)
         self._consume_many = redis.register_script(_consume_many)
         self._give_back_many = redis.register_script(_give_back_many)
+        self._give_back_marked_batch = redis.register_script(_give_back_marked_batch)
 
     def counter_keys(self, *, tenant_id: int, moment: datetime.datetime) -> list[str]:
         """The day and hour counters `moment` counts in (the keys of `count_lua`)."""
@@ -215,50 +284,100 @@ class DailyLimits:
         keys = [*self._keys(tenant_id, moment), once.key]
         return bool(await self._give_back(keys=keys, args=[int(amount), once.field]))
 
+    def batch_marker(self, *, tenant_id: int, batch_id: int) -> CountOnce:
+        """Where a batch remembers what it counted: every attempt of the batch (its id
+        derives from the Idempotency-Key) names the same marker."""
+        return CountOnce(
+            key=f"{self._namespace}:batch-count:{tenant_id}:{batch_id:032x}", field="counted"
+        )
+
     async def consume_many(
         self,
         *,
         tenant_id: int,
-        usd_minor: list[int],
+        usd_minor: dict[int, int],
         daily_limit_usd_minor: int,
+        once: CountOnce,
         now: datetime.datetime | None = None,
     ) -> list[Usage | None]:
-        """Count a batch's payouts in one step, in order: each one that still fits under
-        today's limit is counted (its `Usage`), the others are refused (None)."""
+        """Count a batch's payouts (`usd_minor`: item index to amount) in one step, in
+        order: each one that still fits under today's limit is counted (its `Usage`), the
+        others are refused (None). Under `once`, an item an earlier attempt of the batch
+        decided keeps that decision: counted before (its `Usage` at the first count's
+        moment, counting nothing now) or refused again."""
         ensure(
-            all(1 <= amount <= usd_minor_max for amount in usd_minor),
+            all(1 <= amount <= usd_minor_max for amount in usd_minor.values()),
             "a payout counts a positive, bounded amount",
+        )
+        ensure(
+            all(0 <= index < batch_items_counted_max for index in usd_minor),
+            "a batch item's index is within the largest batch",
         )
         if not usd_minor:
             return []
         moment = now or datetime.datetime.now(tz=datetime.UTC)
+        payouts = ",".join(f"{index + 1}:{amount}" for index, amount in usd_minor.items())
         reply = await self._consume_many(
-            keys=self._keys(tenant_id, moment),
-            args=[daily_limit_usd_minor, counter_ttl_seconds, *usd_minor],
+            keys=[*self._keys(tenant_id, moment), once.key],
+            args=[
+                daily_limit_usd_minor,
+                counter_ttl_seconds,
+                milliseconds(moment),
+                once.field,
+                payouts,
+            ],
         )
+        ensure(len(reply) == 3 + len(usd_minor), "one admission flag per payout")
         day_total, hour_count = int(reply[0]), int(reply[1])
-        ensure(len(reply) == 2 + len(usd_minor), "one admission flag per payout")
-        return [
-            Usage(
-                usd_minor=amount,
-                counted_at=moment,
-                day_usd_minor=day_total,
-                payouts_last_hour=hour_count,
-            )
-            if int(flag) == 1
-            else None
-            for amount, flag in zip(usd_minor, reply[2:], strict=True)
-        ]
+        first_counted_at = datetime.datetime.fromtimestamp(int(reply[-1]) / 1000, tz=datetime.UTC)
+        usages: list[Usage | None] = []
+        for amount, flag in zip(usd_minor.values(), reply[2:-1], strict=True):
+            match int(flag):
+                case 0:
+                    usages.append(None)
+                case 1 | 2 as counted:
+                    usages.append(
+                        Usage(
+                            usd_minor=amount,
+                            counted_at=moment if counted == 1 else first_counted_at,
+                            day_usd_minor=day_total,
+                            payouts_last_hour=hour_count,
+                        )
+                    )
+                case other:
+                    unreachable(f"the batch count script replied {other} for an item")
+        return usages
 
-    async def give_back_many(self, *, tenant_id: int, usages: list[Usage]) -> None:
-        """Return the volume and count of refused payouts, per day and hour they counted in."""
-        groups: dict[tuple[str, ...], tuple[int, int]] = {}
-        for usage in usages:
-            keys = tuple(self._keys(tenant_id, usage.counted_at))
-            amount, count = groups.get(keys, (0, 0))
-            groups[keys] = (amount + usage.usd_minor, count + 1)
-        for keys, (amount, count) in groups.items():
-            await self._give_back_many(keys=list(keys), args=[amount, count])
+    async def give_back_many(
+        self, *, tenant_id: int, usages: dict[int, Usage], once: CountOnce
+    ) -> None:
+        """Return the volume and count of a batch's refused payouts (item index to its
+        `Usage`), per day and hour they counted in; only those `once` still holds as
+        counted, so giving an item back twice gives it back once."""
+        groups: dict[datetime.datetime, list[str]] = {}
+        for index, usage in usages.items():
+            groups.setdefault(usage.counted_at, []).append(f"{index + 1}:{usage.usd_minor}")
+        for counted_at, payouts in groups.items():
+            await self._give_back_many(
+                keys=[*self._keys(tenant_id, counted_at), once.key],
+                args=[once.field, ",".join(payouts)],
+            )
+
+    async def give_back_marked_batch(self, *, tenant_id: int, once: CountOnce) -> int:
+        """Return everything a batch's marker still holds as counted, to the day and hour of
+        its first count, and clear it; how many payouts that was (0 if none). For the
+        repair, which knows the batch but not its items' usage. (Items a retry counted on a
+        later day go back to the first day too: a batch retried across midnight is rare,
+        and the day it undercounts has passed.)"""
+        counted: bytes | str | None = await self._redis.hget(once.key, once.field)
+        if counted is None:
+            return 0
+        text = counted.decode() if isinstance(counted, bytes) else counted
+        moment_ms, _, _ = text.partition(":")
+        ensure(moment_ms.isdigit(), f"a batch's count marker starts with ms, not {text!r}")
+        moment = datetime.datetime.fromtimestamp(int(moment_ms) / 1000, tz=datetime.UTC)
+        keys = [*self._keys(tenant_id, moment), once.key]
+        return int(await self._give_back_marked_batch(keys=keys, args=[once.field, text]))
 
 
 def usage_of(

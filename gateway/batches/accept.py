@@ -27,6 +27,12 @@ Postgres transaction, the money sits in the tenant's clearing account with no ba
 'abandoned' tombstone row (which a late request can no longer overwrite: its insert
 conflicts and it answers `batch_abandoned`), voids the items' holds and reverses the
 chains, so the wallet is whole again.
+
+Daily limits count each batch once. Every attempt names the batch's count marker
+(`DailyLimits.batch_marker`), which remembers what was decided for each item: a retry after
+a crash or a lost response reuses those decisions and counts nothing again; a failed attempt
+gives back what it counted, as does a retry that finds the batch abandoned; and the repair
+gives back what an undone batch still holds counted.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from typing import Any
 import msgspec
 
 from compliance.decisions import Decision
-from compliance.limits import Usage
+from compliance.limits import CountOnce, Usage, batch_items_counted_max
 from fx.netting import ItemAmounts, PairTotals
 from fx.pricing import usd_equivalent_minor
 from fx.rates import RateStale, RateUnavailable
@@ -69,6 +75,11 @@ from ledger.transfers import linked
 from rails.corridors import UnsupportedCorridor, choose_rail, corridor_for
 
 batch_item_errors_listed_max = 100
+# A batch's count marker (`DailyLimits.consume_many`) has room for every item of the largest.
+ensure(
+    batch_wire.batch_items_max <= batch_items_counted_max,
+    "a batch's count marker holds a flag for each of its items",
+)
 _view_encoder = msgspec.json.Encoder()
 
 
@@ -133,10 +144,19 @@ async def accept_batch(
         services, principal, acceptance, batch_id=batch_id, pricing=terms.pricing, items=items
     )
     items = _net(services, acceptance, prices, terms.pricing.fee_bps, items)
-    usages: list[Usage] = []
+    # What this attempt counted, by item index, under the batch's marker: every attempt of
+    # the batch names the same one, so a retry counts nothing twice (`consume_many`).
+    usages: dict[int, Usage] = {}
+    counted = services.limits.batch_marker(tenant_id=principal.tenant_id, batch_id=batch_id)
     try:
         items = await _screen(
-            services, principal, acceptance, terms=terms, items=items, usages=usages
+            services,
+            principal,
+            acceptance,
+            terms=terms,
+            items=items,
+            usages=usages,
+            counted=counted,
         )
         # Screening refused some items: the pairs' totals are netted again without them.
         items = _net(services, acceptance, prices, terms.pricing.fee_bps, items)
@@ -171,18 +191,27 @@ async def accept_batch(
             await holding
         outcome = await record_batch(services.pool, record)
     except BaseException:
-        await services.limits.give_back_many(tenant_id=principal.tenant_id, usages=usages)
+        await services.limits.give_back_many(
+            tenant_id=principal.tenant_id, usages=usages, once=counted
+        )
         raise
-    admitted = {id(item.usage) for item in items if item.usage is not None}
-    refused_usage = [usage for usage in usages if id(usage) not in admitted]
-    await services.limits.give_back_many(tenant_id=principal.tenant_id, usages=refused_usage)
     if outcome == "abandoned":
+        # The repair undid an earlier attempt and gave its count back; nothing of this one
+        # moved money either, so nothing of it stays counted.
+        await services.limits.give_back_many(
+            tenant_id=principal.tenant_id, usages=usages, once=counted
+        )
         raise ProblemError(
             409,
             "batch_abandoned",
             "an earlier attempt of this batch was undone after a failure; submit it again "
             "with a new Idempotency-Key",
         )
+    admitted = {item.parsed.index for item in items if item.usage is not None}
+    refused = {index: usage for index, usage in usages.items() if index not in admitted}
+    await services.limits.give_back_many(
+        tenant_id=principal.tenant_id, usages=refused, once=counted
+    )
     return view
 
 
@@ -326,9 +355,11 @@ async def _screen(
     *,
     terms: Any,
     items: list[_Item],
-    usages: list[Usage],
+    usages: dict[int, Usage],
+    counted: CountOnce,
 ) -> list[_Item]:
-    """Daily limits for all items in one step, then a compliance decision per item."""
+    """Daily limits for all items in one step (under the batch's marker `counted`), then a
+    compliance decision per item; `usages` gathers what was counted, by item index."""
     to_usd: dict[str, Decimal] = {}
     rates = await services.quoter.book.snapshot()
     for currency in sorted({item.parsed.source_currency for item in items}):
@@ -340,14 +371,15 @@ async def _screen(
                     acceptance.refuse(item.parsed, "rate_unavailable", None, str(error))
     items = [item for item in items if item.parsed.source_currency in to_usd]
     usd = [_usd_minor(services, item, to_usd[item.parsed.source_currency]) for item in items]
-    counted = await services.limits.consume_many(
+    decided = await services.limits.consume_many(
         tenant_id=principal.tenant_id,
-        usd_minor=usd,
+        usd_minor={item.parsed.index: amount for item, amount in zip(items, usd, strict=True)},
         daily_limit_usd_minor=terms.daily_limit_usd_minor,
+        once=counted,
     )
     screening = BatchScreening(services.compliance)
     live: list[_Item] = []
-    for item, amount, usage in zip(items, usd, counted, strict=True):
+    for item, amount, usage in zip(items, usd, decided, strict=True):
         if usage is None:
             acceptance.refuse(
                 item.parsed,
@@ -357,7 +389,7 @@ async def _screen(
                 f"{terms.daily_limit_usd_minor} USD minor units",
             )
             continue
-        usages.append(usage)
+        usages[item.parsed.index] = usage
         item.usage = usage
         item.decision = await screening.decide(
             recipient_id=item.recipient.id,

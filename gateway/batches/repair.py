@@ -14,7 +14,9 @@ transfer whose user_data_128 is the batch id. Once such a transfer is older than
 2. voids every item hold the ledger has for the batch (item ids derive from the batch id
    and the item's index, so they are found by lookup, without any metadata);
 3. reverses each posted leg of the pair chains, which puts the wallet's money back and
-   returns the target amounts to the platform's liquidity.
+   returns the target amounts to the platform's liquidity;
+4. gives the items' count against the daily limit back, from the batch's count marker
+   (`DailyLimits.give_back_marked_batch`).
 
 Every step uses deterministic transfer ids, so a repair interrupted at any point is simply
 run again by the next pass (the watermark only moves once a scan is fully repaired).
@@ -106,8 +108,18 @@ async def undo_batch(services: Services, *, batch_id: int, tenant_id: int) -> in
     for error in await netting.submit_chains([[reversal] for reversal in reversals]):
         if error is not None:
             raise error
+    # Last, once no money of the batch is held: its items' count against the daily limit,
+    # which the marker remembers (given back once, however often the batch is undone).
+    counts_given_back = await services.limits.give_back_marked_batch(
+        tenant_id=tenant_id,
+        once=services.limits.batch_marker(tenant_id=tenant_id, batch_id=batch_id),
+    )
     log.warning(
-        "batch_undone", batch_id=str(batch_uuid), holds_voided=len(voids), legs=len(reversals)
+        "batch_undone",
+        batch_id=str(batch_uuid),
+        holds_voided=len(voids),
+        legs=len(reversals),
+        counts_given_back=counts_given_back,
     )
     return 1
 

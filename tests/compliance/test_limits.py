@@ -15,6 +15,12 @@ once however often it is retried (even on a full day), a give-back returns it on
 clears the marker so the next payment counts again (also from the marker alone, as the
 reconciler gives it back), and a marker whose hash is gone still expires. The counter keys
 name the UTC day and hour exactly as `strftime` would.
+
+A batch counts its items in order under its own marker: a retry of the batch decides each
+item as the first attempt did and counts nothing again (items the first attempt never asked
+about are asked now), a give-back returns each item once, the repair returns what the marker
+still holds from the marker alone, and after any sequence of attempts and give-backs
+(hypothesis) the day counter holds exactly the items the marker holds as counted.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 import datetime
 import multiprocessing
 import random
+import secrets
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
@@ -447,3 +454,156 @@ def test_counter_keys_name_the_utc_day_and_hour(moment: datetime.datetime, tenan
         day_key("keys", tenant_id, moment),
         hour_key("keys", tenant_id, moment),
     ]
+
+
+def batch_totals(usages: list[Usage | None]) -> list[int | None]:
+    return [None if usage is None else usage.usd_minor for usage in usages]
+
+
+async def test_a_batch_retried_decides_alike_and_counts_once(
+    redis_client: Redis, namespace: str
+) -> None:
+    """The first attempt admits items 0 and 1 and refuses 2 at the limit; its retry, an
+    hour later and with item 3 (not asked the first time), gets the same answers for 0 to 2
+    at the first count's moment, counts only item 3, and the counters hold each item once."""
+    limits = DailyLimits(redis_client, namespace=namespace)
+    marker = limits.batch_marker(tenant_id=tenant, batch_id=77)
+    first = await limits.consume_many(
+        tenant_id=tenant,
+        usd_minor={0: 400, 1: 500, 2: 300},
+        daily_limit_usd_minor=1_000,
+        once=marker,
+        now=noon,
+    )
+    later = noon + datetime.timedelta(hours=1)
+    retried = await limits.consume_many(
+        tenant_id=tenant,
+        usd_minor={0: 400, 1: 500, 2: 300, 3: 100},
+        daily_limit_usd_minor=1_000,
+        once=marker,
+        now=later,
+    )
+    assert batch_totals(first) == [400, 500, None]
+    assert batch_totals(retried) == [400, 500, None, 100]
+    assert [usage.counted_at for usage in retried if usage is not None] == [noon, noon, later]
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 1_000
+    assert await counter(redis_client, hour_key(namespace, tenant, noon)) == 2
+    assert await counter(redis_client, hour_key(namespace, tenant, later)) == 1
+    assert 0 < await redis_client.ttl(marker.key) <= counter_ttl_seconds
+
+
+async def test_a_batch_gives_each_item_back_once(redis_client: Redis, namespace: str) -> None:
+    """Giving back item 1 twice returns it once; giving back the rest clears the marker, so
+    the next attempt of the batch counts afresh."""
+    limits = DailyLimits(redis_client, namespace=namespace)
+    marker = limits.batch_marker(tenant_id=tenant, batch_id=78)
+    amounts = {0: 100, 1: 200, 2: 300}
+    usages = await limits.consume_many(
+        tenant_id=tenant, usd_minor=amounts, daily_limit_usd_minor=10_000, once=marker, now=noon
+    )
+    counted = {index: usage for index, usage in zip(amounts, usages, strict=True) if usage}
+    for _ in range(2):
+        await limits.give_back_many(tenant_id=tenant, usages={1: counted[1]}, once=marker)
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 400
+    assert await counter(redis_client, hour_key(namespace, tenant, noon)) == 2
+    await limits.give_back_many(tenant_id=tenant, usages=counted, once=marker)
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 0
+    assert not await redis_client.hexists(marker.key, marker.field)
+    again = await limits.consume_many(
+        tenant_id=tenant, usd_minor=amounts, daily_limit_usd_minor=10_000, once=marker, now=noon
+    )
+    assert batch_totals(again) == [100, 200, 300]
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 600
+
+
+async def test_the_repair_gives_a_batch_back_by_its_marker_alone(
+    redis_client: Redis, namespace: str
+) -> None:
+    """What the marker still holds goes back, once; other payouts of the day stay counted."""
+    limits = DailyLimits(redis_client, namespace=namespace)
+    marker = limits.batch_marker(tenant_id=tenant, batch_id=79)
+    await limits.consume(tenant_id=tenant, usd_minor=700, daily_limit_usd_minor=10_000, now=noon)
+    usages = await limits.consume_many(
+        tenant_id=tenant,
+        usd_minor={0: 1_000, 1: 2_000},
+        daily_limit_usd_minor=10_000,
+        once=marker,
+        now=noon,
+    )
+    assert usages[0] is not None
+    await limits.give_back_many(tenant_id=tenant, usages={0: usages[0]}, once=marker)
+    assert await limits.give_back_marked_batch(tenant_id=tenant, once=marker) == 1
+    assert await limits.give_back_marked_batch(tenant_id=tenant, once=marker) == 0
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 700
+    assert await counter(redis_client, hour_key(namespace, tenant, noon)) == 1
+    never = limits.batch_marker(tenant_id=tenant, batch_id=80)
+    assert await limits.give_back_marked_batch(tenant_id=tenant, once=never) == 0
+
+
+batch_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("attempt"), st.sets(st.integers(0, 7), min_size=1)),
+        st.tuples(st.just("give_back"), st.sets(st.integers(0, 7), min_size=1)),
+        st.tuples(st.just("repair"), st.just(frozenset[int]())),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(steps=batch_steps, limit=st.integers(min_value=0, max_value=4_000))
+def test_the_day_counter_holds_exactly_what_the_marker_holds(
+    steps: list[tuple[str, frozenset[int]]], limit: int
+) -> None:
+    """Attempts over any items of one batch, give-backs of any of them (counted or not) and
+    repairs, in any order: the day holds the sum of the items the marker holds as counted,
+    never over the limit, and an item is never counted twice."""
+    asyncio.run(_run_batch_steps(steps, limit))
+
+
+async def _run_batch_steps(steps: list[tuple[str, frozenset[int]]], limit: int) -> None:
+    redis = Redis.from_url(redis_url)
+    namespace = f"kovra-test-{secrets.token_hex(8)}"
+    limits = DailyLimits(redis, namespace=namespace)
+    marker = limits.batch_marker(tenant_id=tenant, batch_id=81)
+    amounts = {index: 100 * (index + 1) for index in range(8)}
+    held: dict[int, Usage] = {}  # What the model says is counted.
+    try:
+        for action, indices in steps:
+            if action == "attempt":
+                asked = {index: amounts[index] for index in sorted(indices)}
+                usages = await limits.consume_many(
+                    tenant_id=tenant,
+                    usd_minor=asked,
+                    daily_limit_usd_minor=limit,
+                    once=marker,
+                    now=noon,
+                )
+                for index, usage in zip(asked, usages, strict=True):
+                    if usage is not None:
+                        held[index] = usage
+            elif action == "give_back":
+                # Items not counted are given back too: they must give back nothing.
+                given = {
+                    index: held.pop(index)
+                    if index in held
+                    else Usage(
+                        usd_minor=amounts[index],
+                        counted_at=noon,
+                        day_usd_minor=0,
+                        payouts_last_hour=0,
+                    )
+                    for index in indices
+                }
+                await limits.give_back_many(tenant_id=tenant, usages=given, once=marker)
+            else:
+                await limits.give_back_marked_batch(tenant_id=tenant, once=marker)
+                held.clear()
+            day = await counter(redis, day_key(namespace, tenant, noon)) or 0
+            assert day == sum(usage.usd_minor for usage in held.values())
+            assert day <= max(limit, 0)
+    finally:
+        keys = [key async for key in redis.scan_iter(match=f"{namespace}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()

@@ -1,18 +1,22 @@
 """Repair of a batch whose ledger writes were never recorded (the gateway died between the
 ledger and Postgres): the repair finds it from the ledger alone, tombstones it so a late
 request cannot record it, voids its items' holds and reverses its pair chain, leaving every
-balance as it was; a recorded batch is never touched, and a second pass changes nothing."""
+balance as it was, and gives its items' count back to the daily limit (real Redis); a
+recorded batch is never touched, and a second pass changes nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import uuid
 from dataclasses import dataclass
 from typing import cast
 
 import asyncpg
 import msgspec
+from redis.asyncio import Redis
 
+from compliance.limits import DailyLimits
 from gateway.batches.accept import item_id
 from gateway.batches.records import BatchRecord, record_batch
 from gateway.batches.repair import repair_once
@@ -34,12 +38,14 @@ class _Settings:
 
 @dataclass
 class _Services:
-    """What the repair uses of `Services`: real Postgres and a real (embedded) ledger."""
+    """What the repair uses of `Services`: real Postgres, Redis's daily limits and a real
+    (embedded) ledger."""
 
     pool: asyncpg.Pool
     ledger_client: LedgerClient
     ledger: Ledger
     settings: _Settings
+    limits: DailyLimits
 
 
 async def _tenant(pool: asyncpg.Pool, tenant_id: int) -> None:
@@ -86,17 +92,28 @@ async def _liquidity(world: World) -> int:
     return int(account.credits_posted - account.debits_posted)
 
 
-async def test_an_unrecorded_batch_is_undone_and_stays_undone(pool: asyncpg.Pool) -> None:
+async def test_an_unrecorded_batch_is_undone_and_stays_undone(
+    pool: asyncpg.Pool, redis_client: Redis, namespace: str
+) -> None:
     world = await make_world(EmbeddedClient(), {"EUR": 1_000_000})
     await world.ledger.fund_liquidity(
         funding_id=new_object_id(), currency_code="IDR", amount_minor=10**12
     )
     await _tenant(pool, world.tenant_id)
-    services = cast(Services, _Services(pool, world.ledger.client, world.ledger, _Settings()))
+    limits = DailyLimits(redis_client, namespace=namespace)
+    services = cast(
+        Services, _Services(pool, world.ledger.client, world.ledger, _Settings(), limits)
+    )
     orphan, recorded = new_object_id(), new_object_id()
     liquidity = await _liquidity(world)
-    await _accept_in_ledger_only(world, orphan, items=3)
-    await _accept_in_ledger_only(world, recorded, items=2)
+    for batch_id, items in ((orphan, 3), (recorded, 2)):
+        await _accept_in_ledger_only(world, batch_id, items=items)
+        await limits.consume_many(
+            tenant_id=world.tenant_id,
+            usd_minor=dict.fromkeys(range(items), 100),
+            daily_limit_usd_minor=10_000,
+            once=limits.batch_marker(tenant_id=world.tenant_id, batch_id=batch_id),
+        )
     assert await record_batch(pool, _record_of(world, recorded, items=2)) == "created"
     await asyncio.sleep(1.1)  # Older than the reconcile delay.
     assert await repair_once(services) == 1
@@ -108,6 +125,11 @@ async def test_an_unrecorded_batch_is_undone_and_stays_undone(pool: asyncpg.Pool
     status = await pool.fetchval("SELECT status FROM batches WHERE id = $1", uuid.UUID(int=orphan))
     assert status == "abandoned"
     assert await record_batch(pool, _record_of(world, orphan, items=1)) == "abandoned"
+    # The orphan's three items went back to the daily limit; the recorded two stay.
+    (day_key, _) = limits.counter_keys(
+        tenant_id=world.tenant_id, moment=datetime.datetime.now(tz=datetime.UTC)
+    )
+    assert int(await redis_client.get(day_key) or 0) == 200
 
 
 def _record_of(world: World, batch_id: int, *, items: int) -> BatchRecord:
