@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
+from litestar.params import FromPath
 
 from fx.sources import TableRateSource, parse_table
 from gateway import wire
@@ -74,12 +75,14 @@ async def create_tenant(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @get("/admin/v1/tenants/{tenant_id:int}", summary="A tenant", tags=["admin"])
-async def read_tenant(request: Request[Any, Any, Any], tenant_id: int) -> Response[bytes]:
+async def read_tenant(request: Request[Any, Any, Any], tenant_id: FromPath[int]) -> Response[bytes]:
     return json_response(200, tenant_view(await _tenant_or_404(request, tenant_id)))
 
 
 @put("/admin/v1/tenants/{tenant_id:int}/policies", summary="Link other policies", tags=["admin"])
-async def update_policies(request: Request[Any, Any, Any], tenant_id: int) -> Response[bytes]:
+async def update_policies(
+    request: Request[Any, Any, Any], tenant_id: FromPath[int]
+) -> Response[bytes]:
     services = services_of(request)
     body = decode_body(await request_body(request), wire.PoliciesUpdate)
     await record_admin_action(
@@ -105,7 +108,9 @@ async def update_policies(request: Request[Any, Any, Any], tenant_id: int) -> Re
 
 
 @put("/admin/v1/tenants/{tenant_id:int}/status", summary="Freeze or unfreeze", tags=["admin"])
-async def update_status(request: Request[Any, Any, Any], tenant_id: int) -> Response[bytes]:
+async def update_status(
+    request: Request[Any, Any, Any], tenant_id: FromPath[int]
+) -> Response[bytes]:
     body = decode_body(await request_body(request), wire.TenantStatusUpdate)
     tenant = await set_tenant_freeze(
         services_of(request), tenant_id=tenant_id, status=body.status, actor=_actor(request)
@@ -121,7 +126,7 @@ async def update_status(request: Request[Any, Any, Any], tenant_id: int) -> Resp
     tags=["admin"],
 )
 async def update_recipient_status(
-    request: Request[Any, Any, Any], tenant_id: int, recipient_id: str
+    request: Request[Any, Any, Any], tenant_id: FromPath[int], recipient_id: FromPath[str]
 ) -> Response[bytes]:
     body = decode_body(await request_body(request), wire.TenantStatusUpdate)
     changed = await set_recipient_freeze(
@@ -137,7 +142,7 @@ async def update_recipient_status(
 
 
 @post("/admin/v1/tenants/{tenant_id:int}/api-keys", summary="Issue an API key", tags=["admin"])
-async def create_key(request: Request[Any, Any, Any], tenant_id: int) -> Response[bytes]:
+async def create_key(request: Request[Any, Any, Any], tenant_id: FromPath[int]) -> Response[bytes]:
     services = services_of(request)
     body = decode_body(await request_body(request), wire.ApiKeyCreate)
     tenant = await _tenant_or_404(request, tenant_id)
@@ -165,7 +170,7 @@ async def create_key(request: Request[Any, Any, Any], tenant_id: int) -> Respons
     status_code=200,
 )
 async def revoke_key(
-    request: Request[Any, Any, Any], tenant_id: int, key_id: int
+    request: Request[Any, Any, Any], tenant_id: FromPath[int], key_id: FromPath[int]
 ) -> Response[bytes]:
     services = services_of(request)
     await record_admin_action(

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromPath, FromQuery
 
 from gateway.batches import wire as batch_wire
 from gateway.batches.accept import accept_batch, batch_view
@@ -47,7 +48,7 @@ def _items_of(
     request_max_body_size=batch_request_body_bytes_max,
 )
 async def create_batch_route(
-    request: Request[Any, Any, Any], atomic: bool | None = None
+    request: Request[Any, Any, Any], atomic: FromQuery[bool | None] = None
 ) -> Response[bytes]:
     services = services_of(request)
     principal = principal_of(request)
@@ -79,9 +80,9 @@ async def _batch_or_404(request: Request[Any, Any, Any], batch_id: str) -> Batch
 @get("/v1/batches/{batch_id:str}", summary="A batch: counts and per-item results", tags=["batches"])
 async def read_batch(
     request: Request[Any, Any, Any],
-    batch_id: str,
-    limit: int = batch_page_default,
-    cursor: str | None = None,
+    batch_id: FromPath[str],
+    limit: FromQuery[int] = batch_page_default,
+    cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     page_limit_or_422(limit, limit_max=batch_wire.batch_page_max)
     start = _start_of(cursor)
@@ -118,7 +119,9 @@ def _start_of(cursor: str | None) -> int:
     summary="The batch's pain.001 messages, one per rail",
     tags=["batches"],
 )
-async def batch_messages(request: Request[Any, Any, Any], batch_id: str) -> Response[bytes]:
+async def batch_messages(
+    request: Request[Any, Any, Any], batch_id: FromPath[str]
+) -> Response[bytes]:
     batch = await _batch_or_404(request, batch_id)
     records = await list_messages(services_of(request).pool, batch)
     return json_response(

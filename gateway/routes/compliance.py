@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromPath, FromQuery
 from msgspec import Meta
 
 from gateway.ids import decode_id, encode_id
@@ -64,7 +65,7 @@ def _view(case: CaseRow) -> Case:
 
 @get("/v1/compliance/cases", summary="The review queue", tags=["compliance"])
 async def list_cases_route(
-    request: Request[Any, Any, Any], status: str = "open", limit: int = 50
+    request: Request[Any, Any, Any], status: FromQuery[str] = "open", limit: FromQuery[int] = 50
 ) -> Response[bytes]:
     if status not in case_statuses:
         raise ProblemError(
@@ -96,7 +97,7 @@ async def list_cases_route(
     summary="Approve or reject a case",
     tags=["compliance"],
 )
-async def decide_case(request: Request[Any, Any, Any], case_id: str) -> Response[bytes]:
+async def decide_case(request: Request[Any, Any, Any], case_id: FromPath[str]) -> Response[bytes]:
     principal = principal_of(request)
     if principal.role != "compliance":
         # Separation of duties: a tenant never clears its own payouts.

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromPath, FromQuery
 
 from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
 from gateway.ids import decode_id, encode_id
@@ -63,9 +64,9 @@ def event_view(row: EventRow, deliveries: list[DeliveryRow] | None = None) -> Ev
 @get("/v1/events", summary="The tenant's events, oldest first", tags=["events"])
 async def list_events_route(
     request: Request[Any, Any, Any],
-    type: str | None = None,  # noqa: A002 - the query parameter's public name.
-    limit: int = 50,
-    cursor: str | None = None,
+    type: FromQuery[str | None] = None,  # noqa: A002 - the query parameter's public name.
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     if type is not None and type not in catalog.event_types:
         raise ProblemError(
@@ -99,7 +100,9 @@ async def _event_or_404(request: Request[Any, Any, Any], event_id: str) -> Event
 
 
 @get("/v1/events/{event_id:str}", summary="An event and its deliveries", tags=["events"])
-async def read_event_route(request: Request[Any, Any, Any], event_id: str) -> Response[bytes]:
+async def read_event_route(
+    request: Request[Any, Any, Any], event_id: FromPath[str]
+) -> Response[bytes]:
     event = await _event_or_404(request, event_id)
     found = await deliveries_of(services_of(request).pool, event_id=event.id)
     return json_response(200, event_view(event, found))
@@ -111,7 +114,9 @@ async def read_event_route(request: Request[Any, Any, Any], event_id: str) -> Re
     tags=["events"],
     status_code=202,
 )
-async def redeliver_route(request: Request[Any, Any, Any], event_id: str) -> Response[bytes]:
+async def redeliver_route(
+    request: Request[Any, Any, Any], event_id: FromPath[str]
+) -> Response[bytes]:
     principal = principal_of(request)
     if principal.role not in redeliver_roles:
         raise ProblemError(403, "forbidden", "redelivering needs an admin or operator key")

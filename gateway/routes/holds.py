@@ -17,6 +17,7 @@ from typing import Any, Literal
 import msgspec
 import tigerbeetle as tb
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 from litestar.types import Scope
 
 from gateway import wire
@@ -231,19 +232,19 @@ def _expiry(created_at: datetime.datetime, timeout_seconds: int) -> datetime.dat
 
 
 @get("/v1/holds/{hold_id:str}", summary="A hold and its state", tags=["holds"])
-async def read_hold(request: Request[Any, Any, Any], hold_id: str) -> Response[bytes]:
+async def read_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> Response[bytes]:
     services = services_of(request)
     return json_response(200, await _load_hold(services, request, decode_id("hold", hold_id)))
 
 
 @post("/v1/holds/{hold_id:str}/capture", summary="Capture a hold, fully or partly", tags=["holds"])
-async def capture_hold(request: Request[Any, Any, Any], hold_id: str) -> Response[bytes]:
+async def capture_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> Response[bytes]:
     body = decode_body(await request_body(request), wire.HoldCapture)
     return await _resolve_hold(request, hold_id, capture=True, amount=body.amount)
 
 
 @post("/v1/holds/{hold_id:str}/void", summary="Release a hold", tags=["holds"])
-async def void_hold(request: Request[Any, Any, Any], hold_id: str) -> Response[bytes]:
+async def void_hold(request: Request[Any, Any, Any], hold_id: FromPath[str]) -> Response[bytes]:
     decode_body(await request_body(request), wire.HoldVoid)
     return await _resolve_hold(request, hold_id, capture=False, amount=None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.params import FromQuery
 
 from gateway import wire
 from gateway.ids import encode_id, utc_from_ns
@@ -40,9 +41,9 @@ async def list_balances(request: Request[Any, Any, Any]) -> Response[bytes]:
 @get("/v1/statements", summary="Ledger history of one wallet", tags=["statements"])
 async def read_statement(
     request: Request[Any, Any, Any],
-    currency: str,
-    limit: int = statement_limit_default,
-    cursor: str | None = None,
+    currency: FromQuery[str],
+    limit: FromQuery[int] = statement_limit_default,
+    cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     services = services_of(request)
     if not 0 < limit <= statement_limit_max:

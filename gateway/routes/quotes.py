@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 from litestar.types import Scope
 
 from fx.quotes import LockedQuote
@@ -93,7 +94,7 @@ async def create_quote_reply(
 @get(
     "/v1/quotes/{quote_id:str}", summary="A quote and whether it can still be used", tags=["quotes"]
 )
-async def read_quote(request: Request[Any, Any, Any], quote_id: str) -> Response[bytes]:
+async def read_quote(request: Request[Any, Any, Any], quote_id: FromPath[str]) -> Response[bytes]:
     services = services_of(request)
     state = await services.quoter.store.read(
         tenant_id=principal_of(request).tenant_id, quote_id=decode_id("quote", quote_id)

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.types import Scope
 
 from gateway import wire
@@ -92,7 +93,9 @@ async def create_recipient_route(request: Request[Any, Any, Any]) -> Response[by
 
 
 @get("/v1/recipients/{recipient_id:str}", summary="A recipient", tags=["recipients"])
-async def read_recipient(request: Request[Any, Any, Any], recipient_id: str) -> Response[bytes]:
+async def read_recipient(
+    request: Request[Any, Any, Any], recipient_id: FromPath[str]
+) -> Response[bytes]:
     principal = principal_of(request)
     record = await load_recipient(
         services_of(request),
@@ -148,16 +151,18 @@ async def _transfer_or_404(request: Request[Any, Any, Any], transfer_id: str) ->
 
 
 @get("/v1/transfers/{transfer_id:str}", summary="A transfer", tags=["transfers"])
-async def read_transfer(request: Request[Any, Any, Any], transfer_id: str) -> Response[bytes]:
+async def read_transfer(
+    request: Request[Any, Any, Any], transfer_id: FromPath[str]
+) -> Response[bytes]:
     return json_response(200, transfer_view(await _transfer_or_404(request, transfer_id)))
 
 
 @get("/v1/transfers", summary="The tenant's transfers", tags=["transfers"])
 async def list_transfers_route(
     request: Request[Any, Any, Any],
-    status: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
+    status: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     page_limit_or_422(limit, limit_max=transfers_page_max)
     if status is not None and status not in wire.transfer_statuses:
@@ -184,7 +189,7 @@ async def list_transfers_route(
     "/v1/transfers/{transfer_id:str}/cancel", summary="Cancel before submission", tags=["transfers"]
 )
 async def cancel_transfer_route(
-    request: Request[Any, Any, Any], transfer_id: str
+    request: Request[Any, Any, Any], transfer_id: FromPath[str]
 ) -> Response[bytes]:
     decode_body(await request_body(request), wire.TransferCancel)
     row = await _transfer_or_404(request, transfer_id)
@@ -201,7 +206,9 @@ async def cancel_transfer_route(
     summary="ISO 20022 messages exchanged",
     tags=["transfers"],
 )
-async def transfer_messages(request: Request[Any, Any, Any], transfer_id: str) -> Response[bytes]:
+async def transfer_messages(
+    request: Request[Any, Any, Any], transfer_id: FromPath[str]
+) -> Response[bytes]:
     row = await _transfer_or_404(request, transfer_id)
     records = await list_messages(
         services_of(request).pool,

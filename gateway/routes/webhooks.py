@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
+from litestar.params import FromPath, FromQuery
 
 from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
 from gateway.ids import decode_id, encode_id
@@ -113,7 +114,9 @@ async def create_endpoint_route(request: Request[Any, Any, Any]) -> Response[byt
 
 @get("/v1/webhook-endpoints", summary="The tenant's webhook endpoints", tags=["webhooks"])
 async def list_endpoints_route(
-    request: Request[Any, Any, Any], limit: int = 50, cursor: str | None = None
+    request: Request[Any, Any, Any],
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     rows = await endpoints.list_endpoints(
         services_of(request).pool,
@@ -139,7 +142,9 @@ async def _endpoint_or_404(request: Request[Any, Any, Any], endpoint_id: str) ->
 
 
 @get("/v1/webhook-endpoints/{endpoint_id:str}", summary="A webhook endpoint", tags=["webhooks"])
-async def read_endpoint_route(request: Request[Any, Any, Any], endpoint_id: str) -> Response[bytes]:
+async def read_endpoint_route(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
+) -> Response[bytes]:
     return json_response(200, endpoint_view(await _endpoint_or_404(request, endpoint_id)))
 
 
@@ -150,7 +155,7 @@ async def read_endpoint_route(request: Request[Any, Any, Any], endpoint_id: str)
     status_code=200,
 )
 async def delete_endpoint_route(
-    request: Request[Any, Any, Any], endpoint_id: str
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
 ) -> Response[bytes]:
     principal = principal_of(request)
     _admin_only(principal)
@@ -169,7 +174,9 @@ async def delete_endpoint_route(
     summary="Replace the signing secret; the old one keeps signing for an overlap",
     tags=["webhooks"],
 )
-async def rotate_secret_route(request: Request[Any, Any, Any], endpoint_id: str) -> Response[bytes]:
+async def rotate_secret_route(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
+) -> Response[bytes]:
     principal = principal_of(request)
     _admin_only(principal)
     body = decode_body(await request_body(request), SecretRotate)

@@ -40,8 +40,6 @@ class _Killed(Exception):
     """The attempt stops where a killed process would, before Postgres."""
 
 
-# Building the app warns of one route's query-parameter style; `kovra serve` shows it too.
-@pytest.mark.filterwarnings("ignore::litestar.exceptions.LitestarDeprecationWarning")
 async def test_a_batch_counts_once_across_lost_answers_crashes_and_repair(
     empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

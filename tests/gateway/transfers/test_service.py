@@ -150,8 +150,6 @@ async def test_a_retried_transfer_is_recorded_once_and_never_over_a_tombstone(
 shed_redis_url = "redis://127.0.0.1:6379/8"  # This test's own database, emptied around it.
 
 
-# Building the app warns of one route's query-parameter style; `kovra serve` shows it too.
-@pytest.mark.filterwarnings("ignore::litestar.exceptions.LitestarDeprecationWarning")
 async def test_a_transfer_shed_for_want_of_a_connection_answers_503_and_keeps_nothing(
     empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
