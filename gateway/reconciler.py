@@ -9,7 +9,9 @@ outbox misses nothing. A transfer reserves its funds before its row is written, 
 reconciler also voids reservations whose transfer row never came. It first claims the
 transfer's id with an `abandoned` row, so a late retry of the same transfer (same
 Idempotency-Key, same id) can never record it against the voided hold, and after the void
-gives back what the transfer's admission took: its daily-limit count and its quote.
+gives back what the transfer's admission took: its daily-limit count and its quote. A
+transfer admitted whose payout never reached the ledger at all gets its count and quote
+back too (`gateway.transfers.orphan_admissions`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import tigerbeetle as tb
 
 from gateway.db.records import event_insert
 from gateway.services import Services
+from gateway.transfers.orphan_admissions import release_orphan_admissions
 from gateway.transfers.records import transfer_insert
 from ledger.client import batch_size_max
 from ledger.invariants import ensure
@@ -55,14 +58,16 @@ _legs = {"holds": (Leg.HOLD, "hold.created"), "deposits": (Leg.DEPOSIT, "deposit
 
 
 async def reconcile_once(services: Services, *, scan_rows: int = scan_rows_max) -> int:
-    """One pass over every money table and the payout reservations; how many it settled.
-    Each is scanned `scan_rows` at a time until the pass has caught up."""
+    """One pass over every money table, the payout reservations and the admissions that
+    never reached the ledger (`gateway.transfers.orphan_admissions`); how many it settled.
+    The tables and reservations are scanned `scan_rows` at a time until caught up."""
     settled = 0
     for table in _legs:
         settled += await _until_caught_up(
             functools.partial(_reconcile_table, services, table), scan_rows=scan_rows
         )
-    return settled + await reconcile_reservations(services, scan_rows=scan_rows)
+    settled += await reconcile_reservations(services, scan_rows=scan_rows)
+    return settled + await release_orphan_admissions(services)
 
 
 async def reconcile_reservations(services: Services, *, scan_rows: int = scan_rows_max) -> int:

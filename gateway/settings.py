@@ -299,6 +299,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         reader.problems.append(
             "KOVRA_RECONCILE_AFTER_SECONDS must be at least 30 when KOVRA_ENV=production"
         )
+    # A transfer's admission reaches the ledger within one ledger call; the reconciler gives
+    # back admissions with no payout in the ledger once they are older than its delay.
+    if environment == "production" and settings.ledger_timeout_ms >= (
+        settings.reconcile_after_seconds * 1000
+    ):
+        reader.problems.append(
+            "KOVRA_LEDGER_TIMEOUT_MS must be shorter than KOVRA_RECONCILE_AFTER_SECONDS"
+            " when KOVRA_ENV=production"
+        )
     if environment == "production" and not settings.tb_addresses:
         reader.problems.append("TB_ADDRESSES is required when KOVRA_ENV=production")
     if environment == "production" and not settings.secrets_key:

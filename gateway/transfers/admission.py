@@ -11,6 +11,10 @@ changes nothing unless all pass; then, atomically, it counts the payout (once pe
 under the `CountOnce` marker in the quote's record) and marks the quote used by the
 transfer. A refusal leaves nothing to give back.
 
+An admitted transfer is also listed under the second it was admitted, with its quote and
+that moment remembered, so the reconciler can give back an admission whose payout never
+reached the ledger (`gateway.transfers.orphan_admissions`).
+
 Two rare cases take another trip, and the script then runs again: a recipient not in Redis
 (its published record expired) is loaded from Postgres and published, and a quote stored
 without its USD equivalent (by an older version) is valued at current rates.
@@ -73,9 +77,10 @@ class Outcome(enum.IntEnum):
 
 
 # KEYS: the recipient's record, the quote's record (which holds the count-once marker too),
-# the day counter, the hour counter, the transfer's quote (`quote_of`). ARGV: now (ms), the
-# transfer (consumer), the daily limit, the counters' TTL, the marker's field, the USD
-# amount or '' for the quote's own, the quote's id, how long to remember it (s).
+# the day counter, the hour counter, the transfer's quote (`quote_of`), the admissions of
+# this second (`admitted_key`). ARGV: now (ms), the transfer (consumer), the daily limit,
+# the counters' TTL, the marker's field, the USD amount or '' for the quote's own, the
+# quote's id, how long to remember it (s), the transfer's entry among the admissions.
 # The recipient's record is decoded whole (its name is free text); the quote's has no free
 # text, and its USD equivalent stays below 2**53, so a Lua number holds it exactly.
 _admit_lua: Final = (
@@ -101,7 +106,8 @@ end
 local counted = count(KEYS[3], KEYS[4], KEYS[2], ARGV[5], amount, ARGV[3], ARGV[4], ARGV[1])
 if counted[1] == 0 then return {15, counted[1], counted[2]} end
 redis.call('HSET', KEYS[2], 'used_by', ARGV[2])
-redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[8])
+redis.call('SET', KEYS[5], ARGV[7] .. ':' .. ARGV[1], 'EX', ARGV[8])
+if redis.call('RPUSH', KEYS[6], ARGV[9]) == 1 then redis.call('EXPIRE', KEYS[6], ARGV[8]) end
 return {16, quote, recipient, counted[1], counted[2], counted[3], counted[4] or amount,
   counted[5] or ARGV[1]}
 """
@@ -149,13 +155,31 @@ class TransferAdmission:
 
     async def quote_of(self, *, transfer_id: int) -> int | None:
         """The quote an admitted transfer used; None once Redis has forgotten it."""
-        value: bytes | str | None = await self._redis.get(self._quote_of_key(transfer_id))
+        value: bytes | str | None = await self._redis.get(self.quote_of_key(transfer_id))
         if value is None:
             return None
-        return int(value.decode() if isinstance(value, bytes) else value, 16)
+        text = value.decode() if isinstance(value, bytes) else value
+        # `quote:admitted_ms`; a value written before admissions were timed is the quote alone.
+        return int(text.partition(":")[0], 16)
 
-    def _quote_of_key(self, transfer_id: int) -> str:
+    def quote_of_key(self, transfer_id: int) -> str:
+        """Where the admission remembers the transfer's quote and when it was admitted."""
         return f"{self._namespace}:transfer-quote:{transfer_id:032x}"
+
+    def admitted_key(self, second: int) -> str:
+        """The list of the transfers admitted in one second (Unix time), each as
+        `tenant:transfer`, kept as long as the transfer's quote is remembered: what
+        `gateway.transfers.orphan_admissions` checks against the ledger."""
+        return f"{self._namespace}:admitted:{second}"
+
+    @property
+    def admitted_watermark_key(self) -> str:
+        """The last second whose admissions were all checked against the ledger."""
+        return f"{self._namespace}:admitted:watermark"
+
+    @property
+    def remember_seconds(self) -> int:
+        return self._remember_quote_seconds
 
     async def run(
         self,
@@ -170,22 +194,26 @@ class TransferAdmission:
     ) -> list[Any]:
         """One run of the script; its reply, whose first element is the outcome."""
         marker = self.marker(tenant_id=tenant_id, quote_id=quote_id)
+        moment_ms = milliseconds(moment)
+        transfer = consumer_token(transfer_id)
         reply: list[Any] = await self._script(
             keys=[
                 recipient_cache_key(tenant_id, recipient_id, self._namespace),
                 marker.key,
                 *self._limits.counter_keys(tenant_id=tenant_id, moment=moment),
-                self._quote_of_key(transfer_id),
+                self.quote_of_key(transfer_id),
+                self.admitted_key(moment_ms // 1000),
             ],
             args=[
-                milliseconds(moment),
-                consumer_token(transfer_id),
+                moment_ms,
+                transfer,
                 daily_limit_usd_minor,
                 counter_ttl_seconds,
                 marker.field,
                 "" if usd_minor is None else usd_minor,
                 f"{quote_id:032x}",
                 self._remember_quote_seconds,
+                f"{tenant_id}:{transfer}",
             ],
         )
         return reply

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
 
 from gateway.db.migrate import migrate
 from gateway.services import Services, open_services
@@ -51,15 +52,22 @@ async def migrated_services(
     database_url: str, data_dir: Path, environment: dict[str, str]
 ) -> Services:
     """Migrate the database and open every service on it, as `kovra serve` does at start:
-    Redis database 11, the sandbox key under `data_dir`, and `environment` on top. The
-    caller closes them."""
+    Redis database 11, emptied first (what an earlier test left there, such as admissions
+    whose payouts were in its own ledger, is not this test's), the sandbox key under
+    `data_dir`, and `environment` on top. The caller closes them."""
     await migrate(database_url)
+    redis_url = "redis://127.0.0.1:6379/11"
     settings = load_settings(
         {
             "DATABASE_URL": database_url,
-            "REDIS_URL": "redis://127.0.0.1:6379/11",
+            "REDIS_URL": redis_url,
             "KOVRA_DATA_DIR": str(data_dir),
             **environment,
         }
     )
+    client = Redis.from_url(redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
     return await open_services(settings)

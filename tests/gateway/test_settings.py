@@ -84,6 +84,16 @@ def test_production_reconciles_only_after_any_write_has_ended() -> None:
     assert load_settings({"KOVRA_RECONCILE_AFTER_SECONDS": "1"}).reconcile_after_seconds == 1
 
 
+def test_production_gives_admissions_back_only_after_their_ledger_call_has_ended() -> None:
+    """An admission whose payout is not in the ledger is given back once older than the
+    reconciler's delay: in production a ledger call may not last that long."""
+    production = {"KOVRA_ENV": "production", "TB_ADDRESSES": "3000", "KOVRA_SECRETS_KEY": "k" * 32}
+    assert load_settings({**production, "KOVRA_LEDGER_TIMEOUT_MS": "29999"})
+    with pytest.raises(SettingsError, match="KOVRA_LEDGER_TIMEOUT_MS must be shorter"):
+        load_settings({**production, "KOVRA_LEDGER_TIMEOUT_MS": "30000"})
+    assert load_settings({"KOVRA_LEDGER_TIMEOUT_MS": "60000"}).ledger_timeout_ms == 60_000
+
+
 def test_the_webhook_retry_schedule_is_configurable() -> None:
     settings = load_settings({"KOVRA_WEBHOOK_RETRY_SCHEDULE": "1, 10,100"})
     assert settings.webhook_retry_schedule == (1.0, 10.0, 100.0)

@@ -2,7 +2,8 @@
 quote, then the currencies, then the daily limit, in that order, and a refusal at any step
 changes nothing (the quote stays usable, nothing is counted). Admitted, the quote is used by
 that transfer alone, the payout is counted once, however often the same transfer is admitted
-again, and the transfer's quote is remembered for the reconciler; a quote without its USD
+again, and the transfer's quote and admission moment are remembered, and the transfer listed
+under its second, for the reconciler; a quote without its USD
 equivalent is counted at the amount the caller values it at."""
 
 from __future__ import annotations
@@ -115,6 +116,13 @@ async def test_admitted_uses_the_quote_and_counts_once(setting: Setting) -> None
     assert await setting.admission.quote_of(transfer_id=transfer_id) == quote.id
     key = f"{setting.namespace}:transfer-quote:{transfer_id:032x}"
     assert 0 < await setting.redis.ttl(key) <= 30 + payout_quote_margin_seconds
+    admitted_ms = int(now.timestamp() * 1000)
+    assert await setting.redis.get(key) == f"{quote.id:032x}:{admitted_ms}".encode()
+    # Listed under its second, once per admission, for the orphan admissions' pass.
+    listed = setting.admission.admitted_key(admitted_ms // 1000)
+    entry = f"{tenant_id}:{transfer_id:032x}".encode()
+    assert await setting.redis.lrange(listed, 0, -1) == [entry, entry]
+    assert 0 < await setting.redis.ttl(listed) <= 30 + payout_quote_margin_seconds
     assert await setting.admission.quote_of(transfer_id=new_object_id()) is None
 
 
