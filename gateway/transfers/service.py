@@ -153,15 +153,7 @@ async def create_transfer(
             raise ProblemError(
                 403, "compliance_blocked", "compliance refused this payout; it moved no money"
             )
-        payout = Payout(
-            payout_id=transfer_id,
-            tenant_id=principal.tenant_id,
-            source_currency=quote.source_currency,
-            source_amount_minor=quote.source_amount,
-            fee_minor=quote.fee_amount,
-            target_currency=quote.target_currency,
-            target_amount_minor=quote.target_amount,
-        )
+        payout = payout_for(quote, tenant_id=principal.tenant_id, transfer_id=transfer_id)
         reserved = await Payouts(services.ledger).reserve(payout)
     except (LedgerError, ProblemError):
         await _give_back(
@@ -202,6 +194,20 @@ async def create_transfer(
                 headers={"Retry-After": str(overloaded_retry_after_seconds)},
             ) from error
         raise
+
+
+def payout_for(quote: LockedQuote, *, tenant_id: int, transfer_id: int) -> Payout:
+    """The payout the tenant's transfer paying `quote` holds in the ledger: the quote's
+    amounts, under the transfer's id."""
+    return Payout(
+        payout_id=transfer_id,
+        tenant_id=tenant_id,
+        source_currency=quote.source_currency,
+        source_amount_minor=quote.source_amount,
+        fee_minor=quote.fee_amount,
+        target_currency=quote.target_currency,
+        target_amount_minor=quote.target_amount,
+    )
 
 
 async def _give_back(

@@ -21,16 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from gateway import app as gateway_app
 from gateway.batches import accept
 from gateway.batches.repair import repair_once
-from gateway.db.migrate import migrate
 from gateway.services import Services
-from gateway.settings import load_settings
-from loadtest.bench_gateway import admin_token, provision_unthrottled_tenant
+from loadtest.bench_gateway import provision_unthrottled_tenant
 from loadtest.provisioning import liquidity_minor, recipients
+from tests.gateway.conftest import in_process_app
 
 redis_url = "redis://127.0.0.1:6379/7"  # This module's own database, emptied around it.
 deposit_minor = 10_000_000
@@ -43,28 +40,15 @@ class _Killed(Exception):
 async def test_a_batch_counts_once_across_lost_answers_crashes_and_repair(
     empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await migrate(empty_database)
-    redis.Redis.from_url(redis_url).flushdb()
-    settings = load_settings(
-        {
-            "DATABASE_URL": empty_database,
-            "REDIS_URL": redis_url,
-            "KOVRA_DATA_DIR": str(tmp_path),
-            "KOVRA_ADMIN_TOKEN": admin_token,
-            "KOVRA_LOG_LEVEL": "warning",
-            "KOVRA_RECONCILE_AFTER_SECONDS": "1",
-        }
-    )
-    # The app freezes what start-up left alive; in a test process that would be the suite.
-    monkeypatch.setattr(gateway_app, "tune_garbage_collection", lambda: None)
-    app = gateway_app.create_app(settings)
-    try:
-        async with app.lifespan(), asyncio.timeout(120):
-            transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-            async with httpx.AsyncClient(transport=transport, base_url="http://kovra") as client:
-                await _count_once(client, app.state.services, monkeypatch)
-    finally:
-        redis.Redis.from_url(redis_url).flushdb()
+    async with in_process_app(
+        empty_database,
+        tmp_path,
+        monkeypatch,
+        redis_url=redis_url,
+        environment={"KOVRA_RECONCILE_AFTER_SECONDS": "1"},
+        timeout_seconds=120,
+    ) as (app, client):
+        await _count_once(client, app.state.services, monkeypatch)
 
 
 async def _count_once(

@@ -30,6 +30,22 @@ limit_usd_minor = 10_000
 now = datetime.datetime.now(tz=datetime.UTC)
 
 
+def idr_recipient(
+    recipient_id: int, *, tenant_id: int, status: str = "active", name: str = "PT Maju"
+) -> RecipientRecord:
+    """A recipient paid in IDR in Indonesia, as the recipients' cache publishes it."""
+    return RecipientRecord(
+        id=recipient_id,
+        tenant_id=tenant_id,
+        name=name,
+        country="ID",
+        currency="IDR",
+        status=status,
+        bank_details={"bank_code": "014", "account_number": "1234567890"},
+        created_at=now,
+    )
+
+
 class Setting:
     """A tenant's quote and recipient under a private namespace, and the admission."""
 
@@ -52,16 +68,7 @@ class Setting:
         )
 
     async def publish_recipient(self, *, status: str = "active", name: str = "PT Maju") -> None:
-        record = RecipientRecord(
-            id=self.recipient_id,
-            tenant_id=tenant_id,
-            name=name,
-            country="ID",
-            currency="IDR",
-            status=status,
-            bank_details={"bank_code": "014", "account_number": "1234567890"},
-            created_at=now,
-        )
+        record = idr_recipient(self.recipient_id, tenant_id=tenant_id, status=status, name=name)
         key = recipient_cache_key(tenant_id, self.recipient_id, self.namespace)
         await self.redis.set(key, msgspec.json.encode(record))
 

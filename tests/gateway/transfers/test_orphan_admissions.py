@@ -25,11 +25,13 @@ from gateway.reconciler import reconcile_once
 from gateway.services import Services
 from gateway.transfers.admission import Outcome
 from gateway.transfers.orphan_admissions import release_orphan_admissions, seconds_per_pass_max
-from gateway.transfers.recipients import RecipientRecord, recipient_cache_key
-from ledger.payouts import Payout, Payouts
+from gateway.transfers.recipients import recipient_cache_key
+from gateway.transfers.service import payout_for
+from ledger.payouts import Payouts
 from ledger.transfers import new_object_id
 from tests.fx.test_quotes import _quote as quote_for
 from tests.gateway.conftest import migrated_services
+from tests.gateway.transfers.test_admission import idr_recipient
 
 tenant_id = 4_321
 limit_usd_minor = 10**12
@@ -44,16 +46,7 @@ class Admissions:
         self.recipient_id = new_object_id()
 
     async def publish_recipient(self) -> None:
-        record = RecipientRecord(
-            id=self.recipient_id,
-            tenant_id=tenant_id,
-            name="PT Maju",
-            country="ID",
-            currency="IDR",
-            status="active",
-            bank_details={"bank_code": "014", "account_number": "1234567890"},
-            created_at=datetime.datetime.now(tz=datetime.UTC),
-        )
+        record = idr_recipient(self.recipient_id, tenant_id=tenant_id)
         key = recipient_cache_key(tenant_id, self.recipient_id)
         await self.services.redis.set(key, msgspec.json.encode(record))
 
@@ -117,11 +110,13 @@ async def test_only_an_admission_without_a_payout_is_given_back(
         for transfer, quote in quotes.items():
             await admissions.admit(quote, transfer, then)
         await admissions.admit(quotes[retried], retried, now)  # The keyed retry, just now.
-        await Payouts(services.ledger).reserve(_payout(reserved, quotes[reserved]))
+        await Payouts(services.ledger).reserve(
+            payout_for(quotes[reserved], tenant_id=tenant_id, transfer_id=reserved)
+        )
         # A same-currency payout's chain has no source leg, only the target leg every
         # payout has.
         same_currency = msgspec.structs.replace(
-            _payout(reserved_in_eur, quotes[reserved_in_eur]),
+            payout_for(quotes[reserved_in_eur], tenant_id=tenant_id, transfer_id=reserved_in_eur),
             target_currency="EUR",
             target_amount_minor=quotes[reserved_in_eur].source_amount,
         )
@@ -171,18 +166,6 @@ async def test_a_first_pass_reads_no_further_back_than_admissions_live(
         assert await _watermark(services) == cutoff
     finally:
         await services.close()
-
-
-def _payout(transfer_id: int, quote: LockedQuote) -> Payout:
-    return Payout(
-        payout_id=transfer_id,
-        tenant_id=tenant_id,
-        source_currency=quote.source_currency,
-        source_amount_minor=quote.source_amount,
-        fee_minor=quote.fee_amount,
-        target_currency=quote.target_currency,
-        target_amount_minor=quote.target_amount,
-    )
 
 
 async def _watermark(services: Services) -> int:

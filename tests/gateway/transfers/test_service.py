@@ -15,33 +15,28 @@ is answered 503 with Retry-After, and gives its hold, count and quote back at on
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
 from compliance.decisions import Decision
-from gateway import app as gateway_app
 from gateway import reconciler, wire
 from gateway.audit_outbox import outbox_row
 from gateway.db.batch import BatchWriter
-from gateway.db.migrate import migrate
 from gateway.ratelimit import Principal
 from gateway.services import Services
-from gateway.settings import load_settings
 from gateway.transfers import service
 from ledger.errors import ReservationReleased
 from ledger.payouts import Payout
 from ledger.transfers import new_object_id
-from loadtest.bench_gateway import admin_token, provision_unthrottled_tenant
+from loadtest.bench_gateway import provision_unthrottled_tenant
 from loadtest.provisioning import recipients
 from tests.fx.test_quotes import _quote as quote_for
-from tests.gateway.conftest import migrated_services
+from tests.gateway.conftest import in_process_app, migrated_services
 
 reasons = st.lists(
     st.sampled_from(["amount_for_tier", "new_recipient", "velocity_high", "corridor"]),
@@ -153,56 +148,37 @@ shed_redis_url = "redis://127.0.0.1:6379/8"  # This test's own database, emptied
 async def test_a_transfer_shed_for_want_of_a_connection_answers_503_and_keeps_nothing(
     empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await migrate(empty_database)
-    redis.Redis.from_url(shed_redis_url).flushdb()
-    settings = load_settings(
-        {
-            "DATABASE_URL": empty_database,
-            "REDIS_URL": shed_redis_url,
-            "KOVRA_DATA_DIR": str(tmp_path),
-            "KOVRA_ADMIN_TOKEN": admin_token,
-            "KOVRA_LOG_LEVEL": "warning",
-        }
+    running = in_process_app(empty_database, tmp_path, monkeypatch, redis_url=shed_redis_url)
+    async with running as (app, client):
+        await _shed_then_paid(app.state.services, client)
+
+
+async def _shed_then_paid(services: Services, client: httpx.AsyncClient) -> None:
+    key = await provision_unthrottled_tenant(client, deposits={"EUR": 1_000_000})
+    headers = {"Authorization": f"Bearer {key}"}
+    quote = await client.post(
+        "/v1/quotes",
+        headers=headers,
+        json={"source_currency": "EUR", "target_currency": "EUR", "source_amount": 10_000},
     )
-    # The app freezes what start-up left alive; in a test process that would be the suite.
-    monkeypatch.setattr(gateway_app, "tune_garbage_collection", lambda: None)
-    app = gateway_app.create_app(settings)
+    recipient = await client.post("/v1/recipients", headers=headers, json=recipients["EUR"])
+    body = {
+        "quote_id": quote.json()["id"],
+        "recipient_id": recipient.json()["id"],
+        "reference": "shed",
+    }
+    services.writer = BatchWriter(services.pool, acquire_timeout_limit_seconds=0.2)
+    held = [await services.pool.acquire() for _ in range(services.pool.get_max_size())]
     try:
-        async with app.lifespan(), asyncio.timeout(60):
-            await _shed_then_paid(app)
+        shed = await client.post("/v1/transfers", headers=headers, json=body)
     finally:
-        redis.Redis.from_url(shed_redis_url).flushdb()
-
-
-async def _shed_then_paid(app: object) -> None:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://kovra") as client:
-        key = await provision_unthrottled_tenant(client, deposits={"EUR": 1_000_000})
-        headers = {"Authorization": f"Bearer {key}"}
-        quote = await client.post(
-            "/v1/quotes",
-            headers=headers,
-            json={"source_currency": "EUR", "target_currency": "EUR", "source_amount": 10_000},
-        )
-        recipient = await client.post("/v1/recipients", headers=headers, json=recipients["EUR"])
-        body = {
-            "quote_id": quote.json()["id"],
-            "recipient_id": recipient.json()["id"],
-            "reference": "shed",
-        }
-        services: Services = app.state.services  # type: ignore[attr-defined]
-        services.writer = BatchWriter(services.pool, acquire_timeout_limit_seconds=0.2)
-        held = [await services.pool.acquire() for _ in range(services.pool.get_max_size())]
-        try:
-            shed = await client.post("/v1/transfers", headers=headers, json=body)
-        finally:
-            for connection in held:
-                await services.pool.release(connection)
-        assert shed.status_code == 503, shed.text
-        assert shed.json()["code"] == "dependency_unavailable"
-        assert shed.headers["retry-after"] == "1"
-        balances = (await client.get("/v1/balances", headers=headers)).json()["data"]
-        (eur,) = [balance for balance in balances if balance["currency"] == "EUR"]
-        assert (eur["available"], eur["pending"]) == (1_000_000, 0)
-        paid = await client.post("/v1/transfers", headers=headers, json=body)
-        assert paid.status_code == 201, paid.text
+        for connection in held:
+            await services.pool.release(connection)
+    assert shed.status_code == 503, shed.text
+    assert shed.json()["code"] == "dependency_unavailable"
+    assert shed.headers["retry-after"] == "1"
+    balances = (await client.get("/v1/balances", headers=headers)).json()["data"]
+    (eur,) = [balance for balance in balances if balance["currency"] == "EUR"]
+    assert (eur["available"], eur["pending"]) == (1_000_000, 0)
+    paid = await client.post("/v1/transfers", headers=headers, json=body)
+    assert paid.status_code == 201, paid.text
