@@ -267,23 +267,6 @@ class DailyLimits:
             args.append(once.field)
         await self._give_back(keys=keys, args=args)
 
-    async def give_back_marked(self, *, tenant_id: int, once: CountOnce) -> bool:
-        """Return the count that `once` remembers, to the day and hour it was counted in,
-        and clear the marker; False if it holds none (never counted, or given back).
-        For the reconciler, which knows the marker but not the payout's `Usage`."""
-        counted: bytes | str | None = await self._redis.hget(once.key, once.field)
-        if counted is None:
-            return False
-        text = counted.decode() if isinstance(counted, bytes) else counted
-        amount, separator, moment_ms = text.partition(":")
-        ensure(
-            separator == ":" and amount.isdigit() and moment_ms.isdigit(),
-            f"a count-once marker reads amount:ms, not {text!r}",
-        )
-        moment = datetime.datetime.fromtimestamp(int(moment_ms) / 1000, tz=datetime.UTC)
-        keys = [*self._keys(tenant_id, moment), once.key]
-        return bool(await self._give_back(keys=keys, args=[int(amount), once.field]))
-
     def batch_marker(self, *, tenant_id: int, batch_id: int) -> CountOnce:
         """Where a batch remembers what it counted: every attempt of the batch (its id
         derives from the Idempotency-Key) names the same marker."""

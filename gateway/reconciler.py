@@ -29,7 +29,7 @@ import tigerbeetle as tb
 
 from gateway.db.records import event_insert
 from gateway.services import Services
-from gateway.transfers.orphan_admissions import release_orphan_admissions
+from gateway.transfers.orphan_admissions import give_back_admission, release_orphan_admissions
 from gateway.transfers.records import transfer_insert
 from ledger.client import batch_size_max
 from ledger.invariants import ensure
@@ -219,19 +219,15 @@ async def _abandon(services: Services, payout: Payout, *, region: str) -> bool:
 
 
 async def _give_back_admission(services: Services, payout: Payout) -> None:
-    """Return what the abandoned transfer's admission took: its daily-limit count, then its
-    quote (the order of the request's own give-back). Both are once-only, so a request that
-    gave them back already, or another pass, leaves nothing to return twice."""
-    quote_id = await services.admission.quote_of(transfer_id=payout.payout_id)
-    if quote_id is None:
-        # Forgotten: the reconciler ran later than the admission's memory of the quote.
-        log.warning("orphan_admission_kept", transfer_id=f"{payout.payout_id:032x}")
-        return
-    marker = services.admission.marker(tenant_id=payout.tenant_id, quote_id=quote_id)
-    await services.limits.give_back_marked(tenant_id=payout.tenant_id, once=marker)
-    await services.quoter.store.release(
-        tenant_id=payout.tenant_id, quote_id=quote_id, consumer_id=payout.payout_id
+    """Return what the abandoned transfer's admission took: its daily-limit count and its
+    quote, with the orphan admissions' own give-back, once-only, so a request that gave
+    them back already, or another pass, leaves nothing to return twice."""
+    outcome = await give_back_admission(
+        services, tenant_id=payout.tenant_id, transfer=payout.payout_id
     )
+    if outcome == "forgotten":
+        # The reconciler ran later than the admission's memory of the quote.
+        log.warning("orphan_admission_kept", transfer_id=f"{payout.payout_id:032x}")
 
 
 async def _payout_from_ledger(services: Services, target_leg: tb.Transfer) -> Payout:

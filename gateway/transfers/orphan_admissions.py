@@ -27,10 +27,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-from typing import Final
+from typing import Final, Literal
 
 import structlog
-from redis.commands.core import AsyncScript
 
 from fx.quotes import consumer_token
 from gateway.services import Services
@@ -78,13 +77,12 @@ async def release_orphan_admissions(services: Services, *, now_seconds: float | 
     keys = [services.admission.admitted_key(second) for second in seconds]
     listed = await asyncio.gather(*(redis.lrange(key, 0, -1) for key in keys))
     admitted = sorted({_entry(value) for entries in listed for value in entries})
-    release = services.redis.register_script(_release_lua)
     released = 0
     admitted_before_ms = (cutoff + 1) * 1000
     for start in range(0, len(admitted), batch_size_max):
         chunk = admitted[start : start + batch_size_max]
         released += await _release_unreserved(
-            services, release, chunk, admitted_before_ms=admitted_before_ms
+            services, chunk, admitted_before_ms=admitted_before_ms
         )
     found = [key for key, entries in zip(keys, listed, strict=True) if entries]
     if found:
@@ -108,7 +106,6 @@ def _entry(value: bytes | str) -> tuple[int, int]:
 
 async def _release_unreserved(
     services: Services,
-    release: AsyncScript,
     admitted: list[tuple[int, int]],
     *,
     admitted_before_ms: int,
@@ -123,9 +120,8 @@ async def _release_unreserved(
     orphans = [entry for leg, entry in legs.items() if leg not in held]
     outcomes = await asyncio.gather(
         *(
-            _release(
+            give_back_admission(
                 services,
-                release,
                 tenant_id=tenant,
                 transfer=transfer,
                 admitted_before_ms=admitted_before_ms,
@@ -133,25 +129,31 @@ async def _release_unreserved(
             for tenant, transfer in orphans
         )
     )
-    return sum(outcomes)
+    return sum(1 for outcome in outcomes if outcome == "given_back")
 
 
-async def _release(
+GiveBack = Literal["given_back", "forgotten", "admitted_again", "not_its"]
+
+
+async def give_back_admission(
     services: Services,
-    release: AsyncScript,
     *,
     tenant_id: int,
     transfer: int,
-    admitted_before_ms: int,
-) -> int:
-    """Give back one admission's count and quote, if they are still its (1), or nothing."""
+    admitted_before_ms: int | None = None,
+) -> GiveBack:
+    """Give back what the transfer's admission took, its daily-limit count and its quote,
+    in one script and only while they are still its own; once, however often it is called.
+    With `admitted_before_ms`, not if the transfer was admitted again at or after it (a
+    keyed retry, which decides for itself). `forgotten`: Redis no longer remembers the
+    admission's quote, so nothing can be given back."""
     memory_key = services.admission.quote_of_key(transfer)
     memory = _text(await services.redis.get(memory_key))
     if memory is None:
-        return 0  # Forgotten, or given back by another pass.
+        return "forgotten"
     quote_hex, _, admitted_ms = memory.partition(":")
-    if admitted_ms and int(admitted_ms) >= admitted_before_ms:
-        return 0  # Admitted again since (a keyed retry): its own later entry decides.
+    if admitted_before_ms is not None and admitted_ms and int(admitted_ms) >= admitted_before_ms:
+        return "admitted_again"
     marker = services.admission.marker(tenant_id=tenant_id, quote_id=int(quote_hex, 16))
     counted = _text(await services.redis.hget(marker.key, marker.field))
     keys = [
@@ -160,7 +162,8 @@ async def _release(
         *services.limits.counter_keys(tenant_id=tenant_id, moment=_moment_of(counted)),
     ]
     args = [memory, consumer_token(transfer), marker.field, counted or ""]
-    return int(await release(keys=keys, args=args))
+    release = services.redis.register_script(_release_lua)
+    return "given_back" if int(await release(keys=keys, args=args)) else "not_its"
 
 
 def _text(value: bytes | str | None) -> str | None:

@@ -12,9 +12,8 @@ mixed amounts the admitted total never exceeds the limit and every refusal was a
 give-back after midnight returns the volume to the day it was counted in, and never creates
 counters below zero or without an expiry. Under a `CountOnce` marker a payout is counted
 once however often it is retried (even on a full day), a give-back returns it once and
-clears the marker so the next payment counts again (also from the marker alone, as the
-reconciler gives it back), and a marker whose hash is gone still expires. The counter keys
-name the UTC day and hour exactly as `strftime` would.
+clears the marker so the next payment counts again, and a marker whose hash is gone still
+expires. The counter keys name the UTC day and hour exactly as `strftime` would.
 
 A batch counts its items in order under its own marker: a retry of the batch decides each
 item as the first attempt did and counts nothing again (items the first attempt never asked
@@ -401,29 +400,6 @@ async def test_giving_back_under_a_marker_gives_back_once_and_clears_it(
         tenant_id=tenant, usd_minor=2_000, daily_limit_usd_minor=10_000, once=marker, now=noon
     )
     assert totals(again) == (2_000, 1)
-
-
-async def test_the_marked_count_is_given_back_by_its_marker_alone(
-    redis_client: Redis, namespace: str
-) -> None:
-    """The reconciler knows a payout's marker, not its `Usage`: the marker's amount and
-    moment are enough to give the count back to the day and hour it was counted in (a fixed
-    day, long before the test runs), once, and a marker holding no count gives back nothing."""
-    limits = DailyLimits(redis_client, namespace=namespace)
-    marker = CountOnce(key=f"{namespace}:quote", field="counted")
-    await limits.consume(
-        tenant_id=tenant, usd_minor=700, daily_limit_usd_minor=10_000, now=noon
-    )  # Another payout of the same day and hour, which stays counted.
-    await limits.consume(
-        tenant_id=tenant, usd_minor=2_500, daily_limit_usd_minor=10_000, once=marker, now=noon
-    )
-    assert await limits.give_back_marked(tenant_id=tenant, once=marker)
-    assert not await limits.give_back_marked(tenant_id=tenant, once=marker)
-    assert await counter(redis_client, day_key(namespace, tenant, noon)) == 700
-    assert await counter(redis_client, hour_key(namespace, tenant, noon)) == 1
-    assert not await redis_client.hexists(marker.key, marker.field)
-    never = CountOnce(key=f"{namespace}:never", field="counted")
-    assert not await limits.give_back_marked(tenant_id=tenant, once=never)
 
 
 async def test_a_marker_outside_any_hash_expires_with_the_counters(

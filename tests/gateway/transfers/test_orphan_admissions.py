@@ -20,6 +20,7 @@ from pathlib import Path
 
 import msgspec
 
+from compliance.limits import Usage
 from fx.quotes import LockedQuote
 from gateway.reconciler import reconcile_once
 from gateway.services import Services
@@ -121,8 +122,15 @@ async def test_only_an_admission_without_a_payout_is_given_back(
             target_amount_minor=quotes[reserved_in_eur].source_amount,
         )
         await Payouts(services.ledger).reserve(same_currency)
-        await services.limits.give_back_marked(
+        # The request's own give-back, as `gateway.transfers.service` does it.
+        await services.limits.give_back(
             tenant_id=tenant_id,
+            usage=Usage(
+                usd_minor=usd_minor,
+                counted_at=datetime.datetime.fromtimestamp(then, tz=datetime.UTC),
+                day_usd_minor=0,
+                payouts_last_hour=0,
+            ),
             once=services.admission.marker(tenant_id=tenant_id, quote_id=quotes[gave_back].id),
         )
         await services.quoter.store.release(
