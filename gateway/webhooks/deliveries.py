@@ -1,11 +1,18 @@
 """Deliveries in Postgres: claiming due attempts, recording outcomes, redelivering.
 
 A claim is one statement: it locks due rows with SKIP LOCKED, increments their attempt and
-leases them (pushes `next_attempt_at` past the delivery timeout), so another worker skips
-them now and retries them only if this worker dies before writing the outcome. That is what
-makes delivery at-least-once and keeps two workers from making the same attempt. Outcomes
-are written for the attempt they belong to only, so a worker whose lease ran out cannot
-overwrite a newer attempt. The worker writes many outcomes in one statement.
+leases them to the claiming worker (`leased_by`, `leased_until`; `next_attempt_at` moves
+past the delivery timeout), so another worker skips them now and retries them only if this
+worker dies before writing the outcome. That is what makes delivery at-least-once and keeps
+two workers from making the same attempt. Outcomes are written for the attempt they belong
+to only, so a worker whose lease ran out cannot overwrite a newer attempt. The worker writes
+many outcomes in one statement, and the outcome ends the lease.
+
+The bound on attempts in flight for one endpoint holds across workers: a claim counts the
+live leases other workers hold on the endpoint, besides the claiming worker's own attempts
+(which it knows better than the table: an attempt that ended has its outcome queued).
+Claims take turns on one transaction-scoped advisory lock, so two claims never both count
+before either has leased.
 """
 
 from __future__ import annotations
@@ -59,8 +66,17 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     duration_ms: int
 
 
+# "kovrawhc" in ASCII: claims serialise on it (see the module's docstring). It differs
+# from the migration and audit keys, so a claim never waits for either.
+claim_lock_key = 0x6B6F767261776863
+
 _claim = """
-WITH due AS (
+WITH others AS (
+    SELECT endpoint_id, count(*) AS in_flight
+      FROM webhook_deliveries
+     WHERE leased_until > now() AND leased_by <> $7 AND status = 'pending'
+     GROUP BY endpoint_id
+), due AS (
     SELECT id, endpoint_id,
            row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS place
       FROM webhook_deliveries
@@ -73,7 +89,8 @@ WITH due AS (
       JOIN due ON due.id = d.id
       LEFT JOIN unnest($2::uuid[], $3::int[]) AS busy(endpoint_id, remaining)
              ON busy.endpoint_id = due.endpoint_id
-     WHERE due.place <= COALESCE(busy.remaining, $4)
+      LEFT JOIN others ON others.endpoint_id = due.endpoint_id
+     WHERE due.place <= COALESCE(busy.remaining, $4) - COALESCE(others.in_flight, 0)
        AND d.status = 'pending' AND d.next_attempt_at <= now()
      ORDER BY d.next_attempt_at
      LIMIT $1
@@ -82,7 +99,9 @@ WITH due AS (
 UPDATE webhook_deliveries d
    SET attempt = d.attempt + 1,
        next_attempt_at = now() + make_interval(secs => $5),
-       last_attempt_at = now()
+       last_attempt_at = now(),
+       leased_by = $7,
+       leased_until = now() + make_interval(secs => $5)
   FROM chosen, events e, webhook_endpoints w
  WHERE d.id = chosen.id AND e.id = d.event_id AND w.id = d.endpoint_id
 RETURNING d.id, d.endpoint_id, d.attempt, d.attempt - d.round_base AS round_attempt,
@@ -95,25 +114,32 @@ RETURNING d.id, d.endpoint_id, d.attempt, d.attempt - d.round_base AS round_atte
 async def claim(
     pool: asyncpg.Pool,
     *,
+    worker_id: uuid.UUID,
     limit: int,
     remaining_by_endpoint: Mapping[uuid.UUID, int],
     per_endpoint_max: int,
     lease_seconds: float,
 ) -> list[Claimed]:
-    """Lease up to `limit` due attempts, at most `per_endpoint_max` per endpoint (fewer for
-    endpoints this worker has attempts in flight for: `remaining_by_endpoint`)."""
+    """Lease up to `limit` due attempts to `worker_id`, at most `per_endpoint_max` in flight
+    per endpoint across every worker: fewer by the live leases of other workers, and, for
+    endpoints this worker has attempts in flight for, at most `remaining_by_endpoint`."""
     if limit <= 0:
         return []
     busy = list(remaining_by_endpoint.items())
-    records = await pool.fetch(
-        _claim,
-        limit,
-        [endpoint for endpoint, _ in busy],
-        [remaining for _, remaining in busy],
-        per_endpoint_max,
-        lease_seconds,
-        claim_scan_max,
-    )
+    async with pool.acquire() as connection, connection.transaction():
+        # A statement of its own, so the claim's snapshot is taken after the lock is held
+        # and sees the leases of the claim before it (read committed).
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", claim_lock_key)
+        records = await connection.fetch(
+            _claim,
+            limit,
+            [endpoint for endpoint, _ in busy],
+            [remaining for _, remaining in busy],
+            per_endpoint_max,
+            lease_seconds,
+            claim_scan_max,
+            worker_id,
+        )
     return [_claimed(record) for record in records]
 
 
@@ -146,6 +172,7 @@ async def record_outcomes(pool: asyncpg.Pool, outcomes: list[Outcome]) -> int:
             """UPDATE webhook_deliveries d
                   SET status = o.status, next_attempt_at = o.next_attempt_at,
                       last_status_code = o.status_code, last_error = o.error,
+                      leased_by = NULL, leased_until = NULL,
                       delivered_at = CASE WHEN o.status = 'delivered' THEN now()
                                           ELSE d.delivered_at END
                  FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::int[],

@@ -2,7 +2,9 @@
 signed, and writes their outcomes in batches.
 
 Attempts run concurrently across endpoints, at most `per_endpoint_in_flight_max` at a time
-for one endpoint (so one slow receiver cannot take every slot) and `in_flight_max` in all.
+for one endpoint across every worker (so one slow receiver cannot take every slot, and a
+receiver is not sent more at once because more workers run) and `in_flight_max` in all per
+worker.
 Each attempt has a total timeout; a 2xx answer delivers, anything else is retried on the
 schedule and dead-lettered after the last retry. Outcomes go to Postgres in batches; if
 the worker dies first, the claim's lease runs out and another worker (or this one,
@@ -91,6 +93,8 @@ class DeliveryWorker:
         self.timeout_seconds = timeout_seconds
         self.sandbox = sandbox
         self.random = random
+        # Names this worker's leases, so its claims count other workers' attempts in flight.
+        self.worker_id = uuid.uuid4()
         self.in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.per_endpoint: Counter[uuid.UUID] = Counter()
         self.outcomes: list[Outcome] = []
@@ -145,6 +149,7 @@ class DeliveryWorker:
         }
         return await deliveries.claim(
             self.pool,
+            worker_id=self.worker_id,
             limit=wanted,
             remaining_by_endpoint=remaining,
             per_endpoint_max=per_endpoint_in_flight_max,

@@ -1,6 +1,8 @@
 """Deliveries in Postgres. Writing an event creates its deliveries in the same statement
 (for the tenant's live endpoints whose filter takes it, never another tenant's); a claim is
-exclusive however many workers claim at once and respects the per-endpoint bound; an
+exclusive however many workers claim at once and respects the per-endpoint bound, counting
+the live leases of every worker, at once and in concurrent claims (a lease that ran out
+counts no more, and an outcome ends its lease); an
 outcome for a superseded attempt changes nothing; redelivery revives dead letters; a
 deleted endpoint's pending deliveries are cancelled."""
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
+from collections import Counter
 
 import asyncpg
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +27,26 @@ from tests.gateway.webhooks.conftest import add_endpoint, add_events
 async def delivery_pairs(pool: asyncpg.Pool) -> set[tuple[uuid.UUID, uuid.UUID]]:
     rows = await pool.fetch("SELECT event_id, endpoint_id FROM webhook_deliveries")
     return {(row["event_id"], row["endpoint_id"]) for row in rows}
+
+
+async def claim(
+    pool: asyncpg.Pool,
+    *,
+    limit: int,
+    worker_id: uuid.UUID | None = None,
+    remaining_by_endpoint: dict[uuid.UUID, int] | None = None,
+    per_endpoint_max: int = 8,
+    lease_seconds: float = 60,
+) -> list[deliveries.Claimed]:
+    """A claim by `worker_id` (a worker of its own when not given)."""
+    return await deliveries.claim(
+        pool,
+        worker_id=uuid.uuid4() if worker_id is None else worker_id,
+        limit=limit,
+        remaining_by_endpoint=remaining_by_endpoint or {},
+        per_endpoint_max=per_endpoint_max,
+        lease_seconds=lease_seconds,
+    )
 
 
 async def test_events_fan_out_to_the_tenants_matching_live_endpoints(
@@ -78,9 +101,7 @@ async def test_concurrent_claims_never_take_the_same_attempt(
 
     async def claimer() -> list[uuid.UUID]:
         taken: list[uuid.UUID] = []
-        while batch := await deliveries.claim(
-            pool, limit=7, remaining_by_endpoint={}, per_endpoint_max=1000, lease_seconds=60
-        ):
+        while batch := await claim(pool, limit=7, per_endpoint_max=1000):
             taken += [claimed.id for claimed in batch]
         return taken
 
@@ -95,17 +116,87 @@ async def test_a_claim_holds_to_the_per_endpoint_bound(pool: asyncpg.Pool, tenan
     quiet = await add_endpoint(pool, tenant_id, "http://quiet.test/")
     await add_events(pool, tenant_id, ["deposit.posted"] * 10)
 
-    claimed = await deliveries.claim(
-        pool,
-        limit=100,
-        remaining_by_endpoint={busy.id: 1},
-        per_endpoint_max=3,
-        lease_seconds=60,
-    )
+    claimed = await claim(pool, limit=100, remaining_by_endpoint={busy.id: 1}, per_endpoint_max=3)
     by_endpoint = {busy.id: 0, quiet.id: 0}
     for attempt in claimed:
         by_endpoint[attempt.endpoint_id] += 1
     assert by_endpoint == {busy.id: 1, quiet.id: 3}
+
+
+def per_endpoint(claimed: list[deliveries.Claimed]) -> Counter[uuid.UUID]:
+    return Counter(attempt.endpoint_id for attempt in claimed)
+
+
+async def test_the_per_endpoint_bound_counts_other_workers_leases(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    busy = await add_endpoint(pool, tenant_id, "http://busy.test/")
+    await add_events(pool, tenant_id, ["deposit.posted"] * 10)
+    first, second = uuid.uuid4(), uuid.uuid4()
+
+    taken = await claim(pool, worker_id=first, limit=100, per_endpoint_max=3)
+    assert per_endpoint(taken) == {busy.id: 3}
+    assert await claim(pool, worker_id=second, limit=100, per_endpoint_max=3) == []
+    # A worker's own attempts are bounded by its own count, not by its leases: one of its
+    # three ended (its outcome still queued), so it may start one more.
+    mine = await claim(
+        pool, worker_id=first, limit=100, remaining_by_endpoint={busy.id: 1}, per_endpoint_max=3
+    )
+    assert per_endpoint(mine) == {busy.id: 1}
+
+    # Outcomes end leases: with one of the first worker's attempts left, the other may
+    # start two.
+    await deliveries.record_outcomes(
+        pool,
+        [
+            outcome(taken[0], status="pending"),
+            outcome(taken[1], status="delivered"),
+            outcome(taken[2], status="dead"),
+        ],
+    )
+    assert per_endpoint(await claim(pool, worker_id=second, limit=100, per_endpoint_max=3)) == {
+        busy.id: 2
+    }
+
+
+async def test_a_lease_that_ran_out_no_longer_counts(pool: asyncpg.Pool, tenant_id: int) -> None:
+    endpoint = await add_endpoint(pool, tenant_id, "http://a.test/")
+    await add_events(pool, tenant_id, ["deposit.posted"] * 5)
+    dead = await claim(pool, limit=100, per_endpoint_max=2, lease_seconds=0)
+    assert len(dead) == 2
+    # The worker that held them died: its leases no longer hold places at the endpoint.
+    again = await claim(pool, limit=100, per_endpoint_max=2)
+    assert per_endpoint(again) == {endpoint.id: 2}
+
+
+async def test_concurrent_claims_hold_the_bound_together(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    endpoint = await add_endpoint(pool, tenant_id, "http://a.test/")
+    await add_events(pool, tenant_id, ["deposit.posted"] * 40)
+
+    async def rounds_of_claims() -> list[deliveries.Claimed]:
+        worker_id = uuid.uuid4()
+        taken: list[deliveries.Claimed] = []
+        for _ in range(5):
+            # As a worker does: its own attempts in flight (none ends here) bound it too.
+            mine = {endpoint.id: 3 - len(taken)} if taken else {}
+            taken += await claim(
+                pool,
+                worker_id=worker_id,
+                limit=100,
+                remaining_by_endpoint=mine,
+                per_endpoint_max=3,
+            )
+        return taken
+
+    results = await asyncio.gather(*(rounds_of_claims() for _ in range(6)))
+    everything = [attempt for result in results for attempt in result]
+    assert per_endpoint(everything) == {endpoint.id: 3}
+    leased = await pool.fetchval(
+        "SELECT count(*) FROM webhook_deliveries WHERE leased_until > now()"
+    )
+    assert leased == 3
 
 
 def outcome(claimed: deliveries.Claimed, *, status: str, attempt: int | None = None) -> Outcome:
@@ -127,12 +218,8 @@ async def test_an_outcome_for_a_superseded_attempt_changes_nothing(
 ) -> None:
     await add_endpoint(pool, tenant_id, "http://a.test/")
     await add_events(pool, tenant_id, ["deposit.posted"])
-    (first,) = await deliveries.claim(
-        pool, limit=1, remaining_by_endpoint={}, per_endpoint_max=8, lease_seconds=0
-    )
-    (second,) = await deliveries.claim(  # The first lease ran out; a second worker retries.
-        pool, limit=1, remaining_by_endpoint={}, per_endpoint_max=8, lease_seconds=60
-    )
+    (first,) = await claim(pool, limit=1, lease_seconds=0)
+    (second,) = await claim(pool, limit=1)  # The first lease ran out; a second worker retries.
     assert (first.attempt, second.attempt) == (1, 2)
     assert first.id == second.id
 
@@ -150,9 +237,7 @@ async def test_redelivery_revives_a_dead_letter_with_a_fresh_round(
 ) -> None:
     endpoint = await add_endpoint(pool, tenant_id, "http://a.test/", ["transfer.*"])
     (event,) = await add_events(pool, tenant_id, ["transfer.completed"])
-    (claimed,) = await deliveries.claim(
-        pool, limit=1, remaining_by_endpoint={}, per_endpoint_max=8, lease_seconds=60
-    )
+    (claimed,) = await claim(pool, limit=1)
     await deliveries.record_outcomes(pool, [outcome(claimed, status="dead")])
     late = await add_endpoint(pool, tenant_id, "http://late.test/", ["transfer.completed"])
     await add_endpoint(pool, tenant_id, "http://holds.test/", ["hold.*"])
@@ -169,9 +254,7 @@ async def test_redelivery_revives_a_dead_letter_with_a_fresh_round(
         (endpoint.id, "pending", 0),
         (late.id, "pending", 0),
     }
-    again = await deliveries.claim(
-        pool, limit=10, remaining_by_endpoint={}, per_endpoint_max=8, lease_seconds=60
-    )
+    again = await claim(pool, limit=10)
     assert {(c.endpoint_id, c.round_attempt) for c in again} == {(endpoint.id, 1), (late.id, 1)}
 
 
@@ -183,9 +266,4 @@ async def test_deleting_an_endpoint_cancels_what_it_had_pending(
     await delete_endpoint(pool, tenant_id=tenant_id, endpoint_id=endpoint.id)
     statuses = await pool.fetch("SELECT status FROM webhook_deliveries")
     assert [row["status"] for row in statuses] == ["cancelled", "cancelled"]
-    assert (
-        await deliveries.claim(
-            pool, limit=10, remaining_by_endpoint={}, per_endpoint_max=8, lease_seconds=60
-        )
-        == []
-    )
+    assert await claim(pool, limit=10) == []

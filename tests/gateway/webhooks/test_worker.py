@@ -2,7 +2,8 @@
 signed so that `standardwebhooks` verifies them; a 500 is retried and then delivered with the
 same webhook-id; a receiver that always fails ends dead-lettered and gets the event after a
 redelivery; a slow receiver times out and is retried; an endpoint at its in-flight bound
-gets its next attempts as soon as earlier ones end, not after the idle wait; a worker that
+gets its next attempts as soon as earlier ones end, not after the idle wait, and three
+workers together keep to the one bound; a worker that
 dies mid-delivery loses nothing (another delivers after the lease); two workers never make
 the same attempt; in production a loopback destination is refused without being contacted;
 a secret the worker's keys cannot open sends nothing, records why, and is delivered once
@@ -193,6 +194,25 @@ async def test_an_endpoint_at_its_bound_gets_more_as_soon_as_attempts_end(
         await add_endpoint(pool, tenant_id, receiver.url)
         await add_events(pool, tenant_id, ["deposit.posted"] * count)
         async with running(worker(pool), idle_seconds=3_600):
+            await eventually(statuses_are(pool, *["delivered"] * count))
+    assert len(receiver.snapshot()) == count
+
+
+async def test_the_per_endpoint_bound_holds_across_workers(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    bound = worker_module.per_endpoint_in_flight_max
+    count = 4 * bound
+    with Receiver(answers=[hang] * count) as receiver:
+        await add_endpoint(pool, tenant_id, receiver.url)
+        await add_events(pool, tenant_id, ["deposit.posted"] * count)
+        async with running(worker(pool), worker(pool), worker(pool)):
+            await asyncio.to_thread(receiver.wait_for, bound, timeout_seconds=wait_seconds_max)
+            # Dozens of claim rounds of every worker: none may start another attempt while
+            # the receiver holds `bound` of them.
+            await asyncio.sleep(0.5)
+            assert len(receiver.snapshot()) == bound
+            receiver.release()
             await eventually(statuses_are(pool, *["delivered"] * count))
     assert len(receiver.snapshot()) == count
 
