@@ -12,6 +12,10 @@ Idempotency-Key, same id) can never record it against the voided hold, and after
 gives back what the transfer's admission took: its daily-limit count and its quote. A
 transfer admitted whose payout never reached the ledger at all gets its count and quote
 back too (`gateway.transfers.orphan_admissions`).
+
+Every `kovra worker` runs the reconciler, and its passes take turns on a Redis lease. Two
+passes at once would settle nothing twice (every step is conditional on the state it
+leaves), but both would read the same rows and ask the ledger about the same transfers.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import msgspec
+import redis.exceptions
 import structlog
 import tigerbeetle as tb
 
@@ -43,6 +48,20 @@ scan_rows_max = batch_size_max
 scan_batches_per_pass_max = 64
 _nil = uuid.UUID(int=0)
 interval_seconds_default = 5.0
+# The lease one pass holds while it runs. A pass that outlives it (a backlog of the most
+# scans a pass makes) only lets a second pass start beside it: double reads, as without
+# the lease, never a double settlement. A worker that dies mid-pass blocks the others
+# until the lease runs out, which is shorter than any repair waits anyway (minutes).
+pass_lease_key = "kovra:reconciler:pass"
+pass_lease_seconds = 120
+# Deletes the lease only while it is still this pass's own (it may have run out and been
+# taken by another pass).
+_release_lease_script = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 log = structlog.get_logger("kovra.reconciler")
 
 
@@ -348,11 +367,30 @@ async def _reconcile_table(services: Services, table: str, *, scan_rows: int) ->
     return scanned, len(abandoned)
 
 
+async def reconcile_in_turn(services: Services) -> int | None:
+    """`reconcile_once` under the pass lease; None, without reading anything, while another
+    worker's pass holds it. Without Redis the pass runs anyway: the repairs of Postgres and
+    ledger must not wait for the cache (only the admissions' part needs Redis)."""
+    token = uuid.uuid4().hex
+    try:
+        leased = await services.redis.set(pass_lease_key, token, nx=True, ex=pass_lease_seconds)
+    except redis.exceptions.RedisError:
+        log.warning("reconciler_lease_unavailable", exc_info=True)
+        return await reconcile_once(services)
+    if not leased:
+        return None
+    try:
+        return await reconcile_once(services)
+    finally:
+        await services.redis.eval(_release_lease_script, 1, pass_lease_key, token)
+
+
 async def run_forever(services: Services, *, interval_seconds: float) -> None:
-    """The worker loop: reconcile, sleep, repeat; a failed pass is logged and retried."""
+    """The worker loop: reconcile in turn with the other workers, sleep, repeat; a failed
+    pass is logged and retried."""
     while True:
         try:
-            await reconcile_once(services)
+            await reconcile_in_turn(services)
         except Exception:
             log.exception("reconcile_failed")
         await asyncio.sleep(interval_seconds)

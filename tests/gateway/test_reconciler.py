@@ -4,20 +4,29 @@ its creation event; rows younger than the settling delay are left alone; a payou
 reservation without a transfer row (the gateway died in between) is voided once an
 `abandoned` row holds its id, so a late write of the real row does nothing, while a
 reservation whose row exists, or whose tenant this database does not know, is left alone.
-A pass scans until it has caught up, and a scan never splits the rows of one insert."""
+A pass scans until it has caught up, and a scan never splits the rows of one insert. The
+passes of several workers take turns on a lease, and without Redis a pass still repairs
+what needs only Postgres and the ledger."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis.asyncio as redis_asyncio
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
 from gateway import reconciler
 from gateway.ids import as_uuid
-from gateway.reconciler import reconcile_once, reconcile_reservations
+from gateway.reconciler import reconcile_in_turn, reconcile_once, reconcile_reservations
 from gateway.services import Services
 from gateway.transfers.records import transfer_insert
 from ledger.payouts import Payout, Payouts, PayoutState
@@ -177,6 +186,73 @@ async def test_one_pass_catches_up_over_several_scans(empty_database: str, tmp_p
             assert await payouts.state(orphan) is PayoutState.ABORTED
     finally:
         await services.close()
+
+
+async def test_passes_of_several_workers_take_turns(empty_database: str, tmp_path: Path) -> None:
+    """Two passes started together: one settles, the other reads nothing and says so; a
+    pass while another worker's lease is held does nothing; the lease goes with the pass."""
+    services = await _reconciling(empty_database, tmp_path)
+    try:
+        tenant_id = await _funded_tenant(services)
+        payouts = Payouts(services.ledger)
+        first, second = _eur_payout(tenant_id, 100), _eur_payout(tenant_id, 100)
+        await payouts.reserve(first)
+        await asyncio.sleep(1.2)
+        together = await asyncio.gather(*(reconcile_in_turn(services) for _ in range(2)))
+        assert sorted(together, key=lambda settled: settled is not None) == [None, 1]
+        assert await services.redis.exists(reconciler.pass_lease_key) == 0
+
+        await payouts.reserve(second)
+        await asyncio.sleep(1.2)
+        await services.redis.set(reconciler.pass_lease_key, "another worker's pass")
+        assert await reconcile_in_turn(services) is None
+        assert await payouts.state(second) is PayoutState.RESERVED
+        assert await services.redis.get(reconciler.pass_lease_key) == b"another worker's pass"
+        await services.redis.delete(reconciler.pass_lease_key)
+        assert await reconcile_in_turn(services) == 1
+        assert await payouts.state(second) is PayoutState.ABORTED
+    finally:
+        await services.close()
+
+
+async def test_without_redis_the_pass_still_repairs_postgres_and_the_ledger(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """No lease can be taken while Redis is down, and the pass runs without one: the
+    reservation is voided (its admission's give-back, which needs Redis, then fails, and
+    the next pass does it)."""
+    services = await _reconciling(empty_database, tmp_path)
+    try:
+        tenant_id = await _funded_tenant(services)
+        payouts = Payouts(services.ledger)
+        orphan = _eur_payout(tenant_id, 100)
+        await payouts.reserve(orphan)
+        await asyncio.sleep(1.2)
+        reachable, services.redis = (
+            services.redis,
+            redis_asyncio.Redis(port=unused_port(), retry=Retry(NoBackoff(), 0)),
+        )
+        try:
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await reconcile_in_turn(services)
+        finally:
+            await services.redis.aclose()
+            services.redis = reachable
+        assert await payouts.state(orphan) is PayoutState.ABORTED
+        # The failed pass kept its watermark: with Redis back, the next pass goes over the
+        # same reservation again (its void already done) and completes the give-back.
+        assert await reconcile_in_turn(services) == 1
+        assert await payouts.state(orphan) is PayoutState.ABORTED
+    finally:
+        await services.close()
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound, then closed, by this process)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 async def _reconciling(empty_database: str, tmp_path: Path, *, currencies: str = "EUR") -> Services:
