@@ -7,13 +7,14 @@ process's connections (ledger client, Postgres pool, Redis) once and closes them
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response, get
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
 from gateway import wire
@@ -24,6 +25,7 @@ from gateway.hot_routes import with_hot_routes
 from gateway.middleware import kovra_middleware
 from gateway.observability import configure_logging
 from gateway.problems import (
+    FieldError,
     Problem,
     ProblemError,
     from_ledger_error,
@@ -143,6 +145,31 @@ def _on_http_exception(request: Request[Any, Any, Any], error: HTTPException) ->
     return _problem_response(request, ProblemError(status, code, str(error.detail)))
 
 
+# Litestar names a missing parameter only in its message; a bad value also in `extra`.
+_missing_parameter = re.compile(r"Missing required (?:[a-z]+ )?parameter '([^']{1,64})'")
+
+
+def _on_invalid_parameters(
+    request: Request[Any, Any, Any], error: ValidationException
+) -> Response[bytes]:
+    """Path, query and header parameters Litestar refused: a validation problem naming each
+    parameter, as for a bad body (422), not a bare 400."""
+    extra = error.extra if isinstance(error.extra, list) else []
+    errors = [
+        FieldError(field=str(item["key"]), message=str(item.get("message", "invalid")))
+        for item in extra
+        if isinstance(item, dict) and "key" in item
+    ]
+    missing = _missing_parameter.search(str(error.detail))
+    if not errors and missing is not None:
+        errors = [FieldError(field=missing.group(1), message="is required")]
+    named = "; ".join(f"{e.field}: {e.message}" for e in errors) or str(error.detail)
+    problem = ProblemError(
+        422, "validation_error", f"the request's parameters are invalid: {named}", errors=errors
+    )
+    return _problem_response(request, problem)
+
+
 def _on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
     return unexpected_reply(error, request.scope).response()
 
@@ -254,6 +281,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={
             ProblemError: _on_problem,
             LedgerError: _on_ledger_error,
+            ValidationException: _on_invalid_parameters,
             HTTPException: _on_http_exception,
             Exception: _on_unexpected,
         },

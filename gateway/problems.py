@@ -120,9 +120,11 @@ def problem(
     )
 
 
-def from_ledger_error(error: LedgerError) -> ProblemError:
+def from_ledger_error(error: LedgerError, *, field: str | None = None) -> ProblemError:
+    """The problem for `error`, naming `field` when the caller knows which request field it
+    is about (a quote has two currencies), else the field the error's code is about."""
     status = ledger_statuses[error.code]
-    field = _ledger_error_fields.get(error.code)
+    field = field or _ledger_error_fields.get(error.code)
     errors = [FieldError(field=field, message=error.detail)] if field else None
     return ProblemError(status, error.code, error.detail, errors=errors)
 

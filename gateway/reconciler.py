@@ -52,8 +52,8 @@ interval_seconds_default = 5.0
 # scans a pass makes) only lets a second pass start beside it: double reads, as without
 # the lease, never a double settlement. A worker that dies mid-pass blocks the others
 # until the lease runs out, which is shorter than any repair waits anyway (minutes).
-pass_lease_key = "kovra:reconciler:pass"
-pass_lease_seconds = 120
+turn_lease_key = "kovra:reconciler:pass"
+turn_lease_seconds = 120
 # Deletes the lease only while it is still this pass's own (it may have run out and been
 # taken by another pass).
 _release_lease_script = """
@@ -373,7 +373,7 @@ async def reconcile_in_turn(services: Services) -> int | None:
     ledger must not wait for the cache (only the admissions' part needs Redis)."""
     token = uuid.uuid4().hex
     try:
-        leased = await services.redis.set(pass_lease_key, token, nx=True, ex=pass_lease_seconds)
+        leased = await services.redis.set(turn_lease_key, token, nx=True, ex=turn_lease_seconds)
     except redis.exceptions.RedisError:
         log.warning("reconciler_lease_unavailable", exc_info=True)
         return await reconcile_once(services)
@@ -382,7 +382,7 @@ async def reconcile_in_turn(services: Services) -> int | None:
     try:
         return await reconcile_once(services)
     finally:
-        await services.redis.eval(_release_lease_script, 1, pass_lease_key, token)
+        await services.redis.eval(_release_lease_script, 1, turn_lease_key, token)
 
 
 async def run_forever(services: Services, *, interval_seconds: float) -> None:

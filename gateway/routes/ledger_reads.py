@@ -14,10 +14,29 @@ from gateway.requests import json_response, principal_of, services_of
 from ledger.statements import StatementEntry, statement_limit_max
 
 statement_limit_default = 100
+# The API id of the object behind each kind of wallet entry (the transfer's user_data_128),
+# so a statement line joins to the object the tenant knows: a payout's legs and refunds, and a
+# batch item's return, to the transfer (`tr_`); a batch's pair legs and their reversal to the
+# batch.
 _object_prefixes = {
     "deposit": "dep",
     "hold": "hold",
     "liquidity_funding": "fund",
+    "payout_source": "tr",
+    "payout_fee": "tr",
+    "payout_target": "tr",
+    "payout_settlement": "tr",
+    "refund_source": "tr",
+    "refund_fee": "tr",
+    "refund_target": "tr",
+    "batch_source": "batch",
+    "batch_fee": "batch",
+    "batch_target": "batch",
+    "batch_reversal": "batch",
+    "batch_item_source": "tr",
+    "batch_item_fee": "tr",
+    "batch_item_return": "tr",
+    "batch_item_target_return": "tr",
 }
 
 

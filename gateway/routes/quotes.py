@@ -13,7 +13,7 @@ from litestar.types import Scope
 from fx.quotes import LockedQuote
 from gateway import wire
 from gateway.ids import decode_id, encode_id
-from gateway.problems import FieldError, ProblemError
+from gateway.problems import FieldError, ProblemError, from_ledger_error
 from gateway.ratelimit import Principal
 from gateway.requests import (
     Reply,
@@ -25,6 +25,7 @@ from gateway.requests import (
     services_of,
 )
 from gateway.services import Services
+from ledger.errors import LedgerError
 
 
 def quote_view(
@@ -72,6 +73,16 @@ async def create_quote_reply(
                 )
             ],
         )
+    currency_fields = (
+        ("source_currency", body.source_currency),
+        ("target_currency", body.target_currency),
+    )
+    for field, code in currency_fields:
+        try:
+            services.ledger.currencies.get(code)
+        except LedgerError as error:
+            # Two fields hold a currency: the problem names the one at fault.
+            raise from_ledger_error(error, field=field) from None
 
     async def execute(quote_id: int) -> tuple[int, msgspec.Struct]:
         pricing = await services.pricing.pricing(principal.tenant_id)

@@ -200,15 +200,15 @@ async def test_passes_of_several_workers_take_turns(empty_database: str, tmp_pat
         await asyncio.sleep(1.2)
         together = await asyncio.gather(*(reconcile_in_turn(services) for _ in range(2)))
         assert sorted(together, key=lambda settled: settled is not None) == [None, 1]
-        assert await services.redis.exists(reconciler.pass_lease_key) == 0
+        assert await services.redis.exists(reconciler.turn_lease_key) == 0
 
         await payouts.reserve(second)
         await asyncio.sleep(1.2)
-        await services.redis.set(reconciler.pass_lease_key, "another worker's pass")
+        await services.redis.set(reconciler.turn_lease_key, "another worker's pass")
         assert await reconcile_in_turn(services) is None
         assert await payouts.state(second) is PayoutState.RESERVED
-        assert await services.redis.get(reconciler.pass_lease_key) == b"another worker's pass"
-        await services.redis.delete(reconciler.pass_lease_key)
+        assert await services.redis.get(reconciler.turn_lease_key) == b"another worker's pass"
+        await services.redis.delete(reconciler.turn_lease_key)
         assert await reconcile_in_turn(services) == 1
         assert await payouts.state(second) is PayoutState.ABORTED
     finally:

@@ -67,7 +67,14 @@ def test_quote_requests_are_validated(deployment: Deployment) -> None:
     )
     assert unknown.status_code == 422
     assert unknown.json()["code"] == "unknown_currency"
-    assert unknown.json()["errors"][0]["field"] == "currency"
+    assert unknown.json()["errors"][0]["field"] == "target_currency"
+    # An ISO currency this deployment does not enable, on the other side.
+    disabled = _quote(
+        deployment, key, {"source_currency": "JPY", "target_currency": "EUR", "source_amount": 100}
+    )
+    assert disabled.status_code == 422
+    assert disabled.json()["code"] == "currency_not_enabled"
+    assert disabled.json()["errors"][0]["field"] == "source_currency"
 
 
 def test_idempotent_quotes_replay(deployment: Deployment) -> None:

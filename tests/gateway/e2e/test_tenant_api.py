@@ -205,6 +205,12 @@ def test_validation_errors_name_the_field_and_change_nothing(deployment: Deploym
     _problem(httpx.post(url, content=b"{not json", headers=bearer(key)), 400, "malformed_json")
     bad_key = httpx.post(url, json=hold_body, headers={**bearer(key), "Idempotency-Key": "k" * 256})
     assert _problem(bad_key, 422, "validation_error")["errors"][0]["field"] == "Idempotency-Key"
+    # Query parameters are named the same way: one missing, one of the wrong type.
+    statements = f"{deployment.base_url}/v1/statements"
+    for params, field in (({}, "currency"), ({"currency": "EUR", "limit": "ten"}, "limit")):
+        refused = httpx.get(statements, params=params, headers=bearer(key))
+        problem = _problem(refused, 422, "validation_error")
+        assert [error["field"] for error in problem["errors"]] == [field], problem
     assert _balance(deployment, key, "EUR") == {
         "currency": "EUR",
         "available": 1_000,

@@ -1,10 +1,11 @@
 """Transfers end to end through `kovra serve --workers 2` and `kovra worker`: quote, pay,
 and follow the lifecycle of SPEC §6 on the sandbox rails for five corridors, rejections
-refunded to the minor unit, no-answer retried until completed, cancellation, immediate
-refusals that create and hold nothing, a retry after a failed write counted against the daily
-limit once, a refused write without an Idempotency-Key that gives the hold, the count and the
-quote back at once, a keyed retry refused once the reconciler released its hold, and
-concurrent transfers that never overdraw."""
+refunded to the minor unit (the statement naming the transfer), no-answer retried until
+completed, cancellation, immediate refusals that create and hold nothing, a retry after a
+failed write counted against the daily limit once, a refused write without an
+Idempotency-Key that gives the hold, the count and the quote back at once, a keyed retry
+refused once the reconciler released its hold, and concurrent transfers that never
+overdraw."""
 
 from __future__ import annotations
 
@@ -138,6 +139,10 @@ def test_a_rejection_is_refunded_to_the_minor_unit(payer: Payer) -> None:
     done = payer.settle(created.json()["id"])
     assert (done["status"], done["failure_code"]) == ("refunded", "AC04")
     assert payer.balance("EUR") == before
+    # The wallet's statement names the transfer behind the hold and its release.
+    statement = payer.get("/v1/statements?currency=EUR&limit=1000").json()["data"]
+    lines = {(e["type"], e["status"]) for e in statement if e["object_id"] == done["id"]}
+    assert {("payout_source", "pending"), ("payout_source", "voiding")} <= lines
 
 
 def test_no_answer_is_retried_until_completed(payer: Payer) -> None:
