@@ -16,6 +16,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from msgspec import Meta
 
+from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
 from gateway.ids import decode_id, encode_id
 from gateway.problems import FieldError, ProblemError
 from gateway.requests import decode_body, json_response, principal_of, request_body, services_of
@@ -47,6 +48,7 @@ class Case(msgspec.Struct, frozen=True, kw_only=True):
 
 class CaseList(msgspec.Struct, frozen=True, kw_only=True):
     data: list[Case]
+    next_cursor: str | None
 
 
 def _view(case: CaseRow) -> Case:
@@ -65,7 +67,10 @@ def _view(case: CaseRow) -> Case:
 
 @get("/v1/compliance/cases", summary="The review queue", tags=["compliance"])
 async def list_cases_route(
-    request: Request[Any, Any, Any], status: FromQuery[str] = "open", limit: FromQuery[int] = 50
+    request: Request[Any, Any, Any],
+    status: FromQuery[str] = "open",
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     if status not in case_statuses:
         raise ProblemError(
@@ -76,20 +81,19 @@ async def list_cases_route(
                 FieldError(field="status", message=f"must be one of {', '.join(case_statuses)}")
             ],
         )
-    if not 0 < limit <= cases_page_max:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "limit is out of range",
-            errors=[FieldError(field="limit", message=f"must be between 1 and {cases_page_max}")],
-        )
+    page_limit_or_422(limit, limit_max=cases_page_max)
     cases = await list_cases(
         services_of(request).pool,
         tenant_id=principal_of(request).tenant_id,
         status=None if status == "all" else status,
         limit=limit,
+        after=decode_cursor(cursor),
     )
-    return json_response(200, CaseList(data=[_view(case) for case in cases]))
+    last = cases[-1] if len(cases) == limit else None
+    next_cursor = None if last is None else encode_cursor(last.created_at, last.id)
+    return json_response(
+        200, CaseList(data=[_view(case) for case in cases], next_cursor=next_cursor)
+    )
 
 
 @post(

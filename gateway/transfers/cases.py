@@ -55,14 +55,23 @@ def _case(record: asyncpg.Record) -> CaseRow:
 
 
 async def list_cases(
-    pool: asyncpg.Pool, *, tenant_id: int, status: str | None, limit: int
+    pool: asyncpg.Pool,
+    *,
+    tenant_id: int,
+    status: str | None,
+    limit: int,
+    after: tuple[datetime.datetime, uuid.UUID] | None = None,
 ) -> list[CaseRow]:
+    """The tenant's cases, oldest first, after a (created_at, id) cursor."""
     records = await pool.fetch(
         f"SELECT {_columns} FROM compliance_cases "  # noqa: S608 - fixed column list.
-        "WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) "
-        "ORDER BY created_at, id LIMIT $3",
+        """WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
+             AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
+           ORDER BY created_at, id LIMIT $5""",
         tenant_id,
         status,
+        after[0] if after else None,
+        after[1] if after else None,
         min(limit, cases_page_max),
     )
     return [_case(record) for record in records]

@@ -149,6 +149,14 @@ def test_a_near_match_waits_for_review(funded: Deployment) -> None:
     unknown = payer.get("/v1/compliance/cases?status=pending")
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["field"] == "status"
+    # The queue pages like every list: a full page names where the next one starts.
+    first_page = payer.get("/v1/compliance/cases?status=all&limit=1").json()
+    assert first_page["next_cursor"] is not None
+    rest = payer.get(f"/v1/compliance/cases?status=all&cursor={first_page['next_cursor']}")
+    paged = [c["id"] for c in first_page["data"] + rest.json()["data"]]
+    assert case["id"] in paged
+    assert len(paged) == len(set(paged))
+    assert payer.get("/v1/compliance/cases?cursor=nonsense").status_code == 422
     assert any(reason.startswith("sanctions_match:") for reason in case["reasons"])
     approve = {"decision": "approve", "note": "the metals dealer is a namesake"}
     decision_path = f"/v1/compliance/cases/{case['id']}/decision"
