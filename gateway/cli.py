@@ -37,6 +37,15 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def _page_limit(text: str) -> int:
+    """A page size within the admin plane's bound, or argparse's usage error."""
+    from gateway.db.tenancy import admin_page_max  # noqa: PLC0415
+
+    if not text.isdigit() or not 0 < int(text) <= admin_page_max:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {admin_page_max}")
+    return int(text)
+
+
 def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
@@ -176,9 +185,38 @@ def command_tenant_create(arguments: argparse.Namespace) -> int:
     return asyncio.run(_with_services(_settings(), run))
 
 
+def command_tenant_list(arguments: argparse.Namespace) -> int:
+    from gateway.db.tenancy import list_tenants  # noqa: PLC0415
+    from gateway.routes.admin import tenant_view  # noqa: PLC0415
+
+    async def run(services: Services) -> int:
+        tenants = await list_tenants(
+            services.pool, limit=arguments.limit, after_id=arguments.after, status=arguments.status
+        )
+        if arguments.json:
+            print(msgspec.json.encode([tenant_view(t) for t in tenants]).decode())
+            return 0
+        for tenant in tenants:
+            print(
+                f"{tenant.id:>19}  {tenant.status:<6}  {tenant.limit_policy:<10}  "
+                f"{tenant.compliance_region}  {tenant.name}"
+            )
+        if len(tenants) == arguments.limit:
+            print(f"more: --after {tenants[-1].id}", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_services(_settings(), run))
+
+
 def command_api_key(arguments: argparse.Namespace) -> int:
     from gateway.db.records import record_admin_action  # noqa: PLC0415
-    from gateway.db.tenancy import get_tenant, revoke_api_key  # noqa: PLC0415
+    from gateway.db.tenancy import (  # noqa: PLC0415
+        admin_page_max,
+        get_tenant,
+        list_api_keys,
+        revoke_api_key,
+    )
+    from gateway.routes.admin import api_key_view  # noqa: PLC0415
     from gateway.tenants import issue_api_key  # noqa: PLC0415
 
     async def run(services: Services) -> int:
@@ -187,6 +225,15 @@ def command_api_key(arguments: argparse.Namespace) -> int:
         if tenant is None:
             print(f"no tenant {arguments.tenant}", file=sys.stderr)
             return 1
+        if arguments.action == "list":
+            after: int | None = None
+            while keys := await list_api_keys(
+                pool, tenant_id=tenant.id, limit=admin_page_max, after_id=after
+            ):
+                for key in keys:
+                    print(msgspec.json.encode(api_key_view(key)).decode())
+                after = keys[-1].id
+            return 0
         if arguments.action == "create":
             key, secret = await issue_api_key(
                 services, tenant=tenant, role=arguments.role, actor=_actor()
@@ -426,9 +473,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--region", choices=("EU", "UK", "ID"), default="EU")
     create.add_argument("--json", action="store_true")
     create.set_defaults(run=command_tenant_create)
+    listing = tenant.add_parser("list", help="tenants in id order, a page at a time")
+    listing.add_argument("--status", choices=("active", "frozen"), default=None)
+    listing.add_argument("--limit", type=_page_limit, default=100)
+    listing.add_argument("--after", type=int, default=None, help="the last id of the page before")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=command_tenant_list)
 
-    api_key = commands.add_parser("api-key", help="create or revoke API keys")
-    api_key.add_argument("action", choices=("create", "revoke"))
+    api_key = commands.add_parser("api-key", help="list, create or revoke API keys")
+    api_key.add_argument("action", choices=("list", "create", "revoke"))
     api_key.add_argument("--tenant", type=int, required=True)
     api_key.add_argument(
         "--role", choices=("admin", "operator", "read_only", "compliance"), default="operator"

@@ -285,6 +285,16 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     secret: str | None = None
 
 
+class TenantPage(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[Tenant]
+    next_cursor: str | None
+
+
+class ApiKeyPage(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[ApiKey]
+    next_cursor: str | None
+
+
 class TenantCreated(msgspec.Struct, frozen=True, kw_only=True):
     tenant_id: int
     api_key: str

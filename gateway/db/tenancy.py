@@ -21,6 +21,8 @@ api_key_prefix = "kovra_sk_"
 api_key_secret_bytes = 32
 tenant_name_length_max = 200
 tenant_id_random_bits = 62
+# The most rows one page of tenants or of a tenant's API keys answers.
+admin_page_max = 500
 
 
 class TenantRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,6 +124,35 @@ async def get_tenant(pool: asyncpg.Pool, tenant_id: int) -> TenantRecord | None:
     return None if row is None else _tenant(row)
 
 
+async def list_tenants(
+    pool: asyncpg.Pool, *, limit: int, after_id: int | None, status: str | None
+) -> list[TenantRecord]:
+    """Tenants in id order after `after_id` (a page's cursor), only `status` ones if given."""
+    rows = await pool.fetch(
+        _tenant_select
+        + """ WHERE ($1::bigint IS NULL OR t.id > $1) AND ($2::text IS NULL OR t.status = $2)
+              ORDER BY t.id LIMIT $3""",
+        after_id,
+        status,
+        min(limit, admin_page_max),
+    )
+    return [_tenant(row) for row in rows]
+
+
+async def list_api_keys(
+    pool: asyncpg.Pool, *, tenant_id: int, limit: int, after_id: int | None
+) -> list[ApiKeyRecord]:
+    """The tenant's API keys, revoked ones included, in id order after `after_id`."""
+    rows = await pool.fetch(
+        """SELECT * FROM api_keys WHERE tenant_id = $1 AND ($2::bigint IS NULL OR id > $2)
+            ORDER BY id LIMIT $3""",
+        tenant_id,
+        after_id,
+        min(limit, admin_page_max),
+    )
+    return [_api_key(row) for row in rows]
+
+
 async def find_tenant_by_name(pool: asyncpg.Pool, name: str) -> TenantRecord | None:
     """The oldest tenant with this name (used to seed the demo tenant only once)."""
     row = await pool.fetchrow(_tenant_select + " WHERE t.name = $1 ORDER BY t.id LIMIT 1", name)
@@ -196,11 +227,6 @@ async def find_active_api_key(
     key = _api_key(row)
     tenant = await get_tenant(pool, key.tenant_id)
     return None if tenant is None else (key, tenant)
-
-
-async def list_api_keys(pool: asyncpg.Pool, tenant_id: int) -> list[ApiKeyRecord]:
-    rows = await pool.fetch("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY id", tenant_id)
-    return [_api_key(row) for row in rows]
 
 
 async def create_limit_policy(

@@ -9,16 +9,21 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 
 from fx.sources import TableRateSource, parse_table
 from gateway import wire
+from gateway.cursors import page_limit_or_422
 from gateway.db.records import record_admin_action
 from gateway.db.tenancy import (
+    ApiKeyRecord,
     TenantRecord,
+    admin_page_max,
     create_limit_policy,
     create_pricing_policy,
     get_tenant,
+    list_api_keys,
+    list_tenants,
     revoke_api_key,
     set_tenant_policies,
 )
@@ -51,6 +56,33 @@ def tenant_view(tenant: TenantRecord) -> wire.Tenant:
     )
 
 
+def api_key_view(key: ApiKeyRecord, *, secret: str | None = None) -> wire.ApiKey:
+    """A key as the admin plane shows it: never its hash, its secret only when just issued."""
+    return wire.ApiKey(
+        id=key.id,
+        tenant_id=key.tenant_id,
+        role=key.role,
+        prefix=key.prefix,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+        secret=secret,
+    )
+
+
+def _id_cursor(cursor: str | None) -> int | None:
+    """The id a page starts after (`next_cursor` of the page before), or a 422 naming it."""
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or len(cursor) > 20:
+        raise ProblemError(
+            422,
+            "validation_error",
+            "cursor is not one Kovra returned",
+            errors=[FieldError(field="cursor", message="use next_cursor from the previous page")],
+        )
+    return int(cursor)
+
+
 async def _tenant_or_404(request: Request[Any, Any, Any], tenant_id: int) -> TenantRecord:
     tenant = await get_tenant(services_of(request).pool, tenant_id)
     if tenant is None:
@@ -71,6 +103,52 @@ async def create_tenant(request: Request[Any, Any, Any]) -> Response[bytes]:
     )
     return json_response(
         201, wire.TenantCreated(tenant_id=tenant.id, api_key=secret, tenant=tenant_view(tenant))
+    )
+
+
+@get("/admin/v1/tenants", summary="Tenants, in id order", tags=["admin"])
+async def list_tenants_route(
+    request: Request[Any, Any, Any],
+    status: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 100,
+    cursor: FromQuery[str | None] = None,
+) -> Response[bytes]:
+    page_limit_or_422(limit, limit_max=admin_page_max)
+    if status is not None and status not in ("active", "frozen"):
+        raise ProblemError(
+            422,
+            "validation_error",
+            "unknown status",
+            errors=[FieldError(field="status", message="must be active or frozen")],
+        )
+    tenants = await list_tenants(
+        services_of(request).pool, limit=limit, after_id=_id_cursor(cursor), status=status
+    )
+    next_cursor = str(tenants[-1].id) if len(tenants) == limit else None
+    return json_response(
+        200, wire.TenantPage(data=[tenant_view(t) for t in tenants], next_cursor=next_cursor)
+    )
+
+
+@get(
+    "/admin/v1/tenants/{tenant_id:int}/api-keys",
+    summary="A tenant's API keys (never their secrets)",
+    tags=["admin"],
+)
+async def list_keys(
+    request: Request[Any, Any, Any],
+    tenant_id: FromPath[int],
+    limit: FromQuery[int] = 100,
+    cursor: FromQuery[str | None] = None,
+) -> Response[bytes]:
+    page_limit_or_422(limit, limit_max=admin_page_max)
+    tenant = await _tenant_or_404(request, tenant_id)
+    keys = await list_api_keys(
+        services_of(request).pool, tenant_id=tenant.id, limit=limit, after_id=_id_cursor(cursor)
+    )
+    next_cursor = str(keys[-1].id) if len(keys) == limit else None
+    return json_response(
+        200, wire.ApiKeyPage(data=[api_key_view(k) for k in keys], next_cursor=next_cursor)
     )
 
 
@@ -149,18 +227,7 @@ async def create_key(request: Request[Any, Any, Any], tenant_id: FromPath[int]) 
     key, secret = await issue_api_key(
         services, tenant=tenant, role=body.role, actor=_actor(request)
     )
-    return json_response(
-        201,
-        wire.ApiKey(
-            id=key.id,
-            tenant_id=key.tenant_id,
-            role=key.role,
-            prefix=key.prefix,
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-            secret=secret,
-        ),
-    )
+    return json_response(201, api_key_view(key, secret=secret))
 
 
 @delete(
@@ -184,17 +251,7 @@ async def revoke_key(
     if key is None:
         raise ProblemError(404, "not_found", f"no API key {key_id} for tenant {tenant_id}")
     await services.limiter.revoke_api_key(key_hash_hex=key.key_hash.hex())
-    return json_response(
-        200,
-        wire.ApiKey(
-            id=key.id,
-            tenant_id=key.tenant_id,
-            role=key.role,
-            prefix=key.prefix,
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-        ),
-    )
+    return json_response(200, api_key_view(key))
 
 
 @post("/admin/v1/liquidity", summary="Fund the platform's FX position", tags=["admin"])

@@ -87,3 +87,36 @@ def test_the_cli_does_not_load_metrics_before_serve_configures_them() -> None:
         timeout=60,
     )
     assert result.stdout.strip() == "False"
+
+
+async def test_operators_list_tenants_and_their_keys(empty_database: str, tmp_path: Path) -> None:
+    await migrate(empty_database)
+    environment = {
+        "DATABASE_URL": empty_database,
+        "REDIS_URL": "redis://127.0.0.1:6379/12",
+        "KOVRA_DATA_DIR": str(tmp_path),
+    }
+    created = []
+    for name in ("First", "Second"):
+        result = run_kovra(["tenant", "create", "--name", name, "--json"], environment)
+        assert result.returncode == 0, result.stderr
+        created.append(json.loads(result.stdout)["tenant_id"])
+    listed = run_kovra(["tenant", "list", "--json"], environment)
+    assert listed.returncode == 0, listed.stderr
+    tenants = json.loads(listed.stdout)
+    assert [t["id"] for t in tenants] == sorted(created)
+    assert {t["name"] for t in tenants} == {"First", "Second"}
+
+    first_page = run_kovra(["tenant", "list", "--limit", "1"], environment)
+    assert first_page.returncode == 0, first_page.stderr
+    assert first_page.stdout.split()[0] == str(min(created))
+    assert f"--after {min(created)}" in first_page.stderr
+    assert run_kovra(["tenant", "list", "--limit", "0"], environment).returncode == 2
+
+    issued = run_kovra(["api-key", "create", "--tenant", str(created[0])], environment)
+    assert issued.returncode == 0, issued.stderr
+    keys = run_kovra(["api-key", "list", "--tenant", str(created[0])], environment)
+    assert keys.returncode == 0, keys.stderr
+    lines = [json.loads(line) for line in keys.stdout.splitlines()]
+    assert [(k["role"], k["secret"]) for k in lines] == [("admin", None), ("operator", None)]
+    assert json.loads(issued.stdout)["api_key"] not in keys.stdout

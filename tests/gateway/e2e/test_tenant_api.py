@@ -1,6 +1,7 @@
 """End to end through `kovra serve --workers 2` against real Postgres and Redis: the tenant
 API authenticates, isolates tenants, validates input, replays idempotent requests, enforces
-rate limits across workers and moves money exactly as the ledger says."""
+rate limits across workers and moves money exactly as the ledger says; operators page
+through tenants and a tenant's API keys (never their secrets) on the admin plane."""
 
 from __future__ import annotations
 
@@ -64,6 +65,48 @@ def test_revoked_keys_stop_working_at_once(deployment: Deployment) -> None:
     assert revoked.status_code == 200, revoked.text
     assert revoked.json()["revoked_at"]
     _problem(httpx.get(url, headers=bearer(key["secret"])), 401, "unauthorized")
+    # The operator finds both keys, the revoked one marked, and neither's secret.
+    keys_url = f"{deployment.base_url}/admin/v1/tenants/{tenant_id}/api-keys"
+    keys = httpx.get(keys_url, headers=deployment.admin()).json()
+    assert [(k["role"], k["revoked_at"] is None) for k in keys["data"]] == [
+        ("admin", True),
+        ("operator", False),
+    ]
+    assert all(k["secret"] is None for k in keys["data"])
+    assert keys["next_cursor"] is None
+    _problem(httpx.get(keys_url, headers=bearer(key["secret"])), 401, "unauthorized")
+
+
+def test_operators_page_through_tenants(deployment: Deployment) -> None:
+    created = [deployment.tenant(name=f"paged-{number}")[0] for number in range(3)]
+    url = f"{deployment.base_url}/admin/v1/tenants"
+    seen: list[int] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "2"} if cursor is None else {"limit": "2", "cursor": cursor}
+        page = httpx.get(url, params=params, headers=deployment.admin())
+        assert page.status_code == 200, page.text
+        seen += [tenant["id"] for tenant in page.json()["data"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(seen)
+    assert set(created) <= set(seen)
+    frozen = httpx.put(
+        f"{url}/{created[1]}/status", json={"status": "frozen"}, headers=deployment.admin()
+    )
+    assert frozen.status_code == 200, frozen.text
+    only_frozen = httpx.get(url, params={"status": "frozen"}, headers=deployment.admin()).json()
+    assert created[1] in [tenant["id"] for tenant in only_frozen["data"]]
+    assert {tenant["status"] for tenant in only_frozen["data"]} == {"frozen"}
+    _problem(
+        httpx.get(url, params={"cursor": "x"}, headers=deployment.admin()), 422, "validation_error"
+    )
+    _problem(
+        httpx.get(url, params={"limit": "501"}, headers=deployment.admin()), 422, "validation_error"
+    )
+    tenant_key = deployment.tenant()[1]
+    _problem(httpx.get(url, headers=bearer(tenant_key)), 401, "unauthorized")
 
 
 def test_jwts_carry_tenant_and_role(deployment: Deployment) -> None:
