@@ -21,7 +21,7 @@ from ledger.accounts import (
 )
 from ledger.client import LedgerClient
 from ledger.currencies import Currency, CurrencyRegistry
-from ledger.errors import InvalidAmount
+from ledger.errors import HoldAlreadyCaptured, InvalidAmount, LedgerIdConflict
 from ledger.outcomes import check_account_results, check_transfer_results
 from ledger.transfers import Leg, TransferCode, transfer_id
 
@@ -179,9 +179,15 @@ class Ledger:
         """Post the hold: all of it (`amount_minor=None`) or part, releasing the rest."""
         currency = self.currencies.get(currency_code)
         amount = tb.AMOUNT_MAX if amount_minor is None else validate_amount(amount_minor)
-        return await self._post_single(
-            self._resolve_hold(tenant_id, hold_id, currency, Leg.HOLD_CAPTURE, amount)
-        )
+        try:
+            return await self._post_single(
+                self._resolve_hold(tenant_id, hold_id, currency, Leg.HOLD_CAPTURE, amount)
+            )
+        except LedgerIdConflict:
+            # The capture's id derives from the hold's, and only the amount can differ: an
+            # earlier capture of another amount posted the hold. (The same amount again is
+            # the same capture, and succeeds.)
+            raise HoldAlreadyCaptured("the hold was already captured, for another amount") from None
 
     async def void_hold(self, *, tenant_id: int, hold_id: int, currency_code: str) -> Posted:
         """Release the whole hold back to the wallet."""

@@ -1,6 +1,6 @@
 """Deposits, liquidity and holds through `ledger.service.Ledger`: balances move exactly as
-the API promises, retries never move money twice, and one tenant can never touch another's
-hold. Runs on the embedded engine and, with TB_ADDRESSES, on a real cluster."""
+the API promises, retries never move money twice (a second capture of another amount is
+refused as already captured), and one tenant can never touch another's hold. Runs on the embedded engine and, with TB_ADDRESSES, on a real cluster."""
 
 from __future__ import annotations
 
@@ -55,6 +55,10 @@ async def test_holds_capture_partially_and_release_the_rest(ledger_client: Ledge
         await world.ledger.capture_hold(**args, amount_minor=4_001)
     await world.ledger.capture_hold(**args, amount_minor=2_500)
     await world.ledger.capture_hold(**args, amount_minor=2_500)  # A retry: nothing more moves.
+    # Another amount is another capture, of a hold that is no longer pending.
+    for other in (1_000, None):
+        with pytest.raises(HoldAlreadyCaptured):
+            await world.ledger.capture_hold(**args, amount_minor=other)
     captured = await world.balance("EUR")
     assert (captured.posted, captured.pending, captured.available) == (7_500, 0, 7_500)
     with pytest.raises(HoldAlreadyCaptured):

@@ -187,6 +187,10 @@ def test_hold_lifecycle_through_the_api(deployment: Deployment) -> None:
         409,
         "hold_already_captured",
     )
+    again = httpx.post(
+        f"{base}/v1/holds/{created['id']}/capture", json={"amount": 500}, headers=bearer(key)
+    )
+    assert "ledger transfer" not in _problem(again, 409, "hold_already_captured")["detail"]
     assert _balance(deployment, key, "EUR") == {
         "currency": "EUR",
         "available": 9_000,
