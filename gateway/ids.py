@@ -30,6 +30,21 @@ _from_crockford = str.maketrans(
 )
 encoded_length = 26  # ceil(128 / 5)
 prefixes = ("hold", "dep", "fund", "evt", "quote", "rcp", "tr", "case", "we", "msg", "batch")
+# What a not-found problem calls the object each prefix names.
+_object_names = {
+    "hold": "hold",
+    "dep": "deposit",
+    "fund": "funding",
+    "evt": "event",
+    "quote": "quote",
+    "rcp": "recipient",
+    "tr": "transfer",
+    "case": "case",
+    "we": "webhook endpoint",
+    "msg": "message",
+    "batch": "batch",
+}
+ensure(set(_object_names) == set(prefixes), "every prefix names its object")
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -46,14 +61,18 @@ def decode_id(prefix: str, text: str) -> int:
     # ASCII letters and digits only: int() would also read underscores, spaces and other
     # scripts' digits, none of which an id contains.
     if head != prefix or len(body) != encoded_length or not (body.isascii() and body.isalnum()):
-        raise ProblemError(404, "not_found", f"no {prefix} with id {text[:64]!r}")
+        raise _not_found(prefix, text)
     try:
         value = int(body.upper().translate(_from_crockford), 32)
     except ValueError:
-        raise ProblemError(404, "not_found", f"no {prefix} with id {text[:64]!r}") from None
+        raise _not_found(prefix, text) from None
     if not 0 < value < (1 << 128):
-        raise ProblemError(404, "not_found", f"no {prefix} with id {text[:64]!r}")
+        raise _not_found(prefix, text)
     return value
+
+
+def _not_found(prefix: str, text: str) -> ProblemError:
+    return ProblemError(404, "not_found", f"no {_object_names[prefix]} with id {text[:64]!r}")
 
 
 def object_id_for(*, tenant_id: int, kind: str, idempotency_key: str | None) -> int:

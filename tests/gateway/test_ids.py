@@ -57,6 +57,7 @@ def test_malformed_ids_name_no_object(text: str) -> None:
     with pytest.raises(ProblemError) as raised:
         decode_id("tr", text)
     assert raised.value.status == 404
+    assert raised.value.detail.startswith("no transfer with id ")
 
 
 @given(value=st.integers(min_value=0, max_value=(1 << 128) - 1))
