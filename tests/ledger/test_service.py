@@ -1,6 +1,7 @@
 """Deposits, liquidity and holds through `ledger.service.Ledger`: balances move exactly as
 the API promises, retries never move money twice (a second capture of another amount is
-refused as already captured), and one tenant can never touch another's hold. Runs on the embedded engine and, with TB_ADDRESSES, on a real cluster."""
+refused as already captured), and one tenant can never touch another's hold. Runs on the
+embedded engine and, with TB_ADDRESSES, on a real cluster."""
 
 from __future__ import annotations
 
