@@ -41,7 +41,6 @@ from ledger.errors import (
     InsufficientFunds,
     InsufficientLiquidity,
     LedgerError,
-    LedgerIdConflict,
 )
 from ledger.payouts import Payout, Payouts
 from ledger.service import Ledger
@@ -61,6 +60,8 @@ class HoldModel:
     amount: int
     expires_at_ns: int | None
     state: str = "pending"  # pending, captured, voided (expiry is derived from the clock)
+    # The amount the capture asked for (None: the whole hold), once captured.
+    captured_request: int | None = None
 
 
 @dataclass
@@ -219,7 +220,8 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = hold.amount if partial is None else partial
         # TigerBeetle's order: the capture's own id, then the amount, then the hold's state.
         if hold.state == "captured":
-            assert error in (None, LedgerIdConflict)  # Same amount replays; another conflicts.
+            # The same capture again replays; another amount finds the hold captured.
+            assert error is (None if partial == hold.captured_request else HoldAlreadyCaptured)
         elif amount > hold.amount:
             assert error is CaptureExceedsHold
         elif hold.state == "voided":
@@ -229,6 +231,7 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             assert error is None
             hold.state = "captured"
+            hold.captured_request = partial
             self.model.posted[(hold.tenant_id, hold.currency)] -= amount
 
     @rule(hold_id=holds)
