@@ -41,7 +41,7 @@ def _page_limit(text: str) -> int:
     """A page size within the admin plane's bound, or argparse's usage error."""
     from gateway.db.tenancy import admin_page_max  # noqa: PLC0415
 
-    if not text.isdigit() or not 0 < int(text) <= admin_page_max:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= admin_page_max:
         raise argparse.ArgumentTypeError(f"must be between 1 and {admin_page_max}")
     return int(text)
 

@@ -87,7 +87,12 @@ async def read_body(scope: Scope, receive: Receive, *, size_max: float) -> bytes
     if cached is not None:
         return cached
     announced = scope_header(scope, b"content-length")
-    if announced is not None and announced.isdigit() and int(announced) > size_max:
+    if (
+        announced is not None
+        and announced.isascii()  # str.isdigit() also takes "²", which int() refuses.
+        and announced.isdigit()
+        and int(announced) > size_max
+    ):
         raise _too_large(size_max)
     chunks: list[bytes] = []
     size = 0

@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery
 
 from fx.sources import TableRateSource, parse_table
 from gateway import wire
-from gateway.cursors import page_limit_or_422
+from gateway.cursors import decode_number_cursor, page_limit_or_422
 from gateway.db.records import record_admin_action
 from gateway.db.tenancy import (
     ApiKeyRecord,
@@ -69,20 +69,6 @@ def api_key_view(key: ApiKeyRecord, *, secret: str | None = None) -> wire.ApiKey
     )
 
 
-def _id_cursor(cursor: str | None) -> int | None:
-    """The id a page starts after (`next_cursor` of the page before), or a 422 naming it."""
-    if cursor is None:
-        return None
-    if not cursor.isdigit() or len(cursor) > 20:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "cursor is not one Kovra returned",
-            errors=[FieldError(field="cursor", message="use next_cursor from the previous page")],
-        )
-    return int(cursor)
-
-
 async def _tenant_or_404(request: Request[Any, Any, Any], tenant_id: int) -> TenantRecord:
     tenant = await get_tenant(services_of(request).pool, tenant_id)
     if tenant is None:
@@ -122,7 +108,7 @@ async def list_tenants_route(
             errors=[FieldError(field="status", message="must be active or frozen")],
         )
     tenants = await list_tenants(
-        services_of(request).pool, limit=limit, after_id=_id_cursor(cursor), status=status
+        services_of(request).pool, limit=limit, after_id=decode_number_cursor(cursor), status=status
     )
     next_cursor = str(tenants[-1].id) if len(tenants) == limit else None
     return json_response(
@@ -144,7 +130,10 @@ async def list_keys(
     page_limit_or_422(limit, limit_max=admin_page_max)
     tenant = await _tenant_or_404(request, tenant_id)
     keys = await list_api_keys(
-        services_of(request).pool, tenant_id=tenant.id, limit=limit, after_id=_id_cursor(cursor)
+        services_of(request).pool,
+        tenant_id=tenant.id,
+        limit=limit,
+        after_id=decode_number_cursor(cursor),
     )
     next_cursor = str(keys[-1].id) if len(keys) == limit else None
     return json_response(

@@ -13,7 +13,7 @@ from gateway.batches import wire as batch_wire
 from gateway.batches.accept import accept_batch, batch_view
 from gateway.batches.parsing import Parsed, parse_csv, parse_json
 from gateway.batches.records import BatchRow, get_batch, item_page, list_messages, status_counts
-from gateway.cursors import page_limit_or_422
+from gateway.cursors import cursor_not_ours, decode_number_cursor, page_limit_or_422
 from gateway.freezes import ensure_active
 from gateway.ids import decode_id
 from gateway.problems import FieldError, ProblemError
@@ -102,16 +102,13 @@ async def read_batch(
 
 
 def _start_of(cursor: str | None) -> int:
-    if cursor is None:
+    """The item index a page of a batch starts at (its cursor)."""
+    start = decode_number_cursor(cursor)
+    if start is None:
         return 0
-    if cursor.isdigit() and int(cursor) < batch_wire.batch_items_max:
-        return int(cursor)
-    raise ProblemError(
-        422,
-        "validation_error",
-        "cursor is not one Kovra returned",
-        errors=[FieldError(field="cursor", message="use next_cursor from the previous page")],
-    )
+    if start >= batch_wire.batch_items_max:
+        raise cursor_not_ours()
+    return start
 
 
 @get(

@@ -8,8 +8,8 @@ from litestar import Request, Response, get
 from litestar.params import FromQuery
 
 from gateway import wire
+from gateway.cursors import decode_number_cursor, page_limit_or_422
 from gateway.ids import encode_id, utc_from_ns
-from gateway.problems import FieldError, ProblemError
 from gateway.requests import json_response, principal_of, services_of
 from ledger.statements import StatementEntry, statement_limit_max
 
@@ -65,16 +65,8 @@ async def read_statement(
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     services = services_of(request)
-    if not 0 < limit <= statement_limit_max:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "limit is out of range",
-            errors=[
-                FieldError(field="limit", message=f"must be between 1 and {statement_limit_max}")
-            ],
-        )
-    after_ns = _decode_cursor(cursor)
+    page_limit_or_422(limit, limit_max=statement_limit_max)
+    after_ns = decode_number_cursor(cursor) or 0
     currency_code = services.ledger.currencies.get(currency).code
     statement = await services.statements.statement(
         tenant_id=principal_of(request).tenant_id,
@@ -89,19 +81,6 @@ async def read_statement(
             next_cursor=None if statement.next_cursor is None else str(statement.next_cursor),
         ),
     )
-
-
-def _decode_cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit() or len(cursor) > 20:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "cursor is not one Kovra returned",
-            errors=[FieldError(field="cursor", message="use next_cursor from the previous page")],
-        )
-    return int(cursor)
 
 
 def _entry(entry: StatementEntry, currency: str) -> wire.StatementEntry:

@@ -1,5 +1,6 @@
 """Page cursors are exact: any timestamp (to the microsecond) and id come back unchanged,
-and a cursor Kovra did not make is a 422 naming `cursor`, never a crash."""
+and a cursor Kovra did not make is a 422 naming `cursor`, never a crash; so are the number
+cursors (ledger timestamps, row ids) of statements and the admin lists."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
+from gateway.cursors import decode_cursor, decode_number_cursor, encode_cursor, page_limit_or_422
 from gateway.problems import ProblemError
 
 
@@ -36,6 +37,20 @@ def test_a_foreign_cursor_is_refused_naming_it(cursor: str) -> None:
         decode_cursor(cursor)
     assert raised.value.status == 422
     assert raised.value.errors[0].field == "cursor"
+
+
+@pytest.mark.parametrize("cursor", ["", "-1", "1.5", "abc", "\u0663", "1" * 21])
+def test_a_foreign_number_cursor_is_refused_naming_it(cursor: str) -> None:
+    with pytest.raises(ProblemError) as raised:
+        decode_number_cursor(cursor)
+    assert raised.value.status == 422
+    assert raised.value.errors[0].field == "cursor"
+
+
+@given(number=st.integers(min_value=0, max_value=(1 << 64) - 1))
+def test_a_number_cursor_round_trips(number: int) -> None:
+    assert decode_number_cursor(str(number)) == number
+    assert decode_number_cursor(None) is None
 
 
 def test_limits_outside_the_page_size_are_refused() -> None:
