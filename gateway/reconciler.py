@@ -50,8 +50,8 @@ _nil = uuid.UUID(int=0)
 interval_seconds_default = 5.0
 # The lease one pass holds while it runs. A pass that outlives it (a backlog of the most
 # scans a pass makes) only lets a second pass start beside it: double reads, as without
-# the lease, never a double settlement. A worker that dies mid-pass blocks the others
-# until the lease runs out, which is shorter than any repair waits anyway (minutes).
+# the lease, never a double settlement. A worker that dies mid-pass holds the others off
+# until the lease runs out: repairs come up to two minutes later, once.
 turn_lease_key = "kovra:reconciler:pass"
 turn_lease_seconds = 120
 # Deletes the lease only while it is still this pass's own (it may have run out and been
