@@ -21,6 +21,7 @@ import msgspec
 import uvloop
 
 from compliance.sanctions.lists import SanctionsListError, load_ofac, load_simple_csv
+from gateway.db.tenancy import tenant_statuses
 from gateway.services import Services, open_services
 from gateway.settings import Settings, SettingsError, load_settings
 from ledger.embedded.journal import JournalInUse
@@ -474,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--json", action="store_true")
     create.set_defaults(run=command_tenant_create)
     listing = tenant.add_parser("list", help="tenants in id order, a page at a time")
-    listing.add_argument("--status", choices=("active", "frozen"), default=None)
+    listing.add_argument("--status", choices=tenant_statuses, default=None)
     listing.add_argument("--limit", type=_page_limit, default=100)
     listing.add_argument("--after", type=int, default=None, help="the last id of the page before")
     listing.add_argument("--json", action="store_true")

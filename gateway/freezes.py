@@ -16,14 +16,14 @@ import uuid
 import msgspec
 
 from gateway.db.records import record_admin_action
-from gateway.db.tenancy import TenantRecord, get_tenant, set_tenant_status
+from gateway.db.tenancy import TenantRecord, get_tenant, set_tenant_status, tenant_statuses
 from gateway.problems import ProblemError
 from gateway.ratelimit import Principal
 from gateway.services import Services
 from gateway.tenants import publish_tenant
 from gateway.transfers.recipients import cache_recipient, load_recipient
 
-statuses = ("active", "frozen")
+statuses = tenant_statuses
 
 
 def ensure_active(principal: Principal) -> None:

@@ -16,6 +16,7 @@ import msgspec
 
 tiers = ("starter", "growth", "enterprise")
 roles = ("admin", "operator", "read_only", "compliance")
+tenant_statuses = ("active", "frozen")
 compliance_regions = ("EU", "UK", "ID")
 api_key_prefix = "kovra_sk_"
 api_key_secret_bytes = 32
@@ -176,7 +177,7 @@ async def set_tenant_policies(
 
 
 async def set_tenant_status(pool: asyncpg.Pool, *, tenant_id: int, status: str) -> bool:
-    if status not in ("active", "frozen"):
+    if status not in tenant_statuses:
         raise ValueError("status must be active or frozen")
     result = await pool.execute("UPDATE tenants SET status = $2 WHERE id = $1", tenant_id, status)
     return bool(result == "UPDATE 1")

@@ -26,6 +26,7 @@ from gateway.db.tenancy import (
     list_tenants,
     revoke_api_key,
     set_tenant_policies,
+    tenant_statuses,
 )
 from gateway.freezes import set_recipient_freeze, set_tenant_freeze
 from gateway.ids import decode_id, encode_id, utc_from_ns
@@ -100,7 +101,7 @@ async def list_tenants_route(
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     page_limit_or_422(limit, limit_max=admin_page_max)
-    if status is not None and status not in ("active", "frozen"):
+    if status is not None and status not in tenant_statuses:
         raise ProblemError(
             422,
             "validation_error",
