@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 import redis.asyncio as redis_asyncio
+import structlog
 
 from compliance.checks import NoOpCheck
 from compliance.decisions import ComplianceCheck
@@ -33,6 +34,7 @@ from ledger.client import LedgerClient
 from ledger.coalescing import CoalescingClient
 from ledger.currencies import CurrencyRegistry
 from ledger.embedded import EmbeddedClient
+from ledger.errors import LedgerUnavailable
 from ledger.service import Ledger
 from ledger.statements import Statements
 from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
@@ -46,6 +48,15 @@ database_command_timeout_seconds = 10
 redis_socket_timeout_seconds = 5
 # Connections per process; a request needing one when all are busy waits up to the timeout.
 redis_connections_max = 128
+# How long start-up waits for a ledger that does not answer yet, and the pause between its
+# attempts. A TigerBeetle cluster whose replicas all restarted at once answers only once
+# they have recovered and chosen a primary, which can outlast one request's timeout; a
+# gateway that exited then would be restarted by its supervisor and reported unhealthy
+# meanwhile. Past the wait the process still exits: the ledger is really gone.
+ledger_startup_wait_seconds_max = 120.0
+ledger_startup_retry_delay_seconds = 1.0
+
+log = structlog.get_logger("kovra.services")
 
 
 async def keep_session(connection: asyncpg.Connection) -> None:
@@ -203,7 +214,7 @@ async def open_services(settings: Settings) -> Services:
         ),
     )
     try:
-        await ledger.open_platform_accounts()
+        await open_platform_accounts_when_answering(ledger)
         await _seed_rates(settings, rate_source)
         services.compliance, lists = await build_check(settings, pool)
         if lists is not None:
@@ -212,3 +223,34 @@ async def open_services(settings: Settings) -> Services:
         await services.close()
         raise
     return services
+
+
+async def open_platform_accounts_when_answering(
+    ledger: Ledger,
+    *,
+    wait_seconds_max: float = ledger_startup_wait_seconds_max,
+    retry_delay_seconds: float = ledger_startup_retry_delay_seconds,
+) -> None:
+    """Open the platform's accounts, the process's first ledger request, retrying while the
+    ledger is unavailable for up to `wait_seconds_max`. Opening is idempotent (accounts that
+    exist are taken as they are), so an attempt that timed out after the ledger applied it
+    is harmless to repeat. Any other ledger error is raised at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds_max
+    attempt = 1
+    while True:
+        try:
+            await ledger.open_platform_accounts()
+        except LedgerUnavailable as error:
+            if loop.time() + retry_delay_seconds >= deadline:
+                raise
+            log.warning(
+                "ledger_not_answering_at_startup",
+                attempt=attempt,
+                error=str(error),
+                retry_in_seconds=retry_delay_seconds,
+            )
+            await asyncio.sleep(retry_delay_seconds)
+            attempt += 1
+        else:
+            return

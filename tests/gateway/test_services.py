@@ -1,17 +1,27 @@
-"""The Postgres pool that `open_services` opens: releasing a connection costs no round trip
-(asyncpg's default reset query is not sent), yet a transaction left open is still rolled
-back; and no code of ours leaves session state on a pooled connection, which is what makes
-skipping that reset safe."""
+"""The connections `open_services` opens. The Postgres pool: releasing a connection costs no
+round trip (asyncpg's default reset query is not sent), yet a transaction left open is still
+rolled back; and no code of ours leaves session state on a pooled connection, which is what
+makes skipping that reset safe. The ledger: start-up waits, bounded, for a ledger that does
+not answer yet (a real `kovra ledger-server` that starts listening a while later), opens the
+platform's accounts once it answers, and gives up with `LedgerUnavailable` past its wait."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from gateway.services import Services
+from gateway.services import Services, open_platform_accounts_when_answering
+from ledger.accounts import platform_account_id
+from ledger.currencies import CurrencyRegistry
+from ledger.errors import LedgerUnavailable
+from ledger.remote import RemoteLedgerClient
+from ledger.remote.server import running_server
+from ledger.service import Ledger, platform_account_types
 from tests.gateway.conftest import migrated_services
 
 packages = ("gateway", "ledger", "fx", "rails", "compliance")
@@ -103,3 +113,60 @@ def test_the_scan_finds_each_kind_of_session_state(sql: str, what: str) -> None:
 )
 def test_the_scan_passes_what_ends_with_the_transaction(sql: str) -> None:
     assert not any(pattern.search(sql) for pattern in session_state_patterns.values())
+
+
+def unused_loopback_address() -> str:
+    """A loopback TCP address nothing listens on (the port is free when this returns)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return f"127.0.0.1:{port}"
+
+
+def remote_ledger(address: str) -> Ledger:
+    return Ledger(RemoteLedgerClient(address, timeout_ms=1_000), CurrencyRegistry(["EUR", "IDR"]))
+
+
+async def test_start_up_waits_for_a_ledger_that_answers_later() -> None:
+    address = unused_loopback_address()
+    ledger = remote_ledger(address)
+    started = asyncio.Event()
+
+    async def serve_later() -> None:
+        await asyncio.sleep(1.5)
+        async with running_server(journal_path=None, address=address):
+            started.set()
+            # Serves until the test ends: the accounts are looked up in this same engine.
+            await asyncio.sleep(30)
+
+    server_task = asyncio.create_task(serve_later())
+    try:
+        await open_platform_accounts_when_answering(
+            ledger, wait_seconds_max=20, retry_delay_seconds=0.2
+        )
+        assert started.is_set()
+        expected = [
+            platform_account_id(account_type, currency.number)
+            for currency in ledger.currencies.enabled()
+            for account_type in platform_account_types
+        ]
+        found = await ledger.client.lookup_accounts(expected)
+        assert [account.id for account in found] == expected
+    finally:
+        server_task.cancel()
+        await ledger.client.close()
+
+
+async def test_start_up_gives_up_on_a_ledger_that_never_answers() -> None:
+    ledger = remote_ledger(unused_loopback_address())
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    try:
+        with pytest.raises(LedgerUnavailable):
+            await open_platform_accounts_when_answering(
+                ledger, wait_seconds_max=1.0, retry_delay_seconds=0.2
+            )
+    finally:
+        await ledger.client.close()
+    # It retried for about its wait, not once and not forever.
+    assert 0.7 <= loop.time() - began < 5
