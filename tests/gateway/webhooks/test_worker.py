@@ -7,7 +7,8 @@ workers together keep to the one bound; a worker that
 dies mid-delivery loses nothing (another delivers after the lease); two workers never make
 the same attempt; in production a loopback destination is refused without being contacted;
 a secret the worker's keys cannot open sends nothing, records why, and is delivered once
-the sealing key is given to the worker."""
+the sealing key is given to the worker; an endpoint is always sent through the same one of
+the worker's HTTP clients, and stopping closes them all."""
 
 from __future__ import annotations
 
@@ -310,3 +311,19 @@ async def test_a_stop_that_arrives_as_an_attempt_ends_still_stops_the_worker(
         await asyncio.gather(task, return_exceptions=True)
     assert done == {task}, "the worker went on after it was told to stop"
     assert task.cancelled()
+
+
+async def test_an_endpoint_keeps_one_client_and_every_client_closes_on_stop(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    with Receiver() as receiver:
+        endpoint = await add_endpoint(pool, tenant_id, receiver.url)
+        await add_events(pool, tenant_id, ["deposit.posted", "deposit.posted"])
+        delivery_worker = worker(pool)
+        chosen = {delivery_worker._client_for(endpoint.id) for _ in range(3)}
+        async with running(delivery_worker):
+            await eventually(statuses_are(pool, "delivered", "delivered"))
+
+    assert len(chosen) == 1
+    assert len(delivery_worker.clients) == worker_module.client_shards
+    assert all(client.is_closed for client in delivery_worker.clients)
