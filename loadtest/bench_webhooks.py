@@ -42,12 +42,18 @@ workers_max = 8
 worker_ready_seconds_max = 60
 
 
-async def _deliver(database_url: str, key_hex: str, go: multiprocessing.synchronize.Event) -> None:
+async def _deliver(
+    database_url: str,
+    key_hex: str,
+    ready: multiprocessing.synchronize.Semaphore,
+    go: multiprocessing.synchronize.Event,
+) -> None:
     pool = await asyncpg.create_pool(database_url, min_size=2, max_size=10)
     try:
         worker = DeliveryWorker(
             pool, SecretBox(key_hex), schedule=(1.0,), timeout_seconds=10, sandbox=True
         )
+        ready.release()
         await asyncio.to_thread(go.wait)
         await worker.run_forever()
     finally:
@@ -60,10 +66,9 @@ def _worker_process(
     ready: multiprocessing.synchronize.Semaphore,
     go: multiprocessing.synchronize.Event,
 ) -> None:
-    """One delivery worker, on uvloop as `kovra worker` runs it, until the benchmark
-    terminates it."""
-    ready.release()
-    uvloop.run(_deliver(database_url, key_hex, go))
+    """One delivery worker, on uvloop as `kovra worker` runs it: ready once its pool is
+    open, delivering once `go` is set, until the benchmark terminates it."""
+    uvloop.run(_deliver(database_url, key_hex, ready, go))
 
 
 async def _seed(pool: asyncpg.Pool, box: SecretBox, ports: list[int], events: int) -> None:
@@ -121,8 +126,6 @@ async def _run(database_url: str, ports: list[int], events: int, workers: int) -
         for _ in processes:
             if not await asyncio.to_thread(ready.acquire, timeout=worker_ready_seconds_max):
                 raise SystemExit("a worker process did not start")
-        # Each worker still opens its pool after `ready`; the release waits on `go`.
-        await asyncio.sleep(1)
         go.set()
         return await _wait_delivered(pool, events * len(ports))
     finally:
