@@ -296,6 +296,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="Ledger gateway for cross-border B2B payments.",
         ),
         request_max_body_size=chosen.request_body_bytes_max,
+        # Logging is configure_logging's (JSON lines); Litestar's default configuration
+        # would give the root logger a plain-text handler of its own.
+        logging_config=None,
         debug=False,
     )
     # The middleware runs before routing; the payment path's hot routes before Litestar's.

@@ -6,6 +6,7 @@ Metrics use prometheus-client's multiprocess mode when `PROMETHEUS_MULTIPROC_DIR
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import sys
@@ -122,9 +123,31 @@ def render_json_line(_logger: Any, _method: str, event: MutableMapping[str, Any]
     return _log_line_encoder.encode(event)
 
 
+class JsonLineFormatter(logging.Formatter):
+    """A standard-library record (the TigerBeetle client's connection messages, asyncpg's,
+    the few modules of ours that use `logging`) as the same kind of JSON line structlog
+    writes, so that whatever reads the log reads one format."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        timestamp = datetime.datetime.fromtimestamp(record.created, tz=datetime.UTC)
+        line: dict[str, Any] = {
+            "event": record.getMessage(),
+            "logger": record.name,
+            "level": record.levelname.lower(),
+            "timestamp": timestamp.isoformat().replace("+00:00", "Z"),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return _log_line_encoder.encode(line).decode()
+
+
 def configure_logging(level: str) -> None:
-    """JSON lines on stdout; request_id and tenant_id come from structlog's contextvars."""
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper())
+    """JSON lines on stdout; request_id and tenant_id come from structlog's contextvars.
+    The standard library's records go to stdout as JSON lines too, unless the root logger
+    already has handlers (a test runner's)."""
+    stdout = logging.StreamHandler(sys.stdout)
+    stdout.setFormatter(JsonLineFormatter())
+    logging.basicConfig(handlers=[stdout], level=level.upper())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -1,13 +1,16 @@
 """Request latency: each request is observed under its method, route and status, whether its
 histogram series was remembered or, past the bound on remembered series, looked up again.
 Logs: each line is one JSON object with the request's context, and never fails on a value
-JSON cannot hold."""
+JSON cannot hold; the standard library's records (the TigerBeetle client's, asyncpg's) come
+out as JSON lines too, and the app leaves the root logger to that configuration rather than
+Litestar's plain-text default."""
 
 from __future__ import annotations
 
 import datetime
 import io
 import json
+import logging
 import secrets
 import sys
 
@@ -76,3 +79,36 @@ def test_log_lines_are_json_with_the_request_context(
     assert first["what"].startswith("<object object at ")
     assert datetime.datetime.fromisoformat(first["timestamp"]).tzinfo is not None
     assert (second["level"], second["text"]) == ("warning", "naïve café")
+
+
+def test_standard_library_records_are_json_lines_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    written = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", written)
+    root = logging.getLogger()
+    # As in a gateway or worker process: nothing has configured the root logger yet.
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    observability.configure_logging("info")
+    try:
+        logging.getLogger("tigerbeetle").info("(message_bus): on_connect: connected to=%d", 2)
+        logging.getLogger("kovra.test").debug("filtered out below info")
+        try:
+            raise ValueError("broken")
+        except ValueError:
+            logging.getLogger("kovra.test").exception("failed")
+    finally:
+        structlog.reset_defaults()
+    first, second = (json.loads(line) for line in written.getvalue().splitlines())
+    assert first["event"] == "(message_bus): on_connect: connected to=2"
+    assert (first["logger"], first["level"]) == ("tigerbeetle", "info")
+    assert datetime.datetime.fromisoformat(first["timestamp"]).tzinfo is not None
+    assert (second["event"], second["level"]) == ("failed", "error")
+    assert "ValueError: broken" in second["exception"]
+
+
+def test_the_app_leaves_logging_to_its_own_configuration() -> None:
+    from gateway.app import create_app  # noqa: PLC0415 - the app is only built here.
+    from gateway.settings import load_settings  # noqa: PLC0415
+
+    app = create_app(load_settings({"KOVRA_ENV": "sandbox"}))
+    assert app.logging_config is None
