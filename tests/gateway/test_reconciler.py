@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +31,7 @@ from gateway.transfers.records import transfer_insert
 from ledger.payouts import Payout, Payouts, PayoutState
 from ledger.transfers import Leg, new_object_id, transfer_id
 from tests.gateway.conftest import migrated_services
+from tests.gateway.e2e.conftest import free_port
 
 
 async def test_rows_left_mid_way_are_settled(empty_database: str, tmp_path: Path) -> None:
@@ -230,7 +230,7 @@ async def test_without_redis_the_pass_still_repairs_postgres_and_the_ledger(
         await asyncio.sleep(1.2)
         reachable, services.redis = (
             services.redis,
-            redis_asyncio.Redis(port=unused_port(), retry=Retry(NoBackoff(), 0)),
+            redis_asyncio.Redis(port=free_port(), retry=Retry(NoBackoff(), 0)),
         )
         try:
             with pytest.raises(redis.exceptions.ConnectionError):
@@ -245,14 +245,6 @@ async def test_without_redis_the_pass_still_repairs_postgres_and_the_ledger(
         assert await payouts.state(orphan) is PayoutState.ABORTED
     finally:
         await services.close()
-
-
-def unused_port() -> int:
-    """A loopback port nothing listens on (bound, then closed, by this process)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def _reconciling(empty_database: str, tmp_path: Path, *, currencies: str = "EUR") -> Services:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from ledger.remote import RemoteLedgerClient
 from ledger.remote.server import running_server
 from ledger.service import Ledger, platform_account_types
 from tests.gateway.conftest import migrated_services
+from tests.gateway.e2e.conftest import free_port
 
 packages = ("gateway", "ledger", "fx", "rails", "compliance")
 root = Path(__file__).resolve().parents[2]
@@ -117,10 +117,7 @@ def test_the_scan_passes_what_ends_with_the_transaction(sql: str) -> None:
 
 def unused_loopback_address() -> str:
     """A loopback TCP address nothing listens on (the port is free when this returns)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return f"127.0.0.1:{port}"
+    return f"127.0.0.1:{free_port()}"
 
 
 def remote_ledger(address: str) -> Ledger:
