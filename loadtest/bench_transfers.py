@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -37,7 +38,7 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from loadtest import profiling, services_cpu
+from loadtest import isolation, profiling, services_cpu
 from loadtest.bench_gateway import (
     LoadResult,
     _free_port,
@@ -144,11 +145,25 @@ def main(argv: list[str] | None = None) -> None:
         "the stacks here",
     )
     parser.add_argument("--profile-phase", choices=("quotes", "transfers"), default="transfers")
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run both servers on cores of their own (as many as --workers) and the ledger, "
+        "Redis, Postgres, the worker and wrk on the rest, as production runs them on other "
+        "machines (`loadtest.isolation`)",
+    )
     arguments = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install wrk)")
     if not 1 <= arguments.rounds <= rounds_max:
         parser.error(f"--rounds must be 1 to {rounds_max}")
+    split = None
+    if arguments.isolate:
+        try:
+            split = isolation.split_cores(arguments.workers)
+        except isolation.IsolationUnavailable as error:
+            parser.error(str(error))
+    arguments.split = split
     with tempfile.TemporaryDirectory(prefix="kovra-bench-") as folder:
         rounds = _run(arguments, Path(folder))
     if arguments.json:
@@ -162,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{statistics.median(ratios):.2f} (from {ratios[0]:.2f} to {ratios[-1]:.2f}; "
         f"{arguments.workers} granian worker(s), {arguments.connections} connections, "
         f"{arguments.threads} wrk threads, {arguments.seconds} s per phase, "
-        f"{os.cpu_count()} cores, {'with' if arguments.worker else 'without'} kovra worker)"
+        f"{os.cpu_count()} cores, {'with' if arguments.worker else 'without'} kovra worker"
+        f"{'; ' + arguments.split.describe() if arguments.split else ''})"
     )
 
 
@@ -245,7 +261,10 @@ def _measure(
             if arguments.worker
             else contextlib.nullcontext()
         )
-        with worker:
+        with (
+            worker as worker_process,
+            _isolated(arguments.split, echo, server, worker_process, service_pids),
+        ):
             for index in range(arguments.rounds):
                 results: dict[str, LoadResult] = {}
                 results["echo"] = run_wrk(
@@ -270,6 +289,20 @@ def _measure(
     if arguments.profile is not None:
         print(profiling.summary(arguments.profile), file=sys.stderr)
     return rounds
+
+
+def _isolated(
+    split: isolation.CoreSplit | None,
+    echo: subprocess.Popen[bytes],
+    server: subprocess.Popen[bytes],
+    worker: subprocess.Popen[bytes] | None,
+    service_pids: dict[str, int],
+) -> contextlib.AbstractContextManager[None]:
+    """Both servers on their cores, the rest (this process and its wrk too) on the others."""
+    if split is None:
+        return contextlib.nullcontext()
+    others = [*service_pids.values(), *([worker.pid] if worker is not None else [])]
+    return isolation.isolated(split, servers=[echo.pid, server.pid], others=others)
 
 
 @dataclass(frozen=True)

@@ -18,21 +18,26 @@ process_tree_size_max = 256
 
 def tree_cpu_seconds(pid: int) -> float:
     """User and system CPU seconds of `pid` and every live descendant, all threads."""
-    own = _cpu_seconds(pid)
-    if own is None:
+    if _cpu_seconds(pid) is None:
         raise ProcessLookupError(f"no process {pid}")
-    total, seen, waiting = own, {pid}, _children(pid)
+    # A process that exited between the walk and its read spent nothing more here.
+    return sum(_cpu_seconds(member) or 0.0 for member in tree_pids(pid))
+
+
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and every live descendant, parents before their children (none if `pid` is
+    gone)."""
+    if _stat_fields(pid) is None:
+        return []
+    found, seen, waiting = [pid], {pid}, _children(pid)
     while waiting and len(seen) < process_tree_size_max:
         child = waiting.pop()
         if child in seen:
             continue
         seen.add(child)
-        spent = _cpu_seconds(child)
-        if spent is None:
-            continue  # It exited between the two reads.
-        total += spent
+        found.append(child)
         waiting.extend(_children(child))
-    return total
+    return found
 
 
 def per_request_ms(cpu_seconds: float, requests: int) -> float:

@@ -1,6 +1,6 @@
 """A server's CPU is read from /proc across its process tree: a busy child counts for its
 parent, an idle process adds almost nothing, and a process that is gone is an error; a
-process's parent is read there too."""
+process's parent is read there too, and a tree lists its members, parents first."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from loadtest.cpu import parent_pid, per_request_ms, tree_cpu_seconds
+from loadtest.cpu import parent_pid, per_request_ms, tree_cpu_seconds, tree_pids
 
 # A parent that starts a child burning about half a second of CPU, then both wait.
 busy_tree = """
@@ -68,3 +68,19 @@ def test_a_process_parent_is_read_from_proc() -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
     assert parent_pid(gone.pid) is None
+
+
+def test_a_tree_lists_a_parent_before_its_child_and_nothing_once_gone() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", busy_tree], stdout=subprocess.PIPE, text=True, start_new_session=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None
+            assert parent.stdout.readline().strip() == "done"
+            members = tree_pids(parent.pid)
+            assert len(members) == 2
+            assert members[0] == parent.pid
+            assert parent_pid(members[1]) == parent.pid
+        finally:
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert tree_pids(parent.pid) == []
