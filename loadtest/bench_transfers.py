@@ -16,7 +16,8 @@ ledger (the ledger server, or local TigerBeetle replicas), Redis and Postgres sp
 request (`loadtest.services_cpu`); then the median ratio of the rounds. A shared machine's
 speed can drift by half within minutes, so a ratio only compares phases measured seconds
 apart, and several rounds show how far it moved. The worker settles the payments on the
-sandbox rails meanwhile, as in production (unless `--no-worker`).
+sandbox rails meanwhile, as in production (unless `--no-worker`). With `--isolate` both
+servers run on cores of their own and everything else on the rest (`loadtest.isolation`).
 """
 
 from __future__ import annotations
