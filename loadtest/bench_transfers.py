@@ -89,7 +89,13 @@ end
 request = function()
   local id = quotes[next_quote] or quotes[#quotes]
   next_quote = next_quote + 1
-  return wrk.format(nil, "/v1/transfers", nil,
+  local headers = nil
+  if KEYED then
+    -- Headers given to wrk.format replace wrk.headers: carry those over too.
+    headers = {["Idempotency-Key"] = "bench-" .. index .. "-" .. id}
+    for name, value in pairs(wrk.headers) do headers[name] = value end
+  end
+  return wrk.format(nil, "/v1/transfers", headers,
     '{"quote_id": "' .. id .. '", "recipient_id": "RECIPIENT", "reference": "bench"}')
 end
 """
@@ -146,6 +152,12 @@ def main(argv: list[str] | None = None) -> None:
         "the stacks here",
     )
     parser.add_argument("--profile-phase", choices=("quotes", "transfers"), default="transfers")
+    parser.add_argument(
+        "--idempotency-keys",
+        action="store_true",
+        help="send every transfer with its own Idempotency-Key, as a partner's integration "
+        "does (the key's record is claimed and completed in Redis around the transfer)",
+    )
     parser.add_argument(
         "--isolate",
         action="store_true",
@@ -356,7 +368,8 @@ def _payments(
     _pool(directory, arguments.threads)
     script = directory / "transfers.lua"
     script.write_text(
-        transfer_script.replace("KEY", key)
+        transfer_script.replace("KEYED", "true" if arguments.idempotency_keys else "false")
+        .replace("KEY", key)
         .replace("DIR", str(directory))
         .replace("RECIPIENT", recipient)
     )
