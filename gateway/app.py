@@ -274,6 +274,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             webhook_routes.create_endpoint_route,
             webhook_routes.list_endpoints_route,
             webhook_routes.read_endpoint_route,
+            webhook_routes.update_endpoint_route,
             webhook_routes.delete_endpoint_route,
             webhook_routes.rotate_secret_route,
             event_routes.list_events_route,

@@ -8,6 +8,9 @@ several `kovra worker` processes would be, and prints how long every delivery to
 recorded delivered. With several, their claims contend for the one advisory lock that keeps
 each endpoint's bound across workers (`gateway.webhooks.deliveries.claim`). The sinks are
 Python processes on the same cores, so the figure is a floor, not a ceiling.
+`--in-flight-max` is each endpoint's bound on attempts in flight to it, and
+`--receiver-delay-ms` how long each sink takes to answer: with a delay, an endpoint takes at
+most `in_flight_max` deliveries per delay.
 """
 
 from __future__ import annotations
@@ -30,10 +33,15 @@ import uvloop
 
 from gateway.db.tenancy import create_tenant
 from gateway.sealing import SecretBox
-from gateway.webhooks.endpoints import create_endpoint
+from gateway.webhooks.endpoints import (
+    create_endpoint,
+    in_flight_max_ceiling,
+    in_flight_max_default,
+)
 from gateway.webhooks.signing import new_secret
 from gateway.webhooks.worker import DeliveryWorker
 from loadtest.bench_gateway import _free_port, bench_environment
+from loadtest.sink import delay_ms_max
 
 poll_seconds = 0.05
 wait_seconds_max = 600
@@ -71,7 +79,9 @@ def _worker_process(
     uvloop.run(_deliver(database_url, key_hex, ready, go))
 
 
-async def _seed(pool: asyncpg.Pool, box: SecretBox, ports: list[int], events: int) -> None:
+async def _seed(
+    pool: asyncpg.Pool, box: SecretBox, ports: list[int], events: int, in_flight_max: int
+) -> None:
     tenant = await create_tenant(pool, name="bench", tier="growth", compliance_region="EU")
     for port in ports:
         await create_endpoint(
@@ -83,6 +93,7 @@ async def _seed(pool: asyncpg.Pool, box: SecretBox, ports: list[int], events: in
             description=None,
             enabled_events=["*"],
             secret=new_secret(),
+            in_flight_max=in_flight_max,
         )
     ids = [uuid.uuid4() for _ in range(events)]
     await pool.execute(
@@ -106,7 +117,9 @@ async def _wait_delivered(pool: asyncpg.Pool, wanted: int) -> float:
     raise SystemExit(f"not every delivery was made in {wait_seconds_max} s")
 
 
-async def _run(database_url: str, ports: list[int], events: int, workers: int) -> float:
+async def _run(
+    database_url: str, ports: list[int], *, events: int, workers: int, in_flight_max: int
+) -> float:
     """Seed the deliveries, start `workers` worker processes, release them together and
     time them until every delivery is recorded delivered."""
     pool = await asyncpg.create_pool(database_url, min_size=2, max_size=10)
@@ -120,7 +133,7 @@ async def _run(database_url: str, ports: list[int], events: int, workers: int) -
         for _ in range(workers)
     ]
     try:
-        await _seed(pool, SecretBox(key_hex), ports, events)
+        await _seed(pool, SecretBox(key_hex), ports, events, in_flight_max)
         for process in processes:
             process.start()
         for _ in processes:
@@ -140,9 +153,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=1_000)
     parser.add_argument("--endpoints", type=int, default=4)
     parser.add_argument("--workers", type=int, choices=range(1, workers_max + 1), default=1)
+    parser.add_argument(
+        "--in-flight-max",
+        type=int,
+        choices=range(1, in_flight_max_ceiling + 1),
+        default=in_flight_max_default,
+        metavar=f"1..{in_flight_max_ceiling}",
+    )
+    parser.add_argument(
+        "--receiver-delay-ms",
+        type=int,
+        choices=range(delay_ms_max + 1),
+        default=0,
+        metavar=f"0..{delay_ms_max}",
+    )
     arguments = parser.parse_args(argv)
     ports = [_free_port() for _ in range(arguments.endpoints)]
-    sinks = [subprocess.Popen([sys.executable, "-m", "loadtest.sink", str(p)]) for p in ports]
+    sink_command = [sys.executable, "-m", "loadtest.sink"]
+    delay = str(arguments.receiver_delay_ms)
+    sinks = [subprocess.Popen([*sink_command, str(port), delay]) for port in ports]
     try:
         time.sleep(1)  # The sinks bind their ports.
         with (
@@ -150,7 +179,13 @@ def main(argv: list[str] | None = None) -> None:
             bench_environment(Path(folder)) as environment,
         ):
             elapsed = asyncio.run(
-                _run(environment["DATABASE_URL"], ports, arguments.events, arguments.workers)
+                _run(
+                    environment["DATABASE_URL"],
+                    ports,
+                    events=arguments.events,
+                    workers=arguments.workers,
+                    in_flight_max=arguments.in_flight_max,
+                )
             )
     finally:
         for sink in sinks:
@@ -160,7 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{deliveries:,} deliveries ({arguments.events:,} events x {arguments.endpoints} "
         f"endpoints) in {elapsed:.2f} s: {deliveries / elapsed:,.0f}/s "
-        f"({arguments.workers} worker process(es), sinks on the same {os.cpu_count()} cores)"
+        f"({arguments.workers} worker process(es), in_flight_max {arguments.in_flight_max}, "
+        f"receivers answering after {arguments.receiver_delay_ms} ms, "
+        f"sinks on the same {os.cpu_count()} cores)"
     )
 
 

@@ -1,4 +1,4 @@
-"""The tenant's webhook endpoints: create, list, read, delete, rotate the signing secret.
+"""The tenant's webhook endpoints: create, list, read, update, delete, rotate the secret.
 
 Managing endpoints needs an `admin` key: an endpoint decides where the tenant's payment
 events go and holds the secret that makes them trustworthy. A new endpoint receives the
@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery
 
 from gateway.cursors import decode_cursor, encode_cursor, page_limit_or_422
@@ -29,7 +29,13 @@ from gateway.requests import (
 from gateway.webhooks import catalog, endpoints, signing
 from gateway.webhooks.destinations import DestinationRefused, resolve
 from gateway.webhooks.endpoints import EndpointRow, TooManyEndpoints, endpoints_page_max
-from gateway.webhooks.wire import Endpoint, EndpointCreate, EndpointPage, SecretRotate
+from gateway.webhooks.wire import (
+    Endpoint,
+    EndpointCreate,
+    EndpointPage,
+    EndpointUpdate,
+    SecretRotate,
+)
 
 
 def endpoint_view(row: EndpointRow, *, secret: str | None = None) -> Endpoint:
@@ -38,6 +44,7 @@ def endpoint_view(row: EndpointRow, *, secret: str | None = None) -> Endpoint:
         url=row.url,
         description=row.description,
         enabled_events=row.enabled_events,
+        in_flight_max=row.in_flight_max,
         status="deleted" if row.deleted_at is not None else "enabled",
         created_at=row.created_at,
         secret=secret,
@@ -56,7 +63,13 @@ def endpoint_uuid(text: str) -> uuid.UUID:
 
 async def _checked_body(request: Request[Any, Any, Any]) -> EndpointCreate:
     body = decode_body(await request_body(request), EndpointCreate)
-    unknown = catalog.unknown_filters(body.enabled_events)
+    _check_filters(body.enabled_events)
+    await _check_url(request, body.url)
+    return body
+
+
+def _check_filters(enabled_events: list[str]) -> None:
+    unknown = catalog.unknown_filters(enabled_events)
     if unknown:
         raise ProblemError(
             422,
@@ -69,8 +82,11 @@ async def _checked_body(request: Request[Any, Any, Any]) -> EndpointCreate:
                 )
             ],
         )
+
+
+async def _check_url(request: Request[Any, Any, Any], url: str) -> None:
     try:
-        await resolve(body.url, sandbox=services_of(request).settings.sandbox)
+        await resolve(url, sandbox=services_of(request).settings.sandbox)
     except DestinationRefused as refusal:
         raise ProblemError(
             422,
@@ -78,7 +94,6 @@ async def _checked_body(request: Request[Any, Any, Any]) -> EndpointCreate:
             f"this URL cannot receive webhooks: {refusal}",
             errors=[FieldError(field="url", message=str(refusal))],
         ) from None
-    return body
 
 
 @post("/v1/webhook-endpoints", summary="Add a webhook endpoint", tags=["webhooks"])
@@ -100,6 +115,7 @@ async def create_endpoint_route(request: Request[Any, Any, Any]) -> Response[byt
                 description=body.description,
                 enabled_events=list(dict.fromkeys(body.enabled_events)),
                 secret=secret,
+                in_flight_max=body.in_flight_max,
             )
         except TooManyEndpoints:
             raise ProblemError(
@@ -146,6 +162,44 @@ async def read_endpoint_route(
     request: Request[Any, Any, Any], endpoint_id: FromPath[str]
 ) -> Response[bytes]:
     return json_response(200, endpoint_view(await _endpoint_or_404(request, endpoint_id)))
+
+
+@patch(
+    "/v1/webhook-endpoints/{endpoint_id:str}",
+    summary="Change a webhook endpoint's URL, event filter, description or in-flight bound",
+    tags=["webhooks"],
+)
+async def update_endpoint_route(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
+) -> Response[bytes]:
+    principal = principal_of(request)
+    _admin_only(principal)
+    body = decode_body(await request_body(request), EndpointUpdate)
+    changes: dict[str, str | int | list[str] | None] = {
+        field: value
+        for field in body.__struct_fields__
+        if (value := getattr(body, field)) is not msgspec.UNSET
+    }
+    if not changes:
+        raise ProblemError(
+            422,
+            "validation_error",
+            "give at least one of url, enabled_events, description, in_flight_max",
+        )
+    if body.enabled_events is not msgspec.UNSET:
+        _check_filters(body.enabled_events)
+        changes["enabled_events"] = list(dict.fromkeys(body.enabled_events))
+    if body.url is not msgspec.UNSET:
+        await _check_url(request, body.url)
+    row = await endpoints.update_endpoint(
+        services_of(request).pool,
+        tenant_id=principal.tenant_id,
+        endpoint_id=endpoint_uuid(endpoint_id),
+        changes=changes,
+    )
+    if row is None:
+        raise ProblemError(404, "not_found", f"no webhook endpoint {endpoint_id[:64]}")
+    return json_response(200, endpoint_view(row))
 
 
 @delete(

@@ -8,11 +8,16 @@ two workers from making the same attempt. Outcomes are written for the attempt t
 to only, so a worker whose lease ran out cannot overwrite a newer attempt. The worker writes
 many outcomes in one statement, and the outcome ends the lease.
 
-The bound on attempts in flight for one endpoint holds across workers: a claim counts the
-live leases other workers hold on the endpoint, besides the claiming worker's own attempts
-(which it knows better than the table: an attempt that ended has its outcome queued).
+The bound on attempts in flight for one endpoint (its `in_flight_max`, set by its tenant)
+holds across workers: a claim counts the live leases other workers hold on the endpoint,
+besides the claiming worker's own attempts (which it knows better than the table: an attempt
+that ended has its outcome queued).
 Claims take turns on one transaction-scoped advisory lock, so two claims never both count
-before either has leased.
+before either has leased. Since they take turns, a claim's cost bounds how fast every worker
+together can start attempts: it reads the oldest `claim_scan_max` due deliveries by the due
+index, numbers those per endpoint, and locks the chosen ones by primary key, so it costs the
+same whatever the backlog, and a planner without fresh statistics has no join of the backlog
+with itself to get wrong.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import msgspec
 
 from gateway.webhooks.events import DeliveryRow, delivery_columns, delivery_row
 
+# Due deliveries a claim looks at, oldest first: enough to fill a claim across endpoints at
+# their bounds, few enough that a claim costs milliseconds.
 claim_scan_max = 2_000
 error_length_max = 500
 
@@ -74,34 +81,42 @@ _claim = """
 WITH others AS (
     SELECT endpoint_id, count(*) AS in_flight
       FROM webhook_deliveries
-     WHERE leased_until > now() AND leased_by <> $7 AND status = 'pending'
+     WHERE leased_until > now() AND leased_by <> $6 AND status = 'pending'
      GROUP BY endpoint_id
-), due AS (
-    SELECT id, endpoint_id,
-           row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS place
+), oldest AS (
+    SELECT id, endpoint_id, next_attempt_at
       FROM webhook_deliveries
      WHERE status = 'pending' AND next_attempt_at <= now()
      ORDER BY next_attempt_at
-     LIMIT $6
+     LIMIT $5
+), due AS (
+    SELECT id, endpoint_id, next_attempt_at,
+           row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS place
+      FROM oldest
+), picked AS (
+    SELECT due.id, due.next_attempt_at
+      FROM due
+      JOIN webhook_endpoints bound ON bound.id = due.endpoint_id
+      LEFT JOIN unnest($2::uuid[], $3::int[]) AS own(endpoint_id, in_flight)
+             ON own.endpoint_id = due.endpoint_id
+      LEFT JOIN others ON others.endpoint_id = due.endpoint_id
+     WHERE due.place <= bound.in_flight_max - COALESCE(own.in_flight, 0)
+                        - COALESCE(others.in_flight, 0)
+     ORDER BY due.next_attempt_at, due.id
+     LIMIT $1
 ), chosen AS (
     SELECT d.id
       FROM webhook_deliveries d
-      JOIN due ON due.id = d.id
-      LEFT JOIN unnest($2::uuid[], $3::int[]) AS busy(endpoint_id, remaining)
-             ON busy.endpoint_id = due.endpoint_id
-      LEFT JOIN others ON others.endpoint_id = due.endpoint_id
-     WHERE due.place <= COALESCE(busy.remaining, $4) - COALESCE(others.in_flight, 0)
+     WHERE d.id = ANY (ARRAY(SELECT id FROM picked))
        AND d.status = 'pending' AND d.next_attempt_at <= now()
-     ORDER BY d.next_attempt_at
-     LIMIT $1
        FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE webhook_deliveries d
    SET attempt = d.attempt + 1,
-       next_attempt_at = now() + make_interval(secs => $5),
+       next_attempt_at = now() + make_interval(secs => $4),
        last_attempt_at = now(),
-       leased_by = $7,
-       leased_until = now() + make_interval(secs => $5)
+       leased_by = $6,
+       leased_until = now() + make_interval(secs => $4)
   FROM chosen, events e, webhook_endpoints w
  WHERE d.id = chosen.id AND e.id = d.event_id AND w.id = d.endpoint_id
 RETURNING d.id, d.endpoint_id, d.attempt, d.attempt - d.round_base AS round_attempt,
@@ -116,16 +131,15 @@ async def claim(
     *,
     worker_id: uuid.UUID,
     limit: int,
-    remaining_by_endpoint: Mapping[uuid.UUID, int],
-    per_endpoint_max: int,
+    in_flight_by_endpoint: Mapping[uuid.UUID, int],
     lease_seconds: float,
 ) -> list[Claimed]:
-    """Lease up to `limit` due attempts to `worker_id`, at most `per_endpoint_max` in flight
-    per endpoint across every worker: fewer by the live leases of other workers, and, for
-    endpoints this worker has attempts in flight for, at most `remaining_by_endpoint`."""
+    """Lease up to `limit` due attempts to `worker_id`, at most each endpoint's
+    `in_flight_max` in flight to it across every worker: fewer by the live leases of other
+    workers and by this worker's own attempts in flight (`in_flight_by_endpoint`)."""
     if limit <= 0:
         return []
-    busy = list(remaining_by_endpoint.items())
+    busy = list(in_flight_by_endpoint.items())
     async with pool.acquire() as connection, connection.transaction():
         # A statement of its own, so the claim's snapshot is taken after the lock is held
         # and sees the leases of the claim before it (read committed).
@@ -134,8 +148,7 @@ async def claim(
             _claim,
             limit,
             [endpoint for endpoint, _ in busy],
-            [remaining for _, remaining in busy],
-            per_endpoint_max,
+            [in_flight for _, in_flight in busy],
             lease_seconds,
             claim_scan_max,
             worker_id,

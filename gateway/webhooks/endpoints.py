@@ -1,4 +1,4 @@
-"""Webhook endpoints in Postgres: create, list, read, delete and rotate the secret.
+"""Webhook endpoints in Postgres: create, list, read, update, delete and rotate the secret.
 
 Secrets are stored sealed (`gateway.sealing`, bound to the endpoint's id) and never read
 back here: the API shows a secret once, from the value it just made, and only the delivery
@@ -11,21 +11,29 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Mapping
 
 import asyncpg
 import msgspec
 
 from gateway.cursors import Position
 from gateway.sealing import SecretBox
-from ledger.invariants import unreachable
+from ledger.invariants import ensure, unreachable
 
 endpoints_per_tenant_max = 16
 endpoints_page_max = 100
 rotation_overlap_seconds_default = 24 * 3600
 rotation_overlap_seconds_max = 7 * 24 * 3600
+# Attempts in flight to one endpoint at once, across every delivery worker: what an endpoint
+# gets unless its tenant asks otherwise, and the most it may ask for (migration 0015's CHECK;
+# a worker sends at most `gateway.webhooks.worker.in_flight_max` in all).
+in_flight_max_default = 8
+in_flight_max_ceiling = 64
+# What a tenant may change on an endpoint (PATCH); the secret changes by rotation only.
+updatable_columns = frozenset({"url", "description", "enabled_events", "in_flight_max"})
 
-_columns = """id, tenant_id, url, description, enabled_events, previous_secret_expires_at,
-              created_at, deleted_at"""
+_columns = """id, tenant_id, url, description, enabled_events, in_flight_max,
+              previous_secret_expires_at, created_at, deleted_at"""
 
 
 class EndpointRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +42,7 @@ class EndpointRow(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     description: str | None
     enabled_events: list[str]
+    in_flight_max: int
     previous_secret_expires_at: datetime.datetime | None
     created_at: datetime.datetime
     deleted_at: datetime.datetime | None
@@ -57,6 +66,7 @@ async def create_endpoint(
     description: str | None,
     enabled_events: list[str],
     secret: str,
+    in_flight_max: int = in_flight_max_default,
 ) -> EndpointRow:
     """A new endpoint, or `TooManyEndpoints` when the tenant has its maximum already."""
     async with pool.acquire() as connection, connection.transaction():
@@ -71,14 +81,15 @@ async def create_endpoint(
             raise TooManyEndpoints
         record = await connection.fetchrow(
             f"""INSERT INTO webhook_endpoints (id, tenant_id, url, description, enabled_events,
-                                               secret)
-                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_columns}""",  # noqa: S608 - fixed.
+                                               secret, in_flight_max)
+                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_columns}""",  # noqa: S608 - fixed.
             endpoint_id,
             tenant_id,
             url,
             description,
             enabled_events,
             box.seal(secret, bound_to=endpoint_id.bytes),
+            in_flight_max,
         )
     if record is None:
         unreachable("INSERT … RETURNING returns the row it inserted")
@@ -111,6 +122,33 @@ async def list_endpoints(
         min(limit, endpoints_page_max),
     )
     return [_row(record) for record in records]
+
+
+async def update_endpoint(
+    pool: asyncpg.Pool,
+    *,
+    tenant_id: int,
+    endpoint_id: uuid.UUID,
+    changes: Mapping[str, str | int | list[str] | None],
+) -> EndpointRow | None:
+    """Set each of `changes` (column to value, columns of `updatable_columns` only) in one
+    statement; None when the tenant has no such live endpoint. Attempts already claimed
+    finish as they were sent; the next claim uses the new URL and bound, and events written
+    from now on the new filter."""
+    ensure(set(changes) <= updatable_columns, f"only {sorted(updatable_columns)} change")
+    if not changes:
+        return await get_endpoint(pool, tenant_id=tenant_id, endpoint_id=endpoint_id)
+    # The column names are checked against `updatable_columns` above, never taken as given.
+    assignments = ", ".join(f"{column} = ${index}" for index, column in enumerate(changes, 3))
+    record = await pool.fetchrow(
+        f"""UPDATE webhook_endpoints SET {assignments}
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
+         RETURNING {_columns}""",  # noqa: S608 - column names checked above.
+        endpoint_id,
+        tenant_id,
+        *changes.values(),
+    )
+    return None if record is None else _row(record)
 
 
 async def delete_endpoint(

@@ -10,17 +10,34 @@ from msgspec import Meta
 
 from gateway.webhooks.catalog import enabled_events_max
 from gateway.webhooks.destinations import url_length_max
-from gateway.webhooks.endpoints import rotation_overlap_seconds_max
+from gateway.webhooks.endpoints import (
+    in_flight_max_ceiling,
+    in_flight_max_default,
+    rotation_overlap_seconds_max,
+)
 
 EventFilter = Annotated[str, Meta(min_length=1, max_length=64)]
+Url = Annotated[str, Meta(min_length=1, max_length=url_length_max)]
+EventFilters = Annotated[list[EventFilter], Meta(min_length=1, max_length=enabled_events_max)]
+Description = Annotated[str, Meta(max_length=200)]
+# Attempts in flight to the endpoint at once, across every delivery worker.
+InFlightMax = Annotated[int, Meta(ge=1, le=in_flight_max_ceiling)]
 
 
 class EndpointCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    url: Annotated[str, Meta(min_length=1, max_length=url_length_max)]
-    enabled_events: Annotated[
-        list[EventFilter], Meta(min_length=1, max_length=enabled_events_max)
-    ] = msgspec.field(default_factory=lambda: ["*"])
-    description: Annotated[str, Meta(max_length=200)] | None = None
+    url: Url
+    enabled_events: EventFilters = msgspec.field(default_factory=lambda: ["*"])
+    description: Description | None = None
+    in_flight_max: InFlightMax = in_flight_max_default
+
+
+class EndpointUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A PATCH: each field given is set, each left out keeps its value."""
+
+    url: Url | msgspec.UnsetType = msgspec.UNSET
+    enabled_events: EventFilters | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType | None = msgspec.UNSET
+    in_flight_max: InFlightMax | msgspec.UnsetType = msgspec.UNSET
 
 
 class SecretRotate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -39,6 +56,7 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     description: str | None
     enabled_events: list[str]
+    in_flight_max: int
     status: str
     created_at: datetime.datetime
     # The signing secret is shown when it is made (creation, rotation) and never again.

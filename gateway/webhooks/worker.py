@@ -1,10 +1,10 @@
 """The webhook delivery worker (part of `kovra worker`): claims due attempts, sends them
 signed, and writes their outcomes in batches.
 
-Attempts run concurrently across endpoints, at most `per_endpoint_in_flight_max` at a time
-for one endpoint across every worker (so one slow receiver cannot take every slot, and a
-receiver is not sent more at once because more workers run) and `in_flight_max` in all per
-worker.
+Attempts run concurrently across endpoints, at most the endpoint's own `in_flight_max` at
+a time for one endpoint across every worker (8 unless its tenant set another, at most 64: so
+one slow receiver cannot take every slot, and a receiver is not sent more at once because
+more workers run) and `in_flight_max` in all per worker.
 Each attempt has a total timeout; a 2xx answer delivers, anything else is retried on the
 schedule and dead-lettered after the last retry. Outcomes go to Postgres in batches; if
 the worker dies first, the claim's lease runs out and another worker (or this one,
@@ -49,7 +49,6 @@ from gateway.webhooks.signing import signature_header
 from gateway.webhooks.wire import WebhookBody
 
 in_flight_max = 128
-per_endpoint_in_flight_max = 8
 claim_batch_max = 100
 flush_batch_max = 500
 flush_interval_seconds = 0.05
@@ -150,17 +149,12 @@ class DeliveryWorker:
         await asyncio.sleep(claim_coalesce_seconds)
 
     async def _claim(self, wanted: int) -> list[Claimed]:
-        remaining = {
-            endpoint: max(per_endpoint_in_flight_max - count, 0)
-            for endpoint, count in self.per_endpoint.items()
-            if count > 0
-        }
+        in_flight = {endpoint: count for endpoint, count in self.per_endpoint.items() if count > 0}
         return await deliveries.claim(
             self.pool,
             worker_id=self.worker_id,
             limit=wanted,
-            remaining_by_endpoint=remaining,
-            per_endpoint_max=per_endpoint_in_flight_max,
+            in_flight_by_endpoint=in_flight,
             lease_seconds=self.timeout_seconds + lease_margin_seconds,
         )
 

@@ -1,7 +1,9 @@
 """Webhooks end to end: a real gateway, a real `kovra worker` and a real local receiver.
 
 The event log pages with its cursor. Endpoints are managed through the API (admin keys
-only, the secret shown once, filters and URLs checked, another tenant's endpoint is 404).
+only, the secret shown once, filters and URLs checked, another tenant's endpoint is 404),
+and each sets its own in-flight bound, changed with PATCH like its URL, filter and
+description (each refusal names its field and changes nothing).
 A deposit's event arrives signed so that `standardwebhooks` verifies it and shows as
 delivered in `GET /v1/events/{id}`; a 500 is retried and then delivered; a receiver that
 always fails ends dead-lettered and gets the event after `POST /v1/events/{id}/redeliver`;
@@ -62,6 +64,9 @@ class Tenant:
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.base}{path}", headers=self.headers, timeout=30)
+
+    def patch(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return httpx.patch(f"{self.base}{path}", json=body, headers=self.headers, timeout=30)
 
     def endpoint(self, url: str, events: list[str] | None = None) -> dict[str, Any]:
         response = self.post(
@@ -139,6 +144,56 @@ def test_endpoints_are_managed_by_admin_keys_and_checked(stack: Stack) -> None:
     assert deleted.status_code == 200
     assert deleted.json()["status"] == "deleted"
     assert tenant.get(f"/v1/webhook-endpoints/{created['id']}").status_code == 404
+
+
+def test_an_endpoint_sets_its_in_flight_bound_and_changes_with_patch(stack: Stack) -> None:
+    tenant = Tenant(stack)
+    plain = tenant.endpoint("http://127.0.0.1:9/plain")
+    assert plain["in_flight_max"] == 8
+    wide = tenant.post(
+        "/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/wide", "in_flight_max": 40}
+    )
+    assert wide.status_code == 201, wide.text
+    assert wide.json()["in_flight_max"] == 40
+    too_wide = tenant.post(
+        "/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/x", "in_flight_max": 65}
+    )
+    assert too_wide.status_code == 422
+    assert too_wide.json()["errors"][0]["field"] == "in_flight_max"
+
+    path = f"/v1/webhook-endpoints/{plain['id']}"
+    changed = tenant.patch(
+        path, {"in_flight_max": 16, "description": "ERP", "enabled_events": ["transfer.*"]}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["secret"] is None
+    read = tenant.get(path).json()
+    assert (read["in_flight_max"], read["description"], read["enabled_events"]) == (
+        16,
+        "ERP",
+        ["transfer.*"],
+    )
+    assert read["url"] == "http://127.0.0.1:9/plain"  # Left out, so left alone.
+    assert tenant.patch(path, {"description": None}).json()["description"] is None
+
+    # Each refusal names its field and changes nothing.
+    refusals: list[tuple[dict[str, Any], str]] = [
+        ({"in_flight_max": 0}, "in_flight_max"),
+        ({"enabled_events": ["transfer.*x"]}, "enabled_events"),
+        ({"url": "ftp://127.0.0.1/"}, "url"),
+        ({"secret": "whsec_x"}, "secret"),
+    ]
+    for body, field in refusals:
+        refused = tenant.patch(path, body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.json()["errors"][0]["field"] == field, refused.json()
+    assert tenant.patch(path, {}).status_code == 422
+    assert tenant.get(path).json() == read | {"description": None}
+
+    stranger = Tenant(stack)
+    assert stranger.patch(path, {"in_flight_max": 1}).status_code == 404
+    httpx.delete(f"{stack.base}{path}", headers=tenant.headers, timeout=30)
+    assert tenant.patch(path, {"in_flight_max": 1}).status_code == 404
 
 
 def test_a_deposit_event_arrives_signed_and_shows_delivered(stack: Stack) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.db.tenancy import create_tenant
 from gateway.sealing import SecretBox
-from gateway.webhooks.endpoints import EndpointRow, create_endpoint
+from gateway.webhooks.endpoints import EndpointRow, create_endpoint, in_flight_max_default
 from gateway.webhooks.signing import new_secret
 
 # The key these tests seal webhook secrets with, as KOVRA_SECRETS_KEY would.
@@ -37,7 +37,12 @@ async def tenant_id(pool: asyncpg.Pool) -> int:
 
 
 async def add_endpoint(
-    pool: asyncpg.Pool, tenant_id: int, url: str, enabled_events: list[str] | None = None
+    pool: asyncpg.Pool,
+    tenant_id: int,
+    url: str,
+    enabled_events: list[str] | None = None,
+    *,
+    in_flight_max: int = in_flight_max_default,
 ) -> Endpoint:
     secret = new_secret()
     row = await create_endpoint(
@@ -49,6 +54,7 @@ async def add_endpoint(
         description=None,
         enabled_events=enabled_events or ["*"],
         secret=secret,
+        in_flight_max=in_flight_max,
     )
     return Endpoint(row=row, secret=secret)
 

@@ -1,8 +1,9 @@
 """Deliveries in Postgres. Writing an event creates its deliveries in the same statement
 (for the tenant's live endpoints whose filter takes it, never another tenant's); a claim is
-exclusive however many workers claim at once and respects the per-endpoint bound, counting
-the live leases of every worker, at once and in concurrent claims (a lease that ran out
-counts no more, and an outcome ends its lease); an
+exclusive however many workers claim at once and respects each endpoint's own bound (a
+changed bound from the next claim on), counting the live leases of every worker, at once and
+in concurrent claims (a lease that ran out counts no more, and an outcome ends its lease),
+and reads no more rows than its scan bound however long the backlog; an
 outcome for a superseded attempt changes nothing; redelivery revives dead letters; a
 deleted endpoint's pending deliveries are cancelled."""
 
@@ -10,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +24,7 @@ from hypothesis import strategies as st
 from gateway.db.tenancy import create_tenant
 from gateway.webhooks import catalog, deliveries
 from gateway.webhooks.deliveries import Outcome
-from gateway.webhooks.endpoints import delete_endpoint
+from gateway.webhooks.endpoints import delete_endpoint, update_endpoint
 from tests.gateway.webhooks.conftest import add_endpoint, add_events
 
 
@@ -34,17 +38,16 @@ async def claim(
     *,
     limit: int,
     worker_id: uuid.UUID | None = None,
-    remaining_by_endpoint: dict[uuid.UUID, int] | None = None,
-    per_endpoint_max: int = 8,
+    in_flight_by_endpoint: dict[uuid.UUID, int] | None = None,
     lease_seconds: float = 60,
 ) -> list[deliveries.Claimed]:
-    """A claim by `worker_id` (a worker of its own when not given)."""
+    """A claim by `worker_id` (a worker of its own when not given), which has
+    `in_flight_by_endpoint` attempts of its own in flight."""
     return await deliveries.claim(
         pool,
         worker_id=uuid.uuid4() if worker_id is None else worker_id,
         limit=limit,
-        remaining_by_endpoint=remaining_by_endpoint or {},
-        per_endpoint_max=per_endpoint_max,
+        in_flight_by_endpoint=in_flight_by_endpoint or {},
         lease_seconds=lease_seconds,
     )
 
@@ -96,12 +99,12 @@ async def test_concurrent_claims_never_take_the_same_attempt(
     pool: asyncpg.Pool, tenant_id: int
 ) -> None:
     for number in range(4):
-        await add_endpoint(pool, tenant_id, f"http://{number}.test/")
+        await add_endpoint(pool, tenant_id, f"http://{number}.test/", in_flight_max=64)
     await add_events(pool, tenant_id, ["deposit.posted"] * 50)  # 200 deliveries.
 
     async def claimer() -> list[uuid.UUID]:
         taken: list[uuid.UUID] = []
-        while batch := await claim(pool, limit=7, per_endpoint_max=1000):
+        while batch := await claim(pool, limit=7):
             taken += [claimed.id for claimed in batch]
         return taken
 
@@ -111,16 +114,37 @@ async def test_concurrent_claims_never_take_the_same_attempt(
     assert await pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE attempt = 1") == 200
 
 
-async def test_a_claim_holds_to_the_per_endpoint_bound(pool: asyncpg.Pool, tenant_id: int) -> None:
-    busy = await add_endpoint(pool, tenant_id, "http://busy.test/")
-    quiet = await add_endpoint(pool, tenant_id, "http://quiet.test/")
-    await add_events(pool, tenant_id, ["deposit.posted"] * 10)
+async def test_a_claim_holds_to_each_endpoints_own_bound(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    busy = await add_endpoint(pool, tenant_id, "http://busy.test/", in_flight_max=3)
+    quiet = await add_endpoint(pool, tenant_id, "http://quiet.test/", in_flight_max=5)
+    default = await add_endpoint(pool, tenant_id, "http://default.test/")
+    await add_events(pool, tenant_id, ["deposit.posted"] * 12)
 
-    claimed = await claim(pool, limit=100, remaining_by_endpoint={busy.id: 1}, per_endpoint_max=3)
-    by_endpoint = {busy.id: 0, quiet.id: 0}
-    for attempt in claimed:
-        by_endpoint[attempt.endpoint_id] += 1
-    assert by_endpoint == {busy.id: 1, quiet.id: 3}
+    # The worker has two attempts of its own in flight to `busy`: one place is left there.
+    claimed = await claim(pool, limit=100, in_flight_by_endpoint={busy.id: 2})
+    assert per_endpoint(claimed) == {busy.id: 1, quiet.id: 5, default.id: 8}
+
+
+async def test_a_changed_bound_holds_from_the_next_claim(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    endpoint = await add_endpoint(pool, tenant_id, "http://a.test/", in_flight_max=2)
+    await add_events(pool, tenant_id, ["deposit.posted"] * 10)
+    worker_id = uuid.uuid4()
+    assert len(await claim(pool, worker_id=worker_id, limit=100)) == 2
+
+    await update_endpoint(
+        pool, tenant_id=tenant_id, endpoint_id=endpoint.id, changes={"in_flight_max": 6}
+    )
+    more = await claim(pool, worker_id=worker_id, limit=100, in_flight_by_endpoint={endpoint.id: 2})
+    assert per_endpoint(more) == {endpoint.id: 4}
+    # Lowered below what is in flight, nothing more starts until attempts end.
+    await update_endpoint(
+        pool, tenant_id=tenant_id, endpoint_id=endpoint.id, changes={"in_flight_max": 1}
+    )
+    assert await claim(pool, limit=100) == []
 
 
 def per_endpoint(claimed: list[deliveries.Claimed]) -> Counter[uuid.UUID]:
@@ -130,18 +154,16 @@ def per_endpoint(claimed: list[deliveries.Claimed]) -> Counter[uuid.UUID]:
 async def test_the_per_endpoint_bound_counts_other_workers_leases(
     pool: asyncpg.Pool, tenant_id: int
 ) -> None:
-    busy = await add_endpoint(pool, tenant_id, "http://busy.test/")
+    busy = await add_endpoint(pool, tenant_id, "http://busy.test/", in_flight_max=3)
     await add_events(pool, tenant_id, ["deposit.posted"] * 10)
     first, second = uuid.uuid4(), uuid.uuid4()
 
-    taken = await claim(pool, worker_id=first, limit=100, per_endpoint_max=3)
+    taken = await claim(pool, worker_id=first, limit=100)
     assert per_endpoint(taken) == {busy.id: 3}
-    assert await claim(pool, worker_id=second, limit=100, per_endpoint_max=3) == []
+    assert await claim(pool, worker_id=second, limit=100) == []
     # A worker's own attempts are bounded by its own count, not by its leases: one of its
     # three ended (its outcome still queued), so it may start one more.
-    mine = await claim(
-        pool, worker_id=first, limit=100, remaining_by_endpoint={busy.id: 1}, per_endpoint_max=3
-    )
+    mine = await claim(pool, worker_id=first, limit=100, in_flight_by_endpoint={busy.id: 2})
     assert per_endpoint(mine) == {busy.id: 1}
 
     # Outcomes end leases: with one of the first worker's attempts left, the other may
@@ -154,25 +176,23 @@ async def test_the_per_endpoint_bound_counts_other_workers_leases(
             outcome(taken[2], status="dead"),
         ],
     )
-    assert per_endpoint(await claim(pool, worker_id=second, limit=100, per_endpoint_max=3)) == {
-        busy.id: 2
-    }
+    assert per_endpoint(await claim(pool, worker_id=second, limit=100)) == {busy.id: 2}
 
 
 async def test_a_lease_that_ran_out_no_longer_counts(pool: asyncpg.Pool, tenant_id: int) -> None:
-    endpoint = await add_endpoint(pool, tenant_id, "http://a.test/")
+    endpoint = await add_endpoint(pool, tenant_id, "http://a.test/", in_flight_max=2)
     await add_events(pool, tenant_id, ["deposit.posted"] * 5)
-    dead = await claim(pool, limit=100, per_endpoint_max=2, lease_seconds=0)
+    dead = await claim(pool, limit=100, lease_seconds=0)
     assert len(dead) == 2
     # The worker that held them died: its leases no longer hold places at the endpoint.
-    again = await claim(pool, limit=100, per_endpoint_max=2)
+    again = await claim(pool, limit=100)
     assert per_endpoint(again) == {endpoint.id: 2}
 
 
 async def test_concurrent_claims_hold_the_bound_together(
     pool: asyncpg.Pool, tenant_id: int
 ) -> None:
-    endpoint = await add_endpoint(pool, tenant_id, "http://a.test/")
+    endpoint = await add_endpoint(pool, tenant_id, "http://a.test/", in_flight_max=3)
     await add_events(pool, tenant_id, ["deposit.posted"] * 40)
 
     async def rounds_of_claims() -> list[deliveries.Claimed]:
@@ -180,14 +200,8 @@ async def test_concurrent_claims_hold_the_bound_together(
         taken: list[deliveries.Claimed] = []
         for _ in range(5):
             # As a worker does: its own attempts in flight (none ends here) bound it too.
-            mine = {endpoint.id: 3 - len(taken)} if taken else {}
-            taken += await claim(
-                pool,
-                worker_id=worker_id,
-                limit=100,
-                remaining_by_endpoint=mine,
-                per_endpoint_max=3,
-            )
+            mine = {endpoint.id: len(taken)} if taken else {}
+            taken += await claim(pool, worker_id=worker_id, limit=100, in_flight_by_endpoint=mine)
         return taken
 
     results = await asyncio.gather(*(rounds_of_claims() for _ in range(6)))
@@ -267,3 +281,41 @@ async def test_deleting_an_endpoint_cancels_what_it_had_pending(
     statuses = await pool.fetch("SELECT status FROM webhook_deliveries")
     assert [row["status"] for row in statuses] == ["cancelled", "cancelled"]
     assert await claim(pool, limit=10) == []
+
+
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+async def test_a_claim_reads_no_more_than_its_scan_bound_whatever_the_backlog(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    # A backlog of two and a half times the scan bound, over two endpoints. The claim used to
+    # number every due delivery of the backlog before keeping the oldest: its cost grew with
+    # the backlog (about 100 ms a claim at 100,000), and claims take turns.
+    backlog = deliveries.claim_scan_max * 5 // 2
+    for number in range(2):
+        await add_endpoint(pool, tenant_id, f"http://{number}.test/")
+    await add_events(pool, tenant_id, ["deposit.posted"] * (backlog // 2))
+    await pool.execute("ANALYZE webhook_deliveries")
+    async with pool.acquire() as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            # EXPLAIN ANALYZE runs the claim; the rollback undoes it.
+            explained = await connection.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {deliveries._claim}",
+                8,
+                [],
+                [],
+                60.0,
+                deliveries.claim_scan_max,
+                uuid.uuid4(),
+            )
+        finally:
+            await transaction.rollback()
+    plan = json.loads(explained)[0]["Plan"]
+    read = max(node["Actual Rows"] * node["Actual Loops"] for node in plan_nodes(plan))
+    assert read <= deliveries.claim_scan_max, json.dumps(plan)[:2000]

@@ -3,7 +3,7 @@ signed so that `standardwebhooks` verifies them; a 500 is retried and then deliv
 same webhook-id; a receiver that always fails ends dead-lettered and gets the event after a
 redelivery; a slow receiver times out and is retried; an endpoint at its in-flight bound
 gets its next attempts as soon as earlier ones end, not after the idle wait, and three
-workers together keep to the one bound; a worker that
+workers together keep to the endpoint's own bound; a worker that
 dies mid-delivery loses nothing (another delivers after the lease); two workers never make
 the same attempt; in production a loopback destination is refused without being contacted;
 a secret the worker's keys cannot open sends nothing, records why, and is delivered once
@@ -27,6 +27,7 @@ from gateway.ids import encode_id
 from gateway.sealing import SecretBox
 from gateway.webhooks import deliveries
 from gateway.webhooks import worker as worker_module
+from gateway.webhooks.endpoints import in_flight_max_default
 from gateway.webhooks.worker import DeliveryWorker
 from tests.gateway.webhooks.conftest import add_endpoint, add_events, box
 from tests.gateway.webhooks.receiver import Receiver, hang
@@ -190,7 +191,7 @@ async def test_an_endpoint_at_its_bound_gets_more_as_soon_as_attempts_end(
 ) -> None:
     # Three times the per-endpoint bound, and an idle wait far longer than the test may run:
     # only claiming again when an attempt ends can deliver them all in time.
-    count = 3 * worker_module.per_endpoint_in_flight_max
+    count = 3 * in_flight_max_default
     with Receiver() as receiver:
         await add_endpoint(pool, tenant_id, receiver.url)
         await add_events(pool, tenant_id, ["deposit.posted"] * count)
@@ -202,10 +203,11 @@ async def test_an_endpoint_at_its_bound_gets_more_as_soon_as_attempts_end(
 async def test_the_per_endpoint_bound_holds_across_workers(
     pool: asyncpg.Pool, tenant_id: int
 ) -> None:
-    bound = worker_module.per_endpoint_in_flight_max
+    # Not the default bound: the endpoint's own, above it, holds across the workers.
+    bound = in_flight_max_default + 3
     count = 4 * bound
     with Receiver(answers=[hang] * count) as receiver:
-        await add_endpoint(pool, tenant_id, receiver.url)
+        await add_endpoint(pool, tenant_id, receiver.url, in_flight_max=bound)
         await add_events(pool, tenant_id, ["deposit.posted"] * count)
         async with running(worker(pool), worker(pool), worker(pool)):
             await asyncio.to_thread(receiver.wait_for, bound, timeout_seconds=wait_seconds_max)
