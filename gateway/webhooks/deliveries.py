@@ -13,11 +13,17 @@ holds across workers: a claim counts the live leases other workers hold on the e
 besides the claiming worker's own attempts (which it knows better than the table: an attempt
 that ended has its outcome queued).
 Claims take turns on one transaction-scoped advisory lock, so two claims never both count
-before either has leased. Since they take turns, a claim's cost bounds how fast every worker
-together can start attempts: it reads the oldest `claim_scan_max` due deliveries by the due
-index, numbers those per endpoint, and locks the chosen ones by primary key, so it costs the
-same whatever the backlog, and a planner without fresh statistics has no join of the backlog
-with itself to get wrong.
+before either has leased. Workers share each bound evenly: every claim says its worker is
+alive (`webhook_workers`), and a worker takes at most its share of an endpoint's bound, the
+bound divided by the workers seen within two leases, rounded up. Otherwise the worker that
+first filled an endpoint's slots refilled each as its attempt ended, before another worker
+woke to claim, and more workers did not spread the work.
+
+Since claims take turns, a claim's cost bounds how fast every worker together can start
+attempts: it reads the oldest `claim_scan_max` due deliveries by the due index, numbers
+those per endpoint, and locks the chosen ones by primary key, so it costs the same whatever
+the backlog, and a planner without fresh statistics has no join of the backlog with itself
+to get wrong.
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ from gateway.webhooks.events import DeliveryRow, delivery_columns, delivery_row
 # Due deliveries a claim looks at, oldest first: enough to fill a claim across endpoints at
 # their bounds, few enough that a claim costs milliseconds.
 claim_scan_max = 2_000
+# A worker counts towards the shares for this many leases after its last claim: a live
+# worker at its own in-flight bound claims again only as its attempts end, within a lease.
+worker_live_leases = 2
+# Its row is deleted by another worker's claim after this many.
+worker_forgotten_leases = 20
 error_length_max = 500
 
 
@@ -77,8 +88,24 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 # from the migration and audit keys, so a claim never waits for either.
 claim_lock_key = 0x6B6F767261776863
 
+# Before the lock, in the same statement: this worker is alive now, and workers unseen for
+# `$3` seconds are forgotten (a worker that stops forgets itself: `forget_worker`).
+_seen_then_lock = """
+WITH gone AS (
+    DELETE FROM webhook_workers WHERE seen_at < now() - make_interval(secs => $3) AND id <> $2
+), seen AS (
+    INSERT INTO webhook_workers (id, seen_at) VALUES ($2, now())
+    ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
+)
+SELECT pg_advisory_xact_lock($1)
+"""
+
 _claim = """
-WITH others AS (
+WITH live AS (
+    SELECT GREATEST(count(*), 1) AS workers
+      FROM webhook_workers
+     WHERE seen_at >= now() - make_interval(secs => $7)
+), others AS (
     SELECT endpoint_id, count(*) AS in_flight
       FROM webhook_deliveries
      WHERE leased_until > now() AND leased_by <> $6 AND status = 'pending'
@@ -100,8 +127,11 @@ WITH others AS (
       LEFT JOIN unnest($2::uuid[], $3::int[]) AS own(endpoint_id, in_flight)
              ON own.endpoint_id = due.endpoint_id
       LEFT JOIN others ON others.endpoint_id = due.endpoint_id
+      CROSS JOIN live
      WHERE due.place <= bound.in_flight_max - COALESCE(own.in_flight, 0)
                         - COALESCE(others.in_flight, 0)
+       AND due.place <= ceil(bound.in_flight_max::numeric / live.workers)
+                        - COALESCE(own.in_flight, 0)
      ORDER BY due.next_attempt_at, due.id
      LIMIT $1
 ), chosen AS (
@@ -136,14 +166,21 @@ async def claim(
 ) -> list[Claimed]:
     """Lease up to `limit` due attempts to `worker_id`, at most each endpoint's
     `in_flight_max` in flight to it across every worker: fewer by the live leases of other
-    workers and by this worker's own attempts in flight (`in_flight_by_endpoint`)."""
+    workers and by this worker's own attempts in flight (`in_flight_by_endpoint`), and at
+    most this worker's share of the bound among the workers seen lately."""
     if limit <= 0:
         return []
     busy = list(in_flight_by_endpoint.items())
+    live_seconds = worker_live_leases * lease_seconds
     async with pool.acquire() as connection, connection.transaction():
         # A statement of its own, so the claim's snapshot is taken after the lock is held
         # and sees the leases of the claim before it (read committed).
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", claim_lock_key)
+        await connection.execute(
+            _seen_then_lock,
+            claim_lock_key,
+            worker_id,
+            worker_forgotten_leases * lease_seconds,
+        )
         records = await connection.fetch(
             _claim,
             limit,
@@ -152,8 +189,15 @@ async def claim(
             lease_seconds,
             claim_scan_max,
             worker_id,
+            live_seconds,
         )
     return [_claimed(record) for record in records]
+
+
+async def forget_worker(pool: asyncpg.Pool, *, worker_id: uuid.UUID) -> None:
+    """A stopping worker leaves the count at once, so the others' shares grow back now
+    rather than after two leases."""
+    await pool.execute("DELETE FROM webhook_workers WHERE id = $1", worker_id)
 
 
 def _claimed(record: asyncpg.Record) -> Claimed:
@@ -255,4 +299,12 @@ async def queue_depth(pool: asyncpg.Pool) -> int:
     return int(count)
 
 
-__all__ = ["Claimed", "DeliveryRow", "Outcome", "claim", "delivery_id", "record_outcomes"]
+__all__ = [
+    "Claimed",
+    "DeliveryRow",
+    "Outcome",
+    "claim",
+    "delivery_id",
+    "forget_worker",
+    "record_outcomes",
+]

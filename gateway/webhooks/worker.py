@@ -4,7 +4,8 @@ signed, and writes their outcomes in batches.
 Attempts run concurrently across endpoints, at most the endpoint's own `in_flight_max` at
 a time for one endpoint across every worker (8 unless its tenant set another, at most 64: so
 one slow receiver cannot take every slot, and a receiver is not sent more at once because
-more workers run) and `in_flight_max` in all per worker.
+more workers run), each worker taking at most an even share of it, and `in_flight_max` in
+all per worker.
 Each attempt has a total timeout; a 2xx answer delivers, anything else is retried on the
 schedule and dead-lettered after the last retry. Outcomes go to Postgres in batches; if
 the worker dies first, the claim's lease runs out and another worker (or this one,
@@ -314,6 +315,11 @@ class DeliveryWorker:
             task.cancel()
         await asyncio.gather(*self.in_flight.values(), *helpers, return_exceptions=True)
         await asyncio.shield(self._flush())
+        try:
+            await asyncio.shield(deliveries.forget_worker(self.pool, worker_id=self.worker_id))
+        except (asyncpg.PostgresError, OSError):
+            # Forgotten anyway once unseen for two leases; nothing is lost meanwhile.
+            log.warning("webhook_worker_not_forgotten", worker_id=str(self.worker_id))
         for client in self.clients:
             await client.aclose()
 

@@ -2,7 +2,8 @@
 
 It runs a stdlib threading HTTP server on a free loopback port. `answers` is consumed one
 per request (a status code, or `hang` to hold the request until `release()`); when it is
-empty every request gets `default_status`.
+empty every request gets `default_status`. Every answer comes `delay_seconds` after the
+request, as from a receiver that works before it acknowledges.
 """
 
 from __future__ import annotations
@@ -27,9 +28,16 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, *, answers: list[int | str] | None = None, default_status: int = 200):
+    def __init__(
+        self,
+        *,
+        answers: list[int | str] | None = None,
+        default_status: int = 200,
+        delay_seconds: float = 0.0,
+    ):
         self.answers: deque[int | str] = deque(answers or [])
         self.default_status = default_status
+        self.delay_seconds = delay_seconds
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.released = threading.Event()
@@ -63,6 +71,7 @@ class Receiver:
                     receiver.hanging.set()
                     receiver.released.wait(hang_seconds_max)
                     answer = 200
+                time.sleep(receiver.delay_seconds)
                 status = receiver.default_status if answer is None else int(answer)
                 self.send_response(status)
                 self.send_header("content-length", "2")

@@ -3,7 +3,9 @@
 exclusive however many workers claim at once and respects each endpoint's own bound (a
 changed bound from the next claim on), counting the live leases of every worker, at once and
 in concurrent claims (a lease that ran out counts no more, and an outcome ends its lease),
-and reads no more rows than its scan bound however long the backlog; an
+shares each bound evenly among the workers seen lately (one unseen for two leases, or
+stopped, counts no more), and reads no more rows than its scan bound however long the
+backlog; an
 outcome for a superseded attempt changes nothing; redelivery revives dead letters; a
 deleted endpoint's pending deliveries are cancelled."""
 
@@ -160,14 +162,14 @@ async def test_the_per_endpoint_bound_counts_other_workers_leases(
 
     taken = await claim(pool, worker_id=first, limit=100)
     assert per_endpoint(taken) == {busy.id: 3}
-    assert await claim(pool, worker_id=second, limit=100) == []
     # A worker's own attempts are bounded by its own count, not by its leases: one of its
     # three ended (its outcome still queued), so it may start one more.
     mine = await claim(pool, worker_id=first, limit=100, in_flight_by_endpoint={busy.id: 2})
     assert per_endpoint(mine) == {busy.id: 1}
+    assert await claim(pool, worker_id=second, limit=100) == []
 
     # Outcomes end leases: with one of the first worker's attempts left, the other may
-    # start two.
+    # start two (its share of three between two workers, too).
     await deliveries.record_outcomes(
         pool,
         [
@@ -179,13 +181,59 @@ async def test_the_per_endpoint_bound_counts_other_workers_leases(
     assert per_endpoint(await claim(pool, worker_id=second, limit=100)) == {busy.id: 2}
 
 
+async def unseen_for(pool: asyncpg.Pool, worker_id: uuid.UUID, *, seconds: float) -> None:
+    """As if the worker's last claim was `seconds` ago."""
+    await pool.execute(
+        "UPDATE webhook_workers SET seen_at = now() - make_interval(secs => $2) WHERE id = $1",
+        worker_id,
+        seconds,
+    )
+
+
+async def test_live_workers_share_each_bound_evenly(pool: asyncpg.Pool, tenant_id: int) -> None:
+    even = await add_endpoint(pool, tenant_id, "http://even.test/", in_flight_max=8)
+    odd = await add_endpoint(pool, tenant_id, "http://odd.test/", in_flight_max=3)
+    await add_events(pool, tenant_id, ["deposit.posted"] * 20)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    # The second worker is seen (it claims while the first has nothing in flight elsewhere),
+    # and the bound is split: half of eight each, and two of three, rounded up, at most.
+    seen = await claim(pool, worker_id=second, limit=1)
+    assert len(seen) == 1
+    taken = await claim(pool, worker_id=first, limit=100)
+    assert per_endpoint(taken) == {even.id: 4, odd.id: 2}
+    others = await claim(
+        pool, worker_id=second, limit=100, in_flight_by_endpoint=per_endpoint(seen)
+    )
+    assert per_endpoint(seen + others) == {even.id: 4, odd.id: 1}
+
+
+async def test_a_worker_unseen_for_two_leases_or_stopped_leaves_the_shares(
+    pool: asyncpg.Pool, tenant_id: int
+) -> None:
+    endpoint = await add_endpoint(pool, tenant_id, "http://a.test/", in_flight_max=8)
+    await add_events(pool, tenant_id, ["deposit.posted"] * 30)
+    gone, stopped, remaining = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for worker_id in (gone, stopped):
+        # Seen, then their attempts end (their outcomes end the leases).
+        done = await claim(pool, worker_id=worker_id, limit=1)
+        await deliveries.record_outcomes(pool, [outcome(done[0], status="delivered")])
+    lease_seconds = 60.0
+    await unseen_for(pool, gone, seconds=deliveries.worker_live_leases * lease_seconds + 1)
+    await deliveries.forget_worker(pool, worker_id=stopped)
+    taken = await claim(pool, worker_id=remaining, limit=100, lease_seconds=lease_seconds)
+    assert per_endpoint(taken) == {endpoint.id: 8}
+
+
 async def test_a_lease_that_ran_out_no_longer_counts(pool: asyncpg.Pool, tenant_id: int) -> None:
     endpoint = await add_endpoint(pool, tenant_id, "http://a.test/", in_flight_max=2)
     await add_events(pool, tenant_id, ["deposit.posted"] * 5)
-    dead = await claim(pool, limit=100, lease_seconds=0)
+    dead_worker = uuid.uuid4()
+    dead = await claim(pool, worker_id=dead_worker, limit=100, lease_seconds=0)
     assert len(dead) == 2
-    # The worker that held them died: its leases no longer hold places at the endpoint.
-    again = await claim(pool, limit=100)
+    # The worker that held them died: its leases no longer hold places at the endpoint, and
+    # (two leases on) it no longer takes a share of the bound either.
+    await unseen_for(pool, dead_worker, seconds=deliveries.worker_live_leases * 60.0 + 1)
+    again = await claim(pool, limit=100, lease_seconds=60.0)
     assert per_endpoint(again) == {endpoint.id: 2}
 
 
@@ -313,6 +361,7 @@ async def test_a_claim_reads_no_more_than_its_scan_bound_whatever_the_backlog(
                 60.0,
                 deliveries.claim_scan_max,
                 uuid.uuid4(),
+                120.0,
             )
         finally:
             await transaction.rollback()

@@ -3,7 +3,7 @@ signed so that `standardwebhooks` verifies them; a 500 is retried and then deliv
 same webhook-id; a receiver that always fails ends dead-lettered and gets the event after a
 redelivery; a slow receiver times out and is retried; an endpoint at its in-flight bound
 gets its next attempts as soon as earlier ones end, not after the idle wait, and three
-workers together keep to the endpoint's own bound; a worker that
+workers together keep to the endpoint's own bound, two sharing it evenly; a worker that
 dies mid-delivery loses nothing (another delivers after the lease); two workers never make
 the same attempt; in production a loopback destination is refused without being contacted;
 a secret the worker's keys cannot open sends nothing, records why, and is delivered once
@@ -218,6 +218,25 @@ async def test_the_per_endpoint_bound_holds_across_workers(
             receiver.release()
             await eventually(statuses_are(pool, *["delivered"] * count))
     assert len(receiver.snapshot()) == count
+
+
+async def test_two_workers_share_an_endpoints_bound(pool: asyncpg.Pool, tenant_id: int) -> None:
+    bound = in_flight_max_default
+    with Receiver(delay_seconds=0.05) as receiver:
+        endpoint = await add_endpoint(pool, tenant_id, receiver.url)
+        await add_events(pool, tenant_id, ["deposit.posted"] * 400)
+        workers = [worker(pool), worker(pool)]
+        held: list[tuple[int, int]] = []
+        async with running(*workers):
+            # The first claims can come before the other worker is seen; once the first
+            # attempts have ended, each worker keeps to half the bound.
+            await asyncio.sleep(0.5)
+            for _ in range(50):
+                first, second = (w.per_endpoint[endpoint.id] for w in workers)
+                held.append((first, second))
+                await asyncio.sleep(0.01)
+    assert all(first <= bound // 2 and second <= bound // 2 for first, second in held), held
+    assert any(first and second for first, second in held), held
 
 
 async def test_two_workers_never_make_the_same_attempt(pool: asyncpg.Pool, tenant_id: int) -> None:
