@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -28,18 +30,26 @@ time.sleep(30)
 """
 
 
-def test_a_busy_child_counts_for_its_parent() -> None:
+@contextmanager
+def busy_parent() -> Iterator[int]:
+    """The pid of `busy_tree`'s parent once its child has burnt its CPU; both are killed
+    when the block ends."""
     with subprocess.Popen(
         [sys.executable, "-c", busy_tree], stdout=subprocess.PIPE, text=True, start_new_session=True
     ) as parent:
         try:
             assert parent.stdout is not None
             assert parent.stdout.readline().strip() == "done"
-            spent = tree_cpu_seconds(parent.pid)
-            # The child's half second, plus two interpreters starting; never wildly more.
-            assert 0.45 <= spent <= 5
+            yield parent.pid
         finally:
             os.killpg(parent.pid, signal.SIGKILL)  # The parent and its child together.
+
+
+def test_a_busy_child_counts_for_its_parent() -> None:
+    with busy_parent() as parent:
+        spent = tree_cpu_seconds(parent)
+    # The child's half second, plus two interpreters starting; never wildly more.
+    assert 0.45 <= spent <= 5
 
 
 def test_an_idle_process_spends_almost_nothing() -> None:
@@ -71,16 +81,11 @@ def test_a_process_parent_is_read_from_proc() -> None:
 
 
 def test_a_tree_lists_a_parent_before_its_child_and_nothing_once_gone() -> None:
-    with subprocess.Popen(
-        [sys.executable, "-c", busy_tree], stdout=subprocess.PIPE, text=True, start_new_session=True
-    ) as parent:
-        try:
-            assert parent.stdout is not None
-            assert parent.stdout.readline().strip() == "done"
-            members = tree_pids(parent.pid)
-            assert len(members) == 2
-            assert members[0] == parent.pid
-            assert parent_pid(members[1]) == parent.pid
-        finally:
-            os.killpg(parent.pid, signal.SIGKILL)
-    assert tree_pids(parent.pid) == []
+    with busy_parent() as parent:
+        members = tree_pids(parent)
+        # Read while both live: once the parent is killed, init adopts the child.
+        child_parent = parent_pid(members[-1])
+    assert len(members) == 2
+    assert members[0] == parent
+    assert child_parent == parent
+    assert tree_pids(parent) == []
