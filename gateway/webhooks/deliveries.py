@@ -48,6 +48,8 @@ claim_scan_max = 2_000
 worker_live_leases = 2
 # Its row is deleted by another worker's claim after this many.
 worker_forgotten_leases = 20
+# A stopping worker waits this long at most to remove itself (it is forgotten anyway).
+forget_timeout_seconds = 5.0
 error_length_max = 500
 
 
@@ -197,7 +199,9 @@ async def claim(
 async def forget_worker(pool: asyncpg.Pool, *, worker_id: uuid.UUID) -> None:
     """A stopping worker leaves the count at once, so the others' shares grow back now
     rather than after two leases."""
-    await pool.execute("DELETE FROM webhook_workers WHERE id = $1", worker_id)
+    await pool.execute(
+        "DELETE FROM webhook_workers WHERE id = $1", worker_id, timeout=forget_timeout_seconds
+    )
 
 
 def _claimed(record: asyncpg.Record) -> Claimed:

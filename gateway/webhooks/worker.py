@@ -317,7 +317,7 @@ class DeliveryWorker:
         await asyncio.shield(self._flush())
         try:
             await asyncio.shield(deliveries.forget_worker(self.pool, worker_id=self.worker_id))
-        except (asyncpg.PostgresError, OSError):
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
             # Forgotten anyway once unseen for two leases; nothing is lost meanwhile.
             log.warning("webhook_worker_not_forgotten", worker_id=str(self.worker_id))
         for client in self.clients:
