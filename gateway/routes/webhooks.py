@@ -63,12 +63,14 @@ def endpoint_uuid(text: str) -> uuid.UUID:
 
 async def _checked_body(request: Request[Any, Any, Any]) -> EndpointCreate:
     body = decode_body(await request_body(request), EndpointCreate)
-    _check_filters(body.enabled_events)
+    enabled_events = _checked_filters(body.enabled_events)
     await _check_url(request, body.url)
-    return body
+    return msgspec.structs.replace(body, enabled_events=enabled_events)
 
 
-def _check_filters(enabled_events: list[str]) -> None:
+def _checked_filters(enabled_events: list[str]) -> list[str]:
+    """The filters, each once in the order given; 422 naming `enabled_events` for one that
+    names no event."""
     unknown = catalog.unknown_filters(enabled_events)
     if unknown:
         raise ProblemError(
@@ -82,6 +84,7 @@ def _check_filters(enabled_events: list[str]) -> None:
                 )
             ],
         )
+    return list(dict.fromkeys(enabled_events))
 
 
 async def _check_url(request: Request[Any, Any, Any], url: str) -> None:
@@ -113,7 +116,7 @@ async def create_endpoint_route(request: Request[Any, Any, Any]) -> Response[byt
                 tenant_id=principal.tenant_id,
                 url=body.url,
                 description=body.description,
-                enabled_events=list(dict.fromkeys(body.enabled_events)),
+                enabled_events=body.enabled_events,
                 secret=secret,
                 in_flight_max=body.in_flight_max,
             )
@@ -187,8 +190,7 @@ async def update_endpoint_route(
             "give at least one of url, enabled_events, description, in_flight_max",
         )
     if body.enabled_events is not msgspec.UNSET:
-        _check_filters(body.enabled_events)
-        changes["enabled_events"] = list(dict.fromkeys(body.enabled_events))
+        changes["enabled_events"] = _checked_filters(body.enabled_events)
     if body.url is not msgspec.UNSET:
         await _check_url(request, body.url)
     row = await endpoints.update_endpoint(

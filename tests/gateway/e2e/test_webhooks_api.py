@@ -163,7 +163,8 @@ def test_an_endpoint_sets_its_in_flight_bound_and_changes_with_patch(stack: Stac
 
     path = f"/v1/webhook-endpoints/{plain['id']}"
     changed = tenant.patch(
-        path, {"in_flight_max": 16, "description": "ERP", "enabled_events": ["transfer.*"]}
+        path,
+        {"in_flight_max": 16, "description": "ERP", "enabled_events": ["transfer.*"] * 2},
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["secret"] is None
