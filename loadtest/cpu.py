@@ -18,10 +18,11 @@ process_tree_size_max = 256
 
 def tree_cpu_seconds(pid: int) -> float:
     """User and system CPU seconds of `pid` and every live descendant, all threads."""
-    if _cpu_seconds(pid) is None:
+    members = tree_pids(pid)
+    if not members:
         raise ProcessLookupError(f"no process {pid}")
     # A process that exited between the walk and its read spent nothing more here.
-    return sum(_cpu_seconds(member) or 0.0 for member in tree_pids(pid))
+    return sum(_cpu_seconds(member) or 0.0 for member in members)
 
 
 def tree_pids(pid: int) -> list[int]:

@@ -5,15 +5,14 @@ process's parent is read there too, and a tree lists its members, parents first.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
 from loadtest.cpu import parent_pid, per_request_ms, tree_cpu_seconds, tree_pids
+from tests.loadtest.process_trees import process_tree
 
 # A parent that starts a child burning about half a second of CPU, then both wait.
 busy_tree = """
@@ -34,15 +33,8 @@ time.sleep(30)
 def busy_parent() -> Iterator[int]:
     """The pid of `busy_tree`'s parent once its child has burnt its CPU; both are killed
     when the block ends."""
-    with subprocess.Popen(
-        [sys.executable, "-c", busy_tree], stdout=subprocess.PIPE, text=True, start_new_session=True
-    ) as parent:
-        try:
-            assert parent.stdout is not None
-            assert parent.stdout.readline().strip() == "done"
-            yield parent.pid
-        finally:
-            os.killpg(parent.pid, signal.SIGKILL)  # The parent and its child together.
+    with process_tree(busy_tree, ready="done") as parent:
+        yield parent.pid
 
 
 def test_a_busy_child_counts_for_its_parent() -> None:
