@@ -86,7 +86,10 @@ def isolated(split: CoreSplit, *, servers: Iterable[int], others: Iterable[int])
     `others` (process trees) and this process, with whatever it starts, on the other cores.
     Every thread touched gets its affinity back when the block ends. Threads and processes
     started later inherit their parent's cores: the servers' new Postgres backends, say, are
-    forked by the postmaster, which is pinned with the rest of its tree."""
+    forked by the postmaster, which is pinned with the rest of its tree. Those born within
+    the block and still alive at its end (a backend of a connection opened meanwhile) get
+    this process's own cores from before the block."""
+    servers, others = list(servers), list(others)
     server_threads = thread_ids(servers)
     other_threads = thread_ids(others)
     own = os.sched_getaffinity(0)
@@ -102,6 +105,8 @@ def isolated(split: CoreSplit, *, servers: Iterable[int], others: Iterable[int])
         yield
     finally:
         os.sched_setaffinity(0, own)
+        born = [thread for thread in thread_ids([*servers, *others]) if thread not in before]
+        pin(born, frozenset(own))
         for thread_id, affinity in before.items():
             pin([thread_id], frozenset(affinity))
 

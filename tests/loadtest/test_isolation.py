@@ -1,14 +1,13 @@
 """Isolation pins every thread of the servers' process trees to the server cores, the other
 trees and the benchmark itself to the remaining cores, and puts every affinity back when the
-block ends, even when it fails; a machine without a core to spare is refused by name."""
+block ends, even when it fails (a thread born within the block gets the benchmark's own
+cores); a machine without a core to spare is refused by name."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -19,31 +18,41 @@ from loadtest.isolation import (
     split_cores,
     thread_ids,
 )
+from tests.loadtest.process_trees import process_tree
 
-# A parent with a second thread and a child process, both waiting; "ready" once all exist.
+# A parent with a second thread and a child process, all waiting; "ready" once all exist.
+# Each line it reads starts one more thread, and it says "spawned" when it has.
 threaded_tree = """
 import subprocess, sys, threading, time
 threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
 child = subprocess.Popen(["sleep", "60"])
 print("ready", flush=True)
-time.sleep(60)
+for line in sys.stdin:
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    print("spawned", flush=True)
 """
 
 
 @contextmanager
 def _tree() -> Iterator[int]:
-    with subprocess.Popen(
-        [sys.executable, "-c", threaded_tree],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    ) as parent:
-        try:
-            assert parent.stdout is not None
-            assert parent.stdout.readline().strip() == "ready"
-            yield parent.pid
-        finally:
-            os.killpg(parent.pid, signal.SIGKILL)
+    with process_tree(threaded_tree, ready="ready") as parent:
+        yield parent.pid
+
+
+@contextmanager
+def _growing_tree() -> Iterator[tuple[int, Callable[[], None]]]:
+    """A tree's pid, and a call that has it start one more thread."""
+    with process_tree(threaded_tree, ready="ready") as parent:
+        assert parent.stdin is not None
+        assert parent.stdout is not None
+        stdin, stdout = parent.stdin, parent.stdout
+
+        def spawn() -> None:
+            stdin.write("spawn\n")
+            stdin.flush()
+            assert stdout.readline().strip() == "spawned"
+
+        yield parent.pid, spawn
 
 
 def _affinities(pid: int) -> set[frozenset[int]]:
@@ -72,6 +81,18 @@ def test_servers_and_the_rest_run_on_cores_of_their_own_until_the_block_ends() -
         assert _affinities(server) == server_before
         assert _affinities(other) == other_before
         assert os.sched_getaffinity(0) == own_before
+
+
+@needs_two_cores
+def test_threads_born_within_the_block_get_the_benchmarks_own_cores_back() -> None:
+    split = split_cores(1)
+    own_before = frozenset(os.sched_getaffinity(0))
+    with _growing_tree() as (other, spawn):
+        with isolated(split, servers=[], others=[other]):
+            spawn()
+            assert len(thread_ids([other])) == 4
+            assert _affinities(other) == {split.other_cores}
+        assert _affinities(other) == {own_before}
 
 
 @needs_two_cores
