@@ -17,25 +17,26 @@ from litestar import Litestar, Request, Response, get
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
-from gateway import wire
-from gateway.background import start_workers
+from compliance.cases import routes as compliance
+from gateway.batches import routes as batches
 from gateway.batches import wire as batch_wire
-from gateway.garbage_collection import tune_garbage_collection
-from gateway.hot_routes import with_hot_routes
-from gateway.middleware import kovra_middleware
-from gateway.observability import configure_logging
-from gateway.problems import (
-    FieldError,
-    Problem,
-    ProblemError,
-    from_ledger_error,
-)
-from gateway.requests import problem_reply, unexpected_reply
-from gateway.routes import admin, batches, compliance, holds, ledger_reads, ops, quotes, transfers
-from gateway.routes import events as event_routes
-from gateway.routes import webhooks as webhook_routes
-from gateway.services import open_services
+from gateway.http import ops, wire
+from gateway.http.hot_routes import with_hot_routes
+from gateway.http.middleware import kovra_middleware
+from gateway.http.problems import FieldError, Problem, ProblemError, from_ledger_error
+from gateway.http.requests import problem_reply, unexpected_reply
+from gateway.infra.garbage_collection import tune_garbage_collection
+from gateway.infra.observability import configure_logging
+from gateway.jobs.worker import start_workers
+from gateway.quotes import routes as quotes
+from gateway.runtime import open_services
 from gateway.settings import Settings, load_settings
+from gateway.tenancy import routes as admin
+from gateway.transfers import routes as transfers
+from gateway.wallets import balance_routes as ledger_reads
+from gateway.wallets import routes as holds
+from gateway.webhooks import event_routes
+from gateway.webhooks import routes as webhook_routes
 from gateway.webhooks import wire as webhook_wire
 from ledger.errors import LedgerError
 

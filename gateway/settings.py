@@ -21,7 +21,7 @@ from fx.quotes import (
 )
 from fx.rates import max_age_seconds_default
 from fx.sources import parse_table
-from gateway.retention import (
+from gateway.jobs.retention import (
     Retention,
     event_retention_days_default,
     event_retention_days_max,

@@ -31,7 +31,7 @@ import httpx
 import msgspec
 import redis
 
-from gateway.ratelimit import requests_per_minute_max
+from gateway.http.ratelimit import requests_per_minute_max
 from loadtest import services_cpu
 from loadtest.cpu import per_request_ms, tree_cpu_seconds
 

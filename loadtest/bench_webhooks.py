@@ -6,7 +6,7 @@ trigger fans each out to every endpoint, as in production), runs `--workers` del
 workers (one by default), each in a process of its own with its production settings, as
 several `kovra worker` processes would be, and prints how long every delivery took to be
 recorded delivered. With several, their claims contend for the one advisory lock that keeps
-each endpoint's bound across workers (`gateway.webhooks.deliveries.claim`). The sinks are
+each endpoint's bound across workers (`gateway.webhooks.records.deliveries.claim`). The sinks are
 Python processes on the same cores, so the figure is a floor, not a ceiling.
 `--in-flight-max` is each endpoint's bound on attempts in flight to it, and
 `--receiver-delay-ms` how long each sink takes to answer: with a delay, an endpoint takes at
@@ -31,9 +31,9 @@ from pathlib import Path
 import asyncpg
 import uvloop
 
-from gateway.db.tenancy import create_tenant
-from gateway.sealing import SecretBox
-from gateway.webhooks.endpoints import (
+from gateway.infra.sealing import SecretBox
+from gateway.tenancy.records import create_tenant
+from gateway.webhooks.records.endpoints import (
     create_endpoint,
     in_flight_max_ceiling,
     in_flight_max_default,

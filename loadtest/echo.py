@@ -1,7 +1,7 @@
 """The bare ceiling: a Litestar app with one msgspec echo endpoint and nothing else.
 
 Served by granian with the very same settings as the gateway (and the same garbage
-collector settings, `gateway.garbage_collection`), it measures what the server, the
+collector settings, `gateway.infra.garbage_collection`), it measures what the server, the
 framework and msgspec cost on this machine, so the gateway's figures can be read as a ratio
 of that ceiling rather than as absolute numbers of a shared two-core box.
 """
@@ -14,7 +14,7 @@ import msgspec
 from litestar import Litestar, Request, Response, post
 from msgspec import Meta
 
-from gateway.garbage_collection import tune_garbage_collection
+from gateway.infra.garbage_collection import tune_garbage_collection
 
 
 class EchoBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

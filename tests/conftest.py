@@ -26,6 +26,8 @@ from ledger.remote import RemoteLedgerClient
 from ledger.remote.server import running_server
 from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
 
+pytest_plugins = ["tests.postgres"]
+
 real_cluster_skip_reason = (
     "TB_ADDRESSES is not set: no real TigerBeetle cluster to run the conformance suite against"
 )

@@ -15,9 +15,9 @@ import re
 import msgspec
 
 from gateway.batches.wire import BatchEnvelope, BatchItemCreate, ItemError, batch_items_max
-from gateway.ids import decode_id
-from gateway.problems import FieldError, ProblemError
-from gateway.requests import decode_body
+from gateway.http.ids import decode_id
+from gateway.http.problems import FieldError, ProblemError
+from gateway.http.requests import decode_body
 from ledger.service import amount_minor_max
 
 csv_columns = (

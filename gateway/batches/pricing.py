@@ -18,7 +18,7 @@ from fx.netting import ItemAmounts, NettingItem, PairNetting, fee_share_minor, n
 from fx.pricing import Pricing
 from fx.quotes import LockedQuote
 from gateway.batches.parsing import ParsedItem
-from gateway.services import Services
+from gateway.runtime import Services
 from ledger.errors import InvalidAmount, LedgerError
 from ledger.invariants import ensure
 

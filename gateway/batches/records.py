@@ -18,11 +18,11 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from gateway.audit_outbox import outbox_insert
+from compliance.audit.outbox import outbox_insert
+from compliance.cases.records import case_insert
 from gateway.batches import wire as batch_wire
-from gateway.db.records import event_insert
-from gateway.ids import encode_id
-from gateway.transfers.cases import case_insert
+from gateway.http.ids import encode_id
+from gateway.infra.database.records import event_insert
 from gateway.transfers.records import transfer_insert
 
 # The same columns as the single-transfer writes, so the two can never drift apart.

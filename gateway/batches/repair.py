@@ -1,6 +1,6 @@
 """Repair of batches whose ledger writes were never recorded in Postgres.
 
-`gateway.batches.accept` writes the ledger first (the pairs' conversion chains, then the
+`gateway.batches.service` writes the ledger first (the pairs' conversion chains, then the
 items' holds) and Postgres second, in one transaction. A process that dies in between
 leaves the tenant's money in its clearing account with no batch to spend it. This repair
 finds such batches from TigerBeetle alone: every pair chain starts with a BATCH_SOURCE
@@ -30,10 +30,10 @@ import uuid
 import structlog
 import tigerbeetle as tb
 
-from gateway.batches.accept import item_id
+from gateway.batches.service import item_id
 from gateway.batches.wire import batch_items_max
-from gateway.reconciler import advance_watermark, read_watermark
-from gateway.services import Services
+from gateway.jobs.reconciler import advance_watermark, read_watermark
+from gateway.runtime import Services
 from ledger.client import batch_size_max
 from ledger.invariants import ensure
 from ledger.netting import Netting

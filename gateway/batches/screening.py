@@ -15,7 +15,7 @@ import msgspec
 
 from compliance.checks import amount_band_usd_minor
 from compliance.decisions import ComplianceCheck, Decision, PayoutFacts
-from gateway.services import Services
+from gateway.runtime import Services
 from gateway.transfers.recipients import (
     RecipientRecord,
     recipient_cache_key,

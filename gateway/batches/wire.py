@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from gateway.wire import AmountMinor, CurrencyCode, PublicId, Reference
+from gateway.http.wire import AmountMinor, CurrencyCode, PublicId, Reference
 
 batch_items_max = 10_000
 batch_page_max = 1_000

@@ -42,15 +42,15 @@ from compliance.limits import (
 from fx.pricing import usd_equivalent_minor
 from fx.quoter import mid_rate
 from fx.quotes import LockedQuote, QuoteStore, consumer_token, quote_usable_lua, refusal
-from gateway.ids import encode_id
-from gateway.problems import ProblemError
-from gateway.ratelimit import Principal
+from gateway.http.ids import encode_id
+from gateway.http.problems import ProblemError
+from gateway.http.ratelimit import Principal
 from gateway.settings import reconcile_margin_seconds
 from gateway.transfers.recipients import RecipientRecord, load_recipient, recipient_cache_key
 from ledger.invariants import ensure, unreachable
 
 if TYPE_CHECKING:
-    from gateway.services import Services
+    from gateway.runtime import Services
 
 # The field of the quote's record that remembers what paying it counted against the limit.
 daily_limit_counted_field: Final = "daily_limit_counted"

@@ -18,7 +18,7 @@ and the worker's reconciler passes here:
   and gets an entry in a later second of its own) and the quote is still this transfer's
   (a request that gave them back already leaves nothing to give).
 
-Reservations the ledger does hold belong to the reservation reconciler (`gateway.reconciler`).
+Reservations the ledger does hold belong to the reservation reconciler (`gateway.jobs.reconciler`).
 Every step may run twice (two workers, or a pass cut short): the script gives back once.
 """
 
@@ -32,7 +32,7 @@ from typing import Final, Literal
 import structlog
 
 from fx.quotes import consumer_token
-from gateway.services import Services
+from gateway.runtime import Services
 from ledger.client import batch_size_max
 from ledger.invariants import ensure
 from ledger.transfers import Leg, transfer_id

@@ -12,10 +12,10 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
-from gateway.audit import append as audit_append
-from gateway.audit_outbox import outbox_insert_one, outbox_row
-from gateway.problems import ProblemError
-from gateway.services import Services
+from compliance.audit.chain import append as audit_append
+from compliance.audit.outbox import outbox_insert_one, outbox_row
+from gateway.http.problems import ProblemError
+from gateway.runtime import Services
 from rails.bank_details import BankDetails, validate_bank_details
 from rails.corridors import corridor_for
 

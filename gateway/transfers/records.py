@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from gateway.db.batch import BatchStatement
+from gateway.infra.database.batch import BatchStatement
 
 transfer_insert = BatchStatement(
     table="transfers",

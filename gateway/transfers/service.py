@@ -23,20 +23,20 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from compliance.audit.chain import append as audit_append
+from compliance.audit.chain import normalise_details
+from compliance.audit.outbox import outbox_insert, outbox_row_normalised
+from compliance.cases.records import case_insert
 from compliance.decisions import Decision, PayoutFacts
 from fx.quotes import LockedQuote
-from gateway import wire
-from gateway.audit import append as audit_append
-from gateway.audit import normalise_details
-from gateway.audit_outbox import outbox_insert, outbox_row_normalised
-from gateway.db.batch import BatchStatement, WriterOverloaded
-from gateway.db.records import event_insert
-from gateway.ids import as_uuid, decode_id, encode_id, uuid_from_bytes
-from gateway.problems import ProblemError
-from gateway.ratelimit import Principal
-from gateway.services import Services
+from gateway.http import wire
+from gateway.http.ids import as_uuid, decode_id, encode_id, uuid_from_bytes
+from gateway.http.problems import ProblemError
+from gateway.http.ratelimit import Principal
+from gateway.infra.database.batch import BatchStatement, WriterOverloaded
+from gateway.infra.database.records import event_insert
+from gateway.runtime import Services
 from gateway.transfers.admission import Admitted, admit
-from gateway.transfers.cases import case_insert
 from gateway.transfers.recipients import RecipientRecord
 from gateway.transfers.records import (
     Event,
@@ -363,7 +363,7 @@ def _decision_record(
     transfer_id: uuid.UUID, tenant_id: int, decision: Decision
 ) -> tuple[uuid.UUID, str, str, str, str]:
     """The audit record of an approve or review, written with the transfer it is about and
-    chained later by `gateway.audit_outbox` (a block writes its record at once)."""
+    chained later by `compliance.audit.outbox` (a block writes its record at once)."""
     return outbox_row_normalised(
         record_id=event_id(transfer_id, "audit.compliance"),
         actor="compliance",

@@ -17,7 +17,7 @@ import uuid
 
 import structlog
 
-from gateway.services import Services
+from gateway.runtime import Services
 from gateway.transfers.recipients import load_recipient
 from gateway.transfers.records import (
     Event,

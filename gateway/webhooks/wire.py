@@ -10,7 +10,7 @@ from msgspec import Meta
 
 from gateway.webhooks.catalog import enabled_events_max
 from gateway.webhooks.destinations import url_length_max
-from gateway.webhooks.endpoints import (
+from gateway.webhooks.records.endpoints import (
     in_flight_max_ceiling,
     in_flight_max_default,
     rotation_overlap_seconds_max,

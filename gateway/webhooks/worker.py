@@ -27,17 +27,15 @@ import httpx
 import msgspec
 import structlog
 
-from gateway.ids import encode_id
-from gateway.observability import (
+from gateway.http.ids import encode_id
+from gateway.infra.observability import (
     webhook_attempt_seconds,
     webhook_attempts_total,
     webhook_dead_letters_total,
     webhook_in_flight,
     webhook_queue_depth,
 )
-from gateway.sealing import SecretBox, SecretUnreadable
-from gateway.webhooks import deliveries
-from gateway.webhooks.deliveries import Claimed, Outcome
+from gateway.infra.sealing import SecretBox, SecretUnreadable
 from gateway.webhooks.destinations import (
     Destination,
     DestinationRefused,
@@ -45,6 +43,8 @@ from gateway.webhooks.destinations import (
     host_header,
     resolve,
 )
+from gateway.webhooks.records import deliveries
+from gateway.webhooks.records.deliveries import Claimed, Outcome
 from gateway.webhooks.schedule import retry_delay_seconds
 from gateway.webhooks.signing import signature_header
 from gateway.webhooks.wire import WebhookBody

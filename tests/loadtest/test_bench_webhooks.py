@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from gateway.webhooks.endpoints import in_flight_max_ceiling
+from gateway.webhooks.records.endpoints import in_flight_max_ceiling
 from loadtest import bench_webhooks
 
 

@@ -17,7 +17,7 @@ import redis
 from loadtest import services_cpu
 from loadtest.cpu import parent_pid
 from tests.conftest import redis_url
-from tests.gateway.conftest import postgres_admin_url
+from tests.postgres import postgres_admin_url
 
 
 def test_redis_is_the_redis_server_info_names() -> None:

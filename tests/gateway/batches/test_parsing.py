@@ -9,8 +9,8 @@ import json
 import pytest
 
 from gateway.batches.parsing import ParsedItem, RefusedItem, parse_csv, parse_json
-from gateway.ids import encode_id
-from gateway.problems import ProblemError
+from gateway.http.ids import encode_id
+from gateway.http.problems import ProblemError
 
 recipient = encode_id("rcp", 12345)
 

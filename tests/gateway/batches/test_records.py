@@ -14,8 +14,8 @@ from typing import Any, cast
 import asyncpg
 
 from gateway.batches.records import BatchRecord, BatchRow, record_batch, transfer_columns
-from gateway.batches.watcher import complete_finished
-from gateway.services import Services
+from gateway.batches.worker import complete_finished
+from gateway.runtime import Services
 
 
 @dataclass

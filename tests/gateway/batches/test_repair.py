@@ -17,10 +17,10 @@ import msgspec
 from redis.asyncio import Redis
 
 from compliance.limits import DailyLimits
-from gateway.batches.accept import item_id
 from gateway.batches.records import BatchRecord, record_batch
 from gateway.batches.repair import repair_once
-from gateway.services import Services
+from gateway.batches.service import item_id
+from gateway.runtime import Services
 from ledger.accounts import AccountType, platform_account_id
 from ledger.client import LedgerClient
 from ledger.embedded import EmbeddedClient

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway.db.migrate import migrate
-from tests.gateway.conftest import database_url, postgres_admin_url
+from gateway.infra.database.migrate import migrate
 from tests.gateway.e2e.conftest import (
     base_environment,
     free_port,
@@ -23,6 +22,7 @@ from tests.gateway.e2e.conftest import (
     wait_for,
     wait_for_port,
 )
+from tests.postgres import database_url, postgres_admin_url
 
 
 class Stack:

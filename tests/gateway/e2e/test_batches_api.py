@@ -18,8 +18,8 @@ import httpx
 import pytest
 import tigerbeetle as tb
 
-from gateway.ids import decode_id
-from gateway.services import open_ledger_client
+from gateway.http.ids import decode_id
+from gateway.runtime import open_ledger_client
 from gateway.settings import Settings, load_settings
 from ledger.transfers import TransferCode
 from loadtest.provisioning import recipients

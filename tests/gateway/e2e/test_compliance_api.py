@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
-from gateway.ids import decode_id
+from gateway.http.ids import decode_id
 from tests.gateway.e2e.conftest import Deployment, bearer, kovra, repository
 from tests.gateway.e2e.test_transfers_api import Payer, liquidity
 

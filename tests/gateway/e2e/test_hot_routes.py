@@ -1,4 +1,4 @@
-"""The hot routes (`gateway.hot_routes`) answer exactly as Litestar's handlers for the same
+"""The hot routes (`gateway.http.hot_routes`) answer exactly as Litestar's handlers for the same
 paths do. `POST /v1/quotes`, `/v1/transfers` and `/v1/holds` go to the hot route; the same
 paths with a trailing slash go through Litestar's router to the handlers it documents. The
 same requests, in pairs, against `kovra serve --workers 2`: successes, validation errors

@@ -20,9 +20,9 @@ import httpx
 import pytest
 import redis
 
-from gateway.ids import decode_id
-from gateway.reconciler import reconcile_reservations
-from gateway.services import open_services
+from gateway.http.ids import decode_id
+from gateway.jobs.reconciler import reconcile_reservations
+from gateway.runtime import open_services
 from gateway.settings import load_settings
 from loadtest.provisioning import recipients
 from rails.iso20022 import parse_pacs002, validate

@@ -22,8 +22,8 @@ import msgspec
 
 from compliance.limits import Usage
 from fx.quotes import LockedQuote
-from gateway.reconciler import reconcile_once
-from gateway.services import Services
+from gateway.jobs.reconciler import reconcile_once
+from gateway.runtime import Services
 from gateway.transfers.admission import Outcome
 from gateway.transfers.orphan_admissions import release_orphan_admissions, seconds_per_pass_max
 from gateway.transfers.recipients import recipient_cache_key
@@ -31,8 +31,8 @@ from gateway.transfers.service import payout_for
 from ledger.payouts import Payouts
 from ledger.transfers import new_object_id
 from tests.fx.test_quotes import _quote as quote_for
-from tests.gateway.conftest import migrated_services
 from tests.gateway.transfers.test_admission import idr_recipient
+from tests.postgres import migrated_services
 
 tenant_id = 4_321
 limit_usd_minor = 10**12

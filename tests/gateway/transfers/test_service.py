@@ -1,6 +1,6 @@
 """The audit record of a transfer's compliance decision: its details, encoded once per
 (tenant, score, reasons) and then remembered, are exactly what the generic normalisation of
-`gateway.audit_outbox.outbox_row` gives, for any decision; the record names the transfer and
+`compliance.audit.outbox.outbox_row` gives, for any decision; the record names the transfer and
 the outcome; and the memo is bounded.
 
 A retried transfer (its payout reserved by an earlier attempt) is recorded in a transaction
@@ -23,12 +23,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from compliance.audit.outbox import outbox_row
 from compliance.decisions import Decision
-from gateway import reconciler, wire
-from gateway.audit_outbox import outbox_row
-from gateway.db.batch import BatchWriter
-from gateway.ratelimit import Principal
-from gateway.services import Services
+from gateway.http import wire
+from gateway.http.ratelimit import Principal
+from gateway.infra.database.batch import BatchWriter
+from gateway.jobs import reconciler
+from gateway.runtime import Services
 from gateway.transfers import service
 from ledger.errors import ReservationReleased
 from ledger.payouts import Payout
@@ -36,7 +37,7 @@ from ledger.transfers import new_object_id
 from loadtest.bench_gateway import provision_unthrottled_tenant
 from loadtest.provisioning import recipients
 from tests.fx.test_quotes import _quote as quote_for
-from tests.gateway.conftest import in_process_app, migrated_services
+from tests.postgres import in_process_app, migrated_services
 
 reasons = st.lists(
     st.sampled_from(["amount_for_tier", "new_recipient", "velocity_high", "corridor"]),

@@ -10,9 +10,9 @@ import asyncpg
 import msgspec
 import pytest
 
-from gateway.db.tenancy import create_tenant
-from gateway.sealing import SecretBox
-from gateway.webhooks.endpoints import EndpointRow, create_endpoint, in_flight_max_default
+from gateway.infra.sealing import SecretBox
+from gateway.tenancy.records import create_tenant
+from gateway.webhooks.records.endpoints import EndpointRow, create_endpoint, in_flight_max_default
 from gateway.webhooks.signing import new_secret
 
 # The key these tests seal webhook secrets with, as KOVRA_SECRETS_KEY would.

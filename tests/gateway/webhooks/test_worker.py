@@ -23,11 +23,11 @@ import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from gateway.ids import encode_id
-from gateway.sealing import SecretBox
-from gateway.webhooks import deliveries
+from gateway.http.ids import encode_id
+from gateway.infra.sealing import SecretBox
 from gateway.webhooks import worker as worker_module
-from gateway.webhooks.endpoints import in_flight_max_default
+from gateway.webhooks.records import deliveries
+from gateway.webhooks.records.endpoints import in_flight_max_default
 from gateway.webhooks.worker import DeliveryWorker
 from tests.gateway.webhooks.conftest import add_endpoint, add_events, box
 from tests.gateway.webhooks.receiver import Receiver, hang

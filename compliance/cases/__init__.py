@@ -1,0 +1,1 @@
+"""Compliance review cases: opened with a transfer held in review, decided by a person."""

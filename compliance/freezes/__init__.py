@@ -1,0 +1,1 @@
+"""Freezing a tenant or a recipient: every transfer of a frozen party stops."""

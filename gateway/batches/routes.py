@@ -1,0 +1,140 @@
+"""Batch payouts: create (JSON or CSV), read with counts and per-item results, messages."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.params import FromPath, FromQuery
+
+from compliance.freezes.service import ensure_active
+from gateway.batches import wire as batch_wire
+from gateway.batches.parsing import Parsed, parse_csv, parse_json
+from gateway.batches.records import BatchRow, get_batch, item_page, list_messages, status_counts
+from gateway.batches.service import accept_batch, batch_view
+from gateway.http.ids import decode_id
+from gateway.http.paging import cursor_not_ours, decode_number_cursor, page_limit_or_422
+from gateway.http.problems import FieldError, ProblemError
+from gateway.http.requests import idempotent, json_response, principal_of, request_body, services_of
+
+# A 10,000-item batch is about 2 MB of JSON; the rest of the API keeps its own, smaller limit.
+batch_request_body_bytes_max = 8 * 1024 * 1024
+batch_page_default = 100
+csv_content_type = "text/csv"
+
+
+def _items_of(
+    request: Request[Any, Any, Any], raw: bytes, atomic: bool | None
+) -> tuple[bool, list[Parsed]]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == csv_content_type:
+        return bool(atomic), parse_csv(raw)
+    if atomic is not None:
+        raise ProblemError(
+            422,
+            "validation_error",
+            "a JSON batch says `atomic` in its body; the query parameter is for CSV uploads",
+            errors=[FieldError(field="atomic", message="give it in the JSON body")],
+        )
+    return parse_json(raw)
+
+
+@post(
+    "/v1/batches",
+    summary="Pay up to 10,000 recipients in one request, FX netted per currency pair",
+    tags=["batches"],
+    request_max_body_size=batch_request_body_bytes_max,
+)
+async def create_batch_route(
+    request: Request[Any, Any, Any], atomic: FromQuery[bool | None] = None
+) -> Response[bytes]:
+    services = services_of(request)
+    principal = principal_of(request)
+    ensure_active(principal)
+    is_atomic, parsed = _items_of(request, await request_body(request), atomic)
+
+    async def execute(batch_id: int) -> tuple[int, msgspec.Struct]:
+        view = await accept_batch(
+            services, principal, batch_id=batch_id, atomic=is_atomic, parsed=parsed
+        )
+        return 201, view
+
+    return await idempotent(request, kind="batch", execute=execute)
+
+
+async def _batch_or_404(request: Request[Any, Any, Any], batch_id: str) -> BatchRow:
+    principal = principal_of(request)
+    batch = await get_batch(
+        services_of(request).pool,
+        region=principal.compliance_region,
+        tenant_id=principal.tenant_id,
+        batch_id=uuid.UUID(int=decode_id("batch", batch_id)),
+    )
+    if batch is None:
+        raise ProblemError(404, "not_found", f"no batch {batch_id[:64]}")
+    return batch
+
+
+@get("/v1/batches/{batch_id:str}", summary="A batch: counts and per-item results", tags=["batches"])
+async def read_batch(
+    request: Request[Any, Any, Any],
+    batch_id: FromPath[str],
+    limit: FromQuery[int] = batch_page_default,
+    cursor: FromQuery[str | None] = None,
+) -> Response[bytes]:
+    page_limit_or_422(limit, limit_max=batch_wire.batch_page_max)
+    start = _start_of(cursor)
+    batch = await _batch_or_404(request, batch_id)
+    pool = services_of(request).pool
+    items = await item_page(pool, batch, start=start, limit=limit)
+    end = start + limit
+    return json_response(
+        200,
+        batch_view(
+            batch,
+            items,
+            next_cursor=str(end) if end < batch.item_count else None,
+            counts=await status_counts(pool, batch),
+        ),
+    )
+
+
+def _start_of(cursor: str | None) -> int:
+    """The item index a page of a batch starts at (its cursor)."""
+    start = decode_number_cursor(cursor)
+    if start is None:
+        return 0
+    if start >= batch_wire.batch_items_max:
+        raise cursor_not_ours()
+    return start
+
+
+@get(
+    "/v1/batches/{batch_id:str}/messages",
+    summary="The batch's pain.001 messages, one per rail",
+    tags=["batches"],
+)
+async def batch_messages(
+    request: Request[Any, Any, Any], batch_id: FromPath[str]
+) -> Response[bytes]:
+    batch = await _batch_or_404(request, batch_id)
+    records = await list_messages(services_of(request).pool, batch)
+    return json_response(
+        200,
+        batch_wire.BatchMessageList(
+            data=[
+                batch_wire.BatchMessage(
+                    type=r["message_type"],
+                    rail=r["rail"],
+                    currency=r["currency"],
+                    number_of_transactions=r["number_of_transactions"],
+                    control_sum=int(r["control_sum_minor"]),
+                    xml=r["xml"],
+                    created_at=r["created_at"],
+                )
+                for r in records
+            ]
+        ),
+    )

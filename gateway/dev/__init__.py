@@ -1,0 +1,1 @@
+"""`kovra dev`: everything in one process on embedded defaults."""

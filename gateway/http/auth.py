@@ -1,0 +1,150 @@
+"""Who is calling: API keys and JWTs for tenants, a bearer token for the admin plane.
+
+Tenant requests are authenticated and rate limited in one Redis round trip (see
+`gateway.http.ratelimit`). Postgres is read only when Redis does not know a key or tenant yet
+(after a restart), and unknown keys are remembered briefly so a flood of bad keys cannot
+turn into a flood of database reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+import jwt
+
+from gateway.http.problems import ProblemError
+from gateway.http.ratelimit import AuthOutcome, Principal, RateLimitDecision
+from gateway.runtime import Services
+from gateway.tenancy.records import api_key_prefix, find_active_api_key, get_tenant, roles
+
+bearer_token_length_max = 4096
+unknown_key_cache_size_max = 10_000
+unknown_key_cache_seconds = 30
+jwt_algorithms = ["HS256"]
+jwt_leeway_seconds = 30
+
+
+class _UnknownKeys:
+    """A bounded, short-lived memory of key hashes Postgres did not know."""
+
+    def __init__(self) -> None:
+        self._expiry: dict[str, float] = {}
+
+    def known_bad(self, key_hash_hex: str) -> bool:
+        expiry = self._expiry.get(key_hash_hex)
+        if expiry is None:
+            return False
+        if expiry < time.monotonic():
+            del self._expiry[key_hash_hex]
+            return False
+        return True
+
+    def remember(self, key_hash_hex: str) -> None:
+        if len(self._expiry) >= unknown_key_cache_size_max:
+            self._expiry.clear()  # Bounded memory beats perfect recall here.
+        self._expiry[key_hash_hex] = time.monotonic() + unknown_key_cache_seconds
+
+
+_unknown_keys = _UnknownKeys()
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(
+        401, "unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="kovra"'}
+    )
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise _unauthorized("send Authorization: Bearer <API key or JWT>")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > bearer_token_length_max:
+        raise _unauthorized("send Authorization: Bearer <API key or JWT>")
+    return token
+
+
+async def authenticate_tenant_request(
+    services: Services, authorization: str | None
+) -> tuple[Principal, RateLimitDecision]:
+    """The caller's tenant and role, with one unit of its rate limit consumed."""
+    token = bearer_token(authorization)
+    if token.startswith(api_key_prefix):
+        outcome = await _authenticate_api_key(services, token)
+    else:
+        outcome = await _authenticate_jwt(services, token)
+    if outcome.principal is None or outcome.decision is None:
+        raise ProblemError(503, "dependency_unavailable", "authentication state is unavailable")
+    return outcome.principal, outcome.decision
+
+
+async def _authenticate_api_key(services: Services, token: str) -> AuthOutcome:
+    key_hash_hex = hashlib.sha256(token.encode()).hexdigest()
+    if _unknown_keys.known_bad(key_hash_hex):
+        raise _unauthorized("the API key is invalid or revoked")
+    outcome = await services.limiter.authenticate_api_key(key_hash_hex=key_hash_hex)
+    if not outcome.cache_miss:
+        return outcome
+    found = await find_active_api_key(services.pool, bytes.fromhex(key_hash_hex))
+    if found is None:
+        _unknown_keys.remember(key_hash_hex)
+        raise _unauthorized("the API key is invalid or revoked")
+    key, tenant = found
+    await services.limiter.store_tenant(
+        tenant_id=tenant.id,
+        requests_per_minute=tenant.requests_per_minute,
+        status=tenant.status,
+        compliance_region=tenant.compliance_region,
+        daily_limit_usd_minor=tenant.daily_limit_usd_minor,
+    )
+    await services.limiter.store_api_key(
+        key_hash_hex=key_hash_hex, tenant_id=tenant.id, role=key.role, key_id=key.id
+    )
+    return await services.limiter.authenticate_api_key(key_hash_hex=key_hash_hex)
+
+
+async def _authenticate_jwt(services: Services, token: str) -> AuthOutcome:
+    secret = services.settings.jwt_secret
+    if secret is None:
+        raise _unauthorized("the API key is invalid or revoked")
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=jwt_algorithms,
+            leeway=jwt_leeway_seconds,
+            options={"require": ["exp", "sub", "role"]},
+        )
+        tenant_id = int(claims["sub"])
+        role = str(claims["role"])
+    except (jwt.InvalidTokenError, ValueError, TypeError) as error:
+        raise _unauthorized(f"the JWT is not valid: {error}") from None
+    if role not in roles or tenant_id <= 0:
+        raise _unauthorized("the JWT names an unknown role or tenant")
+    outcome = await services.limiter.authenticate_tenant(tenant_id=tenant_id, role=role)
+    if not outcome.cache_miss:
+        return outcome
+    tenant = await get_tenant(services.pool, tenant_id)
+    if tenant is None:
+        raise _unauthorized("the JWT names an unknown tenant")
+    await services.limiter.store_tenant(
+        tenant_id=tenant.id,
+        requests_per_minute=tenant.requests_per_minute,
+        status=tenant.status,
+        compliance_region=tenant.compliance_region,
+        daily_limit_usd_minor=tenant.daily_limit_usd_minor,
+    )
+    return await services.limiter.authenticate_tenant(tenant_id=tenant_id, role=role)
+
+
+def authenticate_admin(services: Services, authorization: str | None) -> str:
+    """The admin plane's actor name; the token is compared in constant time."""
+    expected = services.settings.admin_token
+    if expected is None:
+        raise ProblemError(403, "admin_disabled", "set KOVRA_ADMIN_TOKEN to enable /admin/v1")
+    token = bearer_token(authorization)
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise _unauthorized("the admin token is not valid")
+    return "admin-token"

@@ -1,0 +1,106 @@
+"""Public object ids: a type prefix and the 128-bit object id in Crockford base32.
+
+`hold_01JD3...` tells a reader what an id names, and the 128-bit value underneath is the
+`user_data_128` of the object's ledger transfers. Ids derived from an `Idempotency-Key` are
+deterministic, so a retry after a lost response reaches the very same ledger transfers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import uuid
+
+from asyncpg.pgproto import pgproto
+
+from gateway.http.problems import ProblemError
+from ledger.invariants import ensure
+from ledger.transfers import new_object_id
+
+_alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_python_digits = "0123456789ABCDEFGHIJKLMNOPQRSTUV"  # What int(text, 32) reads.
+# A batch answers thousands of ids at once, so both directions avoid a loop per character:
+# encoding looks up ten bits (two characters) at a time, decoding renames Crockford's digits
+# into the ones int(text, 32) reads and lets C do the rest.
+_pairs = [first + second for first in _alphabet for second in _alphabet]
+_pair_shifts = tuple(range(120, -1, -10))
+_from_crockford = str.maketrans(
+    {**dict(zip(_alphabet, _python_digits, strict=True)), **dict.fromkeys("ILOU", "!")}
+)
+encoded_length = 26  # ceil(128 / 5)
+prefixes = ("hold", "dep", "fund", "evt", "quote", "rcp", "tr", "case", "we", "msg", "batch")
+# What a not-found problem calls the object each prefix names.
+_object_names = {
+    "hold": "hold",
+    "dep": "deposit",
+    "fund": "funding",
+    "evt": "event",
+    "quote": "quote",
+    "rcp": "recipient",
+    "tr": "transfer",
+    "case": "case",
+    "we": "webhook endpoint",
+    "msg": "message",
+    "batch": "batch",
+}
+ensure(set(_object_names) == set(prefixes), "every prefix names its object")
+
+
+@functools.lru_cache(maxsize=65_536)
+def encode_id(prefix: str, object_id: int) -> str:
+    """Remembered: an answer names the same batch, quote and recipient ids many times."""
+    pairs = _pairs
+    digits = "".join([pairs[(object_id >> shift) & 1023] for shift in _pair_shifts])
+    return f"{prefix}_{digits}"
+
+
+def decode_id(prefix: str, text: str) -> int:
+    """The object id, or a 404 problem: a malformed id names no object."""
+    head, _, body = text.partition("_")
+    # ASCII letters and digits only: int() would also read underscores, spaces and other
+    # scripts' digits, none of which an id contains.
+    if head != prefix or len(body) != encoded_length or not (body.isascii() and body.isalnum()):
+        raise _not_found(prefix, text)
+    try:
+        value = int(body.upper().translate(_from_crockford), 32)
+    except ValueError:
+        raise _not_found(prefix, text) from None
+    if not 0 < value < (1 << 128):
+        raise _not_found(prefix, text)
+    return value
+
+
+def _not_found(prefix: str, text: str) -> ProblemError:
+    return ProblemError(404, "not_found", f"no {_object_names[prefix]} with id {text[:64]!r}")
+
+
+def object_id_for(*, tenant_id: int, kind: str, idempotency_key: str | None) -> int:
+    """A fresh id, or with an idempotency key the same id every time for that request."""
+    if idempotency_key is None:
+        return new_object_id()
+    digest = hashlib.blake2b(
+        f"{tenant_id}:{kind}:{idempotency_key}".encode(),
+        digest_size=16,
+        person=b"kovra.object",
+    ).digest()
+    return int.from_bytes(digest, "big") or 1
+
+
+def as_uuid(object_id: int) -> uuid.UUID:
+    """`object_id` as a UUID for Postgres. asyncpg's own UUID type, which it returns for
+    every uuid column and encodes without conversion, is a `uuid.UUID` built in C: about
+    0.2 µs against 0.9 for `uuid.UUID(int=...)`, and it prints ten times faster. A transfer
+    makes several, so the difference shows in its CPU."""
+    return pgproto.UUID(object_id.to_bytes(16, "big"))
+
+
+def uuid_from_bytes(sixteen_bytes: bytes) -> uuid.UUID:
+    """The UUID of 16 bytes (a digest, say), built like `as_uuid`'s."""
+    ensure(len(sixteen_bytes) == 16, "a UUID is 16 bytes")
+    return pgproto.UUID(sixteen_bytes)
+
+
+def utc_from_ns(timestamp_ns: int) -> datetime.datetime:
+    """A TigerBeetle timestamp (ns since the epoch) as an aware UTC datetime."""
+    return datetime.datetime.fromtimestamp(timestamp_ns / 1_000_000_000, tz=datetime.UTC)

@@ -1,0 +1,1 @@
+"""The process's infrastructure: Postgres, Redis pipelining, sealing, logs and metrics."""

@@ -1,0 +1,1 @@
+"""FX quotes over HTTP: priced and locked by `fx`, served here."""

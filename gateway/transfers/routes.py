@@ -1,0 +1,233 @@
+"""Recipients and transfers: create, read, list, cancel, and the ISO 20022 messages."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.types import Scope
+
+from compliance.freezes.service import ensure_active
+from gateway.http import wire
+from gateway.http.ids import decode_id, encode_id
+from gateway.http.paging import decode_cursor, encode_cursor, page_limit_or_422
+from gateway.http.problems import FieldError, ProblemError
+from gateway.http.ratelimit import Principal
+from gateway.http.requests import (
+    Reply,
+    decode_body,
+    idempotency_header,
+    idempotent,
+    idempotent_reply,
+    json_response,
+    principal_of,
+    request_body,
+    scope_header,
+    services_of,
+)
+from gateway.runtime import Services
+from gateway.transfers.recipients import create_recipient, load_recipient, normalise
+from gateway.transfers.records import TransferRow, get_transfer, list_messages, list_transfers
+from gateway.transfers.service import cancel_transfer, create_transfer, transfer_view
+from rails.bank_details import InvalidBankDetails
+from rails.corridors import UnsupportedCorridor
+
+transfers_page_max = 100
+
+
+def _recipient_view(record: Any) -> wire.Recipient:
+    return wire.Recipient(
+        id=encode_id("rcp", record.id),
+        name=record.name,
+        country=record.country,
+        currency=record.currency,
+        bank_details=record.bank_details,
+        status=record.status,
+        created_at=record.created_at,
+    )
+
+
+@post(
+    "/v1/recipients", summary="Create a recipient with validated bank details", tags=["recipients"]
+)
+async def create_recipient_route(request: Request[Any, Any, Any]) -> Response[bytes]:
+    services = services_of(request)
+    body = decode_body(await request_body(request), wire.RecipientCreate)
+    principal = principal_of(request)
+    try:
+        details = normalise(
+            country=body.country, currency=body.currency.upper(), details=body.bank_details
+        )
+    except InvalidBankDetails as error:
+        raise ProblemError(
+            422,
+            "invalid_bank_details",
+            error.detail,
+            errors=[FieldError(field=error.field, message=error.detail)],
+        ) from None
+    except UnsupportedCorridor as error:
+        raise ProblemError(
+            422,
+            "unsupported_corridor",
+            str(error),
+            errors=[FieldError(field="country", message=str(error))],
+        ) from None
+
+    async def execute(recipient_id: int) -> tuple[int, msgspec.Struct]:
+        record = await create_recipient(
+            services,
+            tenant_id=principal.tenant_id,
+            region=principal.compliance_region,
+            recipient_id=recipient_id,
+            name=body.name,
+            country=body.country,
+            currency=body.currency.upper(),
+            details=details,
+        )
+        return 201, _recipient_view(record)
+
+    return await idempotent(request, kind="recipient", execute=execute)
+
+
+@get("/v1/recipients/{recipient_id:str}", summary="A recipient", tags=["recipients"])
+async def read_recipient(
+    request: Request[Any, Any, Any], recipient_id: FromPath[str]
+) -> Response[bytes]:
+    principal = principal_of(request)
+    record = await load_recipient(
+        services_of(request),
+        tenant_id=principal.tenant_id,
+        region=principal.compliance_region,
+        recipient_id=decode_id("rcp", recipient_id),
+    )
+    if record is None:
+        raise ProblemError(404, "not_found", f"no recipient {recipient_id[:64]}")
+    return json_response(200, _recipient_view(record))
+
+
+@post("/v1/transfers", summary="Pay a recipient from a quote", tags=["transfers"])
+async def create_transfer_route(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Served by `gateway.http.hot_routes` in the running gateway; here for the OpenAPI document
+    and for an app called without that dispatch."""
+    reply = await create_transfer_reply(
+        services_of(request), principal_of(request), request.scope, await request_body(request)
+    )
+    return reply.response()
+
+
+async def create_transfer_reply(
+    services: Services, principal: Principal, scope: Scope, raw: bytes
+) -> Reply:
+    ensure_active(principal)
+    body = decode_body(raw, wire.TransferCreate)
+
+    keyed = scope_header(scope, idempotency_header) is not None
+
+    async def execute(transfer_id: int) -> tuple[int, msgspec.Struct]:
+        created = await create_transfer(
+            services, principal, transfer_id=transfer_id, body=body, retry_reuses_id=keyed
+        )
+        return 201, created
+
+    return await idempotent_reply(
+        services, principal, scope, method="POST", body=raw, kind="transfer", execute=execute
+    )
+
+
+async def _transfer_or_404(request: Request[Any, Any, Any], transfer_id: str) -> TransferRow:
+    principal = principal_of(request)
+    row = await get_transfer(
+        services_of(request).pool,
+        region=principal.compliance_region,
+        tenant_id=principal.tenant_id,
+        transfer_id=uuid.UUID(int=decode_id("tr", transfer_id)),
+    )
+    if row is None:
+        raise ProblemError(404, "not_found", f"no transfer {transfer_id[:64]}")
+    return row
+
+
+@get("/v1/transfers/{transfer_id:str}", summary="A transfer", tags=["transfers"])
+async def read_transfer(
+    request: Request[Any, Any, Any], transfer_id: FromPath[str]
+) -> Response[bytes]:
+    return json_response(200, transfer_view(await _transfer_or_404(request, transfer_id)))
+
+
+@get("/v1/transfers", summary="The tenant's transfers", tags=["transfers"])
+async def list_transfers_route(
+    request: Request[Any, Any, Any],
+    status: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
+) -> Response[bytes]:
+    page_limit_or_422(limit, limit_max=transfers_page_max)
+    if status is not None and status not in wire.transfer_statuses:
+        raise ProblemError(
+            422,
+            "validation_error",
+            "unknown status",
+            errors=[FieldError(field="status", message="not a transfer status")],
+        )
+    rows = await list_transfers(
+        services_of(request).pool,
+        tenant_id=principal_of(request).tenant_id,
+        status=status,
+        limit=limit,
+        after=decode_cursor(cursor),
+    )
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
+    return json_response(
+        200, wire.TransferPage(data=[transfer_view(r) for r in rows], next_cursor=next_cursor)
+    )
+
+
+@post(
+    "/v1/transfers/{transfer_id:str}/cancel", summary="Cancel before submission", tags=["transfers"]
+)
+async def cancel_transfer_route(
+    request: Request[Any, Any, Any], transfer_id: FromPath[str]
+) -> Response[bytes]:
+    decode_body(await request_body(request), wire.TransferCancel)
+    row = await _transfer_or_404(request, transfer_id)
+    services = services_of(request)
+
+    async def execute(_: int) -> tuple[int, msgspec.Struct]:
+        return 200, transfer_view(await cancel_transfer(services, row))
+
+    return await idempotent(request, kind=f"cancel-{transfer_id}", execute=execute)
+
+
+@get(
+    "/v1/transfers/{transfer_id:str}/messages",
+    summary="ISO 20022 messages exchanged",
+    tags=["transfers"],
+)
+async def transfer_messages(
+    request: Request[Any, Any, Any], transfer_id: FromPath[str]
+) -> Response[bytes]:
+    row = await _transfer_or_404(request, transfer_id)
+    records = await list_messages(
+        services_of(request).pool,
+        region=row.compliance_region,
+        tenant_id=row.tenant_id,
+        transfer_id=row.id,
+    )
+    return json_response(
+        200,
+        wire.TransferMessageList(
+            data=[
+                wire.TransferMessage(
+                    type=r["message_type"],
+                    direction=r["direction"],
+                    attempt=r["attempt"],
+                    xml=r["xml"],
+                    created_at=r["created_at"],
+                )
+                for r in records
+            ]
+        ),
+    )

@@ -1,0 +1,2 @@
+"""Wallets: deposits, two-phase holds, balances and statements, all moved in and read from
+the ledger."""

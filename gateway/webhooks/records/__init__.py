@@ -1,0 +1,1 @@
+"""Webhooks in Postgres: endpoints, the events outbox and deliveries."""

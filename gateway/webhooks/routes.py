@@ -1,0 +1,257 @@
+"""The tenant's webhook endpoints: create, list, read, update, delete, rotate the secret.
+
+Managing endpoints needs an `admin` key: an endpoint decides where the tenant's payment
+events go and holds the secret that makes them trustworthy. A new endpoint receives the
+events written after it exists; `POST /v1/events/{id}/redeliver` sends an older one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, get, patch, post
+from litestar.params import FromPath, FromQuery
+
+from gateway.http.ids import decode_id, encode_id
+from gateway.http.paging import decode_cursor, encode_cursor, page_limit_or_422
+from gateway.http.problems import FieldError, ProblemError
+from gateway.http.ratelimit import Principal
+from gateway.http.requests import (
+    decode_body,
+    idempotent,
+    json_response,
+    principal_of,
+    request_body,
+    services_of,
+)
+from gateway.webhooks import catalog, signing
+from gateway.webhooks.destinations import DestinationRefused, resolve
+from gateway.webhooks.records import endpoints
+from gateway.webhooks.records.endpoints import EndpointRow, TooManyEndpoints, endpoints_page_max
+from gateway.webhooks.wire import (
+    Endpoint,
+    EndpointCreate,
+    EndpointPage,
+    EndpointUpdate,
+    SecretRotate,
+)
+
+
+def endpoint_view(row: EndpointRow, *, secret: str | None = None) -> Endpoint:
+    return Endpoint(
+        id=encode_id("we", row.id.int),
+        url=row.url,
+        description=row.description,
+        enabled_events=row.enabled_events,
+        in_flight_max=row.in_flight_max,
+        status="deleted" if row.deleted_at is not None else "enabled",
+        created_at=row.created_at,
+        secret=secret,
+        previous_secret_expires_at=row.previous_secret_expires_at,
+    )
+
+
+def _admin_only(principal: Principal) -> None:
+    if principal.role != "admin":
+        raise ProblemError(403, "forbidden", "managing webhook endpoints needs an admin key")
+
+
+def endpoint_uuid(text: str) -> uuid.UUID:
+    return uuid.UUID(int=decode_id("we", text))
+
+
+async def _checked_body(request: Request[Any, Any, Any]) -> EndpointCreate:
+    body = decode_body(await request_body(request), EndpointCreate)
+    enabled_events = _checked_filters(body.enabled_events)
+    await _check_url(request, body.url)
+    return msgspec.structs.replace(body, enabled_events=enabled_events)
+
+
+def _checked_filters(enabled_events: list[str]) -> list[str]:
+    """The filters, each once in the order given; 422 naming `enabled_events` for one that
+    names no event."""
+    unknown = catalog.unknown_filters(enabled_events)
+    if unknown:
+        raise ProblemError(
+            422,
+            "validation_error",
+            f"unknown event filter {unknown[0][:64]!r}",
+            errors=[
+                FieldError(
+                    field="enabled_events",
+                    message="each must be *, a family such as transfer.*, or an event type",
+                )
+            ],
+        )
+    return list(dict.fromkeys(enabled_events))
+
+
+async def _check_url(request: Request[Any, Any, Any], url: str) -> None:
+    try:
+        await resolve(url, sandbox=services_of(request).settings.sandbox)
+    except DestinationRefused as refusal:
+        raise ProblemError(
+            422,
+            "invalid_webhook_url",
+            f"this URL cannot receive webhooks: {refusal}",
+            errors=[FieldError(field="url", message=str(refusal))],
+        ) from None
+
+
+@post("/v1/webhook-endpoints", summary="Add a webhook endpoint", tags=["webhooks"])
+async def create_endpoint_route(request: Request[Any, Any, Any]) -> Response[bytes]:
+    principal = principal_of(request)
+    _admin_only(principal)
+    body = await _checked_body(request)
+    services = services_of(request)
+
+    async def execute(endpoint_id: int) -> tuple[int, msgspec.Struct]:
+        secret = signing.new_secret()
+        try:
+            row = await endpoints.create_endpoint(
+                services.pool,
+                services.secret_box,
+                endpoint_id=uuid.UUID(int=endpoint_id),
+                tenant_id=principal.tenant_id,
+                url=body.url,
+                description=body.description,
+                enabled_events=body.enabled_events,
+                secret=secret,
+                in_flight_max=body.in_flight_max,
+            )
+        except TooManyEndpoints:
+            raise ProblemError(
+                409,
+                "too_many_webhook_endpoints",
+                f"a tenant has at most {endpoints.endpoints_per_tenant_max} webhook endpoints",
+            ) from None
+        return 201, endpoint_view(row, secret=secret)
+
+    return await idempotent(request, kind="webhook_endpoint", execute=execute)
+
+
+@get("/v1/webhook-endpoints", summary="The tenant's webhook endpoints", tags=["webhooks"])
+async def list_endpoints_route(
+    request: Request[Any, Any, Any],
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
+) -> Response[bytes]:
+    rows = await endpoints.list_endpoints(
+        services_of(request).pool,
+        tenant_id=principal_of(request).tenant_id,
+        limit=page_limit_or_422(limit, limit_max=endpoints_page_max),
+        after=decode_cursor(cursor),
+    )
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
+    return json_response(
+        200, EndpointPage(data=[endpoint_view(r) for r in rows], next_cursor=next_cursor)
+    )
+
+
+async def _endpoint_or_404(request: Request[Any, Any, Any], endpoint_id: str) -> EndpointRow:
+    row = await endpoints.get_endpoint(
+        services_of(request).pool,
+        tenant_id=principal_of(request).tenant_id,
+        endpoint_id=endpoint_uuid(endpoint_id),
+    )
+    if row is None:
+        raise ProblemError(404, "not_found", f"no webhook endpoint {endpoint_id[:64]}")
+    return row
+
+
+@get("/v1/webhook-endpoints/{endpoint_id:str}", summary="A webhook endpoint", tags=["webhooks"])
+async def read_endpoint_route(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
+) -> Response[bytes]:
+    return json_response(200, endpoint_view(await _endpoint_or_404(request, endpoint_id)))
+
+
+@patch(
+    "/v1/webhook-endpoints/{endpoint_id:str}",
+    summary="Change a webhook endpoint's URL, event filter, description or in-flight bound",
+    tags=["webhooks"],
+)
+async def update_endpoint_route(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
+) -> Response[bytes]:
+    principal = principal_of(request)
+    _admin_only(principal)
+    body = decode_body(await request_body(request), EndpointUpdate)
+    changes: dict[str, str | int | list[str] | None] = {
+        field: value
+        for field in body.__struct_fields__
+        if (value := getattr(body, field)) is not msgspec.UNSET
+    }
+    if not changes:
+        raise ProblemError(
+            422,
+            "validation_error",
+            "give at least one of url, enabled_events, description, in_flight_max",
+        )
+    if body.enabled_events is not msgspec.UNSET:
+        changes["enabled_events"] = _checked_filters(body.enabled_events)
+    if body.url is not msgspec.UNSET:
+        await _check_url(request, body.url)
+    row = await endpoints.update_endpoint(
+        services_of(request).pool,
+        tenant_id=principal.tenant_id,
+        endpoint_id=endpoint_uuid(endpoint_id),
+        changes=changes,
+    )
+    if row is None:
+        raise ProblemError(404, "not_found", f"no webhook endpoint {endpoint_id[:64]}")
+    return json_response(200, endpoint_view(row))
+
+
+@delete(
+    "/v1/webhook-endpoints/{endpoint_id:str}",
+    summary="Delete a webhook endpoint and cancel its pending deliveries",
+    tags=["webhooks"],
+    status_code=200,
+)
+async def delete_endpoint_route(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
+) -> Response[bytes]:
+    principal = principal_of(request)
+    _admin_only(principal)
+    row = await endpoints.delete_endpoint(
+        services_of(request).pool,
+        tenant_id=principal.tenant_id,
+        endpoint_id=endpoint_uuid(endpoint_id),
+    )
+    if row is None:
+        raise ProblemError(404, "not_found", f"no webhook endpoint {endpoint_id[:64]}")
+    return json_response(200, endpoint_view(row))
+
+
+@post(
+    "/v1/webhook-endpoints/{endpoint_id:str}/rotate-secret",
+    summary="Replace the signing secret; the old one keeps signing for an overlap",
+    tags=["webhooks"],
+)
+async def rotate_secret_route(
+    request: Request[Any, Any, Any], endpoint_id: FromPath[str]
+) -> Response[bytes]:
+    principal = principal_of(request)
+    _admin_only(principal)
+    body = decode_body(await request_body(request), SecretRotate)
+    services = services_of(request)
+    target = endpoint_uuid(endpoint_id)
+
+    async def execute(_: int) -> tuple[int, msgspec.Struct]:
+        secret = signing.new_secret()
+        row = await endpoints.rotate_secret(
+            services.pool,
+            services.secret_box,
+            tenant_id=principal.tenant_id,
+            endpoint_id=target,
+            new_secret=secret,
+            overlap_seconds=body.overlap_seconds,
+        )
+        if row is None:
+            raise ProblemError(404, "not_found", f"no webhook endpoint {endpoint_id[:64]}")
+        return 200, endpoint_view(row, secret=secret)
+
+    return await idempotent(request, kind="webhook_rotation", execute=execute)

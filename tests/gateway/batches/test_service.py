@@ -1,0 +1,130 @@
+"""A batch counts against the tenant's daily limit once, whatever happens to its attempts.
+
+Through the gateway's ASGI app in this process, against real Postgres, Redis and the
+embedded ledger:
+- a batch whose response was lost (its idempotency record gone) and that is sent again runs
+  again, finds the batch recorded, and counts nothing a second time;
+- a batch whose attempt died after the ledger and before Postgres (the failure injected
+  where Postgres would be written, with the attempt's own give-back disabled, as a killed
+  process gives nothing back) is undone by the repair, which gives its count back; sent
+  again, the batch is refused as `batch_abandoned` and keeps nothing counted either.
+Each step checks the day counter against the batches that really moved money, and the
+wallet against the one recorded batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.batches import service as accept
+from gateway.batches.repair import repair_once
+from gateway.runtime import Services
+from loadtest.bench_gateway import provision_unthrottled_tenant
+from loadtest.provisioning import liquidity_minor, recipients
+from tests.postgres import in_process_app
+
+redis_url = "redis://127.0.0.1:6379/7"  # This module's own database, emptied around it.
+deposit_minor = 10_000_000
+
+
+class _Killed(Exception):
+    """The attempt stops where a killed process would, before Postgres."""
+
+
+async def test_a_batch_counts_once_across_lost_answers_crashes_and_repair(
+    empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with in_process_app(
+        empty_database,
+        tmp_path,
+        monkeypatch,
+        redis_url=redis_url,
+        environment={"KOVRA_RECONCILE_AFTER_SECONDS": "1"},
+        timeout_seconds=120,
+    ) as (app, client):
+        await _count_once(client, app.state.services, monkeypatch)
+
+
+async def _count_once(
+    client: httpx.AsyncClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = await provision_unthrottled_tenant(
+        client, deposits={"EUR": deposit_minor}, liquidity={"IDR": liquidity_minor["IDR"]}
+    )
+    headers = {"Authorization": f"Bearer {key}"}
+    recipient = await client.post("/v1/recipients", headers=headers, json=recipients["IDR"])
+    assert recipient.status_code == 201, recipient.text
+    items = [
+        {
+            "recipient_id": recipient.json()["id"],
+            "source_currency": "EUR",
+            "target_currency": "IDR",
+            "reference": f"item {index}",
+            "source_amount": 10_000 * (index + 1),
+        }
+        for index in range(3)
+    ]
+
+    async def send(idempotency_key: str) -> httpx.Response:
+        return await client.post(
+            "/v1/batches",
+            headers={**headers, "Idempotency-Key": idempotency_key},
+            json={"items": items},
+        )
+
+    recorded = await send("lost-answer")
+    assert recorded.status_code == 201, recorded.text
+    counted = await _day_usd_minor(services)
+    assert counted > 0
+    wallet = await _eur_available(client, headers)
+    # The answer is lost: the idempotency record goes, and the client sends the batch again.
+    await services.redis.delete(*[k async for k in services.redis.scan_iter("*lost-answer*")])
+    again = await send("lost-answer")
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] == recorded.json()["id"]
+    assert await _day_usd_minor(services) == counted
+
+    with monkeypatch.context() as killed:
+        killed.setattr(accept, "record_batch", _killed)
+        killed.setattr(services.limits, "give_back_many", _gives_nothing_back)
+        died = await send("died")
+    assert died.status_code == 500, died.text
+    assert await _day_usd_minor(services) > counted  # The dead attempt's count stayed.
+    await asyncio.sleep(1.1)  # Older than the repair's delay.
+    assert await repair_once(services) == 1
+    assert await _day_usd_minor(services) == counted
+    refused = await send("died")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "batch_abandoned"
+    assert await _day_usd_minor(services) == counted
+    assert await _eur_available(client, headers) == wallet
+
+
+async def _killed(*_: Any, **__: Any) -> None:
+    raise _Killed
+
+
+async def _gives_nothing_back(*_: Any, **__: Any) -> None:
+    return None
+
+
+async def _day_usd_minor(services: Services) -> int:
+    """Today's counted volume of the one tenant in this module's Redis."""
+    day = datetime.datetime.now(tz=datetime.UTC).strftime("%Y%m%d")
+    keys = [key async for key in services.redis.scan_iter(f"kovra:limit:day:*:{day}")]
+    assert len(keys) <= 1, keys
+    return int(await services.redis.get(keys[0]) or 0) if keys else 0
+
+
+async def _eur_available(client: httpx.AsyncClient, headers: dict[str, str]) -> int:
+    balances = (await client.get("/v1/balances", headers=headers)).json()["data"]
+    (eur,) = [balance for balance in balances if balance["currency"] == "EUR"]
+    assert eur["pending"] == 0
+    available: int = eur["available"]
+    return available

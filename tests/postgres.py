@@ -1,0 +1,125 @@
+"""Real Postgres for tests: a fresh database per test on the local server, dropped after;
+every service opened on it, or the whole app in this process. A pytest plugin of
+tests/conftest.py, which also holds the Redis fixtures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from litestar import Litestar
+from redis.asyncio import Redis
+
+from gateway import app as gateway_app
+from gateway.infra.database.migrate import migrate
+from gateway.runtime import Services, open_services
+from gateway.settings import load_settings
+from loadtest.bench_gateway import admin_token
+
+postgres_admin_url = os.environ.get(
+    "KOVRA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def database_url(name: str) -> str:
+    return postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+async def empty_database() -> AsyncIterator[str]:
+    """The URL of a new, empty database, dropped after the test."""
+    name = f"kovra_test_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield database_url(name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(empty_database: str) -> AsyncIterator[asyncpg.Pool]:
+    await migrate(empty_database)
+    created = await asyncpg.create_pool(empty_database, min_size=1, max_size=5)
+    try:
+        yield created
+    finally:
+        await created.close()
+
+
+async def migrated_services(
+    database_url: str, data_dir: Path, environment: dict[str, str]
+) -> Services:
+    """Migrate the database and open every service on it, as `kovra serve` does at start:
+    Redis database 11, emptied first (what an earlier test left there, such as admissions
+    whose payouts were in its own ledger, is not this test's), the sandbox key under
+    `data_dir`, and `environment` on top. The caller closes them."""
+    await migrate(database_url)
+    redis_url = "redis://127.0.0.1:6379/11"
+    settings = load_settings(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "KOVRA_DATA_DIR": str(data_dir),
+            **environment,
+        }
+    )
+    client = Redis.from_url(redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+    return await open_services(settings)
+
+
+@contextlib.asynccontextmanager
+async def in_process_app(
+    database_url: str,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    redis_url: str,
+    environment: dict[str, str] | None = None,
+    timeout_seconds: float = 60,
+) -> AsyncIterator[tuple[Litestar, httpx.AsyncClient]]:
+    """The gateway's ASGI app in this process, started (its lifespan) on the migrated
+    database and `redis_url`, a Redis database of the test's own, emptied before and after;
+    with a client that calls it without HTTP. The admin token is the benchmarks'."""
+    await migrate(database_url)
+    await _flush(redis_url)
+    settings = load_settings(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "KOVRA_DATA_DIR": str(data_dir),
+            "KOVRA_ADMIN_TOKEN": admin_token,
+            "KOVRA_LOG_LEVEL": "warning",
+            **(environment or {}),
+        }
+    )
+    # The app freezes what start-up left alive; in a test process that would be the suite.
+    monkeypatch.setattr(gateway_app, "tune_garbage_collection", lambda: None)
+    app = gateway_app.create_app(settings)
+    try:
+        async with app.lifespan(), asyncio.timeout(timeout_seconds):
+            transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+            async with httpx.AsyncClient(transport=transport, base_url="http://kovra") as client:
+                yield app, client
+    finally:
+        await _flush(redis_url)
+
+
+async def _flush(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
