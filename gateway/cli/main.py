@@ -13,7 +13,6 @@ import getpass
 import os
 import secrets
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import msgspec
 import uvloop
 
 from compliance.sanctions.lists import SanctionsListError, load_ofac, load_simple_csv
+from gateway.http.server import serve
 from gateway.runtime import Services, open_services
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.tenancy.records import tenant_statuses
@@ -83,25 +83,6 @@ def command_serve(arguments: argparse.Namespace) -> int:
         return 2
     serve(host=arguments.host, port=arguments.port, workers=arguments.workers)
     return 0
-
-
-def serve(*, host: str, port: int, workers: int) -> None:
-    """Run granian with uvloop; every worker calls gateway.app:create_app."""
-    from granian import Granian  # noqa: PLC0415
-    from granian.constants import Interfaces, Loops  # noqa: PLC0415
-
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kovra-metrics-")
-    Granian(
-        "gateway.app:create_app",
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers,
-        loop=Loops.uvloop,
-        factory=True,
-        log_access=False,
-    ).serve()
 
 
 def command_worker(arguments: argparse.Namespace) -> int:

@@ -14,9 +14,9 @@ import os
 import secrets
 from pathlib import Path
 
-from gateway.cli.main import serve
 from gateway.dev.services import DevServices
 from gateway.http.ids import object_id_for
+from gateway.http.server import serve
 from gateway.infra.database.migrate import migrate
 from gateway.runtime import Services, open_services
 from gateway.settings import load_settings
