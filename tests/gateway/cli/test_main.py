@@ -1,77 +1,16 @@
-"""The `kovra` command through a real process: refusing several workers on the embedded
-ledger, naming bad settings, and onboarding a tenant with `tenant create --json` against
-real Postgres and Redis (the printed key then works through the gateway's auth)."""
+"""The `kovra` entry point: importing it does not load prometheus-client (which
+`serve` must configure first), and `api-key revoke` without a key id is a usage error
+before anything runs."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import subprocess
 import sys
-from pathlib import Path
 
-import asyncpg
-import redis.asyncio as redis_asyncio
+import pytest
 
-from gateway.http.ratelimit import RateLimiter
-from gateway.infra.database.migrate import migrate
-from tests.gateway.kovra_cli import repository, run_kovra
-
-
-def test_serve_refuses_several_workers_on_the_embedded_ledger() -> None:
-    result = run_kovra(["serve", "--workers", "2"], {})
-    assert result.returncode == 2
-    assert "TB_ADDRESSES" in result.stderr
-    assert "KOVRA_LEDGER_ADDRESS" in result.stderr
-
-
-def test_bad_settings_are_named_before_anything_starts() -> None:
-    result = run_kovra(["migrate"], {"KOVRA_ENV": "staging", "TB_CLUSTER_ID": "x"})
-    assert result.returncode == 2
-    assert "KOVRA_ENV" in result.stderr
-    assert "TB_CLUSTER_ID" in result.stderr
-
-
-async def test_tenant_create_prints_a_working_key(empty_database: str, tmp_path: Path) -> None:
-    await migrate(empty_database)
-    environment = {
-        "DATABASE_URL": empty_database,
-        "REDIS_URL": "redis://127.0.0.1:6379/12",
-        "KOVRA_DATA_DIR": str(tmp_path),
-    }
-    result = run_kovra(
-        ["tenant", "create", "--name", "Acme", "--tier", "growth", "--json"], environment
-    )
-    assert result.returncode == 0, result.stderr
-    created = json.loads(result.stdout)
-    assert set(created) == {"tenant_id", "api_key"}
-    connection = await asyncpg.connect(empty_database)
-    try:
-        tenant = await connection.fetchrow(
-            """SELECT t.name, l.name AS tier FROM tenants t
-               JOIN limit_policies l ON l.id = t.limit_policy_id WHERE t.id = $1""",
-            created["tenant_id"],
-        )
-        assert tenant is not None
-        assert (tenant["name"], tenant["tier"]) == ("Acme", "growth")
-        actions = await connection.fetch("SELECT actor, action FROM audit_records ORDER BY seq")
-        assert [row["action"] for row in actions] == ["tenant.create", "api_key.create"]
-        assert all(row["actor"].startswith("cli:") for row in actions)
-    finally:
-        await connection.close()
-    redis = redis_asyncio.Redis.from_url("redis://127.0.0.1:6379/12")
-    try:
-        outcome = await RateLimiter(redis).authenticate_api_key(
-            key_hash_hex=hashlib.sha256(created["api_key"].encode()).hexdigest()
-        )
-        assert outcome.principal is not None
-        assert outcome.principal.tenant_id == created["tenant_id"]
-        assert outcome.principal.role == "admin"
-    finally:
-        await redis.aclose()
-    funded = run_kovra(["liquidity", "fund", "EUR", "100000"], environment)
-    assert funded.returncode == 0, funded.stderr
-    assert "funded 100000" in funded.stdout
+from gateway.cli import main
+from tests.gateway.kovra_cli import repository
 
 
 def test_the_cli_does_not_load_metrics_before_serve_configures_them() -> None:
@@ -89,34 +28,8 @@ def test_the_cli_does_not_load_metrics_before_serve_configures_them() -> None:
     assert result.stdout.strip() == "False"
 
 
-async def test_operators_list_tenants_and_their_keys(empty_database: str, tmp_path: Path) -> None:
-    await migrate(empty_database)
-    environment = {
-        "DATABASE_URL": empty_database,
-        "REDIS_URL": "redis://127.0.0.1:6379/12",
-        "KOVRA_DATA_DIR": str(tmp_path),
-    }
-    created = []
-    for name in ("First", "Second"):
-        result = run_kovra(["tenant", "create", "--name", name, "--json"], environment)
-        assert result.returncode == 0, result.stderr
-        created.append(json.loads(result.stdout)["tenant_id"])
-    listed = run_kovra(["tenant", "list", "--json"], environment)
-    assert listed.returncode == 0, listed.stderr
-    tenants = json.loads(listed.stdout)
-    assert [t["id"] for t in tenants] == sorted(created)
-    assert {t["name"] for t in tenants} == {"First", "Second"}
-
-    first_page = run_kovra(["tenant", "list", "--limit", "1"], environment)
-    assert first_page.returncode == 0, first_page.stderr
-    assert first_page.stdout.split()[0] == str(min(created))
-    assert f"--after {min(created)}" in first_page.stderr
-    assert run_kovra(["tenant", "list", "--limit", "0"], environment).returncode == 2
-
-    issued = run_kovra(["api-key", "create", "--tenant", str(created[0])], environment)
-    assert issued.returncode == 0, issued.stderr
-    keys = run_kovra(["api-key", "list", "--tenant", str(created[0])], environment)
-    assert keys.returncode == 0, keys.stderr
-    lines = [json.loads(line) for line in keys.stdout.splitlines()]
-    assert [(k["role"], k["secret"]) for k in lines] == [("admin", None), ("operator", None)]
-    assert json.loads(issued.stdout)["api_key"] not in keys.stdout
+def test_revoking_an_api_key_needs_its_id(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["api-key", "revoke", "--tenant", "1"])
+    assert exited.value.code == 2
+    assert "api-key revoke needs --key-id" in capsys.readouterr().err

@@ -1,0 +1,48 @@
+"""`kovra audit`: checking the audit trail's hash chain and exporting a period of it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import msgspec
+
+from gateway.cli.common import Subcommands, _settings, _timestamp, _with_services
+from gateway.runtime import Services
+
+
+def register(subcommands: Subcommands) -> None:
+    audit_parser = subcommands.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit_parser.add_parser("verify", help="check the hash chain; non-zero if broken").set_defaults(
+        run=command_audit
+    )
+    export = audit_parser.add_parser("export", help="write records with a sha256 and count")
+    export.add_argument("--from", dest="start", type=_timestamp, required=True)
+    export.add_argument("--to", dest="end", type=_timestamp, required=True)
+    export.add_argument("--output", required=True)
+    export.set_defaults(run=command_audit)
+
+
+def command_audit(arguments: argparse.Namespace) -> int:
+    from compliance.audit import chain as audit  # noqa: PLC0415
+
+    async def run(services: Services) -> int:
+        if arguments.audit_command == "verify":
+            result = await audit.verify(services.pool)
+            print(msgspec.json.encode(result).decode())
+            return 0 if result.ok else 1
+        try:
+            exported = await audit.export(
+                services.pool, start=arguments.start, end=arguments.end, path=Path(arguments.output)
+            )
+        except audit.AuditInputError as error:
+            print(error, file=sys.stderr)
+            return 2
+        print(msgspec.json.encode(exported).decode())
+        return 0
+
+    return asyncio.run(_with_services(_settings(), run))

@@ -1,0 +1,50 @@
+"""`kovra secrets`: the key that seals webhook secrets at rest, a new one and resealing
+every secret under the current one.
+
+Named after what it manages rather than the command, so it does not shadow the standard
+library's `secrets`, which `new-key` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+
+import msgspec
+
+from gateway.cli.common import Subcommands, _settings, _with_services
+from gateway.runtime import Services
+
+
+def register(subcommands: Subcommands) -> None:
+    secrets_parser = subcommands.add_parser(
+        "secrets", help="the key that seals webhook secrets at rest"
+    ).add_subparsers(dest="secrets_command", required=True)
+    secrets_parser.add_parser(
+        "new-key", help="print a new random key for KOVRA_SECRETS_KEY"
+    ).set_defaults(run=command_secrets)
+    secrets_parser.add_parser(
+        "reseal", help="seal every webhook secret again under KOVRA_SECRETS_KEY"
+    ).set_defaults(run=command_secrets)
+
+
+def command_secrets(arguments: argparse.Namespace) -> int:
+    if arguments.secrets_command == "new-key":
+        print(secrets.token_urlsafe(48))
+        return 0
+    from gateway.infra.sealing import SecretUnreadable  # noqa: PLC0415
+    from gateway.webhooks.records.endpoints import reseal_secrets  # noqa: PLC0415
+
+    async def run(services: Services) -> int:
+        try:
+            changed = await reseal_secrets(services.pool, services.secret_box)
+        except SecretUnreadable as error:
+            print(f"nothing was resealed: {error}", file=sys.stderr)
+            return 1
+        key_id = services.secret_box.current_key_id
+        print(msgspec.json.encode({"resealed": changed, "key_id": key_id}).decode())
+        return 0
+
+    return asyncio.run(_with_services(_settings(), run))
