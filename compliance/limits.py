@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from ledger.errors import LedgerError
+from ledger.errors import DomainError
 from ledger.invariants import ensure, unreachable
 
 counter_ttl_seconds = 2 * 86_400
@@ -31,7 +31,7 @@ usd_minor_max = 2**53 - 1
 batch_items_counted_max = 10_000
 
 
-class DailyLimitExceeded(LedgerError):
+class DailyLimitExceeded(DomainError):
     code = "daily_limit_exceeded"
 
 

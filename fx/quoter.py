@@ -8,14 +8,14 @@ from fx.pricing import Pricing, price, usd_equivalent_minor
 from fx.quotes import LockedQuote, QuoteStore
 from fx.rates import RateBook, RateObservation, RateSnapshot, RateStale, RateUnavailable
 from ledger.currencies import CurrencyRegistry
-from ledger.errors import LedgerError
+from ledger.errors import DomainError
 
 
-class RateNotAvailable(LedgerError):
+class RateNotAvailable(DomainError):
     code = "rate_unavailable"
 
 
-class RateTooOld(LedgerError):
+class RateTooOld(DomainError):
     code = "rate_stale"
 
 

@@ -18,7 +18,7 @@ from typing import Final, Literal
 import msgspec
 from redis.asyncio import Redis
 
-from ledger.errors import LedgerError
+from ledger.errors import DomainError
 from ledger.invariants import ensure, unreachable
 
 quote_ttl_seconds_default = 600
@@ -31,15 +31,15 @@ record_grace_seconds_max = 7 * 86_400
 key_suffix = "quote"
 
 
-class QuoteExpired(LedgerError):
+class QuoteExpired(DomainError):
     code = "quote_expired"
 
 
-class QuoteAlreadyUsed(LedgerError):
+class QuoteAlreadyUsed(DomainError):
     code = "quote_already_used"
 
 
-class QuoteNotFound(LedgerError):
+class QuoteNotFound(DomainError):
     code = "not_found"
 
 
@@ -121,7 +121,7 @@ return 0
 """
 
 
-def refusal(outcome: int) -> LedgerError:
+def refusal(outcome: int) -> DomainError:
     """The error for a `quote_usable` outcome that refuses the quote."""
     if outcome == quote_unknown:
         return QuoteNotFound("no such quote")

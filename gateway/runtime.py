@@ -1,46 +1,64 @@
-"""The per-process connections a gateway or worker needs, opened and closed together.
+"""What one gateway or worker process holds: its connections, opened and closed together,
+and each domain's service built on exactly the connections it needs.
 
 One ledger client (shared by every request: the TigerBeetle client batches concurrent
-calls), one asyncpg pool, one Redis client, one batch writer per process.
+calls), one asyncpg pool, one Redis client, one batch writer per process. Domain code never
+sees the `Runtime`: each domain's service gets its own dependencies when it is built here,
+and only the edges (routes, the worker process, the CLI) pick a service from the runtime.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import redis.asyncio as redis_asyncio
 import structlog
 
-from compliance.checks import NoOpCheck
+from compliance.cases.service import Cases
 from compliance.decisions import ComplianceCheck
+from compliance.freezes.service import Freezes
 from compliance.limits import DailyLimits
 from compliance.setup import build_check
 from fx.quoter import Quoter
 from fx.quotes import QuoteStore
 from fx.rates import RateBook
 from fx.sources import HttpRateFeed, TableRateSource, default_table, parse_table
-from gateway.http.idempotency import IdempotencyStore
+from gateway.batches.service import Batches
+from gateway.http.auth import Authenticator
+from gateway.http.idempotency import Idempotency, IdempotencyStore
 from gateway.http.ratelimit import RateLimiter
 from gateway.infra.database.batch import BatchWriter
 from gateway.infra.redis_pipelining import PipeliningRedis
 from gateway.infra.sealing import SecretBox, sandbox_key_material
+from gateway.quotes.service import Quotes
 from gateway.settings import Settings
 from gateway.tenancy.pricing_cache import PricingCache
+from gateway.tenancy.service import Tenancy
+from gateway.transfers.admission import (
+    AdmissionDependencies,
+    TransferAdmission,
+    payout_quote_margin_seconds,
+)
+from gateway.transfers.recipients import Recipients
+from gateway.transfers.service import Transfers
+from gateway.wallets.service import Wallets
 from ledger.client import LedgerClient
 from ledger.coalescing import CoalescingClient
 from ledger.currencies import CurrencyRegistry
 from ledger.embedded import EmbeddedClient
 from ledger.errors import LedgerUnavailable
+from ledger.invariants import unreachable
 from ledger.service import Ledger
 from ledger.statements import Statements
 from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
 
 if TYPE_CHECKING:
-    from gateway.transfers.admission import TransferAdmission
+    from litestar import Request
 
 default_database_url = "postgresql://postgres@127.0.0.1:5432/kovra"
 default_redis_url = "redis://127.0.0.1:6379/0"
@@ -56,7 +74,7 @@ redis_connections_max = 128
 ledger_startup_wait_seconds_max = 120.0
 ledger_startup_retry_delay_seconds = 1.0
 
-log = structlog.get_logger("kovra.services")
+log = structlog.get_logger("kovra.runtime")
 
 
 async def keep_session(connection: asyncpg.Connection) -> None:
@@ -110,17 +128,19 @@ def _backend_client(settings: Settings) -> LedgerClient:
     return EmbeddedClient(settings.ledger_journal)
 
 
-@dataclass
-class Services:
+@dataclass(kw_only=True)
+class Runtime:
+    """The process's connections and shared services, and each domain's service."""
+
     settings: Settings
     ledger_client: LedgerClient
     ledger: Ledger
-    statements: Statements
     pool: asyncpg.Pool
     redis: redis_asyncio.Redis
     writer: BatchWriter
     limiter: RateLimiter
-    idempotency: IdempotencyStore
+    authenticator: Authenticator
+    idempotency: Idempotency
     rate_source: TableRateSource | HttpRateFeed
     quoter: Quoter
     pricing: PricingCache
@@ -128,40 +148,67 @@ class Services:
     limits: DailyLimits
     secret_box: SecretBox
     admission: TransferAdmission
-    # Background tasks owned by these services (the sanctions-list refresh), cancelled on close.
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    wallets: Wallets
+    quotes: Quotes
+    tenancy: Tenancy
+    recipients: Recipients
+    freezes: Freezes
+    transfers: Transfers
+    cases: Cases
+    batches: Batches
+    # What `close` undoes, in the reverse order of opening.
+    closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if isinstance(self.rate_source, HttpRateFeed):
-            await self.rate_source.close()
-        await self.writer.drain()
-        await self.pool.close()
-        await self.redis.aclose()
-        await self.ledger_client.close()
+        await self.closer.aclose()
 
 
-async def open_services(settings: Settings) -> Services:
-    """Open every connection; on failure close what was opened and re-raise."""
+async def open_runtime(settings: Settings) -> Runtime:
+    """Open every connection and build every domain on them; on failure close what was
+    opened and re-raise."""
+    async with contextlib.AsyncExitStack() as stack:
+        connections = await _open_connections(settings, stack)
+        ledger = Ledger(connections.ledger_client, CurrencyRegistry(settings.currencies))
+        rate_source = _rate_source(settings, connections.redis)
+        if isinstance(rate_source, HttpRateFeed):
+            stack.push_async_callback(rate_source.close)
+        await open_platform_accounts_when_answering(ledger)
+        await _seed_rates(settings, rate_source)
+        compliance, lists = await build_check(settings, connections.pool)
+        if lists is not None:
+            refresh = asyncio.get_running_loop().create_task(lists.run_forever())
+            stack.push_async_callback(_cancel, refresh)
+        runtime = _assemble(
+            settings,
+            connections,
+            ledger=ledger,
+            rate_source=rate_source,
+            compliance=compliance,
+        )
+        runtime.closer = stack.pop_all()
+        return runtime
+    unreachable("the exit stack re-raises whatever stopped the opening")
+
+
+@dataclass(kw_only=True, frozen=True)
+class _Connections:
+    ledger_client: LedgerClient
+    pool: asyncpg.Pool
+    redis: redis_asyncio.Redis
+    writer: BatchWriter
+    secret_box: SecretBox
+
+
+async def _open_connections(settings: Settings, stack: contextlib.AsyncExitStack) -> _Connections:
+    """The ledger client, the Postgres pool, Redis and the batch writer, each closed by
+    `stack` (the writer drained first)."""
     # Production requires KOVRA_SECRETS_KEY (gateway.settings); the sandbox keeps a key file.
     secret_box = SecretBox(
         settings.secrets_key or sandbox_key_material(settings.data_dir),
         previous=settings.secrets_keys_previous,
     )
     ledger_client = open_ledger_client(settings)
-    try:
-        pool = await asyncpg.create_pool(
-            settings.database_url or default_database_url,
-            min_size=1,
-            max_size=settings.database_pool_size,
-            command_timeout=database_command_timeout_seconds,
-            reset=keep_session,
-        )
-    except BaseException:
-        await ledger_client.close()
-        raise
+    stack.push_async_callback(ledger_client.close)
     # A blocking pool: under a burst, a request waits (bounded) for a free connection
     # instead of failing with "Too many connections", which the default pool raises at once.
     # The commands of one event-loop turn share a pipeline (gateway.infra.redis_pipelining).
@@ -174,55 +221,120 @@ async def open_services(settings: Settings) -> Services:
             socket_connect_timeout=redis_socket_timeout_seconds,
         )
     )
-    currencies = CurrencyRegistry(settings.currencies)
-    ledger = Ledger(ledger_client, currencies)
-    rate_source = _rate_source(settings, redis)
-    quotes = QuoteStore(redis, record_grace_seconds=settings.quote_record_grace_seconds)
-    limits = DailyLimits(redis)
-    # The transfer path's module needs these services to be defined first.
-    from gateway.transfers.admission import (  # noqa: PLC0415
-        TransferAdmission,
-        payout_quote_margin_seconds,
+    stack.push_async_callback(redis.aclose)
+    pool = await asyncpg.create_pool(
+        settings.database_url or default_database_url,
+        min_size=1,
+        max_size=settings.database_pool_size,
+        command_timeout=database_command_timeout_seconds,
+        reset=keep_session,
+    )
+    stack.push_async_callback(pool.close)
+    writer = BatchWriter(pool)
+    stack.push_async_callback(writer.drain)
+    return _Connections(
+        ledger_client=ledger_client, pool=pool, redis=redis, writer=writer, secret_box=secret_box
     )
 
-    services = Services(
+
+def _assemble(
+    settings: Settings,
+    connections: _Connections,
+    *,
+    ledger: Ledger,
+    rate_source: TableRateSource | HttpRateFeed,
+    compliance: ComplianceCheck,
+) -> Runtime:
+    """Every domain's service, each given exactly what it needs."""
+    pool, redis, writer = connections.pool, connections.redis, connections.writer
+    quote_store = QuoteStore(redis, record_grace_seconds=settings.quote_record_grace_seconds)
+    limits = DailyLimits(redis)
+    limiter = RateLimiter(redis)
+    pricing = PricingCache(pool)
+    book = RateBook(rate_source, max_age_seconds=settings.fx_max_age_seconds)
+    quoter = Quoter(
+        book=book,
+        store=quote_store,
+        currencies=ledger.currencies,
+        ttl_seconds=settings.quote_ttl_seconds,
+    )
+    admission = TransferAdmission(
+        redis,
+        quotes=quote_store,
+        limits=limits,
+        remember_quote_seconds=settings.reconcile_after_seconds + payout_quote_margin_seconds,
+    )
+    tenancy = Tenancy(pool=pool, ledger=ledger, limiter=limiter)
+    recipients = Recipients(pool=pool, redis=redis, screener=compliance)
+    return Runtime(
         settings=settings,
-        ledger_client=ledger_client,
+        ledger_client=connections.ledger_client,
         ledger=ledger,
-        statements=Statements(ledger),
         pool=pool,
         redis=redis,
-        writer=BatchWriter(pool),
-        limiter=RateLimiter(redis),
-        idempotency=IdempotencyStore(redis),
-        rate_source=rate_source,
-        quoter=Quoter(
-            book=RateBook(rate_source, max_age_seconds=settings.fx_max_age_seconds),
-            store=quotes,
-            currencies=currencies,
-            ttl_seconds=settings.quote_ttl_seconds,
+        writer=writer,
+        limiter=limiter,
+        authenticator=Authenticator(
+            limiter=limiter,
+            pool=pool,
+            jwt_secret=settings.jwt_secret,
+            admin_token=settings.admin_token,
         ),
-        pricing=PricingCache(pool),
-        compliance=NoOpCheck(),  # Replaced below, once Postgres can be read.
+        idempotency=Idempotency(IdempotencyStore(redis), writer),
+        rate_source=rate_source,
+        quoter=quoter,
+        pricing=pricing,
+        compliance=compliance,
         limits=limits,
-        secret_box=secret_box,
-        admission=TransferAdmission(
-            redis,
-            quotes=quotes,
+        secret_box=connections.secret_box,
+        admission=admission,
+        wallets=Wallets(
+            ledger=ledger,
+            ledger_client=connections.ledger_client,
+            statements=Statements(ledger),
+            pool=pool,
+            writer=writer,
+            sandbox=settings.sandbox,
+        ),
+        quotes=Quotes(
+            quoter=quoter,
+            pricing=pricing,
+            currencies=ledger.currencies,
+            rate_source=rate_source,
+            pool=pool,
+        ),
+        tenancy=tenancy,
+        recipients=recipients,
+        freezes=Freezes(pool=pool, tenancy=tenancy, recipients=recipients),
+        transfers=Transfers(
+            pool=pool,
+            writer=writer,
+            ledger=ledger,
+            admission=AdmissionDependencies(
+                admission=admission, recipients=recipients, rates=book, currencies=ledger.currencies
+            ),
+            compliance=compliance,
             limits=limits,
-            remember_quote_seconds=settings.reconcile_after_seconds + payout_quote_margin_seconds,
+            pricing=pricing,
+            quotes=quote_store,
+        ),
+        cases=Cases(pool=pool, ledger=ledger),
+        batches=Batches(
+            pool=pool,
+            writer=writer,
+            redis=redis,
+            ledger=ledger,
+            compliance=compliance,
+            limits=limits,
+            pricing=pricing,
+            quoter=quoter,
         ),
     )
-    try:
-        await open_platform_accounts_when_answering(ledger)
-        await _seed_rates(settings, rate_source)
-        services.compliance, lists = await build_check(settings, pool)
-        if lists is not None:
-            services.tasks.append(asyncio.get_running_loop().create_task(lists.run_forever()))
-    except BaseException:
-        await services.close()
-        raise
-    return services
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def open_platform_accounts_when_answering(
@@ -254,3 +366,14 @@ async def open_platform_accounts_when_answering(
             attempt += 1
         else:
             return
+
+
+# The name the connections went by before each domain got its own service.
+Services = Runtime
+open_services = open_runtime
+
+
+def runtime_of(request: Request[Any, Any, Any]) -> Runtime:
+    """The process's runtime, for a route to pick its domain's service from."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime

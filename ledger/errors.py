@@ -1,22 +1,41 @@
-"""Typed domain errors raised by the ledger.
+"""Typed operating errors: `DomainError`, the base of every domain's, and the ledger's own.
 
-Operating errors (a client asked for something the ledger refuses: not enough money, a hold
-already captured) are subclasses of `LedgerError`, each with a stable machine `code` that the
-gateway maps to an RFC 9457 problem. Programmer errors are `InvariantViolation`
-(see `ledger.invariants`) and are never mapped: they fail loudly.
+Operating errors (a client asked for something a domain refuses: not enough money, a hold
+already captured, an expired quote, a frozen tenant) are subclasses of `DomainError`, each
+with a stable machine `code`; `gateway.http.problems` is the one place that maps codes to
+RFC 9457 problems. The base lives here, in the lowest package, so that every other package
+(fx, rails, compliance, the gateway's domains) can raise its own without depending on the
+HTTP edge. Programmer errors are `InvariantViolation` (see `ledger.invariants`) and are
+never mapped: they fail loudly.
 """
 
 from __future__ import annotations
 
 
-class LedgerError(Exception):
-    """An operating error: the request was understood and refused, nothing moved."""
+class DomainError(Exception):
+    """An operating error: the request was understood and refused, and nothing changed.
 
-    code: str = "ledger_error"
+    `field` names the request field the error is about, when there is one."""
 
-    def __init__(self, detail: str) -> None:
+    code: str = "domain_error"
+    # How long a client should wait before retrying, for a refusal that is only for now.
+    retry_after_seconds: int | None = None
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.field = field
+
+    def field_errors(self) -> list[tuple[str, str]]:
+        """(field, message) for each request field at fault; a refusal of several items
+        names each of them."""
+        return [(self.field, self.detail)] if self.field else []
+
+
+class LedgerError(DomainError):
+    """The ledger refused an operation; nothing moved."""
+
+    code = "ledger_error"
 
 
 class UnknownCurrency(LedgerError):

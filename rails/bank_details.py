@@ -20,7 +20,7 @@ import ukmodulus
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
-from ledger.errors import LedgerError
+from ledger.errors import DomainError
 
 sepa_countries = frozenset(
     {
@@ -95,12 +95,12 @@ _id_account_pattern = re.compile(r"^\d{5,20}$")
 field_length_max = 64
 
 
-class InvalidBankDetails(LedgerError):
+class InvalidBankDetails(DomainError):
     code = "invalid_bank_details"
+    field: str
 
     def __init__(self, field: str, detail: str) -> None:
-        super().__init__(detail)
-        self.field = field
+        super().__init__(detail, field=field)
 
 
 class EuBankDetails(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ import enum
 
 import msgspec
 
+from ledger.errors import DomainError
 from rails.bank_details import sepa_countries
 
 
@@ -58,8 +59,10 @@ corridor_rules: dict[Corridor, CorridorRules] = {
 }
 
 
-class UnsupportedCorridor(ValueError):
+class UnsupportedCorridor(DomainError):
     """No corridor pays out to this country in this currency."""
+
+    code = "unsupported_corridor"
 
 
 def corridor_for(*, country: str, currency: str) -> Corridor:

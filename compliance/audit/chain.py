@@ -542,3 +542,10 @@ def _record(row: asyncpg.Record) -> AuditRecord:
         previous_hash=bytes(row["previous_hash"]),
         record_hash=bytes(row["record_hash"]),
     )
+
+
+async def record_admin_action(
+    pool: asyncpg.Pool, *, actor: str, action: str, target: str, details: dict[str, Any]
+) -> None:
+    """Every admin action is written to the hash-chained audit trail before it is done."""
+    await append(pool, actor=actor, action=action, target=target, details=details)

@@ -16,9 +16,10 @@ import msgspec
 
 from fx.netting import ItemAmounts, NettingItem, PairNetting, fee_share_minor, net_pair
 from fx.pricing import Pricing
+from fx.quoter import Quoter
 from fx.quotes import LockedQuote
 from gateway.batches.parsing import ParsedItem
-from gateway.runtime import Services
+from ledger.currencies import CurrencyRegistry
 from ledger.errors import InvalidAmount, LedgerError
 from ledger.invariants import ensure
 
@@ -40,7 +41,7 @@ def pair_quote_id(*, batch_id: int, pair: Pair) -> int:
 
 
 async def lock_pair(
-    services: Services,
+    quoter: Quoter,
     *,
     tenant_id: int,
     batch_id: int,
@@ -53,7 +54,7 @@ async def lock_pair(
     source_total = sum(item.source_amount or 0 for item in items)
     target_total = sum(item.target_amount or 0 for item in items)
     quote_id = pair_quote_id(batch_id=batch_id, pair=pair)
-    quote = await services.quoter.quote(
+    quote = await quoter.quote(
         tenant_id=tenant_id,
         quote_id=quote_id,
         pricing=pricing,
@@ -62,9 +63,7 @@ async def lock_pair(
         source_amount=source_total if source_total else None,
         target_amount=None if source_total else target_total,
     )
-    await services.quoter.store.consume(
-        tenant_id=tenant_id, quote_id=quote_id, consumer_id=batch_id
-    )
+    await quoter.store.consume(tenant_id=tenant_id, quote_id=quote_id, consumer_id=batch_id)
     # The quote's fee is its percentage share plus one fixed fee; each item pays the latter.
     fixed = quote.fee_amount - fee_share_minor(quote.source_amount, pricing.fee_bps)
     ensure(fixed >= 0, "a quote's fee covers its percentage share")
@@ -77,7 +76,7 @@ class PairAmounts(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def net_items(
-    services: Services,
+    currencies: CurrencyRegistry,
     *,
     price: PairPrice,
     fee_bps: int,
@@ -85,7 +84,6 @@ def net_items(
 ) -> tuple[PairAmounts | None, list[tuple[ParsedItem, LedgerError]]]:
     """The pair's netting over `items`, less the items too small to convert on their own
     share (refused with the reason); nets again until every item has positive amounts."""
-    currencies = services.ledger.currencies
     source = currencies.get(price.quote.source_currency)
     target = currencies.get(price.quote.target_currency)
     live = list(items)

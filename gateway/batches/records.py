@@ -22,8 +22,8 @@ from compliance.audit.outbox import outbox_insert
 from compliance.cases.records import case_insert
 from gateway.batches import wire as batch_wire
 from gateway.http.ids import encode_id
-from gateway.infra.database.records import event_insert
 from gateway.transfers.records import transfer_insert
+from gateway.webhooks.records.events import event_insert
 
 # The same columns as the single-transfer writes, so the two can never drift apart.
 transfer_columns = (*transfer_insert.columns, "batch_id", "batch_item_index")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -13,11 +13,12 @@ from compliance.freezes.service import ensure_active
 from gateway.batches import wire as batch_wire
 from gateway.batches.parsing import Parsed, parse_csv, parse_json
 from gateway.batches.records import BatchRow, get_batch, item_page, list_messages, status_counts
-from gateway.batches.service import accept_batch, batch_view
+from gateway.batches.service import batch_view
 from gateway.http.ids import decode_id
 from gateway.http.paging import cursor_not_ours, decode_number_cursor, page_limit_or_422
 from gateway.http.problems import FieldError, ProblemError
-from gateway.http.requests import idempotent, json_response, principal_of, request_body, services_of
+from gateway.http.requests import json_response, principal_of, request_body
+from gateway.runtime import runtime_of
 
 # A 10,000-item batch is about 2 MB of JSON; the rest of the API keeps its own, smaller limit.
 batch_request_body_bytes_max = 8 * 1024 * 1024
@@ -50,24 +51,24 @@ def _items_of(
 async def create_batch_route(
     request: Request[Any, Any, Any], atomic: FromQuery[bool | None] = None
 ) -> Response[bytes]:
-    services = services_of(request)
+    runtime = runtime_of(request)
     principal = principal_of(request)
     ensure_active(principal)
     is_atomic, parsed = _items_of(request, await request_body(request), atomic)
 
     async def execute(batch_id: int) -> tuple[int, msgspec.Struct]:
-        view = await accept_batch(
-            services, principal, batch_id=batch_id, atomic=is_atomic, parsed=parsed
+        view = await runtime.batches.accept(
+            principal, batch_id=batch_id, atomic=is_atomic, parsed=parsed
         )
         return 201, view
 
-    return await idempotent(request, kind="batch", execute=execute)
+    return await runtime.idempotency.response(request, kind="batch", execute=execute)
 
 
 async def _batch_or_404(request: Request[Any, Any, Any], batch_id: str) -> BatchRow:
     principal = principal_of(request)
     batch = await get_batch(
-        services_of(request).pool,
+        runtime_of(request).pool,
         region=principal.compliance_region,
         tenant_id=principal.tenant_id,
         batch_id=uuid.UUID(int=decode_id("batch", batch_id)),
@@ -87,7 +88,7 @@ async def read_batch(
     page_limit_or_422(limit, limit_max=batch_wire.batch_page_max)
     start = _start_of(cursor)
     batch = await _batch_or_404(request, batch_id)
-    pool = services_of(request).pool
+    pool = runtime_of(request).pool
     items = await item_page(pool, batch, start=start, limit=limit)
     end = start + limit
     return json_response(
@@ -120,7 +121,7 @@ async def batch_messages(
     request: Request[Any, Any, Any], batch_id: FromPath[str]
 ) -> Response[bytes]:
     batch = await _batch_or_404(request, batch_id)
-    records = await list_messages(services_of(request).pool, batch)
+    records = await list_messages(runtime_of(request).pool, batch)
     return json_response(
         200,
         batch_wire.BatchMessageList(
@@ -138,3 +139,14 @@ async def batch_messages(
             ]
         ),
     )
+
+
+route_handlers: Final = (create_batch_route, read_batch, batch_messages)
+request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
+    ("/v1/batches", "post"): batch_wire.BatchCreate,
+}
+response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] = {
+    ("/v1/batches", "post"): ("201", batch_wire.Batch),
+    ("/v1/batches/{batch_id}", "get"): ("200", batch_wire.Batch),
+    ("/v1/batches/{batch_id}/messages", "get"): ("200", batch_wire.BatchMessageList),
+}

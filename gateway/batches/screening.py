@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import msgspec
+from redis.asyncio import Redis
 
 from compliance.checks import amount_band_usd_minor
 from compliance.decisions import ComplianceCheck, Decision, PayoutFacts
-from gateway.runtime import Services
 from gateway.transfers.recipients import (
     RecipientRecord,
     recipient_cache_key,
@@ -25,13 +26,18 @@ from gateway.transfers.recipients import (
 
 
 async def fetch_recipients(
-    services: Services, *, tenant_id: int, region: str, recipient_ids: set[int]
+    pool: asyncpg.Pool,
+    redis: Redis,
+    *,
+    tenant_id: int,
+    region: str,
+    recipient_ids: set[int],
 ) -> dict[int, RecipientRecord]:
     """The tenant's recipients among `recipient_ids` (unknown ones are simply absent)."""
     ids = sorted(recipient_ids)
     if not ids:
         return {}
-    cached = await services.redis.mget([recipient_cache_key(tenant_id, i) for i in ids])
+    cached = await redis.mget([recipient_cache_key(tenant_id, i) for i in ids])
     found: dict[int, RecipientRecord] = {}
     missing: list[int] = []
     for recipient_id, value in zip(ids, cached, strict=True):
@@ -40,7 +46,7 @@ async def fetch_recipients(
         else:
             found[recipient_id] = msgspec.json.decode(value, type=RecipientRecord)
     if missing:
-        rows = await services.pool.fetch(
+        rows = await pool.fetch(
             """SELECT id, tenant_id, name, country, currency, status, bank_details, created_at
                  FROM recipients
                 WHERE compliance_region = $1 AND tenant_id = $2 AND id = ANY($3::uuid[])""",
@@ -48,7 +54,7 @@ async def fetch_recipients(
             tenant_id,
             [uuid.UUID(int=i) for i in missing],
         )
-        async with services.redis.pipeline(transaction=False) as pipeline:
+        async with redis.pipeline(transaction=False) as pipeline:
             for row in rows:
                 record = recipient_from_row(row)
                 found[record.id] = record

@@ -47,30 +47,34 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import msgspec
+from redis.asyncio import Redis
 
 from compliance.audit.outbox import outbox_insert, outbox_row
-from compliance.decisions import Decision
-from compliance.limits import CountOnce, Usage, batch_items_counted_max
+from compliance.decisions import ComplianceCheck, Decision
+from compliance.limits import CountOnce, DailyLimits, Usage, batch_items_counted_max
 from fx.netting import ItemAmounts, PairTotals
 from fx.pricing import usd_equivalent_minor
+from fx.quoter import Quoter
 from fx.rates import RateStale, RateUnavailable
 from gateway.batches import wire as batch_wire
+from gateway.batches.errors import BatchAbandoned, BatchRejected
 from gateway.batches.parsing import Parsed, ParsedItem, RefusedItem
 from gateway.batches.pricing import Pair, PairAmounts, PairPrice, lock_pair, net_items
 from gateway.batches.records import BatchRecord, BatchRow, record_batch, transfer_columns
 from gateway.batches.screening import BatchScreening, fetch_recipients, payout_facts
 from gateway.http.ids import encode_id
-from gateway.http.problems import FieldError, ProblemError
 from gateway.http.ratelimit import Principal
-from gateway.runtime import Services
+from gateway.infra.database.batch import BatchWriter
+from gateway.tenancy.pricing_cache import PricingCache
 from gateway.transfers.recipients import RecipientRecord
 from gateway.transfers.records import TransferRow
 from gateway.transfers.service import event_id, transfer_view
-from ledger.errors import LedgerError
+from ledger.errors import DomainError, LedgerError
 from ledger.invariants import ensure
 from ledger.netting import NettedItem, NettedPair, Netting
-from ledger.service import amount_minor_max
+from ledger.service import Ledger, amount_minor_max
 from ledger.transfers import linked
 from rails.corridors import UnsupportedCorridor, choose_rail, corridor_for
 
@@ -128,8 +132,39 @@ class _Acceptance:
         )
 
 
+class Batches:
+    """What accepting a batch needs: its public attributes are its module's dependencies."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        writer: BatchWriter,
+        redis: Redis,
+        ledger: Ledger,
+        compliance: ComplianceCheck,
+        limits: DailyLimits,
+        pricing: PricingCache,
+        quoter: Quoter,
+    ) -> None:
+        self.pool = pool
+        self.writer = writer
+        self.redis = redis
+        self.ledger = ledger
+        self.compliance = compliance
+        self.limits = limits
+        self.pricing = pricing
+        self.quoter = quoter
+
+    async def accept(
+        self, principal: Principal, *, batch_id: int, atomic: bool, parsed: list[Parsed]
+    ) -> batch_wire.Batch:
+        """Accept the batch: see `accept_batch`."""
+        return await accept_batch(self, principal, batch_id=batch_id, atomic=atomic, parsed=parsed)
+
+
 async def accept_batch(
-    services: Services,
+    batches: Batches,
     principal: Principal,
     *,
     batch_id: int,
@@ -138,19 +173,19 @@ async def accept_batch(
 ) -> batch_wire.Batch:
     """Accept the batch (see the module docstring); the view answered to the client."""
     acceptance = _Acceptance(parsed)
-    items = await _check_items(services, principal, acceptance, parsed)
-    terms = await services.pricing.terms(principal.tenant_id)
+    items = await _check_items(batches, principal, acceptance, parsed)
+    terms = await batches.pricing.terms(principal.tenant_id)
     prices = await _lock_pairs(
-        services, principal, acceptance, batch_id=batch_id, pricing=terms.pricing, items=items
+        batches, principal, acceptance, batch_id=batch_id, pricing=terms.pricing, items=items
     )
-    items = _net(services, acceptance, prices, terms.pricing.fee_bps, items)
+    items = _net(batches, acceptance, prices, terms.pricing.fee_bps, items)
     # What this attempt counted, by item index, under the batch's marker: every attempt of
     # the batch names the same one, so a retry counts nothing twice (`consume_many`).
     usages: dict[int, Usage] = {}
-    counted = services.limits.batch_marker(tenant_id=principal.tenant_id, batch_id=batch_id)
+    counted = batches.limits.batch_marker(tenant_id=principal.tenant_id, batch_id=batch_id)
     try:
         items = await _screen(
-            services,
+            batches,
             principal,
             acceptance,
             terms=terms,
@@ -159,12 +194,12 @@ async def accept_batch(
             counted=counted,
         )
         # Screening refused some items: the pairs' totals are netted again without them.
-        items = _net(services, acceptance, prices, terms.pricing.fee_bps, items)
+        items = _net(batches, acceptance, prices, terms.pricing.fee_bps, items)
         if atomic and acceptance.refused:
-            await _audit_blocks(services, acceptance, batch_id)
+            await _audit_blocks(batches, acceptance, batch_id)
             raise _atomic_refusal(acceptance)
         items, pairs = await _convert(
-            services,
+            batches,
             principal,
             acceptance,
             batch_id=batch_id,
@@ -175,7 +210,7 @@ async def accept_batch(
         # The items' holds go to the ledger while this process builds the batch's rows:
         # the two run on different cores, and neither needs the other's result until both
         # are done (a hold that fails is left to the repair, as below).
-        holding = asyncio.ensure_future(_hold_items(services, principal, batch_id, items))
+        holding = asyncio.ensure_future(_hold_items(batches, principal, batch_id, items))
         try:
             record, view = await asyncio.to_thread(
                 _record,
@@ -189,44 +224,41 @@ async def accept_batch(
             )
         finally:
             await holding
-        outcome = await record_batch(services.pool, record)
+        outcome = await record_batch(batches.pool, record)
     except BaseException:
-        await services.limits.give_back_many(
+        await batches.limits.give_back_many(
             tenant_id=principal.tenant_id, usages=usages, once=counted
         )
         raise
     if outcome == "abandoned":
         # The repair undid an earlier attempt and gave its count back; nothing of this one
         # moved money either, so nothing of it stays counted.
-        await services.limits.give_back_many(
+        await batches.limits.give_back_many(
             tenant_id=principal.tenant_id, usages=usages, once=counted
         )
-        raise ProblemError(
-            409,
-            "batch_abandoned",
+        raise BatchAbandoned(
             "an earlier attempt of this batch was undone after a failure; submit it again "
-            "with a new Idempotency-Key",
+            "with a new Idempotency-Key"
         )
     admitted = {item.parsed.index for item in items if item.usage is not None}
     refused = {index: usage for index, usage in usages.items() if index not in admitted}
-    await services.limits.give_back_many(
-        tenant_id=principal.tenant_id, usages=refused, once=counted
-    )
+    await batches.limits.give_back_many(tenant_id=principal.tenant_id, usages=refused, once=counted)
     return view
 
 
 async def _check_items(
-    services: Services, principal: Principal, acceptance: _Acceptance, parsed: list[Parsed]
+    batches: Batches, principal: Principal, acceptance: _Acceptance, parsed: list[Parsed]
 ) -> list[_Item]:
     """Currencies and recipients, item by item (recipients read once for the batch)."""
     candidates = [p for p in parsed if isinstance(p, ParsedItem)]
     recipients = await fetch_recipients(
-        services,
+        batches.pool,
+        batches.redis,
         tenant_id=principal.tenant_id,
         region=principal.compliance_region,
         recipient_ids={p.recipient_id for p in candidates},
     )
-    currencies = services.ledger.currencies
+    currencies = batches.ledger.currencies
     items: list[_Item] = []
     for candidate in candidates:
         try:
@@ -274,7 +306,7 @@ def _recipient_problem(
 
 
 async def _lock_pairs(
-    services: Services,
+    batches: Batches,
     principal: Principal,
     acceptance: _Acceptance,
     *,
@@ -290,21 +322,21 @@ async def _lock_pairs(
     for pair, members in by_pair.items():
         try:
             prices[pair] = await lock_pair(
-                services,
+                batches.quoter,
                 tenant_id=principal.tenant_id,
                 batch_id=batch_id,
                 pricing=pricing,
                 pair=pair,
                 items=[m.parsed for m in members],
             )
-        except LedgerError as error:
+        except DomainError as error:
             for member in members:
                 acceptance.refuse(member.parsed, error.code, None, error.detail)
     return prices
 
 
 def _net(
-    services: Services,
+    batches: Batches,
     acceptance: _Acceptance,
     prices: dict[Pair, PairPrice],
     fee_bps: int,
@@ -318,7 +350,10 @@ def _net(
     live: list[_Item] = []
     for pair, members in by_pair.items():
         amounts, refused = net_items(
-            services, price=prices[pair], fee_bps=fee_bps, items=[m.parsed for m in members]
+            batches.ledger.currencies,
+            price=prices[pair],
+            fee_bps=fee_bps,
+            items=[m.parsed for m in members],
         )
         for parsed, error in refused:
             acceptance.refuse(parsed, error.code, None, error.detail)
@@ -349,7 +384,7 @@ def _pair_too_large(amounts: PairAmounts) -> bool:
 
 
 async def _screen(
-    services: Services,
+    batches: Batches,
     principal: Principal,
     acceptance: _Acceptance,
     *,
@@ -361,7 +396,7 @@ async def _screen(
     """Daily limits for all items in one step (under the batch's marker `counted`), then a
     compliance decision per item; `usages` gathers what was counted, by item index."""
     to_usd: dict[str, Decimal] = {}
-    rates = await services.quoter.book.snapshot()
+    rates = await batches.quoter.book.snapshot()
     for currency in sorted({item.parsed.source_currency for item in items}):
         try:
             to_usd[currency] = rates.mid(currency, "USD").rate
@@ -370,14 +405,14 @@ async def _screen(
                 if item.parsed.source_currency == currency:
                     acceptance.refuse(item.parsed, "rate_unavailable", None, str(error))
     items = [item for item in items if item.parsed.source_currency in to_usd]
-    usd = [_usd_minor(services, item, to_usd[item.parsed.source_currency]) for item in items]
-    decided = await services.limits.consume_many(
+    usd = [_usd_minor(batches, item, to_usd[item.parsed.source_currency]) for item in items]
+    decided = await batches.limits.consume_many(
         tenant_id=principal.tenant_id,
         usd_minor={item.parsed.index: amount for item, amount in zip(items, usd, strict=True)},
         daily_limit_usd_minor=terms.daily_limit_usd_minor,
         once=counted,
     )
-    screening = BatchScreening(services.compliance)
+    screening = BatchScreening(batches.compliance)
     live: list[_Item] = []
     for item, amount, usage in zip(items, usd, decided, strict=True):
         if usage is None:
@@ -415,19 +450,19 @@ async def _screen(
     return live
 
 
-def _usd_minor(services: Services, item: _Item, rate: Decimal) -> int:
+def _usd_minor(batches: Batches, item: _Item, rate: Decimal) -> int:
     """The item's source amount and fee in US cents, rounded up (as single payouts count)."""
     ensure(item.amounts is not None, "an item is netted before it is screened")
     assert item.amounts is not None
     return usd_equivalent_minor(
         amount_minor=item.amounts.source_amount_minor + item.amounts.fee_minor,
-        currency=services.ledger.currencies.get(item.parsed.source_currency),
+        currency=batches.ledger.currencies.get(item.parsed.source_currency),
         to_usd_mid=rate,
     )
 
 
 async def _convert(
-    services: Services,
+    batches: Batches,
     principal: Principal,
     acceptance: _Acceptance,
     *,
@@ -438,7 +473,7 @@ async def _convert(
 ) -> tuple[list[_Item], dict[Pair, NettedPair]]:
     """Convert each pair once: a pair that cannot be funded refuses its items, or the whole
     batch when atomic. The items of the funded pairs, and the pairs."""
-    netting = Netting(services.ledger)
+    netting = Netting(batches.ledger)
     by_pair: dict[Pair, list[_Item]] = defaultdict(list)
     for item in items:
         by_pair[item.pair].append(item)
@@ -465,10 +500,10 @@ async def _convert(
 
 
 async def _hold_items(
-    services: Services, principal: Principal, batch_id: int, funded: list[_Item]
+    batches: Batches, principal: Principal, batch_id: int, funded: list[_Item]
 ) -> None:
     """Hold every funded item on its own, drawing on its pair's conversion."""
-    netting = Netting(services.ledger)
+    netting = Netting(batches.ledger)
     holds = [netting.item_reservation(_netted_item(principal, batch_id, item)) for item in funded]
     for error in await netting.submit_chains(holds):
         if error is not None:
@@ -513,31 +548,29 @@ def _netted_item(principal: Principal, batch_id: int, item: _Item) -> NettedItem
     )
 
 
-def _atomic_refusal(acceptance: _Acceptance) -> ProblemError:
+def _atomic_refusal(acceptance: _Acceptance) -> BatchRejected:
     refused = sorted(acceptance.refused.values(), key=lambda r: r.index)
-    return ProblemError(
-        422,
-        "batch_rejected",
+    return BatchRejected(
         f"{len(refused)} of {acceptance.item_count} items were refused; an atomic batch "
         "moves nothing unless every item can go",
-        errors=[
-            FieldError(
-                field=f"items[{r.index}]" + (f".{r.error.field}" if r.error.field else ""),
-                message=f"{r.error.code}: {r.error.message}",
+        items=[
+            (
+                f"items[{r.index}]" + (f".{r.error.field}" if r.error.field else ""),
+                f"{r.error.code}: {r.error.message}",
             )
             for r in refused
         ],
     )
 
 
-async def _audit_blocks(services: Services, acceptance: _Acceptance, batch_id: int) -> None:
+async def _audit_blocks(batches: Batches, acceptance: _Acceptance, batch_id: int) -> None:
     """An atomic batch refused records nothing but its compliance blocks' audit records."""
     rows = [
         _audit_row(acceptance, item.recipient.tenant_id, batch_id, item)
         for item in acceptance.blocked
     ]
     if rows:
-        await services.writer.write_together([(outbox_insert, row) for row in rows])
+        await batches.writer.write_together([(outbox_insert, row) for row in rows])
 
 
 def _audit_row(

@@ -116,7 +116,8 @@ async def _build(services: Services, region: str, batch_id: uuid.UUID, tenant_id
     )
     tenant_name = await services.pool.fetchval("SELECT name FROM tenants WHERE id = $1", tenant_id)
     recipients = await fetch_recipients(
-        services,
+        services.pool,
+        services.redis,
         tenant_id=tenant_id,
         region=region,
         recipient_ids={row["recipient_id"].int for row in items},

@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from gateway.cli.common import Subcommands, _settings, _timestamp, _with_services
-from gateway.runtime import Services
+from gateway.cli.common import Subcommands, _settings, _timestamp, _with_runtime
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 
 def register(subcommands: Subcommands) -> None:
@@ -30,14 +33,14 @@ def register(subcommands: Subcommands) -> None:
 def command_audit(arguments: argparse.Namespace) -> int:
     from compliance.audit import chain as audit  # noqa: PLC0415
 
-    async def run(services: Services) -> int:
+    async def run(runtime: Runtime) -> int:
         if arguments.audit_command == "verify":
-            result = await audit.verify(services.pool)
+            result = await audit.verify(runtime.pool)
             print(msgspec.json.encode(result).decode())
             return 0 if result.ok else 1
         try:
             exported = await audit.export(
-                services.pool, start=arguments.start, end=arguments.end, path=Path(arguments.output)
+                runtime.pool, start=arguments.start, end=arguments.end, path=Path(arguments.output)
             )
         except audit.AuditInputError as error:
             print(error, file=sys.stderr)
@@ -45,4 +48,4 @@ def command_audit(arguments: argparse.Namespace) -> int:
         print(msgspec.json.encode(exported).decode())
         return 0
 
-    return asyncio.run(_with_services(_settings(), run))
+    return asyncio.run(_with_runtime(_settings(), run))

@@ -1,5 +1,5 @@
 """What every command group of `kovra` shares: settings that stop with a usage error, the
-services an operator command runs against, the actor its admin actions are recorded under,
+runtime an operator command runs against, the actor its admin actions are recorded under,
 and the argument types.
 
 The argument types keep their names on purpose: argparse names the type in its message for
@@ -14,11 +14,13 @@ import datetime
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from gateway.runtime import Services, open_services
 from gateway.settings import Settings, SettingsError, load_settings
 from ledger.embedded.journal import JournalInUse
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 # What `main` hands each group's `register`: the top-level parser's sub-commands.
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -47,9 +49,12 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-async def _with_services(settings: Settings, action: Callable[[Services], Awaitable[int]]) -> int:
+async def _with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[int]]) -> int:
+    # Imported here: the runtime reaches the metrics, which `serve` must configure first.
+    from gateway.runtime import open_runtime  # noqa: PLC0415
+
     try:
-        services = await open_services(settings)
+        runtime = await open_runtime(settings)
     except JournalInUse:
         print(
             "the embedded ledger is in use by a running Kovra: use the admin API "
@@ -58,9 +63,9 @@ async def _with_services(settings: Settings, action: Callable[[Services], Awaita
         )
         return 1
     try:
-        return await action(services)
+        return await action(runtime)
     finally:
-        await services.close()
+        await runtime.close()
 
 
 def _timestamp(text: str) -> datetime.datetime:

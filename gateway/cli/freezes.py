@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
-from gateway.cli.common import Subcommands, _actor, _settings, _with_services
-from gateway.runtime import Services
+from gateway.cli.common import Subcommands, _actor, _settings, _with_runtime
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 
 def register(subcommands: Subcommands) -> None:
@@ -21,7 +24,6 @@ def register(subcommands: Subcommands) -> None:
 
 
 def command_freeze(arguments: argparse.Namespace) -> int:
-    from compliance.freezes.service import set_recipient_freeze, set_tenant_freeze  # noqa: PLC0415
     from gateway.http.ids import decode_id  # noqa: PLC0415
     from gateway.http.problems import ProblemError  # noqa: PLC0415
 
@@ -30,11 +32,11 @@ def command_freeze(arguments: argparse.Namespace) -> int:
         print("freeze recipient needs --tenant, the recipient's tenant id", file=sys.stderr)
         return 2
 
-    async def run(services: Services) -> int:
+    async def run(runtime: Runtime) -> int:
         if arguments.kind == "tenant":
             found = (
-                await set_tenant_freeze(
-                    services, tenant_id=int(arguments.id), status=status, actor=_actor()
+                await runtime.freezes.set_tenant_status(
+                    tenant_id=int(arguments.id), status=status, actor=_actor()
                 )
                 is not None
             )
@@ -44,8 +46,7 @@ def command_freeze(arguments: argparse.Namespace) -> int:
             except ProblemError:
                 print(f"{arguments.id!r} is not a recipient id", file=sys.stderr)
                 return 2
-            found = await set_recipient_freeze(
-                services,
+            found = await runtime.freezes.set_recipient_status(
                 tenant_id=arguments.tenant,
                 recipient_id=recipient_id,
                 status=status,
@@ -57,4 +58,4 @@ def command_freeze(arguments: argparse.Namespace) -> int:
         print(f"{arguments.kind} {arguments.id} is {status}")
         return 0
 
-    return asyncio.run(_with_services(_settings(), run))
+    return asyncio.run(_with_runtime(_settings(), run))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TYPE_CHECKING
 
-from gateway.cli.common import Subcommands, _actor, _bounded, _settings, _with_services
-from gateway.runtime import Services
+from gateway.cli.common import Subcommands, _actor, _bounded, _settings, _with_runtime
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 
 def register(subcommands: Subcommands) -> None:
@@ -20,24 +23,14 @@ def register(subcommands: Subcommands) -> None:
 
 
 def command_liquidity_fund(arguments: argparse.Namespace) -> int:
-    from gateway.infra.database.records import record_admin_action  # noqa: PLC0415
-    from ledger.transfers import new_object_id  # noqa: PLC0415
-
-    async def run(services: Services) -> int:
-        funding_id = new_object_id()
-        await record_admin_action(
-            services.pool,
+    async def run(runtime: Runtime) -> int:
+        await runtime.wallets.fund_liquidity(
             actor=_actor(),
-            action="liquidity.fund",
-            target=f"currency:{arguments.currency.upper()}",
-            details={"amount": arguments.amount_minor, "funding_id": funding_id},
-        )
-        await services.ledger.fund_liquidity(
-            funding_id=funding_id,
-            currency_code=arguments.currency,
+            currency=arguments.currency,
             amount_minor=arguments.amount_minor,
+            reference=None,
         )
         print(f"funded {arguments.amount_minor} minor units of {arguments.currency.upper()}")
         return 0
 
-    return asyncio.run(_with_services(_settings(), run))
+    return asyncio.run(_with_runtime(_settings(), run))

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from gateway.cli.common import Subcommands, _settings, _with_services
-from gateway.runtime import Services
+from gateway.cli.common import Subcommands, _settings, _with_runtime
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 
 def register(subcommands: Subcommands) -> None:
@@ -26,10 +29,10 @@ def command_retention_sweep(_: argparse.Namespace) -> int:
 
     settings = _settings()
 
-    async def run(services: Services) -> int:
+    async def run(runtime: Runtime) -> int:
         deleted = {"deliveries": 0, "events": 0, "idempotency_records": 0}
         while True:
-            swept = await retention.sweep(services.pool, settings.retention)
+            swept = await retention.sweep(runtime.pool, settings.retention)
             for table, count in msgspec.structs.asdict(swept).items():
                 deleted[table] += count
             if max(msgspec.structs.astuple(swept)) < retention.delete_batch_size_max:
@@ -37,4 +40,4 @@ def command_retention_sweep(_: argparse.Namespace) -> int:
         print(msgspec.json.encode(deleted).decode())
         return 0
 
-    return asyncio.run(_with_services(settings, run))
+    return asyncio.run(_with_runtime(settings, run))

@@ -7,10 +7,13 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compliance.sanctions.lists import SanctionsListError, load_ofac, load_simple_csv
-from gateway.cli.common import Subcommands, _actor, _settings, _with_services
-from gateway.runtime import Services
+from gateway.cli.common import Subcommands, _actor, _settings, _with_runtime
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 
 def register(subcommands: Subcommands) -> None:
@@ -24,8 +27,8 @@ def register(subcommands: Subcommands) -> None:
 
 
 def command_sanctions_load(arguments: argparse.Namespace) -> int:
+    from compliance.audit.chain import record_admin_action  # noqa: PLC0415
     from compliance.setup import store_list  # noqa: PLC0415
-    from gateway.infra.database.records import record_admin_action  # noqa: PLC0415
 
     path = Path(arguments.path)
     if arguments.format == "ofac" and not path.is_dir():
@@ -38,10 +41,10 @@ def command_sanctions_load(arguments: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 1
 
-    async def run(services: Services) -> int:
-        count = await store_list(services.pool, parties)
+    async def run(runtime: Runtime) -> int:
+        count = await store_list(runtime.pool, parties)
         await record_admin_action(
-            services.pool,
+            runtime.pool,
             actor=_actor(),
             action="sanctions.load",
             target=f"sanctions:{arguments.format}",
@@ -53,4 +56,4 @@ def command_sanctions_load(arguments: argparse.Namespace) -> int:
         )
         return 0
 
-    return asyncio.run(_with_services(_settings(), run))
+    return asyncio.run(_with_runtime(_settings(), run))

@@ -11,11 +11,14 @@ import argparse
 import asyncio
 import secrets
 import sys
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from gateway.cli.common import Subcommands, _settings, _with_services
-from gateway.runtime import Services
+from gateway.cli.common import Subcommands, _settings, _with_runtime
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 
 def register(subcommands: Subcommands) -> None:
@@ -37,14 +40,14 @@ def command_secrets(arguments: argparse.Namespace) -> int:
     from gateway.infra.sealing import SecretUnreadable  # noqa: PLC0415
     from gateway.webhooks.records.endpoints import reseal_secrets  # noqa: PLC0415
 
-    async def run(services: Services) -> int:
+    async def run(runtime: Runtime) -> int:
         try:
-            changed = await reseal_secrets(services.pool, services.secret_box)
+            changed = await reseal_secrets(runtime.pool, runtime.secret_box)
         except SecretUnreadable as error:
             print(f"nothing was resealed: {error}", file=sys.stderr)
             return 1
-        key_id = services.secret_box.current_key_id
+        key_id = runtime.secret_box.current_key_id
         print(msgspec.json.encode({"resealed": changed, "key_id": key_id}).decode())
         return 0
 
-    return asyncio.run(_with_services(_settings(), run))
+    return asyncio.run(_with_runtime(_settings(), run))

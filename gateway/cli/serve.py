@@ -7,12 +7,15 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import uvloop
 
-from gateway.cli.common import Subcommands, _bounded, _settings, _with_services, port_default
+from gateway.cli.common import Subcommands, _bounded, _settings, _with_runtime, port_default
 from gateway.http.server import serve
-from gateway.runtime import Services
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 workers_max = 64
 
@@ -73,10 +76,10 @@ def command_worker(arguments: argparse.Namespace) -> int:
         # The worker's own metrics (webhook deliveries, queue depth): it serves no HTTP API.
         start_http_server(arguments.metrics_port, addr=arguments.metrics_host)
 
-    async def run(services: Services) -> int:
+    async def run(runtime: Runtime) -> int:
         tune_garbage_collection()  # Start-up is done: what is alive now lives for good.
         try:
-            await run_workers(services)
+            await run_workers(runtime)
         except NoRailConfigured as error:
             print(error, file=sys.stderr)
             return 2
@@ -84,7 +87,7 @@ def command_worker(arguments: argparse.Namespace) -> int:
 
     # uvloop, as the gateway's granian workers: the worker's time goes mostly to socket I/O
     # (Postgres, the ledger, the rails), which uvloop's transports do with less Python.
-    return uvloop.run(_with_services(settings, run))
+    return uvloop.run(_with_runtime(settings, run))
 
 
 def command_migrate(_: argparse.Namespace) -> int:

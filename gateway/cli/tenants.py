@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from gateway.cli.common import Subcommands, _actor, _page_limit, _settings, _with_services
-from gateway.runtime import Services
+from gateway.cli.common import Subcommands, _actor, _page_limit, _settings, _with_runtime
 from gateway.tenancy.records import tenant_statuses
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 
 def register(subcommands: Subcommands) -> None:
@@ -43,12 +46,10 @@ def register(subcommands: Subcommands) -> None:
 
 
 def command_tenant_create(arguments: argparse.Namespace) -> int:
-    from gateway.tenancy.routes import tenant_view  # noqa: PLC0415
-    from gateway.tenancy.service import create_tenant_with_key  # noqa: PLC0415
+    from gateway.tenancy.service import tenant_view  # noqa: PLC0415
 
-    async def run(services: Services) -> int:
-        tenant, secret = await create_tenant_with_key(
-            services,
+    async def run(runtime: Runtime) -> int:
+        tenant, secret = await runtime.tenancy.create_tenant_with_key(
             name=arguments.name,
             tier=arguments.tier,
             compliance_region=arguments.region,
@@ -62,16 +63,15 @@ def command_tenant_create(arguments: argparse.Namespace) -> int:
             print(f"api key (shown once): {secret}")
         return 0
 
-    return asyncio.run(_with_services(_settings(), run))
+    return asyncio.run(_with_runtime(_settings(), run))
 
 
 def command_tenant_list(arguments: argparse.Namespace) -> int:
-    from gateway.tenancy.records import list_tenants  # noqa: PLC0415
-    from gateway.tenancy.routes import tenant_view  # noqa: PLC0415
+    from gateway.tenancy.service import tenant_view  # noqa: PLC0415
 
-    async def run(services: Services) -> int:
-        tenants = await list_tenants(
-            services.pool, limit=arguments.limit, after_id=arguments.after, status=arguments.status
+    async def run(runtime: Runtime) -> int:
+        tenants = await runtime.tenancy.tenants(
+            limit=arguments.limit, after_id=arguments.after, status=arguments.status
         )
         if arguments.json:
             print(msgspec.json.encode([tenant_view(t) for t in tenants]).decode())
@@ -85,54 +85,41 @@ def command_tenant_list(arguments: argparse.Namespace) -> int:
             print(f"more: --after {tenants[-1].id}", file=sys.stderr)
         return 0
 
-    return asyncio.run(_with_services(_settings(), run))
+    return asyncio.run(_with_runtime(_settings(), run))
 
 
 def command_api_key(arguments: argparse.Namespace) -> int:
-    from gateway.infra.database.records import record_admin_action  # noqa: PLC0415
-    from gateway.tenancy.records import (  # noqa: PLC0415
-        admin_page_max,
-        get_tenant,
-        list_api_keys,
-        revoke_api_key,
-    )
-    from gateway.tenancy.routes import api_key_view  # noqa: PLC0415
-    from gateway.tenancy.service import issue_api_key  # noqa: PLC0415
+    from gateway.tenancy.records import admin_page_max  # noqa: PLC0415
+    from gateway.tenancy.service import api_key_view  # noqa: PLC0415
 
-    async def run(services: Services) -> int:
-        pool = services.pool
-        tenant = await get_tenant(pool, arguments.tenant)
+    async def run(runtime: Runtime) -> int:
+        tenancy = runtime.tenancy
+        tenant = await tenancy.tenant(arguments.tenant)
         if tenant is None:
             print(f"no tenant {arguments.tenant}", file=sys.stderr)
             return 1
         if arguments.action == "list":
             after: int | None = None
-            while keys := await list_api_keys(
-                pool, tenant_id=tenant.id, limit=admin_page_max, after_id=after
+            while keys := await tenancy.api_keys(
+                tenant_id=tenant.id, limit=admin_page_max, after_id=after
             ):
                 for key in keys:
                     print(msgspec.json.encode(api_key_view(key)).decode())
                 after = keys[-1].id
             return 0
         if arguments.action == "create":
-            key, secret = await issue_api_key(
-                services, tenant=tenant, role=arguments.role, actor=_actor()
+            key, secret = await tenancy.issue_api_key(
+                tenant=tenant, role=arguments.role, actor=_actor()
             )
             print(msgspec.json.encode({"id": key.id, "role": key.role, "api_key": secret}).decode())
             return 0
-        await record_admin_action(
-            pool,
-            actor=_actor(),
-            action="api_key.revoke",
-            target=f"api_key:{arguments.key_id}",
-            details={"tenant_id": tenant.id},
+        revoked = await tenancy.revoke_api_key(
+            key_id=arguments.key_id, tenant_id=tenant.id, actor=_actor()
         )
-        revoked = await revoke_api_key(pool, key_id=arguments.key_id, tenant_id=tenant.id)
         if revoked is None:
             print(f"no API key {arguments.key_id} for tenant {tenant.id}", file=sys.stderr)
             return 1
-        await services.limiter.revoke_api_key(key_hash_hex=revoked.key_hash.hex())
         print(f"revoked API key {revoked.id}")
         return 0
 
-    return asyncio.run(_with_services(_settings(), run))
+    return asyncio.run(_with_runtime(_settings(), run))

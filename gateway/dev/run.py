@@ -21,7 +21,6 @@ from gateway.infra.database.migrate import migrate
 from gateway.runtime import Services, open_services
 from gateway.settings import load_settings
 from gateway.tenancy.records import find_tenant_by_name, get_tenant
-from gateway.tenancy.service import create_tenant_with_key, issue_api_key
 
 demo_tenant_name = "Demo Tenant"
 demo_liquidity_minor = {"EUR": 10**11, "GBP": 10**11, "USD": 10**11, "IDR": 10**15}
@@ -37,8 +36,7 @@ async def _seed(services: Services) -> tuple[int, str]:
     """The demo tenant (created once) with a fresh admin key, its deposits and liquidity."""
     tenant = await find_tenant_by_name(services.pool, demo_tenant_name)
     if tenant is None:
-        tenant, secret = await create_tenant_with_key(
-            services,
+        tenant, secret = await services.tenancy.create_tenant_with_key(
             name=demo_tenant_name,
             tier="enterprise",
             compliance_region="EU",
@@ -48,7 +46,9 @@ async def _seed(services: Services) -> tuple[int, str]:
         # Postgres can outlive the data directory (the machine's own Postgres, a deleted
         # `.kovra`), and currencies can be enabled since: open whatever the ledger lacks.
         await services.ledger.open_tenant_accounts(tenant.id)
-        _, secret = await issue_api_key(services, tenant=tenant, role="admin", actor="kovra-dev")
+        _, secret = await services.tenancy.issue_api_key(
+            tenant=tenant, role="admin", actor="kovra-dev"
+        )
     for code, amount in demo_liquidity_minor.items():
         if code in services.settings.currencies:
             await services.ledger.fund_liquidity(

@@ -12,12 +12,15 @@ import hashlib
 import hmac
 import time
 
+import asyncpg
 import jwt
 
 from gateway.http.problems import ProblemError
-from gateway.http.ratelimit import AuthOutcome, Principal, RateLimitDecision
-from gateway.runtime import Services
+from gateway.http.ratelimit import AuthOutcome, Principal, RateLimitDecision, RateLimiter
 from gateway.tenancy.records import api_key_prefix, find_active_api_key, get_tenant, roles
+
+# `Principal` (who is calling) is made by the rate limiter's script; domains take it from here.
+__all__ = ["Authenticator", "Principal", "bearer_token"]
 
 bearer_token_length_max = 4096
 unknown_key_cache_size_max = 10_000
@@ -66,85 +69,99 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-async def authenticate_tenant_request(
-    services: Services, authorization: str | None
-) -> tuple[Principal, RateLimitDecision]:
-    """The caller's tenant and role, with one unit of its rate limit consumed."""
-    token = bearer_token(authorization)
-    if token.startswith(api_key_prefix):
-        outcome = await _authenticate_api_key(services, token)
-    else:
-        outcome = await _authenticate_jwt(services, token)
-    if outcome.principal is None or outcome.decision is None:
-        raise ProblemError(503, "dependency_unavailable", "authentication state is unavailable")
-    return outcome.principal, outcome.decision
+class Authenticator:
+    """Authenticates tenant requests (API key or JWT, with one unit of the rate limit) and
+    the admin plane's bearer token."""
 
+    def __init__(
+        self,
+        *,
+        limiter: RateLimiter,
+        pool: asyncpg.Pool,
+        jwt_secret: str | None,
+        admin_token: str | None,
+    ) -> None:
+        self._limiter = limiter
+        self._pool = pool
+        self._jwt_secret = jwt_secret
+        self._admin_token = admin_token
 
-async def _authenticate_api_key(services: Services, token: str) -> AuthOutcome:
-    key_hash_hex = hashlib.sha256(token.encode()).hexdigest()
-    if _unknown_keys.known_bad(key_hash_hex):
-        raise _unauthorized("the API key is invalid or revoked")
-    outcome = await services.limiter.authenticate_api_key(key_hash_hex=key_hash_hex)
-    if not outcome.cache_miss:
-        return outcome
-    found = await find_active_api_key(services.pool, bytes.fromhex(key_hash_hex))
-    if found is None:
-        _unknown_keys.remember(key_hash_hex)
-        raise _unauthorized("the API key is invalid or revoked")
-    key, tenant = found
-    await services.limiter.store_tenant(
-        tenant_id=tenant.id,
-        requests_per_minute=tenant.requests_per_minute,
-        status=tenant.status,
-        compliance_region=tenant.compliance_region,
-        daily_limit_usd_minor=tenant.daily_limit_usd_minor,
-    )
-    await services.limiter.store_api_key(
-        key_hash_hex=key_hash_hex, tenant_id=tenant.id, role=key.role, key_id=key.id
-    )
-    return await services.limiter.authenticate_api_key(key_hash_hex=key_hash_hex)
+    async def authenticate_tenant_request(
+        self, authorization: str | None
+    ) -> tuple[Principal, RateLimitDecision]:
+        """The caller's tenant and role, with one unit of its rate limit consumed."""
+        token = bearer_token(authorization)
+        if token.startswith(api_key_prefix):
+            outcome = await self._authenticate_api_key(token)
+        else:
+            outcome = await self._authenticate_jwt(token)
+        if outcome.principal is None or outcome.decision is None:
+            raise ProblemError(503, "dependency_unavailable", "authentication state is unavailable")
+        return outcome.principal, outcome.decision
 
-
-async def _authenticate_jwt(services: Services, token: str) -> AuthOutcome:
-    secret = services.settings.jwt_secret
-    if secret is None:
-        raise _unauthorized("the API key is invalid or revoked")
-    try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=jwt_algorithms,
-            leeway=jwt_leeway_seconds,
-            options={"require": ["exp", "sub", "role"]},
+    async def _authenticate_api_key(self, token: str) -> AuthOutcome:
+        key_hash_hex = hashlib.sha256(token.encode()).hexdigest()
+        if _unknown_keys.known_bad(key_hash_hex):
+            raise _unauthorized("the API key is invalid or revoked")
+        outcome = await self._limiter.authenticate_api_key(key_hash_hex=key_hash_hex)
+        if not outcome.cache_miss:
+            return outcome
+        found = await find_active_api_key(self._pool, bytes.fromhex(key_hash_hex))
+        if found is None:
+            _unknown_keys.remember(key_hash_hex)
+            raise _unauthorized("the API key is invalid or revoked")
+        key, tenant = found
+        await self._limiter.store_tenant(
+            tenant_id=tenant.id,
+            requests_per_minute=tenant.requests_per_minute,
+            status=tenant.status,
+            compliance_region=tenant.compliance_region,
+            daily_limit_usd_minor=tenant.daily_limit_usd_minor,
         )
-        tenant_id = int(claims["sub"])
-        role = str(claims["role"])
-    except (jwt.InvalidTokenError, ValueError, TypeError) as error:
-        raise _unauthorized(f"the JWT is not valid: {error}") from None
-    if role not in roles or tenant_id <= 0:
-        raise _unauthorized("the JWT names an unknown role or tenant")
-    outcome = await services.limiter.authenticate_tenant(tenant_id=tenant_id, role=role)
-    if not outcome.cache_miss:
-        return outcome
-    tenant = await get_tenant(services.pool, tenant_id)
-    if tenant is None:
-        raise _unauthorized("the JWT names an unknown tenant")
-    await services.limiter.store_tenant(
-        tenant_id=tenant.id,
-        requests_per_minute=tenant.requests_per_minute,
-        status=tenant.status,
-        compliance_region=tenant.compliance_region,
-        daily_limit_usd_minor=tenant.daily_limit_usd_minor,
-    )
-    return await services.limiter.authenticate_tenant(tenant_id=tenant_id, role=role)
+        await self._limiter.store_api_key(
+            key_hash_hex=key_hash_hex, tenant_id=tenant.id, role=key.role, key_id=key.id
+        )
+        return await self._limiter.authenticate_api_key(key_hash_hex=key_hash_hex)
 
+    async def _authenticate_jwt(self, token: str) -> AuthOutcome:
+        secret = self._jwt_secret
+        if secret is None:
+            raise _unauthorized("the API key is invalid or revoked")
+        try:
+            claims = jwt.decode(
+                token,
+                secret,
+                algorithms=jwt_algorithms,
+                leeway=jwt_leeway_seconds,
+                options={"require": ["exp", "sub", "role"]},
+            )
+            tenant_id = int(claims["sub"])
+            role = str(claims["role"])
+        except (jwt.InvalidTokenError, ValueError, TypeError) as error:
+            raise _unauthorized(f"the JWT is not valid: {error}") from None
+        if role not in roles or tenant_id <= 0:
+            raise _unauthorized("the JWT names an unknown role or tenant")
+        outcome = await self._limiter.authenticate_tenant(tenant_id=tenant_id, role=role)
+        if not outcome.cache_miss:
+            return outcome
+        tenant = await get_tenant(self._pool, tenant_id)
+        if tenant is None:
+            raise _unauthorized("the JWT names an unknown tenant")
+        await self._limiter.store_tenant(
+            tenant_id=tenant.id,
+            requests_per_minute=tenant.requests_per_minute,
+            status=tenant.status,
+            compliance_region=tenant.compliance_region,
+            daily_limit_usd_minor=tenant.daily_limit_usd_minor,
+        )
+        return await self._limiter.authenticate_tenant(tenant_id=tenant_id, role=role)
 
-def authenticate_admin(services: Services, authorization: str | None) -> str:
-    """The admin plane's actor name; the token is compared in constant time."""
-    expected = services.settings.admin_token
-    if expected is None:
-        raise ProblemError(403, "admin_disabled", "set KOVRA_ADMIN_TOKEN to enable /admin/v1")
-    token = bearer_token(authorization)
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        raise _unauthorized("the admin token is not valid")
-    return "admin-token"
+    def authenticate_admin(self, authorization: str | None) -> str:
+        """The admin plane's actor name; the token is compared in constant time."""
+        expected = self._admin_token
+        if expected is None:
+            raise ProblemError(403, "admin_disabled", "set KOVRA_ADMIN_TOKEN to enable /admin/v1")
+        token = bearer_token(authorization)
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            raise _unauthorized("the admin token is not valid")
+        return "admin-token"

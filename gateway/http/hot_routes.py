@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any
 
 from litestar import Litestar
 from litestar.enums import ScopeType
@@ -30,26 +30,22 @@ from litestar.types import (
 )
 
 from gateway.http.middleware import route_state_key
-from gateway.http.problems import ProblemError, from_ledger_error
+from gateway.http.problems import ProblemError, from_domain_error
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import Reply, problem_reply, read_body, unexpected_reply
-from gateway.quotes.routes import create_quote_reply
-from gateway.runtime import Services
-from gateway.transfers.routes import create_transfer_reply
-from gateway.wallets.routes import create_hold_reply
-from ledger.errors import LedgerError
+from ledger.errors import DomainError
 from ledger.invariants import unreachable
 
-HotRoute = Callable[[Services, Principal, Scope, bytes], Awaitable[Reply]]
-hot_routes: Final[dict[tuple[str, str], HotRoute]] = {
-    ("POST", "/v1/quotes"): create_quote_reply,
-    ("POST", "/v1/transfers"): create_transfer_reply,
-    ("POST", "/v1/holds"): create_hold_reply,
-}
+# A hot route's reply function: given the process's runtime (`app.state.runtime`, which
+# this module does not need to know the shape of), the caller, the scope and the body.
+HotRoute = Callable[[Any, Principal, Scope, bytes], Awaitable[Reply]]
 
 
-def with_hot_routes(app: Litestar, litestar_handler: ASGIApp) -> ASGIApp:
-    """`litestar_handler` (the app's own ASGI handler) with the hot routes taken first."""
+def with_hot_routes(
+    app: Litestar, litestar_handler: ASGIApp, hot_routes: dict[tuple[str, str], HotRoute]
+) -> ASGIApp:
+    """`litestar_handler` (the app's own ASGI handler) with `hot_routes`, by (method, path),
+    taken first."""
     size_max = {key: _body_size_max(app, method=key[0], path=key[1]) for key in hot_routes}
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,11 +61,11 @@ def with_hot_routes(app: Litestar, litestar_handler: ASGIApp) -> ASGIApp:
         state[route_state_key] = key[1]
         try:
             body = await read_body(scope, receive, size_max=size_max[key])
-            reply = await route(app.state.services, state["principal"], scope, body)
+            reply = await route(app.state.runtime, state["principal"], scope, body)
         except ProblemError as error:
             reply = problem_reply(error, scope)
-        except LedgerError as error:
-            reply = problem_reply(from_ledger_error(error), scope)
+        except DomainError as error:
+            reply = problem_reply(from_domain_error(error), scope)
         except Exception as error:
             reply = unexpected_reply(error, scope)
         await _send(send, reply)

@@ -1,4 +1,4 @@
-"""The Redis side of `Idempotency-Key`: replay the first response, refuse a changed body.
+"""`Idempotency-Key`: the first response replayed, a changed request refused, everywhere.
 
 Partners retry POSTs after timeouts and dropped connections; SPEC §5 promises that the same
 key and body replay the first response and that the same key with another body is `409`.
@@ -14,6 +14,10 @@ block the key forever. Waiters poll the same claim script, so when a lease lapse
 one of them re-creates the record and runs the request; the rest keep waiting for it.
 Money never depends on this store alone: ledger transfer ids are deterministic, so even a
 request that runs twice after a lapsed lease cannot move money twice.
+
+`Idempotency` runs a handler's work under a key: it claims the key for the request's
+fingerprint, runs the work once, stores the answer (a success or a 4xx problem) for
+replays, and keeps a durable copy in Postgres (`idempotency_records`) off the critical path.
 """
 
 from __future__ import annotations
@@ -23,11 +27,28 @@ import enum
 import hashlib
 import re
 import time
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.types import Scope
 from redis.asyncio import Redis
 
+from gateway.http.ids import object_id_for
+from gateway.http.problems import (
+    FieldError,
+    ProblemError,
+    encode,
+    from_domain_error,
+    problem,
+    problem_content_type,
+)
+from gateway.http.ratelimit import Principal
+from gateway.http.requests import Reply, json_content_type, principal_of, request_body, scope_header
+from gateway.infra.database.batch import BatchStatement, BatchWriter
+from ledger.errors import DomainError
 from ledger.invariants import unreachable
 
 idempotency_ttl_seconds: Final = 86_400
@@ -47,6 +68,7 @@ ttl_seconds_max: Final = 30 * 86_400
 duration_ms_max: Final = 3_600_000
 
 header_name: Final = "Idempotency-Key"
+header_key: Final = b"idempotency-key"
 # VCHAR (RFC 5234): visible ASCII, no spaces or control characters.
 _key_pattern: Final = re.compile(r"[\x21-\x7e]+")
 _namespace_pattern: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -88,6 +110,21 @@ if record[1] == ARGV[1] and record[2] == 'in_progress' then
 end
 return 0
 """
+
+# The durable copy of each answer, for audit and support; replays come from Redis.
+idempotency_insert: Final = BatchStatement(
+    table="idempotency_records",
+    row_type="idempotency_records_batch_row",
+    columns=(
+        "tenant_id",
+        "idempotency_key",
+        "request_fingerprint",
+        "response_status",
+        "response_body",
+    ),
+    types=("bigint", "text", "bytea", "smallint", "bytea"),
+    on_conflict="ON CONFLICT DO NOTHING",
+)
 
 _completed_reply_length: Final = 4
 _state_completed: Final = "completed"
@@ -249,3 +286,166 @@ def _check_range(field: str, value: int, low: int, high: int) -> None:
     # bool is an int subclass; True as a limit or an id is always a caller's mistake.
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{field} must be an integer in [{low}, {high}], got {value!r}")
+
+
+# A handler's work under a key: given the object's id (derived from the tenant and the key,
+# so a retry reuses it), the status and payload of its answer.
+Execute = Callable[[int], Awaitable[tuple[int, msgspec.Struct]]]
+_encoder = msgspec.json.Encoder()
+log = structlog.get_logger("kovra.idempotency")
+
+
+class Idempotency:
+    """Runs each request's work at most once per (tenant, Idempotency-Key) and request."""
+
+    def __init__(self, store: IdempotencyStore, writer: BatchWriter) -> None:
+        self.store = store
+        self._writer = writer
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def response(
+        self, request: Request[Any, Any, Any], *, kind: str, execute: Execute
+    ) -> Response[bytes]:
+        """`reply` for a Litestar handler: the request's caller, scope and body."""
+        reply = await self.reply(
+            principal_of(request),
+            request.scope,
+            method=request.method,
+            body=await request_body(request),
+            kind=kind,
+            execute=execute,
+        )
+        return reply.response()
+
+    async def reply(
+        self,
+        principal: Principal,
+        scope: Scope,
+        *,
+        method: str,
+        body: bytes,
+        kind: str,
+        execute: Execute,
+    ) -> Reply:
+        """Run `execute(object_id)` once for this key and request, or replay its answer; on
+        the raw ASGI scope and the body already read (`gateway.http.hot_routes`)."""
+        key = scope_header(scope, header_key)
+        if key is None:
+            status, payload = await execute(
+                object_id_for(tenant_id=principal.tenant_id, kind=kind, idempotency_key=None)
+            )
+            return Reply(
+                status_code=status, body=_encoder.encode(payload), content_type=json_content_type
+            )
+        request_fingerprint = fingerprint(method=method, path=_target(scope), body=body)
+        stored = await self._begin(principal, key, request_fingerprint)
+        if stored is not None:
+            return Reply(
+                status_code=stored.status_code,
+                body=stored.body,
+                content_type=stored.content_type,
+                headers={"Idempotent-Replayed": "true"},
+            )
+        object_id = object_id_for(tenant_id=principal.tenant_id, kind=kind, idempotency_key=key)
+        try:
+            response = await _execute_to_response(scope, execute, object_id)
+        except BaseException:
+            await self.store.abandon(
+                tenant_id=principal.tenant_id, key=key, request_fingerprint=request_fingerprint
+            )
+            raise
+        await self.store.complete(
+            tenant_id=principal.tenant_id,
+            key=key,
+            request_fingerprint=request_fingerprint,
+            response=response,
+        )
+        self._persist(principal.tenant_id, key, request_fingerprint, response)
+        return Reply(
+            status_code=response.status_code,
+            body=response.body,
+            content_type=response.content_type,
+        )
+
+    async def _begin(
+        self, principal: Principal, key: str, request_fingerprint: bytes
+    ) -> StoredResponse | None:
+        """The key claimed for this request (None), or the answer to replay; a problem for
+        a key that is malformed, used by another request, or held too long by its first."""
+        try:
+            return await self.store.begin(
+                tenant_id=principal.tenant_id, key=key, request_fingerprint=request_fingerprint
+            )
+        except ValueError as error:
+            raise ProblemError(
+                422,
+                "validation_error",
+                str(error),
+                errors=[FieldError(field=header_name, message=str(error))],
+            ) from None
+        except IdempotencyConflict:
+            raise ProblemError(
+                409, "idempotency_conflict", "this Idempotency-Key was used with another request"
+            ) from None
+        except IdempotencyInProgressTimeout:
+            raise ProblemError(
+                409,
+                "idempotency_in_progress",
+                "a request with this Idempotency-Key is still running",
+            ) from None
+
+    def _persist(
+        self, tenant_id: int, key: str, request_fingerprint: bytes, response: StoredResponse
+    ) -> None:
+        """Keep a durable copy of the record, off the request's critical path."""
+
+        async def write() -> None:
+            try:
+                await self._writer.write(
+                    idempotency_insert,
+                    (tenant_id, key, request_fingerprint, response.status_code, response.body),
+                )
+            except Exception:
+                log.exception("idempotency_record_not_persisted", tenant_id=tenant_id)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _target(scope: Scope) -> str:
+    """The path with its query (`?atomic=true` changes what a CSV batch does), so the same
+    key with another query is a conflict, not a replay. Without a query it is the path
+    alone, as fingerprints were before queries counted. (The path as Litestar's
+    `request.url.path` gives it, so fingerprints stored before stay the same.)"""
+    path = scope.get("root_path", "") + scope["path"]
+    query = bytes(scope.get("query_string", b"")).decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+async def _execute_to_response(scope: Scope, execute: Execute, object_id: int) -> StoredResponse:
+    """Successes and 4xx problems are final answers to store; anything else propagates."""
+    try:
+        status, payload = await execute(object_id)
+    except DomainError as error:
+        problem_error = from_domain_error(error)
+    except ProblemError as error:
+        problem_error = error
+    else:
+        return StoredResponse(
+            status_code=status, body=_encoder.encode(payload), content_type=json_content_type
+        )
+    if problem_error.status >= 500:
+        raise problem_error
+    body = encode(
+        problem(
+            problem_error.status,
+            problem_error.code,
+            problem_error.detail,
+            errors=problem_error.errors,
+            request_id=str(scope["state"].get("request_id", "")),
+        )
+    )
+    return StoredResponse(
+        status_code=problem_error.status, body=body, content_type=problem_content_type
+    )

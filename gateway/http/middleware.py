@@ -25,12 +25,11 @@ from litestar.types import (
 )
 from litestar.utils.path import normalize_path
 
-from gateway.http.auth import authenticate_admin, authenticate_tenant_request
+from gateway.http.auth import Authenticator
 from gateway.http.problems import ProblemError, encode, problem, problem_content_type
 from gateway.http.ratelimit import rate_limit_headers
 from gateway.http.requests import scope_header
 from gateway.infra.observability import observe_request, problems_total, rate_limited_total
-from gateway.runtime import Services
 
 request_id_length_max = 128
 read_methods = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -129,11 +128,11 @@ def kovra_middleware(app: ASGIApp) -> ASGIApp:
 async def _guard(scope: Scope, method: str, extra_headers: dict[str, str]) -> None:
     """Authenticate and rate limit by path; put the principal in the request state."""
     path: str = scope["path"]
-    services: Services = scope["litestar_app"].state.services
+    authenticator: Authenticator = scope["litestar_app"].state.runtime.authenticator
     state: dict[str, Any] = scope.setdefault("state", {})
     if path.startswith(tenant_prefix):
-        principal, decision = await authenticate_tenant_request(
-            services, scope_header(scope, b"authorization")
+        principal, decision = await authenticator.authenticate_tenant_request(
+            scope_header(scope, b"authorization")
         )
         structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
         extra_headers.update(rate_limit_headers(decision))
@@ -155,7 +154,9 @@ async def _guard(scope: Scope, method: str, extra_headers: dict[str, str]) -> No
             raise ProblemError(403, "forbidden", "a compliance key can only decide cases")
         state["principal"] = principal
     elif path.startswith(admin_prefix):
-        state["admin_actor"] = authenticate_admin(services, scope_header(scope, b"authorization"))
+        state["admin_actor"] = authenticator.authenticate_admin(
+            scope_header(scope, b"authorization")
+        )
 
 
 def _route_template(scope: Scope, method: str) -> str:

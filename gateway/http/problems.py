@@ -1,15 +1,17 @@
 """RFC 9457 problem details: every error Kovra answers, with a stable machine `code`.
 
-Operating errors become problems with a status and a code clients can branch on; field
-validation failures list each offending field. Programmer errors are not mapped here: they
-become a plain 500 `internal_error` and are logged loudly.
+Domain code raises domain errors (`ledger.errors.DomainError` and its subclasses in every
+package); this is the one module that turns them into problems, with a status per code
+(`statuses`) and the request fields at fault. The HTTP edge itself (decoding, auth,
+routing) raises `ProblemError` directly. Programmer errors are not mapped here: they become
+a plain 500 `internal_error` and are logged loudly.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from ledger.errors import LedgerError
+from ledger.errors import DomainError
 
 problem_content_type = "application/problem+json"
 problem_type_base = "https://docs.kovra.dev/problems/"
@@ -65,8 +67,9 @@ _titles = {
     503: "Service Unavailable",
 }
 
-# The HTTP status of each ledger error code; a code missing here is a programmer error.
-ledger_statuses: dict[str, int] = {
+# The HTTP status of each domain error code; a code missing here is a programmer error
+# (a test checks that every `DomainError` subclass has one).
+statuses: dict[str, int] = {
     "unknown_currency": 422,
     "currency_not_enabled": 422,
     "invalid_amount": 422,
@@ -76,6 +79,8 @@ ledger_statuses: dict[str, int] = {
     "account_not_open": 422,
     "account_closed": 422,
     "not_found": 404,
+    "conflict": 409,
+    "validation_error": 422,
     "hold_already_captured": 409,
     "hold_already_voided": 409,
     "hold_expired": 409,
@@ -90,10 +95,23 @@ ledger_statuses: dict[str, int] = {
     "rate_stale": 503,
     "daily_limit_exceeded": 422,
     "invalid_bank_details": 422,
+    "unsupported_corridor": 422,
+    "unknown_recipient": 422,
+    "recipient_currency_mismatch": 422,
+    "compliance_blocked": 403,
+    "tenant_frozen": 403,
+    "recipient_frozen": 403,
+    "transfer_not_cancellable": 409,
+    "batch_abandoned": 409,
+    "batch_rejected": 422,
+    "case_already_decided": 409,
+    "too_many_webhook_endpoints": 409,
+    "invalid_webhook_url": 422,
+    "dependency_unavailable": 503,
 }
 
-# Ledger errors about one request field, so the problem names that field.
-_ledger_error_fields = {
+# Errors about one request field whatever raised them, so the problem names that field.
+_error_fields = {
     "unknown_currency": "currency",
     "currency_not_enabled": "currency",
     "invalid_amount": "amount",
@@ -120,13 +138,22 @@ def problem(
     )
 
 
-def from_ledger_error(error: LedgerError, *, field: str | None = None) -> ProblemError:
+def from_domain_error(error: DomainError, *, field: str | None = None) -> ProblemError:
     """The problem for `error`, naming `field` when the caller knows which request field it
-    is about (a quote has two currencies), else the field the error's code is about."""
-    status = ledger_statuses[error.code]
-    field = field or _ledger_error_fields.get(error.code)
-    errors = [FieldError(field=field, message=error.detail)] if field else None
-    return ProblemError(status, error.code, error.detail, errors=errors)
+    is about (a quote has two currencies), else the fields the error names, else the field
+    the error's code is about."""
+    status = statuses[error.code]
+    named = error.field_errors()
+    field = field or (None if named else _error_fields.get(error.code))
+    if field is not None:
+        named = [(field, error.detail)]
+    errors = [FieldError(field=name, message=message) for name, message in named] or None
+    headers = (
+        None
+        if error.retry_after_seconds is None
+        else {"Retry-After": str(error.retry_after_seconds)}
+    )
+    return ProblemError(status, error.code, error.detail, errors=errors, headers=headers)
 
 
 problem_encoder = msgspec.json.Encoder()

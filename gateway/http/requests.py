@@ -1,16 +1,14 @@
-"""Request plumbing shared by the handlers: strict body decoding, the caller, idempotency.
+"""Request plumbing shared by the handlers: the caller, the body read once and decoded
+strictly, and the replies (JSON, problems) the app and the hot routes send alike.
 
 Bodies are decoded strictly by msgspec (no coercion of "5" into 5, no unknown fields), and
-a failure names the field. With an `Idempotency-Key`, the first response (success or 4xx
-problem) is stored and replayed for the same key and body; another body is a 409.
+a failure names the field. `Idempotency-Key` is `gateway.http.idempotency`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -18,47 +16,35 @@ import structlog
 from litestar import Request, Response
 from litestar.types import Receive, Scope
 
-from gateway.http.idempotency import (
-    IdempotencyConflict,
-    IdempotencyInProgressTimeout,
-    StoredResponse,
-    fingerprint,
-)
-from gateway.http.ids import object_id_for
 from gateway.http.problems import (
     FieldError,
     ProblemError,
     encode,
-    from_ledger_error,
     problem,
     problem_content_type,
 )
 from gateway.http.ratelimit import Principal
-from gateway.infra.database.records import idempotency_insert
 from gateway.infra.observability import problems_total
-from gateway.runtime import Services
-from ledger.errors import LedgerError
 
 BodyT = TypeVar("BodyT")
 json_content_type = "application/json"
-idempotency_header = b"idempotency-key"
 _body_state_key = "kovra.body"
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 _encoder = msgspec.json.Encoder()
 _path_pattern = re.compile(r"at `\$\.?([^`]*)`")
 _field_pattern = re.compile(r"field `([^`]+)`")
-_background: set[asyncio.Task[None]] = set()
 log = structlog.get_logger("kovra.requests")
-
-
-def services_of(request: Request[Any, Any, Any]) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 def principal_of(request: Request[Any, Any, Any]) -> Principal:
     principal: Principal = request.scope["state"]["principal"]
     return principal
+
+
+def admin_actor_of(request: Request[Any, Any, Any]) -> str:
+    """Who is acting on the admin plane, as the audit trail records them."""
+    actor: str = request.scope["state"]["admin_actor"]
+    return actor
 
 
 def scope_header(scope: Scope, name: bytes) -> str | None:
@@ -150,9 +136,6 @@ def json_response(
     )
 
 
-Execute = Callable[[int], Awaitable[tuple[int, msgspec.Struct]]]
-
-
 class Reply(msgspec.Struct, frozen=True, kw_only=True):
     """An answer to a request, independent of the framework that sends it: a Litestar
     `Response` (`response`) or ASGI messages (`gateway.http.hot_routes`)."""
@@ -191,146 +174,3 @@ def problem_reply(error: ProblemError, scope: Scope) -> Reply:
         content_type=problem_content_type,
         headers=error.headers or None,
     )
-
-
-async def idempotent(
-    request: Request[Any, Any, Any], *, kind: str, execute: Execute
-) -> Response[bytes]:
-    """Run `execute(object_id)` at most once per (tenant, Idempotency-Key) and body."""
-    reply = await idempotent_reply(
-        services_of(request),
-        principal_of(request),
-        request.scope,
-        method=request.method,
-        body=await request_body(request),
-        kind=kind,
-        execute=execute,
-    )
-    return reply.response()
-
-
-async def idempotent_reply(
-    services: Services,
-    principal: Principal,
-    scope: Scope,
-    *,
-    method: str,
-    body: bytes,
-    kind: str,
-    execute: Execute,
-) -> Reply:
-    """`idempotent` on the raw ASGI scope and the body already read (`gateway.http.hot_routes`)."""
-    key = scope_header(scope, idempotency_header)
-    if key is None:
-        status, payload = await execute(
-            object_id_for(tenant_id=principal.tenant_id, kind=kind, idempotency_key=None)
-        )
-        return Reply(
-            status_code=status, body=_encoder.encode(payload), content_type=json_content_type
-        )
-    request_fingerprint = fingerprint(method=method, path=_target(scope), body=body)
-    try:
-        stored = await services.idempotency.begin(
-            tenant_id=principal.tenant_id, key=key, request_fingerprint=request_fingerprint
-        )
-    except ValueError as error:
-        raise ProblemError(
-            422,
-            "validation_error",
-            str(error),
-            errors=[FieldError(field="Idempotency-Key", message=str(error))],
-        ) from None
-    except IdempotencyConflict:
-        raise ProblemError(
-            409, "idempotency_conflict", "this Idempotency-Key was used with another request"
-        ) from None
-    except IdempotencyInProgressTimeout:
-        raise ProblemError(
-            409, "idempotency_in_progress", "a request with this Idempotency-Key is still running"
-        ) from None
-    if stored is not None:
-        return Reply(
-            status_code=stored.status_code,
-            body=stored.body,
-            content_type=stored.content_type,
-            headers={"Idempotent-Replayed": "true"},
-        )
-    object_id = object_id_for(tenant_id=principal.tenant_id, kind=kind, idempotency_key=key)
-    try:
-        response = await _execute_to_response(scope, execute, object_id)
-    except BaseException:
-        await services.idempotency.abandon(
-            tenant_id=principal.tenant_id, key=key, request_fingerprint=request_fingerprint
-        )
-        raise
-    await services.idempotency.complete(
-        tenant_id=principal.tenant_id,
-        key=key,
-        request_fingerprint=request_fingerprint,
-        response=response,
-    )
-    _persist(services, principal.tenant_id, key, request_fingerprint, response)
-    return Reply(
-        status_code=response.status_code, body=response.body, content_type=response.content_type
-    )
-
-
-def _target(scope: Scope) -> str:
-    """The path with its query (`?atomic=true` changes what a CSV batch does), so the same
-    key with another query is a conflict, not a replay. Without a query it is the path
-    alone, as fingerprints were before queries counted. (The path as Litestar's
-    `request.url.path` gives it, so fingerprints stored before stay the same.)"""
-    path = scope.get("root_path", "") + scope["path"]
-    query = bytes(scope.get("query_string", b"")).decode("latin-1")
-    return f"{path}?{query}" if query else path
-
-
-async def _execute_to_response(scope: Scope, execute: Execute, object_id: int) -> StoredResponse:
-    """Successes and 4xx problems are final answers to store; anything else propagates."""
-    try:
-        status, payload = await execute(object_id)
-    except LedgerError as error:
-        problem_error = from_ledger_error(error)
-    except ProblemError as error:
-        problem_error = error
-    else:
-        return StoredResponse(
-            status_code=status, body=_encoder.encode(payload), content_type=json_content_type
-        )
-    if problem_error.status >= 500:
-        raise problem_error
-    body = encode(
-        problem(
-            problem_error.status,
-            problem_error.code,
-            problem_error.detail,
-            errors=problem_error.errors,
-            request_id=str(scope["state"].get("request_id", "")),
-        )
-    )
-    return StoredResponse(
-        status_code=problem_error.status, body=body, content_type=problem_content_type
-    )
-
-
-def _persist(
-    services: Services,
-    tenant_id: int,
-    key: str,
-    request_fingerprint: bytes,
-    response: StoredResponse,
-) -> None:
-    """Keep a durable copy of the record, off the request's critical path."""
-
-    async def write() -> None:
-        try:
-            await services.writer.write(
-                idempotency_insert,
-                (tenant_id, key, request_fingerprint, response.status_code, response.body),
-            )
-        except Exception:
-            log.exception("idempotency_record_not_persisted", tenant_id=tenant_id)
-
-    task = asyncio.get_running_loop().create_task(write())
-    _background.add(task)
-    task.add_done_callback(_background.discard)

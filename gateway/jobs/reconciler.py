@@ -32,10 +32,10 @@ import redis.exceptions
 import structlog
 import tigerbeetle as tb
 
-from gateway.infra.database.records import event_insert
 from gateway.runtime import Services
 from gateway.transfers.orphan_admissions import give_back_admission, release_orphan_admissions
 from gateway.transfers.records import transfer_insert
+from gateway.webhooks.records.events import event_insert
 from ledger.client import batch_size_max
 from ledger.invariants import ensure
 from ledger.payouts import Payout, Payouts

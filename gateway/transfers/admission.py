@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import datetime
 import enum
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgspec
 from redis.asyncio import Redis
 
+from compliance.freezes.errors import RecipientFrozen
 from compliance.limits import (
     CountOnce,
     DailyLimits,
@@ -42,15 +43,18 @@ from compliance.limits import (
 from fx.pricing import usd_equivalent_minor
 from fx.quoter import mid_rate
 from fx.quotes import LockedQuote, QuoteStore, consumer_token, quote_usable_lua, refusal
+from fx.rates import RateBook
 from gateway.http.ids import encode_id
-from gateway.http.problems import ProblemError
 from gateway.http.ratelimit import Principal
 from gateway.settings import reconcile_margin_seconds
-from gateway.transfers.recipients import RecipientRecord, load_recipient, recipient_cache_key
+from gateway.transfers.errors import (
+    RecipientCurrencyMismatch,
+    RecipientUnknown,
+    RecipientUnreadable,
+)
+from gateway.transfers.recipients import RecipientRecord, Recipients, recipient_cache_key
+from ledger.currencies import CurrencyRegistry
 from ledger.invariants import ensure, unreachable
-
-if TYPE_CHECKING:
-    from gateway.runtime import Services
 
 # The field of the quote's record that remembers what paying it counted against the limit.
 daily_limit_counted_field: Final = "daily_limit_counted"
@@ -219,8 +223,19 @@ class TransferAdmission:
         return reply
 
 
+class AdmissionDependencies(msgspec.Struct, frozen=True, kw_only=True):
+    """What admitting a transfer needs beyond the script: the recipients (to publish one
+    Redis has forgotten), and the rates and currencies (to value a quote stored without
+    its USD equivalent)."""
+
+    admission: TransferAdmission
+    recipients: Recipients
+    rates: RateBook
+    currencies: CurrencyRegistry
+
+
 async def admit(
-    services: Services,
+    dependencies: AdmissionDependencies,
     principal: Principal,
     *,
     transfer_id: int,
@@ -228,12 +243,12 @@ async def admit(
     recipient_id: int,
     daily_limit_usd_minor: int,
 ) -> Admitted:
-    """Let the transfer through, or raise the refusal (a `ProblemError` or `LedgerError`)
-    having changed nothing."""
+    """Let the transfer through, or raise the refusal (a `DomainError`) having changed
+    nothing."""
     usd_minor: int | None = None
     for _ in range(attempts_max):
         moment = datetime.datetime.now(tz=datetime.UTC)
-        reply = await services.admission.run(
+        reply = await dependencies.admission.run(
             tenant_id=principal.tenant_id,
             transfer_id=transfer_id,
             quote_id=quote_id,
@@ -244,9 +259,9 @@ async def admit(
         )
         match Outcome(int(reply[0])):
             case Outcome.recipient_unpublished:
-                await _publish_recipient(services, principal, recipient_id)
+                await _publish_recipient(dependencies.recipients, principal, recipient_id)
             case Outcome.recipient_inactive:
-                raise ProblemError(403, "recipient_frozen", "this recipient is frozen")
+                raise RecipientFrozen("this recipient is frozen")
             case Outcome.quote_refused:
                 raise refusal(int(reply[1]))
             case Outcome.currency_mismatch:
@@ -256,7 +271,7 @@ async def admit(
                 )
             case Outcome.usd_unknown:
                 usd_minor = await _usd_at_current_rates(
-                    services, msgspec.json.decode(reply[1], type=LockedQuote)
+                    dependencies, msgspec.json.decode(reply[1], type=LockedQuote)
                 )
             case Outcome.limit_refused:
                 usage_of(
@@ -276,50 +291,45 @@ async def admit(
                         moment=moment,
                         daily_limit_usd_minor=daily_limit_usd_minor,
                     ),
-                    counted=services.admission.marker(
+                    counted=dependencies.admission.marker(
                         tenant_id=principal.tenant_id, quote_id=quote_id
                     ),
                 )
             case other:
                 unreachable(f"the admission script replied {other}")
-    raise ProblemError(
-        503, "dependency_unavailable", "the recipient could not be read; retry the request"
-    )
+    raise RecipientUnreadable("the recipient could not be read; retry the request")
 
 
-async def _publish_recipient(services: Services, principal: Principal, recipient_id: int) -> None:
-    """Load the recipient from Postgres and publish it (`load_recipient`), for the next run;
-    refuse an unknown one here (a frozen one is refused by the next run)."""
-    recipient = await load_recipient(
-        services,
+async def _publish_recipient(
+    recipients: Recipients, principal: Principal, recipient_id: int
+) -> None:
+    """Load the recipient from Postgres and publish it (`Recipients.load`), for the next
+    run; refuse an unknown one here (a frozen one is refused by the next run)."""
+    recipient = await recipients.load(
         tenant_id=principal.tenant_id,
         region=principal.compliance_region,
         recipient_id=recipient_id,
         use_cache=False,
     )
     if recipient is None:
-        raise ProblemError(
-            422, "unknown_recipient", f"no recipient {encode_id('rcp', recipient_id)}"
-        )
+        raise RecipientUnknown(f"no recipient {encode_id('rcp', recipient_id)}")
 
 
-def _mismatch(quote: LockedQuote, recipient: RecipientRecord) -> ProblemError:
-    return ProblemError(
-        422,
-        "recipient_currency_mismatch",
-        f"the quote pays {quote.target_currency}; the recipient is paid in {recipient.currency}",
-    )
-
-
-async def _usd_at_current_rates(services: Services, quote: LockedQuote) -> int:
-    """A quote stored before quotes recorded their USD equivalent, valued now. A missing or
-    stale rate is the API's `rate_unavailable` or `rate_stale` (a LedgerError), raised
-    before anything is counted."""
-    rates = await services.quoter.book.snapshot()
+async def _usd_at_current_rates(dependencies: AdmissionDependencies, quote: LockedQuote) -> int:
+    """A quote stored before quotes recorded their USD equivalent, valued now. A missing
+    or stale rate is the API's `rate_unavailable` or `rate_stale`, raised before
+    anything is counted."""
+    rates = await dependencies.rates.snapshot()
     usd_minor = usd_equivalent_minor(
         amount_minor=quote.source_amount + quote.fee_amount,
-        currency=services.ledger.currencies.get(quote.source_currency),
+        currency=dependencies.currencies.get(quote.source_currency),
         to_usd_mid=mid_rate(rates, quote.source_currency, "USD").rate,
     )
     ensure(1 <= usd_minor <= usd_minor_max, "a payout counts a positive, bounded amount")
     return usd_minor
+
+
+def _mismatch(quote: LockedQuote, recipient: RecipientRecord) -> RecipientCurrencyMismatch:
+    return RecipientCurrencyMismatch(
+        f"the quote pays {quote.target_currency}; the recipient is paid in {recipient.currency}"
+    )

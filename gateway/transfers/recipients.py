@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 from compliance.audit.chain import append as audit_append
 from compliance.audit.outbox import outbox_insert_one, outbox_row
-from gateway.http.problems import ProblemError
-from gateway.runtime import Services
+from compliance.decisions import ComplianceCheck
+from compliance.errors import ComplianceBlocked
 from rails.bank_details import BankDetails, validate_bank_details
 from rails.corridors import corridor_for
 
@@ -45,107 +45,105 @@ def normalise(*, country: str, currency: str, details: dict[str, str]) -> BankDe
     return validate_bank_details(country=country, details=details)
 
 
-async def create_recipient(
-    services: Services,
-    *,
-    tenant_id: int,
-    region: str,
-    recipient_id: int,
-    name: str,
-    country: str,
-    currency: str,
-    details: BankDetails,
-) -> RecipientRecord:
-    """Screen the recipient against the sanctions lists, then store it (the first one, if
-    this id was created before) with its screening decision's audit record, and publish it.
-    A blocked recipient is refused, audited, and not stored."""
-    decision = await services.compliance.screen_party(name=name, country=country)
-    target = f"recipient:{uuid.UUID(int=recipient_id)}"
-    details_of_decision = {
-        "tenant_id": tenant_id,
-        "score": decision.score,
-        "reasons": decision.reasons,
-    }
-    if decision.outcome == "block":
-        await audit_append(
-            services.pool,
+class Recipients:
+    """Recipients of one process: created (screened, stored, audited), read through Redis."""
+
+    def __init__(self, *, pool: asyncpg.Pool, redis: Redis, screener: ComplianceCheck) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._screener = screener
+
+    async def create(
+        self,
+        *,
+        tenant_id: int,
+        region: str,
+        recipient_id: int,
+        name: str,
+        country: str,
+        currency: str,
+        details: BankDetails,
+    ) -> RecipientRecord:
+        """Screen the recipient against the sanctions lists, then store it (the first one,
+        if this id was created before) with its screening decision's audit record, and
+        publish it. A blocked recipient is refused, audited, and not stored."""
+        decision = await self._screener.screen_party(name=name, country=country)
+        target = f"recipient:{uuid.UUID(int=recipient_id)}"
+        details_of_decision = {
+            "tenant_id": tenant_id,
+            "score": decision.score,
+            "reasons": decision.reasons,
+        }
+        if decision.outcome == "block":
+            await audit_append(
+                self._pool,
+                actor="compliance",
+                action="compliance.block",
+                target=target,
+                details=details_of_decision,
+            )
+            raise ComplianceBlocked("compliance refused this recipient; it was not stored")
+        # The stored fields are the validator's own inputs, so they can be validated again.
+        bank_details = {
+            k: str(v) for k, v in msgspec.structs.asdict(details).items() if k != "bank_name"
+        }
+        audit_row = outbox_row(
+            record_id=uuid.UUID(int=recipient_id),
             actor="compliance",
-            action="compliance.block",
+            action=f"compliance.{decision.outcome}",
             target=target,
             details=details_of_decision,
         )
-        raise ProblemError(
-            403, "compliance_blocked", "compliance refused this recipient; it was not stored"
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                """INSERT INTO recipients (id, compliance_region, tenant_id, name, country,
+                                           currency, bank_details)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+                uuid.UUID(int=recipient_id),
+                region,
+                tenant_id,
+                name,
+                country,
+                currency,
+                json.dumps(bank_details),
+            )
+            await connection.execute(outbox_insert_one, *audit_row)
+        record = await self.load(
+            tenant_id=tenant_id, region=region, recipient_id=recipient_id, use_cache=False
         )
-    # The stored fields are the validator's own inputs, so they can be validated again.
-    bank_details = {
-        k: str(v) for k, v in msgspec.structs.asdict(details).items() if k != "bank_name"
-    }
-    audit_row = outbox_row(
-        record_id=uuid.UUID(int=recipient_id),
-        actor="compliance",
-        action=f"compliance.{decision.outcome}",
-        target=target,
-        details=details_of_decision,
-    )
-    async with services.pool.acquire() as connection, connection.transaction():
-        await connection.execute(
-            """INSERT INTO recipients (id, compliance_region, tenant_id, name, country,
-                                       currency, bank_details)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
-            uuid.UUID(int=recipient_id),
+        if record is None:
+            raise RuntimeError("a recipient just stored could not be read back")
+        return record
+
+    async def load(
+        self, *, tenant_id: int, region: str, recipient_id: int, use_cache: bool = True
+    ) -> RecipientRecord | None:
+        """The tenant's recipient from Redis, else Postgres (then cached); None if unknown."""
+        key = recipient_cache_key(tenant_id, recipient_id)
+        if use_cache:
+            cached = await self._redis.get(key)
+            if cached is not None:
+                return msgspec.json.decode(cached, type=RecipientRecord)
+        row = await self._pool.fetchrow(
+            """SELECT id, tenant_id, name, country, currency, status, bank_details, created_at
+                 FROM recipients WHERE compliance_region = $1 AND id = $2 AND tenant_id = $3""",
             region,
+            uuid.UUID(int=recipient_id),
             tenant_id,
-            name,
-            country,
-            currency,
-            json.dumps(bank_details),
         )
-        await connection.execute(outbox_insert_one, *audit_row)
-    record = await load_recipient(
-        services, tenant_id=tenant_id, region=region, recipient_id=recipient_id, use_cache=False
-    )
-    if record is None:
-        raise RuntimeError("a recipient just stored could not be read back")
-    return record
+        if row is None:
+            return None
+        record = recipient_from_row(row)
+        await self.cache(record)
+        return record
 
-
-async def load_recipient(
-    services: Services,
-    *,
-    tenant_id: int,
-    region: str,
-    recipient_id: int,
-    use_cache: bool = True,
-) -> RecipientRecord | None:
-    """The tenant's recipient from Redis, else Postgres (then cached); None if unknown."""
-    redis: Redis = services.redis
-    key = recipient_cache_key(tenant_id, recipient_id)
-    if use_cache:
-        cached = await redis.get(key)
-        if cached is not None:
-            return msgspec.json.decode(cached, type=RecipientRecord)
-    row = await services.pool.fetchrow(
-        """SELECT id, tenant_id, name, country, currency, status, bank_details, created_at
-             FROM recipients WHERE compliance_region = $1 AND id = $2 AND tenant_id = $3""",
-        region,
-        uuid.UUID(int=recipient_id),
-        tenant_id,
-    )
-    if row is None:
-        return None
-    record = recipient_from_row(row)
-    await cache_recipient(services, record)
-    return record
-
-
-async def cache_recipient(services: Services, record: RecipientRecord) -> None:
-    """Publish the record where transfers look for it (written over whatever was there)."""
-    await services.redis.set(
-        recipient_cache_key(record.tenant_id, record.id),
-        msgspec.json.encode(record),
-        ex=recipient_cache_seconds,
-    )
+    async def cache(self, record: RecipientRecord) -> None:
+        """Publish the record where transfers look for it (written over whatever was there)."""
+        await self._redis.set(
+            recipient_cache_key(record.tenant_id, record.id),
+            msgspec.json.encode(record),
+            ex=recipient_cache_seconds,
+        )
 
 
 def recipient_from_row(row: asyncpg.Record) -> RecipientRecord:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -11,34 +11,31 @@ from litestar.params import FromPath, FromQuery
 from litestar.types import Scope
 
 from compliance.freezes.service import ensure_active
-from gateway.http import wire
+from gateway.http.idempotency import header_key
 from gateway.http.ids import decode_id, encode_id
 from gateway.http.paging import decode_cursor, encode_cursor, page_limit_or_422
-from gateway.http.problems import FieldError, ProblemError
+from gateway.http.problems import FieldError, ProblemError, from_domain_error
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
     Reply,
     decode_body,
-    idempotency_header,
-    idempotent,
-    idempotent_reply,
     json_response,
     principal_of,
     request_body,
     scope_header,
-    services_of,
 )
-from gateway.runtime import Services
-from gateway.transfers.recipients import create_recipient, load_recipient, normalise
+from gateway.runtime import Runtime, runtime_of
+from gateway.transfers import wire
+from gateway.transfers.recipients import RecipientRecord, normalise
 from gateway.transfers.records import TransferRow, get_transfer, list_messages, list_transfers
-from gateway.transfers.service import cancel_transfer, create_transfer, transfer_view
+from gateway.transfers.service import transfer_view
 from rails.bank_details import InvalidBankDetails
 from rails.corridors import UnsupportedCorridor
 
 transfers_page_max = 100
 
 
-def _recipient_view(record: Any) -> wire.Recipient:
+def _recipient_view(record: RecipientRecord) -> wire.Recipient:
     return wire.Recipient(
         id=encode_id("rcp", record.id),
         name=record.name,
@@ -54,7 +51,7 @@ def _recipient_view(record: Any) -> wire.Recipient:
     "/v1/recipients", summary="Create a recipient with validated bank details", tags=["recipients"]
 )
 async def create_recipient_route(request: Request[Any, Any, Any]) -> Response[bytes]:
-    services = services_of(request)
+    runtime = runtime_of(request)
     body = decode_body(await request_body(request), wire.RecipientCreate)
     principal = principal_of(request)
     try:
@@ -62,23 +59,13 @@ async def create_recipient_route(request: Request[Any, Any, Any]) -> Response[by
             country=body.country, currency=body.currency.upper(), details=body.bank_details
         )
     except InvalidBankDetails as error:
-        raise ProblemError(
-            422,
-            "invalid_bank_details",
-            error.detail,
-            errors=[FieldError(field=error.field, message=error.detail)],
-        ) from None
+        raise from_domain_error(error) from None
     except UnsupportedCorridor as error:
-        raise ProblemError(
-            422,
-            "unsupported_corridor",
-            str(error),
-            errors=[FieldError(field="country", message=str(error))],
-        ) from None
+        # The corridor is the country's (in the currency asked): the problem names it.
+        raise from_domain_error(error, field="country") from None
 
     async def execute(recipient_id: int) -> tuple[int, msgspec.Struct]:
-        record = await create_recipient(
-            services,
+        record = await runtime.recipients.create(
             tenant_id=principal.tenant_id,
             region=principal.compliance_region,
             recipient_id=recipient_id,
@@ -89,7 +76,7 @@ async def create_recipient_route(request: Request[Any, Any, Any]) -> Response[by
         )
         return 201, _recipient_view(record)
 
-    return await idempotent(request, kind="recipient", execute=execute)
+    return await runtime.idempotency.response(request, kind="recipient", execute=execute)
 
 
 @get("/v1/recipients/{recipient_id:str}", summary="A recipient", tags=["recipients"])
@@ -97,8 +84,7 @@ async def read_recipient(
     request: Request[Any, Any, Any], recipient_id: FromPath[str]
 ) -> Response[bytes]:
     principal = principal_of(request)
-    record = await load_recipient(
-        services_of(request),
+    record = await runtime_of(request).recipients.load(
         tenant_id=principal.tenant_id,
         region=principal.compliance_region,
         recipient_id=decode_id("rcp", recipient_id),
@@ -113,34 +99,34 @@ async def create_transfer_route(request: Request[Any, Any, Any]) -> Response[byt
     """Served by `gateway.http.hot_routes` in the running gateway; here for the OpenAPI document
     and for an app called without that dispatch."""
     reply = await create_transfer_reply(
-        services_of(request), principal_of(request), request.scope, await request_body(request)
+        runtime_of(request), principal_of(request), request.scope, await request_body(request)
     )
     return reply.response()
 
 
 async def create_transfer_reply(
-    services: Services, principal: Principal, scope: Scope, raw: bytes
+    runtime: Runtime, principal: Principal, scope: Scope, raw: bytes
 ) -> Reply:
     ensure_active(principal)
     body = decode_body(raw, wire.TransferCreate)
 
-    keyed = scope_header(scope, idempotency_header) is not None
+    keyed = scope_header(scope, header_key) is not None
 
     async def execute(transfer_id: int) -> tuple[int, msgspec.Struct]:
-        created = await create_transfer(
-            services, principal, transfer_id=transfer_id, body=body, retry_reuses_id=keyed
+        created = await runtime.transfers.create(
+            principal, transfer_id=transfer_id, body=body, retry_reuses_id=keyed
         )
         return 201, created
 
-    return await idempotent_reply(
-        services, principal, scope, method="POST", body=raw, kind="transfer", execute=execute
+    return await runtime.idempotency.reply(
+        principal, scope, method="POST", body=raw, kind="transfer", execute=execute
     )
 
 
 async def _transfer_or_404(request: Request[Any, Any, Any], transfer_id: str) -> TransferRow:
     principal = principal_of(request)
     row = await get_transfer(
-        services_of(request).pool,
+        runtime_of(request).pool,
         region=principal.compliance_region,
         tenant_id=principal.tenant_id,
         transfer_id=uuid.UUID(int=decode_id("tr", transfer_id)),
@@ -173,7 +159,7 @@ async def list_transfers_route(
             errors=[FieldError(field="status", message="not a transfer status")],
         )
     rows = await list_transfers(
-        services_of(request).pool,
+        runtime_of(request).pool,
         tenant_id=principal_of(request).tenant_id,
         status=status,
         limit=limit,
@@ -193,12 +179,14 @@ async def cancel_transfer_route(
 ) -> Response[bytes]:
     decode_body(await request_body(request), wire.TransferCancel)
     row = await _transfer_or_404(request, transfer_id)
-    services = services_of(request)
+    runtime = runtime_of(request)
 
     async def execute(_: int) -> tuple[int, msgspec.Struct]:
-        return 200, transfer_view(await cancel_transfer(services, row))
+        return 200, transfer_view(await runtime.transfers.cancel(row))
 
-    return await idempotent(request, kind=f"cancel-{transfer_id}", execute=execute)
+    return await runtime.idempotency.response(
+        request, kind=f"cancel-{transfer_id}", execute=execute
+    )
 
 
 @get(
@@ -211,7 +199,7 @@ async def transfer_messages(
 ) -> Response[bytes]:
     row = await _transfer_or_404(request, transfer_id)
     records = await list_messages(
-        services_of(request).pool,
+        runtime_of(request).pool,
         region=row.compliance_region,
         tenant_id=row.tenant_id,
         transfer_id=row.id,
@@ -231,3 +219,28 @@ async def transfer_messages(
             ]
         ),
     )
+
+
+route_handlers: Final = (
+    create_recipient_route,
+    read_recipient,
+    create_transfer_route,
+    read_transfer,
+    list_transfers_route,
+    cancel_transfer_route,
+    transfer_messages,
+)
+request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
+    ("/v1/recipients", "post"): wire.RecipientCreate,
+    ("/v1/transfers", "post"): wire.TransferCreate,
+    ("/v1/transfers/{transfer_id}/cancel", "post"): wire.TransferCancel,
+}
+response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] = {
+    ("/v1/recipients", "post"): ("201", wire.Recipient),
+    ("/v1/recipients/{recipient_id}", "get"): ("200", wire.Recipient),
+    ("/v1/transfers", "post"): ("201", wire.Transfer),
+    ("/v1/transfers", "get"): ("200", wire.TransferPage),
+    ("/v1/transfers/{transfer_id}", "get"): ("200", wire.Transfer),
+    ("/v1/transfers/{transfer_id}/cancel", "post"): ("200", wire.Transfer),
+    ("/v1/transfers/{transfer_id}/messages", "get"): ("200", wire.TransferMessageList),
+}

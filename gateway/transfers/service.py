@@ -27,16 +27,18 @@ from compliance.audit.chain import append as audit_append
 from compliance.audit.chain import normalise_details
 from compliance.audit.outbox import outbox_insert, outbox_row_normalised
 from compliance.cases.records import case_insert
-from compliance.decisions import Decision, PayoutFacts
-from fx.quotes import LockedQuote
-from gateway.http import wire
+from compliance.decisions import ComplianceCheck, Decision, PayoutFacts
+from compliance.errors import ComplianceBlocked
+from compliance.limits import DailyLimits
+from fx.quotes import LockedQuote, QuoteStore
 from gateway.http.ids import as_uuid, decode_id, encode_id, uuid_from_bytes
-from gateway.http.problems import ProblemError
 from gateway.http.ratelimit import Principal
-from gateway.infra.database.batch import BatchStatement, WriterOverloaded
-from gateway.infra.database.records import event_insert
-from gateway.runtime import Services
-from gateway.transfers.admission import Admitted, admit
+from gateway.http.wire import Money
+from gateway.infra.database.batch import BatchStatement, BatchWriter, WriterOverloaded
+from gateway.tenancy.pricing_cache import PricingCache
+from gateway.transfers import wire
+from gateway.transfers.admission import AdmissionDependencies, Admitted, admit
+from gateway.transfers.errors import TransferNotCancellable, TransferNotRecorded
 from gateway.transfers.recipients import RecipientRecord
 from gateway.transfers.records import (
     Event,
@@ -47,15 +49,15 @@ from gateway.transfers.records import (
     transfer_insert,
     transition,
 )
-from ledger.errors import LedgerError, ReservationReleased
+from gateway.webhooks.records.events import event_insert
+from ledger.errors import DomainError, ReservationReleased
 from ledger.invariants import ensure
 from ledger.payouts import Payout, Payouts
-from rails.corridors import UnsupportedCorridor, choose_rail, corridor_for
+from ledger.service import Ledger
+from rails.corridors import choose_rail, corridor_for
 
 # Distinct (tenant, score, reasons) whose audit details stay encoded (`_decision_details`).
 decision_details_cached_max = 4_096
-# What a transfer shed by the batched writer tells the client to wait before retrying.
-overloaded_retry_after_seconds = 1
 
 
 def event_id(transfer_id: uuid.UUID, kind: str, attempt: int = 0) -> uuid.UUID:
@@ -86,9 +88,9 @@ def transfer_view(row: TransferRow) -> wire.Transfer:
         quote_id=encode_id("quote", row.quote_id.int),
         recipient_id=encode_id("rcp", row.recipient_id.int),
         reference=row.reference,
-        source=wire.Money(amount=row.source_amount_minor, currency=row.source_currency),
-        fee=wire.Money(amount=row.fee_minor, currency=row.source_currency),
-        target=wire.Money(amount=row.target_amount_minor, currency=row.target_currency),
+        source=Money(amount=row.source_amount_minor, currency=row.source_currency),
+        fee=Money(amount=row.fee_minor, currency=row.source_currency),
+        target=Money(amount=row.target_amount_minor, currency=row.target_currency),
         rate=row.rate,
         rail=row.rail,
         failure_code=row.failure_code,
@@ -98,102 +100,279 @@ def transfer_view(row: TransferRow) -> wire.Transfer:
     )
 
 
-async def create_transfer(
-    services: Services,
-    principal: Principal,
-    *,
-    transfer_id: int,
-    body: wire.TransferCreate,
-    retry_reuses_id: bool,
-) -> wire.Transfer:
-    """Admit, screen, hold and record one payout. `retry_reuses_id` says the request carries
-    an Idempotency-Key, so a retry comes back to this very `transfer_id`."""
-    quote_id = decode_id("quote", body.quote_id)
-    recipient_id = decode_id("rcp", body.recipient_id)
-    terms = await services.pricing.terms(principal.tenant_id)
-    # One Redis script: the recipient, the quote (now used by this transfer) and the daily
-    # limit (counted once, even on a retry). A refusal there has changed nothing.
-    admitted = await admit(
-        services,
-        principal,
-        transfer_id=transfer_id,
-        quote_id=quote_id,
-        recipient_id=recipient_id,
-        daily_limit_usd_minor=terms.daily_limit_usd_minor,
-    )
-    quote = admitted.quote
-    try:
-        rail = _rail(quote, recipient=admitted.recipient)
-        decision = await services.compliance.check(
-            PayoutFacts(
-                tenant_id=principal.tenant_id,
-                tier=terms.tier,
-                source_currency=quote.source_currency,
-                target_currency=quote.target_currency,
-                amount_usd_minor=admitted.usage.usd_minor,
-                daily_limit_usd_minor=terms.daily_limit_usd_minor,
-                recipient_name=admitted.recipient.name,
-                recipient_country=admitted.recipient.country,
-                recipient_created_at=admitted.recipient.created_at,
-                payouts_last_hour=admitted.usage.payouts_last_hour,
-            )
-        )
-        if decision.outcome == "block":
-            await audit_append(
-                services.pool,
-                actor="compliance",
-                action="compliance.block",
-                target=f"transfer:{uuid.UUID(int=transfer_id)}",
-                details={
-                    "tenant_id": principal.tenant_id,
-                    "score": decision.score,
-                    "reasons": decision.reasons,
-                },
-            )
-            raise ProblemError(
-                403, "compliance_blocked", "compliance refused this payout; it moved no money"
-            )
-        payout = payout_for(quote, tenant_id=principal.tenant_id, transfer_id=transfer_id)
-        reserved = await Payouts(services.ledger).reserve(payout)
-    except (LedgerError, ProblemError):
-        await _give_back(
-            services, principal, admitted=admitted, quote_id=quote_id, transfer_id=transfer_id
-        )
-        raise
-    try:
-        return await _record(
-            services,
+class Transfers:
+    """Creating and cancelling transfers, with exactly what the request path needs."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        writer: BatchWriter,
+        ledger: Ledger,
+        admission: AdmissionDependencies,
+        compliance: ComplianceCheck,
+        limits: DailyLimits,
+        pricing: PricingCache,
+        quotes: QuoteStore,
+    ) -> None:
+        self._pool = pool
+        self._writer = writer
+        self._payouts = Payouts(ledger)
+        self._admission = admission
+        self._compliance = compliance
+        self._limits = limits
+        self._pricing = pricing
+        self._quotes = quotes
+
+    async def create(
+        self,
+        principal: Principal,
+        *,
+        transfer_id: int,
+        body: wire.TransferCreate,
+        retry_reuses_id: bool,
+    ) -> wire.Transfer:
+        """Admit, screen, hold and record one payout. `retry_reuses_id` says the request carries
+        an Idempotency-Key, so a retry comes back to this very `transfer_id`."""
+        quote_id = decode_id("quote", body.quote_id)
+        recipient_id = decode_id("rcp", body.recipient_id)
+        terms = await self._pricing.terms(principal.tenant_id)
+        # One Redis script: the recipient, the quote (now used by this transfer) and the daily
+        # limit (counted once, even on a retry). A refusal there has changed nothing.
+        admitted = await admit(
+            self._admission,
             principal,
             transfer_id=transfer_id,
-            quote=quote,
+            quote_id=quote_id,
             recipient_id=recipient_id,
-            reference=body.reference,
-            rail=rail,
-            decision=decision,
-            retried=reserved.existed,
+            daily_limit_usd_minor=terms.daily_limit_usd_minor,
         )
-    except (asyncpg.PostgresError, WriterOverloaded) as error:
-        # Postgres refused the row, or the writer shed it before sending it: nothing of it
-        # was committed. With an Idempotency-Key
-        # the retry reuses this transfer id: it must find the hold and the count in place
-        # (a voided hold can never be held again under the same id). Without one, no
-        # request can come back to this id: the hold, the count and the quote go back now
-        # rather than the hold after the reconciler's delay and the count never. A
-        # connection lost mid-write is not refused but unknown, and is left as it is.
-        if not retry_reuses_id:
-            await Payouts(services.ledger).abort(payout)
-            await _give_back(
-                services, principal, admitted=admitted, quote_id=quote_id, transfer_id=transfer_id
+        quote = admitted.quote
+        try:
+            rail = _rail(quote, recipient=admitted.recipient)
+            decision = await self._compliance.check(
+                PayoutFacts(
+                    tenant_id=principal.tenant_id,
+                    tier=terms.tier,
+                    source_currency=quote.source_currency,
+                    target_currency=quote.target_currency,
+                    amount_usd_minor=admitted.usage.usd_minor,
+                    daily_limit_usd_minor=terms.daily_limit_usd_minor,
+                    recipient_name=admitted.recipient.name,
+                    recipient_country=admitted.recipient.country,
+                    recipient_created_at=admitted.recipient.created_at,
+                    payouts_last_hour=admitted.usage.payouts_last_hour,
+                )
             )
-        if isinstance(error, WriterOverloaded):
-            # Load shed before anything was written: the client should come back shortly.
-            raise ProblemError(
-                503,
-                "dependency_unavailable",
-                "the database is saturated and the transfer was not recorded; retry shortly",
-                headers={"Retry-After": str(overloaded_retry_after_seconds)},
-            ) from error
-        raise
+            if decision.outcome == "block":
+                await audit_append(
+                    self._pool,
+                    actor="compliance",
+                    action="compliance.block",
+                    target=f"transfer:{uuid.UUID(int=transfer_id)}",
+                    details={
+                        "tenant_id": principal.tenant_id,
+                        "score": decision.score,
+                        "reasons": decision.reasons,
+                    },
+                )
+                raise ComplianceBlocked("compliance refused this payout; it moved no money")
+            payout = payout_for(quote, tenant_id=principal.tenant_id, transfer_id=transfer_id)
+            reserved = await self._payouts.reserve(payout)
+        except DomainError:
+            await self._give_back(
+                principal, admitted=admitted, quote_id=quote_id, transfer_id=transfer_id
+            )
+            raise
+        try:
+            return await self._record(
+                principal,
+                transfer_id=transfer_id,
+                quote=quote,
+                recipient_id=recipient_id,
+                reference=body.reference,
+                rail=rail,
+                decision=decision,
+                retried=reserved.existed,
+            )
+        except (asyncpg.PostgresError, WriterOverloaded) as error:
+            # Postgres refused the row, or the writer shed it before sending it: nothing of it
+            # was committed. With an Idempotency-Key
+            # the retry reuses this transfer id: it must find the hold and the count in place
+            # (a voided hold can never be held again under the same id). Without one, no
+            # request can come back to this id: the hold, the count and the quote go back now
+            # rather than the hold after the reconciler's delay and the count never. A
+            # connection lost mid-write is not refused but unknown, and is left as it is.
+            if not retry_reuses_id:
+                await self._payouts.abort(payout)
+                await self._give_back(
+                    principal, admitted=admitted, quote_id=quote_id, transfer_id=transfer_id
+                )
+            if isinstance(error, WriterOverloaded):
+                # Load shed before anything was written: the client should come back shortly.
+                raise TransferNotRecorded(
+                    "the database is saturated and the transfer was not recorded; retry shortly"
+                ) from error
+            raise
+
+    async def _give_back(
+        self,
+        principal: Principal,
+        *,
+        admitted: Admitted,
+        quote_id: int,
+        transfer_id: int,
+    ) -> None:
+        """Return what the admission took: the daily-limit count, then the quote."""
+        # The count first: a quote freed while it still carried this count would let the next
+        # payer of the quote inherit the count and not be counted at all.
+        await self._limits.give_back(
+            tenant_id=principal.tenant_id, usage=admitted.usage, once=admitted.counted
+        )
+        await self._quotes.release(
+            tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
+        )
+
+    async def _record(
+        self,
+        principal: Principal,
+        *,
+        transfer_id: int,
+        quote: LockedQuote,
+        recipient_id: int,
+        reference: str,
+        rail: str,
+        decision: Decision,
+        retried: bool,
+    ) -> wire.Transfer:
+        """The row, its first event and (under review) its case, in one transaction. `retried`
+        says an earlier attempt had reserved the payout already (`_record_retried`)."""
+        status = "in_review" if decision.outcome == "review" else "processing"
+        now = datetime.datetime.now(tz=datetime.UTC)
+        row = (
+            as_uuid(transfer_id),
+            principal.compliance_region,
+            principal.tenant_id,
+            as_uuid(quote.id),
+            as_uuid(recipient_id),
+            reference,
+            quote.source_currency,
+            quote.source_amount,
+            quote.fee_amount,
+            quote.target_currency,
+            quote.target_amount,
+            quote.rate,
+            rail,
+            status,
+            now,
+            now,
+        )
+        created = TransferRow(
+            id=row[0],
+            compliance_region=row[1],
+            tenant_id=row[2],
+            quote_id=row[3],
+            recipient_id=row[4],
+            reference=reference,
+            source_currency=quote.source_currency,
+            source_amount_minor=quote.source_amount,
+            fee_minor=quote.fee_amount,
+            target_currency=quote.target_currency,
+            target_amount_minor=quote.target_amount,
+            rate=quote.rate,
+            rail=rail,
+            status=status,
+            attempt=0,
+            next_attempt_at=now,
+            failure_code=None,
+            created_at=now,
+            updated_at=now,
+        )
+        view = transfer_view(created)
+        event = (
+            event_id(row[0], f"transfer.{status}"),
+            principal.tenant_id,
+            f"transfer.{status}",
+            row[0],
+            msgspec.json.encode(view).decode(),
+        )
+        rows: list[tuple[BatchStatement, tuple[Any, ...]]] = [
+            (transfer_insert, row),
+            (event_insert, event),
+        ]
+        if status == "in_review":
+            case = (
+                event_id(row[0], "case"),
+                principal.compliance_region,
+                principal.tenant_id,
+                row[0],
+                decision.score,
+                json.dumps(list(decision.reasons)),
+            )
+            rows.append((case_insert, case))
+        rows.append((outbox_insert, _decision_record(row[0], principal.tenant_id, decision)))
+        if retried:
+            return await self._record_retried(principal, rows, view=view)
+        await self._writer.write_together(rows)
+        return view
+
+    async def _record_retried(
+        self,
+        principal: Principal,
+        rows: list[tuple[BatchStatement, tuple[Any, ...]]],
+        *,
+        view: wire.Transfer,
+    ) -> wire.Transfer:
+        """Write a retried transfer's rows in a transaction of its own, learning whether its row
+        went in: the batched write cannot tell, since a row already there is skipped silently.
+
+        Its payout was reserved by an earlier attempt, so the id may hold that attempt's row
+        (answer with it, as it stands now) or the reconciler's `abandoned` tombstone, written
+        just before it voids the reservation (refuse: nothing is recorded, no event is written,
+        and the reconciler gives the count and the quote back). Retries are rare; this is the
+        one write on the payment path that is not batched.
+        """
+        (statement, row), *rest = rows
+        ensure(statement is transfer_insert, "a transfer's rows start with its own")
+        async with self._pool.acquire() as connection, connection.transaction():
+            inserted = await connection.fetchval(f"{transfer_insert.sql()} RETURNING id", [row])
+            if inserted is not None:
+                for other, values in rest:
+                    await connection.execute(other.sql(), [values])
+                return view
+        existing = await get_transfer(
+            self._pool,
+            region=principal.compliance_region,
+            tenant_id=principal.tenant_id,
+            transfer_id=row[0],
+        )
+        if existing is None:
+            raise ReservationReleased()
+        return transfer_view(existing)
+
+    async def cancel(self, row: TransferRow) -> TransferRow:
+        """Cancel before submission: the state first (racing the worker fairly), then the
+        ledger; a crash in between is finished by the worker, which voids cancelled holds."""
+        cancelled = await transition(
+            self._pool,
+            row,
+            to="cancelled",
+            expected=("processing",),
+            events=[
+                Event(
+                    id=event_id(row.id, "transfer.cancelled"),
+                    type="transfer.cancelled",
+                    payload=event_payload(row, "cancelled"),
+                )
+            ],
+        )
+        if cancelled is None:
+            raise TransferNotCancellable(
+                f"the transfer is {row.status}; only processing transfers cancel"
+            )
+        await self._payouts.abort(payout_of(cancelled))
+        await park(self._pool, cancelled, until=parked_until)
+        return cancelled
 
 
 def payout_for(quote: LockedQuote, *, tenant_id: int, transfer_id: int) -> Payout:
@@ -210,153 +389,12 @@ def payout_for(quote: LockedQuote, *, tenant_id: int, transfer_id: int) -> Payou
     )
 
 
-async def _give_back(
-    services: Services,
-    principal: Principal,
-    *,
-    admitted: Admitted,
-    quote_id: int,
-    transfer_id: int,
-) -> None:
-    """Return what the admission took: the daily-limit count, then the quote."""
-    # The count first: a quote freed while it still carried this count would let the next
-    # payer of the quote inherit the count and not be counted at all.
-    await services.limits.give_back(
-        tenant_id=principal.tenant_id, usage=admitted.usage, once=admitted.counted
-    )
-    await services.quoter.store.release(
-        tenant_id=principal.tenant_id, quote_id=quote_id, consumer_id=transfer_id
-    )
-
-
 def _rail(quote: LockedQuote, *, recipient: RecipientRecord) -> str:
     """The rail for the payout (the admission checked the currencies agree; the corridor
     was checked when the recipient was created, and is again in case it was withdrawn)."""
     ensure(quote.target_currency == recipient.currency, "the quote pays the recipient's currency")
-    try:
-        corridor = corridor_for(country=recipient.country, currency=recipient.currency)
-    except UnsupportedCorridor as error:
-        raise ProblemError(422, "unsupported_corridor", str(error)) from None
+    corridor = corridor_for(country=recipient.country, currency=recipient.currency)
     return choose_rail(corridor, amount_minor=quote.target_amount).value
-
-
-async def _record(
-    services: Services,
-    principal: Principal,
-    *,
-    transfer_id: int,
-    quote: LockedQuote,
-    recipient_id: int,
-    reference: str,
-    rail: str,
-    decision: Decision,
-    retried: bool,
-) -> wire.Transfer:
-    """The row, its first event and (under review) its case, in one transaction. `retried`
-    says an earlier attempt had reserved the payout already (`_record_retried`)."""
-    status = "in_review" if decision.outcome == "review" else "processing"
-    now = datetime.datetime.now(tz=datetime.UTC)
-    row = (
-        as_uuid(transfer_id),
-        principal.compliance_region,
-        principal.tenant_id,
-        as_uuid(quote.id),
-        as_uuid(recipient_id),
-        reference,
-        quote.source_currency,
-        quote.source_amount,
-        quote.fee_amount,
-        quote.target_currency,
-        quote.target_amount,
-        quote.rate,
-        rail,
-        status,
-        now,
-        now,
-    )
-    created = TransferRow(
-        id=row[0],
-        compliance_region=row[1],
-        tenant_id=row[2],
-        quote_id=row[3],
-        recipient_id=row[4],
-        reference=reference,
-        source_currency=quote.source_currency,
-        source_amount_minor=quote.source_amount,
-        fee_minor=quote.fee_amount,
-        target_currency=quote.target_currency,
-        target_amount_minor=quote.target_amount,
-        rate=quote.rate,
-        rail=rail,
-        status=status,
-        attempt=0,
-        next_attempt_at=now,
-        failure_code=None,
-        created_at=now,
-        updated_at=now,
-    )
-    view = transfer_view(created)
-    event = (
-        event_id(row[0], f"transfer.{status}"),
-        principal.tenant_id,
-        f"transfer.{status}",
-        row[0],
-        msgspec.json.encode(view).decode(),
-    )
-    rows: list[tuple[BatchStatement, tuple[Any, ...]]] = [
-        (transfer_insert, row),
-        (event_insert, event),
-    ]
-    if status == "in_review":
-        case = (
-            event_id(row[0], "case"),
-            principal.compliance_region,
-            principal.tenant_id,
-            row[0],
-            decision.score,
-            json.dumps(list(decision.reasons)),
-        )
-        rows.append((case_insert, case))
-    rows.append((outbox_insert, _decision_record(row[0], principal.tenant_id, decision)))
-    if retried:
-        return await _record_retried(services, principal, rows, view=view)
-    await services.writer.write_together(rows)
-    return view
-
-
-async def _record_retried(
-    services: Services,
-    principal: Principal,
-    rows: list[tuple[BatchStatement, tuple[Any, ...]]],
-    *,
-    view: wire.Transfer,
-) -> wire.Transfer:
-    """Write a retried transfer's rows in a transaction of its own, learning whether its row
-    went in: the batched write cannot tell, since a row already there is skipped silently.
-
-    Its payout was reserved by an earlier attempt, so the id may hold that attempt's row
-    (answer with it, as it stands now) or the reconciler's `abandoned` tombstone, written
-    just before it voids the reservation (refuse: nothing is recorded, no event is written,
-    and the reconciler gives the count and the quote back). Retries are rare; this is the
-    one write on the payment path that is not batched.
-    """
-    (statement, row), *rest = rows
-    ensure(statement is transfer_insert, "a transfer's rows start with its own")
-    async with services.pool.acquire() as connection, connection.transaction():
-        inserted = await connection.fetchval(f"{transfer_insert.sql()} RETURNING id", [row])
-        if inserted is not None:
-            for other, values in rest:
-                await connection.execute(other.sql(), [values])
-            return view
-    existing = await get_transfer(
-        services.pool,
-        region=principal.compliance_region,
-        tenant_id=principal.tenant_id,
-        transfer_id=row[0],
-    )
-    if existing is None:
-        raise ReservationReleased()
-    return transfer_view(existing)
 
 
 def _decision_record(
@@ -379,33 +417,6 @@ def _decision_details(tenant_id: int, score: int, reasons: tuple[str, ...]) -> s
     reasons) rather than once per transfer: one tenant's payouts mostly score alike."""
     _, encoded = normalise_details({"tenant_id": tenant_id, "score": score, "reasons": reasons})
     return encoded.decode("utf-8")
-
-
-async def cancel_transfer(services: Services, row: TransferRow) -> TransferRow:
-    """Cancel before submission: the state first (racing the worker fairly), then the
-    ledger; a crash in between is finished by the worker, which voids cancelled holds."""
-    cancelled = await transition(
-        services.pool,
-        row,
-        to="cancelled",
-        expected=("processing",),
-        events=[
-            Event(
-                id=event_id(row.id, "transfer.cancelled"),
-                type="transfer.cancelled",
-                payload=event_payload(row, "cancelled"),
-            )
-        ],
-    )
-    if cancelled is None:
-        raise ProblemError(
-            409,
-            "transfer_not_cancellable",
-            f"the transfer is {row.status}; only processing transfers cancel",
-        )
-    await Payouts(services.ledger).abort(payout_of(cancelled))
-    await park(services.pool, cancelled, until=parked_until)
-    return cancelled
 
 
 def event_payload(row: TransferRow, status: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ import uuid
 import structlog
 
 from gateway.runtime import Services
-from gateway.transfers.recipients import load_recipient
 from gateway.transfers.records import (
     Event,
     TransferRow,
@@ -128,8 +127,7 @@ async def _mark_submitted(services: Services, row: TransferRow) -> tuple[Transfe
 
 
 async def _pacs008(services: Services, row: TransferRow, attempt: int) -> bytes:
-    recipient = await load_recipient(
-        services,
+    recipient = await services.recipients.load(
         tenant_id=row.tenant_id,
         region=row.compliance_region,
         recipient_id=row.recipient_id.int,

@@ -18,6 +18,8 @@ import socket
 import urllib.parse
 from dataclasses import dataclass
 
+from gateway.webhooks.errors import InvalidWebhookUrl
+
 url_length_max = 2048
 production_schemes = ("https",)
 sandbox_schemes = ("http", "https")
@@ -28,6 +30,14 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 class DestinationRefused(Exception):
     """The URL may not receive webhooks here; the message says why, for the tenant."""
+
+
+async def check_new_destination(url: str, *, sandbox: bool) -> None:
+    """Refuse a URL a new or changed endpoint may not have (`InvalidWebhookUrl`)."""
+    try:
+        await resolve(url, sandbox=sandbox)
+    except DestinationRefused as refusal:
+        raise InvalidWebhookUrl(str(refusal)) from None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""The tenant's webhook endpoints: create, list, read, update, delete, rotate the secret.
+"""Webhook routes: the tenant's endpoints (create, list, read, update, delete, rotate the
+secret), its event log (`GET /v1/events`), one event with its deliveries, and manual
+redelivery, which also brings dead-lettered deliveries back.
 
 Managing endpoints needs an `admin` key: an endpoint decides where the tenant's payment
 events go and holds the secret that makes them trustworthy. A new endpoint receives the
@@ -8,7 +10,7 @@ events written after it exists; `POST /v1/events/{id}/redeliver` sends an older 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from litestar import Request, Response, delete, get, patch, post
@@ -18,25 +20,34 @@ from gateway.http.ids import decode_id, encode_id
 from gateway.http.paging import decode_cursor, encode_cursor, page_limit_or_422
 from gateway.http.problems import FieldError, ProblemError
 from gateway.http.ratelimit import Principal
-from gateway.http.requests import (
-    decode_body,
-    idempotent,
-    json_response,
-    principal_of,
-    request_body,
-    services_of,
-)
+from gateway.http.requests import decode_body, json_response, principal_of, request_body
+from gateway.runtime import runtime_of
 from gateway.webhooks import catalog, signing
-from gateway.webhooks.destinations import DestinationRefused, resolve
-from gateway.webhooks.records import endpoints
-from gateway.webhooks.records.endpoints import EndpointRow, TooManyEndpoints, endpoints_page_max
+from gateway.webhooks.destinations import check_new_destination
+from gateway.webhooks.records import deliveries, endpoints
+from gateway.webhooks.records.endpoints import EndpointRow, endpoints_page_max
+from gateway.webhooks.records.events import (
+    DeliveryRow,
+    EventRow,
+    deliveries_of,
+    events_page_max,
+    get_event,
+    list_events,
+)
 from gateway.webhooks.wire import (
+    Delivery,
+    DeliveryList,
     Endpoint,
     EndpointCreate,
     EndpointPage,
     EndpointUpdate,
+    Event,
+    EventPage,
+    Redeliver,
     SecretRotate,
 )
+
+redeliver_roles = ("admin", "operator")
 
 
 def endpoint_view(row: EndpointRow, *, secret: str | None = None) -> Endpoint:
@@ -89,15 +100,7 @@ def _checked_filters(enabled_events: list[str]) -> list[str]:
 
 
 async def _check_url(request: Request[Any, Any, Any], url: str) -> None:
-    try:
-        await resolve(url, sandbox=services_of(request).settings.sandbox)
-    except DestinationRefused as refusal:
-        raise ProblemError(
-            422,
-            "invalid_webhook_url",
-            f"this URL cannot receive webhooks: {refusal}",
-            errors=[FieldError(field="url", message=str(refusal))],
-        ) from None
+    await check_new_destination(url, sandbox=runtime_of(request).settings.sandbox)
 
 
 @post("/v1/webhook-endpoints", summary="Add a webhook endpoint", tags=["webhooks"])
@@ -105,31 +108,24 @@ async def create_endpoint_route(request: Request[Any, Any, Any]) -> Response[byt
     principal = principal_of(request)
     _admin_only(principal)
     body = await _checked_body(request)
-    services = services_of(request)
+    runtime = runtime_of(request)
 
     async def execute(endpoint_id: int) -> tuple[int, msgspec.Struct]:
         secret = signing.new_secret()
-        try:
-            row = await endpoints.create_endpoint(
-                services.pool,
-                services.secret_box,
-                endpoint_id=uuid.UUID(int=endpoint_id),
-                tenant_id=principal.tenant_id,
-                url=body.url,
-                description=body.description,
-                enabled_events=body.enabled_events,
-                secret=secret,
-                in_flight_max=body.in_flight_max,
-            )
-        except TooManyEndpoints:
-            raise ProblemError(
-                409,
-                "too_many_webhook_endpoints",
-                f"a tenant has at most {endpoints.endpoints_per_tenant_max} webhook endpoints",
-            ) from None
+        row = await endpoints.create_endpoint(
+            runtime.pool,
+            runtime.secret_box,
+            endpoint_id=uuid.UUID(int=endpoint_id),
+            tenant_id=principal.tenant_id,
+            url=body.url,
+            description=body.description,
+            enabled_events=body.enabled_events,
+            secret=secret,
+            in_flight_max=body.in_flight_max,
+        )
         return 201, endpoint_view(row, secret=secret)
 
-    return await idempotent(request, kind="webhook_endpoint", execute=execute)
+    return await runtime.idempotency.response(request, kind="webhook_endpoint", execute=execute)
 
 
 @get("/v1/webhook-endpoints", summary="The tenant's webhook endpoints", tags=["webhooks"])
@@ -139,7 +135,7 @@ async def list_endpoints_route(
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     rows = await endpoints.list_endpoints(
-        services_of(request).pool,
+        runtime_of(request).pool,
         tenant_id=principal_of(request).tenant_id,
         limit=page_limit_or_422(limit, limit_max=endpoints_page_max),
         after=decode_cursor(cursor),
@@ -152,7 +148,7 @@ async def list_endpoints_route(
 
 async def _endpoint_or_404(request: Request[Any, Any, Any], endpoint_id: str) -> EndpointRow:
     row = await endpoints.get_endpoint(
-        services_of(request).pool,
+        runtime_of(request).pool,
         tenant_id=principal_of(request).tenant_id,
         endpoint_id=endpoint_uuid(endpoint_id),
     )
@@ -195,7 +191,7 @@ async def update_endpoint_route(
     if body.url is not msgspec.UNSET:
         await _check_url(request, body.url)
     row = await endpoints.update_endpoint(
-        services_of(request).pool,
+        runtime_of(request).pool,
         tenant_id=principal.tenant_id,
         endpoint_id=endpoint_uuid(endpoint_id),
         changes=changes,
@@ -217,7 +213,7 @@ async def delete_endpoint_route(
     principal = principal_of(request)
     _admin_only(principal)
     row = await endpoints.delete_endpoint(
-        services_of(request).pool,
+        runtime_of(request).pool,
         tenant_id=principal.tenant_id,
         endpoint_id=endpoint_uuid(endpoint_id),
     )
@@ -237,14 +233,14 @@ async def rotate_secret_route(
     principal = principal_of(request)
     _admin_only(principal)
     body = decode_body(await request_body(request), SecretRotate)
-    services = services_of(request)
+    runtime = runtime_of(request)
     target = endpoint_uuid(endpoint_id)
 
     async def execute(_: int) -> tuple[int, msgspec.Struct]:
         secret = signing.new_secret()
         row = await endpoints.rotate_secret(
-            services.pool,
-            services.secret_box,
+            runtime.pool,
+            runtime.secret_box,
             tenant_id=principal.tenant_id,
             endpoint_id=target,
             new_secret=secret,
@@ -254,4 +250,141 @@ async def rotate_secret_route(
             raise ProblemError(404, "not_found", f"no webhook endpoint {endpoint_id[:64]}")
         return 200, endpoint_view(row, secret=secret)
 
-    return await idempotent(request, kind="webhook_rotation", execute=execute)
+    return await runtime.idempotency.response(request, kind="webhook_rotation", execute=execute)
+
+
+def delivery_view(row: DeliveryRow) -> Delivery:
+    return Delivery(
+        id=encode_id("msg", row.id.int),
+        endpoint_id=encode_id("we", row.endpoint_id.int),
+        status=row.status,
+        attempts=row.attempt - row.round_base,
+        next_attempt_at=row.next_attempt_at,
+        last_attempt_at=row.last_attempt_at,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        delivered_at=row.delivered_at,
+    )
+
+
+def event_view(row: EventRow, deliveries: list[DeliveryRow] | None = None) -> Event:
+    return Event(
+        id=encode_id("evt", row.id.int),
+        type=row.type,
+        created_at=row.created_at,
+        data=row.payload,
+        deliveries=None if deliveries is None else [delivery_view(d) for d in deliveries],
+    )
+
+
+@get("/v1/events", summary="The tenant's events, oldest first", tags=["events"])
+async def list_events_route(
+    request: Request[Any, Any, Any],
+    type: FromQuery[str | None] = None,  # noqa: A002 - the query parameter's public name.
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
+) -> Response[bytes]:
+    if type is not None and type not in catalog.event_types:
+        raise ProblemError(
+            422,
+            "validation_error",
+            "unknown event type",
+            errors=[FieldError(field="type", message="not an event type Kovra emits")],
+        )
+    rows = await list_events(
+        runtime_of(request).pool,
+        tenant_id=principal_of(request).tenant_id,
+        event_type=type,
+        limit=page_limit_or_422(limit, limit_max=events_page_max),
+        after=decode_cursor(cursor),
+    )
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
+    return json_response(
+        200, EventPage(data=[event_view(r) for r in rows], next_cursor=next_cursor)
+    )
+
+
+async def _event_or_404(request: Request[Any, Any, Any], event_id: str) -> EventRow:
+    row = await get_event(
+        runtime_of(request).pool,
+        tenant_id=principal_of(request).tenant_id,
+        event_id=uuid.UUID(int=decode_id("evt", event_id)),
+    )
+    if row is None:
+        raise ProblemError(404, "not_found", f"no event {event_id[:64]}")
+    return row
+
+
+@get("/v1/events/{event_id:str}", summary="An event and its deliveries", tags=["events"])
+async def read_event_route(
+    request: Request[Any, Any, Any], event_id: FromPath[str]
+) -> Response[bytes]:
+    event = await _event_or_404(request, event_id)
+    found = await deliveries_of(runtime_of(request).pool, event_id=event.id)
+    return json_response(200, event_view(event, found))
+
+
+@post(
+    "/v1/events/{event_id:str}/redeliver",
+    summary="Send an event again, also after it was dead-lettered",
+    tags=["events"],
+    status_code=202,
+)
+async def redeliver_route(
+    request: Request[Any, Any, Any], event_id: FromPath[str]
+) -> Response[bytes]:
+    principal = principal_of(request)
+    if principal.role not in redeliver_roles:
+        raise ProblemError(403, "forbidden", "redelivering needs an admin or operator key")
+    body = decode_body(await request_body(request), Redeliver)
+    event = await _event_or_404(request, event_id)
+    runtime = runtime_of(request)
+    pool = runtime.pool
+    endpoint_id = None
+    if body.endpoint_id is not None:
+        endpoint_id = endpoint_uuid(body.endpoint_id)
+        found = await endpoints.get_endpoint(
+            pool, tenant_id=principal.tenant_id, endpoint_id=endpoint_id
+        )
+        if found is None:
+            raise ProblemError(404, "not_found", f"no webhook endpoint {body.endpoint_id[:64]}")
+
+    async def execute(_: int) -> tuple[int, msgspec.Struct]:
+        rows = await deliveries.redeliver(
+            pool,
+            tenant_id=principal.tenant_id,
+            event_id=event.id,
+            event_type=event.type,
+            endpoint_id=endpoint_id,
+        )
+        return 202, DeliveryList(data=[delivery_view(r) for r in rows])
+
+    return await runtime.idempotency.response(request, kind="redelivery", execute=execute)
+
+
+route_handlers: Final = (
+    create_endpoint_route,
+    list_endpoints_route,
+    read_endpoint_route,
+    update_endpoint_route,
+    delete_endpoint_route,
+    rotate_secret_route,
+    list_events_route,
+    read_event_route,
+    redeliver_route,
+)
+request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
+    ("/v1/webhook-endpoints", "post"): EndpointCreate,
+    ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): SecretRotate,
+    ("/v1/events/{event_id}/redeliver", "post"): Redeliver,
+}
+response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] = {
+    ("/v1/webhook-endpoints", "post"): ("201", Endpoint),
+    ("/v1/webhook-endpoints", "get"): ("200", EndpointPage),
+    ("/v1/webhook-endpoints/{endpoint_id}", "get"): ("200", Endpoint),
+    ("/v1/webhook-endpoints/{endpoint_id}", "delete"): ("200", Endpoint),
+    ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): ("200", Endpoint),
+    ("/v1/events", "get"): ("200", EventPage),
+    ("/v1/events/{event_id}", "get"): ("200", Event),
+    ("/v1/events/{event_id}/redeliver", "post"): ("202", DeliveryList),
+}

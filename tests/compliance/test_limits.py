@@ -44,7 +44,7 @@ from compliance.limits import (
     Usage,
     counter_ttl_seconds,
 )
-from ledger.errors import LedgerError
+from ledger.errors import DomainError
 from ledger.invariants import InvariantViolation
 from tests.conftest import redis_url
 
@@ -138,7 +138,7 @@ async def test_a_payout_over_the_limit_is_refused_and_counts_nothing(
             tenant_id=tenant, usd_minor=3_001, daily_limit_usd_minor=10_000, now=noon
         )
     assert refused.value.code == "daily_limit_exceeded"
-    assert isinstance(refused.value, LedgerError)
+    assert isinstance(refused.value, DomainError)
     assert "10000" in refused.value.detail
     assert "used: 7000" in refused.value.detail
     assert await counter(redis_client, day_key(namespace, tenant, noon)) == 7_000

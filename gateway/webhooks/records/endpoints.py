@@ -18,6 +18,7 @@ import msgspec
 
 from gateway.http.paging import Position
 from gateway.infra.sealing import SecretBox
+from gateway.webhooks.errors import TooManyEndpoints
 from ledger.invariants import ensure, unreachable
 
 endpoints_per_tenant_max = 16
@@ -48,10 +49,6 @@ class EndpointRow(msgspec.Struct, frozen=True, kw_only=True):
     deleted_at: datetime.datetime | None
 
 
-class TooManyEndpoints(Exception):
-    pass
-
-
 def _row(record: asyncpg.Record) -> EndpointRow:
     return EndpointRow(**dict(record))
 
@@ -78,7 +75,9 @@ async def create_endpoint(
             tenant_id,
         )
         if count >= endpoints_per_tenant_max:
-            raise TooManyEndpoints
+            raise TooManyEndpoints(
+                f"a tenant has at most {endpoints_per_tenant_max} webhook endpoints"
+            )
         record = await connection.fetchrow(
             f"""INSERT INTO webhook_endpoints (id, tenant_id, url, description, enabled_events,
                                                secret, in_flight_max)

@@ -1,4 +1,8 @@
-"""The tenant's event log, read from the outbox (`events`), with each event's deliveries."""
+"""The tenant's event log: the outbox (`events`) every domain writes in the transaction of
+the state change it reports, read back with each event's deliveries.
+
+A trigger on `events` (migration 0008) creates each event's deliveries in the same
+transaction, so an event written is an event delivered."""
 
 from __future__ import annotations
 
@@ -11,8 +15,18 @@ import asyncpg
 import msgspec
 
 from gateway.http.paging import Position
+from gateway.infra.database.batch import BatchStatement
 
 events_page_max = 100
+# The outbox: one row per event, its id derived from what it reports, so writing it again
+# (a retry, a reconciler repairing a crash) is a no-op.
+event_insert = BatchStatement(
+    table="events",
+    row_type="events_batch_row",
+    columns=("id", "tenant_id", "type", "object_id", "payload"),
+    types=("uuid", "bigint", "text", "uuid", "jsonb"),
+    on_conflict="ON CONFLICT DO NOTHING",
+)
 
 
 class EventRow(msgspec.Struct, frozen=True, kw_only=True):

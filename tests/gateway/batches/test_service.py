@@ -48,7 +48,7 @@ async def test_a_batch_counts_once_across_lost_answers_crashes_and_repair(
         environment={"KOVRA_RECONCILE_AFTER_SECONDS": "1"},
         timeout_seconds=120,
     ) as (app, client):
-        await _count_once(client, app.state.services, monkeypatch)
+        await _count_once(client, app.state.runtime, monkeypatch)
 
 
 async def _count_once(

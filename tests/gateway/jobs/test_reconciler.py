@@ -29,6 +29,7 @@ from gateway.jobs.reconciler import reconcile_in_turn, reconcile_once, reconcile
 from gateway.runtime import Services
 from gateway.transfers.records import transfer_insert
 from ledger.payouts import Payout, Payouts, PayoutState
+from ledger.statements import Statements
 from ledger.transfers import Leg, new_object_id, transfer_id
 from tests.gateway.e2e.conftest import free_port
 from tests.postgres import migrated_services
@@ -126,7 +127,7 @@ async def test_orphan_reservations_are_voided(empty_database: str, tmp_path: Pat
         await asyncio.sleep(1.2)  # Older than KOVRA_RECONCILE_AFTER_SECONDS.
         assert await reconcile_reservations(services) == 1
         assert await payouts.state(orphan) is PayoutState.ABORTED
-        wallet = (await services.statements.balances(tenant_id))[0]
+        wallet = (await Statements(services.ledger).balances(tenant_id))[0]
         assert (wallet.currency, wallet.posted, wallet.pending) == ("EUR", 10_000, 0)
         assert await reconcile_reservations(services) == 0
         # A late retry's row (same id) loses to the tombstone: the void stands alone.

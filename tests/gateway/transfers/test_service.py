@@ -25,12 +25,11 @@ from hypothesis import strategies as st
 
 from compliance.audit.outbox import outbox_row
 from compliance.decisions import Decision
-from gateway.http import wire
 from gateway.http.ratelimit import Principal
 from gateway.infra.database.batch import BatchWriter
 from gateway.jobs import reconciler
 from gateway.runtime import Services
-from gateway.transfers import service
+from gateway.transfers import service, wire
 from ledger.errors import ReservationReleased
 from ledger.payouts import Payout
 from ledger.transfers import new_object_id
@@ -81,8 +80,7 @@ principal = Principal(tenant_id=1, role="admin", key_id=1, compliance_region="EU
 
 
 async def _record_retried(services: Services, transfer_id: int) -> wire.Transfer:
-    return await service._record(
-        services,
+    return await services.transfers._record(
         principal,
         transfer_id=transfer_id,
         quote=quote_for(tenant_id=principal.tenant_id),
@@ -151,7 +149,7 @@ async def test_a_transfer_shed_for_want_of_a_connection_answers_503_and_keeps_no
 ) -> None:
     running = in_process_app(empty_database, tmp_path, monkeypatch, redis_url=shed_redis_url)
     async with running as (app, client):
-        await _shed_then_paid(app.state.services, client)
+        await _shed_then_paid(app.state.runtime, client)
 
 
 async def _shed_then_paid(services: Services, client: httpx.AsyncClient) -> None:

@@ -16,10 +16,11 @@ import pytest
 
 from compliance.audit.outbox import outbox_insert
 from compliance.cases.records import case_insert
+from gateway.http.idempotency import idempotency_insert
 from gateway.infra.database.batch import BatchStatement, BatchWriter, WriterOverloaded
-from gateway.infra.database.records import event_insert, idempotency_insert
 from gateway.transfers.records import transfer_insert
 from gateway.wallets.records import deposit_insert, hold_insert
+from gateway.webhooks.records.events import event_insert
 
 batched_inserts = (
     idempotency_insert,

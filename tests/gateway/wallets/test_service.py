@@ -4,7 +4,7 @@ batch), never the generic `obj_`, so a statement line joins to what the tenant k
 
 from __future__ import annotations
 
-from gateway.wallets.balance_routes import _entry
+from gateway.wallets.service import statement_entry
 from ledger.statements import StatementEntry
 from ledger.transfers import TransferCode
 
@@ -36,5 +36,5 @@ def entry_of(code: TransferCode) -> StatementEntry:
 
 def test_every_transfer_code_names_its_object() -> None:
     for code in TransferCode:
-        object_id = _entry(entry_of(code), "EUR").object_id
+        object_id = statement_entry(entry_of(code), "EUR").object_id
         assert object_id.split("_")[0] == prefixes.get(code, "tr"), code

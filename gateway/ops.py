@@ -1,17 +1,19 @@
-"""Operations endpoints: liveness, readiness of every dependency, Prometheus metrics."""
+"""The ops plane's routes: liveness, readiness of every dependency, Prometheus metrics."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Final
 
+import msgspec
 from litestar import Request, Response, get
 
 from gateway.http import wire
 from gateway.http.problems import encode, problem, problem_content_type
-from gateway.http.requests import json_response, services_of
+from gateway.http.requests import json_response
 from gateway.infra.observability import render_metrics
-from gateway.runtime import Services
+from gateway.runtime import runtime_of
+from ledger.client import LedgerClient
 
 readiness_timeout_seconds = 2.0
 
@@ -23,12 +25,12 @@ async def health() -> Response[bytes]:
 
 @get("/ready", summary="TigerBeetle, Postgres and Redis are reachable", tags=["ops"])
 async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
-    services = services_of(request)
+    runtime = runtime_of(request)
     names = ("tigerbeetle", "postgres", "redis")
     results = await asyncio.gather(
-        _check(_ledger(services)),
-        _check(services.pool.fetchval("SELECT 1")),
-        _check(services.redis.ping()),
+        _check(_ledger(runtime.ledger_client)),
+        _check(runtime.pool.fetchval("SELECT 1")),
+        _check(runtime.redis.ping()),
         return_exceptions=False,
     )
     checks = dict(zip(names, results, strict=True))
@@ -44,8 +46,8 @@ async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
     return json_response(200, wire.Readiness(status="ready", checks=checks))
 
 
-async def _ledger(services: Services) -> None:
-    await services.ledger_client.lookup_accounts([1])
+async def _ledger(client: LedgerClient) -> None:
+    await client.lookup_accounts([1])
 
 
 async def _check(awaitable: Any) -> str:
@@ -61,3 +63,11 @@ async def _check(awaitable: Any) -> str:
 async def metrics() -> Response[bytes]:
     body, content_type = render_metrics()
     return Response(content=body, status_code=200, media_type=content_type)
+
+
+route_handlers: Final = (health, ready, metrics)
+request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {}
+response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] = {
+    ("/health", "get"): ("200", wire.Health),
+    ("/ready", "get"): ("200", wire.Readiness),
+}

@@ -1,0 +1,28 @@
+"""The batch domain's operating errors, each with a stable `code` (mapped to problems by
+`gateway.http.problems`). A refused item of a batch that is not atomic is no error: it is
+an item result (`gateway.batches.wire.ItemError`)."""
+
+from __future__ import annotations
+
+from ledger.errors import DomainError
+
+
+class BatchAbandoned(DomainError):
+    """An earlier attempt of this batch was undone after a failure (by the repair); the
+    client submits it again under a new Idempotency-Key."""
+
+    code = "batch_abandoned"
+
+
+class BatchRejected(DomainError):
+    """An atomic batch with at least one refused item: nothing of it moved."""
+
+    code = "batch_rejected"
+
+    def __init__(self, detail: str, *, items: list[tuple[str, str]]) -> None:
+        super().__init__(detail)
+        self.items = items
+
+    def field_errors(self) -> list[tuple[str, str]]:
+        """Each refused item's field (`items[3].recipient_id`) and what is wrong with it."""
+        return list(self.items)
