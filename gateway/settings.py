@@ -2,13 +2,24 @@
 
 Every bad value is reported, each naming its variable, before anything starts: a typo in
 production must stop the process, not surface later as a strange failure.
+
+Each variable is described once, as data in `variables`: its name, the `Settings` field it
+fills, how it is read (its default and its range or choices) and what it means. The rules
+between variables are data too (`rules`). `load_settings` is driven by those tables, and so
+is the reference in docs/settings.md, which is generated from them:
+
+    python -m gateway.settings --reference > docs/settings.md
+
+and tests/gateway/test_settings.py fails when the file and this module differ.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import msgspec
 
@@ -28,10 +39,20 @@ from gateway.jobs.retention import (
     idempotency_retention_days_default,
     idempotency_retention_days_max,
 )
-from gateway.webhooks.schedule import parse_schedule, retry_schedule_default
-from ledger.currencies import CurrencyRegistry
+from gateway.webhooks.schedule import (
+    parse_schedule,
+    retries_max,
+    retry_delay_seconds_max,
+    retry_schedule_default,
+)
+from ledger.currencies import (
+    CurrencyRegistry,
+    currencies_enabled_default,
+    currencies_environment_variable,
+)
 from ledger.errors import LedgerError
 from ledger.tigerbeetle_client import timeout_ms_default, timeout_ms_max
+from rails.adapter import pending_rail_cap_ms
 
 environments = ("sandbox", "production")
 admin_token_length_min = 32
@@ -44,6 +65,11 @@ database_pool_size_max = 100
 log_levels = ("debug", "info", "warning", "error")
 webhook_timeout_seconds_default = 10
 webhook_timeout_seconds_max = 60
+# TigerBeetle's cluster id is a u128.
+cluster_id_max = (1 << 128) - 1
+# In production a transfer's row is written within 15 s of its reservation (a 5 s wait for
+# a pooled connection, a 10 s statement); the reconciler may not claim its id before that.
+reconcile_after_seconds_production_min = 30
 
 
 # How long past the reconciler's delay what it reads to settle a payout must stay in Redis
@@ -129,191 +155,728 @@ class _Reader:
         value = self.environ.get(name, "").strip()
         return value or None
 
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.text(name)
+    def parts(self, name: str) -> tuple[str, ...]:
+        """A comma-separated value, blank parts dropped."""
+        return tuple(part.strip() for part in (self.text(name) or "").split(",") if part.strip())
+
+
+# How a variable is read: each kind parses and checks one value, and describes its default
+# and its allowed values for the reference.
+
+
+class Kind(Protocol):
+    def read(self, reader: _Reader, name: str) -> Any: ...
+
+    def default_text(self) -> str: ...
+
+    def allowed_text(self) -> str: ...
+
+
+def _code(value: object) -> str:
+    return f"`{value}`"
+
+
+class Integer(msgspec.Struct, frozen=True, kw_only=True):
+    default: int
+    low: int
+    high: int
+    # How to write `high` in the reference when digits would not say it well.
+    high_text: str | None = None
+
+    def read(self, reader: _Reader, name: str) -> int:
+        raw = reader.text(name)
         if raw is None:
-            return default
+            return self.default
         try:
             value = int(raw)
         except ValueError:
-            self.problems.append(f"{name} must be an integer, got {raw!r}")
-            return default
-        if not low <= value <= high:
-            self.problems.append(f"{name} must be between {low} and {high}, got {value}")
+            reader.problems.append(f"{name} must be an integer, got {raw!r}")
+            return self.default
+        if not self.low <= value <= self.high:
+            reader.problems.append(
+                f"{name} must be between {self.low} and {self.high}, got {value}"
+            )
         return value
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = (self.text(name) or default).lower()
-        if value not in choices:
-            self.problems.append(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    def default_text(self) -> str:
+        return _code(self.default)
+
+    def allowed_text(self) -> str:
+        return f"{self.low} to {self.high_text or self.high}"
+
+
+class Choice(msgspec.Struct, frozen=True, kw_only=True):
+    default: str
+    choices: tuple[str, ...]
+
+    def read(self, reader: _Reader, name: str) -> str:
+        value = (reader.text(name) or self.default).lower()
+        if value not in self.choices:
+            reader.problems.append(
+                f"{name} must be one of {', '.join(self.choices)}, got {value!r}"
+            )
         return value
 
-    def secret(self, name: str, length_min: int) -> str | None:
-        value = self.text(name)
-        if value is not None and len(value) < length_min:
-            self.problems.append(f"{name} must be at least {length_min} characters long")
+    def default_text(self) -> str:
+        return _code(self.default)
+
+    def allowed_text(self) -> str:
+        return ", ".join(_code(choice) for choice in self.choices)
+
+
+class Switch(msgspec.Struct, frozen=True, kw_only=True):
+    """`1` turns something on, `0` (the default) leaves it off."""
+
+    def read(self, reader: _Reader, name: str) -> bool:
+        return Choice(default="0", choices=("0", "1")).read(reader, name) == "1"
+
+    def default_text(self) -> str:
+        return _code(0)
+
+    def allowed_text(self) -> str:
+        return "`0`, `1`"
+
+
+class Text(msgspec.Struct, frozen=True, kw_only=True):
+    """Free text, unset by default; `check` raises ValueError naming what is wrong."""
+
+    shape: str
+    check: Callable[[str], object] | None = None
+
+    def read(self, reader: _Reader, name: str) -> str | None:
+        value = reader.text(name)
+        if value is not None and self.check is not None:
+            try:
+                self.check(value)
+            except ValueError as error:
+                reader.problems.append(str(error))
         return value
 
-    def secrets(self, name: str, length_min: int) -> tuple[str, ...]:
-        """A comma-separated list of secrets, each at least `length_min` characters."""
-        values = tuple(part.strip() for part in (self.text(name) or "").split(",") if part.strip())
-        if any(len(value) < length_min for value in values):
-            self.problems.append(f"{name}: each key must be at least {length_min} characters long")
+    def default_text(self) -> str:
+        return "unset"
+
+    def allowed_text(self) -> str:
+        return self.shape
+
+
+class Directory(msgspec.Struct, frozen=True, kw_only=True):
+    default: str
+
+    def read(self, reader: _Reader, name: str) -> Path:
+        return Path(reader.text(name) or self.default)
+
+    def default_text(self) -> str:
+        return _code(self.default)
+
+    def allowed_text(self) -> str:
+        return "a directory path"
+
+
+class Url(msgspec.Struct, frozen=True, kw_only=True):
+    schemes: tuple[str, ...]
+
+    def read(self, reader: _Reader, name: str) -> str | None:
+        value = reader.text(name)
+        if value is not None and not value.startswith(self.schemes):
+            reader.problems.append(f"{name} must start with {' or '.join(self.schemes)}")
+        return value
+
+    def default_text(self) -> str:
+        return "unset"
+
+    def allowed_text(self) -> str:
+        return "a URL starting with " + " or ".join(_code(scheme) for scheme in self.schemes)
+
+
+class Secret(msgspec.Struct, frozen=True, kw_only=True):
+    length_min: int
+
+    def read(self, reader: _Reader, name: str) -> str | None:
+        value = reader.text(name)
+        if value is not None and len(value) < self.length_min:
+            reader.problems.append(f"{name} must be at least {self.length_min} characters long")
+        return value
+
+    def default_text(self) -> str:
+        return "unset"
+
+    def allowed_text(self) -> str:
+        return f"at least {self.length_min} characters"
+
+
+class SecretList(msgspec.Struct, frozen=True, kw_only=True):
+    """A comma-separated list of secrets, each at least `length_min` characters."""
+
+    length_min: int
+
+    def read(self, reader: _Reader, name: str) -> tuple[str, ...]:
+        values = reader.parts(name)
+        if any(len(value) < self.length_min for value in values):
+            reader.problems.append(
+                f"{name}: each key must be at least {self.length_min} characters long"
+            )
         return values
 
-    def schedule(self, name: str, default: tuple[float, ...]) -> tuple[float, ...]:
-        raw = self.text(name)
+    def default_text(self) -> str:
+        return "none"
+
+    def allowed_text(self) -> str:
+        return f"comma-separated, each at least {self.length_min} characters"
+
+
+class FileList(msgspec.Struct, frozen=True, kw_only=True):
+    """Comma-separated paths of files that must exist."""
+
+    def read(self, reader: _Reader, name: str) -> tuple[str, ...]:
+        paths = reader.parts(name)
+        for path in paths:
+            if not Path(path).exists():
+                reader.problems.append(f"{name}: {path} does not exist")
+        return paths
+
+    def default_text(self) -> str:
+        return "none"
+
+    def allowed_text(self) -> str:
+        return "comma-separated paths of existing files"
+
+
+class Schedule(msgspec.Struct, frozen=True, kw_only=True):
+    default: tuple[float, ...]
+
+    def read(self, reader: _Reader, name: str) -> tuple[float, ...]:
+        raw = reader.text(name)
         if raw is None:
-            return default
+            return self.default
         try:
             return parse_schedule(raw)
         except ValueError as error:
-            self.problems.append(f"{name} {error}")
-            return default
+            reader.problems.append(f"{name} {error}")
+            return self.default
 
-    def url(self, name: str, schemes: tuple[str, ...]) -> str | None:
-        value = self.text(name)
-        if value is not None and not value.startswith(schemes):
-            self.problems.append(f"{name} must start with {' or '.join(schemes)}")
-        return value
+    def default_text(self) -> str:
+        return _code(",".join(f"{delay:g}" for delay in self.default))
+
+    def allowed_text(self) -> str:
+        return (
+            f"comma-separated seconds, each 0 to {retry_delay_seconds_max:.0f},"
+            f" at most {retries_max} of them"
+        )
+
+
+class Currencies(msgspec.Struct, frozen=True, kw_only=True):
+    """The enabled currencies, read by `ledger.currencies` (the ledger checks them too)."""
+
+    def read(self, reader: _Reader, name: str) -> tuple[str, ...]:
+        try:
+            registry = CurrencyRegistry.from_environment({name: reader.text(name) or ""})
+        except LedgerError as error:
+            reader.problems.append(f"{name}: {error.detail}")
+            return ()
+        return tuple(currency.code for currency in registry.enabled())
+
+    def default_text(self) -> str:
+        return _code(",".join(sorted(currencies_enabled_default)))
+
+    def allowed_text(self) -> str:
+        return "comma-separated ISO 4217 codes of currencies with minor units"
+
+
+class Variable(msgspec.Struct, frozen=True, kw_only=True):
+    """One environment variable: the `Settings` field it fills, how, and what it means."""
+
+    name: str
+    field: str
+    kind: Kind
+    meaning: str
+    section: str
+
+
+class Rule(msgspec.Struct, frozen=True, kw_only=True):
+    """A rule between variables: `problem` is reported when `broken` says so."""
+
+    problem: str
+    broken: Callable[[Settings], bool]
+    why: str
+
+
+class Documented(msgspec.Struct, frozen=True, kw_only=True):
+    """A variable read outside `Settings`, listed so the reference names every variable."""
+
+    name: str
+    default: str
+    allowed: str
+    meaning: str
+    read_by: str
+
+
+_services = "Environment and services"
+_ledger = "Ledger"
+_access = "Access and requests"
+_fx = "FX rates and quotes"
+_transfers = "Transfers and rails"
+_compliance = "Compliance"
+_webhooks = "Webhooks"
+_retention = "Retention"
+_secrets = "Sealed secrets"
+
+variables: tuple[Variable, ...] = (
+    Variable(
+        name="KOVRA_ENV",
+        field="environment",
+        kind=Choice(default="sandbox", choices=environments),
+        section=_services,
+        meaning="`sandbox` enables the simulated rails, `POST /v1/deposits`, default FX rates"
+        " and local webhook receivers; `production` requires `TB_ADDRESSES` and"
+        " `KOVRA_SECRETS_KEY`, and `kovra worker` refuses it until real rails exist. Both run"
+        " the same ledger, compliance and audit code.",
+    ),
+    Variable(
+        name="DATABASE_URL",
+        field="database_url",
+        kind=Url(schemes=("postgres://", "postgresql://")),
+        section=_services,
+        meaning="Postgres: metadata, the outbox, the audit trail. Unset, processes use"
+        " `postgresql://postgres@127.0.0.1:5432/kovra`; `kovra dev` tries that, then starts"
+        " an embedded Postgres under `KOVRA_DATA_DIR`.",
+    ),
+    Variable(
+        name="REDIS_URL",
+        field="redis_url",
+        kind=Url(schemes=("redis://", "rediss://", "unix://")),
+        section=_services,
+        meaning="Redis: API keys and rate limits, idempotency, quotes, daily limits. Unset,"
+        " processes use `redis://127.0.0.1:6379/0`; `kovra dev` tries that, then starts an"
+        " embedded Redis under `KOVRA_DATA_DIR`.",
+    ),
+    Variable(
+        name="KOVRA_DATABASE_POOL_SIZE",
+        field="database_pool_size",
+        kind=Integer(default=database_pool_size_default, low=1, high=database_pool_size_max),
+        section=_services,
+        meaning="Postgres connections per process (each gateway worker, each `kovra worker`).",
+    ),
+    Variable(
+        name="KOVRA_DATA_DIR",
+        field="data_dir",
+        kind=Directory(default=".kovra"),
+        section=_services,
+        meaning="Local state: the embedded ledger's journal (`ledger.journal`), the sandbox's"
+        " sealing key, and the embedded Postgres and Redis of `kovra dev`.",
+    ),
+    Variable(
+        name="KOVRA_LOG_LEVEL",
+        field="log_level",
+        kind=Choice(default="info", choices=log_levels),
+        section=_services,
+        meaning="The least severe level written; logs are JSON lines on stdout.",
+    ),
+    Variable(
+        name="KOVRA_IN_PROCESS_WORKER",
+        field="in_process_worker",
+        kind=Switch(),
+        section=_services,
+        meaning="Runs the worker's loops inside the gateway process. `kovra dev` sets it, since"
+        " its embedded ledger lives in that one process; production runs `kovra worker`.",
+    ),
+    Variable(
+        name="TB_ADDRESSES",
+        field="tb_addresses",
+        kind=Text(shape="comma-separated replica addresses (`3000`, `10.0.0.1:3000,...`)"),
+        section=_ledger,
+        meaning="The TigerBeetle cluster's replicas. Unset, Kovra uses its embedded engine,"
+        " which lives in one process unless `KOVRA_LEDGER_ADDRESS` shares it.",
+    ),
+    Variable(
+        name="TB_CLUSTER_ID",
+        field="tb_cluster_id",
+        kind=Integer(default=0, low=0, high=cluster_id_max, high_text="2^128 - 1"),
+        section=_ledger,
+        meaning="The TigerBeetle cluster id the replicas were formatted with.",
+    ),
+    Variable(
+        name="KOVRA_LEDGER_ADDRESS",
+        field="ledger_address",
+        kind=Text(shape="`HOST:PORT` or `unix:PATH`"),
+        section=_ledger,
+        meaning="A `kovra ledger-server` sharing one embedded engine with several processes"
+        " (e.g. `kovra serve --workers 2` without a cluster).",
+    ),
+    Variable(
+        name="KOVRA_LEDGER_TIMEOUT_MS",
+        field="ledger_timeout_ms",
+        kind=Integer(default=timeout_ms_default, low=1, high=timeout_ms_max),
+        section=_ledger,
+        meaning="How long one ledger call may wait for its answer; past it the call fails"
+        " with `ledger_unavailable` (503), and retrying it with the same ids is safe.",
+    ),
+    Variable(
+        name=currencies_environment_variable,
+        field="currencies",
+        kind=Currencies(),
+        section=_ledger,
+        meaning="The currencies this deployment holds and pays out; each is a TigerBeetle"
+        " ledger (its ISO 4217 numeric code), amounts in its minor units.",
+    ),
+    Variable(
+        name="KOVRA_ADMIN_TOKEN",
+        field="admin_token",
+        kind=Secret(length_min=admin_token_length_min),
+        section=_access,
+        meaning="The bearer token of the admin plane (`/admin/v1`). Unset, the admin plane"
+        " answers `403 admin_disabled`; `kovra dev` makes one and prints it.",
+    ),
+    Variable(
+        name="KOVRA_JWT_SECRET",
+        field="jwt_secret",
+        kind=Secret(length_min=jwt_secret_length_min),
+        section=_access,
+        meaning="The HS256 key of tenants' JWTs (claims `sub` = tenant id, `role`, `exp`)."
+        " Unset, only API keys authenticate.",
+    ),
+    Variable(
+        name="KOVRA_REQUEST_BODY_BYTES_MAX",
+        field="request_body_bytes_max",
+        kind=Integer(default=request_body_bytes_default, low=1024, high=request_body_bytes_max),
+        section=_access,
+        meaning="The largest request body, in bytes; larger ones are refused with 413."
+        " `POST /v1/batches` has its own, larger bound.",
+    ),
+    Variable(
+        name="KOVRA_FX_SOURCE",
+        field="fx_source",
+        kind=Choice(default="table", choices=("table", "http")),
+        section=_fx,
+        meaning="Where mid rates come from: `table`, the rate table in Redis (shared by every"
+        " process; set by `KOVRA_FX_RATES` or `PUT /admin/v1/fx-rates`), or `http`, the feed"
+        " at `KOVRA_FX_FEED_URL`.",
+    ),
+    Variable(
+        name="KOVRA_FX_FEED_URL",
+        field="fx_feed_url",
+        kind=Url(schemes=("http://", "https://")),
+        section=_fx,
+        meaning='The rate feed, answering `{"base", "as_of", "rates"}`; required when'
+        " `KOVRA_FX_SOURCE=http`.",
+    ),
+    Variable(
+        name="KOVRA_FX_FEED_REFRESH_SECONDS",
+        field="fx_feed_refresh_seconds",
+        kind=Integer(default=60, low=1, high=86_400),
+        section=_fx,
+        meaning="How often the feed is read again, in the background.",
+    ),
+    Variable(
+        name="KOVRA_FX_MAX_AGE_SECONDS",
+        field="fx_max_age_seconds",
+        kind=Integer(default=max_age_seconds_default, low=1, high=7 * 86_400),
+        section=_fx,
+        meaning="Rates observed longer ago than this are refused: a quote answers `rate_stale`.",
+    ),
+    Variable(
+        name="KOVRA_FX_RATES",
+        field="fx_rates",
+        kind=Text(shape='a JSON object of `"BASE/QUOTE": "rate"`', check=parse_table),
+        section=_fx,
+        meaning="Rates written to the rate table at start, replacing what it holds. Unset,"
+        " the sandbox seeds plausible rates where the table has none.",
+    ),
+    Variable(
+        name="KOVRA_QUOTE_TTL_SECONDS",
+        field="quote_ttl_seconds",
+        kind=Integer(default=quote_ttl_seconds_default, low=10, high=quote_ttl_seconds_max),
+        section=_fx,
+        meaning="How long a quote's rate stays locked; a transfer after that answers"
+        " `quote_expired`.",
+    ),
+    Variable(
+        name="KOVRA_QUOTE_RECORD_GRACE_SECONDS",
+        field="quote_record_grace_seconds",
+        kind=Integer(
+            default=record_grace_seconds_default,
+            low=record_grace_seconds_min,
+            high=record_grace_seconds_max,
+        ),
+        section=_fx,
+        meaning="How long a quote's record stays in Redis past its expiry, so a late caller"
+        " hears `quote_expired` or `quote_already_used` and a retried transfer is never"
+        " counted twice. About 840 bytes a quote: at high quote rates, shorten it.",
+    ),
+    Variable(
+        name="KOVRA_PENDING_RAIL_BASE_MS",
+        field="pending_rail_base_ms",
+        kind=Integer(default=1_000, low=1, high=600_000),
+        section=_transfers,
+        meaning="The first retry delay of a transfer the rail did not answer"
+        " (`pending_rail`); retries back off exponentially with full jitter, each at most"
+        f" {pending_rail_cap_ms // 1000} s.",
+    ),
+    Variable(
+        name="KOVRA_RECONCILE_AFTER_SECONDS",
+        field="reconcile_after_seconds",
+        kind=Integer(default=30, low=1, high=86_400),
+        section=_transfers,
+        meaning="How old a record left between Postgres and the ledger must be before the"
+        " reconciler settles it (a hold or reservation without its row, an admission"
+        " without its payout).",
+    ),
+    Variable(
+        name="KOVRA_SANDBOX_LATENCY_MS_MAX",
+        field="sandbox_latency_ms_max",
+        kind=Integer(default=120, low=0, high=10_000),
+        section=_transfers,
+        meaning="The slowest answer of the sandbox rails; each answers after a random"
+        " 20 ms (or this, if lower) to this many milliseconds.",
+    ),
+    Variable(
+        name="KOVRA_COMPLIANCE_MODE",
+        field="compliance_mode",
+        kind=Choice(default="rules", choices=("rules", "noop")),
+        section=_compliance,
+        meaning="`rules` screens and scores every payout; `noop` approves everything, for an"
+        " emergency only.",
+    ),
+    Variable(
+        name="KOVRA_COMPLIANCE_CACHE_SECONDS",
+        field="compliance_cache_seconds",
+        kind=Integer(default=0, low=0, high=3_600),
+        section=_compliance,
+        meaning="How long a decision is reused for the same tenant, recipient name, country,"
+        " currency and amount band (USD 1,000); 0 does not cache.",
+    ),
+    Variable(
+        name="KOVRA_SANCTIONS_FILES",
+        field="sanctions_files",
+        kind=FileList(),
+        section=_compliance,
+        meaning="Sanctions lists read from files at start, besides those loaded into Postgres"
+        " with `kovra sanctions load`.",
+    ),
+    Variable(
+        name="KOVRA_SCREENING_BLOCK_SCORE",
+        field="screening_block_score",
+        kind=Integer(default=92, low=1, high=100),
+        section=_compliance,
+        meaning="A name matching a listed party at this score or above blocks the payout"
+        " (`compliance_blocked`).",
+    ),
+    Variable(
+        name="KOVRA_SCREENING_REVIEW_SCORE",
+        field="screening_review_score",
+        kind=Integer(default=85, low=1, high=100),
+        section=_compliance,
+        meaning="A match at this score or above, below the block score, opens a case and"
+        " the transfer waits `in_review`.",
+    ),
+    Variable(
+        name="KOVRA_SANCTIONS_REFRESH_SECONDS",
+        field="sanctions_refresh_seconds",
+        kind=Integer(default=60, low=1, high=86_400),
+        section=_compliance,
+        meaning="How often each process looks for lists loaded since; a change rebuilds its"
+        " index off the request path.",
+    ),
+    Variable(
+        name="KOVRA_WEBHOOK_RETRY_SCHEDULE",
+        field="webhook_retry_schedule",
+        kind=Schedule(default=retry_schedule_default),
+        section=_webhooks,
+        meaning="The delays between a failed delivery and its retries, each ±20% jitter;"
+        " after the last, the delivery is dead-lettered.",
+    ),
+    Variable(
+        name="KOVRA_WEBHOOK_TIMEOUT_SECONDS",
+        field="webhook_timeout_seconds",
+        kind=Integer(
+            default=webhook_timeout_seconds_default, low=1, high=webhook_timeout_seconds_max
+        ),
+        section=_webhooks,
+        meaning="The total time one delivery attempt may take, connection included.",
+    ),
+    Variable(
+        name="KOVRA_EVENT_RETENTION_DAYS",
+        field="event_retention_days",
+        kind=Integer(default=event_retention_days_default, low=1, high=event_retention_days_max),
+        section=_retention,
+        meaning="Events and their finished deliveries older than this are deleted by"
+        " `kovra worker` (an event with a pending delivery is kept).",
+    ),
+    Variable(
+        name="KOVRA_IDEMPOTENCY_RETENTION_DAYS",
+        field="idempotency_retention_days",
+        kind=Integer(
+            default=idempotency_retention_days_default,
+            low=1,
+            high=idempotency_retention_days_max,
+        ),
+        section=_retention,
+        meaning="The durable copies of idempotent answers older than this are deleted"
+        " (replays come from Redis, which keeps them a day).",
+    ),
+    Variable(
+        name="KOVRA_SECRETS_KEY",
+        field="secrets_key",
+        kind=Secret(length_min=secrets_key_length_min),
+        section=_secrets,
+        meaning="The key material that seals webhook signing secrets at rest (AES-256-GCM)."
+        " Unset in the sandbox, a random key is kept in `KOVRA_DATA_DIR/secrets.key`."
+        " `kovra secrets new-key` prints one.",
+    ),
+    Variable(
+        name="KOVRA_SECRETS_KEYS_PREVIOUS",
+        field="secrets_keys_previous",
+        kind=SecretList(length_min=secrets_key_length_min),
+        section=_secrets,
+        meaning="Earlier keys that still open what they sealed, while `kovra secrets reseal`"
+        " moves everything under `KOVRA_SECRETS_KEY`.",
+    ),
+)
+
+
+def _production(settings: Settings) -> bool:
+    return settings.environment == "production"
+
+
+rules: tuple[Rule, ...] = (
+    Rule(
+        problem="KOVRA_SCREENING_REVIEW_SCORE must not exceed KOVRA_SCREENING_BLOCK_SCORE",
+        broken=lambda settings: settings.screening_review_score > settings.screening_block_score,
+        why="A match is reviewed below the block score and blocked at or above it.",
+    ),
+    Rule(
+        problem="KOVRA_QUOTE_RECORD_GRACE_SECONDS must be at least KOVRA_RECONCILE_AFTER_SECONDS"
+        f" + {reconcile_margin_seconds}",
+        broken=lambda settings: (
+            settings.quote_record_grace_seconds
+            < settings.reconcile_after_seconds + reconcile_margin_seconds
+        ),
+        why="The reconciler gives a voided payout's daily-limit count back from its quote's"
+        " record, up to its delay plus a margin after the payout: the record must still be"
+        " there.",
+    ),
+    Rule(
+        problem="KOVRA_FX_FEED_URL is required when KOVRA_FX_SOURCE=http",
+        broken=lambda settings: settings.fx_source == "http" and not settings.fx_feed_url,
+        why="The feed is the only source of rates then.",
+    ),
+    Rule(
+        problem="set TB_ADDRESSES or KOVRA_LEDGER_ADDRESS, not both",
+        broken=lambda settings: bool(settings.tb_addresses and settings.ledger_address),
+        why="A process uses one ledger.",
+    ),
+    Rule(
+        problem="KOVRA_RECONCILE_AFTER_SECONDS must be at least"
+        f" {reconcile_after_seconds_production_min} when KOVRA_ENV=production",
+        broken=lambda settings: (
+            _production(settings)
+            and settings.reconcile_after_seconds < reconcile_after_seconds_production_min
+        ),
+        why="A transfer's row is written within 15 s of its reservation (a 5 s wait for a"
+        " pooled connection, a 10 s statement); the reconciler must not claim its id before"
+        " that. Tests shorten the delay in the sandbox.",
+    ),
+    Rule(
+        problem="KOVRA_LEDGER_TIMEOUT_MS must be shorter than KOVRA_RECONCILE_AFTER_SECONDS"
+        " when KOVRA_ENV=production",
+        broken=lambda settings: (
+            _production(settings)
+            and settings.ledger_timeout_ms >= settings.reconcile_after_seconds * 1000
+        ),
+        why="The reconciler gives back admissions with no payout in the ledger once they are"
+        " older than its delay: a ledger call must have ended by then.",
+    ),
+    Rule(
+        problem="TB_ADDRESSES is required when KOVRA_ENV=production",
+        broken=lambda settings: _production(settings) and not settings.tb_addresses,
+        why="Production keeps its balances in a TigerBeetle cluster.",
+    ),
+    Rule(
+        problem="KOVRA_SECRETS_KEY is required when KOVRA_ENV=production (it seals webhook"
+        " secrets)",
+        broken=lambda settings: _production(settings) and not settings.secrets_key,
+        why="A database dump must not be enough to sign webhooks.",
+    ),
+)
+
+documented_elsewhere: tuple[Documented, ...] = (
+    Documented(
+        name="KOVRA_WORKER_METRICS_PORT",
+        default="`0`",
+        allowed="0 to 65535",
+        meaning="The port on which `kovra worker` serves Prometheus metrics (the default of"
+        " `--metrics-port`); 0 serves none.",
+        read_by="`kovra worker` (gateway/cli/)",
+    ),
+    Documented(
+        name="PROMETHEUS_MULTIPROC_DIR",
+        default="a new temporary directory",
+        allowed="a directory path",
+        meaning="Where the gateway's workers share their metrics, so `/metrics` answers for"
+        " all of them; `kovra serve` makes one when unset.",
+        read_by="`kovra serve`, gateway/infra/observability.py",
+    ),
+)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the environment; `SettingsError` lists every invalid variable."""
     reader = _Reader(os.environ if environ is None else environ)
-    environment = reader.choice("KOVRA_ENV", "sandbox", environments)
-    currencies: tuple[str, ...] = ()
-    try:
-        currencies = tuple(
-            c.code for c in CurrencyRegistry.from_environment(reader.environ).enabled()
-        )
-    except LedgerError as error:
-        reader.problems.append(f"KOVRA_CURRENCIES: {error.detail}")
-    settings = Settings(
-        environment=environment,
-        database_url=reader.url("DATABASE_URL", ("postgres://", "postgresql://")),
-        redis_url=reader.url("REDIS_URL", ("redis://", "rediss://", "unix://")),
-        tb_addresses=reader.text("TB_ADDRESSES"),
-        tb_cluster_id=reader.integer("TB_CLUSTER_ID", 0, 0, (1 << 128) - 1),
-        ledger_address=reader.text("KOVRA_LEDGER_ADDRESS"),
-        ledger_timeout_ms=reader.integer(
-            "KOVRA_LEDGER_TIMEOUT_MS", timeout_ms_default, 1, timeout_ms_max
-        ),
-        data_dir=Path(reader.text("KOVRA_DATA_DIR") or ".kovra"),
-        admin_token=reader.secret("KOVRA_ADMIN_TOKEN", admin_token_length_min),
-        jwt_secret=reader.secret("KOVRA_JWT_SECRET", jwt_secret_length_min),
-        currencies=currencies,
-        request_body_bytes_max=reader.integer(
-            "KOVRA_REQUEST_BODY_BYTES_MAX",
-            request_body_bytes_default,
-            1024,
-            request_body_bytes_max,
-        ),
-        database_pool_size=reader.integer(
-            "KOVRA_DATABASE_POOL_SIZE", database_pool_size_default, 1, database_pool_size_max
-        ),
-        log_level=reader.choice("KOVRA_LOG_LEVEL", "info", log_levels),
-        in_process_worker=reader.choice("KOVRA_IN_PROCESS_WORKER", "0", ("0", "1")) == "1",
-        fx_source=reader.choice("KOVRA_FX_SOURCE", "table", ("table", "http")),
-        fx_feed_url=reader.url("KOVRA_FX_FEED_URL", ("http://", "https://")),
-        fx_feed_refresh_seconds=reader.integer("KOVRA_FX_FEED_REFRESH_SECONDS", 60, 1, 86_400),
-        fx_max_age_seconds=reader.integer(
-            "KOVRA_FX_MAX_AGE_SECONDS", max_age_seconds_default, 1, 7 * 86_400
-        ),
-        fx_rates=reader.text("KOVRA_FX_RATES"),
-        quote_ttl_seconds=reader.integer(
-            "KOVRA_QUOTE_TTL_SECONDS", quote_ttl_seconds_default, 10, quote_ttl_seconds_max
-        ),
-        quote_record_grace_seconds=reader.integer(
-            "KOVRA_QUOTE_RECORD_GRACE_SECONDS",
-            record_grace_seconds_default,
-            record_grace_seconds_min,
-            record_grace_seconds_max,
-        ),
-        pending_rail_base_ms=reader.integer("KOVRA_PENDING_RAIL_BASE_MS", 1_000, 1, 600_000),
-        reconcile_after_seconds=reader.integer("KOVRA_RECONCILE_AFTER_SECONDS", 30, 1, 86_400),
-        sandbox_latency_ms_max=reader.integer("KOVRA_SANDBOX_LATENCY_MS_MAX", 120, 0, 10_000),
-        compliance_mode=reader.choice("KOVRA_COMPLIANCE_MODE", "rules", ("rules", "noop")),
-        compliance_cache_seconds=reader.integer("KOVRA_COMPLIANCE_CACHE_SECONDS", 0, 0, 3_600),
-        sanctions_files=tuple(
-            part.strip()
-            for part in (reader.text("KOVRA_SANCTIONS_FILES") or "").split(",")
-            if part.strip()
-        ),
-        screening_block_score=reader.integer("KOVRA_SCREENING_BLOCK_SCORE", 92, 1, 100),
-        screening_review_score=reader.integer("KOVRA_SCREENING_REVIEW_SCORE", 85, 1, 100),
-        sanctions_refresh_seconds=reader.integer("KOVRA_SANCTIONS_REFRESH_SECONDS", 60, 1, 86_400),
-        webhook_retry_schedule=reader.schedule(
-            "KOVRA_WEBHOOK_RETRY_SCHEDULE", retry_schedule_default
-        ),
-        webhook_timeout_seconds=reader.integer(
-            "KOVRA_WEBHOOK_TIMEOUT_SECONDS",
-            webhook_timeout_seconds_default,
-            1,
-            webhook_timeout_seconds_max,
-        ),
-        event_retention_days=reader.integer(
-            "KOVRA_EVENT_RETENTION_DAYS",
-            event_retention_days_default,
-            1,
-            event_retention_days_max,
-        ),
-        idempotency_retention_days=reader.integer(
-            "KOVRA_IDEMPOTENCY_RETENTION_DAYS",
-            idempotency_retention_days_default,
-            1,
-            idempotency_retention_days_max,
-        ),
-        secrets_key=reader.secret("KOVRA_SECRETS_KEY", secrets_key_length_min),
-        secrets_keys_previous=reader.secrets("KOVRA_SECRETS_KEYS_PREVIOUS", secrets_key_length_min),
-    )
-    if settings.screening_review_score > settings.screening_block_score:
-        reader.problems.append(
-            "KOVRA_SCREENING_REVIEW_SCORE must not exceed KOVRA_SCREENING_BLOCK_SCORE"
-        )
-    for path in settings.sanctions_files:
-        if not Path(path).exists():
-            reader.problems.append(f"KOVRA_SANCTIONS_FILES: {path} does not exist")
-    # The reconciler gives a voided payout's count back from its quote's record, up to its
-    # delay plus the margin after the payout: the record must still be there.
-    if (
-        settings.quote_record_grace_seconds
-        < settings.reconcile_after_seconds + reconcile_margin_seconds
-    ):
-        reader.problems.append(
-            "KOVRA_QUOTE_RECORD_GRACE_SECONDS must be at least KOVRA_RECONCILE_AFTER_SECONDS"
-            f" + {reconcile_margin_seconds}"
-        )
-    if settings.fx_source == "http" and not settings.fx_feed_url:
-        reader.problems.append("KOVRA_FX_FEED_URL is required when KOVRA_FX_SOURCE=http")
-    if settings.fx_rates is not None:
-        try:
-            parse_table(settings.fx_rates)
-        except ValueError as error:
-            reader.problems.append(str(error))
-    if settings.tb_addresses and settings.ledger_address:
-        reader.problems.append("set TB_ADDRESSES or KOVRA_LEDGER_ADDRESS, not both")
-    # A transfer's row is written within 15 s of its reservation (a 5 s wait for a pooled
-    # connection, a 10 s statement); the reconciler must not claim its id before that.
-    if environment == "production" and settings.reconcile_after_seconds < 30:
-        reader.problems.append(
-            "KOVRA_RECONCILE_AFTER_SECONDS must be at least 30 when KOVRA_ENV=production"
-        )
-    # A transfer's admission reaches the ledger within one ledger call; the reconciler gives
-    # back admissions with no payout in the ledger once they are older than its delay.
-    if environment == "production" and settings.ledger_timeout_ms >= (
-        settings.reconcile_after_seconds * 1000
-    ):
-        reader.problems.append(
-            "KOVRA_LEDGER_TIMEOUT_MS must be shorter than KOVRA_RECONCILE_AFTER_SECONDS"
-            " when KOVRA_ENV=production"
-        )
-    if environment == "production" and not settings.tb_addresses:
-        reader.problems.append("TB_ADDRESSES is required when KOVRA_ENV=production")
-    if environment == "production" and not settings.secrets_key:
-        reader.problems.append(
-            "KOVRA_SECRETS_KEY is required when KOVRA_ENV=production (it seals webhook secrets)"
-        )
+    values = {variable.field: variable.kind.read(reader, variable.name) for variable in variables}
+    settings = Settings(**values)
+    reader.problems.extend(rule.problem for rule in rules if rule.broken(settings))
     if reader.problems:
         raise SettingsError(reader.problems)
     return settings
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _table(rows: Sequence[tuple[str, str, str, str]]) -> list[str]:
+    lines = ["| variable | default | allowed | meaning |", "|---|---|---|---|"]
+    lines.extend("| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows)
+    return lines
+
+
+def reference() -> str:
+    """docs/settings.md: every variable, its default, allowed values and meaning."""
+    lines = [
+        "# Settings",
+        "",
+        "<!-- Generated from gateway/settings.py; edit the tables there, then run:",
+        "     .venv/bin/python -m gateway.settings --reference > docs/settings.md",
+        "     tests/gateway/test_settings.py fails when this file and the module differ. -->",
+        "",
+        "Kovra is configured by environment variables alone. Each process reads them once,"
+        " at start, and refuses to start when any is invalid, naming every bad variable at"
+        " once. An unset or blank variable takes its default.",
+    ]
+    sections = dict.fromkeys(variable.section for variable in variables)
+    for section in sections:
+        rows = [
+            (_code(v.name), v.kind.default_text(), v.kind.allowed_text(), v.meaning)
+            for v in variables
+            if v.section == section
+        ]
+        lines += ["", f"## {section}", "", *_table(rows)]
+    lines += ["", "## Rules between variables", ""]
+    lines += [f"- {rule.problem[0].upper()}{rule.problem[1:]}. {rule.why}" for rule in rules]
+    lines += ["", "## Read outside the settings module", ""]
+    rows = [
+        (_code(d.name), d.default, d.allowed, f"{d.meaning} Read by {d.read_by}.")
+        for d in documented_elsewhere
+    ]
+    return "\n".join([*lines, *_table(rows)]) + "\n"
+
+
+def main(arguments: Sequence[str]) -> int:
+    if list(arguments) != ["--reference"]:
+        sys.stderr.write("usage: python -m gateway.settings --reference > docs/settings.md\n")
+        return 2
+    sys.stdout.write(reference())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

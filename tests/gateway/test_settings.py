@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import msgspec
 import pytest
 
-from gateway.settings import SettingsError, load_settings
+from gateway.settings import (
+    Choice,
+    Integer,
+    Settings,
+    SettingsError,
+    documented_elsewhere,
+    load_settings,
+    reference,
+    variables,
+)
 
 
 def test_defaults_are_a_sandbox_on_embedded_services() -> None:
@@ -98,3 +111,48 @@ def test_the_webhook_retry_schedule_is_configurable() -> None:
     settings = load_settings({"KOVRA_WEBHOOK_RETRY_SCHEDULE": "1, 10,100"})
     assert settings.webhook_retry_schedule == (1.0, 10.0, 100.0)
     assert sum(load_settings({}).webhook_retry_schedule) > 18 * 3600
+
+
+# The reference in docs/settings.md is generated from the module's tables; these tests fail
+# when the file, the tables, `Settings` and the variables the code reads drift apart.
+
+repository = Path(__file__).resolve().parents[2]
+product_packages = ("gateway", "ledger", "fx", "rails", "compliance")
+variable_literal = re.compile(
+    r"""["']((?:KOVRA|TB)_[A-Z0-9_]+|DATABASE_URL|REDIS_URL|PROMETHEUS_MULTIPROC_DIR)["']"""
+)
+
+
+def test_the_settings_reference_is_generated_from_the_module() -> None:
+    """Regenerate with `python -m gateway.settings --reference > docs/settings.md`."""
+    written = (repository / "docs" / "settings.md").read_text()
+    assert written == reference(), "docs/settings.md is stale: regenerate it"
+
+
+def test_every_settings_field_is_filled_by_exactly_one_variable() -> None:
+    filled = [variable.field for variable in variables]
+    assert sorted(filled) == sorted(field.name for field in msgspec.structs.fields(Settings))
+    names = [variable.name for variable in variables]
+    assert len(set(names)) == len(names)
+
+
+def test_every_variable_the_code_reads_is_in_the_reference() -> None:
+    read: set[str] = set()
+    for package in product_packages:
+        for path in (repository / package).rglob("*.py"):
+            if path != repository / "gateway" / "settings.py":
+                read.update(variable_literal.findall(path.read_text()))
+    documented = {variable.name for variable in variables}
+    elsewhere = {variable.name for variable in documented_elsewhere}
+    assert read - documented - elsewhere == set(), "add these to gateway/settings.py"
+    assert elsewhere - read == set(), "the reference names a variable nothing else reads"
+
+
+def test_each_default_in_the_reference_is_the_default_loaded() -> None:
+    loaded = load_settings({})
+    for variable in variables:
+        default = getattr(loaded, variable.field)
+        if isinstance(variable.kind, Integer | Choice):
+            assert variable.kind.default_text() == f"`{default}`", variable.name
+        elif variable.kind.default_text() in ("unset", "none"):
+            assert default in (None, ()), variable.name
