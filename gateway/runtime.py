@@ -368,11 +368,6 @@ async def open_platform_accounts_when_answering(
             return
 
 
-# The name the connections went by before each domain got its own service.
-Services = Runtime
-open_services = open_runtime
-
-
 def runtime_of(request: Request[Any, Any, Any]) -> Runtime:
     """The process's runtime, for a route to pick its domain's service from."""
     runtime: Runtime = request.app.state.runtime

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from gateway import app as gateway_app
 from gateway.infra.database.migrate import migrate
-from gateway.runtime import Services, open_services
+from gateway.runtime import Runtime, open_runtime
 from gateway.settings import load_settings
 from loadtest.bench_gateway import admin_token
 
@@ -55,9 +55,9 @@ async def pool(empty_database: str) -> AsyncIterator[asyncpg.Pool]:
         await created.close()
 
 
-async def migrated_services(
+async def migrated_runtime(
     database_url: str, data_dir: Path, environment: dict[str, str]
-) -> Services:
+) -> Runtime:
     """Migrate the database and open every service on it, as `kovra serve` does at start:
     Redis database 11, emptied first (what an earlier test left there, such as admissions
     whose payouts were in its own ledger, is not this test's), the sandbox key under
@@ -77,7 +77,7 @@ async def migrated_services(
         await client.flushdb()
     finally:
         await client.aclose()
-    return await open_services(settings)
+    return await open_runtime(settings)
 
 
 @contextlib.asynccontextmanager

@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 
+import asyncpg
 import structlog
 import tigerbeetle as tb
 
+from compliance.limits import DailyLimits
 from gateway.batches.service import item_id
 from gateway.batches.wire import batch_items_max
-from gateway.jobs.reconciler import advance_watermark, read_watermark
-from gateway.runtime import Services
-from ledger.client import batch_size_max
+from gateway.infra.database.watermarks import advance_watermark, read_watermark
+from ledger.client import LedgerClient, batch_size_max
 from ledger.invariants import ensure
 from ledger.netting import Netting
+from ledger.service import Ledger
 from ledger.transfers import Leg, TransferCode, transfer_id
 
 watermark_name = "batch_chains"
@@ -50,17 +53,28 @@ pair_legs_max = 3 * 64
 log = structlog.get_logger("kovra.batches.repair")
 
 
-async def repair_once(services: Services) -> int:
+@dataclass(frozen=True, kw_only=True)
+class BatchRepair:
+    """What repairing batches left between the ledger and Postgres needs, and nothing else."""
+
+    pool: asyncpg.Pool
+    ledger: Ledger
+    ledger_client: LedgerClient
+    limits: DailyLimits
+    reconcile_after_seconds: int
+
+
+async def repair_once(repair: BatchRepair) -> int:
     """One scan of the pair chains written since the last one; how many batches it undid."""
-    watermark = await read_watermark(services, watermark_name)
-    cutoff_ns = time.time_ns() - services.settings.reconcile_after_seconds * 1_000_000_000
-    found = await services.ledger_client.query_transfers(
+    watermark = await read_watermark(repair.pool, watermark_name)
+    cutoff_ns = time.time_ns() - repair.reconcile_after_seconds * 1_000_000_000
+    found = await repair.ledger_client.query_transfers(
         _filter(code=int(TransferCode.BATCH_SOURCE), after_ns=watermark, before_ns=cutoff_ns)
     )
     if not found:
         return 0
     tenants = {t.user_data_128: t.user_data_64 for t in found}
-    rows = await services.pool.fetch(
+    rows = await repair.pool.fetch(
         "SELECT id, status FROM batches WHERE id = ANY($1::uuid[])",
         [uuid.UUID(int=b) for b in tenants],
     )
@@ -68,22 +82,22 @@ async def repair_once(services: Services) -> int:
     orphans = [b for b in tenants if statuses.get(b, "abandoned") == "abandoned"]
     undone = 0
     for batch_id in orphans:
-        undone += await undo_batch(services, batch_id=batch_id, tenant_id=tenants[batch_id])
-    await advance_watermark(services, watermark_name, max(t.timestamp for t in found))
+        undone += await undo_batch(repair, batch_id=batch_id, tenant_id=tenants[batch_id])
+    await advance_watermark(repair.pool, watermark_name, max(t.timestamp for t in found))
     if undone:
         log.warning("orphan_batches_undone", count=undone)
     return undone
 
 
-async def undo_batch(services: Services, *, batch_id: int, tenant_id: int) -> int:
+async def undo_batch(repair: BatchRepair, *, batch_id: int, tenant_id: int) -> int:
     """Tombstone the batch, void its items' holds, reverse its pair chains; 1 if undone,
     0 if the batch turned out to be recorded."""
-    region = await services.pool.fetchval(
+    region = await repair.pool.fetchval(
         "SELECT compliance_region FROM tenants WHERE id = $1", tenant_id
     )
     ensure(region is not None, "a batch's chain names a tenant that exists")
     batch_uuid = uuid.UUID(int=batch_id)
-    await services.pool.execute(
+    await repair.pool.execute(
         """INSERT INTO batches (id, compliance_region, tenant_id, status, atomic, item_count,
                                 accepted_count, nettings)
            VALUES ($1, $2, $3, 'abandoned', false, 0, 0, '[]') ON CONFLICT DO NOTHING""",
@@ -91,17 +105,17 @@ async def undo_batch(services: Services, *, batch_id: int, tenant_id: int) -> in
         region,
         tenant_id,
     )
-    status = await services.pool.fetchval(
+    status = await repair.pool.fetchval(
         "SELECT status FROM batches WHERE compliance_region = $1 AND id = $2", region, batch_uuid
     )
     if status != "abandoned":
         return 0
-    netting = Netting(services.ledger)
-    voids = await _item_voids(services, batch_id)
+    netting = Netting(repair.ledger)
+    voids = await _item_voids(repair, batch_id)
     for error in await netting.submit_chains([[void] for void in voids]):
         if error is not None:
             raise error
-    legs = await services.ledger_client.query_transfers(
+    legs = await repair.ledger_client.query_transfers(
         _filter(user_data_128=batch_id, limit=pair_legs_max)
     )
     reversals = [Netting.reversal(leg) for leg in legs if leg.code in pair_leg_codes]
@@ -110,9 +124,9 @@ async def undo_batch(services: Services, *, batch_id: int, tenant_id: int) -> in
             raise error
     # Last, once no money of the batch is held: its items' count against the daily limit,
     # which the marker remembers (given back once, however often the batch is undone).
-    counts_given_back = await services.limits.give_back_marked_batch(
+    counts_given_back = await repair.limits.give_back_marked_batch(
         tenant_id=tenant_id,
-        once=services.limits.batch_marker(tenant_id=tenant_id, batch_id=batch_id),
+        once=repair.limits.batch_marker(tenant_id=tenant_id, batch_id=batch_id),
     )
     log.warning(
         "batch_undone",
@@ -124,7 +138,7 @@ async def undo_batch(services: Services, *, batch_id: int, tenant_id: int) -> in
     return 1
 
 
-async def _item_voids(services: Services, batch_id: int) -> list[tb.Transfer]:
+async def _item_voids(repair: BatchRepair, batch_id: int) -> list[tb.Transfer]:
     """A void for every item hold the ledger has for the batch (found by their ids)."""
     roles: dict[int, tuple[int, Leg]] = {}
     for index in range(batch_items_max):
@@ -135,7 +149,7 @@ async def _item_voids(services: Services, batch_id: int) -> list[tb.Transfer]:
     held: list[tb.Transfer] = []
     for start in range(0, len(ids), batch_size_max):
         held.extend(
-            await services.ledger_client.lookup_transfers(ids[start : start + batch_size_max])
+            await repair.ledger_client.lookup_transfers(ids[start : start + batch_size_max])
         )
     return [
         tb.Transfer(

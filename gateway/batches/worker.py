@@ -18,22 +18,25 @@ import datetime
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 import asyncpg
 import msgspec
 import structlog
+from redis.asyncio import Redis
 
 from gateway.batches.records import get_batch, status_counts
-from gateway.batches.repair import repair_once
+from gateway.batches.repair import BatchRepair, repair_once
 from gateway.batches.screening import fetch_recipients
 from gateway.batches.service import batch_view
-from gateway.runtime import Services
 from gateway.transfers.recipients import RecipientRecord
 from gateway.transfers.records import final_statuses
 from gateway.transfers.service import event_id
 from gateway.transfers.worker import platform_bic, platform_name
 from ledger.invariants import ensure
+from ledger.service import Ledger
 from rails.bank_details import validate_bank_details
 from rails.corridors import Rail
 from rails.iso20022 import BatchInstruction, BatchPayment, build_pain001
@@ -45,9 +48,19 @@ repair_interval_seconds = 5.0
 log = structlog.get_logger("kovra.batches")
 
 
-async def complete_finished(services: Services) -> int:
+@dataclass(frozen=True, kw_only=True)
+class BatchWatcher:
+    """What watching batches needs, and nothing else."""
+
+    pool: asyncpg.Pool
+    redis: Redis
+    ledger: Ledger
+    repair: BatchRepair
+
+
+async def complete_finished(pool: asyncpg.Pool) -> int:
     """Complete every open batch whose items are all terminal; how many it completed."""
-    rows = await services.pool.fetch(
+    rows = await pool.fetch(
         """SELECT b.compliance_region, b.id, b.tenant_id FROM batches b
             WHERE b.status = 'processing' AND NOT EXISTS (
                   SELECT 1 FROM transfers t
@@ -59,14 +72,12 @@ async def complete_finished(services: Services) -> int:
     )
     completed = 0
     for row in rows:
-        completed += await _complete(
-            services, row["compliance_region"], row["id"], row["tenant_id"]
-        )
+        completed += await _complete(pool, row["compliance_region"], row["id"], row["tenant_id"])
     return completed
 
 
-async def _complete(services: Services, region: str, batch_id: uuid.UUID, tenant_id: int) -> int:
-    async with services.pool.acquire() as connection, connection.transaction():
+async def _complete(pool: asyncpg.Pool, region: str, batch_id: uuid.UUID, tenant_id: int) -> int:
+    async with pool.acquire() as connection, connection.transaction():
         moved = await connection.fetchval(
             """UPDATE batches SET status = 'completed', completed_at = now(), updated_at = now()
                 WHERE compliance_region = $1 AND id = $2 AND status = 'processing'
@@ -93,31 +104,31 @@ async def _complete(services: Services, region: str, batch_id: uuid.UUID, tenant
     return 1
 
 
-async def build_messages(services: Services) -> int:
+async def build_messages(watcher: BatchWatcher) -> int:
     """Build and store the pain.001s of batches that have none yet; how many batches."""
-    rows = await services.pool.fetch(
+    rows = await watcher.pool.fetch(
         """SELECT compliance_region, id, tenant_id FROM batches
             WHERE messages_built_at IS NULL AND status <> 'abandoned'
             ORDER BY created_at LIMIT $1""",
         messages_per_pass_max,
     )
     for row in rows:
-        await _build(services, row["compliance_region"], row["id"], row["tenant_id"])
+        await _build(watcher, row["compliance_region"], row["id"], row["tenant_id"])
     return len(rows)
 
 
-async def _build(services: Services, region: str, batch_id: uuid.UUID, tenant_id: int) -> None:
-    items = await services.pool.fetch(
+async def _build(watcher: BatchWatcher, region: str, batch_id: uuid.UUID, tenant_id: int) -> None:
+    items = await watcher.pool.fetch(
         """SELECT id, recipient_id, reference, target_currency, target_amount_minor, rail
              FROM transfers WHERE compliance_region = $1 AND batch_id = $2
             ORDER BY batch_item_index""",
         region,
         batch_id,
     )
-    tenant_name = await services.pool.fetchval("SELECT name FROM tenants WHERE id = $1", tenant_id)
+    tenant_name = await watcher.pool.fetchval("SELECT name FROM tenants WHERE id = $1", tenant_id)
     recipients = await fetch_recipients(
-        services.pool,
-        services.redis,
+        watcher.pool,
+        watcher.redis,
         tenant_id=tenant_id,
         region=region,
         recipient_ids={row["recipient_id"].int for row in items},
@@ -134,7 +145,7 @@ async def _build(services: Services, region: str, batch_id: uuid.UUID, tenant_id
             payment_information_id=f"KVRP{batch_id.hex[:20]}{rail[:11]}",
             rail=Rail(rail),
             currency=currency,
-            minor_units=services.ledger.currencies.get(currency).minor_units,
+            minor_units=watcher.ledger.currencies.get(currency).minor_units,
             initiating_party_name=f"{platform_name} for {tenant_name}",
             debtor_name=platform_name,
             debtor_account=f"KOVRA-{currency}-SETTLEMENT",
@@ -145,7 +156,7 @@ async def _build(services: Services, region: str, batch_id: uuid.UUID, tenant_id
         xml = await asyncio.to_thread(build_pain001, instruction)
         total = sum(row["target_amount_minor"] for row in rows)
         messages.append((rail, currency, len(rows), Decimal(total), xml.decode()))
-    async with services.pool.acquire() as connection, connection.transaction():
+    async with watcher.pool.acquire() as connection, connection.transaction():
         await connection.executemany(
             """INSERT INTO batch_messages (compliance_region, batch_id, tenant_id, rail,
                                            currency, message_type, number_of_transactions,
@@ -176,20 +187,24 @@ def _payment(row: asyncpg.Record, recipients: dict[int, RecipientRecord]) -> Bat
     )
 
 
-async def run_forever(services: Services, *, idle_seconds: float = idle_seconds_default) -> None:
+async def run_forever(watcher: BatchWatcher, *, idle_seconds: float = idle_seconds_default) -> None:
     """Complete, build and repair until cancelled; a failed step is logged and retried."""
     next_repair = 0.0
     while True:
         worked = 0
-        for step in (complete_finished, build_messages):
+        steps: tuple[tuple[str, Callable[[], Awaitable[int]]], ...] = (
+            ("complete_finished", lambda: complete_finished(watcher.pool)),
+            ("build_messages", lambda: build_messages(watcher)),
+        )
+        for name, step in steps:
             try:
-                worked += await step(services)
+                worked += await step()
             except Exception:
-                log.exception("batch_step_failed", step=step.__name__)
+                log.exception("batch_step_failed", step=name)
         if time.monotonic() >= next_repair:
             next_repair = time.monotonic() + repair_interval_seconds
             try:
-                await repair_once(services)
+                await repair_once(watcher.repair)
             except Exception:
                 log.exception("batch_repair_failed")
         if worked == 0:

@@ -18,7 +18,7 @@ from gateway.dev.services import DevServices
 from gateway.http.ids import object_id_for
 from gateway.http.server import serve
 from gateway.infra.database.migrate import migrate
-from gateway.runtime import Services, open_services
+from gateway.runtime import Runtime, open_runtime
 from gateway.settings import load_settings
 from gateway.tenancy.records import find_tenant_by_name, get_tenant
 
@@ -32,11 +32,11 @@ demo_deposits_minor = {
 }
 
 
-async def _seed(services: Services) -> tuple[int, str]:
+async def _seed(runtime: Runtime) -> tuple[int, str]:
     """The demo tenant (created once) with a fresh admin key, its deposits and liquidity."""
-    tenant = await find_tenant_by_name(services.pool, demo_tenant_name)
+    tenant = await find_tenant_by_name(runtime.pool, demo_tenant_name)
     if tenant is None:
-        tenant, secret = await services.tenancy.create_tenant_with_key(
+        tenant, secret = await runtime.tenancy.create_tenant_with_key(
             name=demo_tenant_name,
             tier="enterprise",
             compliance_region="EU",
@@ -45,20 +45,20 @@ async def _seed(services: Services) -> tuple[int, str]:
     else:
         # Postgres can outlive the data directory (the machine's own Postgres, a deleted
         # `.kovra`), and currencies can be enabled since: open whatever the ledger lacks.
-        await services.ledger.open_tenant_accounts(tenant.id)
-        _, secret = await services.tenancy.issue_api_key(
+        await runtime.ledger.open_tenant_accounts(tenant.id)
+        _, secret = await runtime.tenancy.issue_api_key(
             tenant=tenant, role="admin", actor="kovra-dev"
         )
     for code, amount in demo_liquidity_minor.items():
-        if code in services.settings.currencies:
-            await services.ledger.fund_liquidity(
+        if code in runtime.settings.currencies:
+            await runtime.ledger.fund_liquidity(
                 funding_id=object_id_for(tenant_id=0, kind="demo-liquidity", idempotency_key=code),
                 currency_code=code,
                 amount_minor=amount,
             )
     for code, amount in demo_deposits_minor.items():
-        if code in services.settings.currencies:
-            await services.ledger.deposit(
+        if code in runtime.settings.currencies:
+            await runtime.ledger.deposit(
                 tenant_id=tenant.id,
                 currency_code=code,
                 amount_minor=amount,
@@ -66,7 +66,7 @@ async def _seed(services: Services) -> tuple[int, str]:
                     tenant_id=tenant.id, kind="demo-deposit", idempotency_key=code
                 ),
             )
-    refreshed = await get_tenant(services.pool, tenant.id)
+    refreshed = await get_tenant(runtime.pool, tenant.id)
     return (refreshed or tenant).id, secret
 
 
@@ -81,11 +81,11 @@ async def _prepare(data_dir: Path) -> tuple[DevServices, int, str]:
         os.environ["DATABASE_URL"] = dev_services.postgres.url
         os.environ["REDIS_URL"] = dev_services.redis.url
         await migrate(dev_services.postgres.url)
-        services = await open_services(load_settings())
+        runtime = await open_runtime(load_settings())
         try:
-            tenant_id, secret = await _seed(services)
+            tenant_id, secret = await _seed(runtime)
         finally:
-            await services.close()  # Releases the journal for the server's process.
+            await runtime.close()  # Releases the journal for the server's process.
     except BaseException:
         await dev_services.__aexit__(None, None, None)
         raise

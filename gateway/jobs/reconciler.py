@@ -26,19 +26,28 @@ import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+import asyncpg
 import msgspec
 import redis.exceptions
 import structlog
 import tigerbeetle as tb
+from redis.asyncio import Redis
 
-from gateway.runtime import Services
-from gateway.transfers.orphan_admissions import give_back_admission, release_orphan_admissions
+from gateway.infra.database.batch import BatchWriter
+from gateway.infra.database.watermarks import advance_watermark, read_watermark
+from gateway.transfers.orphan_admissions import (
+    OrphanAdmissions,
+    give_back_admission,
+    release_orphan_admissions,
+)
 from gateway.transfers.records import transfer_insert
 from gateway.webhooks.records.events import event_insert
-from ledger.client import batch_size_max
+from ledger.client import LedgerClient, batch_size_max
 from ledger.invariants import ensure
 from ledger.payouts import Payout, Payouts
+from ledger.service import Ledger
 from ledger.transfers import Leg, TransferCode, transfer_id
 
 scan_rows_max = batch_size_max
@@ -65,6 +74,19 @@ return 0
 log = structlog.get_logger("kovra.reconciler")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Reconciliation:
+    """What the reconciler needs, and nothing else."""
+
+    pool: asyncpg.Pool
+    redis: Redis
+    writer: BatchWriter
+    ledger: Ledger
+    ledger_client: LedgerClient
+    orphans: OrphanAdmissions
+    reconcile_after_seconds: int
+
+
 class _Pending(msgspec.Struct, frozen=True):
     table: str
     compliance_region: str
@@ -76,20 +98,22 @@ class _Pending(msgspec.Struct, frozen=True):
 _legs = {"holds": (Leg.HOLD, "hold.created"), "deposits": (Leg.DEPOSIT, "deposit.posted")}
 
 
-async def reconcile_once(services: Services, *, scan_rows: int = scan_rows_max) -> int:
+async def reconcile_once(reconciliation: Reconciliation, *, scan_rows: int = scan_rows_max) -> int:
     """One pass over every money table, the payout reservations and the admissions that
     never reached the ledger (`gateway.transfers.orphan_admissions`); how many it settled.
     The tables and reservations are scanned `scan_rows` at a time until caught up."""
     settled = 0
     for table in _legs:
         settled += await _until_caught_up(
-            functools.partial(_reconcile_table, services, table), scan_rows=scan_rows
+            functools.partial(_reconcile_table, reconciliation, table), scan_rows=scan_rows
         )
-    settled += await reconcile_reservations(services, scan_rows=scan_rows)
-    return settled + await release_orphan_admissions(services)
+    settled += await reconcile_reservations(reconciliation, scan_rows=scan_rows)
+    return settled + await release_orphan_admissions(reconciliation.orphans)
 
 
-async def reconcile_reservations(services: Services, *, scan_rows: int = scan_rows_max) -> int:
+async def reconcile_reservations(
+    reconciliation: Reconciliation, *, scan_rows: int = scan_rows_max
+) -> int:
     """Void payout reservations the ledger holds for transfers Postgres never recorded.
 
     A transfer reserves its funds before its row is written; a gateway that died in between
@@ -97,7 +121,7 @@ async def reconcile_reservations(services: Services, *, scan_rows: int = scan_ro
     leg, so scanning pending PAYOUT_TARGET transfers finds every reservation.
     """
     return await _until_caught_up(
-        functools.partial(_reconcile_reservation_scan, services), scan_rows=scan_rows
+        functools.partial(_reconcile_reservation_scan, reconciliation), scan_rows=scan_rows
     )
 
 
@@ -118,11 +142,13 @@ async def _until_caught_up(scan: Scan, *, scan_rows: int) -> int:
     return settled
 
 
-async def _reconcile_reservation_scan(services: Services, *, scan_rows: int) -> tuple[int, int]:
+async def _reconcile_reservation_scan(
+    reconciliation: Reconciliation, *, scan_rows: int
+) -> tuple[int, int]:
     """One scan past the watermark: how many transfers it read, and how many it voided."""
-    watermark = await read_watermark(services, "payout_reservations")
-    cutoff_ns = time.time_ns() - services.settings.reconcile_after_seconds * 1_000_000_000
-    found = await services.ledger_client.query_transfers(
+    watermark = await read_watermark(reconciliation.pool, "payout_reservations")
+    cutoff_ns = time.time_ns() - reconciliation.reconcile_after_seconds * 1_000_000_000
+    found = await reconciliation.ledger_client.query_transfers(
         tb.QueryFilter(
             user_data_128=0,
             user_data_64=0,
@@ -138,29 +164,33 @@ async def _reconcile_reservation_scan(services: Services, *, scan_rows: int) -> 
     if not found:
         return 0, 0
     reservations = [t for t in found if int(t.flags) & int(tb.TransferFlags.PENDING)]
-    regions = await _tenant_regions(services, {t.user_data_64 for t in reservations})
+    regions = await _tenant_regions(reconciliation, {t.user_data_64 for t in reservations})
     strangers = [t for t in reservations if t.user_data_64 not in regions]
     if strangers:
         # Not this deployment's tenants: a cluster shared with another deployment (or a
         # tenant row lost). Their money is not ours to release.
         log.error("reservations_of_unknown_tenants", count=len(strangers))
     ours = [t for t in reservations if t.user_data_64 in regions]
-    recorded = await _recorded(services, [(regions[t.user_data_64], t.user_data_128) for t in ours])
-    payouts = Payouts(services.ledger)
+    recorded = await _recorded(
+        reconciliation, [(regions[t.user_data_64], t.user_data_128) for t in ours]
+    )
+    payouts = Payouts(reconciliation.ledger)
     voided = 0
     for orphan in (t for t in ours if t.user_data_128 not in recorded):
-        payout = await _payout_from_ledger(services, orphan)
-        if await _abandon(services, payout, region=regions[payout.tenant_id]):
+        payout = await _payout_from_ledger(reconciliation, orphan)
+        if await _abandon(reconciliation, payout, region=regions[payout.tenant_id]):
             await payouts.abort(payout)
-            await _give_back_admission(services, payout)
+            await _give_back_admission(reconciliation, payout)
             voided += 1
-    await advance_watermark(services, "payout_reservations", max(t.timestamp for t in found))
+    await advance_watermark(
+        reconciliation.pool, "payout_reservations", max(t.timestamp for t in found)
+    )
     if voided:
         log.warning("orphan_reservations_voided", count=voided)
     return len(found), voided
 
 
-async def _recorded(services: Services, keys: list[tuple[str, int]]) -> set[int]:
+async def _recorded(reconciliation: Reconciliation, keys: list[tuple[str, int]]) -> set[int]:
     """Which of these (region, transfer id) have a transfer row. A tombstone left by an
     earlier pass that died before its void is not a record.
 
@@ -170,7 +200,7 @@ async def _recorded(services: Services, keys: list[tuple[str, int]]) -> set[int]
     """
     if not keys:
         return set()
-    rows = await services.pool.fetch(
+    rows = await reconciliation.pool.fetch(
         """SELECT found.id FROM unnest($1::text[], $2::uuid[]) AS wanted(compliance_region, id),
            LATERAL (SELECT id FROM transfers
                      WHERE compliance_region = wanted.compliance_region AND id = wanted.id
@@ -182,19 +212,19 @@ async def _recorded(services: Services, keys: list[tuple[str, int]]) -> set[int]
     return {row["id"].int for row in rows}
 
 
-async def _tenant_regions(services: Services, tenant_ids: set[int]) -> dict[int, str]:
+async def _tenant_regions(reconciliation: Reconciliation, tenant_ids: set[int]) -> dict[int, str]:
     """The compliance region of each of the tenants this database knows, the first half of
     its transfers' primary key."""
     if not tenant_ids:
         return {}
-    rows = await services.pool.fetch(
+    rows = await reconciliation.pool.fetch(
         "SELECT id, compliance_region FROM tenants WHERE id = ANY($1::bigint[])",
         sorted(tenant_ids),
     )
     return {int(row["id"]): str(row["compliance_region"]) for row in rows}
 
 
-async def _abandon(services: Services, payout: Payout, *, region: str) -> bool:
+async def _abandon(reconciliation: Reconciliation, payout: Payout, *, region: str) -> bool:
     """Claim the transfer's id with an `abandoned` row; whether the id is now abandoned.
 
     The request's own insert of the row (a late retry with the same Idempotency-Key) is
@@ -223,7 +253,7 @@ async def _abandon(services: Services, payout: Payout, *, region: str) -> bool:
         now,
     )
     # The request's own statement, so both inserts are conditional on the same key alike.
-    standing = await services.pool.fetchval(
+    standing = await reconciliation.pool.fetchval(
         f"""WITH claimed AS ({transfer_insert.sql(parameter=1)} RETURNING status)
             SELECT status FROM claimed
             UNION ALL
@@ -237,21 +267,21 @@ async def _abandon(services: Services, payout: Payout, *, region: str) -> bool:
     return bool(standing == "abandoned")
 
 
-async def _give_back_admission(services: Services, payout: Payout) -> None:
+async def _give_back_admission(reconciliation: Reconciliation, payout: Payout) -> None:
     """Return what the abandoned transfer's admission took: its daily-limit count and its
     quote, with the orphan admissions' own give-back, once-only, so a request that gave
     them back already, or another pass, leaves nothing to return twice."""
     outcome = await give_back_admission(
-        services, tenant_id=payout.tenant_id, transfer=payout.payout_id
+        reconciliation.orphans, tenant_id=payout.tenant_id, transfer=payout.payout_id
     )
     if outcome == "forgotten":
         # The reconciler ran later than the admission's memory of the quote.
         log.warning("orphan_admission_kept", transfer_id=f"{payout.payout_id:032x}")
 
 
-async def _payout_from_ledger(services: Services, target_leg: tb.Transfer) -> Payout:
+async def _payout_from_ledger(reconciliation: Reconciliation, target_leg: tb.Transfer) -> Payout:
     """The payout's amounts, rebuilt from its pending legs in the ledger alone."""
-    legs = await services.ledger_client.query_transfers(
+    legs = await reconciliation.ledger_client.query_transfers(
         tb.QueryFilter(
             user_data_128=target_leg.user_data_128,
             user_data_64=0,
@@ -267,7 +297,7 @@ async def _payout_from_ledger(services: Services, target_leg: tb.Transfer) -> Pa
     pending = {t.code: t for t in legs if int(t.flags) & int(tb.TransferFlags.PENDING)}
     source = pending.get(int(TransferCode.PAYOUT_SOURCE), target_leg)
     fee = pending.get(int(TransferCode.PAYOUT_FEE))
-    currencies = services.ledger.currencies
+    currencies = reconciliation.ledger.currencies
     return Payout(
         payout_id=target_leg.user_data_128,
         tenant_id=target_leg.user_data_64,
@@ -279,40 +309,20 @@ async def _payout_from_ledger(services: Services, target_leg: tb.Transfer) -> Pa
     )
 
 
-async def read_watermark(services: Services, name: str) -> int:
-    """The ledger timestamp (ns) up to which `name` has been reconciled."""
-    value = await services.pool.fetchval(
-        "SELECT ledger_timestamp_ns FROM reconciler_watermarks WHERE name = $1", name
-    )
-    return 0 if value is None else int(value)
-
-
-async def advance_watermark(services: Services, name: str, timestamp_ns: int) -> None:
-    """Record that `name` has been reconciled up to `timestamp_ns` (ledger time)."""
-    moment = datetime.datetime.fromtimestamp(timestamp_ns / 1_000_000_000, tz=datetime.UTC)
-    await services.pool.execute(
-        """INSERT INTO reconciler_watermarks (name, created_at, ledger_timestamp_ns)
-           VALUES ($1, $2, $3)
-           ON CONFLICT (name) DO UPDATE SET created_at = EXCLUDED.created_at,
-                                            ledger_timestamp_ns = EXCLUDED.ledger_timestamp_ns""",
-        name,
-        moment,
-        timestamp_ns,
-    )
-
-
-async def _reconcile_table(services: Services, table: str, *, scan_rows: int) -> tuple[int, int]:
+async def _reconcile_table(
+    reconciliation: Reconciliation, table: str, *, scan_rows: int
+) -> tuple[int, int]:
     """One scan of `table` past its watermark: how many rows it read, how many it marked."""
-    watermark = await services.pool.fetchval(
+    watermark = await reconciliation.pool.fetchval(
         "SELECT created_at FROM reconciler_watermarks WHERE name = $1", table
     ) or datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-    rows = await services.pool.fetch(
+    rows = await reconciliation.pool.fetch(
         f"""SELECT compliance_region, id, tenant_id, created_at FROM {table}
              WHERE created_at > $1 AND created_at < now() - make_interval(secs => $2)
                AND rejected_code IS NULL
              ORDER BY created_at LIMIT $3""",  # noqa: S608 - table names come from _legs.
         watermark,
-        services.settings.reconcile_after_seconds,
+        reconciliation.reconcile_after_seconds,
         scan_rows,
     )
     scanned = len(rows)
@@ -331,10 +341,10 @@ async def _reconcile_table(services: Services, table: str, *, scan_rows: int) ->
     ]
     leg, event_type = _legs[table]
     ids = [transfer_id(object_id=p.id.int, leg=leg) for p in pending]
-    found = {t.id for t in await services.ledger_client.lookup_transfers(ids)}
+    found = {t.id for t in await reconciliation.ledger_client.lookup_transfers(ids)}
     abandoned = [p for p, tid in zip(pending, ids, strict=True) if tid not in found]
     if abandoned:
-        await services.pool.executemany(
+        await reconciliation.pool.executemany(
             f"UPDATE {table} SET rejected_code = 'abandoned' "  # noqa: S608 - fixed names.
             "WHERE compliance_region = $1 AND id = $2",
             [(p.compliance_region, p.id) for p in abandoned],
@@ -342,7 +352,7 @@ async def _reconcile_table(services: Services, table: str, *, scan_rows: int) ->
     # Submitted together, so the writer batches them into few statements.
     await asyncio.gather(
         *(
-            services.writer.write(
+            reconciliation.writer.write(
                 event_insert,
                 (
                     uuid.UUID(int=tid),
@@ -356,7 +366,7 @@ async def _reconcile_table(services: Services, table: str, *, scan_rows: int) ->
             if tid in found
         )
     )
-    await services.pool.execute(
+    await reconciliation.pool.execute(
         """INSERT INTO reconciler_watermarks (name, created_at) VALUES ($1, $2)
            ON CONFLICT (name) DO UPDATE SET created_at = EXCLUDED.created_at""",
         table,
@@ -367,30 +377,32 @@ async def _reconcile_table(services: Services, table: str, *, scan_rows: int) ->
     return scanned, len(abandoned)
 
 
-async def reconcile_in_turn(services: Services) -> int | None:
+async def reconcile_in_turn(reconciliation: Reconciliation) -> int | None:
     """`reconcile_once` under the pass lease; None, without reading anything, while another
     worker's pass holds it. Without Redis the pass runs anyway: the repairs of Postgres and
     ledger must not wait for the cache (only the admissions' part needs Redis)."""
     token = uuid.uuid4().hex
     try:
-        leased = await services.redis.set(turn_lease_key, token, nx=True, ex=turn_lease_seconds)
+        leased = await reconciliation.redis.set(
+            turn_lease_key, token, nx=True, ex=turn_lease_seconds
+        )
     except redis.exceptions.RedisError:
         log.warning("reconciler_lease_unavailable", exc_info=True)
-        return await reconcile_once(services)
+        return await reconcile_once(reconciliation)
     if not leased:
         return None
     try:
-        return await reconcile_once(services)
+        return await reconcile_once(reconciliation)
     finally:
-        await services.redis.eval(_release_lease_script, 1, turn_lease_key, token)
+        await reconciliation.redis.eval(_release_lease_script, 1, turn_lease_key, token)
 
 
-async def run_forever(services: Services, *, interval_seconds: float) -> None:
+async def run_forever(reconciliation: Reconciliation, *, interval_seconds: float) -> None:
     """The worker loop: reconcile in turn with the other workers, sleep, repeat; a failed
     pass is logged and retried."""
     while True:
         try:
-            await reconcile_in_turn(services)
+            await reconcile_in_turn(reconciliation)
         except Exception:
             log.exception("reconcile_failed")
         await asyncio.sleep(interval_seconds)

@@ -1,6 +1,9 @@
 """The background work of `kovra worker` (and of `kovra dev`, in-process): the reconciler,
-the transfer lifecycle, the audit outbox drain, webhook delivery and retention, each as its own task
-sharing the process's connections."""
+the transfer lifecycle, the batch watcher, the audit outbox drain, webhook delivery and
+retention, each as its own task sharing the process's connections.
+
+Each job is given exactly what it needs, picked here from the process's runtime.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +11,91 @@ import asyncio
 
 from compliance.audit import outbox as audit_outbox
 from gateway.batches import worker as batch_watcher
+from gateway.batches.repair import BatchRepair
+from gateway.batches.worker import BatchWatcher
 from gateway.jobs import reconciler, retention
-from gateway.runtime import Services
+from gateway.jobs.reconciler import Reconciliation
+from gateway.runtime import Runtime
 from gateway.transfers import worker as transfer_worker
+from gateway.transfers.orphan_admissions import OrphanAdmissions
 from gateway.transfers.rails_setup import build_rail
+from gateway.transfers.worker import Lifecycle
 from gateway.webhooks import worker as webhook_worker
 
 transfer_idle_seconds = 0.2
 
 
-def start_workers(services: Services) -> list[asyncio.Task[None]]:
+def orphan_admissions(runtime: Runtime) -> OrphanAdmissions:
+    return OrphanAdmissions(
+        redis=runtime.redis,
+        ledger_client=runtime.ledger_client,
+        admission=runtime.admission,
+        limits=runtime.limits,
+        reconcile_after_seconds=runtime.settings.reconcile_after_seconds,
+    )
+
+
+def reconciliation(runtime: Runtime) -> Reconciliation:
+    return Reconciliation(
+        pool=runtime.pool,
+        redis=runtime.redis,
+        writer=runtime.writer,
+        ledger=runtime.ledger,
+        ledger_client=runtime.ledger_client,
+        orphans=orphan_admissions(runtime),
+        reconcile_after_seconds=runtime.settings.reconcile_after_seconds,
+    )
+
+
+def lifecycle(runtime: Runtime) -> Lifecycle:
+    return Lifecycle(
+        pool=runtime.pool,
+        ledger=runtime.ledger,
+        recipients=runtime.recipients,
+        pending_rail_base_ms=runtime.settings.pending_rail_base_ms,
+    )
+
+
+def batch_repair(runtime: Runtime) -> BatchRepair:
+    return BatchRepair(
+        pool=runtime.pool,
+        ledger=runtime.ledger,
+        ledger_client=runtime.ledger_client,
+        limits=runtime.limits,
+        reconcile_after_seconds=runtime.settings.reconcile_after_seconds,
+    )
+
+
+def batch_watching(runtime: Runtime) -> BatchWatcher:
+    return BatchWatcher(
+        pool=runtime.pool,
+        redis=runtime.redis,
+        ledger=runtime.ledger,
+        repair=batch_repair(runtime),
+    )
+
+
+def start_workers(runtime: Runtime) -> list[asyncio.Task[None]]:
     loop = asyncio.get_running_loop()
-    settings = services.settings
+    settings = runtime.settings
     return [
-        loop.create_task(audit_outbox.run_forever(services.pool)),
-        loop.create_task(batch_watcher.run_forever(services)),
+        loop.create_task(audit_outbox.run_forever(runtime.pool)),
+        loop.create_task(batch_watcher.run_forever(batch_watching(runtime))),
         loop.create_task(
-            reconciler.run_forever(services, interval_seconds=reconciler.interval_seconds_default)
+            reconciler.run_forever(
+                reconciliation(runtime), interval_seconds=reconciler.interval_seconds_default
+            )
         ),
         loop.create_task(
             transfer_worker.run_forever(
-                services, build_rail(services.settings), idle_seconds=transfer_idle_seconds
+                lifecycle(runtime), build_rail(settings), idle_seconds=transfer_idle_seconds
             )
         ),
-        loop.create_task(retention.run_forever(services.pool, settings.retention)),
+        loop.create_task(retention.run_forever(runtime.pool, settings.retention)),
         loop.create_task(
             webhook_worker.run_forever(
-                services.pool,
-                services.secret_box,
+                runtime.pool,
+                runtime.secret_box,
                 schedule=settings.webhook_retry_schedule,
                 timeout_seconds=settings.webhook_timeout_seconds,
                 sandbox=settings.sandbox,
@@ -44,9 +104,9 @@ def start_workers(services: Services) -> list[asyncio.Task[None]]:
     ]
 
 
-async def run_workers(services: Services) -> None:
+async def run_workers(runtime: Runtime) -> None:
     """Run every background task until cancelled (`kovra worker`)."""
-    tasks = start_workers(services)
+    tasks = start_workers(runtime)
     try:
         await asyncio.gather(*tasks)
     finally:

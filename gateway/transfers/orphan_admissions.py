@@ -27,13 +27,16 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
+from dataclasses import dataclass
 from typing import Final, Literal
 
 import structlog
+from redis.asyncio import Redis
 
+from compliance.limits import DailyLimits
 from fx.quotes import consumer_token
-from gateway.runtime import Services
-from ledger.client import batch_size_max
+from gateway.transfers.admission import TransferAdmission
+from ledger.client import LedgerClient, batch_size_max
 from ledger.invariants import ensure
 from ledger.transfers import Leg, transfer_id
 
@@ -61,33 +64,44 @@ return 1
 """
 
 
-async def release_orphan_admissions(services: Services, *, now_seconds: float | None = None) -> int:
+@dataclass(frozen=True, kw_only=True)
+class OrphanAdmissions:
+    """What giving orphan admissions back needs, and nothing else."""
+
+    redis: Redis
+    ledger_client: LedgerClient
+    admission: TransferAdmission
+    limits: DailyLimits
+    reconcile_after_seconds: int
+
+
+async def release_orphan_admissions(
+    orphans: OrphanAdmissions, *, now_seconds: float | None = None
+) -> int:
     """One pass over the seconds of admissions now behind the delay; how many admissions
     without a payout in the ledger it gave back."""
-    redis = services.redis
+    redis = orphans.redis
     clock = time.time() if now_seconds is None else now_seconds
-    cutoff = int(clock) - services.settings.reconcile_after_seconds - 1
-    oldest = cutoff - services.admission.remember_seconds
-    stored = await redis.get(services.admission.admitted_watermark_key)
+    cutoff = int(clock) - orphans.reconcile_after_seconds - 1
+    oldest = cutoff - orphans.admission.remember_seconds
+    stored = await redis.get(orphans.admission.admitted_watermark_key)
     first = oldest if stored is None else max(int(stored) + 1, oldest)
     last = min(cutoff, first + seconds_per_pass_max - 1)
     if last < first:
         return 0
     seconds = range(first, last + 1)
-    keys = [services.admission.admitted_key(second) for second in seconds]
+    keys = [orphans.admission.admitted_key(second) for second in seconds]
     listed = await asyncio.gather(*(redis.lrange(key, 0, -1) for key in keys))
     admitted = sorted({_entry(value) for entries in listed for value in entries})
     released = 0
     admitted_before_ms = (cutoff + 1) * 1000
     for start in range(0, len(admitted), batch_size_max):
         chunk = admitted[start : start + batch_size_max]
-        released += await _release_unreserved(
-            services, chunk, admitted_before_ms=admitted_before_ms
-        )
+        released += await _release_unreserved(orphans, chunk, admitted_before_ms=admitted_before_ms)
     found = [key for key, entries in zip(keys, listed, strict=True) if entries]
     if found:
         await redis.delete(*found)
-    await redis.set(services.admission.admitted_watermark_key, last)
+    await redis.set(orphans.admission.admitted_watermark_key, last)
     if released:
         log.warning("orphan_admissions_released", count=released)
     return released
@@ -105,7 +119,7 @@ def _entry(value: bytes | str) -> tuple[int, int]:
 
 
 async def _release_unreserved(
-    services: Services,
+    orphans: OrphanAdmissions,
     admitted: list[tuple[int, int]],
     *,
     admitted_before_ms: int,
@@ -116,17 +130,17 @@ async def _release_unreserved(
         transfer_id(object_id=transfer, leg=Leg.PAYOUT_TARGET): (tenant, transfer)
         for tenant, transfer in admitted
     }
-    held = {leg.id for leg in await services.ledger_client.lookup_transfers(list(legs))}
-    orphans = [entry for leg, entry in legs.items() if leg not in held]
+    held = {leg.id for leg in await orphans.ledger_client.lookup_transfers(list(legs))}
+    unreserved = [entry for leg, entry in legs.items() if leg not in held]
     outcomes = await asyncio.gather(
         *(
             give_back_admission(
-                services,
+                orphans,
                 tenant_id=tenant,
                 transfer=transfer,
                 admitted_before_ms=admitted_before_ms,
             )
-            for tenant, transfer in orphans
+            for tenant, transfer in unreserved
         )
     )
     return sum(1 for outcome in outcomes if outcome == "given_back")
@@ -136,7 +150,7 @@ GiveBack = Literal["given_back", "forgotten", "admitted_again", "not_its"]
 
 
 async def give_back_admission(
-    services: Services,
+    orphans: OrphanAdmissions,
     *,
     tenant_id: int,
     transfer: int,
@@ -147,22 +161,22 @@ async def give_back_admission(
     With `admitted_before_ms`, not if the transfer was admitted again at or after it (a
     keyed retry, which decides for itself). `forgotten`: Redis no longer remembers the
     admission's quote, so nothing can be given back."""
-    memory_key = services.admission.quote_of_key(transfer)
-    memory = _text(await services.redis.get(memory_key))
+    memory_key = orphans.admission.quote_of_key(transfer)
+    memory = _text(await orphans.redis.get(memory_key))
     if memory is None:
         return "forgotten"
     quote_hex, _, admitted_ms = memory.partition(":")
     if admitted_before_ms is not None and admitted_ms and int(admitted_ms) >= admitted_before_ms:
         return "admitted_again"
-    marker = services.admission.marker(tenant_id=tenant_id, quote_id=int(quote_hex, 16))
-    counted = _text(await services.redis.hget(marker.key, marker.field))
+    marker = orphans.admission.marker(tenant_id=tenant_id, quote_id=int(quote_hex, 16))
+    counted = _text(await orphans.redis.hget(marker.key, marker.field))
     keys = [
         memory_key,
         marker.key,
-        *services.limits.counter_keys(tenant_id=tenant_id, moment=_moment_of(counted)),
+        *orphans.limits.counter_keys(tenant_id=tenant_id, moment=_moment_of(counted)),
     ]
     args = [memory, consumer_token(transfer), marker.field, counted or ""]
-    release = services.redis.register_script(_release_lua)
+    release = orphans.redis.register_script(_release_lua)
     return "given_back" if int(await release(keys=keys, args=args)) else "not_its"
 
 

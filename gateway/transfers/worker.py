@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
+from dataclasses import dataclass
 
+import asyncpg
 import structlog
 
-from gateway.runtime import Services
+from gateway.transfers.recipients import Recipients
 from gateway.transfers.records import (
     Event,
     TransferRow,
@@ -28,6 +30,7 @@ from gateway.transfers.records import (
 )
 from gateway.transfers.service import event_id, event_payload, payout_of
 from ledger.payouts import Payouts
+from ledger.service import Ledger
 from rails.adapter import RailAdapter, RailSubmission, RailUnavailable, next_attempt_delay_ms
 from rails.bank_details import validate_bank_details
 from rails.corridors import Rail
@@ -40,17 +43,27 @@ rail_down_retry_seconds = 30
 log = structlog.get_logger("kovra.worker")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Lifecycle:
+    """What driving transfers through their rail needs, and nothing else."""
+
+    pool: asyncpg.Pool
+    ledger: Ledger
+    recipients: Recipients
+    pending_rail_base_ms: int
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(tz=datetime.UTC)
 
 
 async def process_due(
-    services: Services, rail: RailAdapter, *, limit: int = claim_batch_size
+    lifecycle: Lifecycle, rail: RailAdapter, *, limit: int = claim_batch_size
 ) -> int:
     """One pass: lease due transfers and drive each one step; returns how many."""
-    rows = await claim_due(services.pool, limit=limit)
+    rows = await claim_due(lifecycle.pool, limit=limit)
     results = await asyncio.gather(
-        *(_drive(services, rail, row) for row in rows), return_exceptions=True
+        *(_drive(lifecycle, rail, row) for row in rows), return_exceptions=True
     )
     for row, result in zip(rows, results, strict=True):
         if isinstance(result, BaseException):
@@ -58,12 +71,12 @@ async def process_due(
     return len(rows)
 
 
-async def _drive(services: Services, rail: RailAdapter, row: TransferRow) -> None:
+async def _drive(lifecycle: Lifecycle, rail: RailAdapter, row: TransferRow) -> None:
     if row.status in ("cancelled", "blocked"):
-        await Payouts(services.ledger).abort(payout_of(row))
-        await park(services.pool, row, until=parked_until)
+        await Payouts(lifecycle.ledger).abort(payout_of(row))
+        await park(lifecycle.pool, row, until=parked_until)
         return
-    submitted = await _mark_submitted(services, row)
+    submitted = await _mark_submitted(lifecycle, row)
     if submitted is None:
         return  # Cancelled or moved on by someone else meanwhile.
     instruction, message = submitted
@@ -80,7 +93,7 @@ async def _drive(services: Services, rail: RailAdapter, row: TransferRow) -> Non
         )
     except RailUnavailable:
         await park(
-            services.pool,
+            lifecycle.pool,
             instruction,
             until=_now() + datetime.timedelta(seconds=rail_down_retry_seconds),
         )
@@ -88,21 +101,23 @@ async def _drive(services: Services, rail: RailAdapter, row: TransferRow) -> Non
     inbound = [("pacs.002", "inbound", response.pacs002)] if response.pacs002 else []
     match response.outcome:
         case "accepted":
-            await _complete(services, instruction, inbound)
+            await _complete(lifecycle, instruction, inbound)
         case "rejected":
-            await _refund(services, instruction, response.reason_code or "NARR", inbound)
+            await _refund(lifecycle, instruction, response.reason_code or "NARR", inbound)
         case "no_answer":
-            await _pending_rail(services, instruction)
+            await _pending_rail(lifecycle, instruction)
 
 
 def _end_to_end_id(transfer_id: uuid.UUID) -> str:
     return f"KVR{transfer_id.hex[:32]}"
 
 
-async def _mark_submitted(services: Services, row: TransferRow) -> tuple[TransferRow, bytes] | None:
+async def _mark_submitted(
+    lifecycle: Lifecycle, row: TransferRow
+) -> tuple[TransferRow, bytes] | None:
     """Record the attempt and its pacs.008 before sending, so a crash re-sends the same."""
     attempt = row.attempt + 1
-    message = await _pacs008(services, row, attempt)
+    message = await _pacs008(lifecycle, row, attempt)
     events = (
         []
         if row.status == "submitted"
@@ -115,7 +130,7 @@ async def _mark_submitted(services: Services, row: TransferRow) -> tuple[Transfe
         ]
     )
     moved = await transition(
-        services.pool,
+        lifecycle.pool,
         row,
         to="submitted",
         expected=("processing", "submitted", "pending_rail"),
@@ -126,15 +141,15 @@ async def _mark_submitted(services: Services, row: TransferRow) -> tuple[Transfe
     return None if moved is None else (moved, message)
 
 
-async def _pacs008(services: Services, row: TransferRow, attempt: int) -> bytes:
-    recipient = await services.recipients.load(
+async def _pacs008(lifecycle: Lifecycle, row: TransferRow, attempt: int) -> bytes:
+    recipient = await lifecycle.recipients.load(
         tenant_id=row.tenant_id,
         region=row.compliance_region,
         recipient_id=row.recipient_id.int,
     )
     if recipient is None:
         raise LookupError(f"transfer {row.id} names a recipient that does not exist")
-    currency = services.ledger.currencies.get(row.target_currency)
+    currency = lifecycle.ledger.currencies.get(row.target_currency)
     return build_pacs008(
         PayoutInstruction(
             message_id=f"KVR{row.id.hex[:24]}{attempt:04d}",
@@ -157,13 +172,13 @@ async def _pacs008(services: Services, row: TransferRow, attempt: int) -> bytes:
 
 
 async def _complete(
-    services: Services, row: TransferRow, inbound: list[tuple[str, str, bytes]]
+    lifecycle: Lifecycle, row: TransferRow, inbound: list[tuple[str, str, bytes]]
 ) -> None:
-    payouts = Payouts(services.ledger)
+    payouts = Payouts(lifecycle.ledger)
     await payouts.commit(payout_of(row))
     await payouts.settle(payout_of(row))
     await transition(
-        services.pool,
+        lifecycle.pool,
         row,
         to="completed",
         expected=("submitted",),
@@ -180,12 +195,12 @@ async def _complete(
 
 
 async def _refund(
-    services: Services, row: TransferRow, reason: str, inbound: list[tuple[str, str, bytes]]
+    lifecycle: Lifecycle, row: TransferRow, reason: str, inbound: list[tuple[str, str, bytes]]
 ) -> None:
     """The rail refused: void every held leg, so the wallet is whole to the minor unit."""
-    await Payouts(services.ledger).abort(payout_of(row))
+    await Payouts(lifecycle.ledger).abort(payout_of(row))
     await transition(
-        services.pool,
+        lifecycle.pool,
         row,
         to="refunded",
         expected=("submitted",),
@@ -207,14 +222,12 @@ async def _refund(
     )
 
 
-async def _pending_rail(services: Services, row: TransferRow) -> None:
+async def _pending_rail(lifecycle: Lifecycle, row: TransferRow) -> None:
     delay = datetime.timedelta(
-        milliseconds=next_attempt_delay_ms(
-            row.attempt, base_ms=services.settings.pending_rail_base_ms
-        )
+        milliseconds=next_attempt_delay_ms(row.attempt, base_ms=lifecycle.pending_rail_base_ms)
     )
     await transition(
-        services.pool,
+        lifecycle.pool,
         row,
         to="pending_rail",
         expected=("submitted",),
@@ -229,11 +242,11 @@ async def _pending_rail(services: Services, row: TransferRow) -> None:
     )
 
 
-async def run_forever(services: Services, rail: RailAdapter, *, idle_seconds: float) -> None:
+async def run_forever(lifecycle: Lifecycle, rail: RailAdapter, *, idle_seconds: float) -> None:
     """Drive transfers until cancelled; sleep only when a pass found nothing to do."""
     while True:
         try:
-            worked = await process_due(services, rail)
+            worked = await process_due(lifecycle, rail)
         except Exception:
             log.exception("transfer_pass_failed")
             worked = 0

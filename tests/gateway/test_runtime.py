@@ -1,4 +1,4 @@
-"""The connections `open_services` opens. The Postgres pool: releasing a connection costs no
+"""The connections `open_runtime` opens. The Postgres pool: releasing a connection costs no
 round trip (asyncpg's default reset query is not sent), yet a transaction left open is still
 rolled back; and no code of ours leaves session state on a pooled connection, which is what
 makes skipping that reset safe. The ledger: start-up waits, bounded, for a ledger that does
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.runtime import Services, open_platform_accounts_when_answering
+from gateway.runtime import Runtime, open_platform_accounts_when_answering
 from ledger.accounts import platform_account_id
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerUnavailable
@@ -22,7 +22,7 @@ from ledger.remote import RemoteLedgerClient
 from ledger.remote.server import running_server
 from ledger.service import Ledger, platform_account_types
 from tests.gateway.e2e.conftest import free_port
-from tests.postgres import migrated_services
+from tests.postgres import migrated_runtime
 
 packages = ("gateway", "ledger", "fx", "rails", "compliance")
 root = Path(__file__).resolve().parents[2]
@@ -43,8 +43,8 @@ own_connection_files = {Path("gateway/infra/database/migrate.py")}
 
 
 @pytest.fixture
-async def services(empty_database: str, tmp_path: Path) -> AsyncIterator[Services]:
-    opened = await migrated_services(
+async def services(empty_database: str, tmp_path: Path) -> AsyncIterator[Runtime]:
+    opened = await migrated_runtime(
         empty_database, tmp_path, {"KOVRA_CURRENCIES": "EUR", "KOVRA_DATABASE_POOL_SIZE": "1"}
     )
     try:
@@ -53,7 +53,7 @@ async def services(empty_database: str, tmp_path: Path) -> AsyncIterator[Service
         await opened.close()
 
 
-async def test_a_released_connection_is_not_reset_by_a_round_trip(services: Services) -> None:
+async def test_a_released_connection_is_not_reset_by_a_round_trip(services: Runtime) -> None:
     """With one connection in the pool, a session setting made before release is still there
     after: release sent no `RESET ALL` (nor the rest of asyncpg's reset query)."""
     async with services.pool.acquire() as connection:
@@ -65,7 +65,7 @@ async def test_a_released_connection_is_not_reset_by_a_round_trip(services: Serv
 
 
 async def test_a_transaction_left_open_is_still_rolled_back_on_release(
-    services: Services,
+    services: Runtime,
 ) -> None:
     async with services.pool.acquire() as connection:
         await connection.execute("CREATE TABLE IF NOT EXISTS release_probe (value int)")

@@ -8,21 +8,12 @@ import asyncio
 import datetime
 import json
 import uuid
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 
 from gateway.batches.records import BatchRecord, BatchRow, record_batch, transfer_columns
 from gateway.batches.worker import complete_finished
-from gateway.runtime import Services
-
-
-@dataclass
-class _Connections:
-    """The part of `Services` the completion step uses: the real Postgres pool."""
-
-    pool: asyncpg.Pool
 
 
 def _record(batch_id: uuid.UUID, items: int, errors: int = 0) -> BatchRecord:
@@ -104,22 +95,21 @@ async def test_the_tombstone_wins_over_a_late_request(pool: asyncpg.Pool) -> Non
 
 
 async def test_completion_waits_for_every_item_and_happens_once(pool: asyncpg.Pool) -> None:
-    services = cast(Services, _Connections(pool))
     batch_id = uuid.uuid4()
     await record_batch(pool, _record(batch_id, items=3, errors=1))
-    assert await complete_finished(services) == 0
+    assert await complete_finished(pool) == 0
     await pool.execute(
         """UPDATE transfers SET status = CASE batch_item_index WHEN 0 THEN 'completed'
                                           WHEN 1 THEN 'refunded' ELSE 'rail_rejected' END
             WHERE batch_id = $1""",
         batch_id,
     )
-    assert await complete_finished(services) == 0  # rail_rejected is not terminal.
+    assert await complete_finished(pool) == 0  # rail_rejected is not terminal.
     await pool.execute(
         "UPDATE transfers SET status = 'refunded' WHERE batch_id = $1 AND batch_item_index = 2",
         batch_id,
     )
-    completed = await asyncio.gather(*(complete_finished(services) for _ in range(4)))
+    completed = await asyncio.gather(*(complete_finished(pool) for _ in range(4)))
     assert sum(completed) == 1
     events = "SELECT count(*) FROM events WHERE object_id = $1 AND type = 'batch.completed'"
     assert await _count(pool, events, batch_id) == 1

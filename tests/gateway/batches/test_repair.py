@@ -20,7 +20,8 @@ from compliance.limits import DailyLimits
 from gateway.batches.records import BatchRecord, record_batch
 from gateway.batches.repair import repair_once
 from gateway.batches.service import item_id
-from gateway.runtime import Services
+from gateway.jobs.worker import batch_repair
+from gateway.runtime import Runtime
 from ledger.accounts import AccountType, platform_account_id
 from ledger.client import LedgerClient
 from ledger.embedded import EmbeddedClient
@@ -38,7 +39,7 @@ class _Settings:
 
 @dataclass
 class _Services:
-    """What the repair uses of `Services`: real Postgres, Redis's daily limits and a real
+    """What the repair uses of `Runtime`: real Postgres, Redis's daily limits and a real
     (embedded) ledger."""
 
     pool: asyncpg.Pool
@@ -102,7 +103,7 @@ async def test_an_unrecorded_batch_is_undone_and_stays_undone(
     await _tenant(pool, world.tenant_id)
     limits = DailyLimits(redis_client, namespace=namespace)
     services = cast(
-        Services, _Services(pool, world.ledger.client, world.ledger, _Settings(), limits)
+        Runtime, _Services(pool, world.ledger.client, world.ledger, _Settings(), limits)
     )
     orphan, recorded = new_object_id(), new_object_id()
     liquidity = await _liquidity(world)
@@ -116,8 +117,8 @@ async def test_an_unrecorded_batch_is_undone_and_stays_undone(
         )
     assert await record_batch(pool, _record_of(world, recorded, items=2)) == "created"
     await asyncio.sleep(1.1)  # Older than the reconcile delay.
-    assert await repair_once(services) == 1
-    assert await repair_once(services) == 0
+    assert await repair_once(batch_repair(services)) == 1
+    assert await repair_once(batch_repair(services)) == 0
     wallet = await world.balance("EUR")
     recorded_cost = (1_000 + 10) + (1_001 + 10)
     assert (wallet.posted, wallet.pending) == (1_000_000 - recorded_cost, 0)

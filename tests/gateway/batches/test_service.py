@@ -24,7 +24,8 @@ import pytest
 
 from gateway.batches import service as accept
 from gateway.batches.repair import repair_once
-from gateway.runtime import Services
+from gateway.jobs.worker import batch_repair
+from gateway.runtime import Runtime
 from loadtest.bench_gateway import provision_unthrottled_tenant
 from loadtest.provisioning import liquidity_minor, recipients
 from tests.postgres import in_process_app
@@ -52,7 +53,7 @@ async def test_a_batch_counts_once_across_lost_answers_crashes_and_repair(
 
 
 async def _count_once(
-    client: httpx.AsyncClient, services: Services, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, services: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = await provision_unthrottled_tenant(
         client, deposits={"EUR": deposit_minor}, liquidity={"IDR": liquidity_minor["IDR"]}
@@ -97,7 +98,7 @@ async def _count_once(
     assert died.status_code == 500, died.text
     assert await _day_usd_minor(services) > counted  # The dead attempt's count stayed.
     await asyncio.sleep(1.1)  # Older than the repair's delay.
-    assert await repair_once(services) == 1
+    assert await repair_once(batch_repair(services)) == 1
     assert await _day_usd_minor(services) == counted
     refused = await send("died")
     assert refused.status_code == 409, refused.text
@@ -114,7 +115,7 @@ async def _gives_nothing_back(*_: Any, **__: Any) -> None:
     return None
 
 
-async def _day_usd_minor(services: Services) -> int:
+async def _day_usd_minor(services: Runtime) -> int:
     """Today's counted volume of the one tenant in this module's Redis."""
     day = datetime.datetime.now(tz=datetime.UTC).strftime("%Y%m%d")
     keys = [key async for key in services.redis.scan_iter(f"kovra:limit:day:*:{day}")]

@@ -22,7 +22,8 @@ import redis
 
 from gateway.http.ids import decode_id
 from gateway.jobs.reconciler import reconcile_reservations
-from gateway.runtime import open_services
+from gateway.jobs.worker import reconciliation
+from gateway.runtime import open_runtime
 from gateway.settings import load_settings
 from loadtest.provisioning import recipients
 from rails.iso20022 import parse_pacs002, validate
@@ -418,9 +419,9 @@ async def _reconcile_now(deployment: Deployment) -> int:
     """One pass of the reservation reconciler, as `kovra worker` runs it, with a delay of
     one second instead of thirty."""
     settings = load_settings({**deployment.environment, "KOVRA_RECONCILE_AFTER_SECONDS": "1"})
-    services = await open_services(settings)
+    services = await open_runtime(settings)
     try:
-        return await reconcile_reservations(services)
+        return await reconcile_reservations(reconciliation(services))
     finally:
         await services.close()
 

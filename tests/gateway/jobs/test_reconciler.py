@@ -26,17 +26,18 @@ from redis.backoff import NoBackoff
 from gateway.http.ids import as_uuid
 from gateway.jobs import reconciler
 from gateway.jobs.reconciler import reconcile_in_turn, reconcile_once, reconcile_reservations
-from gateway.runtime import Services
+from gateway.jobs.worker import reconciliation
+from gateway.runtime import Runtime
 from gateway.transfers.records import transfer_insert
 from ledger.payouts import Payout, Payouts, PayoutState
 from ledger.statements import Statements
 from ledger.transfers import Leg, new_object_id, transfer_id
 from tests.gateway.e2e.conftest import free_port
-from tests.postgres import migrated_services
+from tests.postgres import migrated_runtime
 
 
 async def test_rows_left_mid_way_are_settled(empty_database: str, tmp_path: Path) -> None:
-    services = await migrated_services(empty_database, tmp_path, {"KOVRA_CURRENCIES": "EUR"})
+    services = await migrated_runtime(empty_database, tmp_path, {"KOVRA_CURRENCIES": "EUR"})
     try:
         tenant_id = 7
         await services.ledger.open_tenant_accounts(tenant_id)
@@ -61,7 +62,7 @@ async def test_rows_left_mid_way_are_settled(empty_database: str, tmp_path: Path
                 tenant_id,
                 age,
             )
-        assert await reconcile_once(services) == 1
+        assert await reconcile_once(reconciliation(services)) == 1
         await services.writer.drain()
         states = {
             row["id"].int: row["rejected_code"]
@@ -74,7 +75,7 @@ async def test_rows_left_mid_way_are_settled(empty_database: str, tmp_path: Path
         ]
         assert json.loads(events[0]["payload"])["recovered"] is True
         # A second pass has nothing left to do: the watermark moved past both rows.
-        assert await reconcile_once(services) == 0
+        assert await reconcile_once(reconciliation(services)) == 0
     finally:
         await services.close()
 
@@ -86,7 +87,7 @@ async def test_a_scan_never_splits_the_rows_of_one_insert(
     the middle of such a group stops before it, so the next scan (after the watermark)
     reads the group whole: with scans of three, two older rows and a group of two sharing
     one moment are all settled."""
-    services = await migrated_services(empty_database, tmp_path, {"KOVRA_CURRENCIES": "EUR"})
+    services = await migrated_runtime(empty_database, tmp_path, {"KOVRA_CURRENCIES": "EUR"})
     try:
         moments = [timedelta(minutes=4), timedelta(minutes=3), timedelta(minutes=2)]
         lost = [new_object_id() for _ in range(4)]
@@ -99,7 +100,7 @@ async def test_a_scan_never_splits_the_rows_of_one_insert(
                 uuid.UUID(int=object_id),
                 age,
             )
-        assert await reconcile_once(services, scan_rows=3) == 4
+        assert await reconcile_once(reconciliation(services), scan_rows=3) == 4
         codes = {row["rejected_code"] for row in await services.pool.fetch("SELECT * FROM holds")}
         assert codes == {"abandoned"}
     finally:
@@ -125,11 +126,11 @@ async def test_orphan_reservations_are_voided(empty_database: str, tmp_path: Pat
         )
         await payouts.reserve(orphan)
         await asyncio.sleep(1.2)  # Older than KOVRA_RECONCILE_AFTER_SECONDS.
-        assert await reconcile_reservations(services) == 1
+        assert await reconcile_reservations(reconciliation(services)) == 1
         assert await payouts.state(orphan) is PayoutState.ABORTED
         wallet = (await Statements(services.ledger).balances(tenant_id))[0]
         assert (wallet.currency, wallet.posted, wallet.pending) == ("EUR", 10_000, 0)
-        assert await reconcile_reservations(services) == 0
+        assert await reconcile_reservations(reconciliation(services)) == 0
         # A late retry's row (same id) loses to the tombstone: the void stands alone.
         await services.writer.write_together([(transfer_insert, _transfer_row(orphan))])
         assert await _statuses(services) == {orphan.payout_id: "abandoned"}
@@ -157,9 +158,9 @@ async def test_a_recorded_reservation_stays_and_a_claimed_one_is_voided(
             await payouts.reserve(payout)
         await services.writer.write_together([(transfer_insert, _transfer_row(recorded))])
         # An earlier pass claimed this id, then died before it voided the reservation.
-        assert await reconciler._abandon(services, claimed, region="EU")
+        assert await reconciler._abandon(reconciliation(services), claimed, region="EU")
         await asyncio.sleep(1.2)
-        assert await reconcile_reservations(services) == 1
+        assert await reconcile_reservations(reconciliation(services)) == 1
         assert await payouts.state(recorded) is PayoutState.RESERVED
         assert await payouts.state(claimed) is PayoutState.ABORTED
         assert await payouts.state(stranger) is PayoutState.RESERVED
@@ -182,7 +183,7 @@ async def test_one_pass_catches_up_over_several_scans(empty_database: str, tmp_p
         for orphan in orphans:
             await payouts.reserve(orphan)
         await asyncio.sleep(1.2)
-        assert await reconcile_reservations(services, scan_rows=2) == 5
+        assert await reconcile_reservations(reconciliation(services), scan_rows=2) == 5
         for orphan in orphans:
             assert await payouts.state(orphan) is PayoutState.ABORTED
     finally:
@@ -199,18 +200,20 @@ async def test_passes_of_several_workers_take_turns(empty_database: str, tmp_pat
         first, second = _eur_payout(tenant_id, 100), _eur_payout(tenant_id, 100)
         await payouts.reserve(first)
         await asyncio.sleep(1.2)
-        together = await asyncio.gather(*(reconcile_in_turn(services) for _ in range(2)))
+        together = await asyncio.gather(
+            *(reconcile_in_turn(reconciliation(services)) for _ in range(2))
+        )
         assert sorted(together, key=lambda settled: settled is not None) == [None, 1]
         assert await services.redis.exists(reconciler.turn_lease_key) == 0
 
         await payouts.reserve(second)
         await asyncio.sleep(1.2)
         await services.redis.set(reconciler.turn_lease_key, "another worker's pass")
-        assert await reconcile_in_turn(services) is None
+        assert await reconcile_in_turn(reconciliation(services)) is None
         assert await payouts.state(second) is PayoutState.RESERVED
         assert await services.redis.get(reconciler.turn_lease_key) == b"another worker's pass"
         await services.redis.delete(reconciler.turn_lease_key)
-        assert await reconcile_in_turn(services) == 1
+        assert await reconcile_in_turn(reconciliation(services)) == 1
         assert await payouts.state(second) is PayoutState.ABORTED
     finally:
         await services.close()
@@ -235,29 +238,29 @@ async def test_without_redis_the_pass_still_repairs_postgres_and_the_ledger(
         )
         try:
             with pytest.raises(redis.exceptions.ConnectionError):
-                await reconcile_in_turn(services)
+                await reconcile_in_turn(reconciliation(services))
         finally:
             await services.redis.aclose()
             services.redis = reachable
         assert await payouts.state(orphan) is PayoutState.ABORTED
         # The failed pass kept its watermark: with Redis back, the next pass goes over the
         # same reservation again (its void already done) and completes the give-back.
-        assert await reconcile_in_turn(services) == 1
+        assert await reconcile_in_turn(reconciliation(services)) == 1
         assert await payouts.state(orphan) is PayoutState.ABORTED
     finally:
         await services.close()
 
 
-async def _reconciling(empty_database: str, tmp_path: Path, *, currencies: str = "EUR") -> Services:
-    """Services whose reconciler settles what is older than a second."""
-    return await migrated_services(
+async def _reconciling(empty_database: str, tmp_path: Path, *, currencies: str = "EUR") -> Runtime:
+    """Runtime whose reconciler settles what is older than a second."""
+    return await migrated_runtime(
         empty_database,
         tmp_path,
         {"KOVRA_CURRENCIES": currencies, "KOVRA_RECONCILE_AFTER_SECONDS": "1"},
     )
 
 
-async def _funded_tenant(services: Services) -> int:
+async def _funded_tenant(services: Runtime) -> int:
     """A tenant row in region EU (the reconciler reads a tenant's region from it), with
     EUR 100.00 in its wallet."""
     tenant_id: int = await services.pool.fetchval(
@@ -270,7 +273,7 @@ async def _funded_tenant(services: Services) -> int:
     return tenant_id
 
 
-async def _fund(services: Services, tenant_id: int) -> None:
+async def _fund(services: Runtime, tenant_id: int) -> None:
     await services.ledger.open_tenant_accounts(tenant_id)
     await services.ledger.deposit(
         tenant_id=tenant_id, deposit_id=new_object_id(), currency_code="EUR", amount_minor=10_000
@@ -312,6 +315,6 @@ def _transfer_row(payout: Payout) -> tuple[Any, ...]:
     )
 
 
-async def _statuses(services: Services) -> dict[int, str]:
+async def _statuses(services: Runtime) -> dict[int, str]:
     rows = await services.pool.fetch("SELECT id, status FROM transfers")
     return {row["id"].int: row["status"] for row in rows}

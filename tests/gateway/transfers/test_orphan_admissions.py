@@ -23,7 +23,8 @@ import msgspec
 from compliance.limits import Usage
 from fx.quotes import LockedQuote
 from gateway.jobs.reconciler import reconcile_once
-from gateway.runtime import Services
+from gateway.jobs.worker import orphan_admissions, reconciliation
+from gateway.runtime import Runtime
 from gateway.transfers.admission import Outcome
 from gateway.transfers.orphan_admissions import release_orphan_admissions, seconds_per_pass_max
 from gateway.transfers.recipients import recipient_cache_key
@@ -32,7 +33,7 @@ from ledger.payouts import Payouts
 from ledger.transfers import new_object_id
 from tests.fx.test_quotes import _quote as quote_for
 from tests.gateway.transfers.test_admission import idr_recipient
-from tests.postgres import migrated_services
+from tests.postgres import migrated_runtime
 
 tenant_id = 4_321
 limit_usd_minor = 10**12
@@ -42,7 +43,7 @@ usd_minor = 1_000
 class Admissions:
     """The tenant's quotes, its published recipient and the admission script."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Runtime) -> None:
         self.services = services
         self.recipient_id = new_object_id()
 
@@ -81,8 +82,8 @@ class Admissions:
         return int(await self.services.redis.get(day) or 0)
 
 
-async def _services(empty_database: str, tmp_path: Path) -> Services:
-    return await migrated_services(
+async def _services(empty_database: str, tmp_path: Path) -> Runtime:
+    return await migrated_runtime(
         empty_database,
         tmp_path,
         {"KOVRA_CURRENCIES": "EUR,IDR", "KOVRA_RECONCILE_AFTER_SECONDS": "1"},
@@ -139,7 +140,10 @@ async def test_only_an_admission_without_a_payout_is_given_back(
         assert await admissions.day_usd_minor(then) == 4 * usd_minor
 
         # Two workers' passes at once: the admission is given back once.
-        passes = [release_orphan_admissions(services, now_seconds=now) for _ in range(2)]
+        passes = [
+            release_orphan_admissions(orphan_admissions(services), now_seconds=now)
+            for _ in range(2)
+        ]
         assert sorted(await asyncio.gather(*passes)) == [0, 1]
         assert await admissions.day_usd_minor(then) == 3 * usd_minor  # Reserved and retried.
         assert await admissions.used_by(quotes[died]) is None
@@ -149,9 +153,9 @@ async def test_only_an_admission_without_a_payout_is_given_back(
         # Nothing is given back twice, even by a pass that reads the same seconds again; the
         # quote given back is usable by another transfer, which counts.
         await services.redis.delete(services.admission.admitted_watermark_key)
-        assert await release_orphan_admissions(services, now_seconds=now) == 0
+        assert await release_orphan_admissions(orphan_admissions(services), now_seconds=now) == 0
         await admissions.admit(quotes[died], new_object_id(), now)
-        assert await reconcile_once(services) == 0
+        assert await reconcile_once(reconciliation(services)) == 0
         assert await admissions.day_usd_minor(then) == 4 * usd_minor
     finally:
         await services.close()
@@ -165,18 +169,18 @@ async def test_a_first_pass_reads_no_further_back_than_admissions_live(
     services = await _services(empty_database, tmp_path)
     try:
         now = 2_000_000_000.0
-        assert await release_orphan_admissions(services, now_seconds=now) == 0
+        assert await release_orphan_admissions(orphan_admissions(services), now_seconds=now) == 0
         watermark = await _watermark(services)
         cutoff = int(now) - services.settings.reconcile_after_seconds - 1
         oldest = cutoff - services.admission.remember_seconds
         assert watermark == min(cutoff, oldest + seconds_per_pass_max - 1)
-        assert await release_orphan_admissions(services, now_seconds=now) == 0
+        assert await release_orphan_admissions(orphan_admissions(services), now_seconds=now) == 0
         assert await _watermark(services) == cutoff
     finally:
         await services.close()
 
 
-async def _watermark(services: Services) -> int:
+async def _watermark(services: Runtime) -> int:
     stored = await services.redis.get(services.admission.admitted_watermark_key)
     assert stored is not None
     return int(stored)

@@ -28,7 +28,8 @@ from compliance.decisions import Decision
 from gateway.http.ratelimit import Principal
 from gateway.infra.database.batch import BatchWriter
 from gateway.jobs import reconciler
-from gateway.runtime import Services
+from gateway.jobs.worker import reconciliation
+from gateway.runtime import Runtime
 from gateway.transfers import service, wire
 from ledger.errors import ReservationReleased
 from ledger.payouts import Payout
@@ -36,7 +37,7 @@ from ledger.transfers import new_object_id
 from loadtest.bench_gateway import provision_unthrottled_tenant
 from loadtest.provisioning import recipients
 from tests.fx.test_quotes import _quote as quote_for
-from tests.postgres import in_process_app, migrated_services
+from tests.postgres import in_process_app, migrated_runtime
 
 reasons = st.lists(
     st.sampled_from(["amount_for_tier", "new_recipient", "velocity_high", "corridor"]),
@@ -79,7 +80,7 @@ def test_the_remembered_details_are_bounded() -> None:
 principal = Principal(tenant_id=1, role="admin", key_id=1, compliance_region="EU", status="active")
 
 
-async def _record_retried(services: Services, transfer_id: int) -> wire.Transfer:
+async def _record_retried(services: Runtime, transfer_id: int) -> wire.Transfer:
     return await services.transfers._record(
         principal,
         transfer_id=transfer_id,
@@ -92,7 +93,7 @@ async def _record_retried(services: Services, transfer_id: int) -> wire.Transfer
     )
 
 
-async def _rows(services: Services, transfer_id: int) -> tuple[list[str], int, int]:
+async def _rows(services: Runtime, transfer_id: int) -> tuple[list[str], int, int]:
     """The statuses under the id, its events, and its audit records."""
     transfer = uuid.UUID(int=transfer_id)
     statuses = [
@@ -111,7 +112,7 @@ async def _rows(services: Services, transfer_id: int) -> tuple[list[str], int, i
 async def test_a_retried_transfer_is_recorded_once_and_never_over_a_tombstone(
     empty_database: str, tmp_path: Path
 ) -> None:
-    services = await migrated_services(empty_database, tmp_path, {})
+    services = await migrated_runtime(empty_database, tmp_path, {})
     try:
         fresh, earlier, abandoned = new_object_id(), new_object_id(), new_object_id()
         view = await _record_retried(services, fresh)
@@ -132,7 +133,7 @@ async def test_a_retried_transfer_is_recorded_once_and_never_over_a_tombstone(
             target_currency="IDR",
             target_amount_minor=1,
         )
-        assert await reconciler._abandon(services, tombstoned, region="EU")
+        assert await reconciler._abandon(reconciliation(services), tombstoned, region="EU")
         with pytest.raises(ReservationReleased):
             await _record_retried(services, abandoned)
         assert await _rows(services, abandoned) == (["abandoned"], 0, 0)
@@ -152,7 +153,7 @@ async def test_a_transfer_shed_for_want_of_a_connection_answers_503_and_keeps_no
         await _shed_then_paid(app.state.runtime, client)
 
 
-async def _shed_then_paid(services: Services, client: httpx.AsyncClient) -> None:
+async def _shed_then_paid(services: Runtime, client: httpx.AsyncClient) -> None:
     key = await provision_unthrottled_tenant(client, deposits={"EUR": 1_000_000})
     headers = {"Authorization": f"Bearer {key}"}
     quote = await client.post(
