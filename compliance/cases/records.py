@@ -18,6 +18,7 @@ import asyncpg
 import msgspec
 
 from compliance.audit.chain import append as audit_append
+from gateway.http.paging import KeysetQuery, Page, PageRequest, Position, positions
 from gateway.infra.database.batch import BatchStatement
 
 case_insert = BatchStatement(
@@ -54,27 +55,18 @@ def _case(record: asyncpg.Record) -> CaseRow:
     return CaseRow(**values)
 
 
+_case_pages = KeysetQuery(
+    f"SELECT {_columns} FROM compliance_cases "  # noqa: S608 - fixed column list.
+    "WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)",
+    kind=positions,
+)
+
+
 async def list_cases(
-    pool: asyncpg.Pool,
-    *,
-    tenant_id: int,
-    status: str | None,
-    limit: int,
-    after: tuple[datetime.datetime, uuid.UUID] | None = None,
-) -> list[CaseRow]:
-    """The tenant's cases, oldest first, after a (created_at, id) cursor."""
-    records = await pool.fetch(
-        f"SELECT {_columns} FROM compliance_cases "  # noqa: S608 - fixed column list.
-        """WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
-             AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
-           ORDER BY created_at, id LIMIT $5""",
-        tenant_id,
-        status,
-        after[0] if after else None,
-        after[1] if after else None,
-        min(limit, cases_page_max),
-    )
-    return [_case(record) for record in records]
+    pool: asyncpg.Pool, *, tenant_id: int, status: str | None, page: PageRequest[Position]
+) -> Page[CaseRow]:
+    """A page of the tenant's cases (only `status` ones if given), oldest first."""
+    return await _case_pages.page(pool, page, tenant_id, status, row=_case)
 
 
 async def get_case(

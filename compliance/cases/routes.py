@@ -14,7 +14,7 @@ from compliance.cases import wire
 from compliance.cases.records import cases_page_max, list_cases
 from compliance.cases.service import case_view
 from gateway.http.ids import decode_id
-from gateway.http.paging import decode_cursor, encode_cursor, page_limit_or_422
+from gateway.http.paging import page_request, positions
 from gateway.http.problems import FieldError, ProblemError
 from gateway.http.requests import decode_body, json_response, principal_of, request_body
 from gateway.runtime import runtime_of
@@ -38,18 +38,15 @@ async def list_cases_route(
                 FieldError(field="status", message=f"must be one of {', '.join(case_statuses)}")
             ],
         )
-    page_limit_or_422(limit, limit_max=cases_page_max)
-    cases = await list_cases(
+    page = await list_cases(
         runtime_of(request).pool,
         tenant_id=principal_of(request).tenant_id,
         status=None if status == "all" else status,
-        limit=limit,
-        after=decode_cursor(cursor),
+        page=page_request(positions, limit=limit, cursor=cursor, limit_max=cases_page_max),
     )
-    last = cases[-1] if len(cases) == limit else None
-    next_cursor = None if last is None else encode_cursor(last.created_at, last.id)
     return json_response(
-        200, wire.CaseList(data=[case_view(case) for case in cases], next_cursor=next_cursor)
+        200,
+        wire.CaseList(data=[case_view(case) for case in page.items], next_cursor=page.next_cursor),
     )
 
 

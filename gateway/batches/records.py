@@ -22,6 +22,7 @@ from compliance.audit.outbox import outbox_insert
 from compliance.cases.records import case_insert
 from gateway.batches import wire as batch_wire
 from gateway.http.ids import encode_id
+from gateway.http.paging import Page, PageRequest, index_page
 from gateway.transfers.records import transfer_insert
 from gateway.webhooks.records.events import event_insert
 
@@ -150,9 +151,11 @@ async def status_counts(pool: Executor, batch: BatchRow) -> dict[str, int]:
 
 
 async def item_page(
-    pool: asyncpg.Pool, batch: BatchRow, *, start: int, limit: int
-) -> list[batch_wire.BatchItemResult]:
-    """Items `start` .. `start + limit - 1`, accepted and refused, in item order."""
+    pool: asyncpg.Pool, batch: BatchRow, page: PageRequest[int]
+) -> Page[batch_wire.BatchItemResult]:
+    """A page of the batch's items, accepted and refused, in item order: `page.limit` of
+    them from the index its cursor names."""
+    start = page.cursor or 0
     transfers = await pool.fetch(
         """SELECT id, batch_item_index, status, reference, source_currency, target_currency,
                   source_amount_minor, fee_minor, target_amount_minor, rail, failure_code
@@ -162,7 +165,7 @@ async def item_page(
         batch.compliance_region,
         batch.id,
         start,
-        start + limit,
+        start + page.limit,
     )
     errors = await pool.fetch(
         """SELECT item_index, code, field, message, reference FROM batch_item_errors
@@ -171,7 +174,7 @@ async def item_page(
         batch.compliance_region,
         batch.id,
         start,
-        start + limit,
+        start + page.limit,
     )
     results = [
         batch_wire.BatchItemResult(
@@ -199,7 +202,9 @@ async def item_page(
         )
         for row in errors
     ]
-    return sorted(results, key=lambda result: result.index)
+    return index_page(
+        sorted(results, key=lambda result: result.index), page, count=batch.item_count
+    )
 
 
 async def list_messages(pool: asyncpg.Pool, batch: BatchRow) -> Sequence[asyncpg.Record]:

@@ -15,7 +15,7 @@ from gateway.batches.parsing import Parsed, parse_csv, parse_json
 from gateway.batches.records import BatchRow, get_batch, item_page, list_messages, status_counts
 from gateway.batches.service import batch_view
 from gateway.http.ids import decode_id
-from gateway.http.paging import cursor_not_ours, decode_number_cursor, page_limit_or_422
+from gateway.http.paging import NumberCursors, page_request
 from gateway.http.problems import FieldError, ProblemError
 from gateway.http.requests import json_response, principal_of, request_body
 from gateway.runtime import runtime_of
@@ -24,6 +24,8 @@ from gateway.runtime import runtime_of
 batch_request_body_bytes_max = 8 * 1024 * 1024
 batch_page_default = 100
 csv_content_type = "text/csv"
+# A batch's items page by index: a cursor is the index the next page starts at.
+_item_indexes = NumberCursors(value_max=batch_wire.batch_items_max - 1)
 
 
 def _items_of(
@@ -85,31 +87,21 @@ async def read_batch(
     limit: FromQuery[int] = batch_page_default,
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
-    page_limit_or_422(limit, limit_max=batch_wire.batch_page_max)
-    start = _start_of(cursor)
+    page = page_request(
+        _item_indexes, limit=limit, cursor=cursor, limit_max=batch_wire.batch_page_max
+    )
     batch = await _batch_or_404(request, batch_id)
     pool = runtime_of(request).pool
-    items = await item_page(pool, batch, start=start, limit=limit)
-    end = start + limit
+    results = await item_page(pool, batch, page)
     return json_response(
         200,
         batch_view(
             batch,
-            items,
-            next_cursor=str(end) if end < batch.item_count else None,
+            results.items,
+            next_cursor=results.next_cursor,
             counts=await status_counts(pool, batch),
         ),
     )
-
-
-def _start_of(cursor: str | None) -> int:
-    """The item index a page of a batch starts at (its cursor)."""
-    start = decode_number_cursor(cursor)
-    if start is None:
-        return 0
-    if start >= batch_wire.batch_items_max:
-        raise cursor_not_ours()
-    return start
 
 
 @get(

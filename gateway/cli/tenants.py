@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from gateway.cli.common import Subcommands, _actor, _page_limit, _settings, _with_runtime
+from gateway.http.paging import PageRequest, numbers
 from gateway.tenancy.records import tenant_statuses
 
 if TYPE_CHECKING:
@@ -70,19 +71,20 @@ def command_tenant_list(arguments: argparse.Namespace) -> int:
     from gateway.tenancy.service import tenant_view  # noqa: PLC0415
 
     async def run(runtime: Runtime) -> int:
-        tenants = await runtime.tenancy.tenants(
-            limit=arguments.limit, after_id=arguments.after, status=arguments.status
+        page = await runtime.tenancy.tenants(
+            status=arguments.status,
+            page=PageRequest(limit=arguments.limit, cursor=arguments.after, kind=numbers),
         )
         if arguments.json:
-            print(msgspec.json.encode([tenant_view(t) for t in tenants]).decode())
+            print(msgspec.json.encode([tenant_view(t) for t in page.items]).decode())
             return 0
-        for tenant in tenants:
+        for tenant in page.items:
             print(
                 f"{tenant.id:>19}  {tenant.status:<6}  {tenant.limit_policy:<10}  "
                 f"{tenant.compliance_region}  {tenant.name}"
             )
-        if len(tenants) == arguments.limit:
-            print(f"more: --after {tenants[-1].id}", file=sys.stderr)
+        if page.next_cursor is not None:
+            print(f"more: --after {page.next_cursor}", file=sys.stderr)
         return 0
 
     return asyncio.run(_with_runtime(_settings(), run))
@@ -99,13 +101,14 @@ def command_api_key(arguments: argparse.Namespace) -> int:
             print(f"no tenant {arguments.tenant}", file=sys.stderr)
             return 1
         if arguments.action == "list":
-            after: int | None = None
-            while keys := await tenancy.api_keys(
-                tenant_id=tenant.id, limit=admin_page_max, after_id=after
-            ):
-                for key in keys:
+            request: PageRequest[int] | None = PageRequest(
+                limit=admin_page_max, cursor=None, kind=numbers
+            )
+            while request is not None:
+                page = await tenancy.api_keys(tenant_id=tenant.id, page=request)
+                for key in page.items:
                     print(msgspec.json.encode(api_key_view(key)).decode())
-                after = keys[-1].id
+                request = request.following(page.next_cursor)
             return 0
         if arguments.action == "create":
             key, secret = await tenancy.issue_api_key(

@@ -14,6 +14,8 @@ import secrets
 import asyncpg
 import msgspec
 
+from gateway.http.paging import KeysetQuery, Page, PageRequest, numbers
+
 tiers = ("starter", "growth", "enterprise")
 roles = ("admin", "operator", "read_only", "compliance")
 tenant_statuses = ("active", "frozen")
@@ -125,33 +127,24 @@ async def get_tenant(pool: asyncpg.Pool, tenant_id: int) -> TenantRecord | None:
     return None if row is None else _tenant(row)
 
 
+_tenant_pages = KeysetQuery(
+    _tenant_select + " WHERE ($1::text IS NULL OR t.status = $1)", kind=numbers, table="t"
+)
+_api_key_pages = KeysetQuery("SELECT * FROM api_keys WHERE tenant_id = $1", kind=numbers)
+
+
 async def list_tenants(
-    pool: asyncpg.Pool, *, limit: int, after_id: int | None, status: str | None
-) -> list[TenantRecord]:
-    """Tenants in id order after `after_id` (a page's cursor), only `status` ones if given."""
-    rows = await pool.fetch(
-        _tenant_select
-        + """ WHERE ($1::bigint IS NULL OR t.id > $1) AND ($2::text IS NULL OR t.status = $2)
-              ORDER BY t.id LIMIT $3""",
-        after_id,
-        status,
-        min(limit, admin_page_max),
-    )
-    return [_tenant(row) for row in rows]
+    pool: asyncpg.Pool, *, status: str | None, page: PageRequest[int]
+) -> Page[TenantRecord]:
+    """A page of tenants in id order, only `status` ones if given."""
+    return await _tenant_pages.page(pool, page, status, row=_tenant)
 
 
 async def list_api_keys(
-    pool: asyncpg.Pool, *, tenant_id: int, limit: int, after_id: int | None
-) -> list[ApiKeyRecord]:
-    """The tenant's API keys, revoked ones included, in id order after `after_id`."""
-    rows = await pool.fetch(
-        """SELECT * FROM api_keys WHERE tenant_id = $1 AND ($2::bigint IS NULL OR id > $2)
-            ORDER BY id LIMIT $3""",
-        tenant_id,
-        after_id,
-        min(limit, admin_page_max),
-    )
-    return [_api_key(row) for row in rows]
+    pool: asyncpg.Pool, *, tenant_id: int, page: PageRequest[int]
+) -> Page[ApiKeyRecord]:
+    """A page of the tenant's API keys, revoked ones included, in id order."""
+    return await _api_key_pages.page(pool, page, tenant_id, row=_api_key)
 
 
 async def find_tenant_by_name(pool: asyncpg.Pool, name: str) -> TenantRecord | None:

@@ -11,7 +11,7 @@ import msgspec
 from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath, FromQuery
 
-from gateway.http.paging import decode_number_cursor, page_limit_or_422
+from gateway.http.paging import numbers, page_limit_or_422, page_request
 from gateway.http.problems import FieldError, ProblemError
 from gateway.http.requests import admin_actor_of, decode_body, json_response, request_body
 from gateway.runtime import runtime_of
@@ -48,6 +48,8 @@ async def list_tenants_route(
     limit: FromQuery[int] = 100,
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
+    # The limit is checked before the status and the cursor after it, as it always was, so a
+    # request wrong twice is told about the same field.
     page_limit_or_422(limit, limit_max=admin_page_max)
     if status is not None and status not in tenant_statuses:
         raise ProblemError(
@@ -56,12 +58,13 @@ async def list_tenants_route(
             "unknown status",
             errors=[FieldError(field="status", message="must be active or frozen")],
         )
-    tenants = await runtime_of(request).tenancy.tenants(
-        limit=limit, after_id=decode_number_cursor(cursor), status=status
+    page = await runtime_of(request).tenancy.tenants(
+        status=status,
+        page=page_request(numbers, limit=limit, cursor=cursor, limit_max=admin_page_max),
     )
-    next_cursor = str(tenants[-1].id) if len(tenants) == limit else None
     return json_response(
-        200, wire.TenantPage(data=[tenant_view(t) for t in tenants], next_cursor=next_cursor)
+        200,
+        wire.TenantPage(data=[tenant_view(t) for t in page.items], next_cursor=page.next_cursor),
     )
 
 
@@ -76,14 +79,16 @@ async def list_keys(
     limit: FromQuery[int] = 100,
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
+    # The limit is checked before the tenant is looked up and the cursor after, as always.
     page_limit_or_422(limit, limit_max=admin_page_max)
     tenant = await _tenant_or_404(request, tenant_id)
-    keys = await runtime_of(request).tenancy.api_keys(
-        tenant_id=tenant.id, limit=limit, after_id=decode_number_cursor(cursor)
+    page = await runtime_of(request).tenancy.api_keys(
+        tenant_id=tenant.id,
+        page=page_request(numbers, limit=limit, cursor=cursor, limit_max=admin_page_max),
     )
-    next_cursor = str(keys[-1].id) if len(keys) == limit else None
     return json_response(
-        200, wire.ApiKeyPage(data=[api_key_view(k) for k in keys], next_cursor=next_cursor)
+        200,
+        wire.ApiKeyPage(data=[api_key_view(k) for k in page.items], next_cursor=page.next_cursor),
     )
 
 

@@ -13,6 +13,7 @@ import asyncpg
 import msgspec
 
 from compliance.audit.chain import record_admin_action
+from gateway.http.paging import Page, PageRequest
 from gateway.http.ratelimit import RateLimiter
 from gateway.tenancy import records, wire
 from gateway.tenancy.errors import PolicyExists, UnknownPolicy
@@ -31,17 +32,11 @@ class Tenancy:
     async def tenant(self, tenant_id: int) -> TenantRecord | None:
         return await records.get_tenant(self._pool, tenant_id)
 
-    async def tenants(
-        self, *, limit: int, after_id: int | None, status: str | None
-    ) -> list[TenantRecord]:
-        return await records.list_tenants(self._pool, limit=limit, after_id=after_id, status=status)
+    async def tenants(self, *, status: str | None, page: PageRequest[int]) -> Page[TenantRecord]:
+        return await records.list_tenants(self._pool, status=status, page=page)
 
-    async def api_keys(
-        self, *, tenant_id: int, limit: int, after_id: int | None
-    ) -> list[ApiKeyRecord]:
-        return await records.list_api_keys(
-            self._pool, tenant_id=tenant_id, limit=limit, after_id=after_id
-        )
+    async def api_keys(self, *, tenant_id: int, page: PageRequest[int]) -> Page[ApiKeyRecord]:
+        return await records.list_api_keys(self._pool, tenant_id=tenant_id, page=page)
 
     async def publish(self, tenant: TenantRecord) -> None:
         """Make Redis agree with Postgres about the tenant's limits and status."""

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from gateway.http.paging import KeysetQuery, Page, PageRequest, Position, positions
 from gateway.infra.database.batch import BatchStatement
 
 transfer_insert = BatchStatement(
@@ -111,27 +112,22 @@ async def get_transfer(
     return None if record is None else _row(record)
 
 
+_transfer_pages = KeysetQuery(
+    f"SELECT {_columns} FROM transfers "  # noqa: S608 - fixed column list.
+    "WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND status <> 'abandoned'",
+    kind=positions,
+)
+
+
 async def list_transfers(
     pool: asyncpg.Pool,
     *,
     tenant_id: int,
     status: str | None,
-    limit: int,
-    after: tuple[datetime.datetime, uuid.UUID] | None,
-) -> list[TransferRow]:
-    """The tenant's transfers, oldest first, after a (created_at, id) cursor."""
-    records = await pool.fetch(
-        f"SELECT {_columns} FROM transfers "  # noqa: S608 - fixed column list.
-        """WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND status <> 'abandoned'
-             AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
-           ORDER BY created_at, id LIMIT $5""",
-        tenant_id,
-        status,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit,
-    )
-    return [_row(record) for record in records]
+    page: PageRequest[Position],
+) -> Page[TransferRow]:
+    """A page of the tenant's transfers, oldest first."""
+    return await _transfer_pages.page(pool, page, tenant_id, status, row=_row)
 
 
 async def claim_due(pool: asyncpg.Pool, *, limit: int) -> list[TransferRow]:

@@ -13,7 +13,7 @@ from litestar.types import Scope
 from compliance.freezes.service import ensure_active
 from gateway.http.idempotency import header_key
 from gateway.http.ids import decode_id, encode_id
-from gateway.http.paging import decode_cursor, encode_cursor, page_limit_or_422
+from gateway.http.paging import page_limit_or_422, page_request, positions
 from gateway.http.problems import FieldError, ProblemError, from_domain_error
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
@@ -150,6 +150,8 @@ async def list_transfers_route(
     limit: FromQuery[int] = 50,
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
+    # The limit is checked before the status and the cursor after it, as it always was, so a
+    # request wrong twice is told about the same field.
     page_limit_or_422(limit, limit_max=transfers_page_max)
     if status is not None and status not in wire.transfer_statuses:
         raise ProblemError(
@@ -158,16 +160,17 @@ async def list_transfers_route(
             "unknown status",
             errors=[FieldError(field="status", message="not a transfer status")],
         )
-    rows = await list_transfers(
+    page = await list_transfers(
         runtime_of(request).pool,
         tenant_id=principal_of(request).tenant_id,
         status=status,
-        limit=limit,
-        after=decode_cursor(cursor),
+        page=page_request(positions, limit=limit, cursor=cursor, limit_max=transfers_page_max),
     )
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
     return json_response(
-        200, wire.TransferPage(data=[transfer_view(r) for r in rows], next_cursor=next_cursor)
+        200,
+        wire.TransferPage(
+            data=[transfer_view(r) for r in page.items], next_cursor=page.next_cursor
+        ),
     )
 
 

@@ -16,7 +16,7 @@ from litestar.types import Scope
 
 from compliance.freezes.service import ensure_active
 from gateway.http.ids import decode_id
-from gateway.http.paging import decode_number_cursor, page_limit_or_422
+from gateway.http.paging import numbers, page_request
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
     Reply,
@@ -122,14 +122,12 @@ async def read_statement(
     limit: FromQuery[int] = statement_limit_default,
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
-    page_limit_or_422(limit, limit_max=statement_limit_max)
-    page = await runtime_of(request).wallets.statement(
+    statement = await runtime_of(request).wallets.statement(
         principal_of(request).tenant_id,
         currency=currency,
-        limit=limit,
-        after_ns=decode_number_cursor(cursor) or 0,
+        page=page_request(numbers, limit=limit, cursor=cursor, limit_max=statement_limit_max),
     )
-    return json_response(200, page)
+    return json_response(200, statement)
 
 
 @post("/admin/v1/liquidity", summary="Fund the platform's FX position", tags=["admin"])

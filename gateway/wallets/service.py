@@ -22,6 +22,7 @@ import tigerbeetle as tb
 
 from compliance.audit.chain import record_admin_action
 from gateway.http.ids import as_uuid, encode_id, utc_from_ns
+from gateway.http.paging import PageRequest, keyset_page
 from gateway.http.ratelimit import Principal
 from gateway.infra.database.batch import BatchStatement, BatchWriter
 from gateway.wallets import wire
@@ -239,16 +240,21 @@ class Wallets:
         )
 
     async def statement(
-        self, tenant_id: int, *, currency: str, limit: int, after_ns: int
+        self, tenant_id: int, *, currency: str, page: PageRequest[int]
     ) -> wire.StatementPage:
-        """A page of the wallet's ledger history in `currency`, after `after_ns`."""
+        """A page of the wallet's ledger history in `currency`. Its cursor is the ledger
+        timestamp (ns) of the last transfer of the page before: TigerBeetle keeps the order."""
         currency_code = self._ledger.currencies.get(currency).code
         statement = await self._statements.statement(
-            tenant_id=tenant_id, currency_code=currency_code, limit=limit, after_ns=after_ns
+            tenant_id=tenant_id,
+            currency_code=currency_code,
+            limit=page.limit,
+            after_ns=page.cursor or 0,
         )
+        entries = keyset_page(statement.entries, page, key=lambda entry: entry.timestamp_ns)
         return wire.StatementPage(
-            data=[statement_entry(entry, currency_code) for entry in statement.entries],
-            next_cursor=None if statement.next_cursor is None else str(statement.next_cursor),
+            data=[statement_entry(entry, currency_code) for entry in entries.items],
+            next_cursor=entries.next_cursor,
         )
 
     async def fund_liquidity(

@@ -17,7 +17,7 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery
 
 from gateway.http.ids import decode_id, encode_id
-from gateway.http.paging import decode_cursor, encode_cursor, page_limit_or_422
+from gateway.http.paging import page_request, positions
 from gateway.http.problems import FieldError, ProblemError
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import decode_body, json_response, principal_of, request_body
@@ -134,15 +134,13 @@ async def list_endpoints_route(
     limit: FromQuery[int] = 50,
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
-    rows = await endpoints.list_endpoints(
+    page = await endpoints.list_endpoints(
         runtime_of(request).pool,
         tenant_id=principal_of(request).tenant_id,
-        limit=page_limit_or_422(limit, limit_max=endpoints_page_max),
-        after=decode_cursor(cursor),
+        page=page_request(positions, limit=limit, cursor=cursor, limit_max=endpoints_page_max),
     )
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
     return json_response(
-        200, EndpointPage(data=[endpoint_view(r) for r in rows], next_cursor=next_cursor)
+        200, EndpointPage(data=[endpoint_view(r) for r in page.items], next_cursor=page.next_cursor)
     )
 
 
@@ -291,16 +289,14 @@ async def list_events_route(
             "unknown event type",
             errors=[FieldError(field="type", message="not an event type Kovra emits")],
         )
-    rows = await list_events(
+    page = await list_events(
         runtime_of(request).pool,
         tenant_id=principal_of(request).tenant_id,
         event_type=type,
-        limit=page_limit_or_422(limit, limit_max=events_page_max),
-        after=decode_cursor(cursor),
+        page=page_request(positions, limit=limit, cursor=cursor, limit_max=events_page_max),
     )
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
     return json_response(
-        200, EventPage(data=[event_view(r) for r in rows], next_cursor=next_cursor)
+        200, EventPage(data=[event_view(r) for r in page.items], next_cursor=page.next_cursor)
     )
 
 

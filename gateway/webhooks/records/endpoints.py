@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import asyncpg
 import msgspec
 
-from gateway.http.paging import Position
+from gateway.http.paging import KeysetQuery, Page, PageRequest, Position, positions
 from gateway.infra.sealing import SecretBox
 from gateway.webhooks.errors import TooManyEndpoints
 from ledger.invariants import ensure, unreachable
@@ -107,20 +107,18 @@ async def get_endpoint(
     return None if record is None else _row(record)
 
 
+_endpoint_pages = KeysetQuery(
+    f"SELECT {_columns} FROM webhook_endpoints "  # noqa: S608 - fixed column list.
+    "WHERE tenant_id = $1 AND deleted_at IS NULL",
+    kind=positions,
+)
+
+
 async def list_endpoints(
-    pool: asyncpg.Pool, *, tenant_id: int, limit: int, after: Position | None
-) -> list[EndpointRow]:
-    records = await pool.fetch(
-        f"SELECT {_columns} FROM webhook_endpoints "  # noqa: S608 - fixed column list.
-        """WHERE tenant_id = $1 AND deleted_at IS NULL
-             AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
-           ORDER BY created_at, id LIMIT $4""",
-        tenant_id,
-        after[0] if after else None,
-        after[1] if after else None,
-        min(limit, endpoints_page_max),
-    )
-    return [_row(record) for record in records]
+    pool: asyncpg.Pool, *, tenant_id: int, page: PageRequest[Position]
+) -> Page[EndpointRow]:
+    """A page of the tenant's endpoints (not the deleted ones), oldest first."""
+    return await _endpoint_pages.page(pool, page, tenant_id, row=_row)
 
 
 async def update_endpoint(

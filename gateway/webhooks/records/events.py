@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from gateway.http.paging import Position
+from gateway.http.paging import KeysetQuery, Page, PageRequest, Position, positions
 from gateway.infra.database.batch import BatchStatement
 
 events_page_max = 100
@@ -65,27 +65,18 @@ def delivery_row(record: asyncpg.Record) -> DeliveryRow:
     return DeliveryRow(**{name: record[name] for name in DeliveryRow.__struct_fields__})
 
 
+_event_pages = KeysetQuery(
+    f"SELECT {_event_columns} FROM events "  # noqa: S608 - fixed column list.
+    "WHERE tenant_id = $1 AND ($2::text IS NULL OR type = $2)",
+    kind=positions,
+)
+
+
 async def list_events(
-    pool: asyncpg.Pool,
-    *,
-    tenant_id: int,
-    event_type: str | None,
-    limit: int,
-    after: Position | None,
-) -> list[EventRow]:
-    """The tenant's events, oldest first, after a (created_at, id) cursor."""
-    records = await pool.fetch(
-        f"SELECT {_event_columns} FROM events "  # noqa: S608 - fixed column list.
-        """WHERE tenant_id = $1 AND ($2::text IS NULL OR type = $2)
-             AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
-           ORDER BY created_at, id LIMIT $5""",
-        tenant_id,
-        event_type,
-        after[0] if after else None,
-        after[1] if after else None,
-        min(limit, events_page_max),
-    )
-    return [_event(record) for record in records]
+    pool: asyncpg.Pool, *, tenant_id: int, event_type: str | None, page: PageRequest[Position]
+) -> Page[EventRow]:
+    """A page of the tenant's events, oldest first."""
+    return await _event_pages.page(pool, page, tenant_id, event_type, row=_event)
 
 
 async def get_event(pool: asyncpg.Pool, *, tenant_id: int, event_id: uuid.UUID) -> EventRow | None:

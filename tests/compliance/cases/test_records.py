@@ -11,6 +11,7 @@ import uuid
 import asyncpg
 
 from compliance.cases.records import CaseRow, list_cases
+from gateway.http.paging import PageRequest, Position, positions
 
 
 async def add_cases(pool: asyncpg.Pool, tenant_id: int, count: int) -> set[uuid.UUID]:
@@ -33,10 +34,11 @@ async def test_pages_reach_every_case_once(pool: asyncpg.Pool) -> None:
     )
     assert moments == 1  # The cursor's id half is what orders them.
     seen: list[CaseRow] = []
-    after = None
-    while page := await list_cases(pool, tenant_id=1, status="open", limit=3, after=after):
-        seen += page
-        after = (page[-1].created_at, page[-1].id)
+    request: PageRequest[Position] | None = PageRequest(limit=3, cursor=None, kind=positions)
+    while request is not None:
+        page = await list_cases(pool, tenant_id=1, status="open", page=request)
+        seen += page.items
+        request = request.following(page.next_cursor)
     assert {case.id for case in seen} == mine
     assert len(seen) == len(mine)
     assert [(c.created_at, c.id) for c in seen] == sorted((c.created_at, c.id) for c in seen)
