@@ -5,3 +5,5 @@
 company suffixes) and `screening` indexes every name and alias so a payee's name is scored
 against a small candidate set in well under a millisecond on a typical list.
 """
+
+__all__ = ["lists", "normalise", "screening"]

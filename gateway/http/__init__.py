@@ -1,2 +1,19 @@
-"""The HTTP edge every domain shares: middleware, authentication, rate limits, problems,
-idempotency, paging and request plumbing."""
+"""The HTTP edge every domain shares: middleware, authentication (`Principal`), rate limits,
+problems, idempotency, paging, request plumbing, the hot routes, the OpenAPI completion and
+the granian server. Every module here is public to the domains and the app."""
+
+__all__ = [
+    "auth",
+    "exception_handlers",
+    "hot_routes",
+    "idempotency",
+    "ids",
+    "middleware",
+    "openapi",
+    "paging",
+    "problems",
+    "ratelimit",
+    "requests",
+    "server",
+    "wire",
+]

@@ -1,1 +1,4 @@
-"""The process's infrastructure: Postgres, Redis pipelining, sealing, logs and metrics."""
+"""The process's infrastructure: Postgres (`database`), Redis pipelining, sealed secrets, logs
+and metrics, and the garbage collector's settings. Every module here is public."""
+
+__all__ = ["database", "garbage_collection", "observability", "redis_pipelining", "sealing"]

@@ -1,1 +1,4 @@
-"""Postgres: migrations, the connection pool, batched writes and the repositories."""
+"""Postgres: migrations (`migrate`), batched writes (`batch`) and the background scans'
+watermarks (`watermarks`). Every module here is public."""
+
+__all__ = ["batch", "migrate", "watermarks"]

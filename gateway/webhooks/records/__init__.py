@@ -1,1 +1,4 @@
-"""Webhooks in Postgres: endpoints, the events outbox and deliveries."""
+"""Webhooks in Postgres: endpoints, the events outbox every domain writes, and deliveries.
+Every module here is public."""
+
+__all__ = ["deliveries", "endpoints", "events"]
