@@ -185,6 +185,14 @@ def _plain_object(mapping: Mapping[Any, object], *, depth: int) -> dict[str, obj
 def _plain(value: object, *, depth: int) -> object:
     if depth > details_depth_max:
         raise AuditInputError(f"details nest deeper than {details_depth_max} levels")
+    if isinstance(value, Mapping):
+        return _plain_object(value, depth=depth)
+    if isinstance(value, list | tuple):
+        return [_plain(item, depth=depth + 1) for item in value]
+    return _plain_scalar(value)
+
+
+def _plain_scalar(value: object) -> object:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -195,10 +203,6 @@ def _plain(value: object, *, depth: int) -> object:
         return str(value)
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
-    if isinstance(value, Mapping):
-        return _plain_object(value, depth=depth)
-    if isinstance(value, list | tuple):
-        return [_plain(item, depth=depth + 1) for item in value]
     raise AuditInputError(f"details hold a {type(value).__name__}, which is not JSON data")
 
 
