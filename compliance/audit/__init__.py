@@ -1,2 +1,3 @@
-"""The tamper-evident audit trail: the hash chain, its outbox for hot-path decisions,
-verification and export."""
+"""The tamper-evident audit trail: the hash chain (`chain`: append, the canonical form, the
+hashes), its outbox for hot-path decisions (`outbox`), and reading it back (`verify`,
+`export`)."""

@@ -26,3 +26,25 @@ class BatchRejected(DomainError):
     def field_errors(self) -> list[tuple[str, str]]:
         """Each refused item's field (`items[3].recipient_id`) and what is wrong with it."""
         return list(self.items)
+
+
+class MalformedCsv(DomainError):
+    """A CSV batch body that cannot be read as CSV (not UTF-8, or broken quoting): nothing
+    of it was parsed."""
+
+    code = "malformed_csv"
+
+
+class InvalidBatch(DomainError):
+    """A body that is not a batch at all (a CSV header without the expected columns, no
+    rows, too many rows): refused as a whole, naming the fields at fault."""
+
+    code = "validation_error"
+
+    def __init__(self, detail: str, *, fields: list[tuple[str, str]]) -> None:
+        super().__init__(detail)
+        self.fields = fields
+
+    def field_errors(self) -> list[tuple[str, str]]:
+        """Each field at fault (`items`, or a missing column) and what is wrong with it."""
+        return list(self.fields)

@@ -3,7 +3,9 @@
 A batch of thousands of payouts should not fail because one row has a typo: each item is
 decoded and validated on its own, and a bad one becomes a per-item error naming its field
 (and, for CSV, its row and column). Only a body that is not a batch at all (not JSON, no
-items, too many items, a CSV without the expected header) is refused as a whole.
+items, too many items, a CSV without the expected header) is refused as a whole: by the
+HTTP edge's strict decoding for JSON, and for CSV with the batch domain's errors
+(`MalformedCsv`, `InvalidBatch`), which `gateway.http.problems` maps to problems.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import re
 
 import msgspec
 
+from gateway.batches.errors import InvalidBatch, MalformedCsv
 from gateway.batches.wire import BatchEnvelope, BatchItemCreate, ItemError, batch_items_max
 from gateway.http.ids import decode_id
-from gateway.http.problems import FieldError, ProblemError
+from gateway.http.problems import ProblemError
 from gateway.http.requests import decode_body
 from ledger.service import amount_minor_max
 
@@ -136,37 +139,28 @@ def parse_csv(raw: bytes) -> list[Parsed]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ProblemError(400, "malformed_csv", "the CSV body is not UTF-8") from None
+        raise MalformedCsv("the CSV body is not UTF-8") from None
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
         header = reader.fieldnames or []
         missing = [column for column in csv_columns if column not in header]
         if missing:
-            raise ProblemError(
-                422,
-                "validation_error",
+            raise InvalidBatch(
                 f"the CSV header lacks {', '.join(missing)}",
-                errors=[FieldError(field=column, message="missing column") for column in missing],
+                fields=[(column, "missing column") for column in missing],
             )
         rows: list[dict[str | None, str | list[str] | None]] = []
         for row in reader:
             if len(rows) >= batch_items_max:
-                raise ProblemError(
-                    422,
-                    "validation_error",
+                raise InvalidBatch(
                     f"a batch has at most {batch_items_max} items",
-                    errors=[FieldError(field="items", message=f"at most {batch_items_max} rows")],
+                    fields=[("items", f"at most {batch_items_max} rows")],
                 )
             rows.append(row)
     except csv.Error as error:
-        raise ProblemError(400, "malformed_csv", f"line {reader.line_num}: {error}") from None
+        raise MalformedCsv(f"line {reader.line_num}: {error}") from None
     if not rows:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "the CSV has no rows",
-            errors=[FieldError(field="items", message="at least one row")],
-        )
+        raise InvalidBatch("the CSV has no rows", fields=[("items", "at least one row")])
     return [_csv_item(index, row) for index, row in enumerate(rows)]
 
 

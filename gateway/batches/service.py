@@ -112,9 +112,14 @@ class _Item(msgspec.Struct, kw_only=True):
 
 
 class _Acceptance:
-    """One batch on its way in: the live items, the refused ones, and the usage counted."""
+    """One batch on its way in: its id and mode, the refused items, the blocked ones, the
+    pairs' totals, and the usage counted."""
 
-    def __init__(self, parsed: list[Parsed]) -> None:
+    def __init__(
+        self, parsed: list[Parsed], *, batch_id: int, atomic: bool, counted: CountOnce
+    ) -> None:
+        self.batch_id = batch_id
+        self.atomic = atomic
         self.refused: dict[int, RefusedItem] = {
             p.index: p for p in parsed if isinstance(p, RefusedItem)
         }
@@ -123,6 +128,11 @@ class _Acceptance:
         self.totals: dict[Pair, PairTotals] = {}
         # Items sharing a decision share its audit details, checked and encoded once.
         self.audit_details: dict[tuple[str, int, tuple[str, ...]], str] = {}
+        # What this attempt counted, by item index, under the batch's marker `counted`: every
+        # attempt of the batch names the same one, so a retry counts nothing twice
+        # (`DailyLimits.consume_many`).
+        self.counted = counted
+        self.usages: dict[int, Usage] = {}
 
     def refuse(self, item: ParsedItem, code: str, field: str | None, message: str) -> None:
         self.refused[item.index] = RefusedItem(
@@ -172,78 +182,60 @@ async def accept_batch(
     parsed: list[Parsed],
 ) -> batch_wire.Batch:
     """Accept the batch (see the module docstring); the view answered to the client."""
-    acceptance = _Acceptance(parsed)
+    counted = batches.limits.batch_marker(tenant_id=principal.tenant_id, batch_id=batch_id)
+    acceptance = _Acceptance(parsed, batch_id=batch_id, atomic=atomic, counted=counted)
     items = await _check_items(batches, principal, acceptance, parsed)
     terms = await batches.pricing.terms(principal.tenant_id)
-    prices = await _lock_pairs(
-        batches, principal, acceptance, batch_id=batch_id, pricing=terms.pricing, items=items
-    )
+    prices = await _lock_pairs(batches, principal, acceptance, pricing=terms.pricing, items=items)
     items = _net(batches, acceptance, prices, terms.pricing.fee_bps, items)
-    # What this attempt counted, by item index, under the batch's marker: every attempt of
-    # the batch names the same one, so a retry counts nothing twice (`consume_many`).
-    usages: dict[int, Usage] = {}
-    counted = batches.limits.batch_marker(tenant_id=principal.tenant_id, batch_id=batch_id)
     try:
-        items = await _screen(
-            batches,
-            principal,
-            acceptance,
-            terms=terms,
-            items=items,
-            usages=usages,
-            counted=counted,
-        )
+        items = await _screen(batches, principal, acceptance, terms=terms, items=items)
         # Screening refused some items: the pairs' totals are netted again without them.
         items = _net(batches, acceptance, prices, terms.pricing.fee_bps, items)
         if atomic and acceptance.refused:
-            await _audit_blocks(batches, acceptance, batch_id)
+            await _audit_blocks(batches, acceptance)
             raise _atomic_refusal(acceptance)
-        items, pairs = await _convert(
-            batches,
-            principal,
-            acceptance,
-            batch_id=batch_id,
-            atomic=atomic,
-            prices=prices,
-            items=items,
-        )
+        items, pairs = await _convert(batches, principal, acceptance, prices=prices, items=items)
         # The items' holds go to the ledger while this process builds the batch's rows:
         # the two run on different cores, and neither needs the other's result until both
         # are done (a hold that fails is left to the repair, as below).
         holding = asyncio.ensure_future(_hold_items(batches, principal, batch_id, items))
         try:
             record, view = await asyncio.to_thread(
-                _record,
-                principal,
-                acceptance,
-                batch_id=batch_id,
-                atomic=atomic,
-                prices=prices,
-                pairs=pairs,
-                items=items,
+                _record, principal, acceptance, prices=prices, pairs=pairs, items=items
             )
         finally:
             await holding
         outcome = await record_batch(batches.pool, record)
     except BaseException:
         await batches.limits.give_back_many(
-            tenant_id=principal.tenant_id, usages=usages, once=counted
+            tenant_id=principal.tenant_id, usages=acceptance.usages, once=counted
         )
         raise
     if outcome == "abandoned":
         # The repair undid an earlier attempt and gave its count back; nothing of this one
         # moved money either, so nothing of it stays counted.
         await batches.limits.give_back_many(
-            tenant_id=principal.tenant_id, usages=usages, once=counted
+            tenant_id=principal.tenant_id, usages=acceptance.usages, once=counted
         )
-        raise BatchAbandoned(
-            "an earlier attempt of this batch was undone after a failure; submit it again "
-            "with a new Idempotency-Key"
-        )
-    admitted = {item.parsed.index for item in items if item.usage is not None}
-    refused = {index: usage for index, usage in usages.items() if index not in admitted}
+        raise _abandoned()
+    refused = _counted_but_not_admitted(acceptance, items)
     await batches.limits.give_back_many(tenant_id=principal.tenant_id, usages=refused, once=counted)
     return view
+
+
+def _abandoned() -> BatchAbandoned:
+    return BatchAbandoned(
+        "an earlier attempt of this batch was undone after a failure; submit it again "
+        "with a new Idempotency-Key"
+    )
+
+
+def _counted_but_not_admitted(acceptance: _Acceptance, items: list[_Item]) -> dict[int, Usage]:
+    """What this attempt counted for items it did not admit in the end (refused after the
+    count, or in a pair that could not be funded): the count to give back."""
+    admitted = {item.parsed.index for item in items if item.usage is not None}
+    return {index: usage for index, usage in acceptance.usages.items() if index not in admitted}
 
 
 async def _check_items(
@@ -310,7 +302,6 @@ async def _lock_pairs(
     principal: Principal,
     acceptance: _Acceptance,
     *,
-    batch_id: int,
     pricing: Any,
     items: list[_Item],
 ) -> dict[Pair, PairPrice]:
@@ -324,7 +315,7 @@ async def _lock_pairs(
             prices[pair] = await lock_pair(
                 batches.quoter,
                 tenant_id=principal.tenant_id,
-                batch_id=batch_id,
+                batch_id=acceptance.batch_id,
                 pricing=pricing,
                 pair=pair,
                 items=[m.parsed for m in members],
@@ -390,11 +381,9 @@ async def _screen(
     *,
     terms: Any,
     items: list[_Item],
-    usages: dict[int, Usage],
-    counted: CountOnce,
 ) -> list[_Item]:
-    """Daily limits for all items in one step (under the batch's marker `counted`), then a
-    compliance decision per item; `usages` gathers what was counted, by item index."""
+    """Daily limits for all items in one step (under the batch's marker), then a compliance
+    decision per item; the acceptance's `usages` gathers what was counted, by item index."""
     to_usd: dict[str, Decimal] = {}
     rates = await batches.quoter.book.snapshot()
     for currency in sorted({item.parsed.source_currency for item in items}):
@@ -410,7 +399,7 @@ async def _screen(
         tenant_id=principal.tenant_id,
         usd_minor={item.parsed.index: amount for item, amount in zip(items, usd, strict=True)},
         daily_limit_usd_minor=terms.daily_limit_usd_minor,
-        once=counted,
+        once=acceptance.counted,
     )
     screening = BatchScreening(batches.compliance)
     live: list[_Item] = []
@@ -424,7 +413,7 @@ async def _screen(
                 f"{terms.daily_limit_usd_minor} USD minor units",
             )
             continue
-        usages[item.parsed.index] = usage
+        acceptance.usages[item.parsed.index] = usage
         item.usage = usage
         item.decision = await screening.decide(
             recipient_id=item.recipient.id,
@@ -466,8 +455,6 @@ async def _convert(
     principal: Principal,
     acceptance: _Acceptance,
     *,
-    batch_id: int,
-    atomic: bool,
     prices: dict[Pair, PairPrice],
     items: list[_Item],
 ) -> tuple[list[_Item], dict[Pair, NettedPair]]:
@@ -478,14 +465,14 @@ async def _convert(
     for item in items:
         by_pair[item.pair].append(item)
     pairs = {
-        pair: _netted_pair(principal, batch_id, pair, acceptance.totals[pair], members)
+        pair: _netted_pair(principal, acceptance.batch_id, pair, acceptance.totals[pair], members)
         for pair, members in by_pair.items()
     }
     if not pairs:
         return [], {}
     await netting.open_clearing_accounts(principal.tenant_id, {pair[0] for pair in pairs})
     chains = [netting.pair_chain(totals) for totals in pairs.values()]
-    if atomic:
+    if acceptance.atomic:
         (error,) = await netting.submit_chains([linked([t for c in chains for t in c])])
         if error is not None:
             raise error
@@ -563,23 +550,19 @@ def _atomic_refusal(acceptance: _Acceptance) -> BatchRejected:
     )
 
 
-async def _audit_blocks(batches: Batches, acceptance: _Acceptance, batch_id: int) -> None:
+async def _audit_blocks(batches: Batches, acceptance: _Acceptance) -> None:
     """An atomic batch refused records nothing but its compliance blocks' audit records."""
-    rows = [
-        _audit_row(acceptance, item.recipient.tenant_id, batch_id, item)
-        for item in acceptance.blocked
-    ]
+    rows = [_audit_row(acceptance, item.recipient.tenant_id, item) for item in acceptance.blocked]
     if rows:
         await batches.writer.write_together([(outbox_insert, row) for row in rows])
 
 
-def _audit_row(
-    acceptance: _Acceptance, tenant_id: int, batch_id: int, item: _Item
-) -> tuple[Any, ...]:
+def _audit_row(acceptance: _Acceptance, tenant_id: int, item: _Item) -> tuple[Any, ...]:
     """The compliance decision's audit record, chained later by `compliance.audit.outbox`."""
     decision = item.decision
     ensure(decision is not None, "an audited item was decided")
     assert decision is not None
+    batch_id = acceptance.batch_id
     transfer = uuid.UUID(int=item_id(batch_id=batch_id, index=item.parsed.index))
     record_id = event_id(transfer, "audit.compliance")
     action = f"compliance.{decision.outcome}"
@@ -605,26 +588,78 @@ def _audit_row(
     return (record_id, "compliance", action, target, details)
 
 
+class _BatchRows:
+    """The rows of an accepted batch, by table, and each item's result, as `_record` gathers
+    them."""
+
+    def __init__(self) -> None:
+        self.transfers: list[tuple[Any, ...]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.cases: list[tuple[Any, ...]] = []
+        self.audit: list[tuple[Any, ...]] = []
+        self.errors: list[tuple[Any, ...]] = []
+        self.results: list[batch_wire.BatchItemResult] = []
+
+
 def _record(
     principal: Principal,
     acceptance: _Acceptance,
     *,
-    batch_id: int,
-    atomic: bool,
     prices: dict[Pair, PairPrice],
     pairs: dict[Pair, NettedPair],
     items: list[_Item],
 ) -> tuple[BatchRecord, batch_wire.Batch]:
     """The rows of the accepted batch and the view answered to the client."""
     now = datetime.datetime.now(tz=datetime.UTC)
-    batch_uuid = uuid.UUID(int=batch_id)
-    rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    results: list[batch_wire.BatchItemResult] = []
+    batch_uuid = uuid.UUID(int=acceptance.batch_id)
+    rows = _BatchRows()
+    _add_accepted(
+        rows, principal, acceptance, batch_uuid=batch_uuid, prices=prices, items=items, now=now
+    )
+    for item in acceptance.blocked:
+        rows.audit.append(_audit_row(acceptance, principal.tenant_id, item))
+    _add_refused(rows, principal, acceptance, batch_uuid=batch_uuid)
+    batch = BatchRow(
+        id=batch_uuid,
+        compliance_region=principal.compliance_region,
+        tenant_id=principal.tenant_id,
+        status="processing",
+        atomic=acceptance.atomic,
+        item_count=acceptance.item_count,
+        accepted_count=len(items),
+        nettings=_nettings(prices, pairs, items),
+        created_at=now,
+        completed_at=None,
+    )
+    record = BatchRecord(
+        batch=batch,
+        transfers=rows.transfers,
+        events=rows.events,
+        cases=rows.cases,
+        audit=rows.audit,
+        errors=rows.errors,
+    )
+    results = sorted(rows.results, key=lambda r: r.index)
+    return record, batch_view(batch, results, next_cursor=None)
+
+
+def _add_accepted(
+    rows: _BatchRows,
+    principal: Principal,
+    acceptance: _Acceptance,
+    *,
+    batch_uuid: uuid.UUID,
+    prices: dict[Pair, PairPrice],
+    items: list[_Item],
+    now: datetime.datetime,
+) -> None:
+    """Each accepted item's transfer, its first event, its case when it is under review and
+    its decision's audit record; and its result."""
     for item in items:
         row = _transfer_row(principal, batch_uuid, prices[item.pair], item, now)
-        rows["transfers"].append(tuple(getattr(row, c) for c in transfer_columns))
+        rows.transfers.append(tuple(getattr(row, c) for c in transfer_columns))
         view = transfer_view(row)
-        rows["events"].append(
+        rows.events.append(
             (
                 event_id(row.id, f"transfer.{row.status}"),
                 principal.tenant_id,
@@ -637,7 +672,7 @@ def _record(
         ensure(decision is not None, "an accepted item was decided")
         assert decision is not None
         if decision.outcome == "review":
-            rows["cases"].append(
+            rows.cases.append(
                 (
                     event_id(row.id, "case"),
                     principal.compliance_region,
@@ -647,12 +682,16 @@ def _record(
                     json.dumps(list(decision.reasons)),
                 )
             )
-        rows["audit"].append(_audit_row(acceptance, principal.tenant_id, batch_id, item))
-        results.append(_accepted_result(row, view))
-    for item in acceptance.blocked:
-        rows["audit"].append(_audit_row(acceptance, principal.tenant_id, batch_id, item))
+        rows.audit.append(_audit_row(acceptance, principal.tenant_id, item))
+        rows.results.append(_accepted_result(row, view))
+
+
+def _add_refused(
+    rows: _BatchRows, principal: Principal, acceptance: _Acceptance, *, batch_uuid: uuid.UUID
+) -> None:
+    """Each refused item's error row, and its result."""
     for refused in acceptance.refused.values():
-        rows["errors"].append(
+        rows.errors.append(
             (
                 principal.compliance_region,
                 batch_uuid,
@@ -664,7 +703,7 @@ def _record(
                 refused.reference,
             )
         )
-        results.append(
+        rows.results.append(
             batch_wire.BatchItemResult(
                 index=refused.index,
                 status="rejected",
@@ -672,7 +711,13 @@ def _record(
                 error=refused.error,
             )
         )
-    nettings = [
+
+
+def _nettings(
+    prices: dict[Pair, PairPrice], pairs: dict[Pair, NettedPair], items: list[_Item]
+) -> list[batch_wire.BatchNetting]:
+    """Each converted pair as the batch shows it: its quote, rate, totals and item count."""
+    return [
         batch_wire.BatchNetting(
             source_currency=pair[0],
             target_currency=pair[1],
@@ -685,27 +730,6 @@ def _record(
         )
         for pair, totals in pairs.items()
     ]
-    batch = BatchRow(
-        id=batch_uuid,
-        compliance_region=principal.compliance_region,
-        tenant_id=principal.tenant_id,
-        status="processing",
-        atomic=atomic,
-        item_count=acceptance.item_count,
-        accepted_count=len(items),
-        nettings=nettings,
-        created_at=now,
-        completed_at=None,
-    )
-    record = BatchRecord(
-        batch=batch,
-        transfers=rows["transfers"],
-        events=rows["events"],
-        cases=rows["cases"],
-        audit=rows["audit"],
-        errors=rows["errors"],
-    )
-    return record, batch_view(batch, sorted(results, key=lambda r: r.index), next_cursor=None)
 
 
 def _transfer_row(

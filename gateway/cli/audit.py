@@ -31,18 +31,20 @@ def register(subcommands: Subcommands) -> None:
 
 
 def command_audit(arguments: argparse.Namespace) -> int:
-    from compliance.audit import chain as audit  # noqa: PLC0415
+    from compliance.audit.chain import AuditInputError  # noqa: PLC0415
+    from compliance.audit.export import export  # noqa: PLC0415
+    from compliance.audit.verify import verify  # noqa: PLC0415
 
     async def run(runtime: Runtime) -> int:
         if arguments.audit_command == "verify":
-            result = await audit.verify(runtime.pool)
+            result = await verify(runtime.pool)
             print(msgspec.json.encode(result).decode())
             return 0 if result.ok else 1
         try:
-            exported = await audit.export(
+            exported = await export(
                 runtime.pool, start=arguments.start, end=arguments.end, path=Path(arguments.output)
             )
-        except audit.AuditInputError as error:
+        except AuditInputError as error:
             print(error, file=sys.stderr)
             return 2
         print(msgspec.json.encode(exported).decode())

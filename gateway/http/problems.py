@@ -104,6 +104,7 @@ statuses: dict[str, int] = {
     "transfer_not_cancellable": 409,
     "batch_abandoned": 409,
     "batch_rejected": 422,
+    "malformed_csv": 400,
     "case_already_decided": 409,
     "too_many_webhook_endpoints": 409,
     "invalid_webhook_url": 422,

@@ -35,7 +35,7 @@ from gateway.http.ids import as_uuid, decode_id, encode_id, uuid_from_bytes
 from gateway.http.ratelimit import Principal
 from gateway.http.wire import Money
 from gateway.infra.database.batch import BatchStatement, BatchWriter, WriterOverloaded
-from gateway.tenancy.pricing_cache import PricingCache
+from gateway.tenancy.pricing_cache import PricingCache, TenantTerms
 from gateway.transfers import wire
 from gateway.transfers.admission import AdmissionDependencies, Admitted, admit
 from gateway.transfers.errors import TransferNotCancellable, TransferNotRecorded
@@ -150,31 +150,14 @@ class Transfers:
         quote = admitted.quote
         try:
             rail = _rail(quote, recipient=admitted.recipient)
-            decision = await self._compliance.check(
-                PayoutFacts(
-                    tenant_id=principal.tenant_id,
-                    tier=terms.tier,
-                    source_currency=quote.source_currency,
-                    target_currency=quote.target_currency,
-                    amount_usd_minor=admitted.usage.usd_minor,
-                    daily_limit_usd_minor=terms.daily_limit_usd_minor,
-                    recipient_name=admitted.recipient.name,
-                    recipient_country=admitted.recipient.country,
-                    recipient_created_at=admitted.recipient.created_at,
-                    payouts_last_hour=admitted.usage.payouts_last_hour,
-                )
-            )
+            decision = await self._compliance.check(_payout_facts(principal, terms, admitted))
             if decision.outcome == "block":
                 await audit_append(
                     self._pool,
                     actor="compliance",
                     action="compliance.block",
                     target=f"transfer:{uuid.UUID(int=transfer_id)}",
-                    details={
-                        "tenant_id": principal.tenant_id,
-                        "score": decision.score,
-                        "reasons": decision.reasons,
-                    },
+                    details=_block_details(principal.tenant_id, decision),
                 )
                 raise ComplianceBlocked("compliance refused this payout; it moved no money")
             payout = payout_for(quote, tenant_id=principal.tenant_id, transfer_id=transfer_id)
@@ -197,22 +180,18 @@ class Transfers:
             )
         except (asyncpg.PostgresError, WriterOverloaded) as error:
             # Postgres refused the row, or the writer shed it before sending it: nothing of it
-            # was committed. With an Idempotency-Key
-            # the retry reuses this transfer id: it must find the hold and the count in place
-            # (a voided hold can never be held again under the same id). Without one, no
-            # request can come back to this id: the hold, the count and the quote go back now
-            # rather than the hold after the reconciler's delay and the count never. A
-            # connection lost mid-write is not refused but unknown, and is left as it is.
+            # was committed. With an Idempotency-Key the retry reuses this transfer id and must
+            # find the hold and the count in place (a voided hold can never be held again under
+            # the same id). Without one, no request can come back to this id: the hold, the
+            # count and the quote go back now rather than the hold after the reconciler's delay
+            # and the count never. A connection lost mid-write is unknown, and is left as it is.
             if not retry_reuses_id:
                 await self._payouts.abort(payout)
                 await self._give_back(
                     principal, admitted=admitted, quote_id=quote_id, transfer_id=transfer_id
                 )
             if isinstance(error, WriterOverloaded):
-                # Load shed before anything was written: the client should come back shortly.
-                raise TransferNotRecorded(
-                    "the database is saturated and the transfer was not recorded; retry shortly"
-                ) from error
+                raise _shed() from error
             raise
 
     async def _give_back(
@@ -248,69 +227,23 @@ class Transfers:
         """The row, its first event and (under review) its case, in one transaction. `retried`
         says an earlier attempt had reserved the payout already (`_record_retried`)."""
         status = "in_review" if decision.outcome == "review" else "processing"
-        now = datetime.datetime.now(tz=datetime.UTC)
-        row = (
-            as_uuid(transfer_id),
-            principal.compliance_region,
-            principal.tenant_id,
-            as_uuid(quote.id),
-            as_uuid(recipient_id),
-            reference,
-            quote.source_currency,
-            quote.source_amount,
-            quote.fee_amount,
-            quote.target_currency,
-            quote.target_amount,
-            quote.rate,
-            rail,
-            status,
-            now,
-            now,
-        )
-        created = TransferRow(
-            id=row[0],
-            compliance_region=row[1],
-            tenant_id=row[2],
-            quote_id=row[3],
-            recipient_id=row[4],
+        created = _new_row(
+            principal,
+            transfer_id=transfer_id,
+            quote=quote,
+            recipient_id=recipient_id,
             reference=reference,
-            source_currency=quote.source_currency,
-            source_amount_minor=quote.source_amount,
-            fee_minor=quote.fee_amount,
-            target_currency=quote.target_currency,
-            target_amount_minor=quote.target_amount,
-            rate=quote.rate,
             rail=rail,
             status=status,
-            attempt=0,
-            next_attempt_at=now,
-            failure_code=None,
-            created_at=now,
-            updated_at=now,
         )
         view = transfer_view(created)
-        event = (
-            event_id(row[0], f"transfer.{status}"),
-            principal.tenant_id,
-            f"transfer.{status}",
-            row[0],
-            msgspec.json.encode(view).decode(),
-        )
         rows: list[tuple[BatchStatement, tuple[Any, ...]]] = [
-            (transfer_insert, row),
-            (event_insert, event),
+            (transfer_insert, _insert_values(created)),
+            (event_insert, _first_event_values(created, view)),
         ]
         if status == "in_review":
-            case = (
-                event_id(row[0], "case"),
-                principal.compliance_region,
-                principal.tenant_id,
-                row[0],
-                decision.score,
-                json.dumps(list(decision.reasons)),
-            )
-            rows.append((case_insert, case))
-        rows.append((outbox_insert, _decision_record(row[0], principal.tenant_id, decision)))
+            rows.append((case_insert, _case_values(created, decision)))
+        rows.append((outbox_insert, _decision_record(created.id, principal.tenant_id, decision)))
         if retried:
             return await self._record_retried(principal, rows, view=view)
         await self._writer.write_together(rows)
@@ -373,6 +306,118 @@ class Transfers:
         await self._payouts.abort(payout_of(cancelled))
         await park(self._pool, cancelled, until=parked_until)
         return cancelled
+
+
+def _shed() -> TransferNotRecorded:
+    """The writer shed the row before anything was written: the client should come back
+    shortly."""
+    return TransferNotRecorded(
+        "the database is saturated and the transfer was not recorded; retry shortly"
+    )
+
+
+def _payout_facts(principal: Principal, terms: TenantTerms, admitted: Admitted) -> PayoutFacts:
+    """What compliance decides the admitted payout on."""
+    quote = admitted.quote
+    return PayoutFacts(
+        tenant_id=principal.tenant_id,
+        tier=terms.tier,
+        source_currency=quote.source_currency,
+        target_currency=quote.target_currency,
+        amount_usd_minor=admitted.usage.usd_minor,
+        daily_limit_usd_minor=terms.daily_limit_usd_minor,
+        recipient_name=admitted.recipient.name,
+        recipient_country=admitted.recipient.country,
+        recipient_created_at=admitted.recipient.created_at,
+        payouts_last_hour=admitted.usage.payouts_last_hour,
+    )
+
+
+def _block_details(tenant_id: int, decision: Decision) -> dict[str, object]:
+    """A block's audit details (written to the chain at once, unlike an approve's)."""
+    return {"tenant_id": tenant_id, "score": decision.score, "reasons": decision.reasons}
+
+
+def _new_row(
+    principal: Principal,
+    *,
+    transfer_id: int,
+    quote: LockedQuote,
+    recipient_id: int,
+    reference: str,
+    rail: str,
+    status: str,
+) -> TransferRow:
+    """The transfer as it is first recorded: the quote's amounts, created now."""
+    now = datetime.datetime.now(tz=datetime.UTC)
+    return TransferRow(
+        id=as_uuid(transfer_id),
+        compliance_region=principal.compliance_region,
+        tenant_id=principal.tenant_id,
+        quote_id=as_uuid(quote.id),
+        recipient_id=as_uuid(recipient_id),
+        reference=reference,
+        source_currency=quote.source_currency,
+        source_amount_minor=quote.source_amount,
+        fee_minor=quote.fee_amount,
+        target_currency=quote.target_currency,
+        target_amount_minor=quote.target_amount,
+        rate=quote.rate,
+        rail=rail,
+        status=status,
+        attempt=0,
+        next_attempt_at=now,
+        failure_code=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _insert_values(row: TransferRow) -> tuple[Any, ...]:
+    """The row's values in the order of `transfer_insert`'s columns."""
+    return (
+        row.id,
+        row.compliance_region,
+        row.tenant_id,
+        row.quote_id,
+        row.recipient_id,
+        row.reference,
+        row.source_currency,
+        row.source_amount_minor,
+        row.fee_minor,
+        row.target_currency,
+        row.target_amount_minor,
+        row.rate,
+        row.rail,
+        row.status,
+        row.created_at,
+        row.updated_at,
+    )
+
+
+def _first_event_values(row: TransferRow, view: wire.Transfer) -> tuple[Any, ...]:
+    """The transfer's first event (`transfer.processing` or `transfer.in_review`), for
+    `event_insert`."""
+    kind = f"transfer.{row.status}"
+    return (
+        event_id(row.id, kind),
+        row.tenant_id,
+        kind,
+        row.id,
+        msgspec.json.encode(view).decode(),
+    )
+
+
+def _case_values(row: TransferRow, decision: Decision) -> tuple[Any, ...]:
+    """The compliance case of a transfer under review, for `case_insert`."""
+    return (
+        event_id(row.id, "case"),
+        row.compliance_region,
+        row.tenant_id,
+        row.id,
+        decision.score,
+        json.dumps(list(decision.reasons)),
+    )
 
 
 def payout_for(quote: LockedQuote, *, tenant_id: int, transfer_id: int) -> Payout:

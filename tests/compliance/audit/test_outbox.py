@@ -14,6 +14,7 @@ import pytest
 from compliance.audit import chain as audit
 from compliance.audit import outbox as audit_outbox
 from compliance.audit.chain import AuditInputError
+from compliance.audit.verify import verify
 from gateway.infra.database.batch import BatchWriter
 
 
@@ -65,7 +66,7 @@ async def test_a_drain_chains_waiting_decisions_in_order_with_their_time(
         "reasons": ["amount_above_tier"],
         "decided_at": audit.rfc3339(decided[0]["decided_at"]),
     }
-    result = await audit.verify(pool)
+    result = await verify(pool)
     assert result.ok, result
     assert result.records_checked == 4
 
@@ -92,7 +93,7 @@ async def test_concurrent_drainers_chain_each_decision_exactly_once(pool: asyncp
     targets = await chained_targets(pool)
     assert sorted(targets) == sorted(f"transfer:{n}" for n in range(1, 61))
     assert len(set(targets)) == 60
-    assert (await audit.verify(pool)).ok
+    assert (await verify(pool)).ok
 
 
 async def test_the_batched_writer_queues_decisions_with_other_rows(pool: asyncpg.Pool) -> None:

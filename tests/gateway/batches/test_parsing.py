@@ -1,6 +1,7 @@
 """Batch items from JSON and CSV are parsed one by one: a bad item becomes a per-item error
 naming its field (and, in CSV, its row and column) while the others parse; a body that is
-not a batch at all is refused as a whole."""
+not a batch at all is refused as a whole (a CSV one with the batch domain's errors, answered
+as 400 `malformed_csv` or 422 `validation_error` naming the fields)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import json
 
 import pytest
 
+from gateway.batches.errors import InvalidBatch, MalformedCsv
 from gateway.batches.parsing import ParsedItem, RefusedItem, parse_csv, parse_json
+from gateway.batches.wire import batch_items_max
 from gateway.http.ids import encode_id
-from gateway.http.problems import ProblemError
+from gateway.http.problems import ProblemError, from_domain_error
 
 recipient = encode_id("rcp", 12345)
 
@@ -74,15 +77,47 @@ def test_csv_rows_name_their_row_and_column() -> None:
 
 
 def test_a_csv_without_the_columns_is_refused_whole() -> None:
-    with pytest.raises(ProblemError) as refused:
+    with pytest.raises(InvalidBatch) as refused:
         parse_csv(b"recipient_id,reference\nx,y\n")
-    assert [e.field for e in refused.value.errors] == [
-        "source_currency",
-        "target_currency",
-        "source_amount",
-        "target_amount",
+    problem = from_domain_error(refused.value)
+    assert (problem.status, problem.code) == (422, "validation_error")
+    assert problem.detail == (
+        "the CSV header lacks source_currency, target_currency, source_amount, target_amount"
+    )
+    assert [(e.field, e.message) for e in problem.errors] == [
+        ("source_currency", "missing column"),
+        ("target_currency", "missing column"),
+        ("source_amount", "missing column"),
+        ("target_amount", "missing column"),
     ]
-    with pytest.raises(ProblemError):
+    with pytest.raises(InvalidBatch) as empty:
         parse_csv(
             b"recipient_id,source_currency,target_currency,source_amount,target_amount,reference\n"
         )
+    problem = from_domain_error(empty.value)
+    assert (problem.status, problem.detail) == (422, "the CSV has no rows")
+    assert [(e.field, e.message) for e in problem.errors] == [("items", "at least one row")]
+
+
+def test_a_csv_with_too_many_rows_is_refused_whole() -> None:
+    header = "recipient_id,source_currency,target_currency,source_amount,target_amount,reference\n"
+    row = f"{recipient},EUR,IDR,100,,INV\n"
+    with pytest.raises(InvalidBatch) as refused:
+        parse_csv((header + row * (batch_items_max + 1)).encode())
+    problem = from_domain_error(refused.value)
+    assert (problem.status, problem.detail) == (422, f"a batch has at most {batch_items_max} items")
+    assert [(e.field, e.message) for e in problem.errors] == [
+        ("items", f"at most {batch_items_max} rows")
+    ]
+
+
+def test_a_body_that_is_not_csv_is_malformed() -> None:
+    with pytest.raises(MalformedCsv) as not_utf8:
+        parse_csv(b"recipient_id\n\xff\n")
+    problem = from_domain_error(not_utf8.value)
+    assert (problem.status, problem.code) == (400, "malformed_csv")
+    assert (problem.detail, problem.errors) == ("the CSV body is not UTF-8", [])
+    header = "recipient_id,source_currency,target_currency,source_amount,target_amount,reference\n"
+    with pytest.raises(MalformedCsv) as broken:
+        parse_csv(f'{header}"x"y,EUR\n'.encode())
+    assert from_domain_error(broken.value).detail == "line 1: ',' expected after '\"'"
