@@ -237,6 +237,52 @@ async def _open_connections(settings: Settings, stack: contextlib.AsyncExitStack
     )
 
 
+@dataclass(kw_only=True, frozen=True)
+class _Shared:
+    """What several domains share: the quote store and the quoter on the rate book, the
+    daily limits, the rate limiter, each tenant's terms and the admission script."""
+
+    quote_store: QuoteStore
+    book: RateBook
+    quoter: Quoter
+    limits: DailyLimits
+    limiter: RateLimiter
+    pricing: PricingCache
+    admission: TransferAdmission
+
+
+def _shared(
+    settings: Settings,
+    connections: _Connections,
+    *,
+    ledger: Ledger,
+    rate_source: TableRateSource | HttpRateFeed,
+) -> _Shared:
+    redis = connections.redis
+    quote_store = QuoteStore(redis, record_grace_seconds=settings.quote_record_grace_seconds)
+    limits = DailyLimits(redis)
+    book = RateBook(rate_source, max_age_seconds=settings.fx_max_age_seconds)
+    return _Shared(
+        quote_store=quote_store,
+        book=book,
+        quoter=Quoter(
+            book=book,
+            store=quote_store,
+            currencies=ledger.currencies,
+            ttl_seconds=settings.quote_ttl_seconds,
+        ),
+        limits=limits,
+        limiter=RateLimiter(redis),
+        pricing=PricingCache(connections.pool),
+        admission=TransferAdmission(
+            redis,
+            quotes=quote_store,
+            limits=limits,
+            remember_quote_seconds=settings.reconcile_after_seconds + payout_quote_margin_seconds,
+        ),
+    )
+
+
 def _assemble(
     settings: Settings,
     connections: _Connections,
@@ -247,24 +293,8 @@ def _assemble(
 ) -> Runtime:
     """Every domain's service, each given exactly what it needs."""
     pool, redis, writer = connections.pool, connections.redis, connections.writer
-    quote_store = QuoteStore(redis, record_grace_seconds=settings.quote_record_grace_seconds)
-    limits = DailyLimits(redis)
-    limiter = RateLimiter(redis)
-    pricing = PricingCache(pool)
-    book = RateBook(rate_source, max_age_seconds=settings.fx_max_age_seconds)
-    quoter = Quoter(
-        book=book,
-        store=quote_store,
-        currencies=ledger.currencies,
-        ttl_seconds=settings.quote_ttl_seconds,
-    )
-    admission = TransferAdmission(
-        redis,
-        quotes=quote_store,
-        limits=limits,
-        remember_quote_seconds=settings.reconcile_after_seconds + payout_quote_margin_seconds,
-    )
-    tenancy = Tenancy(pool=pool, ledger=ledger, limiter=limiter)
+    shared = _shared(settings, connections, ledger=ledger, rate_source=rate_source)
+    tenancy = Tenancy(pool=pool, ledger=ledger, limiter=shared.limiter)
     recipients = Recipients(pool=pool, redis=redis, screener=compliance)
     return Runtime(
         settings=settings,
@@ -273,21 +303,21 @@ def _assemble(
         pool=pool,
         redis=redis,
         writer=writer,
-        limiter=limiter,
+        limiter=shared.limiter,
         authenticator=Authenticator(
-            limiter=limiter,
+            limiter=shared.limiter,
             pool=pool,
             jwt_secret=settings.jwt_secret,
             admin_token=settings.admin_token,
         ),
         idempotency=Idempotency(IdempotencyStore(redis), writer),
         rate_source=rate_source,
-        quoter=quoter,
-        pricing=pricing,
+        quoter=shared.quoter,
+        pricing=shared.pricing,
         compliance=compliance,
-        limits=limits,
+        limits=shared.limits,
         secret_box=connections.secret_box,
-        admission=admission,
+        admission=shared.admission,
         wallets=Wallets(
             ledger=ledger,
             ledger_client=connections.ledger_client,
@@ -297,8 +327,8 @@ def _assemble(
             sandbox=settings.sandbox,
         ),
         quotes=Quotes(
-            quoter=quoter,
-            pricing=pricing,
+            quoter=shared.quoter,
+            pricing=shared.pricing,
             currencies=ledger.currencies,
             rate_source=rate_source,
             pool=pool,
@@ -306,29 +336,49 @@ def _assemble(
         tenancy=tenancy,
         recipients=recipients,
         freezes=Freezes(pool=pool, tenancy=tenancy, recipients=recipients),
-        transfers=Transfers(
-            pool=pool,
-            writer=writer,
-            ledger=ledger,
-            admission=AdmissionDependencies(
-                admission=admission, recipients=recipients, rates=book, currencies=ledger.currencies
-            ),
-            compliance=compliance,
-            limits=limits,
-            pricing=pricing,
-            quotes=quote_store,
-        ),
+        transfers=_transfers(connections, shared, ledger, recipients, compliance),
         cases=Cases(pool=pool, ledger=ledger),
-        batches=Batches(
-            pool=pool,
-            writer=writer,
-            redis=redis,
-            ledger=ledger,
-            compliance=compliance,
-            limits=limits,
-            pricing=pricing,
-            quoter=quoter,
-        ),
+        batches=_batches(connections, shared, ledger, compliance),
+    )
+
+
+def _transfers(
+    connections: _Connections,
+    shared: _Shared,
+    ledger: Ledger,
+    recipients: Recipients,
+    compliance: ComplianceCheck,
+) -> Transfers:
+    admission = AdmissionDependencies(
+        admission=shared.admission,
+        recipients=recipients,
+        rates=shared.book,
+        currencies=ledger.currencies,
+    )
+    return Transfers(
+        pool=connections.pool,
+        writer=connections.writer,
+        ledger=ledger,
+        admission=admission,
+        compliance=compliance,
+        limits=shared.limits,
+        pricing=shared.pricing,
+        quotes=shared.quote_store,
+    )
+
+
+def _batches(
+    connections: _Connections, shared: _Shared, ledger: Ledger, compliance: ComplianceCheck
+) -> Batches:
+    return Batches(
+        pool=connections.pool,
+        writer=connections.writer,
+        redis=connections.redis,
+        ledger=ledger,
+        compliance=compliance,
+        limits=shared.limits,
+        pricing=shared.pricing,
+        quoter=shared.quoter,
     )
 
 
