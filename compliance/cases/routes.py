@@ -15,7 +15,7 @@ from compliance.cases.records import cases_page_max, list_cases
 from compliance.cases.service import case_view
 from gateway.http.ids import decode_id
 from gateway.http.paging import page_request, positions
-from gateway.http.problems import FieldError, ProblemError
+from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import decode_body, json_response, principal_of, request_body
 from gateway.runtime import runtime_of
 
@@ -30,13 +30,10 @@ async def list_cases_route(
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     if status not in case_statuses:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "status is not a case status",
-            errors=[
-                FieldError(field="status", message=f"must be one of {', '.join(case_statuses)}")
-            ],
+        raise invalid(
+            "status",
+            detail="status is not a case status",
+            message=f"must be one of {', '.join(case_statuses)}",
         )
     page = await list_cases(
         runtime_of(request).pool,

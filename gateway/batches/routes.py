@@ -16,7 +16,7 @@ from gateway.batches.records import BatchRow, get_batch, item_page, list_message
 from gateway.batches.service import batch_view
 from gateway.http.ids import decode_id
 from gateway.http.paging import NumberCursors, page_request
-from gateway.http.problems import FieldError, ProblemError
+from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import json_response, principal_of, request_body
 from gateway.runtime import runtime_of
 
@@ -35,11 +35,10 @@ def _items_of(
     if content_type == csv_content_type:
         return bool(atomic), parse_csv(raw)
     if atomic is not None:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "a JSON batch says `atomic` in its body; the query parameter is for CSV uploads",
-            errors=[FieldError(field="atomic", message="give it in the JSON body")],
+        raise invalid(
+            "atomic",
+            detail="a JSON batch says `atomic` in its body; the query parameter is for CSV uploads",
+            message="give it in the JSON body",
         )
     return parse_json(raw)
 

@@ -38,10 +38,10 @@ from redis.asyncio import Redis
 
 from gateway.http.ids import object_id_for
 from gateway.http.problems import (
-    FieldError,
     ProblemError,
     encode,
     from_domain_error,
+    invalid,
     problem,
     problem_content_type,
 )
@@ -377,12 +377,7 @@ class Idempotency:
                 tenant_id=principal.tenant_id, key=key, request_fingerprint=request_fingerprint
             )
         except ValueError as error:
-            raise ProblemError(
-                422,
-                "validation_error",
-                str(error),
-                errors=[FieldError(field=header_name, message=str(error))],
-            ) from None
+            raise invalid(header_name, detail=str(error), message=str(error)) from None
         except IdempotencyConflict:
             raise ProblemError(
                 409, "idempotency_conflict", "this Idempotency-Key was used with another request"

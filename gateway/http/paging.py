@@ -27,7 +27,7 @@ from typing import Generic, Protocol, TypeVar
 import asyncpg
 import msgspec
 
-from gateway.http.problems import FieldError, ProblemError
+from gateway.http.problems import ProblemError, invalid
 from ledger.invariants import ensure
 
 Key = TypeVar("Key")
@@ -44,22 +44,18 @@ _parameter = re.compile(r"\$(\d+)")
 
 def cursor_not_ours() -> ProblemError:
     """The problem for a cursor Kovra did not make, naming it."""
-    return ProblemError(
-        422,
-        "validation_error",
-        "cursor is not one Kovra returned",
-        errors=[FieldError(field="cursor", message="use next_cursor from the previous page")],
+    return invalid(
+        "cursor",
+        detail="cursor is not one Kovra returned",
+        message="use next_cursor from the previous page",
     )
 
 
 def page_limit_or_422(limit: int, *, limit_max: int) -> int:
     """`limit` when it is a page size the list allows, else a 422 naming `limit`."""
     if not 0 < limit <= limit_max:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "limit is out of range",
-            errors=[FieldError(field="limit", message=f"must be between 1 and {limit_max}")],
+        raise invalid(
+            "limit", detail="limit is out of range", message=f"must be between 1 and {limit_max}"
         )
     return limit
 

@@ -120,6 +120,14 @@ _error_fields = {
 }
 
 
+def invalid(field: str, *, detail: str, message: str) -> ProblemError:
+    """The 422 `validation_error` for one request field (a body field, a query or header
+    parameter): `detail` for the document, `message` for the field."""
+    return ProblemError(
+        422, "validation_error", detail, errors=[FieldError(field=field, message=message)]
+    )
+
+
 def problem(
     status: int,
     code: str,

@@ -17,9 +17,9 @@ from litestar import Request, Response
 from litestar.types import Receive, Scope
 
 from gateway.http.problems import (
-    FieldError,
     ProblemError,
     encode,
+    invalid,
     problem,
     problem_content_type,
 )
@@ -115,11 +115,10 @@ def decode_body(raw: bytes, body_type: type[BodyT]) -> BodyT:
         message = str(error)
         field = _field_pattern.search(message) or _path_pattern.search(message)
         name = field.group(1) if field and field.group(1) else "body"
-        raise ProblemError(
-            422,
-            "validation_error",
-            f"the request body is invalid: {message}",
-            errors=[FieldError(field=name, message=message.split(" - ", maxsplit=1)[0])],
+        raise invalid(
+            name,
+            detail=f"the request body is invalid: {message}",
+            message=message.split(" - ", maxsplit=1)[0],
         ) from None
     except msgspec.DecodeError as error:
         raise ProblemError(400, "malformed_json", f"the body is not valid JSON: {error}") from None

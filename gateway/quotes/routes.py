@@ -14,7 +14,7 @@ from litestar.params import FromPath
 from litestar.types import Scope
 
 from gateway.http.ids import decode_id
-from gateway.http.problems import FieldError, ProblemError, from_domain_error
+from gateway.http.problems import ProblemError, from_domain_error, invalid
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
     Reply,
@@ -45,15 +45,10 @@ async def create_quote_reply(
 ) -> Reply:
     body = decode_body(raw, wire.QuoteCreate)
     if (body.source_amount is None) == (body.target_amount is None):
-        raise ProblemError(
-            422,
-            "validation_error",
-            "give exactly one amount",
-            errors=[
-                FieldError(
-                    field="source_amount", message="exactly one of source_amount and target_amount"
-                )
-            ],
+        raise invalid(
+            "source_amount",
+            detail="give exactly one amount",
+            message="exactly one of source_amount and target_amount",
         )
     currency_fields = (
         ("source_currency", body.source_currency),

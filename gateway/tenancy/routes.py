@@ -12,7 +12,7 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath, FromQuery
 
 from gateway.http.paging import numbers, page_limit_or_422, page_request
-from gateway.http.problems import FieldError, ProblemError
+from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import admin_actor_of, decode_body, json_response, request_body
 from gateway.runtime import runtime_of
 from gateway.tenancy import wire
@@ -52,12 +52,7 @@ async def list_tenants_route(
     # request wrong twice is told about the same field.
     page_limit_or_422(limit, limit_max=admin_page_max)
     if status is not None and status not in tenant_statuses:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "unknown status",
-            errors=[FieldError(field="status", message="must be active or frozen")],
-        )
+        raise invalid("status", detail="unknown status", message="must be active or frozen")
     page = await runtime_of(request).tenancy.tenants(
         status=status,
         page=page_request(numbers, limit=limit, cursor=cursor, limit_max=admin_page_max),

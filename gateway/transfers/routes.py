@@ -14,7 +14,7 @@ from compliance.freezes.service import ensure_active
 from gateway.http.idempotency import header_key
 from gateway.http.ids import decode_id, encode_id
 from gateway.http.paging import page_limit_or_422, page_request, positions
-from gateway.http.problems import FieldError, ProblemError, from_domain_error
+from gateway.http.problems import ProblemError, from_domain_error, invalid
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
     Reply,
@@ -154,12 +154,7 @@ async def list_transfers_route(
     # request wrong twice is told about the same field.
     page_limit_or_422(limit, limit_max=transfers_page_max)
     if status is not None and status not in wire.transfer_statuses:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "unknown status",
-            errors=[FieldError(field="status", message="not a transfer status")],
-        )
+        raise invalid("status", detail="unknown status", message="not a transfer status")
     page = await list_transfers(
         runtime_of(request).pool,
         tenant_id=principal_of(request).tenant_id,

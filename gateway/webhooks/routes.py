@@ -18,7 +18,7 @@ from litestar.params import FromPath, FromQuery
 
 from gateway.http.ids import decode_id, encode_id
 from gateway.http.paging import page_request, positions
-from gateway.http.problems import FieldError, ProblemError
+from gateway.http.problems import ProblemError, invalid
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import decode_body, json_response, principal_of, request_body
 from gateway.runtime import runtime_of
@@ -85,16 +85,10 @@ def _checked_filters(enabled_events: list[str]) -> list[str]:
     names no event."""
     unknown = catalog.unknown_filters(enabled_events)
     if unknown:
-        raise ProblemError(
-            422,
-            "validation_error",
-            f"unknown event filter {unknown[0][:64]!r}",
-            errors=[
-                FieldError(
-                    field="enabled_events",
-                    message="each must be *, a family such as transfer.*, or an event type",
-                )
-            ],
+        raise invalid(
+            "enabled_events",
+            detail=f"unknown event filter {unknown[0][:64]!r}",
+            message="each must be *, a family such as transfer.*, or an event type",
         )
     return list(dict.fromkeys(enabled_events))
 
@@ -283,12 +277,7 @@ async def list_events_route(
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     if type is not None and type not in catalog.event_types:
-        raise ProblemError(
-            422,
-            "validation_error",
-            "unknown event type",
-            errors=[FieldError(field="type", message="not an event type Kovra emits")],
-        )
+        raise invalid("type", detail="unknown event type", message="not an event type Kovra emits")
     page = await list_events(
         runtime_of(request).pool,
         tenant_id=principal_of(request).tenant_id,
