@@ -30,14 +30,17 @@ from gateway.infra.redis_pipelining import PipeliningRedis
 from gateway.infra.sealing import SecretBox, sandbox_key_material
 from gateway.settings import Settings
 from gateway.tenancy.pricing_cache import PricingCache
-from ledger.client import LedgerClient
-from ledger.coalescing import CoalescingClient
+from ledger.clients import (
+    CoalescingClient,
+    EmbeddedClient,
+    LedgerClient,
+    TigerBeetleClient,
+    TigerBeetleSettings,
+)
 from ledger.currencies import CurrencyRegistry
-from ledger.embedded import EmbeddedClient
 from ledger.errors import LedgerUnavailable
 from ledger.service import Ledger
 from ledger.statements import Statements
-from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
 
 if TYPE_CHECKING:
     from gateway.transfers.admission import TransferAdmission
@@ -90,7 +93,7 @@ async def _seed_rates(settings: Settings, source: TableRateSource | HttpRateFeed
 def open_ledger_client(settings: Settings) -> LedgerClient:
     """A real cluster with TB_ADDRESSES, the shared ledger server with KOVRA_LEDGER_ADDRESS,
     else the embedded engine journaling under the data directory (single process); the
-    `create_transfers` calls of one loop turn share a request (ledger.coalescing)."""
+    `create_transfers` calls of one loop turn share a request (ledger.clients.coalescing)."""
     return CoalescingClient(_backend_client(settings))
 
 
@@ -104,7 +107,7 @@ def _backend_client(settings: Settings) -> LedgerClient:
             )
         )
     if settings.ledger_address:
-        from ledger.remote.client import RemoteLedgerClient  # noqa: PLC0415 - optional backend.
+        from ledger.clients.remote import RemoteLedgerClient  # noqa: PLC0415 - optional backend.
 
         return RemoteLedgerClient(settings.ledger_address, timeout_ms=settings.ledger_timeout_ms)
     return EmbeddedClient(settings.ledger_journal)

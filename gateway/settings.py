@@ -29,9 +29,9 @@ from gateway.jobs.retention import (
     idempotency_retention_days_max,
 )
 from gateway.webhooks.schedule import parse_schedule, retry_schedule_default
+from ledger.clients import timeout_ms_default, timeout_ms_max
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerError
-from ledger.tigerbeetle_client import timeout_ms_default, timeout_ms_max
 
 environments = ("sandbox", "production")
 admin_token_length_min = 32

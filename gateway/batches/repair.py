@@ -34,7 +34,7 @@ from gateway.batches.service import item_id
 from gateway.batches.wire import batch_items_max
 from gateway.jobs.reconciler import advance_watermark, read_watermark
 from gateway.runtime import Services
-from ledger.client import batch_size_max
+from ledger.clients import batch_size_max
 from ledger.invariants import ensure
 from ledger.netting import Netting
 from ledger.transfers import Leg, TransferCode, transfer_id

@@ -36,7 +36,7 @@ from gateway.infra.database.records import event_insert
 from gateway.runtime import Services
 from gateway.transfers.orphan_admissions import give_back_admission, release_orphan_admissions
 from gateway.transfers.records import transfer_insert
-from ledger.client import batch_size_max
+from ledger.clients import batch_size_max
 from ledger.invariants import ensure
 from ledger.payouts import Payout, Payouts
 from ledger.transfers import Leg, TransferCode, transfer_id

@@ -33,7 +33,7 @@ import structlog
 
 from fx.quotes import consumer_token
 from gateway.runtime import Services
-from ledger.client import batch_size_max
+from ledger.clients import batch_size_max
 from ledger.invariants import ensure
 from ledger.transfers import Leg, transfer_id
 

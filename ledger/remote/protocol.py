@@ -24,7 +24,7 @@ from typing import TypeVar
 import msgspec
 import tigerbeetle as tb
 
-from ledger.client import batch_size_max
+from ledger.clients.base import batch_size_max
 from ledger.embedded.journal import event_size
 from ledger.embedded.journal import unpack_accounts as _unpack_accounts
 from ledger.embedded.journal import unpack_transfers as _unpack_transfers

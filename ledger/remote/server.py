@@ -29,8 +29,7 @@ from pathlib import Path
 
 import uvloop
 
-from ledger.client import LedgerClient
-from ledger.embedded import EmbeddedClient
+from ledger.clients import EmbeddedClient, LedgerClient
 from ledger.embedded.journal import JournalCorrupt, JournalInUse, pack_accounts, pack_transfers
 from ledger.invariants import unreachable
 from ledger.remote.protocol import (

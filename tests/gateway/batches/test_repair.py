@@ -22,8 +22,7 @@ from gateway.batches.repair import repair_once
 from gateway.batches.service import item_id
 from gateway.runtime import Services
 from ledger.accounts import AccountType, platform_account_id
-from ledger.client import LedgerClient
-from ledger.embedded import EmbeddedClient
+from ledger.clients import EmbeddedClient, LedgerClient
 from ledger.netting import NettedItem, NettedPair, Netting
 from ledger.service import Ledger
 from ledger.transfers import linked, new_object_id

@@ -26,8 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tigerbeetle import bindings
 
-from ledger.client import batch_size_max
-from ledger.embedded import EmbeddedClient
+from ledger.clients import EmbeddedClient, batch_size_max
 from ledger.embedded.journal import (
     JournalCorrupt,
     event_size,
@@ -481,7 +480,7 @@ crash_script = textwrap.dedent(
 
     import tigerbeetle as tb
 
-    from ledger.embedded import EmbeddedClient
+    from ledger.clients import EmbeddedClient
 
 
     async def main(path: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import tigerbeetle as tb
 
-from ledger.client import batch_size_max
+from ledger.clients.base import batch_size_max
 from ledger.embedded.engine import Engine
 from ledger.embedded.journal import (
     Journal,

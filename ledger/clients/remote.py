@@ -30,8 +30,8 @@ from typing import TypeVar
 
 import tigerbeetle as tb
 
-from ledger.client import batch_size_max
-from ledger.embedded.client import (
+from ledger.clients.base import batch_size_max
+from ledger.clients.embedded import (
     _account_fields,
     _account_filter_fields,
     _query_filter_fields,

@@ -26,10 +26,10 @@ from typing import Any, Protocol, TypeVar
 
 import tigerbeetle as tb
 
-from ledger.client import batch_size_max
+from ledger.clients.base import batch_size_max
+from ledger.clients.tigerbeetle_packing import PackedClientAsync
 from ledger.errors import LedgerUnavailable
 from ledger.invariants import InvariantViolation, ensure
-from ledger.tigerbeetle_packing import PackedClientAsync
 
 timeout_ms_default = 10_000
 timeout_ms_max = 600_000

@@ -11,7 +11,7 @@ its submission and completion, the decoding of results) stays the library's.
 
 The library offers no public way to hand it packed events, so this overrides its private
 `_acquire_packet`, of the version pinned in `uv.lock`. An upgrade that changed it would fail
-`tests/ledger/test_tigerbeetle_packing.py`, which reads the bytes back through the packet,
+`tests/ledger/clients/test_tigerbeetle_packing.py`, which reads the bytes back through the packet,
 before it could reach a cluster.
 """
 

@@ -1,5 +1,5 @@
 """`RemoteLedgerClient` validates creates by packing them: `struct` refuses exactly what the
-field-by-field range checks (`ledger.embedded.client._validate`, the native client's
+field-by-field range checks (`ledger.clients.embedded._validate`, the native client's
 `validate_uint`) refuse. For transfers and accounts whose fields are drawn across and just
 beyond their ranges (hypothesis), `_packed` either returns the journal's packing, when every
 check passes, or raises the `IntegerOverflowError` the checks raise, with the same message
@@ -15,9 +15,9 @@ import tigerbeetle as tb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.embedded.client import _account_fields, _transfer_fields, _validate
+from ledger.clients.embedded import _account_fields, _transfer_fields, _validate
+from ledger.clients.remote import _packed
 from ledger.embedded.journal import pack_accounts, pack_transfers
-from ledger.remote.client import _packed
 from tests.ledger.events import around_range, events
 
 

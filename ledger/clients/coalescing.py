@@ -24,7 +24,7 @@ from typing import Final
 
 import tigerbeetle as tb
 
-from ledger.client import LedgerClient, batch_size_max
+from ledger.clients.base import LedgerClient, batch_size_max
 from ledger.invariants import InvariantViolation, ensure
 
 # A call this large gains nothing from company; it goes alone.

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from tigerbeetle import bindings
 from tigerbeetle.lib import c_uint128
 
-from ledger.embedded.client import _account_fields, _transfer_fields
-from ledger.tigerbeetle_packing import PackedClientAsync, packed_events
+from ledger.clients.embedded import _account_fields, _transfer_fields
+from ledger.clients.tigerbeetle_packing import PackedClientAsync, packed_events
 from tests.ledger.conformance.helpers import transfer
 from tests.ledger.events import events
 
