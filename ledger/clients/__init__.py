@@ -8,16 +8,11 @@ several processes through `ledger.remote`'s server). `CoalescingClient` wraps an
 the `create_transfers` calls of one event-loop turn share a request.
 """
 
-from ledger.clients.base import LedgerClient, batch_size_max
+from ledger.clients.base import LedgerClient, batch_size_max, timeout_ms_default, timeout_ms_max
 from ledger.clients.coalescing import CoalescingClient
 from ledger.clients.embedded import EmbeddedClient
 from ledger.clients.remote import RemoteLedgerClient
-from ledger.clients.tigerbeetle import (
-    TigerBeetleClient,
-    TigerBeetleSettings,
-    timeout_ms_default,
-    timeout_ms_max,
-)
+from ledger.clients.tigerbeetle import TigerBeetleClient, TigerBeetleSettings
 
 __all__ = [
     "CoalescingClient",

@@ -30,7 +30,8 @@ from pathlib import Path
 import uvloop
 
 from ledger.clients import EmbeddedClient, LedgerClient
-from ledger.embedded.journal import JournalCorrupt, JournalInUse, pack_accounts, pack_transfers
+from ledger.clients.codec import pack_accounts, pack_transfers
+from ledger.embedded.journal import JournalCorrupt, JournalInUse
 from ledger.invariants import unreachable
 from ledger.remote.protocol import (
     LedgerAddress,

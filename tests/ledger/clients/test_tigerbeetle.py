@@ -28,14 +28,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tigerbeetle.client import InitError
 
-from ledger.clients import batch_size_max
+from ledger.clients import batch_size_max, timeout_ms_default, timeout_ms_max
 from ledger.clients.tigerbeetle import (
     TigerBeetleClient,
     TigerBeetleSettings,
     pack_chunks,
     split_chains,
-    timeout_ms_default,
-    timeout_ms_max,
 )
 from ledger.errors import LedgerUnavailable
 from ledger.invariants import InvariantViolation

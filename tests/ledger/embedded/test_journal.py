@@ -1,10 +1,9 @@
 """The embedded ledger's journal makes `EmbeddedClient` durable and restarts exact.
 
-Events are packed in TigerBeetle's own 128-byte layouts and unpack to equal objects; a client
-reopened on its journal answers every lookup, balance and query exactly as before, remembers
-failed ids and expired pending transfers, and keeps timestamps moving forward; a torn tail is
-cut off while a damaged record in the middle or a foreign file stops the start; and a process
-killed with SIGKILL loses no acknowledged transfer and applies none twice.
+A client reopened on its journal answers every lookup, balance and query exactly as before,
+remembers failed ids and expired pending transfers, and keeps timestamps moving forward; a torn
+tail is cut off while a damaged record in the middle or a foreign file stops the start; and a
+process killed with SIGKILL loses no acknowledged transfer and applies none twice.
 """
 
 from __future__ import annotations
@@ -22,20 +21,9 @@ from pathlib import Path
 
 import pytest
 import tigerbeetle as tb
-from hypothesis import given
-from hypothesis import strategies as st
-from tigerbeetle import bindings
 
 from ledger.clients import EmbeddedClient, batch_size_max
-from ledger.embedded.journal import (
-    JournalCorrupt,
-    event_size,
-    journal_magic,
-    pack_accounts,
-    pack_transfers,
-    unpack_accounts,
-    unpack_transfers,
-)
+from ledger.embedded.journal import JournalCorrupt, journal_magic
 from tests.conftest import fresh_id
 from tests.ledger.conformance.helpers import (
     AF,
@@ -52,72 +40,6 @@ repo_root = Path(__file__).resolve().parents[3]
 u128_max = (1 << 128) - 1
 u64_max = (1 << 64) - 1
 ns_per_s = 1_000_000_000
-
-
-def _uint(bits: int) -> st.SearchStrategy[int]:
-    maximum = (1 << bits) - 1
-    extremes = sorted({0, 1, maximum, maximum - 1, (1 << (bits // 2)) - 1, 1 << (bits // 2)})
-    return st.sampled_from(extremes) | st.integers(min_value=0, max_value=maximum)
-
-
-accounts_strategy = st.builds(
-    tb.Account,
-    id=_uint(128),
-    debits_pending=_uint(128),
-    debits_posted=_uint(128),
-    credits_pending=_uint(128),
-    credits_posted=_uint(128),
-    user_data_128=_uint(128),
-    user_data_64=_uint(64),
-    user_data_32=_uint(32),
-    ledger=_uint(32),
-    code=_uint(16),
-    flags=_uint(16).map(tb.AccountFlags),
-    timestamp=_uint(64),
-)
-transfers_strategy = st.builds(
-    tb.Transfer,
-    id=_uint(128),
-    debit_account_id=_uint(128),
-    credit_account_id=_uint(128),
-    amount=_uint(128),
-    pending_id=_uint(128),
-    user_data_128=_uint(128),
-    user_data_64=_uint(64),
-    user_data_32=_uint(32),
-    timeout=_uint(32),
-    ledger=_uint(32),
-    code=_uint(16),
-    flags=_uint(16).map(tb.TransferFlags),
-    timestamp=_uint(64),
-)
-
-
-# ------------------------------------------------------------------------------------------
-# Packing.
-
-
-@given(st.lists(accounts_strategy, max_size=5))
-def test_accounts_pack_and_unpack_unchanged(accounts: list[tb.Account]) -> None:
-    payload = pack_accounts(accounts)
-    assert len(payload) == event_size * len(accounts)
-    assert unpack_accounts(payload) == accounts
-    # The layout is TigerBeetle's own `tb_account_t`, byte for byte.
-    assert payload == b"".join(bytes(bindings.CAccount.from_param(a)) for a in accounts)
-
-
-@given(st.lists(transfers_strategy, max_size=5))
-def test_transfers_pack_and_unpack_unchanged(transfers: list[tb.Transfer]) -> None:
-    payload = pack_transfers(transfers)
-    assert len(payload) == event_size * len(transfers)
-    assert unpack_transfers(payload) == transfers
-    assert payload == b"".join(bytes(bindings.CTransfer.from_param(t)) for t in transfers)
-
-
-def test_u128_is_two_little_endian_u64_low_first() -> None:
-    payload = pack_transfers([tb.Transfer(id=(1 << 64) | 2, amount=u128_max)])
-    assert payload[0:16] == (2).to_bytes(8, "little") + (1).to_bytes(8, "little")
-    assert payload[48:64] == b"\xff" * 16
 
 
 # ------------------------------------------------------------------------------------------

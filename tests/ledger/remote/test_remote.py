@@ -34,7 +34,7 @@ import pytest
 import tigerbeetle as tb
 
 from ledger.clients import EmbeddedClient, LedgerClient, RemoteLedgerClient, batch_size_max
-from ledger.embedded.journal import pack_transfers
+from ledger.clients.codec import pack_transfers
 from ledger.errors import LedgerUnavailable
 from ledger.invariants import InvariantViolation
 from ledger.remote import parse_address
