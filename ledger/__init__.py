@@ -11,7 +11,7 @@ this module runs first whichever `ledger` module a caller names.
 """
 
 from ledger.allocation import allocate
-from ledger.clients import LedgerClient, batch_size_max
+from ledger.clients import LedgerClient, batch_size_max, open_ledger_client
 from ledger.currencies import Currency, CurrencyRegistry
 from ledger.errors import InvalidAmount, LedgerError, LedgerUnavailable, ReservationReleased
 from ledger.invariants import InvariantViolation, ensure, unreachable
@@ -48,6 +48,7 @@ __all__ = [
     "hold_timeout_seconds_max",
     "linked",
     "new_object_id",
+    "open_ledger_client",
     "statement_limit_max",
     "transfer_id",
     "unreachable",

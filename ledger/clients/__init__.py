@@ -5,10 +5,12 @@ TigerBeetle's own types and statuses, so every backend is interchangeable and th
 suite runs unchanged against each: `TigerBeetleClient` over a real cluster, `EmbeddedClient`
 (the engine in `ledger.embedded`, in-process) and `RemoteLedgerClient` (the engine shared by
 several processes through `ledger.remote`'s server). `CoalescingClient` wraps any of them so
-the `create_transfers` calls of one event-loop turn share a request.
+the `create_transfers` calls of one event-loop turn share a request, and `open_ledger_client`
+chooses a process's client from its configuration.
 """
 
 from ledger.clients.base import LedgerClient, batch_size_max, timeout_ms_default, timeout_ms_max
+from ledger.clients.choice import open_ledger_client
 from ledger.clients.coalescing import CoalescingClient
 from ledger.clients.embedded import EmbeddedClient
 from ledger.clients.remote import RemoteLedgerClient
@@ -22,6 +24,7 @@ __all__ = [
     "TigerBeetleClient",
     "TigerBeetleSettings",
     "batch_size_max",
+    "open_ledger_client",
     "timeout_ms_default",
     "timeout_ms_max",
 ]
