@@ -20,6 +20,7 @@ from ledger.payouts import Payout, Payouts
 from ledger.service import Ledger, Posted, amount_minor_max, hold_timeout_seconds_max
 from ledger.statements import StatementEntry, Statements, statement_limit_max
 from ledger.transfers import Leg, TransferCode, linked, new_object_id, transfer_id
+from ledger.turn_batching import TurnBatcher
 
 __all__ = [
     "Currency",
@@ -41,6 +42,7 @@ __all__ = [
     "StatementEntry",
     "Statements",
     "TransferCode",
+    "TurnBatcher",
     "allocate",
     "amount_minor_max",
     "batch_size_max",

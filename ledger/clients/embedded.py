@@ -36,6 +36,7 @@ from ledger.clients.codec import (
 from ledger.embedded.engine import Engine
 from ledger.embedded.journal import Journal, JournalOperation, encode_record
 from ledger.invariants import ensure, unreachable
+from ledger.turn_batching import TurnBatcher
 
 
 class _Request:
@@ -72,8 +73,7 @@ class EmbeddedClient:
                 self._journal.close()  # Release the file and its lock; the start is refused.
                 raise
         self._prepare_timestamp = self._engine.commit_timestamp
-        self._queue: list[_Request] = []
-        self._drain_scheduled = False
+        self._turn: TurnBatcher[_Request] = TurnBatcher(self._drain)
         self._closed = False
 
     @property
@@ -147,8 +147,7 @@ class EmbeddedClient:
         if self._closed:
             return
         self._closed = True
-        if self._queue:
-            self._drain()
+        self._turn.flush_now()
         if self._journal is not None:
             self._journal.close()
 
@@ -162,12 +161,8 @@ class EmbeddedClient:
             raise tb.TooMuchDataError()
 
     def _submit(self, operation: str, payload: Any) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append(_Request(operation, payload, future))
-        if not self._drain_scheduled:
-            self._drain_scheduled = True
-            loop.call_soon(self._drain)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._turn.add(_Request(operation, payload, future))
         return future
 
     def _next_timestamp(self, now_ns: int, delta: int) -> int:
@@ -175,9 +170,7 @@ class EmbeddedClient:
         self._prepare_timestamp = max(self._prepare_timestamp, now_ns) + max(delta, 1)
         return self._prepare_timestamp
 
-    def _drain(self) -> None:
-        self._drain_scheduled = False
-        requests, self._queue = self._queue, []
+    def _drain(self, requests: list[_Request]) -> None:
         records: list[bytes] = []
         now_ns = self._clock_ns()
         expiry_ns = self._engine.next_expiry_ns()
