@@ -25,36 +25,20 @@ def open_ledger_client(
     ledger_address: str | None,
     journal_path: Path | None,
     timeout_ms: int,
-) -> LedgerClient:
+) -> CoalescingClient:
     """The TigerBeetle cluster at `tigerbeetle_addresses` when given; else the shared ledger
     server at `ledger_address` when given; else the embedded engine, single-process,
     journaling to `journal_path` (in memory without one). Whichever it is, the
     `create_transfers` calls of one event-loop turn share a request (`CoalescingClient`)."""
-    return CoalescingClient(
-        _backend_client(
-            tigerbeetle_addresses=tigerbeetle_addresses,
-            cluster_id=cluster_id,
-            ledger_address=ledger_address,
-            journal_path=journal_path,
-            timeout_ms=timeout_ms,
-        )
-    )
-
-
-def _backend_client(
-    *,
-    tigerbeetle_addresses: str | None,
-    cluster_id: int,
-    ledger_address: str | None,
-    journal_path: Path | None,
-    timeout_ms: int,
-) -> LedgerClient:
+    backend: LedgerClient
     if tigerbeetle_addresses:
-        return TigerBeetleClient(
+        backend = TigerBeetleClient(
             TigerBeetleSettings(
                 addresses=tigerbeetle_addresses, cluster_id=cluster_id, timeout_ms=timeout_ms
             )
         )
-    if ledger_address:
-        return RemoteLedgerClient(ledger_address, timeout_ms=timeout_ms)
-    return EmbeddedClient(journal_path)
+    elif ledger_address:
+        backend = RemoteLedgerClient(ledger_address, timeout_ms=timeout_ms)
+    else:
+        backend = EmbeddedClient(journal_path)
+    return CoalescingClient(backend)

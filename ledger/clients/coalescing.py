@@ -52,6 +52,11 @@ class CoalescingClient:
         self._turn: TurnBatcher[_Call] = TurnBatcher(self._send_turn, weight_max=batch_size_max)
         self._sends: set[asyncio.Task[None]] = set()
 
+    @property
+    def backend(self) -> LedgerClient:
+        """The client every call goes through."""
+        return self._client
+
     async def create_transfers(self, transfers: list[tb.Transfer]) -> list[tb.CreateTransferResult]:
         if (
             not transfers

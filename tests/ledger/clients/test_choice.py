@@ -1,9 +1,9 @@
 """`open_ledger_client` picks a process's ledger by the configuration's precedence.
 
 Proves that TigerBeetle addresses win over a ledger server's address, which wins over the
-embedded engine; that the embedded engine journals to the path given (or stays in memory
-without one); and that the chosen backend comes wrapped in the coalescing client. Nothing
-connects: the TigerBeetle and remote clients connect lazily, and port 1 never answers.
+embedded engine, and that the embedded engine journals to the path given (or stays in memory
+without one); the chosen backend is always behind the coalescing client. Nothing connects:
+the TigerBeetle and remote clients connect lazily, and port 1 never answers.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ import pytest
 from ledger.clients import (
     CoalescingClient,
     EmbeddedClient,
-    LedgerClient,
     RemoteLedgerClient,
     TigerBeetleClient,
     open_ledger_client,
 )
-from ledger.clients.choice import _backend_client
 
 unanswered_address = "127.0.0.1:1"
 
@@ -30,8 +28,8 @@ def _choose(
     tigerbeetle_addresses: str | None = None,
     ledger_address: str | None = None,
     journal_path: Path | None = None,
-) -> LedgerClient:
-    return _backend_client(
+) -> CoalescingClient:
+    return open_ledger_client(
         tigerbeetle_addresses=tigerbeetle_addresses,
         cluster_id=7,
         ledger_address=ledger_address,
@@ -43,7 +41,7 @@ def _choose(
 async def test_tigerbeetle_addresses_come_first() -> None:
     client = _choose(tigerbeetle_addresses=unanswered_address, ledger_address=unanswered_address)
     try:
-        assert isinstance(client, TigerBeetleClient)
+        assert isinstance(client.backend, TigerBeetleClient)
     finally:
         await client.close()
 
@@ -51,8 +49,8 @@ async def test_tigerbeetle_addresses_come_first() -> None:
 async def test_a_ledger_address_comes_next() -> None:
     client = _choose(ledger_address=unanswered_address)
     try:
-        assert isinstance(client, RemoteLedgerClient)
-        assert client.address == unanswered_address
+        assert isinstance(client.backend, RemoteLedgerClient)
+        assert client.backend.address == unanswered_address
     finally:
         await client.close()
 
@@ -62,21 +60,7 @@ async def test_otherwise_the_embedded_engine(tmp_path: Path, journaled: bool) ->
     journal = tmp_path / "ledger.journal" if journaled else None
     client = _choose(journal_path=journal)
     try:
-        assert isinstance(client, EmbeddedClient)
+        assert isinstance(client.backend, EmbeddedClient)
         assert (tmp_path / "ledger.journal").exists() is journaled
-    finally:
-        await client.close()
-
-
-async def test_the_chosen_client_is_coalesced() -> None:
-    client = open_ledger_client(
-        tigerbeetle_addresses=None,
-        cluster_id=0,
-        ledger_address=None,
-        journal_path=None,
-        timeout_ms=1_000,
-    )
-    try:
-        assert isinstance(client, CoalescingClient)
     finally:
         await client.close()
