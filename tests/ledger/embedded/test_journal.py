@@ -79,9 +79,27 @@ def _latest_timestamp(snapshot: Snapshot) -> int:
     return max([a.timestamp for a in snapshot.accounts] + [t.timestamp for t in snapshot.transfers])
 
 
-async def test_a_reopened_client_answers_exactly_as_before(tmp_path: Path) -> None:
-    journal = tmp_path / "ledger.journal"
-    client = EmbeddedClient(journal)
+@dataclass
+class History:
+    """What `_write_history` wrote: accounts, and transfers created or failed in every way
+    the journal must remember."""
+
+    wallet: int
+    funding: int
+    fees: int
+    account_ids: list[int]
+    created: list[tb.Transfer]
+    transfer_ids: list[int]
+    deposit: tb.Transfer
+    held: tb.Transfer
+    post: tb.Transfer
+    chain: list[tb.Transfer]
+    broken_chain: list[tb.Transfer]
+    overdraft: tb.Transfer
+    orphan: tb.Transfer
+
+
+async def _write_history(client: EmbeddedClient) -> History:
     wallet, funding, fees = await open_accounts(
         client, AF.DEBITS_MUST_NOT_EXCEED_CREDITS | AF.HISTORY, AF.NONE, AF.HISTORY
     )
@@ -121,35 +139,59 @@ async def test_a_reopened_client_answers_exactly_as_before(tmp_path: Path) -> No
     ]
     created = [deposit, held, to_post, to_void, post, void, *chain]
     failed = [*broken_chain, overdraft, orphan, invalid]
-    account_ids = [wallet, funding, fees, usd]
-    transfer_ids = [t.id for t in [*created, *failed]]
-    before = await _snapshot(client, account_ids, transfer_ids)
-    assert [t.id for t in before.transfers] == [t.id for t in created]
-    assert before.accounts[0].debits_pending == 100
-    assert before.accounts[0].debits_posted == 150 + 60
-    assert len(before.balances[0]) == len(created)  # Every created transfer is the wallet's.
-    await client.close()
+    return History(
+        wallet=wallet,
+        funding=funding,
+        fees=fees,
+        account_ids=[wallet, funding, fees, usd],
+        created=created,
+        transfer_ids=[t.id for t in [*created, *failed]],
+        deposit=deposit,
+        held=held,
+        post=post,
+        chain=chain,
+        broken_chain=broken_chain,
+        overdraft=overdraft,
+        orphan=orphan,
+    )
 
-    reopened = EmbeddedClient(journal)
-    after = await _snapshot(reopened, account_ids, transfer_ids)
-    assert after == before
-    # Remembered outcomes: existing ids exist, transiently failed ids stay burned, and a
-    # non-transient failure may be retried once fixed.
-    assert await statuses(reopened, [deposit, post, *chain]) == [
+
+async def _assert_outcomes_remembered(client: EmbeddedClient, history: History) -> None:
+    """Existing ids exist, transiently failed ids stay burned, and a non-transient failure
+    may be retried once fixed."""
+    assert await statuses(client, [history.deposit, history.post, *history.chain]) == [
         T.EXISTS,
         T.EXISTS,
         T.EXISTS,  # A retried chain: the first event exists, the rest fail as linked.
         T.LINKED_EVENT_FAILED,
         T.LINKED_EVENT_FAILED,
     ]
-    assert (
-        await statuses(reopened, [overdraft, orphan, broken_chain[2]]) == [T.ID_ALREADY_FAILED] * 3
-    )
-    retried_chain = [broken_chain[0], broken_chain[1], transfer(wallet, fees, 1)]
+    burned = [history.overdraft, history.orphan, history.broken_chain[2]]
+    assert await statuses(client, burned) == [T.ID_ALREADY_FAILED] * 3
+
+
+async def test_a_reopened_client_answers_exactly_as_before(tmp_path: Path) -> None:
+    journal = tmp_path / "ledger.journal"
+    client = EmbeddedClient(journal)
+    history = await _write_history(client)
+    wallet, funding, fees = history.wallet, history.funding, history.fees
+    account_ids, transfer_ids = history.account_ids, history.transfer_ids
+    before = await _snapshot(client, account_ids, transfer_ids)
+    assert [t.id for t in before.transfers] == [t.id for t in history.created]
+    assert before.accounts[0].debits_pending == 100
+    assert before.accounts[0].debits_posted == 150 + 60
+    assert len(before.balances[0]) == len(history.created)  # Every one is the wallet's.
+    await client.close()
+
+    reopened = EmbeddedClient(journal)
+    after = await _snapshot(reopened, account_ids, transfer_ids)
+    assert after == before
+    await _assert_outcomes_remembered(reopened, history)
+    retried_chain = [*history.broken_chain[:2], transfer(wallet, fees, 1)]
     assert await statuses(reopened, retried_chain) == [T.CREATED] * 3
     newer = transfer(funding, wallet, 5)
     post_held = transfer(
-        0, 0, u128_max, ledger=0, code=0, pending_id=held.id, flags=TF.POST_PENDING_TRANSFER
+        0, 0, u128_max, ledger=0, code=0, pending_id=history.held.id, flags=TF.POST_PENDING_TRANSFER
     )
     results = await reopened.create_transfers([newer, post_held])
     assert [r.status for r in results] == [T.CREATED, T.CREATED]
