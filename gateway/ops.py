@@ -13,7 +13,7 @@ from gateway.http.problems import encode, problem, problem_content_type
 from gateway.http.requests import json_response
 from gateway.infra.observability import render_metrics
 from gateway.runtime import runtime_of
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 
 readiness_timeout_seconds = 2.0
 

@@ -47,15 +47,13 @@ from gateway.transfers.admission import (
 from gateway.transfers.recipients import Recipients
 from gateway.transfers.service import Transfers
 from gateway.wallets.service import Wallets
-from ledger.client import LedgerClient
-from ledger.coalescing import CoalescingClient
+from ledger import clients as ledger_clients
+from ledger.clients import LedgerClient
 from ledger.currencies import CurrencyRegistry
-from ledger.embedded import EmbeddedClient
 from ledger.errors import LedgerUnavailable
 from ledger.invariants import unreachable
 from ledger.service import Ledger
 from ledger.statements import Statements
-from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
 
 if TYPE_CHECKING:
     from litestar import Request
@@ -106,26 +104,14 @@ async def _seed_rates(settings: Settings, source: TableRateSource | HttpRateFeed
 
 
 def open_ledger_client(settings: Settings) -> LedgerClient:
-    """A real cluster with TB_ADDRESSES, the shared ledger server with KOVRA_LEDGER_ADDRESS,
-    else the embedded engine journaling under the data directory (single process); the
-    `create_transfers` calls of one loop turn share a request (ledger.coalescing)."""
-    return CoalescingClient(_backend_client(settings))
-
-
-def _backend_client(settings: Settings) -> LedgerClient:
-    if settings.tb_addresses:
-        return TigerBeetleClient(
-            TigerBeetleSettings(
-                addresses=settings.tb_addresses,
-                cluster_id=settings.tb_cluster_id,
-                timeout_ms=settings.ledger_timeout_ms,
-            )
-        )
-    if settings.ledger_address:
-        from ledger.remote.client import RemoteLedgerClient  # noqa: PLC0415 - optional backend.
-
-        return RemoteLedgerClient(settings.ledger_address, timeout_ms=settings.ledger_timeout_ms)
-    return EmbeddedClient(settings.ledger_journal)
+    """The process's ledger client, as `ledger.clients` chooses it from these settings."""
+    return ledger_clients.open_ledger_client(
+        tigerbeetle_addresses=settings.tb_addresses,
+        cluster_id=settings.tb_cluster_id,
+        ledger_address=settings.ledger_address,
+        journal_path=settings.ledger_journal,
+        timeout_ms=settings.ledger_timeout_ms,
+    )
 
 
 @dataclass(kw_only=True)

@@ -45,13 +45,13 @@ from gateway.webhooks.schedule import (
     retry_delay_seconds_max,
     retry_schedule_default,
 )
+from ledger.clients import timeout_ms_default, timeout_ms_max
 from ledger.currencies import (
     CurrencyRegistry,
     currencies_enabled_default,
     currencies_environment_variable,
 )
 from ledger.errors import LedgerError
-from ledger.tigerbeetle_client import timeout_ms_default, timeout_ms_max
 from rails.adapter import pending_rail_cap_ms
 
 environments = ("sandbox", "production")

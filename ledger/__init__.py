@@ -3,4 +3,55 @@
 Every balance Kovra reports lives in TigerBeetle (or, on a developer machine, in the embedded
 engine that mimics it). This package turns Kovra's domain operations (deposits, holds,
 payouts, currency exchange) into TigerBeetle transfers and back.
+
+The names below are what other packages use; the clients have their own surface in
+`ledger.clients`. Importing `ledger.clients` here also fixes the order in which the clients,
+the embedded engine and the remote protocol load (each imports modules of the others), since
+this module runs first whichever `ledger` module a caller names.
 """
+
+from ledger.allocation import allocate
+from ledger.clients import LedgerClient, batch_size_max, open_ledger_client
+from ledger.currencies import Currency, CurrencyRegistry
+from ledger.errors import InvalidAmount, LedgerError, LedgerUnavailable, ReservationReleased
+from ledger.invariants import InvariantViolation, ensure, unreachable
+from ledger.netting import NettedItem, NettedPair, Netting
+from ledger.payouts import Payout, Payouts
+from ledger.service import Ledger, Posted, amount_minor_max, hold_timeout_seconds_max
+from ledger.statements import StatementEntry, Statements, statement_limit_max
+from ledger.transfers import Leg, TransferCode, linked, new_object_id, transfer_id
+from ledger.turn_batching import TurnBatcher
+
+__all__ = [
+    "Currency",
+    "CurrencyRegistry",
+    "InvalidAmount",
+    "InvariantViolation",
+    "Ledger",
+    "LedgerClient",
+    "LedgerError",
+    "LedgerUnavailable",
+    "Leg",
+    "NettedItem",
+    "NettedPair",
+    "Netting",
+    "Payout",
+    "Payouts",
+    "Posted",
+    "ReservationReleased",
+    "StatementEntry",
+    "Statements",
+    "TransferCode",
+    "TurnBatcher",
+    "allocate",
+    "amount_minor_max",
+    "batch_size_max",
+    "ensure",
+    "hold_timeout_seconds_max",
+    "linked",
+    "new_object_id",
+    "open_ledger_client",
+    "statement_limit_max",
+    "transfer_id",
+    "unreachable",
+]

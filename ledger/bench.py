@@ -22,10 +22,14 @@ from pathlib import Path
 import msgspec
 import tigerbeetle as tb
 
-from ledger.client import LedgerClient, batch_size_max
-from ledger.embedded import EmbeddedClient
+from ledger.clients import (
+    EmbeddedClient,
+    LedgerClient,
+    TigerBeetleClient,
+    TigerBeetleSettings,
+    batch_size_max,
+)
 from ledger.invariants import ensure
-from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
 
 bench_ledger = 978
 transfers_per_shape = {1: 2_000, 100: 50_000, batch_size_max: 5 * batch_size_max}

@@ -43,7 +43,7 @@ from ledger.accounts import (
     platform_account_id,
     tenant_account_id,
 )
-from ledger.client import batch_size_max
+from ledger.clients import batch_size_max
 from ledger.errors import LedgerError
 from ledger.invariants import ensure
 from ledger.outcomes import check_account_results, check_transfer_results

@@ -19,7 +19,7 @@ from ledger.accounts import (
     platform_tenant_id,
     tenant_account_id,
 )
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from ledger.currencies import Currency, CurrencyRegistry
 from ledger.errors import HoldAlreadyCaptured, InvalidAmount, LedgerIdConflict
 from ledger.outcomes import check_account_results, check_transfer_results

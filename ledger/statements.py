@@ -14,7 +14,7 @@ import msgspec
 import tigerbeetle as tb
 
 from ledger.accounts import AccountType, decode_account_id
-from ledger.client import batch_size_max
+from ledger.clients import batch_size_max
 from ledger.currencies import Currency
 from ledger.errors import InvalidAmount
 from ledger.invariants import ensure

@@ -20,11 +20,14 @@ import pytest
 import tigerbeetle as tb
 from redis.asyncio import Redis
 
-from ledger.client import LedgerClient
-from ledger.embedded import EmbeddedClient
-from ledger.remote import RemoteLedgerClient
+from ledger.clients import (
+    EmbeddedClient,
+    LedgerClient,
+    RemoteLedgerClient,
+    TigerBeetleClient,
+    TigerBeetleSettings,
+)
 from ledger.remote.server import running_server
-from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
 
 pytest_plugins = ["tests.postgres"]
 

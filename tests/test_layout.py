@@ -4,11 +4,14 @@ each of which must still exist and still need its exception); no function takes 
 five positional parameters; the packages' modules import one another without a cycle,
 counting imports inside functions and under TYPE_CHECKING; and the lower layers import
 nothing from the higher ones: `ledger` nothing from gateway, fx, rails or compliance, and
-`fx` and `rails` nothing from gateway or compliance."""
+`fx` and `rails` nothing from gateway or compliance; and a package's modules are imported
+from outside it only when its `__init__` names them public (`__all__`)."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import itertools
 import tomllib
 from collections.abc import Iterator
@@ -113,6 +116,44 @@ def test_lower_layers_import_nothing_from_higher_ones(graph: grimp.ImportGraph, 
         for chain in sorted(graph.find_shortest_chains(lower, higher, as_packages=True))
     ]
     assert chains == [], "\n\n".join(chains)
+
+
+def test_packages_are_imported_from_outside_only_through_their_public_modules(
+    graph: grimp.ImportGraph,
+) -> None:
+    private_imports = []
+    for package in sorted(m for m in graph.modules if _is_package(m)):
+        public = _public_modules(package)
+        for module in sorted(graph.find_children(package)):
+            if _is_package(module) or module in public:
+                continue
+            outsiders = {
+                importer
+                for importer in graph.find_modules_that_directly_import(module)
+                if importer != package and not importer.startswith(package + ".")
+            }
+            private_imports += [f"{importer} -> {module}" for importer in sorted(outsiders)]
+    assert private_imports == [], "name the module in its package's __all__, or stop importing it"
+
+
+def _public_modules(package: str) -> set[str]:
+    """The modules a package's `__all__` makes public: those it names, and those whose
+    names it re-exports (msgspec's style: a few names from private modules)."""
+    namespace = vars(importlib.import_module(package))
+    public = set()
+    for name in namespace.get("__all__", ()):
+        value = namespace.get(name)
+        if value is None or inspect.ismodule(value):
+            public.add(f"{package}.{name}")  # A module named, whether imported yet or not.
+            continue
+        module = getattr(value, "__module__", None)
+        if isinstance(module, str) and module.startswith(package + "."):
+            public.add(module)
+    return public
+
+
+def _is_package(module: str) -> bool:
+    return (repository / module.replace(".", "/") / "__init__.py").exists()
 
 
 def strongly_connected(graph: grimp.ImportGraph) -> list[set[str]]:

@@ -36,7 +36,7 @@ from compliance.limits import DailyLimits
 from gateway.batches.service import item_id
 from gateway.batches.wire import batch_items_max
 from gateway.infra.database.watermarks import advance_watermark, read_watermark
-from ledger.client import LedgerClient, batch_size_max
+from ledger.clients import LedgerClient, batch_size_max
 from ledger.invariants import ensure
 from ledger.netting import Netting
 from ledger.service import Ledger

@@ -4,9 +4,10 @@ Under load a gateway process has dozens of requests in flight, and each needs a 
 commands (authenticate, consume the quote, count the daily limit...). Sent one by one, every
 command checks a connection out of the pool, writes, waits for its own answer and checks the
 connection back in: most of the gateway's Redis cost is this per-command machinery, not
-Redis. Here every command issued while the loop runs one turn joins a queue; at the end of
-the turn the queue goes out as one write on one long-lived connection, and each caller gets
-its own reply (or its own error: a failed command fails only its caller). It is
+Redis. Here every command issued while the loop runs one turn joins a queue
+(`ledger.turn_batching`); at the end of the turn the queue goes out as one write on one
+long-lived connection (a write full at `pipeline_commands_max` goes at once), and each caller
+gets its own reply (or its own error: a failed command fails only its caller). It is
 TigerBeetle's batching applied to Redis: the cost is paid per turn, not per command.
 
 The connection is an asyncio protocol of our own rather than redis-py's pipeline, because
@@ -42,6 +43,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, KeyT, ScriptTextT
+
+from ledger.turn_batching import TurnBatcher
 
 # A turn with more commands than this sends them in several writes.
 pipeline_commands_max: Final = 512
@@ -232,7 +235,10 @@ class PipeliningRedis(Redis):
 
     def __init__(self, *arguments: Any, **options: Any) -> None:
         super().__init__(*arguments, **options)
-        self._pending: list[_Pending] = []
+        # A turn's commands; a turn with more than fit one write sends each full write at once.
+        self._turn: TurnBatcher[_Pending] = TurnBatcher(
+            self._flush_turn, weight_max=pipeline_commands_max
+        )
         self._flushes: set[asyncio.Task[None]] = set()
         self._protocol: _ReplyProtocol | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -253,13 +259,8 @@ class PipeliningRedis(Redis):
         return _DirectScript(self, script)
 
     async def execute_command(self, *arguments: Any, **options: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush_turn)
-        self._pending.append(_Pending(arguments, options, future))
-        if len(self._pending) >= pipeline_commands_max:
-            self._flush_turn()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._turn.add(_Pending(arguments, options, future))
         reply = await future
         if not self._own_wire:
             return reply  # redis-py's pipeline has parsed it already.
@@ -282,10 +283,7 @@ class PipeliningRedis(Redis):
         }
         return callback(reply, **extra)
 
-    def _flush_turn(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
+    def _flush_turn(self, batch: list[_Pending]) -> None:
         if not self._own_wire:
             task = asyncio.get_running_loop().create_task(self._send_pipeline(batch))
             self._flushes.add(task)
@@ -392,8 +390,7 @@ class PipeliningRedis(Redis):
                 pending.future.set_result(reply)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        if self._pending:
-            self._flush_turn()
+        self._turn.flush_now()
         if self._connecting is not None:
             await asyncio.gather(self._connecting, return_exceptions=True)
         await asyncio.gather(*self._flushes, return_exceptions=True)

@@ -44,7 +44,7 @@ from gateway.transfers.orphan_admissions import (
 )
 from gateway.transfers.records import transfer_insert
 from gateway.webhooks.records.events import event_insert
-from ledger.client import LedgerClient, batch_size_max
+from ledger.clients import LedgerClient, batch_size_max
 from ledger.invariants import ensure
 from ledger.payouts import Payout, Payouts
 from ledger.service import Ledger

@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 from compliance.limits import DailyLimits
 from fx.quotes import consumer_token
 from gateway.transfers.admission import TransferAdmission
-from ledger.client import LedgerClient, batch_size_max
+from ledger.clients import LedgerClient, batch_size_max
 from ledger.invariants import ensure
 from ledger.transfers import Leg, transfer_id
 

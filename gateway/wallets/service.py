@@ -29,7 +29,7 @@ from gateway.wallets import wire
 from gateway.wallets.errors import DepositsSandboxOnly, HoldUnknown
 from gateway.wallets.records import HoldRow, deposit_insert, get_hold, hold_insert, mark_rejected
 from gateway.webhooks.records.events import event_insert
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from ledger.errors import LedgerError
 from ledger.service import Ledger, Posted
 from ledger.statements import StatementEntry, Statements

@@ -1,8 +1,10 @@
 """The embedded ledger engine: TigerBeetle's semantics in-process, for `kovra dev` and tests.
 
-`EmbeddedClient` has the methods, types and result statuses of `tigerbeetle.ClientAsync`.
+`Engine` is the state machine and `Journal` its write-ahead log; `ledger.clients.embedded`
+puts them behind the `LedgerClient` interface.
 """
 
-from ledger.embedded.client import EmbeddedClient
+from ledger.embedded.engine import Engine
+from ledger.embedded.journal import Journal, JournalCorrupt, JournalInUse
 
-__all__ = ["EmbeddedClient"]
+__all__ = ["Engine", "Journal", "JournalCorrupt", "JournalInUse"]

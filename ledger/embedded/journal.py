@@ -5,7 +5,7 @@ requests, never state. Records are framed with a CRC32 so a process killed mid-w
 torn tail that is detected and cut off at the next start; a damaged record followed by good
 ones is corruption and stops the start with an error instead of silently losing money.
 
-Events are packed in TigerBeetle's own 128-byte layouts (u128 as two little-endian u64).
+Events are packed in TigerBeetle's own 128-byte layouts (`ledger.clients.codec`).
 """
 
 from __future__ import annotations
@@ -18,18 +18,11 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import tigerbeetle as tb
-
 from ledger.invariants import ensure
 
 journal_magic = b"KOVRAJ01"
 # header crc32 (of the rest of the header), payload crc32, payload length, operation, timestamp
 _record_header = struct.Struct("<IIIB3xQ")
-_account = struct.Struct("<12QQIIIHHQ")
-_transfer = struct.Struct("<12QQIIIHHQ")
-event_size = 128
-_u64_mask = (1 << 64) - 1
-ensure(_account.size == event_size and _transfer.size == event_size, "TigerBeetle's layout")
 ensure(_record_header.size == 24, "record header is 24 bytes")
 
 
@@ -45,101 +38,6 @@ class JournalCorrupt(RuntimeError):
 
 class JournalInUse(RuntimeError):
     """Another process holds the journal open."""
-
-
-def _split(value: int) -> tuple[int, int]:
-    return value & _u64_mask, value >> 64
-
-
-def _join(low: int, high: int) -> int:
-    return (high << 64) | low
-
-
-def pack_accounts(accounts: list[tb.Account]) -> bytes:
-    return b"".join(
-        _account.pack(
-            *_split(a.id),
-            *_split(a.debits_pending),
-            *_split(a.debits_posted),
-            *_split(a.credits_pending),
-            *_split(a.credits_posted),
-            *_split(a.user_data_128),
-            a.user_data_64,
-            a.user_data_32,
-            0,
-            a.ledger,
-            a.code,
-            int(a.flags),
-            a.timestamp,
-        )
-        for a in accounts
-    )
-
-
-def unpack_accounts(payload: bytes) -> list[tb.Account]:
-    accounts = []
-    for fields in _account.iter_unpack(payload):
-        accounts.append(
-            tb.Account(
-                id=_join(fields[0], fields[1]),
-                debits_pending=_join(fields[2], fields[3]),
-                debits_posted=_join(fields[4], fields[5]),
-                credits_pending=_join(fields[6], fields[7]),
-                credits_posted=_join(fields[8], fields[9]),
-                user_data_128=_join(fields[10], fields[11]),
-                user_data_64=fields[12],
-                user_data_32=fields[13],
-                ledger=fields[15],
-                code=fields[16],
-                flags=tb.AccountFlags(fields[17]),
-                timestamp=fields[18],
-            )
-        )
-    return accounts
-
-
-def pack_transfers(transfers: list[tb.Transfer]) -> bytes:
-    return b"".join(
-        _transfer.pack(
-            *_split(t.id),
-            *_split(t.debit_account_id),
-            *_split(t.credit_account_id),
-            *_split(t.amount),
-            *_split(t.pending_id),
-            *_split(t.user_data_128),
-            t.user_data_64,
-            t.user_data_32,
-            t.timeout,
-            t.ledger,
-            t.code,
-            int(t.flags),
-            t.timestamp,
-        )
-        for t in transfers
-    )
-
-
-def unpack_transfers(payload: bytes) -> list[tb.Transfer]:
-    transfers = []
-    for fields in _transfer.iter_unpack(payload):
-        transfers.append(
-            tb.Transfer(
-                id=_join(fields[0], fields[1]),
-                debit_account_id=_join(fields[2], fields[3]),
-                credit_account_id=_join(fields[4], fields[5]),
-                amount=_join(fields[6], fields[7]),
-                pending_id=_join(fields[8], fields[9]),
-                user_data_128=_join(fields[10], fields[11]),
-                user_data_64=fields[12],
-                user_data_32=fields[13],
-                timeout=fields[14],
-                ledger=fields[15],
-                code=fields[16],
-                flags=tb.TransferFlags(fields[17]),
-                timestamp=fields[18],
-            )
-        )
-    return transfers
 
 
 def encode_record(operation: JournalOperation, timestamp: int, payload: bytes) -> bytes:

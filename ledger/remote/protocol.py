@@ -7,8 +7,8 @@ these codecs so that both ends agree byte for byte.
 
 A frame is `u32 length` (of everything after it), `u16 header length`, a msgpack header
 (`RequestHeader` or `ReplyHeader`) and a binary payload. u128 values do not fit msgpack
-integers, so payloads use TigerBeetle's own 128-byte layouts for accounts and transfers (the
-journal's packers), 16-byte little-endian ids, and fixed structs for filters and results.
+integers, so payloads use TigerBeetle's own 128-byte layouts for accounts and transfers
+(`ledger.clients.codec`), 16-byte little-endian ids, and fixed structs for filters and results.
 Frames above `frame_size_max` are refused on both ends.
 """
 
@@ -19,15 +19,14 @@ import enum
 import ipaddress
 import struct
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import msgspec
 import tigerbeetle as tb
 
-from ledger.client import batch_size_max
-from ledger.embedded.journal import event_size
-from ledger.embedded.journal import unpack_accounts as _unpack_accounts
-from ledger.embedded.journal import unpack_transfers as _unpack_transfers
+from ledger.clients import codec
+from ledger.clients.base import batch_size_max
+from ledger.clients.codec import Fields, event_size, join_u128, split_u128
 from ledger.errors import LedgerUnavailable
 from ledger.invariants import InvariantViolation, ensure
 
@@ -46,13 +45,10 @@ address_environment_variable = "KOVRA_LEDGER_ADDRESS"
 
 _length_prefix = struct.Struct("<I")
 _header_length = struct.Struct("<H")
-_u64_mask = (1 << 64) - 1
-# account_id, user_data_128 (u128 as low, high), user_data_64, user_data_32, code,
-# timestamp_min, timestamp_max, limit, flags.
-_account_filter = struct.Struct("<QQQQQIH2xQQII")
-# user_data_128 (low, high), user_data_64, user_data_32, ledger, code, timestamp_min,
-# timestamp_max, limit, flags.
-_query_filter = struct.Struct("<QQQIIH2xQQII")
+# The filters' fields in the order of `codec.account_filter_fields` and
+# `codec.query_filter_fields` (a u128 as low, high), with two bytes of padding after `code`.
+_account_filter_layout = struct.Struct("<QQQQQIH2xQQII")
+_query_filter_layout = struct.Struct("<QQQIIH2xQQII")
 # timestamp, status.
 _create_result = struct.Struct("<QI4x")
 # debits_pending, debits_posted, credits_pending, credits_posted (u128 each), timestamp.
@@ -204,14 +200,6 @@ async def read_frame(
 # Payloads.
 
 
-def _split(value: int) -> tuple[int, int]:
-    return value & _u64_mask, value >> 64
-
-
-def _join(low: int, high: int) -> int:
-    return (high << 64) | low
-
-
 def _check_size(payload: bytes, size: int, what: str) -> None:
     if len(payload) % size:
         raise ProtocolError(f"{what}: {len(payload)} bytes is not a multiple of {size}")
@@ -233,70 +221,74 @@ def decode_ids(payload: bytes) -> list[int]:
 
 def unpack_accounts(payload: bytes) -> list[tb.Account]:
     _check_size(payload, event_size, "accounts")
-    return _unpack_accounts(payload)
+    return codec.unpack_accounts(payload)
 
 
 def unpack_transfers(payload: bytes) -> list[tb.Transfer]:
     _check_size(payload, event_size, "transfers")
-    return _unpack_transfers(payload)
+    return codec.unpack_transfers(payload)
 
 
-def encode_account_filter(value: tb.AccountFilter) -> bytes:
-    return _account_filter.pack(
-        *_split(value.account_id),
-        *_split(value.user_data_128),
-        value.user_data_64,
-        value.user_data_32,
-        value.code,
-        value.timestamp_min,
-        value.timestamp_max,
-        value.limit,
-        int(value.flags),
-    )
+FilterT = TypeVar("FilterT", tb.AccountFilter, tb.QueryFilter)
 
 
-def decode_account_filter(payload: bytes) -> tb.AccountFilter:
-    fields = _unpack_one(_account_filter, payload, "account filter")
-    return tb.AccountFilter(
-        account_id=_join(fields[0], fields[1]),
-        user_data_128=_join(fields[2], fields[3]),
-        user_data_64=fields[4],
-        user_data_32=fields[5],
-        code=fields[6],
-        timestamp_min=fields[7],
-        timestamp_max=fields[8],
-        limit=fields[9],
-        flags=tb.AccountFilterFlags(fields[10]),
-    )
+class _FilterCodec(Generic[FilterT]):
+    """One kind of filter in its fixed struct, field by field as `fields` lists them."""
+
+    def __init__(
+        self,
+        build: Callable[..., FilterT],
+        fields: Fields,
+        layout: struct.Struct,
+        flags: Callable[[int], int],
+        what: str,
+    ) -> None:
+        words = len(fields) + sum(1 for _, bits in fields if bits == 128)
+        ensure(len(layout.unpack(bytes(layout.size))) == words, "one word per field, two per u128")
+        self._build: Callable[..., FilterT] = build
+        self._fields = fields
+        self._layout = layout
+        self._flags = flags
+        self._what = what
+
+    def encode(self, value: FilterT) -> bytes:
+        words: list[int] = []
+        for name, bits in self._fields:
+            number = int(getattr(value, name))
+            if bits == 128:
+                words.extend(split_u128(number))
+            else:
+                words.append(number)
+        return self._layout.pack(*words)
+
+    def decode(self, payload: bytes) -> FilterT:
+        words = iter(_unpack_one(self._layout, payload, self._what))
+        values = {
+            name: join_u128(next(words), next(words)) if bits == 128 else next(words)
+            for name, bits in self._fields
+        }
+        values["flags"] = self._flags(values["flags"])
+        return self._build(**values)
 
 
-def encode_query_filter(value: tb.QueryFilter) -> bytes:
-    return _query_filter.pack(
-        *_split(value.user_data_128),
-        value.user_data_64,
-        value.user_data_32,
-        value.ledger,
-        value.code,
-        value.timestamp_min,
-        value.timestamp_max,
-        value.limit,
-        int(value.flags),
-    )
-
-
-def decode_query_filter(payload: bytes) -> tb.QueryFilter:
-    fields = _unpack_one(_query_filter, payload, "query filter")
-    return tb.QueryFilter(
-        user_data_128=_join(fields[0], fields[1]),
-        user_data_64=fields[2],
-        user_data_32=fields[3],
-        ledger=fields[4],
-        code=fields[5],
-        timestamp_min=fields[6],
-        timestamp_max=fields[7],
-        limit=fields[8],
-        flags=tb.QueryFilterFlags(fields[9]),
-    )
+_account_filter = _FilterCodec(
+    tb.AccountFilter,
+    codec.account_filter_fields,
+    _account_filter_layout,
+    tb.AccountFilterFlags,
+    "account filter",
+)
+_query_filter = _FilterCodec(
+    tb.QueryFilter,
+    codec.query_filter_fields,
+    _query_filter_layout,
+    tb.QueryFilterFlags,
+    "query filter",
+)
+encode_account_filter = _account_filter.encode
+decode_account_filter = _account_filter.decode
+encode_query_filter = _query_filter.encode
+decode_query_filter = _query_filter.decode
 
 
 def _unpack_one(layout: struct.Struct, payload: bytes, what: str) -> tuple[int, ...]:
@@ -345,10 +337,10 @@ def _decode_create_results(payload: bytes, build: Callable[[int, int], ResultT])
 def encode_balances(balances: list[tb.AccountBalance]) -> bytes:
     return b"".join(
         _account_balance.pack(
-            *_split(b.debits_pending),
-            *_split(b.debits_posted),
-            *_split(b.credits_pending),
-            *_split(b.credits_posted),
+            *split_u128(b.debits_pending),
+            *split_u128(b.debits_posted),
+            *split_u128(b.credits_pending),
+            *split_u128(b.credits_posted),
             b.timestamp,
         )
         for b in balances
@@ -359,10 +351,10 @@ def decode_balances(payload: bytes) -> list[tb.AccountBalance]:
     _check_size(payload, _account_balance.size, "account balances")
     return [
         tb.AccountBalance(
-            debits_pending=_join(f[0], f[1]),
-            debits_posted=_join(f[2], f[3]),
-            credits_pending=_join(f[4], f[5]),
-            credits_posted=_join(f[6], f[7]),
+            debits_pending=join_u128(f[0], f[1]),
+            debits_posted=join_u128(f[2], f[3]),
+            credits_pending=join_u128(f[4], f[5]),
+            credits_posted=join_u128(f[6], f[7]),
             timestamp=f[8],
         )
         for f in _account_balance.iter_unpack(payload)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import uvloop
 
-from ledger.client import LedgerClient
-from ledger.embedded import EmbeddedClient
-from ledger.embedded.journal import JournalCorrupt, JournalInUse, pack_accounts, pack_transfers
+from ledger.clients import EmbeddedClient, LedgerClient
+from ledger.clients.codec import pack_accounts, pack_transfers
+from ledger.embedded.journal import JournalCorrupt, JournalInUse
 from ledger.invariants import unreachable
 from ledger.remote.protocol import (
     LedgerAddress,

@@ -16,9 +16,9 @@ import pytest
 
 from gateway.runtime import Runtime, open_platform_accounts_when_answering
 from ledger.accounts import platform_account_id
+from ledger.clients import RemoteLedgerClient
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerUnavailable
-from ledger.remote import RemoteLedgerClient
 from ledger.remote.server import running_server
 from ledger.service import Ledger, platform_account_types
 from tests.gateway.e2e.conftest import free_port

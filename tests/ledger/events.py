@@ -1,5 +1,5 @@
 """Hypothesis strategies for TigerBeetle's events, drawn field by field from the width tables
-the engine checks them against (`ledger.embedded.client`)."""
+the clients check them against (`ledger.clients.codec`)."""
 
 from __future__ import annotations
 

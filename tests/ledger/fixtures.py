@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from ledger.currencies import CurrencyRegistry
 from ledger.payouts import Payouts
 from ledger.service import Ledger

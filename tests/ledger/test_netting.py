@@ -7,7 +7,7 @@ Runs on the embedded engine, the ledger server and, with TB_ADDRESSES, a real cl
 from __future__ import annotations
 
 from ledger.accounts import AccountType, platform_account_id
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from ledger.errors import InsufficientFunds, InsufficientLiquidity
 from ledger.netting import NettedItem, NettedPair, Netting
 from ledger.payouts import Payout, PayoutState

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.accounts import AccountType, platform_account_id
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from ledger.errors import (
     HoldAlreadyCaptured,
     InsufficientFunds,

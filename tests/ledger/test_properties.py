@@ -31,8 +31,8 @@ from hypothesis.stateful import (
 )
 
 from ledger.accounts import AccountType, decode_account_id
+from ledger.clients import EmbeddedClient
 from ledger.currencies import CurrencyRegistry
-from ledger.embedded import EmbeddedClient
 from ledger.errors import (
     CaptureExceedsHold,
     HoldAlreadyCaptured,

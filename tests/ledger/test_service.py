@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from ledger.errors import (
     AccountNotOpen,
     AttemptAlreadyFailed,

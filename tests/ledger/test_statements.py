@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from ledger.errors import CurrencyNotEnabled, InvalidAmount
 from ledger.transfers import new_object_id
 from tests.ledger.fixtures import make_world

@@ -1,12 +1,13 @@
 """Group concurrent inserts into one statement per table.
 
 Many requests in flight each want to write one row. Instead of one round trip per row,
-`BatchWriter` collects the rows submitted during one turn of the event loop and writes them
-with a single `INSERT ... SELECT * FROM unnest($1::row_type[])` per statement, then answers
-every waiter. The rows travel as one array of a composite row type (`row_type`, created by
-a migration with exactly the statement's columns), not as one array per column: asyncpg
-checks every element of a column array for nested containers through `collections.abc`,
-two checks per text value, where a row's fields are encoded straight away.
+`BatchWriter` collects the rows submitted during one turn of the event loop
+(`ledger.turn_batching`) and writes them with a single
+`INSERT ... SELECT * FROM unnest($1::row_type[])` per statement, then answers every waiter.
+The rows travel as one array of a composite row type (`row_type`, created by a migration
+with exactly the statement's columns), not as one array per column: asyncpg checks every
+element of a column array for nested containers through `collections.abc`, two checks per
+text value, where a row's fields are encoded straight away.
 Batches are bounded by `batch_size_max`; a failed statement fails the waiters of that batch
 only, so the caller can answer their requests with an error and nothing is half-written.
 """
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
 import asyncpg
 import msgspec
 
 from ledger.invariants import ensure
+from ledger.turn_batching import TurnBatcher
 
 batch_size_max = 1_000
 pending_rows_max = 50_000
@@ -54,6 +56,9 @@ class BatchStatement(msgspec.Struct, frozen=True, kw_only=True):
         ).strip()
 
 
+# A row waiting for its batch: its statement, its values, and its waiter.
+_Row = tuple["BatchStatement", tuple[Any, ...], "asyncio.Future[None]"]
+# Rows written together, and their one waiter.
 _Group = tuple[list[tuple["BatchStatement", tuple[Any, ...]]], "asyncio.Future[None]"]
 
 
@@ -67,6 +72,17 @@ def combined_sql(statements: tuple[BatchStatement, ...]) -> str:
         return parts[0]
     ctes = ", ".join(f"insert_{index} AS ({part})" for index, part in enumerate(parts[:-1]))
     return f"WITH {ctes} {parts[-1]}"
+
+
+def _answer(futures: Iterable[asyncio.Future[None]], error: Exception | None) -> None:
+    """Tell every waiter still waiting (a cancelled one has gone) its batch failed, or not."""
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 class WriterOverloaded(RuntimeError):
@@ -89,11 +105,10 @@ class BatchWriter:
         self._pool = pool
         self._acquire_timeout_seconds = acquire_timeout_limit_seconds
         self._batch_size_limit = batch_size_limit
-        self._pending: dict[BatchStatement, list[tuple[tuple[Any, ...], asyncio.Future[None]]]] = {}
+        # Rows and groups of one turn; each flush splits them by `batch_size_limit`.
+        self._rows: TurnBatcher[_Row] = TurnBatcher(self._flush_rows)
+        self._groups: TurnBatcher[_Group] = TurnBatcher(self._flush_groups)
         self._pending_count = 0
-        self._flush_scheduled = False
-        self._groups: list[_Group] = []
-        self._groups_flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def write(self, statement: BatchStatement, row: Sequence[Any]) -> None:
@@ -101,39 +116,32 @@ class BatchWriter:
         ensure(len(row) == len(statement.columns), "one value per column")
         if self._pending_count >= pending_rows_max:
             raise WriterOverloaded(f"{self._pending_count} rows are already waiting")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.setdefault(statement, []).append((tuple(row), future))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._rows.add((statement, tuple(row), future))
         self._pending_count += 1
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
         await future
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        pending, self._pending = self._pending, {}
-        for statement, rows in pending.items():
-            for start in range(0, len(rows), self._batch_size_limit):
-                batch = rows[start : start + self._batch_size_limit]
-                task = asyncio.get_running_loop().create_task(self._write_batch(statement, batch))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+    def _flush_rows(self, rows: list[_Row]) -> None:
+        by_statement: dict[BatchStatement, list[_Row]] = {}
+        for pending in rows:
+            by_statement.setdefault(pending[0], []).append(pending)
+        for statement, statement_rows in by_statement.items():
+            for start in range(0, len(statement_rows), self._batch_size_limit):
+                batch = statement_rows[start : start + self._batch_size_limit]
+                self._start(self._write_batch(statement, batch))
 
-    async def _write_batch(
-        self, statement: BatchStatement, batch: list[tuple[tuple[Any, ...], asyncio.Future[None]]]
-    ) -> None:
+    def _start(self, write: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(write)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write_batch(self, statement: BatchStatement, batch: list[_Row]) -> None:
         try:
-            await self._execute(statement.sql(), [row for row, _ in batch])
+            await self._execute(statement.sql(), [row for _, row, _ in batch])
         except Exception as error:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
+            _answer((future for _, _, future in batch), error)
         else:
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            _answer((future for _, _, future in batch), None)
         finally:
             self._pending_count -= len(batch)
 
@@ -148,23 +156,14 @@ class BatchWriter:
             ensure(len(row) == len(statement.columns), "one value per column")
         if self._pending_count >= pending_rows_max:
             raise WriterOverloaded(f"{self._pending_count} rows are already waiting")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._groups.append(([(s, tuple(r)) for s, r in rows], future))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._groups.add(([(s, tuple(r)) for s, r in rows], future))
         self._pending_count += len(rows)
-        if not self._groups_flush_scheduled:
-            self._groups_flush_scheduled = True
-            loop.call_soon(self._flush_groups)
         await future
 
-    def _flush_groups(self) -> None:
-        self._groups_flush_scheduled = False
-        groups, self._groups = self._groups, []
+    def _flush_groups(self, groups: list[_Group]) -> None:
         for start in range(0, len(groups), self._batch_size_limit):
-            chunk = groups[start : start + self._batch_size_limit]
-            task = asyncio.get_running_loop().create_task(self._write_groups(chunk))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(self._write_groups(groups[start : start + self._batch_size_limit]))
 
     async def _write_groups(self, groups: list[_Group]) -> None:
         by_statement: dict[BatchStatement, list[tuple[Any, ...]]] = {}
@@ -174,14 +173,9 @@ class BatchWriter:
         try:
             await self._execute(combined_sql(tuple(by_statement)), *by_statement.values())
         except Exception as error:
-            for _, future in groups:
-                if not future.done():
-                    future.set_exception(error)
-            return
+            _answer((future for _, future in groups), error)
         else:
-            for _, future in groups:
-                if not future.done():
-                    future.set_result(None)
+            _answer((future for _, future in groups), None)
         finally:
             self._pending_count -= sum(len(rows) for rows, _ in groups)
 
@@ -200,8 +194,8 @@ class BatchWriter:
 
     async def drain(self) -> None:
         """Wait until every row submitted so far is written (used at shutdown)."""
-        while self._flush_scheduled or self._groups_flush_scheduled or self._tasks:
-            if self._flush_scheduled or self._groups_flush_scheduled:
+        while self._rows.scheduled or self._groups.scheduled or self._tasks:
+            if self._rows.scheduled or self._groups.scheduled:
                 await asyncio.sleep(0)
                 continue
             await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -23,8 +23,7 @@ from gateway.batches.service import item_id
 from gateway.jobs.worker import batch_repair
 from gateway.runtime import Runtime
 from ledger.accounts import AccountType, platform_account_id
-from ledger.client import LedgerClient
-from ledger.embedded import EmbeddedClient
+from ledger.clients import EmbeddedClient, LedgerClient
 from ledger.netting import NettedItem, NettedPair, Netting
 from ledger.service import Ledger
 from ledger.transfers import linked, new_object_id

@@ -19,9 +19,9 @@ import asyncpg
 import httpx
 
 from ledger.accounts import AccountType, tenant_account_id
+from ledger.clients import RemoteLedgerClient
 from ledger.currencies import CurrencyRegistry
 from ledger.payouts import Payout, Payouts, PayoutState
-from ledger.remote import RemoteLedgerClient
 from ledger.service import Ledger
 from tests.gateway.e2e.conftest import admin_token
 from tests.gateway.e2e.stack import Stack

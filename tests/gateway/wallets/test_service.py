@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from gateway.http.paging import PageRequest, numbers
 from gateway.wallets.service import Wallets, statement_entry
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from ledger.statements import StatementEntry
 from ledger.transfers import TransferCode, new_object_id
 from tests.ledger.fixtures import make_world

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tigerbeetle as tb
 
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from tests.conftest import fresh_id
 
 T = tb.CreateTransferStatus

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 import tigerbeetle as tb
 
-from ledger.client import LedgerClient, batch_size_max
+from ledger.clients import LedgerClient, batch_size_max
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import InsufficientFunds
 from ledger.service import Ledger

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import tigerbeetle as tb
 
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from tests.conftest import fresh_id
 from tests.ledger.conformance.helpers import AF, A, ledger_eur
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import tigerbeetle as tb
 
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from tests.conftest import fresh_id
 from tests.ledger.conformance.helpers import (
     AF,

@@ -13,9 +13,7 @@ import pytest
 import tigerbeetle as tb
 from hypothesis import HealthCheck, given, settings
 
-from ledger.client import LedgerClient
-from ledger.embedded import EmbeddedClient
-from ledger.tigerbeetle_client import TigerBeetleClient, TigerBeetleSettings
+from ledger.clients import EmbeddedClient, LedgerClient, TigerBeetleClient, TigerBeetleSettings
 from tests.conftest import real_cluster_available, real_cluster_skip_reason
 
 pytestmark = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from tests.ledger.conformance.helpers import (
     AF,
     TF,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import tigerbeetle as tb
 
-from ledger.client import LedgerClient
+from ledger.clients import LedgerClient
 from tests.ledger.conformance.helpers import AF, TF, T, account, open_accounts, statuses, transfer
 
 pytestmark = pytest.mark.conformance

@@ -1,10 +1,9 @@
 """The embedded ledger's journal makes `EmbeddedClient` durable and restarts exact.
 
-Events are packed in TigerBeetle's own 128-byte layouts and unpack to equal objects; a client
-reopened on its journal answers every lookup, balance and query exactly as before, remembers
-failed ids and expired pending transfers, and keeps timestamps moving forward; a torn tail is
-cut off while a damaged record in the middle or a foreign file stops the start; and a process
-killed with SIGKILL loses no acknowledged transfer and applies none twice.
+A client reopened on its journal answers every lookup, balance and query exactly as before,
+remembers failed ids and expired pending transfers, and keeps timestamps moving forward; a torn
+tail is cut off while a damaged record in the middle or a foreign file stops the start; and a
+process killed with SIGKILL loses no acknowledged transfer and applies none twice.
 """
 
 from __future__ import annotations
@@ -22,21 +21,9 @@ from pathlib import Path
 
 import pytest
 import tigerbeetle as tb
-from hypothesis import given
-from hypothesis import strategies as st
-from tigerbeetle import bindings
 
-from ledger.client import batch_size_max
-from ledger.embedded import EmbeddedClient
-from ledger.embedded.journal import (
-    JournalCorrupt,
-    event_size,
-    journal_magic,
-    pack_accounts,
-    pack_transfers,
-    unpack_accounts,
-    unpack_transfers,
-)
+from ledger.clients import EmbeddedClient, batch_size_max
+from ledger.embedded.journal import JournalCorrupt, journal_magic
 from tests.conftest import fresh_id
 from tests.ledger.conformance.helpers import (
     AF,
@@ -53,72 +40,6 @@ repo_root = Path(__file__).resolve().parents[3]
 u128_max = (1 << 128) - 1
 u64_max = (1 << 64) - 1
 ns_per_s = 1_000_000_000
-
-
-def _uint(bits: int) -> st.SearchStrategy[int]:
-    maximum = (1 << bits) - 1
-    extremes = sorted({0, 1, maximum, maximum - 1, (1 << (bits // 2)) - 1, 1 << (bits // 2)})
-    return st.sampled_from(extremes) | st.integers(min_value=0, max_value=maximum)
-
-
-accounts_strategy = st.builds(
-    tb.Account,
-    id=_uint(128),
-    debits_pending=_uint(128),
-    debits_posted=_uint(128),
-    credits_pending=_uint(128),
-    credits_posted=_uint(128),
-    user_data_128=_uint(128),
-    user_data_64=_uint(64),
-    user_data_32=_uint(32),
-    ledger=_uint(32),
-    code=_uint(16),
-    flags=_uint(16).map(tb.AccountFlags),
-    timestamp=_uint(64),
-)
-transfers_strategy = st.builds(
-    tb.Transfer,
-    id=_uint(128),
-    debit_account_id=_uint(128),
-    credit_account_id=_uint(128),
-    amount=_uint(128),
-    pending_id=_uint(128),
-    user_data_128=_uint(128),
-    user_data_64=_uint(64),
-    user_data_32=_uint(32),
-    timeout=_uint(32),
-    ledger=_uint(32),
-    code=_uint(16),
-    flags=_uint(16).map(tb.TransferFlags),
-    timestamp=_uint(64),
-)
-
-
-# ------------------------------------------------------------------------------------------
-# Packing.
-
-
-@given(st.lists(accounts_strategy, max_size=5))
-def test_accounts_pack_and_unpack_unchanged(accounts: list[tb.Account]) -> None:
-    payload = pack_accounts(accounts)
-    assert len(payload) == event_size * len(accounts)
-    assert unpack_accounts(payload) == accounts
-    # The layout is TigerBeetle's own `tb_account_t`, byte for byte.
-    assert payload == b"".join(bytes(bindings.CAccount.from_param(a)) for a in accounts)
-
-
-@given(st.lists(transfers_strategy, max_size=5))
-def test_transfers_pack_and_unpack_unchanged(transfers: list[tb.Transfer]) -> None:
-    payload = pack_transfers(transfers)
-    assert len(payload) == event_size * len(transfers)
-    assert unpack_transfers(payload) == transfers
-    assert payload == b"".join(bytes(bindings.CTransfer.from_param(t)) for t in transfers)
-
-
-def test_u128_is_two_little_endian_u64_low_first() -> None:
-    payload = pack_transfers([tb.Transfer(id=(1 << 64) | 2, amount=u128_max)])
-    assert payload[0:16] == (2).to_bytes(8, "little") + (1).to_bytes(8, "little")
-    assert payload[48:64] == b"\xff" * 16
 
 
 # ------------------------------------------------------------------------------------------
@@ -158,9 +79,27 @@ def _latest_timestamp(snapshot: Snapshot) -> int:
     return max([a.timestamp for a in snapshot.accounts] + [t.timestamp for t in snapshot.transfers])
 
 
-async def test_a_reopened_client_answers_exactly_as_before(tmp_path: Path) -> None:
-    journal = tmp_path / "ledger.journal"
-    client = EmbeddedClient(journal)
+@dataclass
+class History:
+    """What `_write_history` wrote: accounts, and transfers created or failed in every way
+    the journal must remember."""
+
+    wallet: int
+    funding: int
+    fees: int
+    account_ids: list[int]
+    created: list[tb.Transfer]
+    transfer_ids: list[int]
+    deposit: tb.Transfer
+    held: tb.Transfer
+    post: tb.Transfer
+    chain: list[tb.Transfer]
+    broken_chain: list[tb.Transfer]
+    overdraft: tb.Transfer
+    orphan: tb.Transfer
+
+
+async def _write_history(client: EmbeddedClient) -> History:
     wallet, funding, fees = await open_accounts(
         client, AF.DEBITS_MUST_NOT_EXCEED_CREDITS | AF.HISTORY, AF.NONE, AF.HISTORY
     )
@@ -200,35 +139,59 @@ async def test_a_reopened_client_answers_exactly_as_before(tmp_path: Path) -> No
     ]
     created = [deposit, held, to_post, to_void, post, void, *chain]
     failed = [*broken_chain, overdraft, orphan, invalid]
-    account_ids = [wallet, funding, fees, usd]
-    transfer_ids = [t.id for t in [*created, *failed]]
-    before = await _snapshot(client, account_ids, transfer_ids)
-    assert [t.id for t in before.transfers] == [t.id for t in created]
-    assert before.accounts[0].debits_pending == 100
-    assert before.accounts[0].debits_posted == 150 + 60
-    assert len(before.balances[0]) == len(created)  # Every created transfer is the wallet's.
-    await client.close()
+    return History(
+        wallet=wallet,
+        funding=funding,
+        fees=fees,
+        account_ids=[wallet, funding, fees, usd],
+        created=created,
+        transfer_ids=[t.id for t in [*created, *failed]],
+        deposit=deposit,
+        held=held,
+        post=post,
+        chain=chain,
+        broken_chain=broken_chain,
+        overdraft=overdraft,
+        orphan=orphan,
+    )
 
-    reopened = EmbeddedClient(journal)
-    after = await _snapshot(reopened, account_ids, transfer_ids)
-    assert after == before
-    # Remembered outcomes: existing ids exist, transiently failed ids stay burned, and a
-    # non-transient failure may be retried once fixed.
-    assert await statuses(reopened, [deposit, post, *chain]) == [
+
+async def _assert_outcomes_remembered(client: EmbeddedClient, history: History) -> None:
+    """Existing ids exist, transiently failed ids stay burned, and a non-transient failure
+    may be retried once fixed."""
+    assert await statuses(client, [history.deposit, history.post, *history.chain]) == [
         T.EXISTS,
         T.EXISTS,
         T.EXISTS,  # A retried chain: the first event exists, the rest fail as linked.
         T.LINKED_EVENT_FAILED,
         T.LINKED_EVENT_FAILED,
     ]
-    assert (
-        await statuses(reopened, [overdraft, orphan, broken_chain[2]]) == [T.ID_ALREADY_FAILED] * 3
-    )
-    retried_chain = [broken_chain[0], broken_chain[1], transfer(wallet, fees, 1)]
+    burned = [history.overdraft, history.orphan, history.broken_chain[2]]
+    assert await statuses(client, burned) == [T.ID_ALREADY_FAILED] * 3
+
+
+async def test_a_reopened_client_answers_exactly_as_before(tmp_path: Path) -> None:
+    journal = tmp_path / "ledger.journal"
+    client = EmbeddedClient(journal)
+    history = await _write_history(client)
+    wallet, funding, fees = history.wallet, history.funding, history.fees
+    account_ids, transfer_ids = history.account_ids, history.transfer_ids
+    before = await _snapshot(client, account_ids, transfer_ids)
+    assert [t.id for t in before.transfers] == [t.id for t in history.created]
+    assert before.accounts[0].debits_pending == 100
+    assert before.accounts[0].debits_posted == 150 + 60
+    assert len(before.balances[0]) == len(history.created)  # Every one is the wallet's.
+    await client.close()
+
+    reopened = EmbeddedClient(journal)
+    after = await _snapshot(reopened, account_ids, transfer_ids)
+    assert after == before
+    await _assert_outcomes_remembered(reopened, history)
+    retried_chain = [*history.broken_chain[:2], transfer(wallet, fees, 1)]
     assert await statuses(reopened, retried_chain) == [T.CREATED] * 3
     newer = transfer(funding, wallet, 5)
     post_held = transfer(
-        0, 0, u128_max, ledger=0, code=0, pending_id=held.id, flags=TF.POST_PENDING_TRANSFER
+        0, 0, u128_max, ledger=0, code=0, pending_id=history.held.id, flags=TF.POST_PENDING_TRANSFER
     )
     results = await reopened.create_transfers([newer, post_held])
     assert [r.status for r in results] == [T.CREATED, T.CREATED]
@@ -481,7 +444,7 @@ crash_script = textwrap.dedent(
 
     import tigerbeetle as tb
 
-    from ledger.embedded import EmbeddedClient
+    from ledger.clients import EmbeddedClient
 
 
     async def main(path: str) -> None:

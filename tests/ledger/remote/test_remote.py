@@ -33,12 +33,11 @@ from typing import Any, TypeVar
 import pytest
 import tigerbeetle as tb
 
-from ledger.client import LedgerClient, batch_size_max
-from ledger.embedded import EmbeddedClient
-from ledger.embedded.journal import pack_transfers
+from ledger.clients import EmbeddedClient, LedgerClient, RemoteLedgerClient, batch_size_max
+from ledger.clients.codec import pack_transfers
 from ledger.errors import LedgerUnavailable
 from ledger.invariants import InvariantViolation
-from ledger.remote import RemoteLedgerClient, parse_address
+from ledger.remote import parse_address
 from ledger.remote.protocol import (
     Operation,
     ProtocolError,

@@ -1,8 +1,9 @@
 """The one async client interface Kovra uses to talk to TigerBeetle.
 
 It is the subset of `tigerbeetle.ClientAsync` Kovra needs, with the `tigerbeetle` package's
-own types and statuses, so the real adapter and the embedded engine are interchangeable and
-the conformance suite can run unchanged against both.
+own types and statuses, so every backend (the TigerBeetle adapter, the embedded engine, the
+remote engine) is interchangeable and the conformance suite runs unchanged against each. The
+native client has this very interface, so the TigerBeetle adapter types it with this too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import tigerbeetle as tb
 # TigerBeetle's largest request: a 1 MiB message minus header and multi-batch trailer,
 # divided by the 128-byte event size. Queries return at most this many results too.
 batch_size_max = 8189
+# How long a client waits for the ledger's answer (`KOVRA_LEDGER_TIMEOUT_MS`), and its bound.
+timeout_ms_default = 10_000
+timeout_ms_max = 600_000
+timeout_environment_variable = "KOVRA_LEDGER_TIMEOUT_MS"
 
 
 class LedgerClient(Protocol):

@@ -1,4 +1,4 @@
-"""`ledger.coalescing.CoalescingClient` on the embedded engine, the ledger server and (with
+"""`ledger.clients.coalescing.CoalescingClient` on the embedded engine, the ledger server and (with
 TB_ADDRESSES) a real cluster.
 
 Proves that the chains of many concurrent callers in one loop turn go out as one ledger
@@ -15,8 +15,7 @@ import asyncio
 
 import tigerbeetle as tb
 
-from ledger.client import LedgerClient, batch_size_max
-from ledger.coalescing import CoalescingClient
+from ledger.clients import CoalescingClient, LedgerClient, batch_size_max
 from ledger.invariants import InvariantViolation
 from tests.ledger.conformance.helpers import AF, TF, T, account, open_accounts, transfer
 

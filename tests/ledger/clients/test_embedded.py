@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 import tigerbeetle as tb
 
-from ledger.client import batch_size_max
-from ledger.embedded import EmbeddedClient
+from ledger.clients import EmbeddedClient, batch_size_max
 from ledger.embedded.journal import Journal
 from tests.conftest import fresh_id
 from tests.ledger.conformance.helpers import (

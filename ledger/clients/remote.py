@@ -30,16 +30,23 @@ from typing import TypeVar
 
 import tigerbeetle as tb
 
-from ledger.client import batch_size_max
-from ledger.embedded.client import (
-    _account_fields,
-    _account_filter_fields,
-    _query_filter_fields,
-    _transfer_fields,
-    _validate,
-    _validate_ids,
+from ledger.clients.base import (
+    batch_size_max,
+    timeout_environment_variable,
+    timeout_ms_default,
+    timeout_ms_max,
 )
-from ledger.embedded.journal import pack_accounts, pack_transfers
+from ledger.clients.codec import (
+    Fields,
+    account_fields,
+    account_filter_fields,
+    pack_accounts,
+    pack_transfers,
+    query_filter_fields,
+    transfer_fields,
+    validate,
+    validate_ids,
+)
 from ledger.errors import LedgerUnavailable
 from ledger.invariants import unreachable
 from ledger.remote.protocol import (
@@ -67,9 +74,6 @@ from ledger.remote.protocol import (
     unpack_transfers,
 )
 
-timeout_ms_default = 10_000
-timeout_ms_max = 600_000
-timeout_environment_variable = "KOVRA_LEDGER_TIMEOUT_MS"
 _outcome_unknown = "the outcome is unknown, retry with the same ids"
 
 Reply = tuple[ReplyHeader, bytes]
@@ -79,15 +83,15 @@ EventT = TypeVar("EventT", tb.Account, tb.Transfer)
 def _packed(
     pack: Callable[[list[EventT]], bytes],
     events: list[EventT],
-    fields: tuple[tuple[str, int], ...],
+    fields: Fields,
 ) -> bytes:
     """`events` in TigerBeetle's layout, or the `IntegerOverflowError` naming the first field
-    out of range, as `_validate` words it."""
+    out of range, as `validate` words it."""
     try:
         return pack(events)
     except struct.error:
         for event in events:
-            _validate(event, fields)
+            validate(event, fields)
         unreachable("struct refused an event that every range check accepts")
 
 
@@ -209,30 +213,30 @@ class RemoteLedgerClient:
 
     async def create_accounts(self, accounts: list[tb.Account]) -> list[tb.CreateAccountResult]:
         self._check(len(accounts))
-        packed = _packed(pack_accounts, accounts, _account_fields)
+        packed = _packed(pack_accounts, accounts, account_fields)
         payload = await self._call(Operation.CREATE_ACCOUNTS, packed)
         return decode_create_account_results(payload)
 
     async def create_transfers(self, transfers: list[tb.Transfer]) -> list[tb.CreateTransferResult]:
         self._check(len(transfers))
-        packed = _packed(pack_transfers, transfers, _transfer_fields)
+        packed = _packed(pack_transfers, transfers, transfer_fields)
         payload = await self._call(Operation.CREATE_TRANSFERS, packed)
         return decode_create_transfer_results(payload)
 
     async def lookup_accounts(self, accounts: list[int]) -> list[tb.Account]:
         self._check(len(accounts))
-        _validate_ids(accounts)
+        validate_ids(accounts)
         return unpack_accounts(await self._call(Operation.LOOKUP_ACCOUNTS, encode_ids(accounts)))
 
     async def lookup_transfers(self, transfers: list[int]) -> list[tb.Transfer]:
         self._check(len(transfers))
-        _validate_ids(transfers)
+        validate_ids(transfers)
         payload = await self._call(Operation.LOOKUP_TRANSFERS, encode_ids(transfers))
         return unpack_transfers(payload)
 
     async def get_account_transfers(self, filter: tb.AccountFilter) -> list[tb.Transfer]:  # noqa: A002
         self._check(filter.limit)
-        _validate(filter, _account_filter_fields)
+        validate(filter, account_filter_fields)
         payload = await self._call(Operation.GET_ACCOUNT_TRANSFERS, encode_account_filter(filter))
         return unpack_transfers(payload)
 
@@ -241,19 +245,19 @@ class RemoteLedgerClient:
         filter: tb.AccountFilter,  # noqa: A002
     ) -> list[tb.AccountBalance]:
         self._check(filter.limit)
-        _validate(filter, _account_filter_fields)
+        validate(filter, account_filter_fields)
         payload = await self._call(Operation.GET_ACCOUNT_BALANCES, encode_account_filter(filter))
         return decode_balances(payload)
 
     async def query_accounts(self, query_filter: tb.QueryFilter) -> list[tb.Account]:
         self._check(query_filter.limit)
-        _validate(query_filter, _query_filter_fields)
+        validate(query_filter, query_filter_fields)
         payload = await self._call(Operation.QUERY_ACCOUNTS, encode_query_filter(query_filter))
         return unpack_accounts(payload)
 
     async def query_transfers(self, query_filter: tb.QueryFilter) -> list[tb.Transfer]:
         self._check(query_filter.limit)
-        _validate(query_filter, _query_filter_fields)
+        validate(query_filter, query_filter_fields)
         payload = await self._call(Operation.QUERY_TRANSFERS, encode_query_filter(query_filter))
         return unpack_transfers(payload)
 

@@ -1,7 +1,7 @@
 """`RemoteLedgerClient` validates creates by packing them: `struct` refuses exactly what the
-field-by-field range checks (`ledger.embedded.client._validate`, the native client's
+field-by-field range checks (`ledger.clients.codec.validate`, the native client's
 `validate_uint`) refuse. For transfers and accounts whose fields are drawn across and just
-beyond their ranges (hypothesis), `_packed` either returns the journal's packing, when every
+beyond their ranges (hypothesis), `_packed` either returns the codec's packing, when every
 check passes, or raises the `IntegerOverflowError` the checks raise, with the same message
 naming the same first field."""
 
@@ -15,23 +15,29 @@ import tigerbeetle as tb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.embedded.client import _account_fields, _transfer_fields, _validate
-from ledger.embedded.journal import pack_accounts, pack_transfers
-from ledger.remote.client import _packed
+from ledger.clients.codec import (
+    Fields,
+    account_fields,
+    pack_accounts,
+    pack_transfers,
+    transfer_fields,
+    validate,
+)
+from ledger.clients.remote import _packed
 from tests.ledger.events import around_range, events
 
 
-def validation_error(items: list[Any], fields: tuple[tuple[str, int], ...]) -> str | None:
+def validation_error(items: list[Any], fields: Fields) -> str | None:
     try:
         for item in items:
-            _validate(item, fields)
+            validate(item, fields)
     except tb.IntegerOverflowError as error:
         return str(error)
     return None
 
 
 def assert_refused_like_the_checks(
-    items: list[Any], pack: Callable[[list[Any]], bytes], fields: tuple[tuple[str, int], ...]
+    items: list[Any], pack: Callable[[list[Any]], bytes], fields: Fields
 ) -> None:
     expected = validation_error(items, fields)
     if expected is None:
@@ -43,12 +49,12 @@ def assert_refused_like_the_checks(
 
 
 @settings(max_examples=400)
-@given(st.lists(events(tb.Transfer, _transfer_fields, around_range), min_size=1, max_size=4))
+@given(st.lists(events(tb.Transfer, transfer_fields, around_range), min_size=1, max_size=4))
 def test_transfers_are_refused_exactly_as_the_range_checks_refuse(items: list[Any]) -> None:
-    assert_refused_like_the_checks(items, pack_transfers, _transfer_fields)
+    assert_refused_like_the_checks(items, pack_transfers, transfer_fields)
 
 
 @settings(max_examples=200)
-@given(st.lists(events(tb.Account, _account_fields, around_range), min_size=1, max_size=4))
+@given(st.lists(events(tb.Account, account_fields, around_range), min_size=1, max_size=4))
 def test_accounts_are_refused_exactly_as_the_range_checks_refuse(items: list[Any]) -> None:
-    assert_refused_like_the_checks(items, pack_accounts, _account_fields)
+    assert_refused_like_the_checks(items, pack_accounts, account_fields)

@@ -24,8 +24,9 @@ from typing import Final
 
 import tigerbeetle as tb
 
-from ledger.client import LedgerClient, batch_size_max
+from ledger.clients.base import LedgerClient, batch_size_max
 from ledger.invariants import InvariantViolation, ensure
+from ledger.turn_batching import TurnBatcher
 
 # A call this large gains nothing from company; it goes alone.
 shared_call_size_max: Final = batch_size_max // 2
@@ -46,9 +47,15 @@ class CoalescingClient:
 
     def __init__(self, client: LedgerClient) -> None:
         self._client = client
-        self._pending: list[_Call] = []
-        self._pending_transfers = 0
+        # A turn's calls, weighed by their transfers: one request carries at most the batch
+        # maximum, so a call that would overflow it sends the queue and starts the next.
+        self._turn: TurnBatcher[_Call] = TurnBatcher(self._send_turn, weight_max=batch_size_max)
         self._sends: set[asyncio.Task[None]] = set()
+
+    @property
+    def backend(self) -> LedgerClient:
+        """The client every call goes through."""
+        return self._client
 
     async def create_transfers(self, transfers: list[tb.Transfer]) -> list[tb.CreateTransferResult]:
         if (
@@ -57,20 +64,13 @@ class CoalescingClient:
             or int(transfers[-1].flags) & int(tb.TransferFlags.LINKED)
         ):
             return await self._client.create_transfers(transfers)
-        if self._pending_transfers + len(transfers) > batch_size_max:
-            self._flush_turn()  # The queue is full: it goes now, this call starts the next.
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[tb.CreateTransferResult]] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush_turn)
-        self._pending.append(_Call(transfers, future))
-        self._pending_transfers += len(transfers)
+        future: asyncio.Future[list[tb.CreateTransferResult]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._turn.add(_Call(transfers, future), len(transfers))
         return await future
 
-    def _flush_turn(self) -> None:
-        calls, self._pending, self._pending_transfers = self._pending, [], 0
-        if not calls:
-            return
+    def _send_turn(self, calls: list[_Call]) -> None:
         task = asyncio.get_running_loop().create_task(self._send(calls))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
@@ -138,6 +138,6 @@ class CoalescingClient:
 
     async def close(self) -> None:
         """Send what is queued, wait for what is in flight, then close the client."""
-        self._flush_turn()
+        self._turn.flush_now()
         await asyncio.gather(*self._sends, return_exceptions=True)
         await self._client.close()

@@ -25,13 +25,13 @@ from hypothesis import strategies as st
 from tigerbeetle import bindings
 from tigerbeetle.lib import c_uint128
 
-from ledger.embedded.client import _account_fields, _transfer_fields
-from ledger.tigerbeetle_packing import PackedClientAsync, packed_events
+from ledger.clients.codec import account_fields, transfer_fields
+from ledger.clients.tigerbeetle import PackedClientAsync, packed_events
 from tests.ledger.conformance.helpers import transfer
 from tests.ledger.events import events
 
-transfers = events(tb.Transfer, _transfer_fields)
-accounts = events(tb.Account, _account_fields)
+transfers = events(tb.Transfer, transfer_fields)
+accounts = events(tb.Account, account_fields)
 
 
 def library_bytes(items: list[Any], event_type: Any) -> bytes:

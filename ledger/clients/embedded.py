@@ -20,90 +20,23 @@ from typing import Any
 
 import tigerbeetle as tb
 
-from ledger.client import batch_size_max
-from ledger.embedded.engine import Engine
-from ledger.embedded.journal import (
-    Journal,
-    JournalOperation,
-    encode_record,
+from ledger.clients.base import batch_size_max
+from ledger.clients.codec import (
+    account_fields,
+    account_filter_fields,
     pack_accounts,
     pack_transfers,
+    query_filter_fields,
+    transfer_fields,
     unpack_accounts,
     unpack_transfers,
+    validate,
+    validate_ids,
 )
+from ledger.embedded.engine import Engine
+from ledger.embedded.journal import Journal, JournalOperation, encode_record
 from ledger.invariants import ensure, unreachable
-
-_account_fields = (
-    ("id", 128),
-    ("debits_pending", 128),
-    ("debits_posted", 128),
-    ("credits_pending", 128),
-    ("credits_posted", 128),
-    ("user_data_128", 128),
-    ("user_data_64", 64),
-    ("user_data_32", 32),
-    ("ledger", 32),
-    ("code", 16),
-    ("flags", 16),
-    ("timestamp", 64),
-)
-_transfer_fields = (
-    ("id", 128),
-    ("debit_account_id", 128),
-    ("credit_account_id", 128),
-    ("amount", 128),
-    ("pending_id", 128),
-    ("user_data_128", 128),
-    ("user_data_64", 64),
-    ("user_data_32", 32),
-    ("timeout", 32),
-    ("ledger", 32),
-    ("code", 16),
-    ("flags", 16),
-    ("timestamp", 64),
-)
-_account_filter_fields = (
-    ("account_id", 128),
-    ("user_data_128", 128),
-    ("user_data_64", 64),
-    ("user_data_32", 32),
-    ("code", 16),
-    ("timestamp_min", 64),
-    ("timestamp_max", 64),
-    ("limit", 32),
-    ("flags", 32),
-)
-_query_filter_fields = (
-    ("user_data_128", 128),
-    ("user_data_64", 64),
-    ("user_data_32", 32),
-    ("ledger", 32),
-    ("code", 16),
-    ("timestamp_min", 64),
-    ("timestamp_max", 64),
-    ("limit", 32),
-    ("flags", 32),
-)
-
-
-def _validate(obj: object, fields: tuple[tuple[str, int], ...]) -> None:
-    """The native client's `validate_uint`, applied to every field it packs."""
-    for name, bits in fields:
-        number = int(getattr(obj, name))
-        # One chained comparison for the common case; the bound is cached per width.
-        if not 0 <= number <= _uint_max[bits]:
-            if number < 0:
-                raise tb.IntegerOverflowError(f"{name}=={number} cannot be negative")
-            raise tb.IntegerOverflowError(f"{name}=={number} is too large to fit in {bits} bits")
-
-
-_uint_max = {bits: (1 << bits) - 1 for bits in (16, 32, 64, 128)}
-
-
-def _validate_ids(ids: list[int]) -> None:
-    for number in ids:
-        if not 0 <= number < (1 << 128):
-            raise tb.IntegerOverflowError(f"id=={number} does not fit in 128 bits")
+from ledger.turn_batching import TurnBatcher
 
 
 class _Request:
@@ -140,8 +73,7 @@ class EmbeddedClient:
                 self._journal.close()  # Release the file and its lock; the start is refused.
                 raise
         self._prepare_timestamp = self._engine.commit_timestamp
-        self._queue: list[_Request] = []
-        self._drain_scheduled = False
+        self._turn: TurnBatcher[_Request] = TurnBatcher(self._drain)
         self._closed = False
 
     @property
@@ -169,28 +101,28 @@ class EmbeddedClient:
     async def create_accounts(self, accounts: list[tb.Account]) -> list[tb.CreateAccountResult]:
         self._check_batch(len(accounts))
         for account in accounts:
-            _validate(account, _account_fields)
+            validate(account, account_fields)
         return await self._submit("create_accounts", list(accounts))  # type: ignore[no-any-return]
 
     async def create_transfers(self, transfers: list[tb.Transfer]) -> list[tb.CreateTransferResult]:
         self._check_batch(len(transfers))
         for transfer in transfers:
-            _validate(transfer, _transfer_fields)
+            validate(transfer, transfer_fields)
         return await self._submit("create_transfers", list(transfers))  # type: ignore[no-any-return]
 
     async def lookup_accounts(self, accounts: list[int]) -> list[tb.Account]:
         self._check_batch(len(accounts))
-        _validate_ids(accounts)
+        validate_ids(accounts)
         return await self._submit("lookup_accounts", list(accounts))  # type: ignore[no-any-return]
 
     async def lookup_transfers(self, transfers: list[int]) -> list[tb.Transfer]:
         self._check_batch(len(transfers))
-        _validate_ids(transfers)
+        validate_ids(transfers)
         return await self._submit("lookup_transfers", list(transfers))  # type: ignore[no-any-return]
 
     async def get_account_transfers(self, filter: tb.AccountFilter) -> list[tb.Transfer]:  # noqa: A002
         self._check_batch(filter.limit)
-        _validate(filter, _account_filter_fields)
+        validate(filter, account_filter_fields)
         return await self._submit("get_account_transfers", filter)  # type: ignore[no-any-return]
 
     async def get_account_balances(
@@ -198,25 +130,24 @@ class EmbeddedClient:
         filter: tb.AccountFilter,  # noqa: A002
     ) -> list[tb.AccountBalance]:
         self._check_batch(filter.limit)
-        _validate(filter, _account_filter_fields)
+        validate(filter, account_filter_fields)
         return await self._submit("get_account_balances", filter)  # type: ignore[no-any-return]
 
     async def query_accounts(self, query_filter: tb.QueryFilter) -> list[tb.Account]:
         self._check_batch(query_filter.limit)
-        _validate(query_filter, _query_filter_fields)
+        validate(query_filter, query_filter_fields)
         return await self._submit("query_accounts", query_filter)  # type: ignore[no-any-return]
 
     async def query_transfers(self, query_filter: tb.QueryFilter) -> list[tb.Transfer]:
         self._check_batch(query_filter.limit)
-        _validate(query_filter, _query_filter_fields)
+        validate(query_filter, query_filter_fields)
         return await self._submit("query_transfers", query_filter)  # type: ignore[no-any-return]
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._queue:
-            self._drain()
+        self._turn.flush_now()
         if self._journal is not None:
             self._journal.close()
 
@@ -230,12 +161,8 @@ class EmbeddedClient:
             raise tb.TooMuchDataError()
 
     def _submit(self, operation: str, payload: Any) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append(_Request(operation, payload, future))
-        if not self._drain_scheduled:
-            self._drain_scheduled = True
-            loop.call_soon(self._drain)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._turn.add(_Request(operation, payload, future))
         return future
 
     def _next_timestamp(self, now_ns: int, delta: int) -> int:
@@ -243,9 +170,7 @@ class EmbeddedClient:
         self._prepare_timestamp = max(self._prepare_timestamp, now_ns) + max(delta, 1)
         return self._prepare_timestamp
 
-    def _drain(self) -> None:
-        self._drain_scheduled = False
-        requests, self._queue = self._queue, []
+    def _drain(self, requests: list[_Request]) -> None:
         records: list[bytes] = []
         now_ns = self._clock_ns()
         expiry_ns = self._engine.next_expiry_ns()

@@ -28,17 +28,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tigerbeetle.client import InitError
 
-from ledger.client import batch_size_max
-from ledger.errors import LedgerUnavailable
-from ledger.invariants import InvariantViolation
-from ledger.tigerbeetle_client import (
+from ledger.clients import batch_size_max, timeout_ms_default, timeout_ms_max
+from ledger.clients.tigerbeetle import (
     TigerBeetleClient,
     TigerBeetleSettings,
     pack_chunks,
     split_chains,
-    timeout_ms_default,
-    timeout_ms_max,
 )
+from ledger.errors import LedgerUnavailable
+from ledger.invariants import InvariantViolation
 
 TF = tb.TransferFlags
 AF = tb.AccountFlags
