@@ -47,9 +47,11 @@ class StatementEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Statement(msgspec.Struct, frozen=True, kw_only=True):
+    """A page of the wallet's history in timestamp order; the next page starts after the
+    last entry's `timestamp_ns` (`gateway.http.paging` makes the API's cursor of it)."""
+
     currency: str
     entries: list[StatementEntry]
-    next_cursor: int | None
 
 
 def wallet_balance(account: tb.Account, currency: Currency) -> WalletBalance:
@@ -103,8 +105,7 @@ class Statements:
         transfers = await client.get_account_transfers(account_filter)
         balances = {b.timestamp: b for b in await client.get_account_balances(account_filter)}
         entries = [_entry(wallet, t, balances[t.timestamp]) for t in transfers]
-        next_cursor = entries[-1].timestamp_ns if len(entries) == limit else None
-        return Statement(currency=currency.code, entries=entries, next_cursor=next_cursor)
+        return Statement(currency=currency.code, entries=entries)
 
 
 def _entry(wallet_id: int, transfer: tb.Transfer, balance: tb.AccountBalance) -> StatementEntry:
