@@ -124,13 +124,9 @@ class Runtime:
     pool: asyncpg.Pool
     redis: redis_asyncio.Redis
     writer: BatchWriter
-    limiter: RateLimiter
     authenticator: Authenticator
     idempotency: Idempotency
-    rate_source: TableRateSource | HttpRateFeed
     quoter: Quoter
-    pricing: PricingCache
-    compliance: ComplianceCheck
     limits: DailyLimits
     secret_box: SecretBox
     admission: TransferAdmission
@@ -289,7 +285,6 @@ def _assemble(
         pool=pool,
         redis=redis,
         writer=writer,
-        limiter=shared.limiter,
         authenticator=Authenticator(
             limiter=shared.limiter,
             pool=pool,
@@ -297,10 +292,7 @@ def _assemble(
             admin_token=settings.admin_token,
         ),
         idempotency=Idempotency(IdempotencyStore(redis), writer),
-        rate_source=rate_source,
         quoter=shared.quoter,
-        pricing=shared.pricing,
-        compliance=compliance,
         limits=shared.limits,
         secret_box=connections.secret_box,
         admission=shared.admission,
