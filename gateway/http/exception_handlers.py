@@ -31,22 +31,18 @@ _http_codes = {
 }
 
 
-def _problem_response(request: Request[Any, Any, Any], error: ProblemError) -> Response[bytes]:
+def _on_problem(request: Request[Any, Any, Any], error: ProblemError) -> Response[bytes]:
     return problem_reply(error, request.scope).response()
 
 
-def _on_problem(request: Request[Any, Any, Any], error: ProblemError) -> Response[bytes]:
-    return _problem_response(request, error)
-
-
 def _on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[bytes]:
-    return _problem_response(request, from_domain_error(error))
+    return _on_problem(request, from_domain_error(error))
 
 
 def _on_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
     status = error.status_code
     code = _http_codes.get(status, "internal_error" if status >= 500 else "bad_request")
-    return _problem_response(request, ProblemError(status, code, str(error.detail)))
+    return _on_problem(request, ProblemError(status, code, str(error.detail)))
 
 
 # Litestar names a missing parameter only in its message; a bad value also in `extra`.
@@ -71,7 +67,7 @@ def _on_invalid_parameters(
     problem = ProblemError(
         422, "validation_error", f"the request's parameters are invalid: {named}", errors=errors
     )
-    return _problem_response(request, problem)
+    return _on_problem(request, problem)
 
 
 def _on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:

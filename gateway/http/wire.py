@@ -16,15 +16,11 @@ from msgspec import Meta
 from ledger.service import amount_minor_max
 
 CurrencyCode = Annotated[str, Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code")]
-
 AmountMinor = Annotated[
     int, Meta(ge=1, le=amount_minor_max, description="integer amount in minor units")
 ]
-
 Reference = Annotated[str, Meta(min_length=1, max_length=140)]
-
 CountryCode = Annotated[str, Meta(pattern="^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
-
 PublicId = Annotated[str, Meta(min_length=1, max_length=64)]
 
 

@@ -11,13 +11,9 @@ from msgspec import Meta
 from gateway.http import ratelimit
 
 Tier = Literal["starter", "growth", "enterprise"]
-
 Role = Literal["admin", "operator", "read_only", "compliance"]
-
 Region = Literal["EU", "UK", "ID"]
-
 PolicyName = Annotated[str, Meta(min_length=1, max_length=64)]
-
 TenantName = Annotated[str, Meta(min_length=1, max_length=200)]
 
 

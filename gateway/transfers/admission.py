@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -223,7 +224,8 @@ class TransferAdmission:
         return reply
 
 
-class AdmissionDependencies(msgspec.Struct, frozen=True, kw_only=True):
+@dataclass(frozen=True, kw_only=True)
+class AdmissionDependencies:
     """What admitting a transfer needs beyond the script: the recipients (to publish one
     Redis has forgotten), and the rates and currencies (to value a quote stored without
     its USD equivalent)."""
