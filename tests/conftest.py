@@ -28,6 +28,7 @@ from ledger.clients import (
     TigerBeetleSettings,
 )
 from ledger.remote.server import running_server
+from tests import redis_server
 
 pytest_plugins = ["tests.postgres"]
 
@@ -78,7 +79,7 @@ def fresh_tenant_id() -> int:
     return secrets.randbits(63) + 1
 
 
-redis_url = os.environ.get("KOVRA_TEST_REDIS_URL_SHARED", "redis://127.0.0.1:6379/0")
+redis_url = redis_server.redis_url(0)
 
 
 @pytest.fixture

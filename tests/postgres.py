@@ -22,6 +22,7 @@ from gateway.infra.database.migrate import migrate
 from gateway.runtime import Runtime, open_runtime
 from gateway.settings import load_settings
 from loadtest.bench_gateway import admin_token
+from tests import redis_server
 
 postgres_admin_url = os.environ.get(
     "KOVRA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -63,7 +64,7 @@ async def migrated_runtime(
     whose payouts were in its own ledger, is not this test's), the sandbox key under
     `data_dir`, and `environment` on top. The caller closes them."""
     await migrate(database_url)
-    redis_url = "redis://127.0.0.1:6379/11"
+    redis_url = redis_server.redis_url(11)
     settings = load_settings(
         {
             "DATABASE_URL": database_url,

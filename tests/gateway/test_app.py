@@ -10,13 +10,14 @@ from pathlib import Path
 
 from gateway.app import create_app
 from gateway.settings import load_settings
+from tests import redis_server
 
 
 def test_the_app_builds_without_warnings_and_documents_its_parameters(tmp_path: Path) -> None:
     settings = load_settings(
         {
             "DATABASE_URL": "postgresql://127.0.0.1/unused",
-            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "REDIS_URL": redis_server.redis_url(0),
             "KOVRA_DATA_DIR": str(tmp_path),
         }
     )

@@ -28,9 +28,10 @@ from gateway.jobs.worker import batch_repair
 from gateway.runtime import Runtime
 from loadtest.bench_gateway import provision_unthrottled_tenant
 from loadtest.provisioning import liquidity_minor, recipients
+from tests import redis_server
 from tests.postgres import in_process_app
 
-redis_url = "redis://127.0.0.1:6379/7"  # This module's own database, emptied around it.
+redis_url = redis_server.redis_url(7)  # This module's own database, emptied around it.
 deposit_minor = 10_000_000
 
 

@@ -14,6 +14,7 @@ import asyncpg
 
 from compliance.audit import chain as audit
 from gateway.infra.database.migrate import migrate
+from tests import redis_server
 from tests.gateway.kovra_cli import run_kovra
 
 
@@ -31,7 +32,7 @@ async def test_verify_and_export_a_chain(empty_database: str, tmp_path: Path) ->
         await connection.close()
     environment = {
         "DATABASE_URL": empty_database,
-        "REDIS_URL": "redis://127.0.0.1:6379/12",
+        "REDIS_URL": redis_server.redis_url(12),
         "KOVRA_DATA_DIR": str(tmp_path / "data"),
     }
 

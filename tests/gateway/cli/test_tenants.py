@@ -14,6 +14,7 @@ import redis.asyncio as redis_asyncio
 
 from gateway.http.ratelimit import RateLimiter
 from gateway.infra.database.migrate import migrate
+from tests import redis_server
 from tests.gateway.kovra_cli import run_kovra
 
 
@@ -21,7 +22,7 @@ async def test_tenant_create_prints_a_working_key(empty_database: str, tmp_path:
     await migrate(empty_database)
     environment = {
         "DATABASE_URL": empty_database,
-        "REDIS_URL": "redis://127.0.0.1:6379/12",
+        "REDIS_URL": redis_server.redis_url(12),
         "KOVRA_DATA_DIR": str(tmp_path),
     }
     result = run_kovra(
@@ -44,7 +45,7 @@ async def test_tenant_create_prints_a_working_key(empty_database: str, tmp_path:
         assert all(row["actor"].startswith("cli:") for row in actions)
     finally:
         await connection.close()
-    redis = redis_asyncio.Redis.from_url("redis://127.0.0.1:6379/12")
+    redis = redis_asyncio.Redis.from_url(redis_server.redis_url(12))
     try:
         outcome = await RateLimiter(redis).authenticate_api_key(
             key_hash_hex=hashlib.sha256(created["api_key"].encode()).hexdigest()
@@ -63,7 +64,7 @@ async def test_operators_list_tenants_and_their_keys(empty_database: str, tmp_pa
     await migrate(empty_database)
     environment = {
         "DATABASE_URL": empty_database,
-        "REDIS_URL": "redis://127.0.0.1:6379/12",
+        "REDIS_URL": redis_server.redis_url(12),
         "KOVRA_DATA_DIR": str(tmp_path),
     }
     created = []

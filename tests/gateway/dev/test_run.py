@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from tests import redis_server
 from tests.gateway.e2e.conftest import free_port, repository
 
 startup_seconds_max = 90
@@ -83,7 +84,7 @@ def test_kovra_dev_seeds_serves_and_keeps_its_money(empty_database: str, tmp_pat
     environment.update(
         {
             "DATABASE_URL": empty_database,
-            "REDIS_URL": "redis://127.0.0.1:6379/9",
+            "REDIS_URL": redis_server.redis_url(9),
             "KOVRA_DATA_DIR": str(tmp_path / "data"),
             "PYTHONPATH": str(repository),
         }

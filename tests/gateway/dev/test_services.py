@@ -35,6 +35,7 @@ import redis.asyncio as redis_asyncio
 
 from gateway.dev import services as devservices
 from gateway.dev.services import DevServiceError, DevServices, ServiceEndpoint
+from tests import redis_server
 
 local_postgres_server = "postgresql://postgres@127.0.0.1:5432"
 local_redis_url = "redis://127.0.0.1:6379/0"
@@ -192,7 +193,7 @@ async def scratch_database() -> AsyncIterator[str]:
 
 async def test_environment_urls_win_and_are_used_as_given(data_dir: Path) -> None:
     database_url = f"{local_postgres_server}/postgres"
-    redis_url = "redis://127.0.0.1:6379/3"
+    redis_url = redis_server.redis_url(3)
     services = DevServices(
         data_dir=data_dir,
         database_url=database_url,

@@ -2,7 +2,7 @@
 
 - Postgres: a fresh database on the local server (`KOVRA_TEST_POSTGRES_URL`, default
   postgresql://postgres@127.0.0.1:5432/postgres), migrated by `kovra migrate`, dropped after.
-- Redis: database 14 of the local server (`KOVRA_TEST_REDIS_URL`), flushed first.
+- Redis: database 14 of the tests' server (`tests/redis_server.py`), flushed first.
 - Ledger: a real cluster when `TB_ADDRESSES` is set, else `kovra ledger-server` (the embedded
   engine shared over a socket) so that several gateway workers can share it.
 - Gateway: `kovra serve --workers 2` and `kovra worker` as separate processes, like
@@ -29,6 +29,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+
+from tests import redis_server
 
 repository = Path(__file__).resolve().parents[3]
 kovra = [sys.executable, "-m", "gateway.cli"]
@@ -186,7 +188,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     )
     database = f"kovra_e2e_{secrets.token_hex(4)}"
     database_url = postgres_admin.rsplit("/", 1)[0] + f"/{database}"
-    redis_url = os.environ.get("KOVRA_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+    redis_url = redis_server.redis_url(14)
     asyncio.run(_create_database(postgres_admin, database))
     import redis  # noqa: PLC0415
 

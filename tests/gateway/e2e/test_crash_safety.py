@@ -23,6 +23,7 @@ from ledger.clients import RemoteLedgerClient
 from ledger.currencies import CurrencyRegistry
 from ledger.payouts import Payout, Payouts, PayoutState
 from ledger.service import Ledger
+from tests import redis_server
 from tests.gateway.e2e.conftest import admin_token
 from tests.gateway.e2e.stack import Stack
 
@@ -116,7 +117,7 @@ def _create_transfers(stack: Stack, key: str, recipients: dict[str, str], count:
 def test_killing_processes_at_any_time_loses_and_doubles_nothing(tmp_path: Path) -> None:
     stack = Stack(
         tmp_path,
-        redis_url="redis://127.0.0.1:6379/13",
+        redis_url=redis_server.redis_url(13),
         environment={
             "KOVRA_RECONCILE_AFTER_SECONDS": "2",
             "KOVRA_PENDING_RAIL_BASE_MS": "20",

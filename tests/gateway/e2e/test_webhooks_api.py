@@ -21,6 +21,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from tests import redis_server
 from tests.gateway.e2e.conftest import admin_token, free_port
 from tests.gateway.e2e.stack import Stack
 from tests.gateway.webhooks.receiver import Receiver, hang
@@ -32,7 +33,7 @@ wait_seconds_max = 30.0
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     deployment = Stack(
         tmp_path_factory.mktemp("webhooks"),
-        redis_url="redis://127.0.0.1:6379/10",
+        redis_url=redis_server.redis_url(10),
         environment={
             "KOVRA_WEBHOOK_RETRY_SCHEDULE": "0.3,0.3",
             "KOVRA_WEBHOOK_TIMEOUT_SECONDS": "2",

@@ -25,6 +25,7 @@ from gateway.settings import SettingsError, load_settings
 from gateway.tenancy.records import create_tenant
 from gateway.webhooks.records.endpoints import create_endpoint, reseal_secrets
 from gateway.webhooks.signing import new_secret
+from tests import redis_server
 from tests.gateway.kovra_cli import run_kovra
 
 old_key = "the-key-before-the-rotation-" + "a" * 32
@@ -156,7 +157,7 @@ async def test_the_cli_reseals_and_makes_keys(empty_database: str, tmp_path: Pat
         assert len(key) >= 32
         environment = {
             "DATABASE_URL": empty_database,
-            "REDIS_URL": "redis://127.0.0.1:6379/12",
+            "REDIS_URL": redis_server.redis_url(12),
             "KOVRA_DATA_DIR": str(tmp_path),
             "KOVRA_SECRETS_KEY": key,
         }

@@ -21,6 +21,7 @@ from gateway.jobs.retention import Retention, Swept, sweep
 from gateway.settings import SettingsError, load_settings
 from gateway.tenancy.records import create_tenant
 from ledger.invariants import InvariantViolation
+from tests import redis_server
 from tests.gateway.kovra_cli import run_kovra
 from tests.gateway.webhooks.conftest import add_endpoint, add_events
 
@@ -152,7 +153,7 @@ async def test_the_cli_sweeps_everything_past_retention(
             ["retention", "sweep"],
             {
                 "DATABASE_URL": empty_database,
-                "REDIS_URL": "redis://127.0.0.1:6379/12",
+                "REDIS_URL": redis_server.redis_url(12),
                 "KOVRA_DATA_DIR": str(tmp_path),
             },
         )

@@ -36,6 +36,7 @@ from ledger.payouts import Payout
 from ledger.transfers import new_object_id
 from loadtest.bench_gateway import provision_unthrottled_tenant
 from loadtest.provisioning import recipients
+from tests import redis_server
 from tests.fx.test_quotes import _quote as quote_for
 from tests.postgres import in_process_app, migrated_runtime
 
@@ -142,7 +143,7 @@ async def test_a_retried_transfer_is_recorded_once_and_never_over_a_tombstone(
         await services.close()
 
 
-shed_redis_url = "redis://127.0.0.1:6379/8"  # This test's own database, emptied around it.
+shed_redis_url = redis_server.redis_url(8)  # This test's own database, emptied around it.
 
 
 async def test_a_transfer_shed_for_want_of_a_connection_answers_503_and_keeps_nothing(
