@@ -1,17 +1,23 @@
 """Compliance for a gateway or worker process: the check chosen by configuration, built
 from the sanctions lists operators loaded into Postgres (`kovra sanctions load`) and the
-files named in `KOVRA_SANCTIONS_FILES`."""
+files named in `KOVRA_SANCTIONS_FILES`. A process started with screening off
+(`KOVRA_COMPLIANCE_MODE=noop`, an emergency measure) says so in its log and in the audit
+trail every time it starts, with the reason someone gave for it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
+import socket
 from pathlib import Path
 
 import asyncpg
 import msgspec
+import structlog
 
+from compliance.audit.chain import record_admin_action
 from compliance.checks import CachedCheck, NoOpCheck, RuleBasedCheck
 from compliance.decisions import ComplianceCheck
 from compliance.sanctions.lists import SanctionedParty, load_ofac, load_simple_csv
@@ -20,6 +26,8 @@ from gateway.settings import Settings
 from ledger.invariants import unreachable
 
 log = logging.getLogger("kovra.sanctions")
+compliance_log = structlog.get_logger("kovra.compliance")
+screening_disabled_action = "compliance.screening_disabled"
 load_batch_size = 5_000
 
 
@@ -122,6 +130,7 @@ async def build_check(
 ) -> tuple[ComplianceCheck, SanctionsLists | None]:
     """The configured check, and (for the rule-based one) what keeps its lists fresh."""
     if settings.compliance_mode == "noop":
+        await announce_screening_disabled(settings, pool)
         return NoOpCheck(), None
     fingerprint = await lists_fingerprint(pool)
     thresholds = thresholds_of(settings)
@@ -134,3 +143,24 @@ async def build_check(
     if settings.compliance_cache_seconds:
         check = CachedCheck(rules, seconds=settings.compliance_cache_seconds)
     return check, lists
+
+
+async def announce_screening_disabled(settings: Settings, pool: asyncpg.Pool) -> None:
+    """Log and audit that this process approves every payout unscreened, and why.
+
+    Every start says it again: one forgotten emergency setting must not go quiet after the
+    first restart. The record is chained before the process serves anything."""
+    details = {
+        "environment": settings.environment,
+        "reason": settings.compliance_noop_reason or "",
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    compliance_log.critical("compliance_screening_disabled", **details)
+    await record_admin_action(
+        pool,
+        actor="system:compliance-setup",
+        action=screening_disabled_action,
+        target="KOVRA_COMPLIANCE_MODE=noop",
+        details=details,
+    )

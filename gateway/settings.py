@@ -70,6 +70,8 @@ cluster_id_max = (1 << 128) - 1
 # In production a transfer's row is written within 15 s of its reservation (a 5 s wait for
 # a pooled connection, a 10 s statement); the reconciler may not claim its id before that.
 reconcile_after_seconds_production_min = 30
+compliance_noop_reason_length_min = 8
+compliance_noop_reason_length_max = 500
 
 
 # How long past the reconciler's delay what it reads to settle a payout must stay in Redis
@@ -112,6 +114,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_after_seconds: int
     sandbox_latency_ms_max: int
     compliance_mode: str
+    compliance_noop_reason: str | None
     compliance_cache_seconds: int
     sanctions_files: tuple[str, ...]
     screening_block_score: int
@@ -410,6 +413,20 @@ class Documented(msgspec.Struct, frozen=True, kw_only=True):
     read_by: str
 
 
+def _noop_reason(value: str) -> None:
+    # The reason is copied into every start's log line and audit record: it must say
+    # something, and not flood either.
+    if (
+        not compliance_noop_reason_length_min
+        <= len(value.strip())
+        <= compliance_noop_reason_length_max
+    ):
+        raise ValueError(
+            f"KOVRA_COMPLIANCE_NOOP_REASON must be {compliance_noop_reason_length_min} to"
+            f" {compliance_noop_reason_length_max} characters (an incident id and who decided)"
+        )
+
+
 _services = "Environment and services"
 _ledger = "Ledger"
 _access = "Access and requests"
@@ -634,7 +651,20 @@ variables: tuple[Variable, ...] = (
         kind=Choice(default="rules", choices=("rules", "noop")),
         section=_compliance,
         meaning="`rules` screens and scores every payout; `noop` approves everything, for an"
-        " emergency only.",
+        " emergency only: production refuses it without KOVRA_COMPLIANCE_NOOP_REASON, and"
+        " every process that starts with it logs it and records it in the audit trail.",
+    ),
+    Variable(
+        name="KOVRA_COMPLIANCE_NOOP_REASON",
+        field="compliance_noop_reason",
+        kind=Text(
+            shape="why screening is off and who decided (an incident id, an officer)",
+            check=_noop_reason,
+        ),
+        section=_compliance,
+        meaning="The explicit emergency setting that lets production run with"
+        " KOVRA_COMPLIANCE_MODE=noop; it is written to the log and the audit trail at"
+        " every start.",
     ),
     Variable(
         name="KOVRA_COMPLIANCE_CACHE_SECONDS",
@@ -784,6 +814,17 @@ rules: tuple[Rule, ...] = (
         ),
         why="The reconciler gives back admissions with no payout in the ledger once they are"
         " older than its delay: a ledger call must have ended by then.",
+    ),
+    Rule(
+        problem="KOVRA_COMPLIANCE_MODE=noop needs KOVRA_COMPLIANCE_NOOP_REASON when"
+        " KOVRA_ENV=production",
+        broken=lambda settings: (
+            _production(settings)
+            and settings.compliance_mode == "noop"
+            and not settings.compliance_noop_reason
+        ),
+        why="Approving every payout unscreened is an emergency measure someone answers for,"
+        " never a default left behind by a configuration.",
     ),
     Rule(
         problem="TB_ADDRESSES is required when KOVRA_ENV=production",

@@ -4,11 +4,15 @@ process at its next refresh, and a refresh with nothing new rebuilds nothing."""
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
+import structlog
+import structlog.testing
 
 from compliance.checks import NoOpCheck, RuleBasedCheck
 from compliance.sanctions.lists import SanctionedParty
-from compliance.setup import build_check, store_list
+from compliance.setup import build_check, screening_disabled_action, store_list
 from gateway.settings import load_settings
 
 
@@ -53,3 +57,30 @@ async def test_noop_mode_has_no_lists_to_refresh(pool: asyncpg.Pool) -> None:
     assert lists is None
     decision = await check.screen_party(name="anyone", country="DE")
     assert decision.reasons == ("compliance_checks_disabled",)
+
+
+async def test_every_start_without_screening_is_logged_and_audited(pool: asyncpg.Pool) -> None:
+    """Two starts with screening off leave two audit records carrying the reason, each
+    also logged as critical; a start with screening on leaves none."""
+    reason = "INC-4711: screening provider outage, approved by the MLRO"
+    settings = load_settings(
+        {"KOVRA_COMPLIANCE_MODE": "noop", "KOVRA_COMPLIANCE_NOOP_REASON": reason}
+    )
+    await build_check(load_settings({}), pool)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(2):
+            await build_check(settings, pool)
+    announced = [entry for entry in logs if entry["event"] == "compliance_screening_disabled"]
+    assert [(entry["log_level"], entry["reason"]) for entry in announced] == [
+        ("critical", reason),
+        ("critical", reason),
+    ]
+    rows = await pool.fetch(
+        "SELECT actor, target, details FROM audit_records WHERE action = $1 ORDER BY seq",
+        screening_disabled_action,
+    )
+    assert len(rows) == 2
+    for row in rows:
+        assert row["target"] == "KOVRA_COMPLIANCE_MODE=noop"
+        details = json.loads(row["details"])
+        assert (details["reason"], details["environment"]) == (reason, "sandbox")

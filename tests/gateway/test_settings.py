@@ -97,6 +97,25 @@ def test_production_reconciles_only_after_any_write_has_ended() -> None:
     assert load_settings({"KOVRA_RECONCILE_AFTER_SECONDS": "1"}).reconcile_after_seconds == 1
 
 
+def test_production_refuses_unscreened_payouts_without_an_emergency_reason() -> None:
+    """`noop` approves every payout: production runs it only when someone has written down
+    why, and the reason must say something."""
+    production = {"KOVRA_ENV": "production", "TB_ADDRESSES": "3000", "KOVRA_SECRETS_KEY": "k" * 32}
+    with pytest.raises(SettingsError, match="KOVRA_COMPLIANCE_NOOP_REASON"):
+        load_settings({**production, "KOVRA_COMPLIANCE_MODE": "noop"})
+    with pytest.raises(SettingsError, match="KOVRA_COMPLIANCE_NOOP_REASON must be"):
+        load_settings(
+            {**production, "KOVRA_COMPLIANCE_MODE": "noop", "KOVRA_COMPLIANCE_NOOP_REASON": " x "}
+        )
+    reason = "INC-4711: screening provider outage, approved by the MLRO"
+    emergency = load_settings(
+        {**production, "KOVRA_COMPLIANCE_MODE": "noop", "KOVRA_COMPLIANCE_NOOP_REASON": reason}
+    )
+    assert (emergency.compliance_mode, emergency.compliance_noop_reason) == ("noop", reason)
+    # The sandbox may switch screening off to test an integration; it is still announced.
+    assert load_settings({"KOVRA_COMPLIANCE_MODE": "noop"}).compliance_noop_reason is None
+
+
 def test_production_gives_admissions_back_only_after_their_ledger_call_has_ended() -> None:
     """An admission whose payout is not in the ledger is given back once older than the
     reconciler's delay: in production a ledger call may not last that long."""
