@@ -270,10 +270,14 @@ async def _check_payments(
     for message in sent:
         identities.setdefault(message["transfer_id"], set()).add(_payment_ids(message["xml"]))
     received = Counter(receipt.uetr for receipt in logged if receipt.verdict == "received")
-    assert [receipt for receipt in logged if receipt.verdict == "conflict"] == []
+    conflicts = [receipt for receipt in logged if receipt.verdict == "conflict"]
+    assert conflicts == [], "a payment was sent again under another UETR or end-to-end id"
+    assert sum(received.values()) == len(transfers), (
+        "the rails made other than one payment per transfer"
+    )
     for row in transfers:
-        (identity,) = identities[row["id"]]  # Every attempt sent the one same payment.
-        uetr, end_to_end_id = identity
+        assert len(identities[row["id"]]) == 1, ("attempts named other payments", row["reference"])
+        ((uetr, end_to_end_id),) = identities[row["id"]]
         assert received[uetr] == 1, (row["reference"], row["attempt"], received[uetr])
         payment = await memory.payment(rail=Rail(row["rail"]), uetr=uetr)
         assert payment is not None
@@ -284,7 +288,6 @@ async def _check_payments(
         assert row["status"] == expected, (row["reference"], row["status"], payment.answer)
         if not row["reference"].startswith("sandbox:reject:"):
             assert row["status"] == "completed", (row["reference"], row["status"])
-    assert sum(received.values()) == len(transfers), "a rail received a payment nobody sent"
 
 
 async def _check_wallet(stack: Stack, tenant_id: int, transfers: list[asyncpg.Record]) -> None:
