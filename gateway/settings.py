@@ -39,6 +39,7 @@ from gateway.jobs.retention import (
     idempotency_retention_days_default,
     idempotency_retention_days_max,
 )
+from gateway.transfers.records import claim_lease_seconds_default, claim_lease_seconds_max
 from gateway.webhooks.schedule import (
     parse_schedule,
     retries_max,
@@ -53,6 +54,7 @@ from ledger.currencies import (
 )
 from ledger.errors import LedgerError
 from rails.adapter import pending_rail_cap_ms
+from rails.memory import duplicate_window_seconds_default, duplicate_window_seconds_max
 
 environments = ("sandbox", "production")
 admin_token_length_min = 32
@@ -111,8 +113,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     quote_ttl_seconds: int
     quote_record_grace_seconds: int
     pending_rail_base_ms: int
+    transfer_lease_seconds: int
     reconcile_after_seconds: int
     sandbox_latency_ms_max: int
+    sandbox_duplicate_window_seconds: int
     compliance_mode: str
     compliance_noop_reason: str | None
     compliance_cache_seconds: int
@@ -629,6 +633,16 @@ variables: tuple[Variable, ...] = (
         f" {pending_rail_cap_ms // 1000} s.",
     ),
     Variable(
+        name="KOVRA_TRANSFER_LEASE_SECONDS",
+        field="transfer_lease_seconds",
+        kind=Integer(default=claim_lease_seconds_default, low=1, high=claim_lease_seconds_max),
+        section=_transfers,
+        meaning="How long a worker holds the transfers it is driving; those of a worker that"
+        " died are taken up by another once it has passed. Keep it above a rail's slowest"
+        " call (three tries of 5 s): a worker whose lease ran out mid-call sees another send"
+        " the same payment again, which the rail answers as a duplicate.",
+    ),
+    Variable(
         name="KOVRA_RECONCILE_AFTER_SECONDS",
         field="reconcile_after_seconds",
         kind=Integer(default=30, low=1, high=86_400),
@@ -644,6 +658,18 @@ variables: tuple[Variable, ...] = (
         section=_transfers,
         meaning="The slowest answer of the sandbox rails; each answers after a random"
         " 20 ms (or this, if lower) to this many milliseconds.",
+    ),
+    Variable(
+        name="KOVRA_SANDBOX_DUPLICATE_WINDOW_SECONDS",
+        field="sandbox_duplicate_window_seconds",
+        kind=Integer(
+            default=duplicate_window_seconds_default, low=3_600, high=duplicate_window_seconds_max
+        ),
+        section=_transfers,
+        meaning="How long the sandbox rails remember a payment they received, in Redis, like"
+        " a scheme's duplicate-check window: sent again meanwhile, it gets its first answer"
+        " (or AM05 under another id) and is not paid twice. About 1.5 KB a payment: at high"
+        " payment rates, shorten it.",
     ),
     Variable(
         name="KOVRA_COMPLIANCE_MODE",

@@ -15,16 +15,27 @@ there (`sandbox:reject:AC04 invoice 7` is AC04). Anything else after `sandbox:re
 the ISO code for a rejection whose reason the agent does not give. `N` is a decimal count;
 `sandbox:timeout:` without digits is an ordinary reference (accepted).
 
-The answer depends only on (reference, attempt), never on what happened before, so a retry
-after a crash gets the same answer. Each answer comes after a latency drawn uniformly from
-[latency_ms_min, latency_ms_max]. A timeout answer is returned as `no_answer` rather than by
-hanging past the caller's deadline: it is what `ResilientRail` reports for a silent rail,
-and that timeout path is tested on its own with a hanging fake, so the sandbox need not
-make every `sandbox:timeout` transfer wait for a real deadline.
+Like a scheme, the sandbox remembers each payment it received (`rails.memory`), by the
+UETR and the end-to-end id its pacs.008 carries, for the duplicate-check window: the same
+payment sent again (same UETR, same end-to-end id, whatever the attempt or message id) gets
+the first answer again, the stored pacs.002 and outcome, and pays nothing more; a message
+reusing a known end-to-end id under another UETR, or a known UETR under another end-to-end
+id, is rejected with `AM05` (Duplication) and pays nothing. An attempt of a
+`sandbox:timeout:N` reference that goes unanswered was never received: nothing is
+remembered of it. The memory records each payment made with the count of its duplicate
+receipts, and logs every receipt, for tests and operators to watch.
+
+The receipt is recorded before the answer comes back, after a latency drawn uniformly from
+[latency_ms_min, latency_ms_max]: a sender that dies meanwhile finds, when it sends again,
+that the rail already has the payment. A timeout answer is returned as `no_answer` rather
+than by hanging past the caller's deadline: it is what `ResilientRail` reports for a silent
+rail, and that timeout path is tested on its own with a hanging fake, so the sandbox need
+not make every `sandbox:timeout` transfer wait for a real deadline.
 
 Like a real rail, the sandbox reads the pacs.008 it is sent: a message that is not one
-(or is too large) is rejected with `FF01` (invalid file format); the status report refers
-to the original message id and end-to-end id.
+carrying exactly one payment with its UETR and end-to-end id (or is too large) is rejected
+with `FF01` (invalid file format) and remembered nowhere; the status report refers to the
+original message id and end-to-end id.
 """
 
 from __future__ import annotations
@@ -34,13 +45,17 @@ import datetime
 import hashlib
 import random as _random
 import re
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
+
+import msgspec
 
 from ledger.invariants import ensure
 from rails.adapter import RailAdapter, RailResponse, RailSubmission
 from rails.corridors import Rail
 from rails.iso20022 import build_pacs002, pacs008_namespace
+from rails.memory import RailMemory, Receipt, duplication_reason
 
 latency_ms_min_default = 20
 latency_ms_max_default = 120
@@ -84,26 +99,55 @@ def silent_attempts(reference: str) -> int:
     return min(int(digits), timeout_attempts_max)
 
 
-def _message_id(message: bytes) -> str | None:
-    """The pacs.008's MsgId, or None if `message` is not a pacs.008 this sandbox can read."""
+class _Payment(msgspec.Struct, frozen=True, kw_only=True):
+    """What the sandbox reads of a pacs.008: the message and the one payment it carries."""
+
+    message_id: str
+    uetr: uuid.UUID
+    end_to_end_id: str
+
+
+def _pacs008_root(message: bytes) -> ET.Element | None:
+    """The message's pacs.008 document, or None if it is not one (or too large to read)."""
     if len(message) > message_bytes_max:
         return None
     try:
         root = ET.fromstring(message)  # noqa: S314 - ElementTree expands no external entities.
     except ET.ParseError:
         return None
-    if root.tag != f"{{{pacs008_namespace}}}Document":
+    return root if root.tag == f"{{{pacs008_namespace}}}Document" else None
+
+
+def _read_payment(message: bytes) -> _Payment | None:
+    """The pacs.008's one payment, or None if `message` is not a pacs.008 this sandbox can
+    read: not XML, not a pacs.008, not exactly one payment, or one without both its ids."""
+    root = _pacs008_root(message)
+    if root is None:
         return None
     ns = {"p": pacs008_namespace}
-    return root.findtext("p:FIToFICstmrCdtTrf/p:GrpHdr/p:MsgId", default=None, namespaces=ns)
+    message_id = root.findtext("p:FIToFICstmrCdtTrf/p:GrpHdr/p:MsgId", namespaces=ns)
+    payments = root.findall("p:FIToFICstmrCdtTrf/p:CdtTrfTxInf/p:PmtId", namespaces=ns)
+    if not message_id or len(payments) != 1:
+        return None
+    end_to_end_id = payments[0].findtext("p:EndToEndId", namespaces=ns)
+    uetr = payments[0].findtext("p:UETR", namespaces=ns)
+    try:
+        parsed_uetr = uuid.UUID(uetr or "")
+    except ValueError:
+        return None
+    if not end_to_end_id:
+        return None
+    return _Payment(message_id=message_id, uetr=parsed_uetr, end_to_end_id=end_to_end_id)
 
 
 class SandboxRail(RailAdapter):
-    """A sandbox rail answering by reference; `rail=None` serves every rail."""
+    """A sandbox rail answering by reference, remembering what it received in `memory`;
+    `rail=None` serves every rail."""
 
     def __init__(
         self,
         *,
+        memory: RailMemory,
         rail: Rail | None = None,
         latency_ms_min: int = latency_ms_min_default,
         latency_ms_max: int = latency_ms_max_default,
@@ -115,6 +159,7 @@ class SandboxRail(RailAdapter):
             0 <= latency_ms_min <= latency_ms_max,
             "a sandbox's latency needs 0 <= latency_ms_min <= latency_ms_max",
         )
+        self._memory = memory
         self._rail = rail
         self._latency_ms_min = latency_ms_min
         self._latency_ms_max = latency_ms_max
@@ -123,19 +168,55 @@ class SandboxRail(RailAdapter):
         self._now = now
 
     async def submit(self, submission: RailSubmission) -> RailResponse:
-        """The answer SPEC §6 prescribes for this submission's reference and attempt."""
+        """The answer SPEC §6 prescribes for this submission's reference and attempt, or
+        the first answer to its payment if the rail received that payment before."""
         ensure(
             self._rail is None or submission.rail is self._rail,
             f"a {submission.rail.value} submission was routed to the "
             f"{self._rail.value if self._rail else ''} sandbox",
         )
-        await self._sleep(self._latency_ms() / milliseconds_per_second)
-        original_message_id = _message_id(submission.pacs008)
-        if original_message_id is None:
-            return self._answer(submission, "-", invalid_message_reason)
-        if submission.attempt <= silent_attempts(submission.reference):
-            return RailResponse(outcome="no_answer", reason_code=None, pacs002=None)
-        return self._answer(submission, original_message_id, reject_reason(submission.reference))
+        latency_seconds = self._latency_ms() / milliseconds_per_second
+        payment = _read_payment(submission.pacs008)
+        if payment is None:
+            response = self._answer(
+                submission,
+                original_message_id="-",
+                end_to_end_id=submission.end_to_end_id,
+                reason_code=invalid_message_reason,
+            )
+        elif submission.attempt <= silent_attempts(submission.reference):
+            response = RailResponse(outcome="no_answer", reason_code=None, pacs002=None)
+        else:
+            response = await self._receive(submission, payment)
+        await self._sleep(latency_seconds)
+        return response
+
+    async def _receive(self, submission: RailSubmission, payment: _Payment) -> RailResponse:
+        """Hand the payment to the rail's memory: the answer to a new payment, the first
+        answer to one received before, AM05 to one reusing another payment's id."""
+        answer = self._answer(
+            submission,
+            original_message_id=payment.message_id,
+            end_to_end_id=payment.end_to_end_id,
+            reason_code=reject_reason(submission.reference),
+        )
+        recall = await self._memory.receive(
+            Receipt(
+                rail=submission.rail,
+                uetr=payment.uetr,
+                end_to_end_id=payment.end_to_end_id,
+                message_id=payment.message_id,
+                answer=answer,
+            )
+        )
+        if recall.answer is not None:
+            return recall.answer
+        return self._answer(
+            submission,
+            original_message_id=payment.message_id,
+            end_to_end_id=payment.end_to_end_id,
+            reason_code=duplication_reason,
+        )
 
     def _latency_ms(self) -> float:
         draw = self._random()
@@ -143,7 +224,12 @@ class SandboxRail(RailAdapter):
         return self._latency_ms_min + draw * (self._latency_ms_max - self._latency_ms_min)
 
     def _answer(
-        self, submission: RailSubmission, original_message_id: str, reason_code: str | None
+        self,
+        submission: RailSubmission,
+        *,
+        original_message_id: str,
+        end_to_end_id: str,
+        reason_code: str | None,
     ) -> RailResponse:
         """A pacs.002 accepting (no reason) or rejecting (with `reason_code`) the payment."""
         digest = hashlib.blake2b(
@@ -153,7 +239,7 @@ class SandboxRail(RailAdapter):
         report = build_pacs002(
             message_id=f"{report_id_prefix}{digest.upper()}",
             original_message_id=original_message_id,
-            end_to_end_id=submission.end_to_end_id,
+            end_to_end_id=end_to_end_id,
             iso_status=accepted_iso_status if reason_code is None else rejected_iso_status,
             reason_code=reason_code,
             created_at=self._now(),

@@ -34,7 +34,12 @@ from gateway.batches.service import batch_view
 from gateway.transfers.recipients import RecipientRecord
 from gateway.transfers.records import final_statuses
 from gateway.transfers.service import event_id
-from gateway.transfers.worker import platform_bic, platform_name
+from gateway.transfers.worker import (
+    payment_end_to_end_id,
+    payment_uetr,
+    platform_bic,
+    platform_name,
+)
 from ledger.invariants import ensure
 from ledger.service import Ledger
 from rails.bank_details import validate_bank_details
@@ -178,8 +183,9 @@ def _payment(row: asyncpg.Record, recipients: dict[int, RecipientRecord]) -> Bat
     details = validate_bank_details(country=recipient.country, details=recipient.bank_details)
     transfer: uuid.UUID = row["id"]
     return BatchPayment(
-        end_to_end_id=f"KVR{transfer.hex[:32]}",
-        uetr=uuid.UUID(int=transfer.int, version=4),
+        # The item's own payment ids, as its pacs.008s carry them: one payment, however sent.
+        end_to_end_id=payment_end_to_end_id(transfer),
+        uetr=payment_uetr(transfer),
         amount_minor=row["target_amount_minor"],
         creditor_name=recipient.name,
         creditor_details=details,

@@ -53,6 +53,7 @@ def lifecycle(runtime: Runtime) -> Lifecycle:
         ledger=runtime.ledger,
         recipients=runtime.recipients,
         pending_rail_base_ms=runtime.settings.pending_rail_base_ms,
+        lease_seconds=runtime.settings.transfer_lease_seconds,
     )
 
 
@@ -88,7 +89,9 @@ def start_workers(runtime: Runtime) -> list[asyncio.Task[None]]:
         ),
         loop.create_task(
             transfer_worker.run_forever(
-                lifecycle(runtime), build_rail(settings), idle_seconds=transfer_idle_seconds
+                lifecycle(runtime),
+                build_rail(settings, redis=runtime.redis),
+                idle_seconds=transfer_idle_seconds,
             )
         ),
         loop.create_task(retention.run_forever(runtime.pool, settings.retention)),

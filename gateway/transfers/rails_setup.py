@@ -2,13 +2,17 @@
 
 Each corridor (EU, UK, ID) has its own adapter behind its own circuit breaker, timeouts and
 retries, so a failing UK rail never stops EU payouts. The sandbox serves the simulated
-rails of SPEC §6. Production has no bank connections in this codebase yet, so the transfer
-worker refuses to start there rather than pretend.
+rails of SPEC §6; they remember the payments they received in the worker's Redis
+(`rails.redis_memory`), so a payment sent again by any worker, after any crash, is answered
+as the first time and paid once. Production has no bank connections in this codebase yet,
+so the transfer worker refuses to start there rather than pretend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from redis.asyncio import Redis
 
 from gateway.settings import Settings
 from ledger.invariants import ensure
@@ -21,9 +25,11 @@ from rails.adapter import (
     RetryPolicy,
 )
 from rails.corridors import Corridor, Rail
+from rails.redis_memory import RedisRailMemory
 from rails.sandbox import SandboxRail
 
 rail_timeout_ms = 5_000
+sandbox_latency_ms_min = 20
 corridor_of_rail: Mapping[Rail, Corridor] = {
     Rail.SEPA_INSTANT: Corridor.EU,
     Rail.SEPA_CREDIT_TRANSFER: Corridor.EU,
@@ -53,16 +59,23 @@ class CorridorRouter:
         return await self._adapters[corridor_of_rail[submission.rail]].submit(submission)
 
 
-def build_rail(settings: Settings) -> CorridorRouter:
+def build_rail(settings: Settings, *, redis: Redis) -> CorridorRouter:
+    """The rails for these settings; the sandbox's remember what they received in `redis`."""
     if not settings.sandbox:
         raise NoRailConfigured(
             "no production rail adapters are configured; run the worker with KOVRA_ENV=sandbox"
         )
     latency_max = settings.sandbox_latency_ms_max
+    # One memory for every corridor: its keys name the rail, as each scheme keeps its own.
+    memory = RedisRailMemory(redis, window_seconds=settings.sandbox_duplicate_window_seconds)
     return CorridorRouter(
         {
             corridor: ResilientRail(
-                SandboxRail(latency_ms_min=min(20, latency_max), latency_ms_max=latency_max),
+                SandboxRail(
+                    memory=memory,
+                    latency_ms_min=min(sandbox_latency_ms_min, latency_max),
+                    latency_ms_max=latency_max,
+                ),
                 breaker=CircuitBreaker(),
                 retry=RetryPolicy(),
                 timeout_ms=rail_timeout_ms,

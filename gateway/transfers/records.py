@@ -61,7 +61,10 @@ transfer_insert = BatchStatement(
 )
 final_statuses = frozenset({"completed", "refunded", "cancelled", "blocked"})
 active_statuses = ("processing", "submitted", "pending_rail")
-claim_lease_seconds = 60
+# How long a worker holds the transfers it leased by default (`KOVRA_TRANSFER_LEASE_SECONDS`):
+# longer than its slowest step, a rail's three tries of 5 s each and the writes around them.
+claim_lease_seconds_default = 60
+claim_lease_seconds_max = 3_600
 # Work that is done (a cancelled transfer whose hold was voided) is parked far away.
 parked_until = datetime.datetime(9999, 1, 1, tzinfo=datetime.UTC)
 
@@ -130,8 +133,9 @@ async def list_transfers(
     return await _transfer_pages.page(pool, page, tenant_id, status, row=_row)
 
 
-async def claim_due(pool: asyncpg.Pool, *, limit: int) -> list[TransferRow]:
-    """Lease up to `limit` transfers that need work; other workers skip them meanwhile."""
+async def claim_due(pool: asyncpg.Pool, *, limit: int, lease_seconds: int) -> list[TransferRow]:
+    """Lease up to `limit` transfers that need work for `lease_seconds`; other workers skip
+    them meanwhile, and take them up once the lease has run out (its worker died)."""
     records = await pool.fetch(
         f"""UPDATE transfers SET next_attempt_at = now() + make_interval(secs => $2)
              WHERE (compliance_region, id) IN (
@@ -142,7 +146,7 @@ async def claim_due(pool: asyncpg.Pool, *, limit: int) -> list[TransferRow]:
                     ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING {_columns}""",  # noqa: S608 - fixed column list.
         limit,
-        claim_lease_seconds,
+        lease_seconds,
     )
     return [_row(record) for record in records]
 

@@ -7,6 +7,12 @@ transfer's hold is voided. Each step writes the ledger first where money moves (
 ids derive from the transfer) and then the state with its events in one transaction, so a
 worker killed at any instant leaves work the next pass finishes exactly once. Rows are
 leased (`claim_due`), so several workers never drive the same transfer at once.
+
+A worker killed after sending a pacs.008 and before recording the answer leaves the
+transfer `submitted`; the next pass sends it again as a new attempt (a new message id) of
+the same payment: its UETR and end-to-end id derive from the transfer, never from the
+attempt, so the rail, which remembers what it received (`rails.memory`), answers it as the
+first time and pays nothing twice.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class Lifecycle:
     ledger: Ledger
     recipients: Recipients
     pending_rail_base_ms: int
+    lease_seconds: int  # How long a pass holds the transfers it claims (`claim_due`).
 
 
 def _now() -> datetime.datetime:
@@ -61,7 +68,7 @@ async def process_due(
     lifecycle: Lifecycle, rail: RailAdapter, *, limit: int = claim_batch_size
 ) -> int:
     """One pass: lease due transfers and drive each one step; returns how many."""
-    rows = await claim_due(lifecycle.pool, limit=limit)
+    rows = await claim_due(lifecycle.pool, limit=limit, lease_seconds=lifecycle.lease_seconds)
     results = await asyncio.gather(
         *(_drive(lifecycle, rail, row) for row in rows), return_exceptions=True
     )
@@ -86,7 +93,7 @@ async def _drive(lifecycle: Lifecycle, rail: RailAdapter, row: TransferRow) -> N
                 transfer_id=instruction.id.int,
                 attempt=instruction.attempt,
                 rail=Rail(instruction.rail),
-                end_to_end_id=_end_to_end_id(instruction.id),
+                end_to_end_id=payment_end_to_end_id(instruction.id),
                 reference=instruction.reference,
                 pacs008=message,
             )
@@ -108,8 +115,16 @@ async def _drive(lifecycle: Lifecycle, rail: RailAdapter, row: TransferRow) -> N
             await _pending_rail(lifecycle, instruction)
 
 
-def _end_to_end_id(transfer_id: uuid.UUID) -> str:
+def payment_end_to_end_id(transfer_id: uuid.UUID) -> str:
+    """The payment's end-to-end id: the transfer's, the same for every attempt and in
+    whichever message carries it (a pacs.008, a batch's pain.001)."""
     return f"KVR{transfer_id.hex[:32]}"
+
+
+def payment_uetr(transfer_id: uuid.UUID) -> uuid.UUID:
+    """The payment's UETR: the transfer's, the same for every attempt and in whichever
+    message carries it."""
+    return uuid.UUID(int=transfer_id.int, version=4)
 
 
 async def _mark_submitted(
@@ -153,8 +168,8 @@ async def _pacs008(lifecycle: Lifecycle, row: TransferRow, attempt: int) -> byte
     return build_pacs008(
         PayoutInstruction(
             message_id=f"KVR{row.id.hex[:24]}{attempt:04d}",
-            end_to_end_id=_end_to_end_id(row.id),
-            uetr=uuid.UUID(int=row.id.int, version=4),
+            end_to_end_id=payment_end_to_end_id(row.id),
+            uetr=payment_uetr(row.id),
             rail=Rail(row.rail),
             currency=row.target_currency,
             amount_minor=row.target_amount_minor,
