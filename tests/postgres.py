@@ -1,5 +1,5 @@
-"""Real Postgres for tests: a fresh database per test on the local server, dropped after;
-every service opened on it, or the whole app in this process. A pytest plugin of
+"""Real Postgres for tests: a fresh database per test (or per module) on the local server,
+dropped after; every service opened on it, or the whole app in this process. A pytest plugin of
 tests/conftest.py, which also holds the Redis fixtures."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -24,6 +25,8 @@ from gateway.settings import load_settings
 from loadtest.bench_gateway import admin_token
 from tests import redis_server
 
+# How long a module's app may run, its tests together (pytest's own limit is per test).
+module_app_seconds_max = 1_200
 postgres_admin_url = os.environ.get(
     "KOVRA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -33,9 +36,9 @@ def database_url(name: str) -> str:
     return postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-@pytest.fixture
-async def empty_database() -> AsyncIterator[str]:
-    """The URL of a new, empty database, dropped after the test."""
+@contextlib.asynccontextmanager
+async def new_database() -> AsyncIterator[str]:
+    """The URL of a new, empty database, dropped on leaving."""
     name = f"kovra_test_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(postgres_admin_url)
     try:
@@ -44,6 +47,13 @@ async def empty_database() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def empty_database() -> AsyncIterator[str]:
+    """The URL of a new, empty database, dropped after the test."""
+    async with new_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -124,3 +134,43 @@ async def _flush(redis_url: str) -> None:
         await client.flushdb()
     finally:
         await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def app_for_a_module(
+    data_dir: Path, *, redis_url: str, environment: dict[str, str] | None = None
+) -> AsyncIterator[tuple[Litestar, httpx.AsyncClient]]:
+    """`in_process_app` on a database of its own, kept running across a module's tests (use
+    it from a module-scoped fixture on the module's event loop). The app's lifespan must
+    start and end in one task, while a fixture's setup and teardown run in two, so the app
+    lives in a task of its own until the module is done."""
+    started: asyncio.Future[tuple[Litestar, httpx.AsyncClient]] = (
+        asyncio.get_running_loop().create_future()
+    )
+    done = asyncio.Event()
+
+    async def serve() -> None:
+        async with new_database() as url:
+            with pytest.MonkeyPatch.context() as monkeypatch:
+                running = in_process_app(
+                    url,
+                    data_dir,
+                    monkeypatch,
+                    redis_url=redis_url,
+                    environment=environment,
+                    timeout_seconds=module_app_seconds_max,
+                )
+                async with running as app_and_client:
+                    started.set_result(app_and_client)
+                    await done.wait()
+
+    server = asyncio.create_task(serve())
+    either: list[asyncio.Future[Any]] = [server, started]
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    if not started.done():
+        server.result()  # Start-up failed: its error, here.
+    try:
+        yield started.result()
+    finally:
+        done.set()
+        await server

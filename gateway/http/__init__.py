@@ -1,6 +1,7 @@
-"""The HTTP edge every domain shares: middleware, authentication (`Principal`), rate limits,
-problems, idempotency, paging, request plumbing, the hot routes, the OpenAPI completion and
-the granian server. Every module here is public to the domains and the app."""
+"""The HTTP edge every domain shares: middleware, authentication (`Principal`), the roles'
+table, rate limits, problems, idempotency, paging, request plumbing, the hot routes, the
+OpenAPI completion and the granian server. Every module here is public to the domains and
+the app."""
 
 __all__ = [
     "auth",
@@ -14,6 +15,7 @@ __all__ = [
     "problems",
     "ratelimit",
     "requests",
+    "roles",
     "server",
     "wire",
 ]

@@ -17,7 +17,14 @@ import jwt
 
 from gateway.http.problems import ProblemError
 from gateway.http.ratelimit import AuthOutcome, Principal, RateLimitDecision, RateLimiter
-from gateway.tenancy.records import api_key_prefix, find_active_api_key, get_tenant, roles
+from gateway.tenancy.records import (
+    api_key_prefix,
+    find_active_api_key,
+    get_tenant,
+    roles,
+    tenant_id_max,
+    tenant_id_min,
+)
 
 # `Principal` (who is calling) is made by the rate limiter's script; domains take it from here.
 __all__ = ["Authenticator", "Principal", "bearer_token"]
@@ -67,6 +74,21 @@ def bearer_token(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token or len(token) > bearer_token_length_max:
         raise _unauthorized("send Authorization: Bearer <API key or JWT>")
     return token
+
+
+def _tenant_named(subject: object) -> int | None:
+    """The tenant id a JWT's `sub` names, written as Kovra writes one: ASCII digits without a
+    sign, spaces, separators or leading zeros, within the ids a tenant can have. None for
+    anything else, so that one tenant has one spelling and no `sub` reaches Postgres or the
+    rate limiter out of their range."""
+    if not isinstance(subject, str) or not subject.isascii() or not subject.isdigit():
+        return None
+    if len(subject) > len(str(tenant_id_max)):
+        return None
+    tenant_id = int(subject)
+    if str(tenant_id) != subject or not tenant_id_min <= tenant_id <= tenant_id_max:
+        return None
+    return tenant_id
 
 
 class Authenticator:
@@ -135,11 +157,11 @@ class Authenticator:
                 leeway=jwt_leeway_seconds,
                 options={"require": ["exp", "sub", "role"]},
             )
-            tenant_id = int(claims["sub"])
-            role = str(claims["role"])
-        except (jwt.InvalidTokenError, ValueError, TypeError) as error:
+        except jwt.InvalidTokenError as error:
             raise _unauthorized(f"the JWT is not valid: {error}") from None
-        if role not in roles or tenant_id <= 0:
+        tenant_id = _tenant_named(claims["sub"])
+        role = claims["role"]
+        if tenant_id is None or role not in roles:
             raise _unauthorized("the JWT names an unknown role or tenant")
         outcome = await self._limiter.authenticate_tenant(tenant_id=tenant_id, role=role)
         if not outcome.cache_miss:

@@ -1,8 +1,10 @@
-"""The ASGI layer every request crosses: request id, authentication, rate limit, metrics.
+"""The ASGI layer every request crosses: request id, authentication, rate limit, the role's
+check, metrics.
 
 It wraps the app's whole ASGI handler (`gateway.app`), before routing and before the hot
 routes (`gateway.http.hot_routes`), so a request without valid credentials, or over its tenant's
-rate limit, costs one Redis round trip and never reaches a handler.
+rate limit, costs one Redis round trip and never reaches a handler; nor does a request whose
+key's role may not call its route (`gateway.http.roles`).
 """
 
 from __future__ import annotations
@@ -29,13 +31,12 @@ from gateway.http.auth import Authenticator
 from gateway.http.problems import ProblemError, encode, problem, problem_content_type
 from gateway.http.ratelimit import rate_limit_headers
 from gateway.http.requests import scope_header
+from gateway.http.roles import ensure_role_may_call
 from gateway.infra.observability import observe_request, problems_total, rate_limited_total
 
 request_id_length_max = 128
-read_methods = frozenset({"GET", "HEAD", "OPTIONS"})
 tenant_prefix = "/v1/"
 admin_prefix = "/admin/v1/"
-compliance_prefix = "/v1/compliance/"
 # A hot route (`gateway.http.hot_routes`) puts its path here, for the metrics and the log line.
 route_state_key = "kovra.route"
 log = structlog.get_logger("kovra.http")
@@ -126,7 +127,8 @@ def kovra_middleware(app: ASGIApp) -> ASGIApp:
 
 
 async def _guard(scope: Scope, method: str, extra_headers: dict[str, str]) -> None:
-    """Authenticate and rate limit by path; put the principal in the request state."""
+    """Authenticate, rate limit and check the role (`gateway.http.roles`) by path; put the
+    principal in the request state."""
     path: str = scope["path"]
     authenticator: Authenticator = scope["litestar_app"].state.runtime.authenticator
     state: dict[str, Any] = scope.setdefault("state", {})
@@ -144,19 +146,28 @@ async def _guard(scope: Scope, method: str, extra_headers: dict[str, str]) -> No
                 f"over {decision.limit} requests per minute; retry in "
                 f"{decision.retry_after_seconds} s",
             )
-        if principal.role == "read_only" and method not in read_methods:
-            raise ProblemError(403, "forbidden", "a read_only key cannot change anything")
-        if (
-            principal.role == "compliance"
-            and method not in read_methods
-            and not path.startswith(compliance_prefix)
-        ):
-            raise ProblemError(403, "forbidden", "a compliance key can only decide cases")
+        route = _routed_template(scope, method)
+        if route is not None:
+            ensure_role_may_call(principal.role, method=method, route=route)
         state["principal"] = principal
     elif path.startswith(admin_prefix):
         state["admin_actor"] = authenticator.authenticate_admin(
             scope_header(scope, b"authorization")
         )
+
+
+def _routed_template(scope: Scope, method: str) -> str | None:
+    """The path template Litestar routes this request to (a hot route's too, since each is
+    also one of Litestar's routes); None when no route takes it, which Litestar then answers
+    with 404 or 405. Litestar caches the lookup, so its own routing after this one is free."""
+    try:
+        routed = scope["litestar_app"].asgi_router.handle_routing(
+            path=normalize_path(scope["path"]), method=method
+        )
+    except HTTPException:
+        return None
+    template: str = routed[4]
+    return template
 
 
 def _route_template(scope: Scope, method: str) -> str:

@@ -21,6 +21,9 @@ roles = ("admin", "operator", "read_only", "compliance")
 tenant_statuses = ("active", "frozen")
 compliance_regions = ("EU", "UK", "ID")
 api_key_prefix = "kovra_sk_"
+# `tenants.id` is a Postgres bigint drawn from an identity: no tenant has an id outside this.
+tenant_id_min = 1
+tenant_id_max = 2**63 - 1
 api_key_secret_bytes = 32
 tenant_name_length_max = 200
 tenant_id_random_bits = 62
