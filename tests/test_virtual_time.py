@@ -14,34 +14,31 @@ from tests.virtual_time import VirtualTimeHang, VirtualTimeLoop
 
 def test_a_sleep_moves_the_clock_by_exactly_its_delay() -> None:
     async def sleep_an_hour() -> float:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = virtual_time.now()
         await asyncio.sleep(3_600)
-        return loop.time() - started
+        return virtual_time.now() - started
 
     assert virtual_time.run(sleep_an_hour(), hang_guard_seconds=7_200) == 3_600
 
 
 def test_ready_work_does_not_move_the_clock() -> None:
     async def busy() -> float:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = virtual_time.now()
         for _ in range(1_000):
             await asyncio.sleep(0)
         await asyncio.gather(*(asyncio.sleep(0) for _ in range(100)))
-        return loop.time() - started
+        return virtual_time.now() - started
 
     assert virtual_time.run(busy()) == 0
 
 
 def test_timers_fire_in_order_at_their_moments() -> None:
     async def wake_ups() -> list[tuple[str, float]]:
-        loop = asyncio.get_running_loop()
         woken: list[tuple[str, float]] = []
 
         async def sleeper(name: str, delay: float) -> None:
             await asyncio.sleep(delay)
-            woken.append((name, loop.time()))
+            woken.append((name, virtual_time.now()))
 
         await asyncio.gather(sleeper("late", 0.75), sleeper("early", 0.25), sleeper("mid", 0.5))
         return woken
@@ -61,6 +58,14 @@ def test_waiting_with_no_timer_set_is_a_hang() -> None:
             loop.run_until_complete(asyncio.Event().wait())
     finally:
         loop.close()
+
+
+def test_the_virtual_clock_is_refused_on_a_real_loop() -> None:
+    async def read_the_clock() -> float:
+        return virtual_time.now()
+
+    with pytest.raises(AssertionError, match="a real clock"):
+        asyncio.run(read_the_clock())
 
 
 def test_an_error_of_the_code_under_test_is_its_own() -> None:

@@ -66,6 +66,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self.clock.now
 
 
+def now() -> float:
+    """The running loop's virtual clock. Fails on a real loop, whose time is the machine's:
+    the suite asserts durations only in virtual time (`tests/test_suite_rules.py`)."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, VirtualTimeLoop):
+        raise AssertionError("virtual_time.now() outside virtual_time.run: a real clock")
+    return loop.time()
+
+
 def run(
     main: Coroutine[Any, Any, ResultT], *, hang_guard_seconds: float = hang_guard_seconds_default
 ) -> ResultT:

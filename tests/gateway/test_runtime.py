@@ -164,7 +164,7 @@ class _AttemptsRecorded(Ledger):
         self.attempted_at: list[float] = []
 
     async def open_platform_accounts(self) -> None:
-        self.attempted_at.append(asyncio.get_running_loop().time())
+        self.attempted_at.append(virtual_time.now())
         await super().open_platform_accounts()
 
 

@@ -574,17 +574,16 @@ def test_a_call_that_never_answers_times_out_without_being_cancelled(late_failur
 
 async def _never_answering_call(late_failure: bool) -> None:
     reported = _record_loop_errors()
-    loop = asyncio.get_running_loop()
     fake = FakeNative()
     gate = fake.gate = asyncio.Event()
     if late_failure:
         fake.failures.append(Exception("Unexpected PacketStatus"))
     client = _client(fake, timeout_ms=50)
 
-    started = loop.time()
+    started = virtual_time.now()
     with pytest.raises(LedgerUnavailable, match="did not answer within 50 ms"):
         await client.create_transfers(_transfers([False]))
-    assert loop.time() - started == pytest.approx(0.05)
+    assert virtual_time.now() - started == pytest.approx(0.05)
 
     await asyncio.sleep(0.02)  # Time passes after the timeout: the native call runs on.
     (native_call,) = fake.tasks
