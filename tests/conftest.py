@@ -7,6 +7,13 @@ keeps its state between tests, so tests draw fresh ids (`fresh_id`, `fresh_tenan
 
 Redis is the real local server: `redis_client` and a private key `namespace` per test, every
 key under it deleted afterwards.
+
+Hypothesis runs under the `kovra` profile, loaded here for the whole suite: no deadline and
+no too-slow health check, since both time the machine, and the suite asserts behaviour, not
+speed (on a busy machine a 200 ms deadline fails a property that reaches Redis or Postgres).
+A failing example is printed with the blob that replays it. Properties that reach a service
+also say `deadline=None` themselves, so they stay untimed under any other profile chosen with
+`--hypothesis-profile`.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import tigerbeetle as tb
+from hypothesis import HealthCheck, settings
 from redis.asyncio import Redis
 
 from ledger.clients import (
@@ -31,6 +39,15 @@ from ledger.remote.server import running_server
 from tests import redis_server
 
 pytest_plugins = ["tests.postgres"]
+
+hypothesis_profile = "kovra"
+settings.register_profile(
+    hypothesis_profile,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.load_profile(hypothesis_profile)
 
 real_cluster_skip_reason = (
     "TB_ADDRESSES is not set: no real TigerBeetle cluster to run the conformance suite against"

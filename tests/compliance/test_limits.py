@@ -33,7 +33,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
@@ -527,6 +527,7 @@ batch_steps = st.lists(
 )
 
 
+@settings(deadline=None)  # Each example runs against the real Redis.
 @given(steps=batch_steps, limit=st.integers(min_value=0, max_value=4_000))
 def test_the_day_counter_holds_exactly_what_the_marker_holds(
     steps: list[tuple[str, frozenset[int]]], limit: int

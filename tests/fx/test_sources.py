@@ -8,17 +8,20 @@ import asyncio
 import datetime
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from redis.asyncio import Redis
 
-from fx.rates import RateBook
+from fx.rates import RateBook, RateStale
 from fx.sources import HttpRateFeed, TableRateSource, default_table, parse_table
 
 now = datetime.datetime.now(tz=datetime.UTC)
+poll_seconds = 0.01
+# Only a feed that stopped refreshing reaches it: the refresh under test is every 50 ms.
+hang_guard_seconds = 30.0
 
 
 async def test_the_table_is_shared_and_keeps_observation_times(
@@ -36,7 +39,7 @@ async def test_the_table_is_shared_and_keeps_observation_times(
     assert found[("USD", "EUR")].observed_at == now
     await writer.set_rates({("USD", "EUR"): Decimal("0.91")}, observed_at=earlier)
     book = RateBook(reader, max_age_seconds=3600)
-    with pytest.raises(Exception, match="older than"):
+    with pytest.raises(RateStale, match="older than"):
         await book.mid("EUR", "USD", now=now)
     cross = (await book.mid("GBP", "IDR", now=now)).rate
     assert cross == Decimal(1) / Decimal("0.7900") * Decimal("16250")
@@ -109,20 +112,44 @@ async def test_the_http_feed_serves_its_last_good_answer(feed: _Feed) -> None:
         stale = (now - datetime.timedelta(days=3)).isoformat()
         feed.body = json.dumps({"base": "USD", "as_of": stale, "rates": {"EUR": "0.95"}}).encode()
         assert await source.refresh() is True
-        with pytest.raises(Exception, match="older than"):
+        with pytest.raises(RateStale, match="older than"):
             await book.mid("USD", "EUR", now=now)
     finally:
         await source.close()
 
 
-async def test_the_feed_refreshes_in_the_background(feed: _Feed) -> None:
-    feed.body = json.dumps(
-        {"base": "USD", "as_of": now.isoformat(), "rates": {"EUR": "0.92"}}
+def _feed_body(eur_per_usd: str) -> bytes:
+    return json.dumps(
+        {"base": "USD", "as_of": now.isoformat(), "rates": {"EUR": eur_per_usd}}
     ).encode()
+
+
+async def _until(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Polls until `condition` holds; the caller bounds the wait."""
+    while True:
+        if await condition():
+            return
+        await asyncio.sleep(poll_seconds)
+
+
+async def test_the_feed_refreshes_in_the_background(feed: _Feed) -> None:
+    """The feed is asked again and again with nobody calling `refresh`, and a rate it changes
+    reaches the book: only a feed that stopped refreshing would leave the wait to its guard."""
+    feed.body = _feed_body("0.92")
     source = HttpRateFeed(feed.url, refresh_seconds=0.05)
+    book = RateBook(source)
+
+    async def asked_twice() -> bool:
+        return feed.hits >= 2
+
+    async def changed() -> bool:
+        return (await book.mid("USD", "EUR", now=now)).rate == Decimal("0.95")
+
     source.start()
     try:
-        await asyncio.sleep(0.5)
-        assert feed.hits >= 3
+        async with asyncio.timeout(hang_guard_seconds):
+            await _until(asked_twice)  # Two refreshes done, so the book holds the first rates.
+            feed.body = _feed_body("0.95")
+            await _until(changed)
     finally:
         await source.close()

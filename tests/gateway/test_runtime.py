@@ -3,7 +3,8 @@ round trip (asyncpg's default reset query is not sent), yet a transaction left o
 rolled back; and no code of ours leaves session state on a pooled connection, which is what
 makes skipping that reset safe. The ledger: start-up waits, bounded, for a ledger that does
 not answer yet (a real `kovra ledger-server` that starts listening a while later), opens the
-platform's accounts once it answers, and gives up with `LedgerUnavailable` past its wait."""
+platform's accounts once it answers, and (on a virtual clock) retries every retry delay while
+another attempt fits in its wait, then gives up with `LedgerUnavailable`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerUnavailable
 from ledger.remote.server import running_server
 from ledger.service import Ledger, platform_account_types
+from tests import virtual_time
 from tests.gateway.e2e.conftest import free_port
 from tests.postgres import migrated_runtime
 
@@ -154,16 +156,30 @@ async def test_start_up_waits_for_a_ledger_that_answers_later() -> None:
         await ledger.client.close()
 
 
-async def test_start_up_gives_up_on_a_ledger_that_never_answers() -> None:
-    ledger = remote_ledger(unused_loopback_address())
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    try:
+class _AttemptsRecorded(Ledger):
+    """A ledger that notes the moment of each attempt to open the platform's accounts."""
+
+    def __init__(self, client: RemoteLedgerClient) -> None:
+        super().__init__(client, CurrencyRegistry(["EUR", "IDR"]))
+        self.attempted_at: list[float] = []
+
+    async def open_platform_accounts(self) -> None:
+        self.attempted_at.append(virtual_time.now())
+        await super().open_platform_accounts()
+
+
+def test_start_up_retries_for_its_wait_then_gives_up() -> None:
+    """On a virtual clock, against a client that is unavailable at once: an attempt every
+    retry delay while another fits in the wait, then `LedgerUnavailable`, never a hang."""
+
+    async def start_up() -> list[float]:
+        client = RemoteLedgerClient(unused_loopback_address())
+        await client.close()  # Every call is now `LedgerUnavailable`, without a socket.
+        ledger = _AttemptsRecorded(client)
         with pytest.raises(LedgerUnavailable):
             await open_platform_accounts_when_answering(
-                ledger, wait_seconds_max=1.0, retry_delay_seconds=0.2
+                ledger, wait_seconds_max=1.0, retry_delay_seconds=0.25
             )
-    finally:
-        await ledger.client.close()
-    # It retried for about its wait, not once and not forever.
-    assert 0.7 <= loop.time() - began < 5
+        return ledger.attempted_at
+
+    assert virtual_time.run(start_up()) == [0.0, 0.25, 0.5, 0.75]

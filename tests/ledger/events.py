@@ -1,5 +1,6 @@
 """Hypothesis strategies for TigerBeetle's events, drawn field by field from the width tables
-the clients check them against (`ledger.clients.codec`)."""
+the clients check them against (`ledger.clients.codec`), and the oracle their bytes are
+compared with: TigerBeetle's own client's packing, which shares no code with Kovra's codec."""
 
 from __future__ import annotations
 
@@ -29,3 +30,9 @@ def events(
     flags always within their 16 bits, as the library's flag types are."""
     drawn = {name: values(bits) for name, bits in fields if name != "flags"}
     return st.builds(factory, flags=in_range(16), **drawn)
+
+
+def library_bytes(items: list[Any], event_type: Any) -> bytes:
+    """What `tb.ClientAsync` itself would send for `items` (`bindings.CTransfer` or
+    `bindings.CAccount`): TigerBeetle's binary layout as its own client writes it."""
+    return bytes((event_type * len(items))(*map(event_type.from_param, items)))

@@ -2,13 +2,13 @@
 failures, refuses at once while open, half-opens after its cooldown for exactly one probe,
 closes on the probe's success and re-opens on its failure; an adapter that raises is retried
 with exponential, fully jittered, capped backoff and gives `RailUnavailable` after the last
-try; a rail that hangs is `no_answer` within about the timeout and never trips the breaker;
-the `pending_rail` retry delay stays within [0, cap] and its ceiling doubles up to the cap."""
+try; a rail that hangs is `no_answer` exactly at the timeout (on a virtual clock) and never
+trips the breaker; the `pending_rail` retry delay stays within [0, cap] and its ceiling
+doubles up to the cap."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import pytest
@@ -29,6 +29,7 @@ from rails.adapter import (
     pending_rail_cap_ms,
 )
 from rails.corridors import Rail
+from tests import virtual_time
 
 threshold = 3
 cooldown_ms = 1_000
@@ -217,11 +218,9 @@ async def test_resilient_rail_opens_then_refuses_without_calling_the_rail() -> N
             await rail.submit(submission)
         assert isinstance(failed.value.__cause__, ConnectionError)
     assert rail.breaker.state() == "open"
-    started = time.perf_counter()
     with pytest.raises(RailUnavailable, match="circuit open"):
         await rail.submit(submission)
-    assert time.perf_counter() - started < timeout_ms / 1_000
-    assert inner.calls == threshold
+    assert inner.calls == threshold  # Refused without trying the rail, so without waiting.
 
 
 async def test_resilient_rail_probes_once_after_the_cooldown_and_closes_on_success() -> None:
@@ -358,15 +357,24 @@ async def test_programmer_errors_are_not_retried() -> None:
 # Timeouts.
 
 
-async def test_a_hanging_rail_is_no_answer_within_the_timeout_and_trips_nothing() -> None:
+def test_a_hanging_rail_is_no_answer_at_the_timeout_and_trips_nothing() -> None:
+    """On a virtual clock: each try ends exactly when its timeout is due, however busy the
+    machine, with the rail's call cancelled."""
     hanging = HangingRail()
     sleep = RecordingSleep()
     rail = _resilient(hanging, sleep=sleep, retry=RetryPolicy(attempts_max=3), failure_threshold=1)
-    for _ in range(3):
-        started = time.perf_counter()
-        assert await rail.submit(submission) == no_answer
-        elapsed = time.perf_counter() - started
-        assert timeout_ms / 1_000 * 0.9 <= elapsed < timeout_ms / 1_000 + 0.5
+
+    async def submit_three_times() -> list[tuple[RailResponse, float]]:
+        answers: list[tuple[RailResponse, float]] = []
+        for _ in range(3):
+            started = virtual_time.now()
+            answer = await rail.submit(submission)
+            answers.append((answer, virtual_time.now() - started))
+        return answers
+
+    answers = virtual_time.run(submit_three_times())
+    assert [answer for answer, _ in answers] == [no_answer] * 3
+    assert [waited for _, waited in answers] == [pytest.approx(timeout_ms / 1_000)] * 3
     assert hanging.calls == 3  # One try per submit: silence is not retried here.
     assert hanging.cancelled == 3
     assert sleep.delays == []

@@ -16,6 +16,7 @@ from compliance.audit import outbox as audit_outbox
 from compliance.audit.chain import AuditInputError
 from compliance.audit.verify import verify
 from gateway.infra.database.batch import BatchWriter
+from ledger.invariants import InvariantViolation
 
 
 async def queue(pool: asyncpg.Pool, count: int, *, first: int = 1) -> list[uuid.UUID]:
@@ -75,7 +76,7 @@ async def test_drains_are_bounded_batches(pool: asyncpg.Pool) -> None:
     await queue(pool, 5)
     assert [await audit_outbox.drain(pool, batch_size=2) for _ in range(4)] == [2, 2, 1, 0]
     assert await chained_targets(pool) == [f"transfer:{n}" for n in range(1, 6)]
-    with pytest.raises(Exception, match="bounded"):
+    with pytest.raises(InvariantViolation, match="bounded"):
         await audit_outbox.drain(pool, batch_size=audit_outbox.drain_batch_size_max + 1)
 
 

@@ -5,14 +5,13 @@ simple list: at least 95% of 200+ deterministic variants of listed names (reorde
 accented, in Cyrillic, respelt, misspelt, with titles or company suffixes) reach the review
 threshold and name the right party, and at most 2% of 300+ ordinary names of many origins
 do. Also: what each method scores, the length guards, ordering and bounding of hits, the
-country bonus, thresholds, latency and the benchmark.
+country bonus, thresholds, and that the benchmark runs (its figures are in
+docs/performance.md: speed is measured there, never asserted here).
 """
 
 from __future__ import annotations
 
 import random
-import statistics
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from compliance.sanctions.screening import (
     outcome,
     partial_score,
     query_chars_max,
+    query_tokens_max,
 )
 from ledger.invariants import InvariantViolation
 from tests.compliance.sanctions.conftest import ordinary_names_file
@@ -40,9 +40,6 @@ recall_variants_min = 200
 recall_min = 0.95
 ordinary_names_min = 300
 false_positive_rate_max = 0.02
-latency_queries = 300
-latency_ms_p95_max = 10.0
-overlong_query_seconds_max = 0.05
 
 
 def party(
@@ -201,11 +198,26 @@ def test_an_empty_or_punctuation_only_query_has_no_hits() -> None:
     assert index.screen(" .,-' ") == []
 
 
-def test_an_overlong_query_is_cut_and_screened_quickly() -> None:
+def test_a_query_is_read_only_up_to_its_character_limit() -> None:
+    """What bounds the work on an overlong query: nothing past `query_chars_max` is read."""
     index = index_of(party("KUJUNDZIC, Predrag"))
-    started = time.perf_counter()
-    assert index.screen("Predrag Kujundzic " * (10 * query_chars_max)) == []
-    assert time.perf_counter() - started < overlong_query_seconds_max
+    name = "Predrag Kujundzic"
+    ending_at_the_limit = "." * (query_chars_max - len(name) - 1) + " " + name
+    assert len(ending_at_the_limit) == query_chars_max
+    assert names_of(index.screen(ending_at_the_limit)) == ["KUJUNDZIC, Predrag"]
+    assert index.screen("." * query_chars_max + " " + name) == []
+    assert index.screen(f"{name} " * (10 * query_chars_max)) == []
+
+
+def test_a_query_is_read_only_up_to_its_token_limit() -> None:
+    """Single letters before the name: a partial match while the name's tokens are within
+    `query_tokens_max`, none once its last token falls past it."""
+    index = index_of(party("KUJUNDZIC, Predrag"))
+    name = ["Predrag", "Kujundzic"]
+    within = ["x"] * (query_tokens_max - len(name)) + name
+    past = ["x", *within]
+    assert [hit.method for hit in index.screen(" ".join(within), min_score=50.0)] == ["partial"]
+    assert index.screen(" ".join(past), min_score=50.0) == []
 
 
 # --- Hits, thresholds, country -----------------------------------------------------------
@@ -262,22 +274,7 @@ def test_the_index_screens_from_its_review_threshold() -> None:
     assert strict.screen("Kujundzic Predrag")
 
 
-# --- Speed -----------------------------------------------------------------------------
-
-
-def test_screening_the_full_list_takes_well_under_10_ms_p95(
-    screening_index: SanctionsIndex,
-    ofac_parties: list[SanctionedParty],
-    simple_parties: list[SanctionedParty],
-) -> None:
-    queries = ordinary_names()[: latency_queries // 2]
-    queries += [text for _, _, text in labelled_variants(ofac_parties, simple_parties)]
-    latencies: list[float] = []
-    for query in queries[:latency_queries]:
-        started = time.perf_counter()
-        screening_index.screen(query)
-        latencies.append((time.perf_counter() - started) * 1000)
-    assert statistics.quantiles(latencies, n=20)[-1] < latency_ms_p95_max
+# --- The benchmark (its figures: docs/performance.md) ----------------------------------
 
 
 def test_the_benchmark_runs_at_a_small_scale(capsys: pytest.CaptureFixture[str]) -> None:

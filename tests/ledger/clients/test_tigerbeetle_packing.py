@@ -28,15 +28,10 @@ from tigerbeetle.lib import c_uint128
 from ledger.clients.codec import account_fields, transfer_fields
 from ledger.clients.tigerbeetle import PackedClientAsync, packed_events
 from tests.ledger.conformance.helpers import transfer
-from tests.ledger.events import events
+from tests.ledger.events import events, library_bytes
 
 transfers = events(tb.Transfer, transfer_fields)
 accounts = events(tb.Account, account_fields)
-
-
-def library_bytes(items: list[Any], event_type: Any) -> bytes:
-    """What `tb.ClientAsync` itself would send for `items`."""
-    return bytes((event_type * len(items))(*map(event_type.from_param, items)))
 
 
 @settings(max_examples=300)

@@ -21,6 +21,7 @@ from gateway.infra.database.batch import BatchStatement, BatchWriter, WriterOver
 from gateway.transfers.records import transfer_insert
 from gateway.wallets.records import deposit_insert, hold_insert
 from gateway.webhooks.records.events import event_insert
+from ledger.invariants import InvariantViolation
 
 batched_inserts = (
     idempotency_insert,
@@ -94,7 +95,7 @@ async def test_batches_are_bounded(pool: asyncpg.Pool) -> None:
     writer = BatchWriter(pool, batch_size_limit=10)
     await asyncio.gather(*(writer.write(hold_insert, _hold(i)) for i in range(35)))
     assert await pool.fetchval("SELECT count(*) FROM holds") == 35
-    with pytest.raises(Exception, match="one value per column"):
+    with pytest.raises(InvariantViolation, match="one value per column"):
         await writer.write(hold_insert, ("too", "short"))
 
 

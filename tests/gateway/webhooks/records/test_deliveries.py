@@ -82,7 +82,9 @@ async def test_events_fan_out_to_the_tenants_matching_live_endpoints(
     assert deliveries.delivery_id(event_id=done, endpoint_id=completed.id) in ids
 
 
-@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     enabled=st.lists(st.sampled_from(catalog.filters), min_size=1, max_size=4),
     event_type=st.sampled_from(catalog.event_types),
