@@ -119,8 +119,11 @@ class Tenancy:
                 pricing_policy=pricing_policy,
                 limit_policy=limit_policy,
             )
-        except asyncpg.PostgresError as error:  # An unknown policy name violates NOT NULL.
-            raise UnknownPolicy(f"unknown policy: {error}") from None
+        except asyncpg.NotNullViolationError as error:
+            # An unknown name finds no policy id, and the tenant's column refuses the null.
+            field = "limit_policy" if error.column_name == "limit_policy_id" else "pricing_policy"
+            name = limit_policy if field == "limit_policy" else pricing_policy
+            raise UnknownPolicy(f"no {field.replace('_', ' ')} named {name}", field=field) from None
         if tenant is not None:
             await self.publish(tenant)
         return tenant

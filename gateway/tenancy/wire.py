@@ -35,7 +35,9 @@ class PoliciesUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 class LimitPolicyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: PolicyName
     requests_per_minute: Annotated[int, Meta(ge=1, le=ratelimit.requests_per_minute_max)]
-    daily_limit_usd_minor: Annotated[int, Meta(ge=0, le=10**15)]
+    # At least one minor unit: the rate limiter keeps only positive limits, and a tenant that
+    # must not pay out at all is frozen, not given a limit of nothing.
+    daily_limit_usd_minor: Annotated[int, Meta(ge=1, le=10**15)]
 
 
 class PricingPolicyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

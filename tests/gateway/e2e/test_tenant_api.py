@@ -6,6 +6,7 @@ through tenants and a tenant's API keys (never their secrets) on the admin plane
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -348,6 +349,29 @@ def _limit_policy(deployment: Deployment, tenant_id: int, requests_per_minute: i
         timeout=30,
     )
     assert linked.status_code == 200, linked.text
+
+
+def test_a_limit_policy_of_nothing_is_refused_naming_the_field(deployment: Deployment) -> None:
+    """A daily limit of 0 was stored and then answered 500 when linked, leaving the rate
+    limiter's copy of the tenant stale: it is refused where it arrives, and not stored."""
+    policy = f"zero-{secrets.token_hex(4)}"
+    refused = httpx.post(
+        f"{deployment.base_url}/admin/v1/limit-policies",
+        json={"name": policy, "requests_per_minute": 10, "daily_limit_usd_minor": 0},
+        headers=deployment.admin(),
+    )
+    problem = _problem(refused, 422, "validation_error")
+    assert [error["field"] for error in problem["errors"]] == ["daily_limit_usd_minor"]
+    tenant_id, _ = deployment.tenant()
+    linked = httpx.put(
+        f"{deployment.base_url}/admin/v1/tenants/{tenant_id}/policies",
+        json={"pricing_policy": "starter", "limit_policy": policy},
+        headers=deployment.admin(),
+    )
+    unknown = _problem(linked, 422, "validation_error")
+    assert unknown["errors"] == [
+        {"field": "limit_policy", "message": f"no limit policy named {policy}"}
+    ], unknown
 
 
 def test_rate_limits_hold_across_workers(deployment: Deployment) -> None:
