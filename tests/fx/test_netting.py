@@ -9,7 +9,8 @@ from decimal import ROUND_FLOOR, Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fx.netting import NettingItem, fee_share_minor, net_pair
+from fx.netting import NettingItem, net_pair
+from fx.pricing import fee_share_minor
 from ledger.currencies import CurrencyRegistry
 
 currencies = CurrencyRegistry(["EUR", "IDR", "GBP", "USD"])
