@@ -154,7 +154,8 @@ reply[#reply + 1] = moment
 return reply
 """
 # Give back the items named (an index and its amount each) that the batch's marker still
-# holds as counted, and mark them '-'; an item given back already gives back nothing.
+# holds as counted, and mark them '-'; an item given back already, or never counted, gives
+# back nothing. The marker is cleared when its last counted item goes back.
 # KEYS: day counter, hour counter (of the moment the items were counted), marker hash.
 # ARGV: marker field, and the payouts as `index:amount` joined by commas.
 # Returns {amount given back, payouts given back}.
@@ -172,6 +173,8 @@ for i, a in string.gmatch(ARGV[2], '(%d+):(%d+)') do
     given_total, given_count = given_total + tonumber(a), given_count + 1
   end
 end
+-- Nothing given back changes nothing: a marker that counts nothing still remembers refusals.
+if given_count == 0 then return {0, 0} end
 total, count = tonumber(total) - given_total, tonumber(count) - given_count
 if total < 0 or count < 0 then
   return redis.error_reply('a batch gave back more than it counted')

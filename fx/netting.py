@@ -12,11 +12,12 @@ once, like a single payout would.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+import math
+from decimal import Decimal
 
 import msgspec
 
-from fx.pricing import basis_points
+from fx.pricing import basis_points, converted_minor, fee_share_minor, source_needed_minor
 from ledger.allocation import allocate
 from ledger.currencies import Currency
 from ledger.invariants import ensure
@@ -48,23 +49,6 @@ class PairNetting(msgspec.Struct, frozen=True, kw_only=True):
     items: list[ItemAmounts]
 
 
-def _major(minor: int, currency: Currency) -> Decimal:
-    return Decimal(minor).scaleb(-currency.minor_units)
-
-
-def _minor(major: Decimal, currency: Currency, rounding: str) -> int:
-    return int(major.scaleb(currency.minor_units).to_integral_value(rounding=rounding))
-
-
-def fee_share_minor(source_amount_minor: int, fee_bps: int) -> int:
-    """The percentage part of a fee, rounded up (as `fx.pricing` rounds it)."""
-    return int(
-        (Decimal(source_amount_minor) * fee_bps / basis_points).to_integral_value(
-            rounding=ROUND_CEILING
-        )
-    )
-
-
 def net_pair(
     *,
     source: Currency,
@@ -89,14 +73,18 @@ def net_pair(
     ensure(len(by_source) + len(by_target) == len(items), "each item names exactly one amount")
     if by_source:
         given = [items[i].source_amount_minor or 0 for i in by_source]
-        bought = _minor(_major(sum(given), source) * rate, target, ROUND_FLOOR)
+        bought = math.floor(
+            converted_minor(amount_minor=sum(given), source=source, target=target, rate=rate)
+        )
         for i, source_minor, target_minor in zip(
             by_source, given, allocate(bought, given), strict=True
         ):
             sources[i], targets[i] = source_minor, target_minor
     if by_target:
         wanted = [items[i].target_amount_minor or 0 for i in by_target]
-        needed = _minor(_major(sum(wanted), target) / rate, source, ROUND_CEILING)
+        needed = math.ceil(
+            source_needed_minor(amount_minor=sum(wanted), source=source, target=target, rate=rate)
+        )
         for i, target_minor, source_minor in zip(
             by_target, wanted, allocate(needed, wanted), strict=True
         ):

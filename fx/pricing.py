@@ -4,12 +4,19 @@ Every rounding favours the platform, at each currency's ISO minor units: the cus
 is the mid rate less the tier's margin, rounded down; a target amount bought with a given
 source amount is rounded down; a source amount needed for a given target amount is rounded
 up; fees are rounded up. Amounts are integers; only rates are decimals.
+
+Each conversion is computed exactly, as a fraction, and rounded once. Decimal arithmetic
+keeps 28 significant digits: a large amount times a ten-place rate has more, and rounding
+the product first could carry it across a whole minor unit before the floor or ceiling
+(5 x 10^17 cents at 160.12... yen per euro bought one yen too many).
 """
 
 from __future__ import annotations
 
 import datetime
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+import math
+from decimal import Decimal
+from fractions import Fraction
 
 import msgspec
 
@@ -20,6 +27,7 @@ from ledger.service import amount_minor_max
 basis_points = 10_000
 rate_decimal_places = 10
 _rate_quantum = Decimal(1).scaleb(-rate_decimal_places)
+_rate_scale = 10**rate_decimal_places
 usd_minor_units = 2  # ISO 4217: the fixed fee of a pricing policy is set in US cents.
 
 
@@ -47,16 +55,29 @@ def customer_rate(mid: Decimal, margin_bps: int) -> Decimal:
     """The mid rate less the margin, cut to `rate_decimal_places` (never rounded up)."""
     if not 0 <= margin_bps < basis_points:
         raise ValueError("margin_bps must be in [0, 10000)")
-    gross = mid * (basis_points - margin_bps) / basis_points
-    return gross.quantize(_rate_quantum, rounding=ROUND_DOWN)
+    gross = Fraction(mid) * (basis_points - margin_bps) / basis_points
+    return Decimal(math.floor(gross * _rate_scale)).scaleb(-rate_decimal_places)
 
 
-def _minor(major: Decimal, currency: Currency, rounding: str) -> int:
-    return int((major.scaleb(currency.minor_units)).to_integral_value(rounding=rounding))
+def converted_minor(
+    *, amount_minor: int, source: Currency, target: Currency, rate: Decimal
+) -> Fraction:
+    """`amount_minor` of `source` at `rate` (target per source), exactly, in minor units of
+    `target`: the caller rounds it once, the way its rule says."""
+    return amount_minor * Fraction(rate) * Fraction(10) ** (target.minor_units - source.minor_units)
 
 
-def _major(minor: int, currency: Currency) -> Decimal:
-    return Decimal(minor).scaleb(-currency.minor_units)
+def source_needed_minor(
+    *, amount_minor: int, source: Currency, target: Currency, rate: Decimal
+) -> Fraction:
+    """The exact amount of `source` (minor units) that buys `amount_minor` of `target` at
+    `rate` (target per source)."""
+    return amount_minor / Fraction(rate) * Fraction(10) ** (source.minor_units - target.minor_units)
+
+
+def fee_share_minor(source_amount_minor: int, fee_bps: int) -> int:
+    """The percentage part of a fee, `fee_bps` of the source amount, rounded up."""
+    return -(-source_amount_minor * fee_bps // basis_points)
 
 
 def price(
@@ -76,10 +97,14 @@ def price(
     margin = 0 if source == target else pricing.margin_bps
     rate = Decimal(1) if source == target else customer_rate(mid, margin)
     if source_amount is not None:
-        target_amount = _minor(_major(source_amount, source) * rate, target, ROUND_FLOOR)
+        target_amount = math.floor(
+            converted_minor(amount_minor=source_amount, source=source, target=target, rate=rate)
+        )
     else:
         assert target_amount is not None  # Exactly one is given; checked above.
-        source_amount = _minor(_major(target_amount, target) / rate, source, ROUND_CEILING)
+        source_amount = math.ceil(
+            source_needed_minor(amount_minor=target_amount, source=source, target=target, rate=rate)
+        )
     if source_amount < 1 or target_amount < 1:
         raise InvalidAmount("the amount is too small to convert into one minor unit")
     if max(source_amount, target_amount) > amount_minor_max:
@@ -101,15 +126,19 @@ def price(
 def usd_equivalent_minor(*, amount_minor: int, currency: Currency, to_usd_mid: Decimal) -> int:
     """`amount_minor` of `currency` in US cents at the mid rate `to_usd_mid`, rounded up and
     at least one cent: what a payout counts against its tenant's daily limit."""
-    value = _major(amount_minor, currency) * to_usd_mid
-    return max(1, int(value.scaleb(usd_minor_units).to_integral_value(rounding=ROUND_CEILING)))
+    value = (
+        amount_minor
+        * Fraction(to_usd_mid)
+        * Fraction(10) ** (usd_minor_units - currency.minor_units)
+    )
+    return max(1, math.ceil(value))
 
 
 def _fee(source_amount: int, source: Currency, pricing: Pricing, usd_to_source: Decimal) -> int:
     """A share of the source amount plus a fixed fee set in USD, both rounded up."""
-    share = (Decimal(source_amount) * pricing.fee_bps / basis_points).to_integral_value(
-        rounding=ROUND_CEILING
+    fixed = (
+        pricing.fee_fixed_usd_minor
+        * Fraction(usd_to_source)
+        * Fraction(10) ** (source.minor_units - usd_minor_units)
     )
-    fixed_usd = Decimal(pricing.fee_fixed_usd_minor).scaleb(-usd_minor_units)
-    fixed = _minor(fixed_usd * usd_to_source, source, ROUND_CEILING)
-    return int(share) + fixed
+    return fee_share_minor(source_amount, pricing.fee_bps) + math.ceil(fixed)

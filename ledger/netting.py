@@ -46,7 +46,12 @@ from ledger.accounts import (
 from ledger.clients import batch_size_max
 from ledger.errors import LedgerError
 from ledger.invariants import ensure
-from ledger.outcomes import check_account_results, check_transfer_results
+from ledger.outcomes import (
+    chain_rests_applied_before,
+    check_account_results,
+    check_stored_as_sent,
+    check_transfer_results,
+)
 from ledger.service import Ledger, validate_amount
 from ledger.transfers import Leg, TransferCode, linked, transfer_id
 
@@ -313,6 +318,8 @@ class Netting:
                 offset += len(chains[i])
                 try:
                     check_transfer_results(chains[i], chain_results)
+                    for rest in chain_rests_applied_before(chains[i], chain_results):
+                        await check_stored_as_sent(rest, self._ledger.client.lookup_transfers)
                 except LedgerError as error:
                     outcomes[i] = error
 

@@ -5,12 +5,18 @@ captured) become `LedgerError` subclasses; statuses Kovra's own requests can nev
 (a zero id, mismatched ledgers) are programmer errors and raise `InvariantViolation`.
 
 Idempotency: `exists` is success. A linked chain retried after it was applied answers
-`exists` for its first event and `linked_event_failed` for the rest, which is success too.
+`exists` for its first event and `linked_event_failed` for the rest, which is success too,
+once the rest is shown to be what was sent: TigerBeetle stops at the first event of a chain
+that fails, and `exists` fails a chain, so it compares only the chain's first transfer with
+what it holds. `chain_rests_applied_before` names the transfers it did not compare and
+`check_stored_as_sent` compares them with the stored ones (an extra lookup, on retries only).
+An `exists` further into a chain whose first event was new means the ids were used for
+another chain: the chain was rolled back, and that is a conflict, not a success.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import tigerbeetle as tb
 
@@ -57,6 +63,10 @@ def check_transfer_results(
             and _rest_of_chain_failed_linked(transfers, results, index)
         ):
             pass  # The whole chain was applied by an earlier attempt.
+        elif status is T.EXISTS and index != chain_start:
+            raise LedgerIdConflict(
+                f"ledger transfer {transfer.id} exists, but not the chain it was sent in"
+            )
         else:
             _raise_for_transfer_status(status, transfer)
         if not int(transfer.flags) & int(tb.TransferFlags.LINKED):
@@ -73,6 +83,89 @@ def _rest_of_chain_failed_linked(
         if results[index].status is not T.LINKED_EVENT_FAILED:
             return False
     return True
+
+
+def chain_rests_applied_before(
+    transfers: Sequence[tb.Transfer], results: Sequence[tb.CreateTransferResult]
+) -> list[list[tb.Transfer]]:
+    """Per chain (in the order sent), the transfers after its first that TigerBeetle did not
+    compare with what it holds because the first one `exists`; empty for a chain it applied
+    now, refused, or that has one transfer."""
+    ensure(len(transfers) == len(results), "one result per transfer")
+    rests: list[list[tb.Transfer]] = []
+    chain_start = 0
+    for index, transfer in enumerate(transfers):
+        if int(transfer.flags) & int(tb.TransferFlags.LINKED):
+            continue
+        applied_before = results[chain_start].status is T.EXISTS and all(
+            result.status is T.LINKED_EVENT_FAILED
+            for result in results[chain_start + 1 : index + 1]
+        )
+        rests.append(list(transfers[chain_start + 1 : index + 1]) if applied_before else [])
+        chain_start = index + 1
+    return rests
+
+
+async def check_stored_as_sent(
+    sent: Sequence[tb.Transfer],
+    lookup_transfers: Callable[[list[int]], Awaitable[list[tb.Transfer]]],
+    *,
+    absent_ids: Sequence[int] = (),
+) -> None:
+    """Raise `LedgerIdConflict` unless every transfer of `sent` is stored under its id with
+    the fields it was sent with (as TigerBeetle compares a resubmitted transfer), and none of
+    `absent_ids` (legs the chain did not send this time: a fee leg of a payout now without a
+    fee) is stored."""
+    if not sent:
+        return
+    stored = {t.id: t for t in await lookup_transfers([t.id for t in sent] + list(absent_ids))}
+    for absent_id in absent_ids:
+        if absent_id in stored:
+            raise LedgerIdConflict(
+                f"ledger transfer {absent_id} belongs to the chain an earlier attempt applied, "
+                "and this attempt does not have it"
+            )
+    for transfer in sent:
+        found = stored.get(transfer.id)
+        if found is None:
+            raise LedgerIdConflict(
+                f"ledger transfer {transfer.id} is not in the chain an earlier attempt applied"
+            )
+        field = stored_field_differing(transfer, found)
+        if field is not None:
+            raise LedgerIdConflict(
+                f"ledger transfer {transfer.id} already exists with another {field}"
+            )
+
+
+_resolves_pending = int(tb.TransferFlags.POST_PENDING_TRANSFER) | int(
+    tb.TransferFlags.VOID_PENDING_TRANSFER
+)
+_compared_fields = ("pending_id", "timeout", "debit_account_id", "credit_account_id", "amount",
+                    "user_data_128", "user_data_64", "user_data_32", "ledger", "code")  # fmt: skip
+
+
+def stored_field_differing(sent: tb.Transfer, stored: tb.Transfer) -> str | None:
+    """The first field in which `stored` differs from `sent` as TigerBeetle judges a
+    resubmission, or None. A post or void may leave its accounts, user data, ledger and code
+    to the pending transfer (zero), and its amount too (all of it: 0 to void, `AMOUNT_MAX` to
+    post)."""
+    if int(sent.flags) != int(stored.flags):
+        return "flags"
+    resolving = bool(int(sent.flags) & _resolves_pending)
+    for field in _compared_fields:
+        value = getattr(sent, field)
+        if resolving and _left_to_the_pending_transfer(field, value):
+            continue
+        if value != getattr(stored, field):
+            return field
+    return None
+
+
+def _left_to_the_pending_transfer(field: str, value: int) -> bool:
+    if field == "amount":
+        return value in (0, tb.AMOUNT_MAX)
+    return field not in ("pending_id", "timeout") and value == 0
 
 
 def _raise_for_transfer_status(status: T, transfer: tb.Transfer) -> None:

@@ -31,7 +31,11 @@ from ledger.currencies import Currency
 from ledger.errors import InvalidAmount, ReservationReleased
 from ledger.invariants import ensure
 from ledger.netting import NettedItem, Netting
-from ledger.outcomes import check_transfer_results
+from ledger.outcomes import (
+    chain_rests_applied_before,
+    check_stored_as_sent,
+    check_transfer_results,
+)
 from ledger.service import Ledger, Posted, validate_amount
 from ledger.transfers import Leg, TransferCode, linked, transfer_id
 
@@ -159,7 +163,7 @@ class Payouts:
         if payout.netted:
             ensure(timeout_seconds == 0, "batch items are held until resolved")
             chain = Netting(self._ledger).item_reservation(netted_item(payout))
-            return await self._submit_chain(chain)
+            return await self._submit_chain(payout, _reserve_legs, chain)
         plans = self._legs(payout)
         last = len(plans) - 1
         # Linked here rather than by `linked()`, which would build every leg but the last
@@ -183,6 +187,7 @@ class Payouts:
         timestamps = check_transfer_results(transfers, results)
         existed = results[0].status is tb.CreateTransferStatus.EXISTS
         if existed:
+            await self._check_applied_as_sent(payout, _reserve_legs, transfers, results)
             await self._ensure_still_reserved(payout)
         return Posted(transfer_id=transfers[0].id, timestamp_ns=timestamps[0], existed=existed)
 
@@ -203,9 +208,10 @@ class Payouts:
         return await self._resolve(payout, post=False)
 
     async def _resolve(self, payout: Payout, *, post: bool) -> Posted:
+        step = _commit_legs if post else _abort_legs
         if payout.netted:
             return await self._submit_chain(
-                Netting(self._ledger).item_resolution(netted_item(payout), post=post)
+                payout, step, Netting(self._ledger).item_resolution(netted_item(payout), post=post)
             )
         transfers = [
             tb.Transfer(
@@ -224,7 +230,7 @@ class Payouts:
             )
             for plan in self._legs(payout)
         ]
-        return await self._submit_chain(transfers)
+        return await self._submit_chain(payout, step, transfers)
 
     # ----------------------------------------------------------------------------------
     # After the rail: settle, or refund a returned payout.
@@ -244,7 +250,7 @@ class Payouts:
             user_data_128=payout.payout_id,
             user_data_64=payout.tenant_id,
         )
-        return await self._submit_chain([transfer])
+        return await self._submit_chain(payout, (Leg.PAYOUT_SETTLEMENT,), [transfer])
 
     async def refund(self, payout: Payout, *, refund_fee: bool = True) -> Posted:
         """Reverse a committed (unsettled) payout: every leg flows back, in one chain."""
@@ -263,14 +269,38 @@ class Payouts:
             for plan in reversed(self._legs(payout))
             if refund_fee or plan.pending is not Leg.PAYOUT_FEE
         ]
-        return await self._submit_chain(transfers)
+        return await self._submit_chain(payout, _refund_legs, transfers)
 
-    async def _submit_chain(self, transfers: list[tb.Transfer]) -> Posted:
+    async def _submit_chain(
+        self, payout: Payout, step: tuple[Leg, ...], transfers: list[tb.Transfer]
+    ) -> Posted:
+        """Create one step's chain (`step` names every leg the step may have)."""
         ensure(bool(transfers), "a payout chain has at least one leg")
         chain = linked(transfers)
         results = await self._ledger.client.create_transfers(chain)
         timestamps = check_transfer_results(chain, results)
+        await self._check_applied_as_sent(payout, step, chain, results)
         return Posted(transfer_id=chain[0].id, timestamp_ns=timestamps[0])
+
+    async def _check_applied_as_sent(
+        self,
+        payout: Payout,
+        step: tuple[Leg, ...],
+        chain: list[tb.Transfer],
+        results: list[tb.CreateTransferResult],
+    ) -> None:
+        """A chain an earlier attempt applied must be this one: its other legs as sent, and
+        none of the step's legs that this attempt left out (a fee gone, another shape)."""
+        (rest,) = chain_rests_applied_before(chain, results)
+        if not rest and results[0].status is not tb.CreateTransferStatus.EXISTS:
+            return
+        sent = {transfer.id for transfer in chain}
+        every_leg = (transfer_id(object_id=payout.payout_id, leg=leg) for leg in step)
+        await check_stored_as_sent(
+            rest or chain[:1],
+            self._ledger.client.lookup_transfers,
+            absent_ids=[leg_id for leg_id in every_leg if leg_id not in sent],
+        )
 
     # ----------------------------------------------------------------------------------
     # Reconciliation: the payout's state from TigerBeetle alone.
@@ -311,6 +341,18 @@ class Payouts:
         return PayoutState.ABSENT
 
 
+# Every leg each step of a payout (single or a batch item) may write: a retry that leaves one
+# out must find it absent.
+_reserve_legs = (Leg.PAYOUT_SOURCE, Leg.PAYOUT_FEE, Leg.PAYOUT_TARGET)
+_commit_legs = (Leg.PAYOUT_SOURCE_POST, Leg.PAYOUT_FEE_POST, Leg.PAYOUT_TARGET_POST)
+_abort_legs = (
+    Leg.PAYOUT_SOURCE_VOID,
+    Leg.PAYOUT_FEE_VOID,
+    Leg.PAYOUT_TARGET_VOID,
+    Leg.BATCH_ITEM_RETURN,
+    Leg.BATCH_ITEM_TARGET_RETURN,
+)
+_refund_legs = (Leg.REFUND_SOURCE, Leg.REFUND_FEE, Leg.REFUND_TARGET)
 _leg_roles: dict[Leg, tuple[Leg, Leg, Leg, TransferCode, TransferCode]] = {
     Leg.PAYOUT_SOURCE: (
         Leg.PAYOUT_SOURCE_POST,

@@ -14,8 +14,8 @@ from decimal import Decimal
 
 import msgspec
 
-from fx.netting import ItemAmounts, NettingItem, PairNetting, fee_share_minor, net_pair
-from fx.pricing import Pricing
+from fx.netting import ItemAmounts, NettingItem, PairNetting, net_pair
+from fx.pricing import Pricing, fee_share_minor
 from fx.quoter import Quoter
 from fx.quotes import LockedQuote
 from gateway.batches.parsing import ParsedItem

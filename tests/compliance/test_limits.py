@@ -1,6 +1,6 @@
 """Daily limits count volume atomically in the real local Redis, and refuse without counting.
 
-Against redis://127.0.0.1:6379 (no mocks), each test in its own key namespace (deleted
+Against the tests' real Redis (no mocks), each test in its own key namespace (deleted
 after): usage accumulates per tenant and UTC day, and payouts per hour; counters expire; a
 payout that would exceed the daily limit raises `DailyLimitExceeded` (code
 `daily_limit_exceeded`) and counts neither volume nor velocity, while one reaching the limit
@@ -18,19 +18,30 @@ expires. The counter keys name the UTC day and hour exactly as `strftime` would.
 A batch counts its items in order under its own marker: a retry of the batch decides each
 item as the first attempt did and counts nothing again (items the first attempt never asked
 about are asked now), a give-back returns each item once, the repair returns what the marker
-still holds from the marker alone, and after any sequence of attempts and give-backs
-(hypothesis) the day counter holds exactly the items the marker holds as counted.
+still holds from the marker alone, and a give-back of items never counted keeps the
+batch's refusals.
+
+Against an independent model (`tests.compliance.limits_model`, written from the rules, not
+from the answers): hypothesis draws payouts in currencies with 0 to 4 decimals at realistic
+rates (counted in their USD equivalent), for two tenants over three UTC days, with and without
+count-once markers, give-backs of any of them, and each tenant's limit often exactly what
+some payouts add up to; and, for a batch, attempts, give-backs and repairs in any order at
+any moments. Every admission or refusal, the amount and moment counted, the day's volume and
+the hour's payouts answered, and every counter in Redis must be the model's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import multiprocessing
 import random
 import secrets
+from collections.abc import AsyncIterator
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
+from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
@@ -44,15 +55,28 @@ from compliance.limits import (
     Usage,
     counter_ttl_seconds,
 )
+from fx.pricing import usd_equivalent_minor
 from ledger.errors import DomainError
 from ledger.invariants import InvariantViolation
+from tests.compliance.limits_model import Counted, LimitsModel, usd_cents
 from tests.conftest import redis_url
+from tests.fx.markets import codes, drift_per_mille, markets, mid_rate
+from tests.fx.markets import registry as markets_registry
 
 noon = datetime.datetime(2026, 3, 10, 12, 0, tzinfo=datetime.UTC)
 tenant = 4242
 concurrent_calls = 50
 admitted = 37
 amount = 1_000
+
+
+class Payment(NamedTuple):
+    tenant: int
+    currency: str
+    amount_minor: int
+    drift: int
+    moment: datetime.datetime
+    marker: str | None
 
 
 def day_key(namespace: str, tenant_id: int, moment: datetime.datetime) -> str:
@@ -516,37 +540,208 @@ async def test_the_repair_gives_a_batch_back_by_its_marker_alone(
     assert await limits.give_back_marked_batch(tenant_id=tenant, once=never) == 0
 
 
+async def test_giving_back_items_never_counted_keeps_the_batchs_refusals(
+    redis_client: Redis, namespace: str
+) -> None:
+    """A give-back that gives back nothing changes nothing: the marker of a batch that
+    counted nothing still remembers its refusals, so a retry refuses alike."""
+    limits = DailyLimits(redis_client, namespace=namespace)
+    marker = limits.batch_marker(tenant_id=tenant, batch_id=82)
+    asked = {0: 2_000}
+    assert await limits.consume_many(
+        tenant_id=tenant, usd_minor=asked, daily_limit_usd_minor=1_000, once=marker, now=noon
+    ) == [None]
+    never = Usage(usd_minor=2_000, counted_at=noon, day_usd_minor=0, payouts_last_hour=0)
+    await limits.give_back_many(tenant_id=tenant, usages={0: never}, once=marker)
+    retried = await limits.consume_many(
+        tenant_id=tenant, usd_minor=asked, daily_limit_usd_minor=10_000, once=marker, now=noon
+    )
+    assert retried == [None]
+    assert await counter(redis_client, day_key(namespace, tenant, noon)) is None
+
+
+# --- Against an independent model ---------------------------------------------------------
+
+tenants = (4242, 4243)
+markers = ("quote-a", "quote-b", "quote-c")
+# Moments over three UTC days, whole seconds (the scripts keep milliseconds).
+moments = st.integers(min_value=0, max_value=3 * 86_400 - 1).map(
+    lambda seconds: noon.replace(hour=0) + datetime.timedelta(seconds=seconds)
+)
+payments = st.builds(
+    Payment,
+    tenant=st.sampled_from(tenants),
+    currency=codes,
+    amount_minor=st.integers(min_value=1, max_value=10**9),
+    drift=drift_per_mille,
+    moment=moments,
+    marker=st.none() | st.sampled_from(markers),
+)
+# A give-back names the n-th admitted payout (modulo how many there are): again and again.
+give_backs = st.integers(min_value=0, max_value=30)
+
+
+def _usd(payment: Payment) -> tuple[int, int]:
+    """The payout's USD equivalent as the product computes it, and as the model does."""
+    currency = markets_registry.get(payment.currency)
+    rate = mid_rate(payment.currency, "USD", payment.drift)
+    counted = usd_equivalent_minor(
+        amount_minor=payment.amount_minor, currency=currency, to_usd_mid=rate
+    )
+    return counted, usd_cents(
+        payment.amount_minor, minor_units=markets[payment.currency][1], to_usd=rate
+    )
+
+
+@st.composite
+def limit_scenarios(draw: st.DrawFn) -> tuple[list[Payment | int], dict[int, int]]:
+    """Payments and give-backs in any order, and each tenant's daily limit: anywhere from
+    nothing to all of it, often exactly what some of its payments add up to, so that a
+    payout reaching the limit exactly is tried."""
+    steps = draw(st.lists(payments | give_backs, min_size=1, max_size=25))
+    limits: dict[int, int] = {}
+    for tenant in tenants:
+        usds = [
+            _usd(step)[1] for step in steps if isinstance(step, Payment) and step.tenant == tenant
+        ]
+        sums = [sum(usds[:end]) for end in range(1, len(usds) + 1)] or [0]
+        limits[tenant] = draw(st.integers(0, 2 * sums[-1]) | st.sampled_from(sums))
+    return steps, limits
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenario=limit_scenarios())
+def test_admissions_velocity_and_counters_match_an_independent_model(
+    scenario: tuple[list[Payment | int], dict[int, int]],
+) -> None:
+    """Payouts in many currencies (counted in their USD equivalent), for two tenants over
+    three UTC days, with and without count-once markers, and give-backs of any of them (once
+    or again): every admission or refusal, the amount and moment each counts, the day's
+    volume and the hour's payouts it answers, and every counter in Redis, are the model's."""
+    asyncio.run(_run_scenario(*scenario))
+
+
+async def _run_scenario(steps: list[Payment | int], limits: dict[int, int]) -> None:
+    async with _limits_in_namespace() as (redis, namespace, limits_service):
+        model = LimitsModel()
+        admitted: list[tuple[Payment, Usage]] = []
+        for number, step in enumerate(steps):
+            if isinstance(step, Payment):
+                usage = await _pay(limits_service, model, step, limits[step.tenant], namespace)
+                if usage is not None:
+                    admitted.append((step, usage))
+            elif admitted:
+                payment, usage = admitted[step % len(admitted)]
+                once = None if payment.marker is None else _marker(namespace, payment.marker)
+                await limits_service.give_back(tenant_id=payment.tenant, usage=usage, once=once)
+                model.give_back(
+                    tenant=payment.tenant,
+                    usd=usage.usd_minor,
+                    counted_at=usage.counted_at,
+                    marker=payment.marker,
+                )
+            assert await _counters(redis, namespace) == model.counters, f"after step {number}"
+
+
+async def _pay(
+    limits_service: DailyLimits, model: LimitsModel, payment: Payment, limit: int, namespace: str
+) -> Usage | None:
+    counted_usd, model_usd = _usd(payment)
+    assert counted_usd == model_usd, f"{payment.amount_minor} {payment.currency} in cents"
+    once = None if payment.marker is None else _marker(namespace, payment.marker)
+    try:
+        usage: Usage | None = await limits_service.consume(
+            tenant_id=payment.tenant,
+            usd_minor=counted_usd,
+            daily_limit_usd_minor=limit,
+            once=once,
+            now=payment.moment,
+        )
+    except DailyLimitExceeded:
+        usage = None
+    expected = model.count(
+        tenant=payment.tenant,
+        usd=model_usd,
+        limit=limit,
+        moment=payment.moment,
+        marker=payment.marker,
+    )
+    answered = (
+        None
+        if usage is None
+        else Counted(
+            usage.usd_minor, usage.counted_at, usage.day_usd_minor, usage.payouts_last_hour
+        )
+    )
+    assert answered == expected, f"{payment} against a limit of {limit}"
+    return usage
+
+
+def _marker(namespace: str, name: str) -> CountOnce:
+    return CountOnce(key=f"{namespace}:{name}", field="counted")
+
+
+@contextlib.asynccontextmanager
+async def _limits_in_namespace() -> AsyncIterator[tuple[Redis, str, DailyLimits]]:
+    redis = Redis.from_url(redis_url)
+    namespace = f"kovra-test-{secrets.token_hex(8)}"
+    try:
+        yield redis, namespace, DailyLimits(redis, namespace=namespace)
+    finally:
+        keys = [key async for key in redis.scan_iter(match=f"{namespace}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+async def _counters(redis: Redis, namespace: str) -> dict[str, int]:
+    """Every day and hour counter in `namespace`, by key without the namespace."""
+    keys = sorted([key.decode() async for key in redis.scan_iter(match=f"{namespace}:limit:*")])
+    values: list[bytes | str | None] = await redis.mget(keys) if keys else []
+    prefix = f"{namespace}:"
+    return {
+        key.removeprefix(prefix): int(value)
+        for key, value in zip(keys, values, strict=True)
+        if value is not None
+    }
+
+
+batch_amounts = st.dictionaries(
+    st.integers(0, 7), st.integers(min_value=1, max_value=4_000), min_size=8, max_size=8
+)
 batch_steps = st.lists(
     st.one_of(
-        st.tuples(st.just("attempt"), st.sets(st.integers(0, 7), min_size=1)),
-        st.tuples(st.just("give_back"), st.sets(st.integers(0, 7), min_size=1)),
-        st.tuples(st.just("repair"), st.just(frozenset[int]())),
+        st.tuples(st.just("attempt"), st.sets(st.integers(0, 7), min_size=1), moments),
+        st.tuples(st.just("give_back"), st.sets(st.integers(0, 7), min_size=1), moments),
+        st.tuples(st.just("repair"), st.just(frozenset[int]()), moments),
     ),
     min_size=1,
     max_size=12,
 )
 
 
-@settings(deadline=None)  # Each example runs against the real Redis.
-@given(steps=batch_steps, limit=st.integers(min_value=0, max_value=4_000))
-def test_the_day_counter_holds_exactly_what_the_marker_holds(
-    steps: list[tuple[str, frozenset[int]]], limit: int
+@settings(max_examples=60, deadline=None)
+@given(steps=batch_steps, amounts=batch_amounts, limit=st.integers(min_value=0, max_value=20_000))
+def test_a_batchs_decisions_and_counters_match_an_independent_model(
+    steps: list[tuple[str, frozenset[int], datetime.datetime]],
+    amounts: dict[int, int],
+    limit: int,
 ) -> None:
-    """Attempts over any items of one batch, give-backs of any of them (counted or not) and
-    repairs, in any order: the day holds the sum of the items the marker holds as counted,
-    never over the limit, and an item is never counted twice."""
-    asyncio.run(_run_batch_steps(steps, limit))
+    """Attempts of one batch over any of its items at any moments of three days, give-backs of
+    any items (counted or not) and repairs, in any order: each item's decision (counted now,
+    counted before and when, refused), the totals answered, and every counter in Redis, are
+    the model's; so the day never holds more than the limit and an item never counts twice."""
+    asyncio.run(_run_batch_steps(steps, amounts, limit))
 
 
-async def _run_batch_steps(steps: list[tuple[str, frozenset[int]]], limit: int) -> None:
-    redis = Redis.from_url(redis_url)
-    namespace = f"kovra-test-{secrets.token_hex(8)}"
-    limits = DailyLimits(redis, namespace=namespace)
-    marker = limits.batch_marker(tenant_id=tenant, batch_id=81)
-    amounts = {index: 100 * (index + 1) for index in range(8)}
-    held: dict[int, Usage] = {}  # What the model says is counted.
-    try:
-        for action, indices in steps:
+async def _run_batch_steps(
+    steps: list[tuple[str, frozenset[int], datetime.datetime]], amounts: dict[int, int], limit: int
+) -> None:
+    async with _limits_in_namespace() as (redis, namespace, limits):
+        marker = limits.batch_marker(tenant_id=tenant, batch_id=81)
+        model = LimitsModel()
+        held: dict[int, Usage] = {}  # The last usage answered for each item, as a caller keeps.
+        for number, (action, indices, moment) in enumerate(steps):
             if action == "attempt":
                 asked = {index: amounts[index] for index in sorted(indices)}
                 usages = await limits.consume_many(
@@ -554,33 +749,38 @@ async def _run_batch_steps(steps: list[tuple[str, frozenset[int]]], limit: int) 
                     usd_minor=asked,
                     daily_limit_usd_minor=limit,
                     once=marker,
-                    now=noon,
+                    now=moment,
                 )
-                for index, usage in zip(asked, usages, strict=True):
-                    if usage is not None:
-                        held[index] = usage
+                expected = model.count_batch(
+                    tenant=tenant, usd=asked, limit=limit, moment=moment, marker=marker.field
+                )
+                answered = [
+                    None
+                    if u is None
+                    else Counted(u.usd_minor, u.counted_at, u.day_usd_minor, u.payouts_last_hour)
+                    for u in usages
+                ]
+                assert answered == expected, f"attempt {number} of {asked} at {moment}"
+                held |= {index: u for index, u in zip(asked, usages, strict=True) if u is not None}
             elif action == "give_back":
-                # Items not counted are given back too: they must give back nothing.
+                # Items never counted are given back too (at `moment`): they give back nothing.
                 given = {
-                    index: held.pop(index)
-                    if index in held
-                    else Usage(
+                    index: held.get(index)
+                    or Usage(
                         usd_minor=amounts[index],
-                        counted_at=noon,
+                        counted_at=moment,
                         day_usd_minor=0,
                         payouts_last_hour=0,
                     )
                     for index in indices
                 }
                 await limits.give_back_many(tenant_id=tenant, usages=given, once=marker)
+                model.give_back_batch(
+                    tenant=tenant,
+                    items={index: (u.usd_minor, u.counted_at) for index, u in given.items()},
+                    marker=marker.field,
+                )
             else:
-                await limits.give_back_marked_batch(tenant_id=tenant, once=marker)
-                held.clear()
-            day = await counter(redis, day_key(namespace, tenant, noon)) or 0
-            assert day == sum(usage.usd_minor for usage in held.values())
-            assert day <= max(limit, 0)
-    finally:
-        keys = [key async for key in redis.scan_iter(match=f"{namespace}:*")]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
+                repaired = await limits.give_back_marked_batch(tenant_id=tenant, once=marker)
+                assert repaired == model.repair_batch(tenant=tenant, marker=marker.field)
+            assert await _counters(redis, namespace) == model.counters, f"after step {number}"

@@ -4,9 +4,10 @@ Against the real OFAC SDN sample (or the shipped sample where it is absent) plus
 simple list: at least 95% of 200+ deterministic variants of listed names (reordered,
 accented, in Cyrillic, respelt, misspelt, with titles or company suffixes) reach the review
 threshold and name the right party, and at most 2% of 300+ ordinary names of many origins
-do. Also: what each method scores, the length guards, ordering and bounding of hits, the
-country bonus, thresholds, and that the benchmark runs (its figures are in
-docs/performance.md: speed is measured there, never asserted here).
+do. A listed name in any permutation of its words (hypothesis) is an exact hit. Also: what
+each method scores, the length guards, ordering and bounding of hits, the country bonus,
+thresholds, and that the benchmark runs (its figures are in docs/performance.md: speed is
+measured there, never asserted here).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from compliance.sanctions import bench
 from compliance.sanctions.lists import SanctionedParty
@@ -117,6 +120,26 @@ def test_ordinary_names_rarely_reach_the_review_threshold(
 )
 def test_the_same_tokens_in_any_order_case_or_script_are_exact(query: str) -> None:
     [hit] = index_of(party("KUJUNDZIC, Predrag")).screen(query)
+    assert (hit.score, hit.method) == (100.0, "exact")
+
+
+@settings(max_examples=60)
+@given(
+    data=st.data(),
+    words=st.lists(
+        st.from_regex("[A-Z][a-zà-ÿ]{2,9}", fullmatch=True),
+        min_size=2,
+        max_size=5,
+        unique_by=str.lower,
+    ),
+)
+def test_a_listed_name_in_any_word_order_is_an_exact_hit(
+    data: st.DataObject, words: list[str]
+) -> None:
+    """Any permutation of a listed name's words (hypothesis draws them), not only the
+    reversed "LAST, First" order, screens as the listed name itself."""
+    permuted = data.draw(st.permutations(words), label="permuted")
+    [hit] = index_of(party(" ".join(words))).screen(" ".join(permuted))
     assert (hit.score, hit.method) == (100.0, "exact")
 
 
