@@ -14,7 +14,6 @@ the product first could carry it across a whole minor unit before the floor or c
 from __future__ import annotations
 
 import datetime
-import math
 from decimal import Decimal
 from fractions import Fraction
 
@@ -27,7 +26,6 @@ from ledger.service import amount_minor_max
 basis_points = 10_000
 rate_decimal_places = 10
 _rate_quantum = Decimal(1).scaleb(-rate_decimal_places)
-_rate_scale = 10**rate_decimal_places
 usd_minor_units = 2  # ISO 4217: the fixed fee of a pricing policy is set in US cents.
 
 
@@ -55,8 +53,10 @@ def customer_rate(mid: Decimal, margin_bps: int) -> Decimal:
     """The mid rate less the margin, cut to `rate_decimal_places` (never rounded up)."""
     if not 0 <= margin_bps < basis_points:
         raise ValueError("margin_bps must be in [0, 10000)")
-    gross = Fraction(mid) * (basis_points - margin_bps) / basis_points
-    return Decimal(math.floor(gross * _rate_scale)).scaleb(-rate_decimal_places)
+    numerator, denominator = _scaled(
+        basis_points - margin_bps, mid.as_integer_ratio(), shift=rate_decimal_places
+    )
+    return Decimal(numerator // (denominator * basis_points)).scaleb(-rate_decimal_places)
 
 
 def converted_minor(
@@ -64,7 +64,11 @@ def converted_minor(
 ) -> Fraction:
     """`amount_minor` of `source` at `rate` (target per source), exactly, in minor units of
     `target`: the caller rounds it once, the way its rule says."""
-    return amount_minor * Fraction(rate) * Fraction(10) ** (target.minor_units - source.minor_units)
+    return Fraction(
+        *_scaled(
+            amount_minor, rate.as_integer_ratio(), shift=target.minor_units - source.minor_units
+        )
+    )
 
 
 def source_needed_minor(
@@ -72,7 +76,25 @@ def source_needed_minor(
 ) -> Fraction:
     """The exact amount of `source` (minor units) that buys `amount_minor` of `target` at
     `rate` (target per source)."""
-    return amount_minor / Fraction(rate) * Fraction(10) ** (source.minor_units - target.minor_units)
+    return Fraction(
+        *_scaled(amount_minor, _inverse(rate), shift=source.minor_units - target.minor_units)
+    )
+
+
+def _scaled(amount_minor: int, factor: tuple[int, int], *, shift: int) -> tuple[int, int]:
+    """`amount_minor * factor * 10**shift` exactly, as (numerator, denominator) integers, for
+    a factor given as (numerator, denominator): a finite Decimal is such a ratio
+    (`as_integer_ratio`), and integer arithmetic rounds nothing (and costs a fraction of
+    `Fraction`'s, on every quote and every admission)."""
+    numerator, denominator = factor
+    if shift >= 0:
+        return amount_minor * numerator * 10**shift, denominator
+    return amount_minor * numerator, denominator * 10**-shift
+
+
+def _inverse(rate: Decimal) -> tuple[int, int]:
+    numerator, denominator = rate.as_integer_ratio()
+    return denominator, numerator
 
 
 def fee_share_minor(source_amount_minor: int, fee_bps: int) -> int:
@@ -97,14 +119,16 @@ def price(
     margin = 0 if source == target else pricing.margin_bps
     rate = Decimal(1) if source == target else customer_rate(mid, margin)
     if source_amount is not None:
-        target_amount = math.floor(
-            converted_minor(amount_minor=source_amount, source=source, target=target, rate=rate)
+        numerator, denominator = _scaled(
+            source_amount, rate.as_integer_ratio(), shift=target.minor_units - source.minor_units
         )
+        target_amount = numerator // denominator
     else:
         assert target_amount is not None  # Exactly one is given; checked above.
-        source_amount = math.ceil(
-            source_needed_minor(amount_minor=target_amount, source=source, target=target, rate=rate)
+        numerator, denominator = _scaled(
+            target_amount, _inverse(rate), shift=source.minor_units - target.minor_units
         )
+        source_amount = -(-numerator // denominator)
     if source_amount < 1 or target_amount < 1:
         raise InvalidAmount("the amount is too small to convert into one minor unit")
     if max(source_amount, target_amount) > amount_minor_max:
@@ -126,19 +150,17 @@ def price(
 def usd_equivalent_minor(*, amount_minor: int, currency: Currency, to_usd_mid: Decimal) -> int:
     """`amount_minor` of `currency` in US cents at the mid rate `to_usd_mid`, rounded up and
     at least one cent: what a payout counts against its tenant's daily limit."""
-    value = (
-        amount_minor
-        * Fraction(to_usd_mid)
-        * Fraction(10) ** (usd_minor_units - currency.minor_units)
+    numerator, denominator = _scaled(
+        amount_minor, to_usd_mid.as_integer_ratio(), shift=usd_minor_units - currency.minor_units
     )
-    return max(1, math.ceil(value))
+    return max(1, -(-numerator // denominator))
 
 
 def _fee(source_amount: int, source: Currency, pricing: Pricing, usd_to_source: Decimal) -> int:
     """A share of the source amount plus a fixed fee set in USD, both rounded up."""
-    fixed = (
-        pricing.fee_fixed_usd_minor
-        * Fraction(usd_to_source)
-        * Fraction(10) ** (source.minor_units - usd_minor_units)
+    numerator, denominator = _scaled(
+        pricing.fee_fixed_usd_minor,
+        usd_to_source.as_integer_ratio(),
+        shift=source.minor_units - usd_minor_units,
     )
-    return fee_share_minor(source_amount, pricing.fee_bps) + math.ceil(fixed)
+    return fee_share_minor(source_amount, pricing.fee_bps) - (-numerator // denominator)
