@@ -326,7 +326,9 @@ def _assemble(
             jwt_secret=settings.jwt_secret,
             admin_token=settings.admin_token,
         ),
-        idempotency=Idempotency(IdempotencyStore(redis), writer),
+        idempotency=Idempotency(
+            IdempotencyStore(redis, lease_ms=settings.idempotency_lease_seconds * 1000), writer
+        ),
         quoter=shared.quoter,
         limits=shared.limits,
         secret_box=connections.secret_box,
