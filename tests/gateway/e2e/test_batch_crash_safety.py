@@ -39,8 +39,9 @@ from ledger.accounts import AccountType, tenant_account_id
 from ledger.clients import RemoteLedgerClient, batch_size_max
 from ledger.netting import clearing_sub_account, netting_id
 from ledger.transfers import Leg, TransferCode, transfer_id
-from tests.gateway.e2e.answers import Answer, Journal
-from tests.gateway.e2e.conftest import admin_token, stop
+from tests.gateway.e2e.answers import Answer
+from tests.gateway.e2e.conftest import stop
+from tests.gateway.e2e.crash_tenant import Tenant, open_tenant
 from tests.gateway.e2e.seeds import Seeded, seeded_run
 from tests.gateway.e2e.stack import Stack
 
@@ -62,27 +63,6 @@ pair_codes = frozenset(
     {TransferCode.BATCH_SOURCE, TransferCode.BATCH_FEE, TransferCode.BATCH_TARGET}
 )
 euro = 978
-recipient_bodies: dict[str, dict[str, Any]] = {
-    "IDR": {
-        "name": "PT A",
-        "country": "ID",
-        "currency": "IDR",
-        "bank_details": {"bank_code": "014", "account_number": "1234567890"},
-    },
-    "EUR": {
-        "name": "B GmbH",
-        "country": "DE",
-        "currency": "EUR",
-        "bank_details": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"},
-    },
-}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Tenant:
-    tenant_id: int
-    journal: Journal
-    recipients: dict[str, str]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,7 +86,7 @@ def test_a_batch_killed_mid_acceptance_is_accepted_whole_or_undone(tmp_path: Pat
     )
     try:
         stack.start()
-        tenant = _setup(stack)
+        tenant = open_tenant(stack, liquidity_minor=liquidity_minor, deposit_minor=deposit_minor)
         control = _batch(tenant, run, "control")
         began = time.monotonic()
         answer = _send(tenant, control)
@@ -133,29 +113,6 @@ def test_a_batch_killed_mid_acceptance_is_accepted_whole_or_undone(tmp_path: Pat
         print(f"batch crash safety {run.tag}: after the retries {outcomes}")
     finally:
         stack.close()
-
-
-def _setup(stack: Stack) -> Tenant:
-    admin = Journal(stack.base)
-    admin_headers = {"Authorization": f"Bearer {admin_token}"}
-    for currency, amount in liquidity_minor.items():
-        funded = admin.post(
-            "/admin/v1/liquidity", {"currency": currency, "amount": amount}, headers=admin_headers
-        )
-        assert funded.created, funded
-    created = admin.post(
-        "/admin/v1/tenants", {"name": "batch crash", "tier": "enterprise"}, headers=admin_headers
-    )
-    assert created.created, created
-    journal = Journal(stack.base, api_key=created.reply["api_key"])
-    deposit = journal.post("/v1/deposits", {"currency": "EUR", "amount": deposit_minor})
-    assert deposit.created, deposit
-    recipients = {}
-    for currency, body in recipient_bodies.items():
-        recipient = journal.post("/v1/recipients", body)
-        assert recipient.created, recipient
-        recipients[currency] = recipient.reply["id"]
-    return Tenant(tenant_id=int(created.reply["tenant_id"]), journal=journal, recipients=recipients)
 
 
 def _batch(tenant: Tenant, run: Seeded, name: str) -> Sent:

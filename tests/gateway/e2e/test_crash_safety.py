@@ -26,7 +26,6 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,7 @@ from ledger.clients import RemoteLedgerClient
 from ledger.currencies import CurrencyRegistry
 from ledger.payouts import Payout, Payouts, PayoutState
 from ledger.service import Ledger
-from tests.gateway.e2e.answers import Journal
-from tests.gateway.e2e.conftest import admin_token
+from tests.gateway.e2e.crash_tenant import Tenant, open_tenant
 from tests.gateway.e2e.seeds import Seeded, seeded_run
 from tests.gateway.e2e.stack import Stack
 
@@ -62,6 +60,7 @@ reconcile_after_seconds = 20
 settle_seconds_max = 120
 ready_seconds_max = 60
 startup_wait_seen_seconds_max = 60
+worker_running_seconds_max = 60
 # Written once per attempt at the rail, not once per transfer.
 per_attempt_events = frozenset({"transfer.submitted", "transfer.pending_rail"})
 final_statuses = frozenset({"completed", "refunded", "cancelled", "abandoned"})
@@ -73,29 +72,6 @@ ledger_states = {
     # and the reservation was voided.
     "abandoned": PayoutState.ABORTED,
 }
-recipient_bodies: dict[str, dict[str, Any]] = {
-    "IDR": {
-        "name": "PT A",
-        "country": "ID",
-        "currency": "IDR",
-        "bank_details": {"bank_code": "014", "account_number": "1234567890"},
-    },
-    "EUR": {
-        "name": "B GmbH",
-        "country": "DE",
-        "currency": "EUR",
-        "bank_details": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"},
-    },
-}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Tenant:
-    """The test's tenant, the journal of its requests, and its recipient per currency."""
-
-    tenant_id: int
-    journal: Journal
-    recipients: dict[str, str]
 
 
 def test_crashes_and_service_restarts_lose_and_double_nothing(tmp_path: Path) -> None:
@@ -111,7 +87,7 @@ def test_crashes_and_service_restarts_lose_and_double_nothing(tmp_path: Path) ->
     )
     try:
         stack.start()
-        tenant = _setup(stack)
+        tenant = open_tenant(stack, liquidity_minor=liquidity_minor, deposit_minor=deposit_minor)
         rounds = [d for d in disruptions for _ in range(rounds_per_disruption)]
         run.random("schedule").shuffle(rounds)
         seen: Counter[str] = Counter()
@@ -126,28 +102,6 @@ def test_crashes_and_service_restarts_lose_and_double_nothing(tmp_path: Path) ->
         stack.close()
 
 
-def _setup(stack: Stack) -> Tenant:
-    admin = Journal(stack.base)
-    admin_headers = {"Authorization": f"Bearer {admin_token}"}
-    for currency, amount in liquidity_minor.items():
-        body = {"currency": currency, "amount": amount}
-        funded = admin.post("/admin/v1/liquidity", body, headers=admin_headers)
-        assert funded.created, funded
-    created = admin.post(
-        "/admin/v1/tenants", {"name": "crash", "tier": "enterprise"}, headers=admin_headers
-    )
-    assert created.created, created
-    journal = Journal(stack.base, api_key=created.reply["api_key"])
-    deposit = journal.post("/v1/deposits", {"currency": "EUR", "amount": deposit_minor})
-    assert deposit.created, deposit
-    recipients = {}
-    for currency, body in recipient_bodies.items():
-        recipient = journal.post("/v1/recipients", body)
-        assert recipient.created, recipient
-        recipients[currency] = recipient.reply["id"]
-    return Tenant(tenant_id=int(created.reply["tenant_id"]), journal=journal, recipients=recipients)
-
-
 def _round(
     stack: Stack,
     run: Seeded,
@@ -159,6 +113,10 @@ def _round(
 ) -> None:
     """A burst of transfers, and one disruption while it is in flight."""
     choices = run.random("round", round_index)
+    if disruption in ("postgres", "redis"):
+        # The outage must meet a worker running its loops, not one still starting (whose
+        # start-up wait is its own round: `worker_start_during_outage_round`).
+        asyncio.run(_wait_until_worker_runs(stack, run))
     burst = threading.Thread(
         target=_create_transfers, args=(tenant, run, round_index, transfers_per_round)
     )
@@ -214,6 +172,22 @@ def _outage(
         _wait_until_worker_waits(stack, run, service, waiting_before)
     time.sleep(choices.uniform(outage_seconds_min, outage_seconds_max))
     start()
+
+
+async def _wait_until_worker_runs(stack: Stack, run: Seeded) -> None:
+    """Until a worker runs its loops: its webhook delivery loop marks itself seen in
+    `webhook_workers` at every claim, a few times a second."""
+    connection = await asyncpg.connect(stack.database_url)
+    deadline = time.monotonic() + worker_running_seconds_max
+    try:
+        since = await connection.fetchval("SELECT now()")
+        while not await connection.fetchval(
+            "SELECT count(*) FROM webhook_workers WHERE seen_at > $1", since
+        ):
+            assert time.monotonic() < deadline, f"{run.tag} the worker never ran its loops"
+            await asyncio.sleep(0.1)
+    finally:
+        await connection.close()
 
 
 def _log_count(stack: Stack, event: str) -> int:
@@ -294,15 +268,17 @@ def _create_transfers(tenant: Tenant, run: Seeded, round_index: int, count: int)
         )
         if not quote.created:
             continue
-        journal.post(
-            "/v1/transfers",
-            {
-                "quote_id": quote.reply["id"],
-                "recipient_id": tenant.recipients[target],
-                "reference": choices.choice(references),
-            },
-            idempotency_key=f"crash-{run.seed}-{round_index}-{index}" if index % 2 else None,
-        )
+        body = {
+            "quote_id": quote.reply["id"],
+            "recipient_id": tenant.recipients[target],
+            "reference": choices.choice(references),
+        }
+        key = f"crash-{run.seed}-{round_index}-{index}"
+        journal.post("/v1/transfers", body, idempotency_key=key if index % 2 else None)
+        if index == 0:
+            # The quote paid again, under a key of its own: refused once the first payment
+            # took it (409 quote_already_used), and a refusal must leave nothing behind.
+            journal.post("/v1/transfers", body, idempotency_key=f"{key}-again")
 
 
 def _wait_until_settled(url: str, run: Seeded) -> None:
