@@ -9,8 +9,9 @@ the running gateway and worker, many times, in an order drawn from a printed see
   besides the transfers answered 201 only requests that got no answer (or a 5xx) may have
   left one (found by the id its Idempotency-Key derives, or counted when it had none);
 - every final state matches the ledger's own view of the payout, and every event was
-  written once; a transfer killed between its reservation and its row is the reconciler's
-  `abandoned` row, its reservation voided and no event written;
+  written once (an attempt's events once per attempt); a transfer killed between its
+  reservation and its row is the reconciler's `abandoned` row, its reservation voided and
+  no event written;
 - the wallet conserves money to the minor unit, on the ledger's own balances: deposits =
   available + pending + what completed transfers spent (amounts and fees), and the platform's
   fee revenue and FX positions moved by exactly what the completed transfers say;
