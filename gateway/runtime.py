@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import redis.asyncio as redis_asyncio
+import redis.exceptions as redis_exceptions
 import structlog
 
 from compliance.cases.service import Cases
@@ -64,15 +67,32 @@ database_command_timeout_seconds = 10
 redis_socket_timeout_seconds = 5
 # Connections per process; a request needing one when all are busy waits up to the timeout.
 redis_connections_max = 128
-# How long start-up waits for a ledger that does not answer yet, and the pause between its
-# attempts. A TigerBeetle cluster whose replicas all restarted at once answers only once
-# they have recovered and chosen a primary, which can outlast one request's timeout; a
-# gateway that exited then would be restarted by its supervisor and reported unhealthy
-# meanwhile. Past the wait the process still exits: the ledger is really gone.
-ledger_startup_wait_seconds_max = 120.0
-ledger_startup_retry_delay_seconds = 1.0
+# How long start-up waits for its dependencies (the ledger, Postgres, Redis) while one does
+# not answer yet, and the pause between attempts. A TigerBeetle cluster whose replicas all
+# restarted at once answers only once they have recovered and chosen a primary, which can
+# outlast one request's timeout; a Postgres that restarts runs its crash recovery before it
+# takes connections; a Redis loads its data first. A process (re)started meanwhile that
+# exited would be restarted by its supervisor and reported unhealthy meanwhile. Past the
+# wait the process still exits: the dependency is really gone.
+startup_wait_seconds_max = 120.0
+startup_retry_delay_seconds = 1.0
+# What says "not answering yet" rather than "misconfigured" (a wrong password or database
+# name, a refused command, fail at once): a refused, lost or timed-out connection, a server
+# still starting or loading its data.
+_redis_unavailable: tuple[type[BaseException], ...] = (
+    redis_exceptions.ConnectionError,  # Also BusyLoadingError: a Redis loading its data.
+    redis_exceptions.TimeoutError,
+)
+_postgres_unavailable: tuple[type[BaseException], ...] = (
+    ConnectionError,  # Refused, reset, aborted.
+    TimeoutError,
+    socket.gaierror,  # A host name that does not resolve yet.
+    asyncpg.CannotConnectNowError,  # Starting up, recovering, shutting down.
+    asyncpg.PostgresConnectionError,  # The connection lost or rejected.
+)
 
 log = structlog.get_logger("kovra.runtime")
+T = TypeVar("T")
 
 
 async def keep_session(connection: asyncpg.Connection) -> None:
@@ -145,16 +165,31 @@ class Runtime:
         await self.closer.aclose()
 
 
-async def open_runtime(settings: Settings) -> Runtime:
-    """Open every connection and build every domain on them; on failure close what was
-    opened and re-raise."""
+async def open_runtime(
+    settings: Settings,
+    *,
+    wait_seconds_max: float = startup_wait_seconds_max,
+    retry_delay_seconds: float = startup_retry_delay_seconds,
+) -> Runtime:
+    """Open every connection and build every domain on them. While a dependency does not
+    answer yet, the whole opening is tried again (after closing what it opened), for up to
+    `wait_seconds_max`; every step of it is safe to repeat. Any other failure, and the last
+    one once the wait is over, closes what was opened and is raised."""
+    return await when_answering(
+        lambda: _open_runtime_once(settings),
+        wait_seconds_max=wait_seconds_max,
+        retry_delay_seconds=retry_delay_seconds,
+    )
+
+
+async def _open_runtime_once(settings: Settings) -> Runtime:
     async with contextlib.AsyncExitStack() as stack:
         connections = await _open_connections(settings, stack)
         ledger = Ledger(connections.ledger_client, CurrencyRegistry(settings.currencies))
         rate_source = _rate_source(settings, connections.redis)
         if isinstance(rate_source, HttpRateFeed):
             stack.push_async_callback(rate_source.close)
-        await open_platform_accounts_when_answering(ledger)
+        await ledger.open_platform_accounts()
         await _seed_rates(settings, rate_source)
         compliance, lists = await build_check(settings, connections.pool)
         if lists is not None:
@@ -291,7 +326,9 @@ def _assemble(
             jwt_secret=settings.jwt_secret,
             admin_token=settings.admin_token,
         ),
-        idempotency=Idempotency(IdempotencyStore(redis), writer),
+        idempotency=Idempotency(
+            IdempotencyStore(redis, lease_ms=settings.idempotency_lease_seconds * 1000), writer
+        ),
         quoter=shared.quoter,
         limits=shared.limits,
         secret_box=connections.secret_box,
@@ -365,35 +402,46 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def open_platform_accounts_when_answering(
-    ledger: Ledger,
+def unanswering_dependency(error: BaseException) -> str | None:
+    """The dependency `error` says does not answer yet (`ledger`, `redis`, `postgres`), or
+    None when it says something else: a misconfiguration or a bug, not worth waiting for."""
+    if isinstance(error, LedgerUnavailable):
+        return "ledger"
+    if isinstance(error, _redis_unavailable):
+        return "redis"
+    if isinstance(error, _postgres_unavailable):
+        return "postgres"
+    return None
+
+
+async def when_answering(
+    attempt: Callable[[], Awaitable[T]],
     *,
-    wait_seconds_max: float = ledger_startup_wait_seconds_max,
-    retry_delay_seconds: float = ledger_startup_retry_delay_seconds,
-) -> None:
-    """Open the platform's accounts, the process's first ledger request, retrying while the
-    ledger is unavailable for up to `wait_seconds_max`. Opening is idempotent (accounts that
-    exist are taken as they are), so an attempt that timed out after the ledger applied it
-    is harmless to repeat. Any other ledger error is raised at once."""
+    wait_seconds_max: float = startup_wait_seconds_max,
+    retry_delay_seconds: float = startup_retry_delay_seconds,
+) -> T:
+    """`attempt()`, repeated while it fails because a dependency does not answer yet
+    (`unanswering_dependency`), for up to `wait_seconds_max`, each time logging
+    `<dependency>_not_answering_at_startup`; the last failure is raised once the wait is
+    over, any other failure at once. The attempts must be safe to repeat."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds_max
-    attempt = 1
+    attempt_number = 1
     while True:
         try:
-            await ledger.open_platform_accounts()
-        except LedgerUnavailable as error:
-            if loop.time() + retry_delay_seconds >= deadline:
+            return await attempt()
+        except Exception as error:
+            dependency = unanswering_dependency(error)
+            if dependency is None or loop.time() + retry_delay_seconds >= deadline:
                 raise
             log.warning(
-                "ledger_not_answering_at_startup",
-                attempt=attempt,
-                error=str(error),
+                f"{dependency}_not_answering_at_startup",
+                attempt=attempt_number,
+                error=str(error) or type(error).__name__,
                 retry_in_seconds=retry_delay_seconds,
             )
-            await asyncio.sleep(retry_delay_seconds)
-            attempt += 1
-        else:
-            return
+        await asyncio.sleep(retry_delay_seconds)
+        attempt_number += 1
 
 
 def runtime_of(request: Request[Any, Any, Any]) -> Runtime:

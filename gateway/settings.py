@@ -62,6 +62,11 @@ jwt_secret_length_min = 32
 secrets_key_length_min = 32
 request_body_bytes_default = 64 * 1024
 request_body_bytes_max = 16 * 1024 * 1024
+# The idempotency store's own default and bound (`gateway.http.idempotency`: `lease_ms_default`,
+# `duration_ms_max`), not imported from there: the HTTP modules load the metrics, which
+# `kovra serve` must set up before anything loads them.
+idempotency_lease_seconds_default = 60
+idempotency_lease_seconds_max = 3_600
 database_pool_size_default = 10
 database_pool_size_max = 100
 log_levels = ("debug", "info", "warning", "error")
@@ -102,6 +107,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret: str | None
     currencies: tuple[str, ...]
     request_body_bytes_max: int
+    idempotency_lease_seconds: int
     database_pool_size: int
     log_level: str
     in_process_worker: bool
@@ -562,6 +568,20 @@ variables: tuple[Variable, ...] = (
         section=_access,
         meaning="The largest request body, in bytes; larger ones are refused with 413."
         " `POST /v1/batches` has its own, larger bound.",
+    ),
+    Variable(
+        name="KOVRA_IDEMPOTENCY_LEASE_SECONDS",
+        field="idempotency_lease_seconds",
+        kind=Integer(
+            default=idempotency_lease_seconds_default, low=1, high=idempotency_lease_seconds_max
+        ),
+        section=_access,
+        meaning="How long a request in progress holds its `Idempotency-Key`: a retry"
+        " meanwhile waits up to 10 s for its answer, then is refused with"
+        " `409 idempotency_in_progress`. A process that dies mid-request frees its keys"
+        " after this. Keep it longer than the slowest request (a large batch): a shorter"
+        " lease lets a retry run beside a slow first attempt, which moves no money twice"
+        " (ids are derived from the key) but does the work twice.",
     ),
     Variable(
         name="KOVRA_FX_SOURCE",

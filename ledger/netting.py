@@ -217,6 +217,33 @@ class Netting:
             ]
         )
 
+    def item_hold_voids(self, item: NettedItem) -> list[tb.Transfer]:
+        """Voids of the item's holds that give nothing back, each on its own: for a batch
+        undone as a whole, whose pair chains are reversed instead (`gateway.batches.repair`).
+        A void already made, or of a hold never made, changes nothing."""
+        holds = self.item_reservation(item)
+        return [
+            self.hold_void(hold, void_id=transfer_id(object_id=item.item_id, leg=void))
+            for hold, (_, _, void, _, _, _) in zip(holds, self._item_legs(item), strict=True)
+        ]
+
+    @staticmethod
+    def hold_void(hold: tb.Transfer, *, void_id: int) -> tb.Transfer:
+        """The void of an item's hold, giving nothing back. Every caller builds it here, so
+        two undoing the same batch make the very same transfer (TigerBeetle: `exists`)."""
+        return tb.Transfer(
+            id=void_id,
+            pending_id=hold.id,
+            debit_account_id=hold.debit_account_id,
+            credit_account_id=hold.credit_account_id,
+            amount=0,
+            ledger=hold.ledger,
+            code=hold.code,
+            flags=tb.TransferFlags.VOID_PENDING_TRANSFER,
+            user_data_128=hold.user_data_128,
+            user_data_64=hold.user_data_64,
+        )
+
     def item_resolution(self, item: NettedItem, *, post: bool) -> list[tb.Transfer]:
         """Post (commit) or void the item's holds, as one chain; a void also returns the
         item's money: source and fee to the wallet, target to the platform's liquidity."""

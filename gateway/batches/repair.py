@@ -152,17 +152,8 @@ async def _item_voids(repair: BatchRepair, batch_id: int) -> list[tb.Transfer]:
             await repair.ledger_client.lookup_transfers(ids[start : start + batch_size_max])
         )
     return [
-        tb.Transfer(
-            id=transfer_id(object_id=roles[hold.id][0], leg=roles[hold.id][1]),
-            pending_id=hold.id,
-            debit_account_id=hold.debit_account_id,
-            credit_account_id=hold.credit_account_id,
-            amount=0,
-            ledger=hold.ledger,
-            code=hold.code,
-            flags=tb.TransferFlags.VOID_PENDING_TRANSFER,
-            user_data_128=hold.user_data_128,
-            user_data_64=hold.user_data_64,
+        Netting.hold_void(
+            hold, void_id=transfer_id(object_id=roles[hold.id][0], leg=roles[hold.id][1])
         )
         for hold in held
     ]

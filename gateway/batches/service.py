@@ -213,8 +213,11 @@ async def accept_batch(
         )
         raise
     if outcome == "abandoned":
-        # The repair undid an earlier attempt and gave its count back; nothing of this one
-        # moved money either, so nothing of it stays counted.
+        # The repair undid an earlier attempt and gave its count back. This attempt held
+        # its items again (ids derive from the batch: a hold the repair voided answers
+        # `exists`, one the earlier attempt never made is made now, possibly after the
+        # repair looked): it voids them all, so nothing of it stays held or counted.
+        await _void_holds(batches, principal, batch_id, items)
         await batches.limits.give_back_many(
             tenant_id=principal.tenant_id, usages=acceptance.usages, once=counted
         )
@@ -496,6 +499,22 @@ async def _hold_items(
         if error is not None:
             # The pair chains applied and an item's hold, drawing on them, did not: not an
             # answer to give the client. The repair settles the batch (module docstring).
+            raise error
+
+
+async def _void_holds(
+    batches: Batches, principal: Principal, batch_id: int, funded: list[_Item]
+) -> None:
+    """Void the funded items' holds, giving nothing back: the batch was undone, its pair
+    chains reversed by the repair (`gateway.batches.repair`, which builds the same voids)."""
+    netting = Netting(batches.ledger)
+    voids = [
+        void
+        for item in funded
+        for void in netting.item_hold_voids(_netted_item(principal, batch_id, item))
+    ]
+    for error in await netting.submit_chains([[void] for void in voids]):
+        if error is not None:
             raise error
 
 

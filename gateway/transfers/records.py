@@ -229,6 +229,18 @@ async def list_messages(
     )
 
 
+async def release(pool: asyncpg.Pool, rows: list[TransferRow], *, after_seconds: float) -> None:
+    """Give back the leases of `rows`, whose step failed, so each is tried again after
+    `after_seconds` rather than once its lease runs out. A row is touched only while it is
+    still under the lease it was claimed with (`next_attempt_at` as `claim_due` set it): a
+    step that got as far as moving the row chose its next attempt itself."""
+    await pool.executemany(
+        """UPDATE transfers SET next_attempt_at = now() + make_interval(secs => $4)
+            WHERE compliance_region = $1 AND id = $2 AND next_attempt_at = $3""",
+        [(row.compliance_region, row.id, row.next_attempt_at, after_seconds) for row in rows],
+    )
+
+
 async def park(pool: asyncpg.Pool, row: TransferRow, *, until: datetime.datetime) -> None:
     """Leave the state as is and come back at `until` (a rail that is down, a finished
     cancellation)."""

@@ -32,6 +32,7 @@ from gateway.transfers.records import (
     claim_due,
     park,
     parked_until,
+    release,
     transition,
 )
 from gateway.transfers.service import event_id, event_payload, payout_of
@@ -46,6 +47,9 @@ claim_batch_size = 100
 platform_name = "Kovra Payments Ltd"
 platform_bic = "KOVRGB2LXXX"
 rail_down_retry_seconds = 30
+# When a transfer's step failed for an unexpected reason, how long until it is tried again
+# (instead of its claim's whole lease, `KOVRA_TRANSFER_LEASE_SECONDS`).
+failed_step_retry_seconds = 5
 log = structlog.get_logger("kovra.worker")
 
 
@@ -72,9 +76,18 @@ async def process_due(
     results = await asyncio.gather(
         *(_drive(lifecycle, rail, row) for row in rows), return_exceptions=True
     )
+    failed = []
     for row, result in zip(rows, results, strict=True):
         if isinstance(result, BaseException):
             log.error("transfer_step_failed", transfer_id=str(row.id), error=repr(result))
+            failed.append(row)
+    if failed:
+        # Mostly a dependency that blinked (Redis, the ledger, a lost connection): try again
+        # soon, not after the whole lease. Were Postgres itself down, this fails too and the
+        # leases simply run out.
+        # Never later than the lease itself would have let it be taken up again.
+        retry_seconds = min(failed_step_retry_seconds, lifecycle.lease_seconds)
+        await release(lifecycle.pool, failed, after_seconds=retry_seconds)
     return len(rows)
 
 

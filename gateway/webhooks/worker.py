@@ -66,6 +66,9 @@ client_shards = 16
 lease_margin_seconds = 5.0
 user_agent = "Kovra-Webhooks/1"
 
+# What Postgres raises while it is down or restarting (a refused or lost connection, a
+# server still recovering, a bounded wait that ran out): the step is retried, never fatal.
+database_errors = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 log = structlog.get_logger("kovra.webhooks")
 _body_encoder = msgspec.json.Encoder()
 
@@ -126,7 +129,14 @@ class DeliveryWorker:
                     await self._next_slot(timeout_seconds=None)
                     continue
                 wanted = min(claim_batch_max, in_flight_max - len(self.in_flight))
-                claimed = await self._claim(wanted)
+                try:
+                    claimed = await self._claim(wanted)
+                except database_errors:
+                    # Postgres is down or restarting: the attempts in flight go on, and
+                    # claiming resumes once it answers again; the process stays up.
+                    log.exception("webhook_claim_failed")
+                    await self._next_slot(timeout_seconds=idle_seconds)
+                    continue
                 for attempt in claimed:
                     self._start(attempt)
                 if len(claimed) < wanted:
@@ -291,7 +301,7 @@ class DeliveryWorker:
             return
         try:
             await deliveries.record_outcomes(self.pool, batch)
-        except (asyncpg.PostgresError, OSError):
+        except database_errors:
             # The leases of these attempts run out and they are tried again: at least once.
             log.exception("webhook_outcomes_not_recorded", count=len(batch))
 
@@ -304,7 +314,7 @@ class DeliveryWorker:
         while True:
             try:
                 webhook_queue_depth.set(await deliveries.queue_depth(self.pool))
-            except (asyncpg.PostgresError, OSError):
+            except database_errors:
                 log.exception("webhook_queue_depth_unavailable")
             await asyncio.sleep(queue_depth_interval_seconds)
 
@@ -317,7 +327,7 @@ class DeliveryWorker:
         await asyncio.shield(self._flush())
         try:
             await asyncio.shield(deliveries.forget_worker(self.pool, worker_id=self.worker_id))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        except database_errors:
             # Forgotten anyway once unseen for two leases; nothing is lost meanwhile.
             log.warning("webhook_worker_not_forgotten", worker_id=str(self.worker_id))
         for client in self.clients:

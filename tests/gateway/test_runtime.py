@@ -1,30 +1,38 @@
 """The connections `open_runtime` opens. The Postgres pool: releasing a connection costs no
 round trip (asyncpg's default reset query is not sent), yet a transaction left open is still
 rolled back; and no code of ours leaves session state on a pooled connection, which is what
-makes skipping that reset safe. The ledger: start-up waits, bounded, for a ledger that does
-not answer yet (a real `kovra ledger-server` that starts listening a while later), opens the
-platform's accounts once it answers, and (on a virtual clock) retries every retry delay while
-another attempt fits in its wait, then gives up with `LedgerUnavailable`."""
+makes skipping that reset safe. Start-up waits, bounded, for a dependency that does not
+answer yet: a ledger (a real `kovra ledger-server` that starts listening a while later), a
+Postgres and a Redis that drop its connections for a while (real servers behind a port that
+opens later); it opens once they answer, gives up with `LedgerUnavailable` past its wait (on
+a virtual clock: an attempt every retry delay while another fits in the wait), and does not
+wait at all for a misconfiguration (a database that does not exist)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
-from gateway.runtime import Runtime, open_platform_accounts_when_answering
+from gateway.infra.database.migrate import migrate
+from gateway.runtime import Runtime, open_runtime, when_answering
+from gateway.settings import load_settings
 from ledger.accounts import platform_account_id
 from ledger.clients import RemoteLedgerClient
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerUnavailable
 from ledger.remote.server import running_server
 from ledger.service import Ledger, platform_account_types
-from tests import virtual_time
+from tests import redis_server, virtual_time
 from tests.gateway.e2e.conftest import free_port
-from tests.postgres import migrated_runtime
+from tests.postgres import database_url, migrated_runtime
 
 packages = ("gateway", "ledger", "fx", "rails", "compliance")
 root = Path(__file__).resolve().parents[2]
@@ -140,8 +148,8 @@ async def test_start_up_waits_for_a_ledger_that_answers_later() -> None:
 
     server_task = asyncio.create_task(serve_later())
     try:
-        await open_platform_accounts_when_answering(
-            ledger, wait_seconds_max=20, retry_delay_seconds=0.2
+        await when_answering(
+            ledger.open_platform_accounts, wait_seconds_max=20, retry_delay_seconds=0.2
         )
         assert started.is_set()
         expected = [
@@ -177,9 +185,105 @@ def test_start_up_retries_for_its_wait_then_gives_up() -> None:
         await client.close()  # Every call is now `LedgerUnavailable`, without a socket.
         ledger = _AttemptsRecorded(client)
         with pytest.raises(LedgerUnavailable):
-            await open_platform_accounts_when_answering(
-                ledger, wait_seconds_max=1.0, retry_delay_seconds=0.25
+            await when_answering(
+                ledger.open_platform_accounts, wait_seconds_max=1.0, retry_delay_seconds=0.25
             )
         return ledger.attempted_at
 
     assert virtual_time.run(start_up()) == [0.0, 0.25, 0.5, 0.75]
+
+
+class _Door:
+    """A TCP port in front of a real server: while shut, it takes each connection and drops
+    it at once (as a server still starting does), counting them; once opened, it forwards
+    every new connection to the server."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        self.target = (host, int(port))
+        self.port = free_port()
+        self.dropped = 0
+        self.opened = False
+        self.tried_again = asyncio.Event()  # Set once a second connection was dropped.
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.opened:
+            self.dropped += 1
+            if self.dropped >= 2:
+                self.tried_again.set()
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        await asyncio.gather(
+            _pipe(reader, upstream_writer), _pipe(upstream_reader, writer), return_exceptions=True
+        )
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[_Door]:
+        server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        async with server:
+            yield self
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        while data := await source.read(65_536):
+            sink.write(data)
+            await sink.drain()
+    finally:
+        sink.close()
+
+
+async def _tried_again(door: _Door, opening: asyncio.Task[Runtime]) -> None:
+    """Until the door dropped a second connection, or the opening ended (it should not have:
+    awaiting it then raises what ended it)."""
+    waiting = asyncio.ensure_future(door.tried_again.wait())
+    await asyncio.wait({waiting, opening}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if opening.done():
+        await opening
+
+
+async def test_start_up_waits_for_a_postgres_and_a_redis_that_answer_later(
+    empty_database: str, tmp_path: Path
+) -> None:
+    """Opening tries again, whole, while Postgres and then Redis drop its connections (as
+    while they restart), and opens once they answer; the hang guard only bounds the test."""
+    await migrate(empty_database)
+    postgres = _Door(urlsplit(empty_database).netloc.rpartition("@")[2])
+    redis = _Door(redis_server.redis_address)
+    settings = load_settings(
+        {
+            "DATABASE_URL": urlsplit(empty_database)
+            ._replace(netloc=f"postgres@127.0.0.1:{postgres.port}")
+            .geturl(),
+            "REDIS_URL": f"redis://127.0.0.1:{redis.port}/11",
+            "KOVRA_DATA_DIR": str(tmp_path),
+        }
+    )
+    async with asyncio.timeout(120), postgres.serving(), redis.serving():
+        opening = asyncio.create_task(open_runtime(settings, retry_delay_seconds=0.05))
+        await _tried_again(postgres, opening)
+        postgres.opened = True
+        await _tried_again(redis, opening)
+        redis.opened = True
+        runtime = await opening
+        try:
+            assert await runtime.pool.fetchval("SELECT 1") == 1
+            assert await runtime.redis.ping()
+        finally:
+            await runtime.close()
+
+
+async def test_start_up_fails_at_once_on_a_database_that_does_not_exist(tmp_path: Path) -> None:
+    """A misconfiguration is not waited for: the hang guard is far shorter than the wait."""
+    settings = load_settings(
+        {
+            "DATABASE_URL": database_url(f"kovra_missing_{secrets.token_hex(4)}"),
+            "REDIS_URL": redis_server.redis_url(11),
+            "KOVRA_DATA_DIR": str(tmp_path),
+        }
+    )
+    async with asyncio.timeout(30):
+        with pytest.raises(asyncpg.InvalidCatalogNameError):
+            await open_runtime(settings, wait_seconds_max=600, retry_delay_seconds=0.05)

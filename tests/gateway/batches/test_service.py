@@ -1,21 +1,28 @@
-"""A batch counts against the tenant's daily limit once, whatever happens to its attempts.
+"""A batch counts against the tenant's daily limit once, whatever happens to its attempts,
+and an undone batch holds nothing, even when it is sent again.
 
 Through the gateway's ASGI app in this process, against real Postgres, Redis and the
 embedded ledger:
 - a batch whose response was lost (its idempotency record gone) and that is sent again runs
   again, finds the batch recorded, and counts nothing a second time;
-- a batch whose attempt died after the ledger and before Postgres (the failure injected
-  where Postgres would be written, with the attempt's own give-back disabled, as a killed
-  process gives nothing back) is undone by the repair, which gives its count back; sent
-  again, the batch is refused as `batch_abandoned` and keeps nothing counted either.
+- a batch whose attempt died after the ledger and before Postgres (the failure injected where
+  Postgres would be written, or before the items are held, with the attempt's own give-back
+  disabled, as a killed process gives nothing back) is undone by the repair, which gives its
+  count back; sent again, the batch is refused as `batch_abandoned`, keeps nothing counted
+  either, and leaves nothing held: the holds the retry made again (for items the dead
+  attempt never held) are voided.
 Each step checks the day counter against the batches that really moved money, and the
-wallet against the one recorded batch.
+wallet and the clearing account against the one recorded batch.
+
+This is the in-process unit test; `tests/gateway/e2e/test_batch_crash_safety.py` is the
+proof, killing a real gateway mid-acceptance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +31,10 @@ import pytest
 
 from gateway.batches import service as accept
 from gateway.batches.repair import repair_once
+from gateway.http.ids import decode_id
 from gateway.jobs.worker import batch_repair
 from gateway.runtime import Runtime
+from ledger.netting import Netting
 from loadtest.bench_gateway import provision_unthrottled_tenant
 from loadtest.provisioning import liquidity_minor, recipients
 from tests import redis_server
@@ -39,8 +48,9 @@ class _Killed(Exception):
     """The attempt stops where a killed process would, before Postgres."""
 
 
+@pytest.mark.parametrize("dies_in", ["record_batch", "_hold_items"])
 async def test_a_batch_counts_once_across_lost_answers_crashes_and_repair(
-    empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dies_in: str, empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with in_process_app(
         empty_database,
@@ -50,11 +60,15 @@ async def test_a_batch_counts_once_across_lost_answers_crashes_and_repair(
         environment={"KOVRA_RECONCILE_AFTER_SECONDS": "1"},
         timeout_seconds=120,
     ) as (app, client):
-        await _count_once(client, app.state.runtime, monkeypatch)
+        await _count_once(client, app.state.runtime, monkeypatch, dies_in=dies_in)
 
 
 async def _count_once(
-    client: httpx.AsyncClient, services: Runtime, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient,
+    services: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    dies_in: str,
 ) -> None:
     key = await provision_unthrottled_tenant(
         client, deposits={"EUR": deposit_minor}, liquidity={"IDR": liquidity_minor["IDR"]}
@@ -92,8 +106,13 @@ async def _count_once(
     assert again.json()["id"] == recorded.json()["id"]
     assert await _day_usd_minor(services) == counted
 
+    tenant_id = await services.pool.fetchval(
+        "SELECT tenant_id FROM batches WHERE id = $1",
+        uuid.UUID(int=decode_id("batch", recorded.json()["id"])),
+    )
+    clearing = await _clearing(services, tenant_id)
     with monkeypatch.context() as killed:
-        killed.setattr(accept, "record_batch", _killed)
+        killed.setattr(accept, dies_in, _killed)
         killed.setattr(services.limits, "give_back_many", _gives_nothing_back)
         died = await send("died")
     assert died.status_code == 500, died.text
@@ -106,6 +125,17 @@ async def _count_once(
     assert refused.json()["code"] == "batch_abandoned"
     assert await _day_usd_minor(services) == counted
     assert await _eur_available(client, headers) == wallet
+    # The refused retry held its items again, and voided every hold: the clearing account
+    # holds what the recorded batch holds, and nothing more.
+    assert await _clearing(services, tenant_id) == clearing
+
+
+async def _clearing(services: Runtime, tenant_id: int) -> tuple[int, int]:
+    """The tenant's EUR clearing account: its posted balance and what is pending on it."""
+    (account,) = await services.ledger_client.lookup_accounts(
+        [Netting(services.ledger).clearing_id(tenant_id, "EUR")]
+    )
+    return int(account.credits_posted - account.debits_posted), int(account.debits_pending)
 
 
 async def _killed(*_: Any, **__: Any) -> None:
