@@ -30,7 +30,7 @@ from litestar.utils.path import normalize_path
 from gateway.http.auth import Authenticator
 from gateway.http.problems import ProblemError, encode, problem, problem_content_type
 from gateway.http.ratelimit import rate_limit_headers
-from gateway.http.requests import scope_header
+from gateway.http.requests import scope_header, unexpected_problem
 from gateway.http.roles import ensure_role_may_call
 from gateway.infra.observability import observe_request, problems_total, rate_limited_total
 
@@ -104,10 +104,9 @@ def kovra_middleware(app: ASGIApp) -> ASGIApp:
             status_holder[0] = error.status
             await send_problem(send, error, request_id, extra_headers)
         except Exception as error:
-            # What Litestar's handler for unexpected errors answers (e.g. Redis gone).
-            log.exception("unhandled_error", path=scope["path"], error=repr(error))
-            status_holder[0] = 500
-            unexpected = ProblemError(500, "internal_error", "an internal error")
+            # What Litestar's handler for unexpected errors answers (e.g. Redis gone: 503).
+            unexpected = unexpected_problem(error, path=scope["path"])
+            status_holder[0] = unexpected.status
             await send_problem(send, unexpected, request_id, extra_headers)
         else:
             await app(scope, receive, send_with_headers)

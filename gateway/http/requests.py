@@ -11,7 +11,9 @@ import math
 import re
 from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
+import redis.exceptions
 import structlog
 from litestar import Request, Response
 from litestar.types import Receive, Scope
@@ -34,6 +36,19 @@ _encoder = msgspec.json.Encoder()
 _path_pattern = re.compile(r"at `\$\.?([^`]*)`")
 _field_pattern = re.compile(r"field `([^`]+)`")
 log = structlog.get_logger("kovra.requests")
+# What a handler meets while Postgres or Redis is away: a refused or dropped connection, a
+# server shutting down or still starting, a timeout. Not a bug to page about but an outage
+# the caller should wait out: 503 with Retry-After, and a retry with the same
+# Idempotency-Key finds whatever the first attempt left (the reconciler finishes it).
+outage_errors: tuple[type[Exception], ...] = (
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+outage_retry_after_seconds = 1
 
 
 def principal_of(request: Request[Any, Any, Any]) -> Principal:
@@ -154,10 +169,25 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def unexpected_reply(error: Exception, scope: Scope) -> Reply:
-    """The 500 problem for an error nobody expected, logged with its traceback (call it
-    from the `except` block that caught `error`)."""
-    log.exception("unhandled_error", path=scope["path"], error=repr(error))
-    return problem_reply(ProblemError(500, "internal_error", "an internal error"), scope)
+    """The problem reply for an error no handler answered (`unexpected_problem`)."""
+    return problem_reply(unexpected_problem(error, path=scope["path"]), scope)
+
+
+def unexpected_problem(error: Exception, *, path: str) -> ProblemError:
+    """503 for an outage of Postgres or Redis (`outage_errors`), logged as a warning;
+    otherwise 500, logged with its traceback (call it from the `except` block that caught
+    `error`)."""
+    if isinstance(error, outage_errors):
+        log.warning("dependency_unavailable", path=path, error=repr(error))
+        return ProblemError(
+            503,
+            "dependency_unavailable",
+            "a service Kovra depends on is unavailable; retry shortly with the same"
+            " Idempotency-Key",
+            headers={"Retry-After": str(outage_retry_after_seconds)},
+        )
+    log.exception("unhandled_error", path=path, error=repr(error))
+    return ProblemError(500, "internal_error", "an internal error")
 
 
 def problem_reply(error: ProblemError, scope: Scope) -> Reply:
