@@ -38,7 +38,8 @@ from gateway.wallets import routes as wallet_routes
 from gateway.webhooks import routes as webhook_routes
 
 kovra_version = "0.1.0"
-# Each module declares `route_handlers`, `request_bodies` and `response_bodies`.
+# Each module declares `route_handlers`, `request_bodies` and `response_bodies`, and those
+# with query parameters their handlers check themselves `parameter_schemas`.
 route_modules: Final[Sequence[ModuleType]] = (
     ops,
     wallet_routes,
@@ -61,13 +62,17 @@ hot_routes: Final[dict[tuple[str, str], HotRoute]] = {
 def _route_handlers() -> list[HTTPRouteHandler]:
     request_bodies: dict[tuple[str, str], Any] = {}
     response_bodies: dict[tuple[str, str], Any] = {}
+    parameter_schemas: dict[tuple[str, str], Any] = {}
     handlers: list[HTTPRouteHandler] = []
     for module in route_modules:
         request_bodies.update(module.request_bodies)
         response_bodies.update(module.response_bodies)
+        parameter_schemas.update(getattr(module, "parameter_schemas", {}))
         handlers.extend(module.route_handlers)
     document = openapi_document_route(
-        request_bodies=request_bodies, response_bodies=response_bodies
+        request_bodies=request_bodies,
+        response_bodies=response_bodies,
+        parameter_schemas=parameter_schemas,
     )
     return [*handlers, document]
 

@@ -15,7 +15,8 @@ from gateway.batches.parsing import Parsed, parse_csv, parse_json
 from gateway.batches.records import BatchRow, get_batch, item_page, list_messages, status_counts
 from gateway.batches.service import batch_view
 from gateway.http.ids import decode_id
-from gateway.http.paging import NumberCursors, page_request
+from gateway.http.openapi import ParameterSchemas
+from gateway.http.paging import NumberCursors, number_cursor_schema, page_request
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import json_response, principal_of, request_body
 from gateway.runtime import runtime_of
@@ -140,4 +141,8 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
     ("/v1/batches", "post"): ("201", batch_wire.Batch),
     ("/v1/batches/{batch_id}", "get"): ("200", batch_wire.Batch),
     ("/v1/batches/{batch_id}/messages", "get"): ("200", batch_wire.BatchMessageList),
+}
+
+parameter_schemas: Final[ParameterSchemas] = {
+    ("/v1/batches/{batch_id}", "cursor"): number_cursor_schema,
 }

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from gateway.http.wire import AmountMinor, CurrencyCode, PublicId, Reference
+from gateway.http.wire import AmountMinor, CurrencyCode, IssuedCurrencyCode, PublicId, Reference
 
 batch_items_max = 10_000
 batch_page_max = 1_000
@@ -66,8 +66,8 @@ class BatchItemResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     status: ItemStatus
     transfer_id: str | None = None
     reference: str | None = None
-    source_currency: str | None = None
-    target_currency: str | None = None
+    source_currency: IssuedCurrencyCode | None = None
+    target_currency: IssuedCurrencyCode | None = None
     source_amount: int | None = None
     fee_amount: int | None = None
     target_amount: int | None = None
@@ -79,8 +79,8 @@ class BatchItemResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
 class BatchNetting(msgspec.Struct, frozen=True, kw_only=True):
     """One currency pair's conversion chain: locked rate, totals, and how many items."""
 
-    source_currency: str
-    target_currency: str
+    source_currency: IssuedCurrencyCode
+    target_currency: IssuedCurrencyCode
     quote_id: str
     rate: str
     source_amount: int
@@ -108,7 +108,7 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
 class BatchMessage(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     rail: str
-    currency: str
+    currency: IssuedCurrencyCode
     number_of_transactions: int
     control_sum: int
     xml: str

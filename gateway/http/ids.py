@@ -45,6 +45,25 @@ _object_names = {
     "batch": "batch",
 }
 ensure(set(_object_names) == set(prefixes), "every prefix names its object")
+# The prefix of the id each path parameter names, for the OpenAPI document's patterns.
+path_parameter_prefixes = {
+    "hold_id": "hold",
+    "quote_id": "quote",
+    "recipient_id": "rcp",
+    "transfer_id": "tr",
+    "batch_id": "batch",
+    "case_id": "case",
+    "endpoint_id": "we",
+    "event_id": "evt",
+}
+ensure(set(path_parameter_prefixes.values()) <= set(prefixes), "path ids use known prefixes")
+
+
+def id_pattern(prefix: str) -> str:
+    """What `decode_id` reads, as a regular expression: the prefix, then 26 Crockford digits
+    in either case, the first at most 7 because 26 digits hold 130 bits and an id has 128."""
+    digit = "[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]"
+    return f"^{prefix}_[0-7]{digit}{{{encoded_length - 1}}}$"
 
 
 @functools.lru_cache(maxsize=65_536)

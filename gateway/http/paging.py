@@ -40,6 +40,12 @@ number_cursor_length_max = 20
 
 _epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _parameter = re.compile(r"\$(\d+)")
+# The cursors each kind writes, exactly; the OpenAPI document publishes these patterns.
+position_cursor_pattern = r"^[0-9]{1,20}_[0-9a-f]{32}$"
+number_cursor_pattern = f"^[0-9]{{1,{number_cursor_length_max}}}$"
+_position_cursor = re.compile(position_cursor_pattern)
+position_cursor_schema = {"type": "string", "pattern": position_cursor_pattern}
+number_cursor_schema = {"type": "string", "pattern": number_cursor_pattern}
 
 
 def cursor_not_ours() -> ProblemError:
@@ -95,6 +101,10 @@ class PositionCursors(msgspec.Struct, frozen=True):
         return f"{microseconds}_{object_id.hex}"
 
     def decode(self, cursor: str) -> Position:
+        # Only what `encode` writes: `uuid.UUID` alone would also read braces and hyphens,
+        # and `int` signs and spaces, which the published pattern does not allow.
+        if _position_cursor.fullmatch(cursor) is None:
+            raise cursor_not_ours()
         try:
             microseconds, _, identifier = cursor.partition("_")
             return (

@@ -15,7 +15,11 @@ from msgspec import Meta
 
 from ledger.service import amount_minor_max
 
-CurrencyCode = Annotated[str, Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code")]
+# A request may name a currency in either case (it is upper-cased); an answer names it in
+# capitals, as ISO 4217 writes it.
+currency_code_pattern = "^[A-Za-z]{3}$"
+CurrencyCode = Annotated[str, Meta(pattern=currency_code_pattern, description="ISO 4217 code")]
+IssuedCurrencyCode = Annotated[str, Meta(pattern="^[A-Z]{3}$", description="ISO 4217 code")]
 AmountMinor = Annotated[
     int, Meta(ge=1, le=amount_minor_max, description="integer amount in minor units")
 ]
@@ -26,7 +30,7 @@ PublicId = Annotated[str, Meta(min_length=1, max_length=64)]
 
 class Money(msgspec.Struct, frozen=True, kw_only=True):
     amount: int
-    currency: str
+    currency: IssuedCurrencyCode
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from gateway.http.wire import AmountMinor, CurrencyCode, Money
+from gateway.http.wire import AmountMinor, CurrencyCode, IssuedCurrencyCode, Money
 
 
 class QuoteCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -30,8 +30,8 @@ class FxRatesUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 class Quote(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     object: str = "quote"
-    source_currency: str
-    target_currency: str
+    source_currency: IssuedCurrencyCode
+    target_currency: IssuedCurrencyCode
     source_amount: int
     target_amount: int
     rate: str

@@ -11,7 +11,8 @@ import msgspec
 from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath, FromQuery
 
-from gateway.http.paging import numbers, page_limit_or_422, page_request
+from gateway.http.openapi import ParameterSchemas, enum_schema
+from gateway.http.paging import number_cursor_schema, numbers, page_limit_or_422, page_request
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import admin_actor_of, decode_body, json_response, request_body
 from gateway.runtime import runtime_of
@@ -181,4 +182,10 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
     ("/admin/v1/tenants/{tenant_id}/api-keys/{key_id}", "delete"): ("200", wire.ApiKey),
     ("/admin/v1/limit-policies", "post"): ("201", wire.Policy),
     ("/admin/v1/pricing-policies", "post"): ("201", wire.Policy),
+}
+
+parameter_schemas: Final[ParameterSchemas] = {
+    ("/admin/v1/tenants", "status"): enum_schema(tenant_statuses),
+    ("/admin/v1/tenants", "cursor"): number_cursor_schema,
+    ("/admin/v1/tenants/{tenant_id}/api-keys", "cursor"): number_cursor_schema,
 }

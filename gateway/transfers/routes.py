@@ -13,7 +13,8 @@ from litestar.types import Scope
 from compliance.freezes.service import ensure_active
 from gateway.http.idempotency import header_key
 from gateway.http.ids import decode_id, encode_id
-from gateway.http.paging import page_limit_or_422, page_request, positions
+from gateway.http.openapi import ParameterSchemas, enum_schema
+from gateway.http.paging import page_limit_or_422, page_request, position_cursor_schema, positions
 from gateway.http.problems import ProblemError, from_domain_error, invalid
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
@@ -241,4 +242,9 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
     ("/v1/transfers/{transfer_id}", "get"): ("200", wire.Transfer),
     ("/v1/transfers/{transfer_id}/cancel", "post"): ("200", wire.Transfer),
     ("/v1/transfers/{transfer_id}/messages", "get"): ("200", wire.TransferMessageList),
+}
+
+parameter_schemas: Final[ParameterSchemas] = {
+    ("/v1/transfers", "status"): enum_schema(wire.transfer_statuses),
+    ("/v1/transfers", "cursor"): position_cursor_schema,
 }

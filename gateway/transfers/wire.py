@@ -8,7 +8,14 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from gateway.http.wire import CountryCode, CurrencyCode, Money, PublicId, Reference
+from gateway.http.wire import (
+    CountryCode,
+    CurrencyCode,
+    IssuedCurrencyCode,
+    Money,
+    PublicId,
+    Reference,
+)
 
 
 class RecipientCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -36,7 +43,7 @@ class Recipient(msgspec.Struct, frozen=True, kw_only=True):
     object: str = "recipient"
     name: str
     country: str
-    currency: str
+    currency: IssuedCurrencyCode
     bank_details: dict[str, str]
     status: str
     created_at: datetime.datetime

@@ -16,7 +16,8 @@ from litestar.types import Scope
 
 from compliance.freezes.service import ensure_active
 from gateway.http.ids import decode_id
-from gateway.http.paging import numbers, page_request
+from gateway.http.openapi import ParameterSchemas
+from gateway.http.paging import number_cursor_schema, numbers, page_request
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
     Reply,
@@ -26,6 +27,7 @@ from gateway.http.requests import (
     principal_of,
     request_body,
 )
+from gateway.http.wire import currency_code_pattern
 from gateway.runtime import Runtime, runtime_of
 from gateway.wallets import wire
 from ledger.statements import statement_limit_max
@@ -170,4 +172,9 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
     ("/v1/holds/{hold_id}/capture", "post"): ("200", wire.Hold),
     ("/v1/holds/{hold_id}/void", "post"): ("200", wire.Hold),
     ("/admin/v1/liquidity", "post"): ("201", wire.Funding),
+}
+
+parameter_schemas: Final[ParameterSchemas] = {
+    ("/v1/statements", "currency"): {"type": "string", "pattern": currency_code_pattern},
+    ("/v1/statements", "cursor"): number_cursor_schema,
 }

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from gateway.http.wire import AmountMinor, CurrencyCode, Reference
+from gateway.http.wire import AmountMinor, CurrencyCode, IssuedCurrencyCode, Reference
 from ledger.service import hold_timeout_seconds_max
 
 TimeoutSeconds = Annotated[int, Meta(ge=0, le=hold_timeout_seconds_max)]
@@ -42,7 +42,7 @@ class LiquidityFund(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
-    currency: str
+    currency: IssuedCurrencyCode
     available: int
     pending: int
     posted: int
@@ -55,7 +55,7 @@ class BalanceList(msgspec.Struct, frozen=True, kw_only=True):
 class Deposit(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     object: str = "deposit"
-    currency: str
+    currency: IssuedCurrencyCode
     amount: int
     reference: str | None
     status: str
@@ -65,7 +65,7 @@ class Deposit(msgspec.Struct, frozen=True, kw_only=True):
 class Hold(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     object: str = "hold"
-    currency: str
+    currency: IssuedCurrencyCode
     amount: int
     captured_amount: int
     status: Literal["pending", "captured", "voided", "expired"]
@@ -81,7 +81,7 @@ class StatementEntry(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     direction: Literal["credit", "debit"]
     amount: int
-    currency: str
+    currency: IssuedCurrencyCode
     status: str
     balance_posted: int
     balance_pending: int
@@ -95,6 +95,6 @@ class StatementPage(msgspec.Struct, frozen=True, kw_only=True):
 
 class Funding(msgspec.Struct, frozen=True, kw_only=True):
     id: str
-    currency: str
+    currency: IssuedCurrencyCode
     amount: int
     created_at: datetime.datetime

@@ -17,7 +17,8 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery
 
 from gateway.http.ids import decode_id, encode_id
-from gateway.http.paging import page_request, positions
+from gateway.http.openapi import ParameterSchemas, enum_schema
+from gateway.http.paging import page_request, position_cursor_schema, positions
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import decode_body, json_response, principal_of, request_body
 from gateway.runtime import runtime_of
@@ -347,6 +348,7 @@ route_handlers: Final = (
 request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
     ("/v1/webhook-endpoints", "post"): EndpointCreate,
     ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): SecretRotate,
+    ("/v1/webhook-endpoints/{endpoint_id}", "patch"): EndpointUpdate,
     ("/v1/events/{event_id}/redeliver", "post"): Redeliver,
 }
 response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] = {
@@ -354,8 +356,15 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
     ("/v1/webhook-endpoints", "get"): ("200", EndpointPage),
     ("/v1/webhook-endpoints/{endpoint_id}", "get"): ("200", Endpoint),
     ("/v1/webhook-endpoints/{endpoint_id}", "delete"): ("200", Endpoint),
+    ("/v1/webhook-endpoints/{endpoint_id}", "patch"): ("200", Endpoint),
     ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): ("200", Endpoint),
     ("/v1/events", "get"): ("200", EventPage),
     ("/v1/events/{event_id}", "get"): ("200", Event),
     ("/v1/events/{event_id}/redeliver", "post"): ("202", DeliveryList),
+}
+
+parameter_schemas: Final[ParameterSchemas] = {
+    ("/v1/webhook-endpoints", "cursor"): position_cursor_schema,
+    ("/v1/events", "type"): enum_schema(catalog.event_types),
+    ("/v1/events", "cursor"): position_cursor_schema,
 }

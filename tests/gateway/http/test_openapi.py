@@ -1,0 +1,209 @@
+"""The OpenAPI document served at `/schema/openapi.json` says exactly what the API accepts,
+checked from the served document and from the app's answers, in this process over real
+Postgres, Redis and the embedded ledger:
+
+- every currency property carries the ISO 4217 pattern (any case in requests, which are
+  upper-cased; capitals in answers), and the statement's `currency` query parameter too;
+- every id in a path carries its kind's prefix pattern, and the ids the API issues match it;
+- every `cursor` carries the pattern of the cursors its list writes: the cursor a list answers
+  matches it, and a cursor outside it is refused with 422 naming `cursor`;
+- every `status`/`type` filter is an enum: each value is served, any other refused with 422;
+- a PATCH body must name a field (`minProperties: 1`), and an empty one is refused with 422.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests import redis_server
+from tests.gateway.api_matrix import Api, Tenant, admin, environment
+from tests.postgres import app_for_a_module
+
+on_the_modules_loop = pytest.mark.asyncio(loop_scope="module")
+redis_url = redis_server.redis_url(13)  # This module's own database, emptied around it.
+# A value no filter has, and a cursor no list writes.
+unknown_filter_value = "no-such-value"
+# What the position lists' decoder read before it matched its pattern: a UUID with hyphens.
+hyphenated_position_cursor = "1700000000000000_0190a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    data_dir = tmp_path_factory.mktemp("openapi")
+    async with app_for_a_module(data_dir, redis_url=redis_url, environment=environment) as (
+        app,
+        client,
+    ):
+        yield Api(app, client)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def document(api: Api) -> dict[str, Any]:
+    response = await api.client.get("/schema/openapi.json")
+    assert response.status_code == 200, response.text
+    served: dict[str, Any] = response.json()
+    return served
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def tenant(api: Api) -> Tenant:
+    return await api.tenant("OpenAPI GmbH")
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, by_method in document["paths"].items()
+        for method, operation in by_method.items()
+    ]
+
+
+def query_parameters(document: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
+    """(path, schema) of every GET's query parameter called `name`."""
+    return [
+        (path, parameter["schema"])
+        for path, method, operation in operations(document)
+        if method == "get"
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query" and parameter["name"] == name
+    ]
+
+
+async def served_path(api: Api, tenant: Tenant, path: str) -> str:
+    """`path` with a fresh object of the tenant for each of its ids."""
+    for parameter in re.findall(r"{([a-z_]+)}", path):
+        made = (
+            str(tenant.tenant_id) if parameter == "tenant_id" else await api.make(parameter, tenant)
+        )
+        path = path.replace(f"{{{parameter}}}", made)
+    return path
+
+
+async def get(api: Api, tenant: Tenant, path: str, query: dict[str, str]) -> Any:
+    """GET a list (the admin ones with the operator's token) with the statement's currency,
+    which it needs, in every query."""
+    return await api.client.get(
+        await served_path(api, tenant, path),
+        params={"currency": "EUR", **query},
+        headers=admin if path.startswith("/admin/") else tenant.headers("admin"),
+    )
+
+
+def test_every_currency_property_has_the_iso_4217_pattern(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    requested = {
+        operation["requestBody"]["content"]["application/json"]["schema"].get("$ref", "")
+        for _, _, operation in operations(document)
+        if "requestBody" in operation
+    }
+    currencies = [
+        (name, field, schema)
+        for name, component in schemas.items()
+        for field, schema in component.get("properties", {}).items()
+        if "currency" in field
+    ]
+    assert len(currencies) >= 10, currencies
+    for name, field, schema in currencies:
+        options = schema.get("anyOf", [schema])
+        patterns = {option.get("pattern") for option in options if option.get("type") != "null"}
+        if f"#/components/schemas/{name}" in requested:
+            assert patterns == {"^[A-Za-z]{3}$"}, (name, field, schema)
+        else:
+            assert patterns <= {"^[A-Z]{3}$", "^[A-Za-z]{3}$"}, (name, field, schema)
+            assert None not in patterns, (name, field, schema)
+    assert query_parameters(document, "currency") == [
+        ("/v1/statements", {"type": "string", "pattern": "^[A-Za-z]{3}$"})
+    ]
+
+
+@on_the_modules_loop
+async def test_every_id_in_a_path_has_its_prefix_pattern_and_issued_ids_match_it(
+    api: Api, tenant: Tenant, document: dict[str, Any]
+) -> None:
+    patterns: dict[str, str] = {}
+    for path, _, operation in operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path" and parameter["schema"]["type"] == "string":
+                assert "pattern" in parameter["schema"], (path, parameter)
+                patterns[parameter["name"]] = parameter["schema"]["pattern"]
+    assert len(patterns) == 8, patterns
+    for name, pattern in patterns.items():
+        if name != "event_id":  # Events are made by what happens, not by a request.
+            issued = await api.make(name, tenant)
+            assert re.fullmatch(pattern, issued), (name, issued, pattern)
+            assert re.fullmatch(pattern, issued.lower()), "ids are read in either case"
+            assert not re.fullmatch(pattern, issued[:-1]), "an id has 26 digits"
+
+
+@on_the_modules_loop
+async def test_every_cursor_has_the_pattern_of_the_cursors_its_list_writes(
+    api: Api, tenant: Tenant, document: dict[str, Any]
+) -> None:
+    cursors = query_parameters(document, "cursor")
+    assert len(cursors) == 8, cursors
+    # Two of each object, so a page of one has a next cursor (events and statement entries
+    # come with them).
+    for parameter in ("transfer_id", "endpoint_id", "hold_id", "hold_id"):
+        await api.make(parameter, tenant)
+    await api.make("transfer_id", tenant)
+    await api.make("endpoint_id", tenant)
+    checked: list[str] = []
+    for path, schema in cursors:
+        assert "pattern" in schema, (path, schema)
+        first = await get(api, tenant, path, {"limit": "1"})
+        assert first.status_code == 200, (path, first.text)
+        written = first.json()["next_cursor"]
+        if written is not None:
+            assert re.fullmatch(schema["pattern"], written), (path, written, schema)
+            checked.append(path)
+        for refused in ("x", hyphenated_position_cursor, "\uff11\uff12"):
+            assert not re.fullmatch(schema["pattern"], refused)
+            answer = await get(api, tenant, path, {"cursor": refused})
+            assert answer.status_code == 422, (path, refused, answer.text)
+            assert answer.json()["errors"][0]["field"] == "cursor"
+    # Both kinds of cursor were seen written: positions and numbers.
+    assert {"/v1/transfers", "/v1/webhook-endpoints", "/v1/statements"} <= set(checked), checked
+
+
+@on_the_modules_loop
+async def test_every_filter_is_an_enum_of_what_the_list_serves(
+    api: Api, tenant: Tenant, document: dict[str, Any]
+) -> None:
+    filters = [*query_parameters(document, "status"), *query_parameters(document, "type")]
+    assert {path for path, _ in filters} == {
+        "/admin/v1/tenants",
+        "/v1/transfers",
+        "/v1/compliance/cases",
+        "/v1/events",
+    }
+    for path, schema in filters:
+        assert schema["type"] == "string", (path, schema)
+        assert schema["enum"], (path, schema)
+        name = "type" if path == "/v1/events" else "status"
+        for value in schema["enum"]:
+            served = await get(api, tenant, path, {name: value})
+            assert served.status_code == 200, (path, value, served.text)
+        refused = await get(api, tenant, path, {name: unknown_filter_value})
+        assert refused.status_code == 422, (path, refused.text)
+        assert refused.json()["errors"][0]["field"] == name
+
+
+@on_the_modules_loop
+async def test_a_patch_body_must_change_something(
+    api: Api, tenant: Tenant, document: dict[str, Any]
+) -> None:
+    patches = [(path, op) for path, method, op in operations(document) if method == "patch"]
+    assert [path for path, _ in patches] == ["/v1/webhook-endpoints/{endpoint_id}"]
+    for path, operation in patches:
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["minProperties"] == 1, schema
+        answer = await api.client.patch(
+            await served_path(api, tenant, path), json={}, headers=tenant.headers("admin")
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["code"] == "validation_error"
