@@ -11,11 +11,11 @@ from litestar.params import FromPath, FromQuery
 
 from compliance.freezes.service import ensure_active
 from gateway.batches import wire as batch_wire
-from gateway.batches.parsing import Parsed, parse_csv, parse_json
+from gateway.batches.parsing import Parsed, csv_columns, parse_csv, parse_json
 from gateway.batches.records import BatchRow, get_batch, item_page, list_messages, status_counts
 from gateway.batches.service import batch_view
 from gateway.http.ids import decode_id
-from gateway.http.openapi import ParameterSchemas
+from gateway.http.openapi import ParameterSchemas, RequestMedia
 from gateway.http.paging import NumberCursors, number_cursor_schema, page_request
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import json_response, principal_of, request_body
@@ -143,6 +143,30 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
     ("/v1/batches/{batch_id}/messages", "get"): ("200", batch_wire.BatchMessageList),
 }
 
+# `atomic` has one place for each media type: a JSON batch says it in its body (the query
+# parameter beside a JSON body is refused with 422, so no request says it twice), and a CSV
+# upload, whose body has no room for it, in the query.
 parameter_schemas: Final[ParameterSchemas] = {
     ("/v1/batches/{batch_id}", "cursor"): number_cursor_schema,
+    ("/v1/batches", "atomic"): {
+        "type": "boolean",
+        "default": False,
+        "description": (
+            f"For a {csv_content_type} upload only: all or nothing. A JSON batch says "
+            "`atomic` in its body, and this parameter beside a JSON body is refused (422)."
+        ),
+    },
+}
+request_media: Final[RequestMedia] = {
+    ("/v1/batches", "post"): {
+        csv_content_type: {
+            "schema": {
+                "type": "string",
+                "description": (
+                    f"A header row naming the columns {', '.join(csv_columns)}, then one "
+                    "item a row; `atomic` is the query parameter."
+                ),
+            }
+        }
+    }
 }

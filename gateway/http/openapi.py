@@ -25,6 +25,8 @@ ResponseBodies = Mapping[tuple[str, str], tuple[str, type[msgspec.Struct]]]
 # The schema of a query parameter the handler checks itself, by (path, parameter name):
 # Litestar sees a plain string where the handler accepts only an enum or a pattern.
 ParameterSchemas = Mapping[tuple[str, str], dict[str, Any]]
+# Request bodies in another media type than JSON, by operation: media type to media object.
+RequestMedia = Mapping[tuple[str, str], Mapping[str, dict[str, Any]]]
 
 
 def enum_schema(values: Iterable[str]) -> dict[str, Any]:
@@ -37,6 +39,7 @@ def openapi_document_route(
     request_bodies: RequestBodies,
     response_bodies: ResponseBodies,
     parameter_schemas: ParameterSchemas,
+    request_media: RequestMedia,
 ) -> HTTPRouteHandler:
     """`GET /schema/openapi.json`: Litestar's document with every body filled in."""
 
@@ -45,6 +48,7 @@ def openapi_document_route(
         document = request.app.openapi_schema.to_schema()
         _complete(document, request_bodies=request_bodies, response_bodies=response_bodies)
         _constrain_parameters(document, parameter_schemas)
+        _add_request_media(document, request_media)
         return Response(content=msgspec.json.encode(document), media_type="application/json")
 
     return openapi_document
@@ -102,3 +106,12 @@ def _constrain_parameters(document: dict[str, Any], parameter_schemas: Parameter
                     if "default" in parameter.get("schema", {}):
                         schema["default"] = parameter["schema"]["default"]
                     parameter["schema"] = schema
+
+
+def _add_request_media(document: dict[str, Any], request_media: RequestMedia) -> None:
+    """The other media types an operation reads its body in, beside JSON."""
+    paths = document.get("paths", {})
+    for (path, method), media in request_media.items():
+        operation = paths.get(path, {}).get(method)
+        if operation is not None:
+            operation["requestBody"]["content"].update(media)

@@ -8,7 +8,9 @@ Postgres, Redis and the embedded ledger:
 - every `cursor` carries the pattern of the cursors its list writes: the cursor a list answers
   matches it, and a cursor outside it is refused with 422 naming `cursor`;
 - every `status`/`type` filter is an enum: each value is served, any other refused with 422;
-- a PATCH body must name a field (`minProperties: 1`), and an empty one is refused with 422.
+- a PATCH body must name a field (`minProperties: 1`), and an empty one is refused with 422;
+- `POST /v1/batches` has one place for `atomic` per media type: the JSON body, or the query
+  beside a CSV body; the query beside a JSON body is refused with 422.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from gateway.batches.parsing import csv_columns
 from tests import redis_server
 from tests.gateway.api_matrix import Api, Tenant, admin, environment
 from tests.postgres import app_for_a_module
@@ -30,6 +33,7 @@ redis_url = redis_server.redis_url(13)  # This module's own database, emptied ar
 unknown_filter_value = "no-such-value"
 # What the position lists' decoder read before it matched its pattern: a UUID with hyphens.
 hyphenated_position_cursor = "1700000000000000_0190a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"
+_csv_header = ",".join(csv_columns)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -207,3 +211,45 @@ async def test_a_patch_body_must_change_something(
         )
         assert answer.status_code == 422, answer.text
         assert answer.json()["code"] == "validation_error"
+
+
+@on_the_modules_loop
+async def test_a_batch_says_atomic_in_one_place_for_each_media_type(
+    api: Api, tenant: Tenant, document: dict[str, Any]
+) -> None:
+    operation = document["paths"]["/v1/batches"]["post"]
+    content = operation["requestBody"]["content"]
+    assert set(content) == {"application/json", "text/csv"}
+    body = document["components"]["schemas"]["BatchCreate"]
+    assert body["properties"]["atomic"]["type"] == "boolean"
+    (atomic,) = [p for p in operation["parameters"] if p["name"] == "atomic"]
+    assert atomic["in"] == "query"
+    assert "text/csv upload only" in atomic["schema"]["description"]
+    recipient = await api.recipient(tenant)
+    item = {
+        "recipient_id": recipient,
+        "source_currency": "EUR",
+        "target_currency": "EUR",
+        "source_amount": 100,
+        "reference": "atomic once",
+    }
+    headers = tenant.headers("operator")
+    twice = await api.client.post(
+        "/v1/batches", params={"atomic": "true"}, json={"items": [item]}, headers=headers
+    )
+    assert twice.status_code == 422, twice.text
+    assert twice.json()["errors"][0]["field"] == "atomic"
+    in_the_body = await api.client.post(
+        "/v1/batches", json={"items": [item], "atomic": True}, headers=headers
+    )
+    assert in_the_body.status_code == 201, in_the_body.text
+    assert in_the_body.json()["atomic"] is True
+    csv = ",".join([recipient, "EUR", "EUR", "100", "", "atomic csv"])
+    uploaded = await api.client.post(
+        "/v1/batches",
+        params={"atomic": "true"},
+        content=f"{_csv_header}\n{csv}\n",
+        headers={**headers, "Content-Type": "text/csv"},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["atomic"] is True
