@@ -11,7 +11,7 @@ from litestar import Request, Response, get
 from gateway.http import wire
 from gateway.http.problems import encode, problem, problem_content_type
 from gateway.http.requests import json_response
-from gateway.infra.observability import render_metrics
+from gateway.infra.observability import metrics_content_type, render_metrics
 from gateway.runtime import runtime_of
 from ledger.clients import LedgerClient
 
@@ -59,7 +59,12 @@ async def _check(awaitable: Any) -> str:
     return "ok"
 
 
-@get("/metrics", summary="Prometheus metrics of every worker", tags=["ops"])
+@get(
+    "/metrics",
+    summary="Prometheus metrics of every worker",
+    tags=["ops"],
+    media_type=metrics_content_type,
+)
 async def metrics() -> Response[bytes]:
     body, content_type = render_metrics()
     return Response(content=body, status_code=200, media_type=content_type)

@@ -42,7 +42,9 @@ def _on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Res
 def _on_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
     status = error.status_code
     code = _http_codes.get(status, "internal_error" if status >= 500 else "bad_request")
-    return _on_problem(request, ProblemError(status, code, str(error.detail)))
+    # Litestar's own headers are part of the answer: a 405's `Allow` (RFC 9110 §15.5.6).
+    headers = {str(name): str(value) for name, value in (error.headers or {}).items()}
+    return _on_problem(request, ProblemError(status, code, str(error.detail), headers=headers))
 
 
 # Litestar names a missing parameter only in its message; a bad value also in `extra`.

@@ -9,6 +9,9 @@ Postgres, Redis and the embedded ledger:
   matches it, and a cursor outside it is refused with 422 naming `cursor`;
 - every `status`/`type` filter is an enum: each value is served, any other refused with 422;
 - a PATCH body must name a field (`minProperties: 1`), and an empty one is refused with 422;
+- every route answers a method it does not serve with 405 and an `Allow` header naming the
+  methods it does (RFC 9110), the hot routes' paths too, and `GET /metrics` declares the
+  content type it answers in;
 - `POST /v1/batches` has one place for `atomic` per media type: the JSON body, or the query
   beside a CSV body; the query beside a JSON body is refused with 422.
 """
@@ -22,6 +25,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from gateway.app import hot_routes
 from gateway.batches.parsing import csv_columns
 from tests import redis_server
 from tests.gateway.api_matrix import Api, Tenant, admin, environment
@@ -34,6 +38,7 @@ unknown_filter_value = "no-such-value"
 # What the position lists' decoder read before it matched its pattern: a UUID with hyphens.
 hyphenated_position_cursor = "1700000000000000_0190a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"
 _csv_header = ",".join(csv_columns)
+methods = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -253,3 +258,37 @@ async def test_a_batch_says_atomic_in_one_place_for_each_media_type(
     )
     assert uploaded.status_code == 201, uploaded.text
     assert uploaded.json()["atomic"] is True
+
+
+@on_the_modules_loop
+async def test_every_route_answers_an_unserved_method_with_405_and_allow(
+    api: Api, tenant: Tenant
+) -> None:
+    routes = {route.path_format: set(route.methods) for route in api.app.routes}
+    assert {path for _, path in hot_routes} <= set(routes)
+    refused = 0
+    for template, served in sorted(routes.items()):
+        path = re.sub(r"{[a-z_]+}", "1", template)
+        headers = admin if template.startswith("/admin/") else tenant.headers("admin")
+        for method in sorted(set(methods) - served):
+            answer = await api.client.request(method, path, headers=headers)
+            assert answer.status_code == 405, (method, template, answer.text)
+            allowed = {name.strip() for name in answer.headers["allow"].split(",")}
+            assert allowed == served, (method, template, answer.headers["allow"])
+            refused += 1
+    assert refused > 100, refused
+
+
+@on_the_modules_loop
+async def test_metrics_declares_the_content_type_it_answers_in(
+    api: Api, document: dict[str, Any]
+) -> None:
+    declared = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    answer = await api.client.get("/metrics")
+    assert answer.status_code == 200
+    # The declared media type, with the charset every text answer names, once.
+    assert [f"{media_type}; charset=utf-8" for media_type in declared] == [
+        answer.headers["content-type"]
+    ]
+    assert answer.headers["content-type"].startswith("text/plain; version=")
+    assert answer.headers["content-type"].count("charset") == 1, answer.headers["content-type"]
