@@ -18,7 +18,8 @@ from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
 from gateway.http.ids import id_pattern, path_parameter_prefixes
-from gateway.http.problems import Problem
+from gateway.http.problems import Problem, codes_of_status
+from gateway.http.roles import allowed_roles, everyone
 
 RequestBodies = Mapping[tuple[str, str], type[msgspec.Struct]]
 ResponseBodies = Mapping[tuple[str, str], tuple[str, type[msgspec.Struct]]]
@@ -49,6 +50,7 @@ def openapi_document_route(
         _complete(document, request_bodies=request_bodies, response_bodies=response_bodies)
         _constrain_parameters(document, parameter_schemas)
         _add_request_media(document, request_media)
+        _document_problems(document)
         return Response(content=msgspec.json.encode(document), media_type="application/json")
 
     return openapi_document
@@ -115,3 +117,83 @@ def _add_request_media(document: dict[str, Any], request_media: RequestMedia) ->
         operation = paths.get(path, {}).get(method)
         if operation is not None:
             operation["requestBody"]["content"].update(media)
+
+
+# What each problem status means to a client, and the headers that come with it.
+_problem_descriptions = {
+    400: "The body is not JSON (or not the CSV) the operation reads",
+    401: "No valid credentials",
+    403: "The key's role may not call this, or the tenant or recipient is frozen or blocked",
+    404: "No such object for this tenant",
+    409: "The request conflicts with the object's state or with an earlier Idempotency-Key",
+    413: "The body is larger than the operation accepts",
+    422: "A field or parameter is invalid, or the domain refuses the request",
+    429: "The tenant's rate limit is spent",
+    503: "A dependency is unavailable; retry after Retry-After seconds",
+}
+_integer_header = {"schema": {"type": "integer", "minimum": 0}}
+_problem_headers = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    429: {"Retry-After": _integer_header},
+    503: {"Retry-After": _integer_header},
+}
+
+
+def problem_statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
+    """The problem statuses an operation can answer: the edge's (authentication, rate
+    limits, roles, decoding, idempotency, outages) and, where it has a body or parameters to
+    check or objects to find, the domain's."""
+    has_body = "requestBody" in operation
+    places = {parameter["in"] for parameter in operation.get("parameters", [])}
+    found: set[int] = set()
+    tenant_route = path.startswith("/v1/")
+    if tenant_route or path.startswith("/admin/v1/"):
+        found |= {401, 503}
+        # An admin route is 403 while the admin plane is disabled; a tenant route when the
+        # key's role may not call it or the tenant or its recipient is frozen or blocked.
+        if not tenant_route or has_body or allowed_roles(method.upper(), path) != everyone:
+            found.add(403)
+        if method != "get":
+            found.add(409)
+    if tenant_route:
+        found.add(429)
+    if has_body:
+        found |= {400, 413, 422}
+    if "query" in places:
+        found.add(422)
+    if "path" in places:
+        found.add(404)
+    if path == "/ready":
+        found.add(503)
+    return sorted(found)
+
+
+def _document_problems(document: dict[str, Any]) -> None:
+    """Each problem status an operation can answer, with the codes of that status; the
+    `default` problem stays for the rest (a 500)."""
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            # Litestar's own 400 is for parameters, which Kovra answers with 422.
+            responses.pop("400", None)
+            for status in problem_statuses(path, method, operation):
+                schema = {
+                    "allOf": [problem_ref],
+                    "properties": {
+                        "status": {"const": status},
+                        "code": {"type": "string", "enum": codes_of_status(status)},
+                    },
+                }
+                responses[str(status)] = {
+                    "description": _problem_descriptions[status],
+                    "headers": _problem_headers.get(status, {}),
+                    "content": {"application/problem+json": {"schema": schema}},
+                }
+            responses.setdefault(
+                "default",
+                {
+                    "description": "RFC 9457 problem",
+                    "content": {"application/problem+json": {"schema": problem_ref}},
+                },
+            )

@@ -111,6 +111,37 @@ statuses: dict[str, int] = {
     "dependency_unavailable": 503,
 }
 
+# The status of each code the HTTP edge answers itself (decoding, auth, limits, routing,
+# idempotency, outages), beside the domain's `statuses`; the OpenAPI document lists the codes
+# of each status from both.
+edge_statuses: dict[str, int] = {
+    "bad_request": 400,
+    "malformed_json": 400,
+    "client_disconnected": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "admin_disabled": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "idempotency_conflict": 409,
+    "idempotency_in_progress": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "validation_error": 422,
+    "rate_limited": 429,
+    "internal_error": 500,
+    "dependency_unavailable": 503,
+    "not_ready": 503,
+}
+
+
+def codes_of_status(status: int) -> list[str]:
+    """Every code answered with `status`, sorted."""
+    return sorted(
+        {code for code, known in (*statuses.items(), *edge_statuses.items()) if known == status}
+    )
+
+
 # Errors about one request field whatever raised them, so the problem names that field.
 _error_fields = {
     "unknown_currency": "currency",

@@ -12,6 +12,10 @@ Postgres, Redis and the embedded ledger:
 - every route answers a method it does not serve with 405 and an `Allow` header naming the
   methods it does (RFC 9110), the hot routes' paths too, and `GET /metrics` declares the
   content type it answers in;
+- every operation documents each problem status it can answer with the codes of that status,
+  and answers them so: no credentials (401, with WWW-Authenticate), a body that is not JSON
+  (400), an empty JSON object (422), an id that names nothing (404), a role the table does
+  not allow (403); every 503 declares Retry-After;
 - `POST /v1/batches` has one place for `atomic` per media type: the JSON body, or the query
   beside a CSV body; the query beside a JSON body is refused with 422.
 """
@@ -27,6 +31,8 @@ import pytest_asyncio
 
 from gateway.app import hot_routes
 from gateway.batches.parsing import csv_columns
+from gateway.http.ids import encode_id, path_parameter_prefixes
+from gateway.http.roles import allowed_roles
 from tests import redis_server
 from tests.gateway.api_matrix import Api, Tenant, admin, environment
 from tests.postgres import app_for_a_module
@@ -292,3 +298,118 @@ async def test_metrics_declares_the_content_type_it_answers_in(
     ]
     assert answer.headers["content-type"].startswith("text/plain; version=")
     assert answer.headers["content-type"].count("charset") == 1, answer.headers["content-type"]
+
+
+def documented(operation: dict[str, Any], status: int) -> list[str]:
+    """The codes `operation` documents for `status`; fails when it does not document it."""
+    response = operation["responses"].get(str(status))
+    assert response is not None, (operation["operationId"], status)
+    schema = response["content"]["application/problem+json"]["schema"]
+    assert schema["properties"]["status"] == {"const": status}
+    codes: list[str] = schema["properties"]["code"]["enum"]
+    return codes
+
+
+def guarded(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, method, operation in operations(document)
+        if path.startswith(("/v1/", "/admin/v1/"))
+    ]
+
+
+def nothing_path(path: str) -> str:
+    """`path` with ids that name nothing: well formed, never issued."""
+    for name, prefix in path_parameter_prefixes.items():
+        path = path.replace(f"{{{name}}}", encode_id(prefix, 1))
+    return re.sub(r"{[a-z_]+}", "1", path)
+
+
+def allowed_headers(tenant: Tenant, method: str, path: str) -> dict[str, str]:
+    """The operator's token for an admin route, else a key of a role that may call it."""
+    if path.startswith("/admin/"):
+        return admin
+    allowed = allowed_roles(method.upper(), path)
+    return tenant.headers(next(r for r in ("admin", "operator", "compliance") if r in allowed))
+
+
+def check_problem(answer: Any, operation: dict[str, Any], status: int) -> None:
+    assert answer.status_code == status, (operation["operationId"], answer.text)
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] in documented(operation, status), answer.text
+
+
+@on_the_modules_loop
+async def test_every_guarded_operation_documents_and_answers_401_and_503(
+    api: Api, document: dict[str, Any]
+) -> None:
+    for path, method, operation in guarded(document):
+        answer = await api.client.request(method, nothing_path(path))
+        check_problem(answer, operation, 401)
+        assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+        assert "dependency_unavailable" in documented(operation, 503)
+        assert "Retry-After" in operation["responses"]["503"]["headers"]
+        if path.startswith("/v1/"):
+            assert "rate_limited" in documented(operation, 429)
+
+
+@on_the_modules_loop
+async def test_every_body_is_refused_as_documented_when_malformed_or_empty(
+    api: Api, tenant: Tenant, document: dict[str, Any]
+) -> None:
+    with_bodies = [(p, m, o) for p, m, o in guarded(document) if "requestBody" in o]
+    assert len(with_bodies) >= 20, len(with_bodies)
+    for path, method, operation in with_bodies:
+        headers = allowed_headers(tenant, method, path)
+        target = await served_path(api, tenant, path)
+        answer = await api.client.request(
+            method,
+            target,
+            content=b"{not json",
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        check_problem(answer, operation, 400)
+        empty = await api.client.request(method, target, json={}, headers=headers)
+        if not empty.is_success:  # A void, a cancel, a key of the default role need no field.
+            check_problem(empty, operation, 422)
+        assert "payload_too_large" in documented(operation, 413)
+
+
+@on_the_modules_loop
+async def test_every_id_that_names_nothing_is_a_documented_404(
+    api: Api, tenant: Tenant, document: dict[str, Any]
+) -> None:
+    with_ids = [
+        (path, method, operation)
+        for path, method, operation in guarded(document)
+        if any(p["in"] == "path" for p in operation.get("parameters", []))
+    ]
+    assert len(with_ids) >= 20, len(with_ids)
+    for path, method, operation in with_ids:
+        headers = allowed_headers(tenant, method, path)
+        body = {"reason": "none"} if "requestBody" in operation else None
+        answer = await api.client.request(method, nothing_path(path), json=body, headers=headers)
+        if answer.status_code == 404:
+            check_problem(answer, operation, 404)
+        else:  # A body the route refuses before it looks the id up.
+            check_problem(answer, operation, 422)
+
+
+@on_the_modules_loop
+async def test_every_route_a_role_may_not_call_documents_and_answers_403(
+    api: Api, tenant: Tenant, document: dict[str, Any]
+) -> None:
+    refused = 0
+    for path, method, operation in guarded(document):
+        if not path.startswith("/v1/"):
+            assert "admin_disabled" in documented(operation, 403)
+            continue
+        allowed = allowed_roles(method.upper(), path)
+        for role in sorted(set(tenant.keys) - allowed):
+            answer = await api.client.request(
+                method, nothing_path(path), headers=tenant.headers(role)
+            )
+            check_problem(answer, operation, 403)
+            refused += 1
+    assert refused > 30, refused
