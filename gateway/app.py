@@ -40,7 +40,8 @@ from gateway.webhooks import routes as webhook_routes
 kovra_version = "0.1.0"
 # Each module declares `route_handlers`, `request_bodies` and `response_bodies`, and those
 # with query parameters their handlers check themselves `parameter_schemas`, and those that
-# read a body in another media type than JSON `request_media`.
+# read a body in another media type than JSON `request_media`; those with request bodies an
+# example of each, `request_examples`.
 route_modules: Final[Sequence[ModuleType]] = (
     ops,
     wallet_routes,
@@ -65,18 +66,21 @@ def _route_handlers() -> list[HTTPRouteHandler]:
     response_bodies: dict[tuple[str, str], Any] = {}
     parameter_schemas: dict[tuple[str, str], Any] = {}
     request_media: dict[tuple[str, str], Any] = {}
+    request_examples: dict[tuple[str, str], Any] = {}
     handlers: list[HTTPRouteHandler] = []
     for module in route_modules:
         request_bodies.update(module.request_bodies)
         response_bodies.update(module.response_bodies)
         parameter_schemas.update(getattr(module, "parameter_schemas", {}))
         request_media.update(getattr(module, "request_media", {}))
+        request_examples.update(getattr(module, "request_examples", {}))
         handlers.extend(module.route_handlers)
     document = openapi_document_route(
         request_bodies=request_bodies,
         response_bodies=response_bodies,
         parameter_schemas=parameter_schemas,
         request_media=request_media,
+        request_examples=request_examples,
     )
     return [*handlers, document]
 

@@ -10,6 +10,7 @@ from litestar.params import FromPath
 
 from compliance.freezes import wire
 from gateway.http.ids import decode_id
+from gateway.http.openapi import RequestExamples
 from gateway.http.problems import ProblemError
 from gateway.http.requests import admin_actor_of, decode_body, json_response, request_body
 from gateway.http.wire import Health
@@ -60,4 +61,9 @@ request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
 }
 response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] = {
     ("/admin/v1/tenants/{tenant_id}/status", "put"): ("200", Tenant),
+}
+
+request_examples: Final[RequestExamples] = {
+    ("/admin/v1/tenants/{tenant_id}/status", "put"): {"status": "frozen"},
+    ("/admin/v1/tenants/{tenant_id}/recipients/{recipient_id}/status", "put"): {"status": "active"},
 }

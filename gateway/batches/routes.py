@@ -15,7 +15,7 @@ from gateway.batches.parsing import Parsed, csv_columns, parse_csv, parse_json
 from gateway.batches.records import BatchRow, get_batch, item_page, list_messages, status_counts
 from gateway.batches.service import batch_view
 from gateway.http.ids import decode_id
-from gateway.http.openapi import ParameterSchemas, RequestMedia
+from gateway.http.openapi import ParameterSchemas, RequestExamples, RequestMedia
 from gateway.http.paging import NumberCursors, number_cursor_schema, page_request
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import json_response, principal_of, request_body
@@ -169,4 +169,26 @@ request_media: Final[RequestMedia] = {
             }
         }
     }
+}
+
+request_examples: Final[RequestExamples] = {
+    ("/v1/batches", "post"): {
+        "atomic": False,
+        "items": [
+            {
+                "recipient_id": "rcp_01JD3XK9A2B3C4D5E6F7G8H9J0",
+                "source_currency": "EUR",
+                "target_currency": "IDR",
+                "source_amount": 50000,
+                "reference": "PAYROLL-07-001",
+            },
+            {
+                "recipient_id": "rcp_01JD3XKC1D2E3F4G5H6J7K8M9N",
+                "source_currency": "EUR",
+                "target_currency": "IDR",
+                "target_amount": 2_000_000_00,
+                "reference": "PAYROLL-07-002",
+            },
+        ],
+    },
 }

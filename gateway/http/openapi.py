@@ -28,6 +28,8 @@ ResponseBodies = Mapping[tuple[str, str], tuple[str, type[msgspec.Struct]]]
 ParameterSchemas = Mapping[tuple[str, str], dict[str, Any]]
 # Request bodies in another media type than JSON, by operation: media type to media object.
 RequestMedia = Mapping[tuple[str, str], Mapping[str, dict[str, Any]]]
+# An example of each JSON request body, by operation; a test decodes each with its Struct.
+RequestExamples = Mapping[tuple[str, str], dict[str, Any]]
 
 
 def enum_schema(values: Iterable[str]) -> dict[str, Any]:
@@ -41,6 +43,7 @@ def openapi_document_route(
     response_bodies: ResponseBodies,
     parameter_schemas: ParameterSchemas,
     request_media: RequestMedia,
+    request_examples: RequestExamples,
 ) -> HTTPRouteHandler:
     """`GET /schema/openapi.json`: Litestar's document with every body filled in."""
 
@@ -50,6 +53,7 @@ def openapi_document_route(
         _complete(document, request_bodies=request_bodies, response_bodies=response_bodies)
         _constrain_parameters(document, parameter_schemas)
         _add_request_media(document, request_media)
+        _add_request_examples(document, request_examples)
         _document_problems(document)
         return Response(content=msgspec.json.encode(document), media_type="application/json")
 
@@ -197,3 +201,11 @@ def _document_problems(document: dict[str, Any]) -> None:
                     "content": {"application/problem+json": {"schema": problem_ref}},
                 },
             )
+
+
+def _add_request_examples(document: dict[str, Any], request_examples: RequestExamples) -> None:
+    paths = document.get("paths", {})
+    for (path, method), example in request_examples.items():
+        operation = paths.get(path, {}).get(method)
+        if operation is not None:
+            operation["requestBody"]["content"]["application/json"]["example"] = example

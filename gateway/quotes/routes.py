@@ -14,6 +14,7 @@ from litestar.params import FromPath
 from litestar.types import Scope
 
 from gateway.http.ids import decode_id
+from gateway.http.openapi import RequestExamples
 from gateway.http.problems import ProblemError, from_domain_error, invalid
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
@@ -96,4 +97,16 @@ request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
 response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] = {
     ("/v1/quotes", "post"): ("201", wire.Quote),
     ("/v1/quotes/{quote_id}", "get"): ("200", wire.Quote),
+}
+
+request_examples: Final[RequestExamples] = {
+    ("/v1/quotes", "post"): {
+        "source_currency": "EUR",
+        "target_currency": "IDR",
+        "source_amount": 100000,
+    },
+    ("/admin/v1/fx-rates", "put"): {
+        "rates": {"USD/EUR": "0.92", "USD/IDR": "15650.5"},
+        "observed_at": "2026-01-15T09:30:00Z",
+    },
 }

@@ -11,7 +11,7 @@ import msgspec
 from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath, FromQuery
 
-from gateway.http.openapi import ParameterSchemas, enum_schema
+from gateway.http.openapi import ParameterSchemas, RequestExamples, enum_schema
 from gateway.http.paging import number_cursor_schema, numbers, page_limit_or_422, page_request
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import admin_actor_of, decode_body, json_response, request_body
@@ -188,4 +188,28 @@ parameter_schemas: Final[ParameterSchemas] = {
     ("/admin/v1/tenants", "status"): enum_schema(tenant_statuses),
     ("/admin/v1/tenants", "cursor"): number_cursor_schema,
     ("/admin/v1/tenants/{tenant_id}/api-keys", "cursor"): number_cursor_schema,
+}
+
+request_examples: Final[RequestExamples] = {
+    ("/admin/v1/tenants", "post"): {
+        "name": "Acme Trading GmbH",
+        "tier": "growth",
+        "compliance_region": "EU",
+    },
+    ("/admin/v1/tenants/{tenant_id}/api-keys", "post"): {"role": "read_only"},
+    ("/admin/v1/tenants/{tenant_id}/policies", "put"): {
+        "pricing_policy": "growth",
+        "limit_policy": "standard",
+    },
+    ("/admin/v1/limit-policies", "post"): {
+        "name": "standard",
+        "requests_per_minute": 600,
+        "daily_limit_usd_minor": 50_000_000,
+    },
+    ("/admin/v1/pricing-policies", "post"): {
+        "name": "growth",
+        "margin_bps": 35,
+        "fee_bps": 10,
+        "fee_fixed_usd_minor": 150,
+    },
 }

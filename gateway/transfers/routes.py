@@ -13,7 +13,7 @@ from litestar.types import Scope
 from compliance.freezes.service import ensure_active
 from gateway.http.idempotency import header_key
 from gateway.http.ids import decode_id, encode_id
-from gateway.http.openapi import ParameterSchemas, enum_schema
+from gateway.http.openapi import ParameterSchemas, RequestExamples, enum_schema
 from gateway.http.paging import page_limit_or_422, page_request, position_cursor_schema, positions
 from gateway.http.problems import ProblemError, from_domain_error, invalid
 from gateway.http.ratelimit import Principal
@@ -247,4 +247,19 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
 parameter_schemas: Final[ParameterSchemas] = {
     ("/v1/transfers", "status"): enum_schema(wire.transfer_statuses),
     ("/v1/transfers", "cursor"): position_cursor_schema,
+}
+
+request_examples: Final[RequestExamples] = {
+    ("/v1/recipients", "post"): {
+        "name": "Lieferant GmbH",
+        "country": "DE",
+        "currency": "EUR",
+        "bank_details": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"},
+    },
+    ("/v1/transfers", "post"): {
+        "quote_id": "quote_01JD3XK5Q8N2P7R4S6T9V0W1Y2",
+        "recipient_id": "rcp_01JD3XK9A2B3C4D5E6F7G8H9J0",
+        "reference": "INV-2026-0042",
+    },
+    ("/v1/transfers/{transfer_id}/cancel", "post"): {},
 }

@@ -16,7 +16,7 @@ from litestar.types import Scope
 
 from compliance.freezes.service import ensure_active
 from gateway.http.ids import decode_id
-from gateway.http.openapi import ParameterSchemas
+from gateway.http.openapi import ParameterSchemas, RequestExamples
 from gateway.http.paging import number_cursor_schema, numbers, page_request
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
@@ -177,4 +177,17 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
 parameter_schemas: Final[ParameterSchemas] = {
     ("/v1/statements", "currency"): {"type": "string", "pattern": currency_code_pattern},
     ("/v1/statements", "cursor"): number_cursor_schema,
+}
+
+request_examples: Final[RequestExamples] = {
+    ("/v1/deposits", "post"): {"currency": "EUR", "amount": 250000, "reference": "top-up 42"},
+    ("/v1/holds", "post"): {
+        "currency": "EUR",
+        "amount": 12500,
+        "timeout_seconds": 3600,
+        "reference": "card auth 7781",
+    },
+    ("/v1/holds/{hold_id}/capture", "post"): {"amount": 10000},
+    ("/v1/holds/{hold_id}/void", "post"): {},
+    ("/admin/v1/liquidity", "post"): {"currency": "IDR", "amount": 10**12, "reference": "prefund"},
 }

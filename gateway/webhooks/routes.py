@@ -17,7 +17,7 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery
 
 from gateway.http.ids import decode_id, encode_id
-from gateway.http.openapi import ParameterSchemas, enum_schema
+from gateway.http.openapi import ParameterSchemas, RequestExamples, enum_schema
 from gateway.http.paging import page_request, position_cursor_schema, positions
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import decode_body, json_response, principal_of, request_body
@@ -367,4 +367,16 @@ parameter_schemas: Final[ParameterSchemas] = {
     ("/v1/webhook-endpoints", "cursor"): position_cursor_schema,
     ("/v1/events", "type"): enum_schema(catalog.event_types),
     ("/v1/events", "cursor"): position_cursor_schema,
+}
+
+request_examples: Final[RequestExamples] = {
+    ("/v1/webhook-endpoints", "post"): {
+        "url": "https://erp.example.com/kovra/events",
+        "enabled_events": ["transfer.completed", "transfer.rail_rejected"],
+        "description": "ERP ledger sync",
+        "in_flight_max": 8,
+    },
+    ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): {"overlap_seconds": 3600},
+    ("/v1/webhook-endpoints/{endpoint_id}", "patch"): {"enabled_events": ["transfer.completed"]},
+    ("/v1/events/{event_id}/redeliver", "post"): {"endpoint_id": "we_01JD3XKE5F6G7H8J9K0M1N2P3Q"},
 }

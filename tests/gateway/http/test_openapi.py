@@ -16,6 +16,8 @@ Postgres, Redis and the embedded ledger:
   and answers them so: no credentials (401, with WWW-Authenticate), a body that is not JSON
   (400), an empty JSON object (422), an id that names nothing (404), a role the table does
   not allow (403); every 503 declares Retry-After;
+- every JSON request body has an example its Struct decodes (strictly: unknown fields are
+  refused), whose ids match their kind's pattern;
 - `POST /v1/batches` has one place for `atomic` per media type: the JSON body, or the query
   beside a CSV body; the query beside a JSON body is refused with 422.
 """
@@ -26,12 +28,13 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 import pytest_asyncio
 
-from gateway.app import hot_routes
+from gateway.app import hot_routes, route_modules
 from gateway.batches.parsing import csv_columns
-from gateway.http.ids import encode_id, path_parameter_prefixes
+from gateway.http.ids import encode_id, id_pattern, path_parameter_prefixes
 from gateway.http.roles import allowed_roles
 from tests import redis_server
 from tests.gateway.api_matrix import Api, Tenant, admin, environment
@@ -413,3 +416,26 @@ async def test_every_route_a_role_may_not_call_documents_and_answers_403(
             check_problem(answer, operation, 403)
             refused += 1
     assert refused > 30, refused
+
+
+def ids_in(value: Any) -> list[tuple[str, str]]:
+    """(field, id) of every `..._id` string anywhere in `value`."""
+    if isinstance(value, list):
+        return [found for item in value for found in ids_in(item)]
+    if not isinstance(value, dict):
+        return []
+    found = [(k, v) for k, v in value.items() if k.endswith("_id") and isinstance(v, str)]
+    return found + [item for v in value.values() for item in ids_in(v)]
+
+
+def test_every_request_body_has_an_example_its_struct_decodes(document: dict[str, Any]) -> None:
+    structs = {key: body for module in route_modules for key, body in module.request_bodies.items()}
+    assert len(structs) >= 20
+    for (path, method), struct in structs.items():
+        media = document["paths"][path][method]["requestBody"]["content"]["application/json"]
+        assert "example" in media, (method, path)
+        example = media["example"]
+        msgspec.json.decode(msgspec.json.encode(example), type=struct, strict=True)
+        for field, value in ids_in(example):
+            prefix = path_parameter_prefixes[field]
+            assert re.fullmatch(id_pattern(prefix), value), (path, field, value)
