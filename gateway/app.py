@@ -41,7 +41,8 @@ kovra_version = "0.1.0"
 # Each module declares `route_handlers`, `request_bodies` and `response_bodies`, and those
 # with query parameters their handlers check themselves `parameter_schemas`, and those that
 # read a body in another media type than JSON `request_media`; those with request bodies an
-# example of each, `request_examples`.
+# example of each, `request_examples`; those whose answers lead to other operations
+# `response_links`.
 route_modules: Final[Sequence[ModuleType]] = (
     ops,
     wallet_routes,
@@ -67,6 +68,7 @@ def _route_handlers() -> list[HTTPRouteHandler]:
     parameter_schemas: dict[tuple[str, str], Any] = {}
     request_media: dict[tuple[str, str], Any] = {}
     request_examples: dict[tuple[str, str], Any] = {}
+    response_links: dict[tuple[str, str], Any] = {}
     handlers: list[HTTPRouteHandler] = []
     for module in route_modules:
         request_bodies.update(module.request_bodies)
@@ -74,6 +76,7 @@ def _route_handlers() -> list[HTTPRouteHandler]:
         parameter_schemas.update(getattr(module, "parameter_schemas", {}))
         request_media.update(getattr(module, "request_media", {}))
         request_examples.update(getattr(module, "request_examples", {}))
+        response_links.update(getattr(module, "response_links", {}))
         handlers.extend(module.route_handlers)
     document = openapi_document_route(
         request_bodies=request_bodies,
@@ -81,6 +84,7 @@ def _route_handlers() -> list[HTTPRouteHandler]:
         parameter_schemas=parameter_schemas,
         request_media=request_media,
         request_examples=request_examples,
+        response_links=response_links,
     )
     return [*handlers, document]
 

@@ -15,7 +15,7 @@ from gateway.batches.parsing import Parsed, csv_columns, parse_csv, parse_json
 from gateway.batches.records import BatchRow, get_batch, item_page, list_messages, status_counts
 from gateway.batches.service import batch_view
 from gateway.http.ids import decode_id
-from gateway.http.openapi import ParameterSchemas, RequestExamples, RequestMedia
+from gateway.http.openapi import ParameterSchemas, RequestExamples, RequestMedia, ResponseLinks
 from gateway.http.paging import NumberCursors, number_cursor_schema, page_request
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import json_response, principal_of, request_body
@@ -190,5 +190,13 @@ request_examples: Final[RequestExamples] = {
                 "reference": "PAYROLL-07-002",
             },
         ],
+    },
+}
+
+_batch_id = {"batch_id": "$response.body#/id"}
+response_links: Final[ResponseLinks] = {
+    ("/v1/batches", "post"): {
+        "GetBatch": (("/v1/batches/{batch_id}", "get"), _batch_id),
+        "GetBatchMessages": (("/v1/batches/{batch_id}/messages", "get"), _batch_id),
     },
 }

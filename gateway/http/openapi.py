@@ -30,6 +30,10 @@ ParameterSchemas = Mapping[tuple[str, str], dict[str, Any]]
 RequestMedia = Mapping[tuple[str, str], Mapping[str, dict[str, Any]]]
 # An example of each JSON request body, by operation; a test decodes each with its Struct.
 RequestExamples = Mapping[tuple[str, str], dict[str, Any]]
+# The operations an answer leads to, by the operation answering: link name to the target
+# (path, method) and the target's path parameters (or `body`), each as a runtime expression.
+Link = tuple[tuple[str, str], Mapping[str, Any]]
+ResponseLinks = Mapping[tuple[str, str], Mapping[str, Link]]
 
 
 def enum_schema(values: Iterable[str]) -> dict[str, Any]:
@@ -44,6 +48,7 @@ def openapi_document_route(
     parameter_schemas: ParameterSchemas,
     request_media: RequestMedia,
     request_examples: RequestExamples,
+    response_links: ResponseLinks,
 ) -> HTTPRouteHandler:
     """`GET /schema/openapi.json`: Litestar's document with every body filled in."""
 
@@ -54,6 +59,7 @@ def openapi_document_route(
         _constrain_parameters(document, parameter_schemas)
         _add_request_media(document, request_media)
         _add_request_examples(document, request_examples)
+        _add_links(document, response_bodies=response_bodies, response_links=response_links)
         _document_problems(document)
         return Response(content=msgspec.json.encode(document), media_type="application/json")
 
@@ -209,3 +215,22 @@ def _add_request_examples(document: dict[str, Any], request_examples: RequestExa
         operation = paths.get(path, {}).get(method)
         if operation is not None:
             operation["requestBody"]["content"]["application/json"]["example"] = example
+
+
+def _add_links(
+    document: dict[str, Any], *, response_bodies: ResponseBodies, response_links: ResponseLinks
+) -> None:
+    """OpenAPI links from an answer to the operations it leads to, by operationId."""
+    paths = document.get("paths", {})
+    for source, links in response_links.items():
+        status, _ = response_bodies[source]
+        response = paths[source[0]][source[1]]["responses"][status]
+        response["links"] = {}
+        for name, ((path, method), values) in links.items():
+            link: dict[str, Any] = {"operationId": paths[path][method]["operationId"]}
+            parameters = {k: v for k, v in values.items() if k != "body"}
+            if parameters:
+                link["parameters"] = parameters
+            if "body" in values:
+                link["requestBody"] = values["body"]
+            response["links"][name] = link

@@ -14,7 +14,7 @@ from litestar.params import FromPath
 from litestar.types import Scope
 
 from gateway.http.ids import decode_id
-from gateway.http.openapi import RequestExamples
+from gateway.http.openapi import RequestExamples, ResponseLinks
 from gateway.http.problems import ProblemError, from_domain_error, invalid
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
@@ -108,5 +108,15 @@ request_examples: Final[RequestExamples] = {
     ("/admin/v1/fx-rates", "put"): {
         "rates": {"USD/EUR": "0.92", "USD/IDR": "15650.5"},
         "observed_at": "2026-01-15T09:30:00Z",
+    },
+}
+
+response_links: Final[ResponseLinks] = {
+    ("/v1/quotes", "post"): {
+        "GetQuote": (("/v1/quotes/{quote_id}", "get"), {"quote_id": "$response.body#/id"}),
+        "CreateTransfer": (
+            ("/v1/transfers", "post"),
+            {"body": {"quote_id": "$response.body#/id"}},
+        ),
     },
 }

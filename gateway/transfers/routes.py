@@ -13,7 +13,7 @@ from litestar.types import Scope
 from compliance.freezes.service import ensure_active
 from gateway.http.idempotency import header_key
 from gateway.http.ids import decode_id, encode_id
-from gateway.http.openapi import ParameterSchemas, RequestExamples, enum_schema
+from gateway.http.openapi import ParameterSchemas, RequestExamples, ResponseLinks, enum_schema
 from gateway.http.paging import page_limit_or_422, page_request, position_cursor_schema, positions
 from gateway.http.problems import ProblemError, from_domain_error, invalid
 from gateway.http.ratelimit import Principal
@@ -262,4 +262,19 @@ request_examples: Final[RequestExamples] = {
         "reference": "INV-2026-0042",
     },
     ("/v1/transfers/{transfer_id}/cancel", "post"): {},
+}
+
+_transfer_id = {"transfer_id": "$response.body#/id"}
+response_links: Final[ResponseLinks] = {
+    ("/v1/recipients", "post"): {
+        "GetRecipient": (
+            ("/v1/recipients/{recipient_id}", "get"),
+            {"recipient_id": "$response.body#/id"},
+        ),
+    },
+    ("/v1/transfers", "post"): {
+        "GetTransfer": (("/v1/transfers/{transfer_id}", "get"), _transfer_id),
+        "CancelTransfer": (("/v1/transfers/{transfer_id}/cancel", "post"), _transfer_id),
+        "GetTransferMessages": (("/v1/transfers/{transfer_id}/messages", "get"), _transfer_id),
+    },
 }

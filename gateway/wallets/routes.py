@@ -16,7 +16,7 @@ from litestar.types import Scope
 
 from compliance.freezes.service import ensure_active
 from gateway.http.ids import decode_id
-from gateway.http.openapi import ParameterSchemas, RequestExamples
+from gateway.http.openapi import ParameterSchemas, RequestExamples, ResponseLinks
 from gateway.http.paging import number_cursor_schema, numbers, page_request
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
@@ -190,4 +190,13 @@ request_examples: Final[RequestExamples] = {
     ("/v1/holds/{hold_id}/capture", "post"): {"amount": 10000},
     ("/v1/holds/{hold_id}/void", "post"): {},
     ("/admin/v1/liquidity", "post"): {"currency": "IDR", "amount": 10**12, "reference": "prefund"},
+}
+
+_hold_id = {"hold_id": "$response.body#/id"}
+response_links: Final[ResponseLinks] = {
+    ("/v1/holds", "post"): {
+        "GetHold": (("/v1/holds/{hold_id}", "get"), _hold_id),
+        "CaptureHold": (("/v1/holds/{hold_id}/capture", "post"), _hold_id),
+        "VoidHold": (("/v1/holds/{hold_id}/void", "post"), _hold_id),
+    },
 }

@@ -17,7 +17,7 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery
 
 from gateway.http.ids import decode_id, encode_id
-from gateway.http.openapi import ParameterSchemas, RequestExamples, enum_schema
+from gateway.http.openapi import ParameterSchemas, RequestExamples, ResponseLinks, enum_schema
 from gateway.http.paging import page_request, position_cursor_schema, positions
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import decode_body, json_response, principal_of, request_body
@@ -379,4 +379,15 @@ request_examples: Final[RequestExamples] = {
     ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): {"overlap_seconds": 3600},
     ("/v1/webhook-endpoints/{endpoint_id}", "patch"): {"enabled_events": ["transfer.completed"]},
     ("/v1/events/{event_id}/redeliver", "post"): {"endpoint_id": "we_01JD3XKE5F6G7H8J9K0M1N2P3Q"},
+}
+
+_endpoint_id = {"endpoint_id": "$response.body#/id"}
+_endpoint = "/v1/webhook-endpoints/{endpoint_id}"
+response_links: Final[ResponseLinks] = {
+    ("/v1/webhook-endpoints", "post"): {
+        "GetEndpoint": ((_endpoint, "get"), _endpoint_id),
+        "UpdateEndpoint": ((_endpoint, "patch"), _endpoint_id),
+        "DeleteEndpoint": ((_endpoint, "delete"), _endpoint_id),
+        "RotateSecret": ((f"{_endpoint}/rotate-secret", "post"), _endpoint_id),
+    },
 }

@@ -18,6 +18,9 @@ Postgres, Redis and the embedded ledger:
   not allow (403); every 503 declares Retry-After;
 - every JSON request body has an example its Struct decodes (strictly: unknown fields are
   refused), whose ids match their kind's pattern;
+- every link names an operation of the document, fills its path parameters from a property
+  the answer has, and following it from a real answer reaches the object it names (a quote's
+  link creates a transfer);
 - `POST /v1/batches` has one place for `atomic` per media type: the JSON body, or the query
   beside a CSV body; the query beside a JSON body is refused with 422.
 """
@@ -439,3 +442,62 @@ def test_every_request_body_has_an_example_its_struct_decodes(document: dict[str
         for field, value in ids_in(example):
             prefix = path_parameter_prefixes[field]
             assert re.fullmatch(id_pattern(prefix), value), (path, field, value)
+
+
+def links_of(document: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(source path, source response, link) of every link in the document."""
+    return [
+        (path, response, link)
+        for path, _, operation in operations(document)
+        for response in operation["responses"].values()
+        for link in response.get("links", {}).values()
+    ]
+
+
+def by_operation_id(document: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    return {op["operationId"]: (path, method, op) for path, method, op in operations(document)}
+
+
+@on_the_modules_loop
+async def test_every_link_leads_from_an_answer_to_the_object_it_names(
+    api: Api, tenant: Tenant, document: dict[str, Any]
+) -> None:
+    links = links_of(document)
+    assert len(links) >= 14, len(links)
+    targets = by_operation_id(document)
+    schemas = document["components"]["schemas"]
+    for _, response, link in links:
+        path, method, target = targets[link["operationId"]]
+        source = response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        expressions = {**link.get("parameters", {}), **link.get("requestBody", {})}
+        for expression in expressions.values():
+            assert expression.startswith("$response.body#/"), expression
+            assert expression.removeprefix("$response.body#/") in schemas[source]["properties"]
+        names = {p["name"] for p in target.get("parameters", []) if p["in"] == "path"}
+        assert set(link.get("parameters", {})) == names, (link, names)
+        for name in names:  # The maker creates the object through the link's source.
+            followed = path.replace(f"{{{name}}}", await api.make(name, tenant))
+            media = target.get("requestBody", {}).get("content", {}).get("application/json")
+            body = (media or {}).get("example") if method == "patch" else ({} if media else None)
+            answer = await api.client.request(
+                method, followed, json=body, headers=allowed_headers(tenant, method, path)
+            )
+            assert answer.status_code not in (404, 405, 422), (method, path, answer.text)
+    (create_transfer,) = [
+        link for p, _, link in links if p == "/v1/quotes" and "requestBody" in link
+    ]
+    quote = await api.created(
+        tenant,
+        "/v1/quotes",
+        {"source_currency": "EUR", "target_currency": "EUR", "source_amount": 1000},
+    )
+    from_quote = {
+        field: quote[expression.removeprefix("$response.body#/")]
+        for field, expression in create_transfer["requestBody"].items()
+    }
+    transfer = await api.created(
+        tenant,
+        targets[create_transfer["operationId"]][0],
+        {**from_quote, "recipient_id": await api.recipient(tenant), "reference": "link"},
+    )
+    assert transfer["quote_id"] == quote["id"]
