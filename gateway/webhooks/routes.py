@@ -346,6 +346,7 @@ route_handlers: Final = (
 )
 request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
     ("/v1/webhook-endpoints", "post"): EndpointCreate,
+    ("/v1/webhook-endpoints/{endpoint_id}", "patch"): EndpointUpdate,
     ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): SecretRotate,
     ("/v1/events/{event_id}/redeliver", "post"): Redeliver,
 }
@@ -354,6 +355,7 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
     ("/v1/webhook-endpoints", "get"): ("200", EndpointPage),
     ("/v1/webhook-endpoints/{endpoint_id}", "get"): ("200", Endpoint),
     ("/v1/webhook-endpoints/{endpoint_id}", "delete"): ("200", Endpoint),
+    ("/v1/webhook-endpoints/{endpoint_id}", "patch"): ("200", Endpoint),
     ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): ("200", Endpoint),
     ("/v1/events", "get"): ("200", EventPage),
     ("/v1/events/{event_id}", "get"): ("200", Event),
