@@ -10,7 +10,7 @@ operation, so the module takes well under a minute.
   problem. The checks other than `not_a_server_error` are reported, not asserted, here.
 - Every check passes, the stateful phase included: the document and the server agree on every
   status, body, header and method. This one waits for the exact contract of issue 27 and is
-  skipped unless `KOVRA_FUZZ_EVERY_CHECK=1` (see docs/testing.md for what fails today).
+  skipped unless `KOVRA_FUZZ_EVERY_CHECK=1` (docs/testing.md says which checks fail without it).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_no_generated_request_gets_a_server_error(deployment: Deployment) -> Non
 
 @pytest.mark.skipif(
     os.environ.get("KOVRA_FUZZ_EVERY_CHECK") != "1",
-    reason="waits for the exact OpenAPI contract (issue 27): today positive_data_acceptance "
+    reason="waits for the exact OpenAPI contract (issue 27): positive_data_acceptance "
     "and unsupported_method fail; run with KOVRA_FUZZ_EVERY_CHECK=1",
 )
 def test_every_check_passes_the_stateful_phase_included(deployment: Deployment) -> None:
