@@ -83,6 +83,8 @@ def fuzz(*, base_url: str, api_key: str, options: FuzzOptions) -> FuzzSummary:
         {
             "base-url": base_url,
             "seed": options.seed,
+            # No cache of earlier runs' observations: a seed alone replays a run.
+            "cache": {"enabled": False},
             "headers": {"Authorization": f"Bearer {api_key}"},
             "request-timeout": request_timeout_seconds,
             "generation": {"max-examples": options.examples_per_operation, "database": "none"},

@@ -1,9 +1,9 @@
 """Schemathesis fuzzes the tenant API of the real deployment from the served OpenAPI document
 (`loadtest.fuzz_api`), as a fresh tenant with its own Bearer API key.
 
-Each run is seeded (a fresh seed each time, printed in every failure message so that
-`python -m loadtest.fuzz_api --seed N` replays it) and bounded to a few examples per
-operation, so the module takes well under a minute.
+Each run is seeded (a fresh seed each time, or `KOVRA_FUZZ_SEED`; printed in every failure
+message, so that `KOVRA_FUZZ_SEED=N` or `python -m loadtest.fuzz_api --seed N` replays it)
+and bounded to a few examples per operation, so the module takes well under a minute.
 
 - Every check runs, and no generated request, valid or not, gets a 5xx: a malformed id, an
   out-of-range amount or a body of the wrong shape is the caller's error, answered as a
@@ -32,7 +32,7 @@ def fuzzed(deployment: Deployment, *, stateful: bool) -> FuzzSummary:
         examples_per_operation=examples_per_operation,
         every_check=True,
         stateful=stateful,
-        seed=secrets.randbelow(2**31),
+        seed=int(os.environ.get("KOVRA_FUZZ_SEED") or secrets.randbelow(2**31)),
     )
     summary = fuzz(base_url=deployment.base_url, api_key=api_key, options=options)
     print("\n".join(summary.lines()))
