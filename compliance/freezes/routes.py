@@ -61,6 +61,7 @@ request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
 }
 response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] = {
     ("/admin/v1/tenants/{tenant_id}/status", "put"): ("200", Tenant),
+    ("/admin/v1/tenants/{tenant_id}/recipients/{recipient_id}/status", "put"): ("200", Health),
 }
 
 request_examples: Final[RequestExamples] = {

@@ -29,7 +29,7 @@ class BatchRejected(DomainError):
 
 
 class MalformedCsv(DomainError):
-    """A CSV batch body that cannot be read as CSV (not UTF-8, or broken quoting): nothing
+    """A CSV batch body that cannot be read as CSV (not UTF-8, a NUL, or broken quoting): nothing
     of it was parsed."""
 
     code = "malformed_csv"

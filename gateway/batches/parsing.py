@@ -140,6 +140,9 @@ def parse_csv(raw: bytes) -> list[Parsed]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise MalformedCsv("the CSV body is not UTF-8") from None
+    # Postgres text cannot hold U+0000, so a CSV that carries it is not one Kovra can record.
+    if "\x00" in text:
+        raise MalformedCsv("the CSV body holds U+0000 (NUL)")
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
         header = reader.fieldnames or []

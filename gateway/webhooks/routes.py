@@ -347,6 +347,7 @@ route_handlers: Final = (
 )
 request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
     ("/v1/webhook-endpoints", "post"): EndpointCreate,
+    ("/v1/webhook-endpoints/{endpoint_id}", "patch"): EndpointUpdate,
     ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): SecretRotate,
     ("/v1/webhook-endpoints/{endpoint_id}", "patch"): EndpointUpdate,
     ("/v1/events/{event_id}/redeliver", "post"): Redeliver,

@@ -1,7 +1,8 @@
 """Batch items from JSON and CSV are parsed one by one: a bad item becomes a per-item error
 naming its field (and, in CSV, its row and column) while the others parse; a body that is
 not a batch at all is refused as a whole (a CSV one with the batch domain's errors, answered
-as 400 `malformed_csv` or 422 `validation_error` naming the fields)."""
+as 400 `malformed_csv` or 422 `validation_error` naming the fields). A CSV holding U+0000,
+which Postgres text cannot store, is malformed rather than a 500 at the INSERT."""
 
 from __future__ import annotations
 
@@ -121,3 +122,12 @@ def test_a_body_that_is_not_csv_is_malformed() -> None:
     with pytest.raises(MalformedCsv) as broken:
         parse_csv(f'{header}"x"y,EUR\n'.encode())
     assert from_domain_error(broken.value).detail == "line 1: ',' expected after '\"'"
+
+
+def test_a_csv_holding_nul_is_malformed() -> None:
+    header = "recipient_id,source_currency,target_currency,source_amount,target_amount,reference\n"
+    with pytest.raises(MalformedCsv) as refused:
+        parse_csv(f"{header}{recipient},EUR,IDR,100,,IN\x00V\n".encode())
+    problem = from_domain_error(refused.value)
+    assert (problem.status, problem.code) == (400, "malformed_csv")
+    assert problem.detail == "the CSV body holds U+0000 (NUL)"
