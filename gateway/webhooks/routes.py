@@ -349,7 +349,6 @@ request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
     ("/v1/webhook-endpoints", "post"): EndpointCreate,
     ("/v1/webhook-endpoints/{endpoint_id}", "patch"): EndpointUpdate,
     ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"): SecretRotate,
-    ("/v1/webhook-endpoints/{endpoint_id}", "patch"): EndpointUpdate,
     ("/v1/events/{event_id}/redeliver", "post"): Redeliver,
 }
 response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] = {
