@@ -11,7 +11,6 @@ wait at all for a misconfiguration (a database that does not exist)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from ledger.service import Ledger, platform_account_types
 from tests import redis_server, virtual_time
 from tests.gateway.e2e.conftest import free_port
 from tests.postgres import database_url, migrated_runtime
+from tests.tcp_relay import Relay
 
 packages = ("gateway", "ledger", "fx", "rails", "compliance")
 root = Path(__file__).resolve().parents[2]
@@ -193,51 +193,10 @@ def test_start_up_retries_for_its_wait_then_gives_up() -> None:
     assert virtual_time.run(start_up()) == [0.0, 0.25, 0.5, 0.75]
 
 
-class _Door:
-    """A TCP port in front of a real server: while shut, it takes each connection and drops
-    it at once (as a server still starting does), counting them; once opened, it forwards
-    every new connection to the server."""
-
-    def __init__(self, target: str) -> None:
-        host, _, port = target.rpartition(":")
-        self.target = (host, int(port))
-        self.port = free_port()
-        self.dropped = 0
-        self.opened = False
-        self.tried_again = asyncio.Event()  # Set once a second connection was dropped.
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.opened:
-            self.dropped += 1
-            if self.dropped >= 2:
-                self.tried_again.set()
-            writer.close()
-            return
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        await asyncio.gather(
-            _pipe(reader, upstream_writer), _pipe(upstream_reader, writer), return_exceptions=True
-        )
-
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[_Door]:
-        server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        async with server:
-            yield self
-
-
-async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    try:
-        while data := await source.read(65_536):
-            sink.write(data)
-            await sink.drain()
-    finally:
-        sink.close()
-
-
-async def _tried_again(door: _Door, opening: asyncio.Task[Runtime]) -> None:
+async def _tried_again(door: Relay, opening: asyncio.Task[Runtime]) -> None:
     """Until the door dropped a second connection, or the opening ended (it should not have:
     awaiting it then raises what ended it)."""
-    waiting = asyncio.ensure_future(door.tried_again.wait())
+    waiting = asyncio.ensure_future(door.dropped_twice.wait())
     await asyncio.wait({waiting, opening}, return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
     if opening.done():
@@ -250,8 +209,8 @@ async def test_start_up_waits_for_a_postgres_and_a_redis_that_answer_later(
     """Opening tries again, whole, while Postgres and then Redis drop its connections (as
     while they restart), and opens once they answer; the hang guard only bounds the test."""
     await migrate(empty_database)
-    postgres = _Door(urlsplit(empty_database).netloc.rpartition("@")[2])
-    redis = _Door(redis_server.redis_address)
+    postgres = Relay(urlsplit(empty_database).netloc.rpartition("@")[2], is_open=False)
+    redis = Relay(redis_server.redis_address, is_open=False)
     settings = load_settings(
         {
             "DATABASE_URL": urlsplit(empty_database)
@@ -264,9 +223,9 @@ async def test_start_up_waits_for_a_postgres_and_a_redis_that_answer_later(
     async with asyncio.timeout(120), postgres.serving(), redis.serving():
         opening = asyncio.create_task(open_runtime(settings, retry_delay_seconds=0.05))
         await _tried_again(postgres, opening)
-        postgres.opened = True
+        postgres.is_open = True
         await _tried_again(redis, opening)
-        redis.opened = True
+        redis.is_open = True
         runtime = await opening
         try:
             assert await runtime.pool.fetchval("SELECT 1") == 1

@@ -9,9 +9,6 @@ The in-process app reaches the real Postgres and Redis through TCP relays the te
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,52 +18,9 @@ import pytest
 from loadtest.bench_gateway import provision_unthrottled_tenant
 from tests import redis_server
 from tests.postgres import in_process_app
+from tests.tcp_relay import Relay
 
 relay_database = 3  # This module's Redis database, emptied around it.
-
-
-class _Relay:
-    """A TCP port forwarding to a real server until cut."""
-
-    def __init__(self, target: str) -> None:
-        host, _, port = target.rpartition(":")
-        self.target = (host, int(port))
-        self.port = 0
-        self.cut = False
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    def sever(self) -> None:
-        """Drop every open connection and refuse new ones, as a restarting server does."""
-        self.cut = True
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.cut:
-            writer.transport.abort()
-            return
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        self._writers.update((writer, upstream_writer))
-        await asyncio.gather(
-            _pipe(reader, upstream_writer), _pipe(upstream_reader, writer), return_exceptions=True
-        )
-
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[_Relay]:
-        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        async with server:
-            yield self
-
-
-async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    try:
-        while data := await source.read(65_536):
-            sink.write(data)
-            await sink.drain()
-    finally:
-        sink.transport.abort()
 
 
 def _assert_outage(response: httpx.Response) -> None:
@@ -79,8 +33,8 @@ async def test_an_outage_is_503_with_retry_after_and_service_resumes(
     empty_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = urlsplit(empty_database)
-    postgres = _Relay(database.netloc.rpartition("@")[2])
-    redis = _Relay(redis_server.redis_address)
+    postgres = Relay(database.netloc.rpartition("@")[2])
+    redis = Relay(redis_server.redis_address)
     async with postgres.serving(), redis.serving():
         relayed_database = database._replace(netloc=f"postgres@127.0.0.1:{postgres.port}")
         async with in_process_app(
@@ -95,11 +49,11 @@ async def test_an_outage_is_503_with_retry_after_and_service_resumes(
 
             redis.sever()  # Authentication and the rate limit live in Redis.
             _assert_outage(await client.get("/v1/transfers", headers=headers))
-            redis.cut = False
+            redis.is_open = True
 
             postgres.sever()  # Listing transfers reads Postgres in the handler.
             _assert_outage(await client.get("/v1/transfers", headers=headers))
-            postgres.cut = False
+            postgres.is_open = True
 
             served = await client.get("/v1/transfers", headers=headers)
             assert served.status_code == 200, served.text
