@@ -12,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import redis.asyncio as redis_asyncio
-import redis.exceptions as redis_exceptions
 import structlog
 
 from compliance.cases.service import Cases
@@ -35,6 +33,7 @@ from gateway.batches.service import Batches
 from gateway.http.auth import Authenticator
 from gateway.http.idempotency import Idempotency, IdempotencyStore
 from gateway.http.ratelimit import RateLimiter
+from gateway.infra import outages
 from gateway.infra.database.batch import BatchWriter
 from gateway.infra.redis_pipelining import PipeliningRedis
 from gateway.infra.sealing import SecretBox, sandbox_key_material
@@ -76,20 +75,6 @@ redis_connections_max = 128
 # wait the process still exits: the dependency is really gone.
 startup_wait_seconds_max = 120.0
 startup_retry_delay_seconds = 1.0
-# What says "not answering yet" rather than "misconfigured" (a wrong password or database
-# name, a refused command, fail at once): a refused, lost or timed-out connection, a server
-# still starting or loading its data.
-_redis_unavailable: tuple[type[BaseException], ...] = (
-    redis_exceptions.ConnectionError,  # Also BusyLoadingError: a Redis loading its data.
-    redis_exceptions.TimeoutError,
-)
-_postgres_unavailable: tuple[type[BaseException], ...] = (
-    ConnectionError,  # Refused, reset, aborted.
-    TimeoutError,
-    socket.gaierror,  # A host name that does not resolve yet.
-    asyncpg.CannotConnectNowError,  # Starting up, recovering, shutting down.
-    asyncpg.PostgresConnectionError,  # The connection lost or rejected.
-)
 
 log = structlog.get_logger("kovra.runtime")
 T = TypeVar("T")
@@ -407,9 +392,9 @@ def unanswering_dependency(error: BaseException) -> str | None:
     None when it says something else: a misconfiguration or a bug, not worth waiting for."""
     if isinstance(error, LedgerUnavailable):
         return "ledger"
-    if isinstance(error, _redis_unavailable):
+    if isinstance(error, outages.redis_unavailable):
         return "redis"
-    if isinstance(error, _postgres_unavailable):
+    if isinstance(error, outages.postgres_unavailable):
         return "postgres"
     return None
 

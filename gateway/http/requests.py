@@ -11,9 +11,7 @@ import math
 import re
 from typing import Any, TypeVar
 
-import asyncpg
 import msgspec
-import redis.exceptions
 import structlog
 from litestar import Request, Response
 from litestar.types import Receive, Scope
@@ -26,6 +24,7 @@ from gateway.http.problems import (
     problem_content_type,
 )
 from gateway.http.ratelimit import Principal
+from gateway.infra import outages
 from gateway.infra.observability import problems_total
 
 BodyT = TypeVar("BodyT")
@@ -40,18 +39,9 @@ _field_pattern = re.compile(r"field `([^`]+)`")
 # before decoding, where every body passes, rather than failing at the first INSERT.
 _escaped_nul = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 log = structlog.get_logger("kovra.requests")
-# What a handler meets while Postgres or Redis is away: a refused or dropped connection, a
-# server shutting down or still starting, a timeout. Not a bug to page about but an outage
-# the caller should wait out: 503 with Retry-After, and a retry with the same
-# Idempotency-Key finds whatever the first attempt left (the reconciler finishes it).
-outage_errors: tuple[type[Exception], ...] = (
-    ConnectionError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
+# An outage of Postgres or Redis is not a bug to page about but something the caller should
+# wait out: 503 with Retry-After, and a retry with the same Idempotency-Key finds whatever
+# the first attempt left (the reconciler finishes it).
 outage_retry_after_seconds = 1
 
 
@@ -185,10 +175,10 @@ def unexpected_reply(error: Exception, scope: Scope) -> Reply:
 
 
 def unexpected_problem(error: Exception, *, path: str) -> ProblemError:
-    """503 for an outage of Postgres or Redis (`outage_errors`), logged as a warning;
+    """503 for an outage of Postgres or Redis (`gateway.infra.outages`), logged as a warning;
     otherwise 500, logged with its traceback (call it from the `except` block that caught
     `error`)."""
-    if isinstance(error, outage_errors):
+    if isinstance(error, outages.unavailable):
         log.warning("dependency_unavailable", path=path, error=repr(error))
         return ProblemError(
             503,
