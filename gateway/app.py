@@ -26,6 +26,7 @@ from gateway.http.exception_handlers import exception_handlers
 from gateway.http.hot_routes import HotRoute, with_hot_routes
 from gateway.http.middleware import kovra_middleware
 from gateway.http.openapi import openapi_document_route
+from gateway.http.options import options_handlers
 from gateway.infra.garbage_collection import tune_garbage_collection
 from gateway.infra.observability import configure_logging
 from gateway.jobs.worker import start_workers
@@ -62,7 +63,7 @@ hot_routes: Final[dict[tuple[str, str], HotRoute]] = {
 }
 
 
-def _route_handlers() -> list[HTTPRouteHandler]:
+def _route_handlers(settings: Settings) -> list[HTTPRouteHandler]:
     request_bodies: dict[tuple[str, str], Any] = {}
     response_bodies: dict[tuple[str, str], Any] = {}
     parameter_schemas: dict[tuple[str, str], Any] = {}
@@ -85,8 +86,9 @@ def _route_handlers() -> list[HTTPRouteHandler]:
         request_media=request_media,
         request_examples=request_examples,
         response_links=response_links,
+        currencies=settings.currencies,
     )
-    return [*handlers, document]
+    return [*options_handlers(handlers), *handlers, document]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -112,7 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await runtime.close()
 
     app = Litestar(
-        route_handlers=_route_handlers(),
+        route_handlers=_route_handlers(chosen),
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(

@@ -18,7 +18,7 @@ from gateway.infra.garbage_collection import tune_garbage_collection
 
 
 class EchoBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    currency: Annotated[str, Meta(pattern="^[A-Za-z]{3}$")]
+    currency: Annotated[str, Meta(pattern="^[A-Z]{3}$")]
     amount: Annotated[int, Meta(ge=1)]
     reference: Annotated[str, Meta(max_length=140)] | None = None
 

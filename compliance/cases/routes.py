@@ -16,7 +16,7 @@ from compliance.cases.records import cases_page_max, list_cases
 from compliance.cases.service import case_view
 from gateway.http.ids import decode_id
 from gateway.http.openapi import ParameterSchemas, RequestExamples, enum_schema
-from gateway.http.paging import page_request, position_cursor_schema, positions
+from gateway.http.paging import limit_schema, page_request, position_cursor_schema, positions
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import decode_body, json_response, principal_of, request_body
 from gateway.runtime import runtime_of
@@ -84,6 +84,7 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
 parameter_schemas: Final[ParameterSchemas] = {
     ("/v1/compliance/cases", "status"): enum_schema(case_statuses),
     ("/v1/compliance/cases", "cursor"): position_cursor_schema,
+    ("/v1/compliance/cases", "limit"): limit_schema(cases_page_max),
 }
 
 request_examples: Final[RequestExamples] = {

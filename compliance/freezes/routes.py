@@ -9,7 +9,7 @@ from litestar import Request, Response, put
 from litestar.params import FromPath
 
 from compliance.freezes import wire
-from gateway.http.ids import decode_id
+from gateway.http.ids import RowIdPath, decode_id
 from gateway.http.openapi import RequestExamples
 from gateway.http.problems import ProblemError
 from gateway.http.requests import admin_actor_of, decode_body, json_response, request_body
@@ -20,9 +20,7 @@ from gateway.tenancy.wire import Tenant
 
 
 @put("/admin/v1/tenants/{tenant_id:int}/status", summary="Freeze or unfreeze", tags=["admin"])
-async def update_status(
-    request: Request[Any, Any, Any], tenant_id: FromPath[int]
-) -> Response[bytes]:
+async def update_status(request: Request[Any, Any, Any], tenant_id: RowIdPath) -> Response[bytes]:
     body = decode_body(await request_body(request), wire.TenantStatusUpdate)
     tenant = await runtime_of(request).freezes.set_tenant_status(
         tenant_id=tenant_id, status=body.status, actor=admin_actor_of(request)
@@ -38,7 +36,7 @@ async def update_status(
     tags=["admin"],
 )
 async def update_recipient_status(
-    request: Request[Any, Any, Any], tenant_id: FromPath[int], recipient_id: FromPath[str]
+    request: Request[Any, Any, Any], tenant_id: RowIdPath, recipient_id: FromPath[str]
 ) -> Response[bytes]:
     body = decode_body(await request_body(request), wire.TenantStatusUpdate)
     changed = await runtime_of(request).freezes.set_recipient_status(

@@ -20,7 +20,8 @@ from gateway.batches.errors import InvalidBatch, MalformedCsv
 from gateway.batches.wire import BatchEnvelope, BatchItemCreate, ItemError, batch_items_max
 from gateway.http.ids import decode_id
 from gateway.http.problems import ProblemError
-from gateway.http.requests import decode_body
+from gateway.http.requests import decode_body, decode_json
+from gateway.http.wire import printable_text_pattern
 from ledger.service import amount_minor_max
 
 csv_columns = (
@@ -37,6 +38,7 @@ _currency_pattern = re.compile(r"[A-Za-z]{3}")
 _amount_pattern = re.compile(r"[0-9]{1,19}")
 _field_pattern = re.compile(r"(?:field `([^`]+)`|at `\$\.?([^`]*)`)")
 _item_decoder = msgspec.json.Decoder(BatchItemCreate)
+_printable = re.compile(printable_text_pattern)
 
 
 class ParsedItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,15 +62,17 @@ class RefusedItem(msgspec.Struct, frozen=True, kw_only=True):
 Parsed = ParsedItem | RefusedItem
 
 
-def parse_json(raw: bytes) -> tuple[bool, list[Parsed]]:
-    """`atomic` and every item of a JSON batch, each parsed or refused."""
+def parse_json(raw: bytes) -> tuple[bool | None, list[Parsed]]:
+    """`atomic` (None when the body leaves it out) and every item of a JSON batch, each
+    parsed or refused."""
     envelope = decode_body(raw, BatchEnvelope)
-    return envelope.atomic, [_json_item(index, item) for index, item in enumerate(envelope.items)]
+    atomic = None if envelope.atomic is msgspec.UNSET else envelope.atomic
+    return atomic, [_json_item(index, item) for index, item in enumerate(envelope.items)]
 
 
 def _json_item(index: int, raw: msgspec.Raw) -> Parsed:
     try:
-        item = _item_decoder.decode(raw)
+        item = decode_json(_item_decoder, raw, BatchItemCreate)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         message = str(error)
         found = _field_pattern.search(message)
@@ -173,8 +177,13 @@ def _csv_item(index: int, row: dict[str | None, str | list[str] | None]) -> Pars
         return _refused(index, None, "row", f"row {index + 2} has more fields than the header")
     values = {column: str(row.get(column) or "").strip() for column in csv_columns}
     reference = values["reference"]
-    if not 1 <= len(reference) <= reference_length_max:
-        return _refused(index, None, "reference", f"{where}reference: 1 to 140 characters")
+    if not 1 <= len(reference) <= reference_length_max or not _printable.match(reference):
+        return _refused(
+            index,
+            None,
+            "reference",
+            f"{where}reference: 1 to 140 characters, no control character",
+        )
     if not 1 <= len(values["recipient_id"]) <= public_id_length_max:
         return _refused(index, reference, "recipient_id", f"{where}recipient_id: required")
     for column in ("source_currency", "target_currency"):

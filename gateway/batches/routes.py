@@ -16,8 +16,8 @@ from gateway.batches.records import BatchRow, get_batch, item_page, list_message
 from gateway.batches.service import batch_view
 from gateway.http.ids import decode_id
 from gateway.http.openapi import ParameterSchemas, RequestExamples, RequestMedia, ResponseLinks
-from gateway.http.paging import NumberCursors, number_cursor_schema, page_request
-from gateway.http.problems import ProblemError, invalid
+from gateway.http.paging import NumberCursors, limit_schema, number_cursor_schema, page_request
+from gateway.http.problems import FieldError, ProblemError, invalid
 from gateway.http.requests import json_response, principal_of, request_body
 from gateway.runtime import runtime_of
 
@@ -25,23 +25,46 @@ from gateway.runtime import runtime_of
 batch_request_body_bytes_max = 8 * 1024 * 1024
 batch_page_default = 100
 csv_content_type = "text/csv"
+_booleans = {"true": True, "false": False}
+# The columns a CSV upload's header names, public here (`parsing` is the package's own).
+csv_upload_columns: Final = csv_columns
 # A batch's items page by index: a cursor is the index the next page starts at.
 _item_indexes = NumberCursors(value_max=batch_wire.batch_items_max - 1)
 
 
+def _atomic_parameter(request: Request[Any, Any, Any], value: str | None) -> bool | None:
+    """The `atomic` query parameter: absent, `true` or `false`, given once."""
+    if value is None:
+        return None
+    if len(request.query_params.getall("atomic", [])) > 1 or value not in _booleans:
+        raise invalid(
+            "atomic", detail="atomic is not a boolean", message="give it once: true or false"
+        )
+    return _booleans[value]
+
+
 def _items_of(
-    request: Request[Any, Any, Any], raw: bytes, atomic: bool | None
+    request: Request[Any, Any, Any], raw: bytes, atomic_parameter: str | None
 ) -> tuple[bool, list[Parsed]]:
+    """Whether the batch is all or nothing, and its items, parsed or refused each.
+
+    A CSV upload can only say `atomic` in the query; a JSON batch in its body or the query,
+    and where it says it in both, they must agree: a batch never runs item by item when one
+    of its two says all or nothing."""
+    atomic = _atomic_parameter(request, atomic_parameter)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == csv_content_type:
         return bool(atomic), parse_csv(raw)
-    if atomic is not None:
-        raise invalid(
-            "atomic",
-            detail="a JSON batch says `atomic` in its body; the query parameter is for CSV uploads",
-            message="give it in the JSON body",
+    body_atomic, parsed = parse_json(raw)
+    if atomic is not None and body_atomic is not None and atomic != body_atomic:
+        raise ProblemError(
+            422,
+            "conflicting_parameters",
+            f"the query says atomic={'true' if atomic else 'false'}, the body the opposite",
+            errors=[FieldError(field="atomic", message="give one value, or the same in both")],
         )
-    return parse_json(raw)
+    chosen = body_atomic if body_atomic is not None else atomic
+    return bool(chosen), parsed
 
 
 @post(
@@ -51,7 +74,7 @@ def _items_of(
     request_max_body_size=batch_request_body_bytes_max,
 )
 async def create_batch_route(
-    request: Request[Any, Any, Any], atomic: FromQuery[bool | None] = None
+    request: Request[Any, Any, Any], atomic: FromQuery[str | None] = None
 ) -> Response[bytes]:
     runtime = runtime_of(request)
     principal = principal_of(request)
@@ -143,28 +166,41 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
     ("/v1/batches/{batch_id}/messages", "get"): ("200", batch_wire.BatchMessageList),
 }
 
-# `atomic` has one place for each media type: a JSON batch says it in its body (the query
-# parameter beside a JSON body is refused with 422, so no request says it twice), and a CSV
-# upload, whose body has no room for it, in the query.
 parameter_schemas: Final[ParameterSchemas] = {
-    ("/v1/batches/{batch_id}", "cursor"): number_cursor_schema,
     ("/v1/batches", "atomic"): {
         "type": "boolean",
-        "default": False,
         "description": (
-            f"For a {csv_content_type} upload only: all or nothing. A JSON batch says "
-            "`atomic` in its body, and this parameter beside a JSON body is refused (422)."
+            "All or nothing. A CSV upload says it here only; a JSON batch here or in its "
+            "body, and where both say it they must agree (else 422 conflicting_parameters). "
+            "Left out everywhere, the batch runs item by item."
         ),
     },
+    ("/v1/batches/{batch_id}", "cursor"): number_cursor_schema,
+    ("/v1/batches/{batch_id}", "limit"): limit_schema(batch_wire.batch_page_max),
 }
+# A CSV upload as the document describes it: its rows, as objects of column to cell, under
+# a header naming the columns (a client or a fuzzer writes the CSV from them). Cells are
+# checked row by row, a refused row is refused in the answer's item, so any text goes; other
+# columns are ignored.
+_csv_cell = {"type": "string"}
 request_media: Final[RequestMedia] = {
     ("/v1/batches", "post"): {
         csv_content_type: {
             "schema": {
-                "type": "string",
+                "type": "array",
+                "minItems": 1,
+                "maxItems": batch_wire.batch_items_max,
+                "items": {
+                    "type": "object",
+                    "required": list(csv_columns),
+                    "properties": dict.fromkeys(csv_columns, _csv_cell),
+                    "additionalProperties": _csv_cell,
+                    "propertyNames": {"type": "string", "minLength": 1},
+                },
                 "description": (
-                    f"A header row naming the columns {', '.join(csv_columns)}, then one "
-                    "item a row; `atomic` is the query parameter."
+                    f"CSV: a header row naming the columns {', '.join(csv_columns)} in any "
+                    "order (others are ignored), then one item a row; this schema describes "
+                    "the rows. `atomic` is the query parameter."
                 ),
             }
         }

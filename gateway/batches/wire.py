@@ -4,13 +4,20 @@ a per-item error, not a refusal of the whole batch."""
 
 from __future__ import annotations
 
-import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
 
-from gateway.http.wire import AmountMinor, CurrencyCode, IssuedCurrencyCode, PublicId, Reference
+from gateway.http.wire import (
+    AmountMinor,
+    CurrencyCode,
+    IssuedCurrencyCode,
+    PublicId,
+    Reference,
+    Timestamp,
+    exactly_one_of,
+)
 
 batch_items_max = 10_000
 batch_page_max = 1_000
@@ -34,6 +41,8 @@ class BatchItemCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """One payout: exactly one of `source_amount` and `target_amount`."""
 
     recipient_id: PublicId
+    json_schema_extra: ClassVar[dict[str, Any]] = exactly_one_of("source_amount", "target_amount")
+
     source_currency: CurrencyCode
     target_currency: CurrencyCode
     source_amount: AmountMinor | None = None
@@ -52,7 +61,8 @@ class BatchEnvelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """`BatchCreate` with its items left undecoded, so each is validated on its own."""
 
     items: Annotated[list[msgspec.Raw], Meta(min_length=1, max_length=batch_items_max)]
-    atomic: bool = False
+    # Left out, the query parameter decides (`gateway.batches.routes`).
+    atomic: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class ItemError(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,8 +111,8 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     nettings: list[BatchNetting]
     items: list[BatchItemResult]
     next_cursor: str | None
-    created_at: datetime.datetime
-    completed_at: datetime.datetime | None
+    created_at: Timestamp
+    completed_at: Timestamp | None
 
 
 class BatchMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,7 +122,7 @@ class BatchMessage(msgspec.Struct, frozen=True, kw_only=True):
     number_of_transactions: int
     control_sum: int
     xml: str
-    created_at: datetime.datetime
+    created_at: Timestamp
 
 
 class BatchMessageList(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from gateway.cli.common import Subcommands, _actor, _page_limit, _settings, _with_runtime
-from gateway.http.paging import PageRequest, numbers
+from gateway.http.paging import PageRequest, row_ids
 from gateway.tenancy.records import tenant_statuses
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def command_tenant_list(arguments: argparse.Namespace) -> int:
     async def run(runtime: Runtime) -> int:
         page = await runtime.tenancy.tenants(
             status=arguments.status,
-            page=PageRequest(limit=arguments.limit, cursor=arguments.after, kind=numbers),
+            page=PageRequest(limit=arguments.limit, cursor=arguments.after, kind=row_ids),
         )
         if arguments.json:
             print(msgspec.json.encode([tenant_view(t) for t in page.items]).decode())
@@ -102,7 +102,7 @@ def command_api_key(arguments: argparse.Namespace) -> int:
             return 1
         if arguments.action == "list":
             request: PageRequest[int] | None = PageRequest(
-                limit=admin_page_max, cursor=None, kind=numbers
+                limit=admin_page_max, cursor=None, kind=row_ids
             )
             while request is not None:
                 page = await tenancy.api_keys(tenant_id=tenant.id, page=request)

@@ -1,7 +1,7 @@
 """The HTTP edge every domain shares: middleware, authentication (`Principal`), the roles'
 table, rate limits, problems, idempotency, paging, request plumbing, the hot routes, the
-OpenAPI completion and the granian server. Every module here is public to the domains and
-the app."""
+OpenAPI completion, the `OPTIONS` answers and the granian server. Every module here is
+public to the domains and the app."""
 
 __all__ = [
     "auth",
@@ -11,6 +11,7 @@ __all__ = [
     "ids",
     "middleware",
     "openapi",
+    "options",
     "paging",
     "problems",
     "ratelimit",

@@ -11,8 +11,10 @@ import datetime
 import functools
 import hashlib
 import uuid
+from typing import Annotated
 
 from asyncpg.pgproto import pgproto
+from litestar.params import Parameter
 
 from gateway.http.problems import ProblemError
 from ledger.invariants import ensure
@@ -57,6 +59,16 @@ path_parameter_prefixes = {
     "event_id": "evt",
 }
 ensure(set(path_parameter_prefixes.values()) <= set(prefixes), "path ids use known prefixes")
+
+
+# A row id in a path (a tenant's, an API key's): a Postgres `bigint` and never negative, so
+# the document says its range and a number past it is a 422, not a query that overflows.
+row_id_max = 2**63 - 1
+RowIdPath = Annotated[int, Parameter(ge=0, le=row_id_max)]
+# The path parameters that are row ids, and their schema in the document (Litestar's would
+# write the maximum as a float, which rounds it up to 2**63).
+row_id_path_parameters = ("tenant_id", "key_id")
+row_id_schema = {"type": "integer", "minimum": 0, "maximum": row_id_max}
 
 
 def id_pattern(prefix: str) -> str:

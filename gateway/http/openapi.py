@@ -10,16 +10,23 @@ problem every operation can answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from gateway.http.ids import id_pattern, path_parameter_prefixes
+from gateway.http.ids import (
+    id_pattern,
+    path_parameter_prefixes,
+    row_id_path_parameters,
+    row_id_schema,
+)
 from gateway.http.problems import Problem, codes_of_status
 from gateway.http.roles import allowed_roles, everyone
+from gateway.http.wire import enabled_currency_marker
 
 RequestBodies = Mapping[tuple[str, str], type[msgspec.Struct]]
 ResponseBodies = Mapping[tuple[str, str], tuple[str, type[msgspec.Struct]]]
@@ -30,6 +37,9 @@ ParameterSchemas = Mapping[tuple[str, str], dict[str, Any]]
 RequestMedia = Mapping[tuple[str, str], Mapping[str, dict[str, Any]]]
 # An example of each JSON request body, by operation; a test decodes each with its Struct.
 RequestExamples = Mapping[tuple[str, str], dict[str, Any]]
+# No field takes U+0000 (`decode_body` refuses it before decoding: Postgres text cannot hold
+# it), so each free-text string of a request says so.
+no_nul_pattern = r"^[^\u0000]*$"
 # The operations an answer leads to, by the operation answering: link name to the target
 # (path, method) and the target's path parameters (or `body`), each as a runtime expression.
 Link = tuple[tuple[str, str], Mapping[str, Any]]
@@ -49,8 +59,10 @@ def openapi_document_route(
     request_media: RequestMedia,
     request_examples: RequestExamples,
     response_links: ResponseLinks,
+    currencies: Sequence[str],
 ) -> HTTPRouteHandler:
-    """`GET /schema/openapi.json`: Litestar's document with every body filled in."""
+    """`GET /schema/openapi.json`: Litestar's document with every body filled in, naming
+    the deployment's enabled `currencies` where a request names one."""
 
     @get("/schema/openapi.json", summary="OpenAPI document", tags=["ops"], include_in_schema=False)
     async def openapi_document(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -61,6 +73,11 @@ def openapi_document_route(
         _add_request_examples(document, request_examples)
         _add_links(document, response_bodies=response_bodies, response_links=response_links)
         _document_problems(document)
+        # The walks below change schemas in place; the routes modules' constants must not
+        # change with them, so they work on a copy that shares nothing.
+        document = msgspec.json.decode(msgspec.json.encode(document))
+        _forbid_nul_in_request_strings(document)
+        _enumerate_currencies(document, currencies)
         return Response(content=msgspec.json.encode(document), media_type="application/json")
 
     return openapi_document
@@ -69,7 +86,7 @@ def openapi_document_route(
 def _complete(
     document: dict[str, Any], *, request_bodies: RequestBodies, response_bodies: ResponseBodies
 ) -> None:
-    types = list(
+    types: list[type[msgspec.Struct]] = list(
         dict.fromkeys(
             [*request_bodies.values(), *(t for _, t in response_bodies.values()), Problem]
         )
@@ -77,6 +94,17 @@ def _complete(
     schemas, components = msgspec.json.schema_components(
         types, ref_template="#/components/schemas/{name}"
     )
+    for struct_type in _structs_within(types):
+        extra = getattr(struct_type, "json_schema_extra", None)
+        if extra is not None:
+            # Beside the Struct's own schema rather than inside it: a generator reads a
+            # combinator at an object's top level as a union of object types, and gives the
+            # body no model of its own.
+            own = components[struct_type.__name__]
+            components[struct_type.__name__] = {
+                "title": own.get("title", struct_type.__name__),
+                "allOf": [own, extra],
+            }
     document.setdefault("components", {}).setdefault("schemas", {}).update(components)
     paths = document.get("paths", {})
     for (path, method), body_type in request_bodies.items():
@@ -86,8 +114,11 @@ def _complete(
             if method == "patch":
                 # A PATCH that changes nothing is refused (422), so its body names a field.
                 schema = {"allOf": [schema], "minProperties": 1}
+            # `decode_body` reads an empty body as `{}`, so a body whose fields all have
+            # defaults may be left out.
+            fields = msgspec.structs.fields(body_type)
             operation["requestBody"] = {
-                "required": True,
+                "required": method == "patch" or any(field.required for field in fields),
                 "content": {"application/json": {"schema": schema}},
             }
     problem_schema = {"application/problem+json": {"schema": schemas[types.index(Problem)]}}
@@ -103,9 +134,32 @@ def _complete(
             }
 
 
+def _structs_within(types: Iterable[type[msgspec.Struct]]) -> set[type[msgspec.Struct]]:
+    """Every Struct type `types` hold, themselves and those nested in their fields."""
+    found: set[type[msgspec.Struct]] = set()
+    pending: list[msgspec.inspect.Type] = list(msgspec.inspect.multi_type_info(list(types)))
+    while pending:
+        info = pending.pop()
+        if isinstance(info, msgspec.inspect.StructType):
+            if info.cls in found:
+                continue
+            found.add(info.cls)
+            pending.extend(field.type for field in info.fields)
+        elif isinstance(info, msgspec.inspect.UnionType):
+            pending.extend(info.types)
+        elif isinstance(info, msgspec.inspect.Metadata):
+            pending.append(info.type)
+        elif isinstance(info, msgspec.inspect.CollectionType | msgspec.inspect.DictType):
+            pending.append(
+                info.value_type if isinstance(info, msgspec.inspect.DictType) else info.item_type
+            )
+    return found
+
+
 def _constrain_parameters(document: dict[str, Any], parameter_schemas: ParameterSchemas) -> None:
     """Each id in a path with its prefix's pattern (`decode_id` answers 404 for anything
-    else), and each query parameter a handler checks itself with what it accepts."""
+    else) or, for a row id, its exact range, and each query parameter a handler checks
+    itself with what it accepts."""
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
@@ -113,6 +167,8 @@ def _constrain_parameters(document: dict[str, Any], parameter_schemas: Parameter
                 prefix = path_parameter_prefixes.get(name)
                 if parameter["in"] == "path" and prefix is not None:
                     parameter["schema"] = {"type": "string", "pattern": id_pattern(prefix)}
+                elif parameter["in"] == "path" and name in row_id_path_parameters:
+                    parameter["schema"] = dict(row_id_schema)
                 elif parameter["in"] == "query" and (path, name) in parameter_schemas:
                     schema = dict(parameter_schemas[path, name])
                     if "default" in parameter.get("schema", {}):
@@ -234,3 +290,58 @@ def _add_links(
             if "body" in values:
                 link["requestBody"] = values["body"]
             response["links"][name] = link
+
+
+def _schemas_in(schema: Any) -> Iterator[dict[str, Any]]:
+    """`schema` and every schema nested in it, depth first."""
+    if isinstance(schema, dict):
+        yield schema
+        for value in schema.values():
+            yield from _schemas_in(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _schemas_in(value)
+
+
+def _forbid_nul_in_request_strings(document: dict[str, Any]) -> None:
+    """`no_nul_pattern` on each string of a request body that has no pattern, enum or
+    format of its own, in the components the request bodies reach."""
+    components: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    bodies = [
+        operation["requestBody"]
+        for operations in document.get("paths", {}).values()
+        for operation in operations.values()
+        if isinstance(operation, dict) and "requestBody" in operation
+    ]
+    reached: list[Any] = list(bodies)
+    seen: set[str] = set()
+    while reached:
+        for schema in _schemas_in(reached.pop()):
+            reference = schema.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/components/schemas/"):
+                name = reference.rsplit("/", maxsplit=1)[1]
+                if name not in seen:
+                    seen.add(name)
+                    reached.append(components[name])
+            if schema.get("type") == "string" and not {"pattern", "enum", "const", "format"} & (
+                schema.keys()
+            ):
+                schema["pattern"] = no_nul_pattern
+            elif schema.get("type") == "object" and schema.get("additionalProperties", False):
+                # A map's keys are strings too (bank details by field name).
+                schema.setdefault("propertyNames", {}).setdefault("pattern", no_nul_pattern)
+
+
+def _enumerate_currencies(document: dict[str, Any], currencies: Sequence[str]) -> None:
+    """Each place `enabled_currency_marker` stands becomes a reference to one `Currency`
+    component, the enum of `currencies`: a generated client gets one type for them all."""
+    document.setdefault("components", {}).setdefault("schemas", {})["Currency"] = {
+        "title": "Currency",
+        "description": "ISO 4217 code of a currency this deployment enables",
+        "type": "string",
+        "enum": list(currencies),
+    }
+    for schema in _schemas_in(document):
+        if schema.get(enabled_currency_marker, False):
+            schema.clear()
+            schema["$ref"] = "#/components/schemas/Currency"

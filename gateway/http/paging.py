@@ -27,7 +27,8 @@ from typing import Generic, Protocol, TypeVar
 import asyncpg
 import msgspec
 
-from gateway.http.problems import ProblemError, invalid
+from gateway.http.ids import row_id_max
+from gateway.http.problems import FieldError, ProblemError, invalid
 from ledger.invariants import ensure
 
 Key = TypeVar("Key")
@@ -48,12 +49,30 @@ position_cursor_schema = {"type": "string", "pattern": position_cursor_pattern}
 number_cursor_schema = {"type": "string", "pattern": number_cursor_pattern}
 
 
+def limit_schema(limit_max: int) -> dict[str, int | str]:
+    """The `limit` query parameter of a list whose pages hold at most `limit_max` items
+    (`page_limit_or_422` refuses the rest)."""
+    return {"type": "integer", "minimum": 1, "maximum": limit_max}
+
+
 def cursor_not_ours() -> ProblemError:
-    """The problem for a cursor Kovra did not make, naming it."""
+    """The problem for a cursor not of the list's form (its pattern), naming it."""
     return invalid(
         "cursor",
         detail="cursor is not one Kovra returned",
         message="use next_cursor from the previous page",
+    )
+
+
+def cursor_out_of_range() -> ProblemError:
+    """The problem for a cursor of the list's form that names no place Kovra could have
+    written (a timestamp past the year 9999, an index past a batch's largest): the pattern
+    the document publishes cannot say that, so it is a code of its own."""
+    return ProblemError(
+        422,
+        "cursor_out_of_range",
+        "cursor names no place in this list",
+        errors=[FieldError(field="cursor", message="use next_cursor from the previous page")],
     )
 
 
@@ -112,7 +131,7 @@ class PositionCursors(msgspec.Struct, frozen=True):
                 uuid.UUID(hex=identifier),
             )
         except (ValueError, OverflowError):
-            raise cursor_not_ours() from None
+            raise cursor_out_of_range() from None
 
     def key_of(self, record: asyncpg.Record) -> Position:
         return (record["created_at"], record["id"])
@@ -136,7 +155,7 @@ class NumberCursors(msgspec.Struct, frozen=True, kw_only=True):
             raise cursor_not_ours()
         number = int(cursor)
         if self.value_max is not None and number > self.value_max:
-            raise cursor_not_ours()
+            raise cursor_out_of_range()
         return number
 
     def key_of(self, record: asyncpg.Record) -> int:
@@ -149,6 +168,9 @@ class NumberCursors(msgspec.Struct, frozen=True, kw_only=True):
 
 positions = PositionCursors()
 numbers = NumberCursors()
+# Postgres `bigint` ids (tenants, API keys), and TigerBeetle's u64 timestamps (statements).
+row_ids = NumberCursors(value_max=row_id_max)
+ledger_timestamps = NumberCursors(value_max=2**64 - 1)
 
 
 class Page(msgspec.Struct, Generic[Item], frozen=True, kw_only=True):

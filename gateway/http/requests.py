@@ -7,6 +7,7 @@ a failure names the field. `Idempotency-Key` is `gateway.http.idempotency`'s.
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 from typing import Any, TypeVar
@@ -126,7 +127,7 @@ def decode_body(raw: bytes, body_type: type[BodyT]) -> BodyT:
     if decoder is None:
         decoder = _decoders[body_type] = msgspec.json.Decoder(body_type)
     try:
-        return decoder.decode(raw or b"{}")  # type: ignore[no-any-return]
+        return decode_json(decoder, raw or b"{}", body_type)
     except msgspec.ValidationError as error:
         message = str(error)
         field = _field_pattern.search(message) or _path_pattern.search(message)
@@ -138,6 +139,40 @@ def decode_body(raw: bytes, body_type: type[BodyT]) -> BodyT:
         ) from None
     except msgspec.DecodeError as error:
         raise ProblemError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+
+
+# msgspec refuses `1.0` where an integer is due; JSON Schema counts it as the integer 1
+# (a number whose fractional part is zero), so the OpenAPI document promises it is taken.
+_float_for_integer = re.compile(r"Expected `(?:[^`]* \| )?int(?: \|[^`]*)?`, got `float`")
+# An exponent past this is no amount any field takes: left a float, so it is refused rather
+# than expanded into an integer of a billion digits.
+_integral_exponent_max = 40
+_exact_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
+
+
+def decode_json(decoder: msgspec.json.Decoder[Any], raw: bytes, body_type: type[BodyT]) -> BodyT:
+    """`raw` decoded strictly by `decoder` (for `body_type`), except that a number whose
+    fractional part is zero is taken where an integer is due; the number is read exactly (as
+    a decimal, never through a float), so `2.0000000000000001` stays refused."""
+    try:
+        return decoder.decode(raw)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as error:
+        if _float_for_integer.match(str(error)) is None:
+            raise
+    exact = _exact_decoder.decode(raw)
+    return msgspec.convert(_integers_where_integral(exact), body_type)
+
+
+def _integers_where_integral(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        if value.adjusted() <= _integral_exponent_max and value == value.to_integral_value():
+            return int(value)
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _integers_where_integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integers_where_integral(item) for item in value]
+    return value
 
 
 def json_response(

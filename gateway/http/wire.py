@@ -8,22 +8,55 @@ build on these types.
 
 from __future__ import annotations
 
-from typing import Annotated
+import datetime
+import re
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
+from gateway.http.problems import invalid
 from ledger.service import amount_minor_max
 
-# A request may name a currency in either case (it is upper-cased); an answer names it in
-# capitals, as ISO 4217 writes it.
-currency_code_pattern = "^[A-Za-z]{3}$"
-CurrencyCode = Annotated[str, Meta(pattern=currency_code_pattern, description="ISO 4217 code")]
-IssuedCurrencyCode = Annotated[str, Meta(pattern="^[A-Z]{3}$", description="ISO 4217 code")]
+# A currency is named as ISO 4217 writes it, in capitals. A request may name only one the
+# deployment enables (`KOVRA_CURRENCIES`): the OpenAPI document lists them in place of the
+# pattern wherever `enabled_currency_marker` stands (`gateway.http.openapi`). An answer may
+# name a currency enabled when its object was made, so its schema keeps the pattern.
+currency_code_pattern = "^[A-Z]{3}$"
+enabled_currency_marker = "x-kovra-enabled-currency"
+enabled_currency_schema = {"type": "string", enabled_currency_marker: True}
+CurrencyCode = Annotated[
+    str,
+    Meta(
+        pattern=currency_code_pattern,
+        description="ISO 4217 code of a currency this deployment enables",
+        extra_json_schema={enabled_currency_marker: True},
+    ),
+]
+IssuedCurrencyCode = Annotated[
+    str, Meta(pattern=currency_code_pattern, description="ISO 4217 code")
+]
+_currency_code = re.compile(currency_code_pattern)
+
+
+def currency_parameter_or_422(value: str, *, name: str = "currency") -> str:
+    """A currency named in a query parameter, as ISO 4217 writes it, else a 422 naming the
+    parameter (whether the deployment enables it is the ledger's check)."""
+    if _currency_code.match(value) is None:
+        raise invalid(name, detail=f"{name} is not an ISO 4217 code", message="three capitals")
+    return value
+
+
 AmountMinor = Annotated[
     int, Meta(ge=1, le=amount_minor_max, description="integer amount in minor units")
 ]
-Reference = Annotated[str, Meta(min_length=1, max_length=140)]
+# Text that goes into rail messages (references, names): XML 1.0 cannot carry C0 control
+# characters or DEL, so no such text may hold them; refused at the edge, naming the field,
+# rather than failing the message later.
+printable_text_pattern = r"^[^\x00-\x1f\x7f]*$"
+Reference = Annotated[str, Meta(min_length=1, max_length=140, pattern=printable_text_pattern)]
+# An instant: RFC 3339 with its offset, as every answer writes it and every request must.
+Timestamp = Annotated[datetime.datetime, Meta(tz=True, extra_json_schema={"format": "date-time"})]
 CountryCode = Annotated[str, Meta(pattern="^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
 PublicId = Annotated[str, Meta(min_length=1, max_length=64)]
 
@@ -40,3 +73,17 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
 class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     checks: dict[str, str]
+
+
+def exactly_one_of(first: str, second: str) -> dict[str, Any]:
+    """JSON Schema for "exactly one of two nullable fields is given, not null": what a
+    Struct's own schema cannot say. A Struct names it in `json_schema_extra`, a class
+    variable the OpenAPI document merges into the Struct's schema."""
+
+    def given(present: str, absent: str) -> dict[str, Any]:
+        return {
+            "required": [present],
+            "properties": {present: {"not": {"type": "null"}}, absent: {"type": "null"}},
+        }
+
+    return {"oneOf": [given(first, second), given(second, first)]}

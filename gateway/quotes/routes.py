@@ -97,6 +97,7 @@ request_bodies: Final[dict[tuple[str, str], type[msgspec.Struct]]] = {
 response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] = {
     ("/v1/quotes", "post"): ("201", wire.Quote),
     ("/v1/quotes/{quote_id}", "get"): ("200", wire.Quote),
+    ("/admin/v1/fx-rates", "put"): ("200", Health),
 }
 
 request_examples: Final[RequestExamples] = {

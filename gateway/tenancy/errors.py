@@ -9,7 +9,7 @@ from ledger.errors import DomainError
 class UnknownPolicy(DomainError):
     """A tenant was to be linked to a pricing or limit policy that does not exist."""
 
-    code = "validation_error"
+    code = "unknown_policy"
 
 
 class PolicyExists(DomainError):

@@ -14,7 +14,7 @@ import secrets
 import asyncpg
 import msgspec
 
-from gateway.http.paging import KeysetQuery, Page, PageRequest, numbers
+from gateway.http.paging import KeysetQuery, Page, PageRequest, row_ids
 
 tiers = ("starter", "growth", "enterprise")
 roles = ("admin", "operator", "read_only", "compliance")
@@ -131,9 +131,9 @@ async def get_tenant(pool: asyncpg.Pool, tenant_id: int) -> TenantRecord | None:
 
 
 _tenant_pages = KeysetQuery(
-    _tenant_select + " WHERE ($1::text IS NULL OR t.status = $1)", kind=numbers, table="t"
+    _tenant_select + " WHERE ($1::text IS NULL OR t.status = $1)", kind=row_ids, table="t"
 )
-_api_key_pages = KeysetQuery("SELECT * FROM api_keys WHERE tenant_id = $1", kind=numbers)
+_api_key_pages = KeysetQuery("SELECT * FROM api_keys WHERE tenant_id = $1", kind=row_ids)
 
 
 async def list_tenants(

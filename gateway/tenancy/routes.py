@@ -9,10 +9,17 @@ from typing import Any, Final
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
+from gateway.http.ids import RowIdPath
 from gateway.http.openapi import ParameterSchemas, RequestExamples, enum_schema
-from gateway.http.paging import number_cursor_schema, numbers, page_limit_or_422, page_request
+from gateway.http.paging import (
+    limit_schema,
+    number_cursor_schema,
+    page_limit_or_422,
+    page_request,
+    row_ids,
+)
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import admin_actor_of, decode_body, json_response, request_body
 from gateway.runtime import runtime_of
@@ -56,7 +63,7 @@ async def list_tenants_route(
         raise invalid("status", detail="unknown status", message="must be active or frozen")
     page = await runtime_of(request).tenancy.tenants(
         status=status,
-        page=page_request(numbers, limit=limit, cursor=cursor, limit_max=admin_page_max),
+        page=page_request(row_ids, limit=limit, cursor=cursor, limit_max=admin_page_max),
     )
     return json_response(
         200,
@@ -71,7 +78,7 @@ async def list_tenants_route(
 )
 async def list_keys(
     request: Request[Any, Any, Any],
-    tenant_id: FromPath[int],
+    tenant_id: RowIdPath,
     limit: FromQuery[int] = 100,
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
@@ -80,7 +87,7 @@ async def list_keys(
     tenant = await _tenant_or_404(request, tenant_id)
     page = await runtime_of(request).tenancy.api_keys(
         tenant_id=tenant.id,
-        page=page_request(numbers, limit=limit, cursor=cursor, limit_max=admin_page_max),
+        page=page_request(row_ids, limit=limit, cursor=cursor, limit_max=admin_page_max),
     )
     return json_response(
         200,
@@ -89,14 +96,12 @@ async def list_keys(
 
 
 @get("/admin/v1/tenants/{tenant_id:int}", summary="A tenant", tags=["admin"])
-async def read_tenant(request: Request[Any, Any, Any], tenant_id: FromPath[int]) -> Response[bytes]:
+async def read_tenant(request: Request[Any, Any, Any], tenant_id: RowIdPath) -> Response[bytes]:
     return json_response(200, tenant_view(await _tenant_or_404(request, tenant_id)))
 
 
 @put("/admin/v1/tenants/{tenant_id:int}/policies", summary="Link other policies", tags=["admin"])
-async def update_policies(
-    request: Request[Any, Any, Any], tenant_id: FromPath[int]
-) -> Response[bytes]:
+async def update_policies(request: Request[Any, Any, Any], tenant_id: RowIdPath) -> Response[bytes]:
     body = decode_body(await request_body(request), wire.PoliciesUpdate)
     tenant = await runtime_of(request).tenancy.set_policies(
         tenant_id=tenant_id,
@@ -110,7 +115,7 @@ async def update_policies(
 
 
 @post("/admin/v1/tenants/{tenant_id:int}/api-keys", summary="Issue an API key", tags=["admin"])
-async def create_key(request: Request[Any, Any, Any], tenant_id: FromPath[int]) -> Response[bytes]:
+async def create_key(request: Request[Any, Any, Any], tenant_id: RowIdPath) -> Response[bytes]:
     body = decode_body(await request_body(request), wire.ApiKeyCreate)
     tenant = await _tenant_or_404(request, tenant_id)
     key, secret = await runtime_of(request).tenancy.issue_api_key(
@@ -126,7 +131,7 @@ async def create_key(request: Request[Any, Any, Any], tenant_id: FromPath[int]) 
     status_code=200,
 )
 async def revoke_key(
-    request: Request[Any, Any, Any], tenant_id: FromPath[int], key_id: FromPath[int]
+    request: Request[Any, Any, Any], tenant_id: RowIdPath, key_id: RowIdPath
 ) -> Response[bytes]:
     key = await runtime_of(request).tenancy.revoke_api_key(
         key_id=key_id, tenant_id=tenant_id, actor=admin_actor_of(request)
@@ -187,7 +192,9 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
 parameter_schemas: Final[ParameterSchemas] = {
     ("/admin/v1/tenants", "status"): enum_schema(tenant_statuses),
     ("/admin/v1/tenants", "cursor"): number_cursor_schema,
+    ("/admin/v1/tenants", "limit"): limit_schema(admin_page_max),
     ("/admin/v1/tenants/{tenant_id}/api-keys", "cursor"): number_cursor_schema,
+    ("/admin/v1/tenants/{tenant_id}/api-keys", "limit"): limit_schema(admin_page_max),
 }
 
 request_examples: Final[RequestExamples] = {

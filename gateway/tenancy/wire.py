@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 from gateway.http import ratelimit
+from gateway.http.wire import Timestamp
 
 Tier = Literal["starter", "growth", "enterprise"]
 Role = Literal["admin", "operator", "read_only", "compliance"]
@@ -58,7 +58,7 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     requests_per_minute: int
     daily_limit_usd_minor: int
     margin_bps: int
-    created_at: datetime.datetime
+    created_at: Timestamp
 
 
 class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,8 +66,8 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     tenant_id: int
     role: str
     prefix: str
-    created_at: datetime.datetime
-    revoked_at: datetime.datetime | None
+    created_at: Timestamp
+    revoked_at: Timestamp | None
     secret: str | None = None
 
 

@@ -14,7 +14,13 @@ from compliance.freezes.service import ensure_active
 from gateway.http.idempotency import header_key
 from gateway.http.ids import decode_id, encode_id
 from gateway.http.openapi import ParameterSchemas, RequestExamples, ResponseLinks, enum_schema
-from gateway.http.paging import page_limit_or_422, page_request, position_cursor_schema, positions
+from gateway.http.paging import (
+    limit_schema,
+    page_limit_or_422,
+    page_request,
+    position_cursor_schema,
+    positions,
+)
 from gateway.http.problems import ProblemError, from_domain_error, invalid
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
@@ -247,6 +253,7 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
 parameter_schemas: Final[ParameterSchemas] = {
     ("/v1/transfers", "status"): enum_schema(wire.transfer_statuses),
     ("/v1/transfers", "cursor"): position_cursor_schema,
+    ("/v1/transfers", "limit"): limit_schema(transfers_page_max),
 }
 
 request_examples: Final[RequestExamples] = {

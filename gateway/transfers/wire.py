@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -15,11 +14,13 @@ from gateway.http.wire import (
     Money,
     PublicId,
     Reference,
+    Timestamp,
+    printable_text_pattern,
 )
 
 
 class RecipientCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=140)]
+    name: Annotated[str, Meta(min_length=1, max_length=140, pattern=printable_text_pattern)]
     country: CountryCode
     currency: CurrencyCode
     bank_details: Annotated[
@@ -46,7 +47,7 @@ class Recipient(msgspec.Struct, frozen=True, kw_only=True):
     currency: IssuedCurrencyCode
     bank_details: dict[str, str]
     status: str
-    created_at: datetime.datetime
+    created_at: Timestamp
 
 
 TransferStatus = Literal[
@@ -77,8 +78,8 @@ class Transfer(msgspec.Struct, frozen=True, kw_only=True):
     rate: str
     rail: str
     failure_code: str | None
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     batch_id: str | None = None
 
 
@@ -92,7 +93,7 @@ class TransferMessage(msgspec.Struct, frozen=True, kw_only=True):
     direction: str
     attempt: int
     xml: str
-    created_at: datetime.datetime
+    created_at: Timestamp
 
 
 class TransferMessageList(msgspec.Struct, frozen=True, kw_only=True):

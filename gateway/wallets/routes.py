@@ -17,7 +17,7 @@ from litestar.types import Scope
 from compliance.freezes.service import ensure_active
 from gateway.http.ids import decode_id
 from gateway.http.openapi import ParameterSchemas, RequestExamples, ResponseLinks
-from gateway.http.paging import number_cursor_schema, numbers, page_request
+from gateway.http.paging import ledger_timestamps, limit_schema, number_cursor_schema, page_request
 from gateway.http.ratelimit import Principal
 from gateway.http.requests import (
     Reply,
@@ -27,7 +27,7 @@ from gateway.http.requests import (
     principal_of,
     request_body,
 )
-from gateway.http.wire import currency_code_pattern
+from gateway.http.wire import currency_parameter_or_422, enabled_currency_schema
 from gateway.runtime import Runtime, runtime_of
 from gateway.wallets import wire
 from ledger.statements import statement_limit_max
@@ -126,8 +126,10 @@ async def read_statement(
 ) -> Response[bytes]:
     statement = await runtime_of(request).wallets.statement(
         principal_of(request).tenant_id,
-        currency=currency,
-        page=page_request(numbers, limit=limit, cursor=cursor, limit_max=statement_limit_max),
+        currency=currency_parameter_or_422(currency),
+        page=page_request(
+            ledger_timestamps, limit=limit, cursor=cursor, limit_max=statement_limit_max
+        ),
     )
     return json_response(200, statement)
 
@@ -175,7 +177,8 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
 }
 
 parameter_schemas: Final[ParameterSchemas] = {
-    ("/v1/statements", "currency"): {"type": "string", "pattern": currency_code_pattern},
+    ("/v1/statements", "currency"): enabled_currency_schema,
+    ("/v1/statements", "limit"): limit_schema(statement_limit_max),
     ("/v1/statements", "cursor"): number_cursor_schema,
 }
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
-from gateway.http.wire import AmountMinor, CurrencyCode, IssuedCurrencyCode, Reference
+from gateway.http.wire import AmountMinor, CurrencyCode, IssuedCurrencyCode, Reference, Timestamp
 from ledger.service import hold_timeout_seconds_max
 
 TimeoutSeconds = Annotated[int, Meta(ge=0, le=hold_timeout_seconds_max)]
@@ -59,7 +58,7 @@ class Deposit(msgspec.Struct, frozen=True, kw_only=True):
     amount: int
     reference: str | None
     status: str
-    created_at: datetime.datetime
+    created_at: Timestamp
 
 
 class Hold(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,9 +69,9 @@ class Hold(msgspec.Struct, frozen=True, kw_only=True):
     captured_amount: int
     status: Literal["pending", "captured", "voided", "expired"]
     timeout_seconds: int
-    expires_at: datetime.datetime | None
+    expires_at: Timestamp | None
     reference: str | None
-    created_at: datetime.datetime
+    created_at: Timestamp
 
 
 class StatementEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,7 +84,7 @@ class StatementEntry(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     balance_posted: int
     balance_pending: int
-    created_at: datetime.datetime
+    created_at: Timestamp
 
 
 class StatementPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,4 +96,4 @@ class Funding(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     currency: IssuedCurrencyCode
     amount: int
-    created_at: datetime.datetime
+    created_at: Timestamp

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import urllib.parse
 from dataclasses import dataclass
@@ -21,6 +22,12 @@ from dataclasses import dataclass
 from gateway.webhooks.errors import InvalidWebhookUrl
 
 url_length_max = 2048
+# What a URL looks like before its parts are checked: an http(s) scheme in any case (URL
+# schemes are case-insensitive), then printable ASCII only (RFC 3986: an international
+# host is written in punycode, other text percent-encoded), so no space or control
+# character that `urlsplit` would quietly drop.
+url_shape_pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[\x21-\x7e]+$"
+_url_shape = re.compile(url_shape_pattern)
 production_schemes = ("https",)
 sandbox_schemes = ("http", "https")
 resolve_timeout_seconds = 5.0
@@ -55,7 +62,14 @@ def parse_url(url: str, *, sandbox: bool) -> urllib.parse.SplitResult:
     """The URL's parts, or `DestinationRefused` naming the rule it breaks."""
     if len(url) > url_length_max:
         raise DestinationRefused(f"the URL is longer than {url_length_max} characters")
-    parts = urllib.parse.urlsplit(url)
+    if _url_shape.match(url) is None:
+        raise DestinationRefused(
+            "the URL must be http(s):// then printable ASCII (punycode, percent-encoding)"
+        )
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as error:  # An unclosed IPv6 bracket, say.
+        raise DestinationRefused(f"the URL cannot be read: {error}") from None
     schemes = sandbox_schemes if sandbox else production_schemes
     if parts.scheme not in schemes:
         raise DestinationRefused(f"the URL's scheme must be {' or '.join(schemes)}")

@@ -18,7 +18,7 @@ from litestar.params import FromPath, FromQuery
 
 from gateway.http.ids import decode_id, encode_id
 from gateway.http.openapi import ParameterSchemas, RequestExamples, ResponseLinks, enum_schema
-from gateway.http.paging import page_request, position_cursor_schema, positions
+from gateway.http.paging import limit_schema, page_request, position_cursor_schema, positions
 from gateway.http.problems import ProblemError, invalid
 from gateway.http.requests import decode_body, json_response, principal_of, request_body
 from gateway.runtime import runtime_of
@@ -365,8 +365,10 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
 
 parameter_schemas: Final[ParameterSchemas] = {
     ("/v1/webhook-endpoints", "cursor"): position_cursor_schema,
+    ("/v1/webhook-endpoints", "limit"): limit_schema(endpoints_page_max),
     ("/v1/events", "type"): enum_schema(catalog.event_types),
     ("/v1/events", "cursor"): position_cursor_schema,
+    ("/v1/events", "limit"): limit_schema(events_page_max),
 }
 
 request_examples: Final[RequestExamples] = {

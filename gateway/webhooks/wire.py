@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
-from gateway.webhooks.catalog import enabled_events_max
-from gateway.webhooks.destinations import url_length_max
+from gateway.http.wire import Timestamp
+from gateway.webhooks.catalog import enabled_events_max, filters
+from gateway.webhooks.destinations import url_length_max, url_shape_pattern
 from gateway.webhooks.records.endpoints import (
     in_flight_max_ceiling,
     in_flight_max_default,
     rotation_overlap_seconds_max,
 )
 
-EventFilter = Annotated[str, Meta(min_length=1, max_length=64)]
-Url = Annotated[str, Meta(min_length=1, max_length=url_length_max)]
+# The catalog's filters; `routes._checked_filters` refuses any other naming it, so the schema
+# lists them rather than msgspec (whose error would not).
+EventFilter = Annotated[
+    str, Meta(min_length=1, max_length=64, extra_json_schema={"enum": list(filters)})
+]
+# The shape the schema can say; `destinations.parse_url` checks the rest (a host, no
+# credentials or fragment, https and a public address in production) as `invalid_webhook_url`.
+Url = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=url_length_max,
+        extra_json_schema={"pattern": url_shape_pattern},
+    ),
+]
 EventFilters = Annotated[list[EventFilter], Meta(min_length=1, max_length=enabled_events_max)]
 Description = Annotated[str, Meta(max_length=200)]
 # Attempts in flight to the endpoint at once, across every delivery worker.
@@ -58,10 +71,10 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     enabled_events: list[str]
     in_flight_max: int
     status: str
-    created_at: datetime.datetime
+    created_at: Timestamp
     # The signing secret is shown when it is made (creation, rotation) and never again.
     secret: str | None = None
-    previous_secret_expires_at: datetime.datetime | None = None
+    previous_secret_expires_at: Timestamp | None = None
 
 
 class EndpointPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,18 +88,18 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     endpoint_id: str
     status: str
     attempts: int
-    next_attempt_at: datetime.datetime | None
-    last_attempt_at: datetime.datetime | None
+    next_attempt_at: Timestamp | None
+    last_attempt_at: Timestamp | None
     last_status_code: int | None
     last_error: str | None
-    delivered_at: datetime.datetime | None
+    delivered_at: Timestamp | None
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     object: str = "event"
     type: str
-    created_at: datetime.datetime
+    created_at: Timestamp
     data: dict[str, Any]
     deliveries: list[Delivery] | None = None
 
@@ -106,5 +119,5 @@ class WebhookBody(msgspec.Struct, frozen=True, kw_only=True):
 
     id: str
     type: str
-    timestamp: datetime.datetime
+    timestamp: Timestamp
     data: dict[str, Any]

@@ -23,7 +23,7 @@ def test_json_items_are_validated_one_by_one() -> None:
     body = {
         "atomic": True,
         "items": [
-            {"recipient_id": recipient, "source_currency": "eur", "target_currency": "IDR",
+            {"recipient_id": recipient, "source_currency": "EUR", "target_currency": "IDR",
              "source_amount": 100, "reference": "ok"},
             {"recipient_id": recipient, "source_currency": "EUR", "target_currency": "IDR",
              "source_amount": "100", "reference": "string amount"},
@@ -31,11 +31,17 @@ def test_json_items_are_validated_one_by_one() -> None:
              "source_amount": 1, "target_amount": 2, "reference": "both"},
             {"recipient_id": "rcp_nonsense", "source_currency": "EUR", "target_currency": "IDR",
              "target_amount": 5, "reference": "bad id"},
+            {"recipient_id": recipient, "source_currency": "eur", "target_currency": "IDR",
+             "source_amount": 100, "reference": "lower case"},
+            {"recipient_id": recipient, "source_currency": "EUR", "target_currency": "IDR",
+             "source_amount": 100, "reference": "shift\x0eout"},
         ],
     }  # fmt: skip
-    atomic, items = parse_json(json.dumps(body).encode())
+    raw = json.dumps(body).encode().replace(b'"source_amount": 100,', b'"source_amount": 1e2,', 1)
+    atomic, items = parse_json(raw)
     assert atomic is True
-    first, second, third, fourth = items
+    first, second, third, fourth, fifth, sixth = items
+    # 1e2 is the integer 100 to JSON Schema, and read exactly.
     assert isinstance(first, ParsedItem)
     assert (first.source_currency, first.recipient_id, first.source_amount) == ("EUR", 12345, 100)
     assert isinstance(second, RefusedItem)
@@ -45,6 +51,28 @@ def test_json_items_are_validated_one_by_one() -> None:
     assert "exactly one" in third.error.message
     assert isinstance(fourth, RefusedItem)
     assert (fourth.error.code, fourth.error.field) == ("unknown_recipient", "recipient_id")
+    # ISO 4217 writes codes in capitals; a control character cannot go into a pain.001.
+    assert isinstance(fifth, RefusedItem)
+    assert (fifth.error.code, fifth.error.field) == ("validation_error", "source_currency")
+    assert isinstance(sixth, RefusedItem)
+    assert (sixth.error.code, sixth.error.field) == ("validation_error", "reference")
+
+
+def test_json_atomic_is_none_when_the_body_leaves_it_out() -> None:
+    item = {"recipient_id": recipient, "source_currency": "EUR", "target_currency": "IDR",
+            "source_amount": 100, "reference": "ok"}  # fmt: skip
+    atomic, _ = parse_json(json.dumps({"items": [item]}).encode())
+    assert atomic is None
+
+
+def test_a_csv_reference_with_a_control_character_is_refused_in_its_row() -> None:
+    header = "recipient_id,source_currency,target_currency,source_amount,target_amount,reference"
+    rows = f"{recipient},EUR,IDR,100,,fine\n{recipient},EUR,IDR,100,,bell\x07\n"
+    first, second = parse_csv(f"{header}\n{rows}".encode())
+    assert isinstance(first, ParsedItem)
+    assert isinstance(second, RefusedItem)
+    assert (second.index, second.error.field) == (1, "reference")
+    assert "control character" in second.error.message
 
 
 def test_json_without_items_is_refused_whole() -> None:

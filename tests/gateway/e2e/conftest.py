@@ -180,15 +180,24 @@ def base_environment(tmp: Path, database_url: str, redis_url: str) -> dict[str, 
 
 @pytest.fixture(scope="session")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    with running_deployment(tmp_path_factory.mktemp("deployment"), redis_db=14) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_deployment(tmp: Path, *, redis_db: int) -> Iterator[Deployment]:
+    """The production shape on a database of its own and Redis database `redis_db`: the
+    ledger server (unless `TB_ADDRESSES`), a worker and a two-worker gateway, stopped and
+    dropped on leaving. Tests whose actions would disturb others (the admin plane's fuzzing
+    changes rates and freezes tenants) run on one of their own."""
     import asyncio  # noqa: PLC0415
 
-    tmp = tmp_path_factory.mktemp("deployment")
     postgres_admin = os.environ.get(
         "KOVRA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
     database = f"kovra_e2e_{secrets.token_hex(4)}"
     database_url = postgres_admin.rsplit("/", 1)[0] + f"/{database}"
-    redis_url = redis_server.redis_url(14)
+    redis_url = redis_server.redis_url(redis_db)
     asyncio.run(_create_database(postgres_admin, database))
     import redis  # noqa: PLC0415
 

@@ -98,14 +98,17 @@ def test_a_client_generated_from_the_served_document_pays_a_recipient(
     )
     with client:
         deposit = operation(client_package, "deposits.v1_deposits_create_deposit").sync(
-            client=client, body=models.DepositCreate(currency="EUR", amount=deposit_minor)
+            client=client,
+            body=models.DepositCreate(currency=models.Currency.EUR, amount=deposit_minor),
         )
         assert isinstance(deposit, models.Deposit), deposit
         assert (deposit.currency, deposit.amount) == ("EUR", deposit_minor)
         quote = operation(client_package, "quotes.v1_quotes_create_quote").sync(
             client=client,
             body=models.QuoteCreate(
-                source_currency="EUR", target_currency="GBP", source_amount=payment_minor
+                source_currency=models.Currency.EUR,
+                target_currency=models.Currency.GBP,
+                source_amount=payment_minor,
             ),
         )
         assert isinstance(quote, models.Quote), quote

@@ -368,7 +368,7 @@ def test_a_limit_policy_of_nothing_is_refused_naming_the_field(deployment: Deplo
         json={"pricing_policy": "starter", "limit_policy": policy},
         headers=deployment.admin(),
     )
-    unknown = _problem(linked, 422, "validation_error")
+    unknown = _problem(linked, 422, "unknown_policy")
     assert unknown["errors"] == [
         {"field": "limit_policy", "message": f"no limit policy named {policy}"}
     ], unknown

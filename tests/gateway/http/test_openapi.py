@@ -2,8 +2,9 @@
 checked from the served document and from the app's answers, in this process over real
 Postgres, Redis and the embedded ledger:
 
-- every currency property carries the ISO 4217 pattern (any case in requests, which are
-  upper-cased; capitals in answers), and the statement's `currency` query parameter too;
+- every currency a request names is the `Currency` component, the enum of the deployment's
+  enabled currencies (the statement's `currency` query parameter too), and every currency an
+  answer names carries the ISO 4217 pattern; a code in lower case or not enabled is refused;
 - every id in a path carries its kind's prefix pattern, and the ids the API issues match it;
 - every `cursor` carries the pattern of the cursors its list writes: the cursor a list answers
   matches it, and a cursor outside it is refused with 422 naming `cursor`;
@@ -21,8 +22,16 @@ Postgres, Redis and the embedded ledger:
 - every link names an operation of the document, fills its path parameters from a property
   the answer has, and following it from a real answer reaches the object it names (a quote's
   link creates a transfer);
-- `POST /v1/batches` has one place for `atomic` per media type: the JSON body, or the query
-  beside a CSV body; the query beside a JSON body is refused with 422.
+- `POST /v1/batches` takes `atomic` in the query for either media type and in a JSON body;
+  where both say it they must agree (else 422 `conflicting_parameters`), and the query
+  parameter is `true` or `false`, given once; the CSV body is described by its rows;
+- every `limit` says the page sizes its list serves, and one past them is refused;
+- `OPTIONS` on every path names all of the path's methods in `Allow`;
+- a request body whose fields all have defaults is not required, and an empty one is taken;
+  every free-text string of a request says it refuses U+0000; a quote's body says exactly
+  one of its two amounts; an integer written `100.0` is taken as 100 (JSON Schema's integer);
+- a tenant or API key id in an admin path has the range of a Postgres bigint, and one past it
+  is a 422, not a 500.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from gateway.app import hot_routes, route_modules
 from gateway.batches.parsing import csv_columns
 from gateway.http.ids import encode_id, id_pattern, path_parameter_prefixes
 from gateway.http.roles import allowed_roles
+from ledger.currencies import currencies_enabled_default
 from tests import redis_server
 from tests.gateway.api_matrix import Api, Tenant, admin, environment
 from tests.postgres import app_for_a_module
@@ -115,31 +125,48 @@ async def get(api: Api, tenant: Tenant, path: str, query: dict[str, str]) -> Any
     )
 
 
-def test_every_currency_property_has_the_iso_4217_pattern(document: dict[str, Any]) -> None:
+def test_every_currency_a_request_names_is_an_enabled_one(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
     requested = {
         operation["requestBody"]["content"]["application/json"]["schema"].get("$ref", "")
         for _, _, operation in operations(document)
         if "requestBody" in operation
-    }
+    } | {"#/components/schemas/BatchItemCreate"}
     currencies = [
         (name, field, schema)
         for name, component in schemas.items()
-        for field, schema in component.get("properties", {}).items()
+        for own in (component, *component.get("allOf", []))
+        for field, schema in own.get("properties", {}).items()
         if "currency" in field
     ]
+    assert {"QuoteCreate", "BatchItemCreate"} <= {name for name, _, _ in currencies}
     assert len(currencies) >= 10, currencies
+    enabled = sorted(currencies_enabled_default)  # The module's app enables the defaults.
+    assert schemas["Currency"]["enum"] == enabled
+    reference = {"$ref": "#/components/schemas/Currency"}
     for name, field, schema in currencies:
-        options = schema.get("anyOf", [schema])
-        patterns = {option.get("pattern") for option in options if option.get("type") != "null"}
+        options = [o for o in schema.get("anyOf", [schema]) if o.get("type") != "null"]
         if f"#/components/schemas/{name}" in requested:
-            assert patterns == {"^[A-Za-z]{3}$"}, (name, field, schema)
+            assert options == [reference], (name, field, schema)
         else:
-            assert patterns <= {"^[A-Z]{3}$", "^[A-Za-z]{3}$"}, (name, field, schema)
-            assert None not in patterns, (name, field, schema)
-    assert query_parameters(document, "currency") == [
-        ("/v1/statements", {"type": "string", "pattern": "^[A-Za-z]{3}$"})
-    ]
+            assert {option.get("pattern") for option in options} == {"^[A-Z]{3}$"}, (name, field)
+    assert query_parameters(document, "currency") == [("/v1/statements", reference)]
+
+
+@on_the_modules_loop
+async def test_a_currency_in_lower_case_or_not_enabled_is_refused(api: Api, tenant: Tenant) -> None:
+    headers = tenant.headers("admin")
+    for currency, code in (("eur", "validation_error"), ("NOK", "currency_not_enabled")):
+        deposit = await api.client.post(
+            "/v1/deposits", json={"currency": currency, "amount": 100}, headers=headers
+        )
+        assert deposit.status_code == 422, deposit.text
+        assert deposit.json()["code"] == code
+        statement = await api.client.get(
+            "/v1/statements", params={"currency": currency}, headers=headers
+        )
+        assert statement.status_code == 422, statement.text
+        assert statement.json()["code"] == code
 
 
 @on_the_modules_loop
@@ -231,17 +258,19 @@ async def test_a_patch_body_must_change_something(
 
 
 @on_the_modules_loop
-async def test_a_batch_says_atomic_in_one_place_for_each_media_type(
+async def test_a_batch_says_atomic_once_or_the_same_twice(
     api: Api, tenant: Tenant, document: dict[str, Any]
 ) -> None:
     operation = document["paths"]["/v1/batches"]["post"]
     content = operation["requestBody"]["content"]
     assert set(content) == {"application/json", "text/csv"}
+    rows = content["text/csv"]["schema"]
+    assert rows["type"] == "array"
+    assert set(rows["items"]["required"]) == set(csv_columns)
     body = document["components"]["schemas"]["BatchCreate"]
     assert body["properties"]["atomic"]["type"] == "boolean"
     (atomic,) = [p for p in operation["parameters"] if p["name"] == "atomic"]
-    assert atomic["in"] == "query"
-    assert "text/csv upload only" in atomic["schema"]["description"]
+    assert (atomic["in"], atomic["schema"]["type"]) == ("query", "boolean")
     recipient = await api.recipient(tenant)
     item = {
         "recipient_id": recipient,
@@ -251,16 +280,26 @@ async def test_a_batch_says_atomic_in_one_place_for_each_media_type(
         "reference": "atomic once",
     }
     headers = tenant.headers("operator")
-    twice = await api.client.post(
-        "/v1/batches", params={"atomic": "true"}, json={"items": [item]}, headers=headers
-    )
-    assert twice.status_code == 422, twice.text
-    assert twice.json()["errors"][0]["field"] == "atomic"
-    in_the_body = await api.client.post(
-        "/v1/batches", json={"items": [item], "atomic": True}, headers=headers
-    )
-    assert in_the_body.status_code == 201, in_the_body.text
-    assert in_the_body.json()["atomic"] is True
+
+    async def batch(query: str, json_body: dict[str, Any]) -> Any:
+        return await api.client.post(f"/v1/batches{query}", json=json_body, headers=headers)
+
+    conflicting = await batch("?atomic=true", {"items": [item], "atomic": False})
+    assert conflicting.status_code == 422, conflicting.text
+    assert conflicting.json()["code"] == "conflicting_parameters"
+    assert conflicting.json()["errors"][0]["field"] == "atomic"
+    for query, json_body in (
+        ("?atomic=true", {"items": [item], "atomic": True}),
+        ("?atomic=true", {"items": [item]}),
+        ("", {"items": [item], "atomic": True}),
+    ):
+        agreed = await batch(query, json_body)
+        assert agreed.status_code == 201, (query, agreed.text)
+        assert agreed.json()["atomic"] is True
+    for query in ("?atomic=null", "?atomic=1", "?atomic=true&atomic=true"):
+        refused = await batch(query, {"items": [item]})
+        assert refused.status_code == 422, (query, refused.text)
+        assert refused.json()["errors"][0]["field"] == "atomic"
     csv = ",".join([recipient, "EUR", "EUR", "100", "", "atomic csv"])
     uploaded = await api.client.post(
         "/v1/batches",
@@ -270,6 +309,100 @@ async def test_a_batch_says_atomic_in_one_place_for_each_media_type(
     )
     assert uploaded.status_code == 201, uploaded.text
     assert uploaded.json()["atomic"] is True
+
+
+@on_the_modules_loop
+async def test_every_limit_says_the_page_sizes_its_list_serves(
+    api: Api, tenant: Tenant, document: dict[str, Any]
+) -> None:
+    limits = query_parameters(document, "limit")
+    assert len(limits) == 8, limits
+    for path, schema in limits:
+        assert (schema["type"], schema["minimum"]) == ("integer", 1), (path, schema)
+        assert schema["minimum"] <= schema["default"] <= schema["maximum"], (path, schema)
+        served = await get(api, tenant, path, {"limit": str(schema["maximum"])})
+        assert served.status_code == 200, (path, served.text)
+        for refused in (schema["maximum"] + 1, 0):
+            answer = await get(api, tenant, path, {"limit": str(refused)})
+            assert answer.status_code == 422, (path, refused, answer.text)
+            assert answer.json()["errors"][0]["field"] == "limit"
+
+
+@on_the_modules_loop
+async def test_options_names_every_method_of_the_path(api: Api, tenant: Tenant) -> None:
+    routes = {route.path_format: set(route.methods) for route in api.app.routes}
+    assert {"GET", "POST"} <= routes["/v1/transfers"]
+    for template, served in sorted(routes.items()):
+        path = re.sub(r"{[a-z_]+}", "1", template)
+        headers = admin if template.startswith("/admin/") else tenant.headers("admin")
+        answer = await api.client.options(path, headers=headers)
+        assert answer.status_code == 204, (template, answer.text)
+        allowed = {name.strip() for name in answer.headers["allow"].split(",")}
+        assert allowed == served, (template, answer.headers["allow"])
+
+
+def test_request_bodies_say_what_they_refuse(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    paths = document["paths"]
+    optional = {
+        (path, method)
+        for path, method, operation in operations(document)
+        if "requestBody" in operation and not operation["requestBody"]["required"]
+    }
+    assert {
+        ("/v1/holds/{hold_id}/void", "post"),
+        ("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post"),
+        ("/v1/events/{event_id}/redeliver", "post"),
+    } <= optional
+    assert ("/v1/quotes", "post") not in optional
+    assert paths["/v1/webhook-endpoints/{endpoint_id}"]["patch"]["requestBody"]["required"]
+    # Free text refuses U+0000; text that goes into rail messages refuses every control
+    # character; map keys are strings too.
+    assert schemas["HoldCreate"]["properties"]["reference"]["anyOf"][0]["pattern"] == (
+        r"^[^\x00-\x1f\x7f]*$"
+    )
+    assert schemas["EndpointCreate"]["properties"]["description"]["anyOf"][0]["pattern"] == (
+        r"^[^\u0000]*$"
+    )
+    bank_details = schemas["RecipientCreate"]["properties"]["bank_details"]
+    assert bank_details["propertyNames"]["pattern"] == r"^[^\u0000]*$"
+    assert re.fullmatch(bank_details["additionalProperties"]["pattern"], "DE89")
+    # Exactly one amount, which a Struct's own schema cannot say.
+    for name in ("QuoteCreate", "BatchItemCreate"):
+        own, extra = schemas[name]["allOf"]
+        assert {"source_amount", "target_amount"} <= set(own["properties"])
+        (source, target) = extra["oneOf"]
+        assert (source["required"], target["required"]) == (["source_amount"], ["target_amount"])
+
+
+@on_the_modules_loop
+async def test_an_empty_optional_body_and_an_integral_float_are_taken(
+    api: Api, tenant: Tenant
+) -> None:
+    headers = tenant.headers("admin")
+    hold = await api.make("hold_id", tenant)
+    voided = await api.client.post(f"/v1/holds/{hold}/void", headers=headers)
+    assert voided.status_code == 200, voided.text
+    for amount, expected in (("100.0", 201), ("1e2", 201), ("100.5", 422)):
+        answer = await api.client.post(
+            "/v1/quotes",
+            content=f'{{"source_currency": "EUR", "target_currency": "IDR", '
+            f'"source_amount": {amount}}}',
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert answer.status_code == expected, (amount, answer.text)
+        if expected == 201:
+            assert answer.json()["source_amount"] == 100
+
+
+@on_the_modules_loop
+async def test_an_admin_path_id_past_a_bigint_is_a_422(api: Api, document: dict[str, Any]) -> None:
+    path = "/admin/v1/tenants/{tenant_id}"
+    (tenant_id,) = document["paths"][path]["get"]["parameters"]
+    assert tenant_id["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+    for refused in (str(2**63), "27851503541430685532160"):
+        answer = await api.client.get(f"/admin/v1/tenants/{refused}", headers=admin)
+        assert answer.status_code == 422, answer.text
 
 
 @on_the_modules_loop

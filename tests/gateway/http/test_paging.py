@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.http.paging import (
+    CursorKind,
     KeysetQuery,
     NumberCursors,
     Page,
     PageRequest,
     index_page,
     keyset_page,
+    ledger_timestamps,
     numbers,
     page_limit_or_422,
     page_request,
     positions,
+    row_ids,
 )
 from gateway.http.problems import ProblemError
 
@@ -133,3 +137,22 @@ def test_a_keyset_query_appends_the_key_after_the_filters() -> None:
     assert joined.sql.endswith(
         "AND ($1::bigint IS NULL OR (t.id) > ($1::bigint))\n ORDER BY t.id LIMIT $2"
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "cursor"),
+    [
+        (positions, "99999999999999999999_" + "0" * 32),  # past the year 9999
+        (row_ids, str(2**63)),  # past a Postgres bigint
+        (ledger_timestamps, str(2**64)),  # past a TigerBeetle u64
+    ],
+)
+def test_a_cursor_of_the_right_form_naming_no_place_has_a_code_of_its_own(
+    kind: CursorKind[Any], cursor: str
+) -> None:
+    """The published pattern admits these (it cannot bound a number), so they are not the
+    cursor's shape but a place no list has: `cursor_out_of_range`, never a 500."""
+    with pytest.raises(ProblemError) as raised:
+        page_request(kind, limit=1, cursor=cursor, limit_max=1)
+    assert (raised.value.status, raised.value.code) == (422, "cursor_out_of_range")
+    assert raised.value.errors[0].field == "cursor"

@@ -86,6 +86,21 @@ async def test_sandbox_allows_local_receivers_over_http() -> None:
 
 
 def test_every_url_rule_holds_in_sandbox_too() -> None:
-    for url in ("ftp://x/", "http://u:p@x/", "http://x/#frag", "http://x:99999/", "x" * 3000):
+    for url in (
+        "ftp://x/",
+        "http://u:p@x/",
+        "http://x/#frag",
+        "http://x:99999/",
+        "x" * 3000,
+        # Printable ASCII only: `urlsplit` would quietly drop the tab and keep the rest.
+        "http://x/a\tb",
+        " http://x/",
+        "https://\U00080d47",
+        "hTTPs://c]",  # an unclosed IPv6 bracket, which `urlsplit` raises on
+    ):
         with pytest.raises(DestinationRefused):
             parse_url(url, sandbox=True)
+
+
+def test_a_scheme_in_any_case_is_taken() -> None:
+    assert parse_url("HTTPS://example.com/hooks", sandbox=False).scheme == "https"
