@@ -676,8 +676,8 @@ variables: tuple[Variable, ...] = (
         field="sandbox_latency_ms_max",
         kind=Integer(default=120, low=0, high=10_000),
         section=_transfers,
-        meaning="The slowest answer of the sandbox rails; each answers after a random"
-        " 20 ms (or this, if lower) to this many milliseconds.",
+        meaning="The slowest answer of the sandbox rails; each batch sent to a rail is"
+        " answered after a random 20 ms (or this, if lower) to this many milliseconds.",
     ),
     Variable(
         name="KOVRA_SANDBOX_DUPLICATE_WINDOW_SECONDS",

@@ -43,7 +43,7 @@ from ledger.accounts import (
     platform_account_id,
     tenant_account_id,
 )
-from ledger.clients import batch_size_max
+from ledger.chains import transfers_per_request_max
 from ledger.errors import LedgerError
 from ledger.invariants import ensure
 from ledger.outcomes import (
@@ -56,8 +56,6 @@ from ledger.service import Ledger, validate_amount
 from ledger.transfers import Leg, TransferCode, linked, transfer_id
 
 clearing_sub_account = 1
-# One TigerBeetle request carries at most this many transfers; chains are never split.
-transfers_per_request_max = batch_size_max
 
 
 class NettedPair(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,14 +9,15 @@ Idempotency: `exists` is success. A linked chain retried after it was applied an
 once the rest is shown to be what was sent: TigerBeetle stops at the first event of a chain
 that fails, and `exists` fails a chain, so it compares only the chain's first transfer with
 what it holds. `chain_rests_applied_before` names the transfers it did not compare and
-`check_stored_as_sent` compares them with the stored ones (an extra lookup, on retries only).
+`check_stored_as_sent` compares them with the stored ones (an extra lookup, on retries only;
+`check_found_as_sent` when one lookup served many chains).
 An `exists` further into a chain whose first event was new means the ids were used for
 another chain: the chain was rolled back, and that is a conflict, not a success.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import tigerbeetle as tb
 
@@ -119,6 +120,17 @@ async def check_stored_as_sent(
     if not sent:
         return
     stored = {t.id: t for t in await lookup_transfers([t.id for t in sent] + list(absent_ids))}
+    check_found_as_sent(sent, stored, absent_ids=absent_ids)
+
+
+def check_found_as_sent(
+    sent: Sequence[tb.Transfer],
+    stored: Mapping[int, tb.Transfer],
+    *,
+    absent_ids: Sequence[int] = (),
+) -> None:
+    """`check_stored_as_sent` over what a lookup already found (`stored`, by id): a caller
+    checking many chains looks up all their ids in one request, then each chain here."""
     for absent_id in absent_ids:
         if absent_id in stored:
             raise LedgerIdConflict(

@@ -16,28 +16,33 @@ paid; `refund` reverses a committed payout that the rail returned.
 A batch item (`netted=True`) has its own shape, built by `ledger.netting`: its holds draw on
 the batch's clearing account, and aborting it also returns its money to the wallet. The
 same four calls drive both, so the transfer worker does not need to tell them apart.
+
+The worker drives payouts in batches: `commit_many`, `abort_many` and `settle_many` send
+every payout's chain in one request (`ledger.chains`) and answer per payout what the
+one-payout call would have (the one-payout calls are these with one payout), and
+`commit_and_settle_many` completes the payouts the rail paid, one request per step.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import msgspec
 import tigerbeetle as tb
 
 from ledger.accounts import AccountType, platform_account_id, tenant_account_id
+from ledger.chains import Chain, chains_per_call_max, create_chains
 from ledger.currencies import Currency
-from ledger.errors import InvalidAmount, ReservationReleased
+from ledger.errors import InvalidAmount, LedgerError, ReservationReleased
 from ledger.invariants import ensure
 from ledger.netting import NettedItem, Netting
-from ledger.outcomes import (
-    chain_rests_applied_before,
-    check_stored_as_sent,
-    check_transfer_results,
-)
 from ledger.service import Ledger, Posted, validate_amount
 from ledger.transfers import Leg, TransferCode, linked, transfer_id
+
+# The most payouts one `*_many` call takes (one chain per payout and step).
+payouts_per_call_max: Final = chains_per_call_max
 
 
 class Payout(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,6 +103,7 @@ class Payouts:
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
+        self._netting = Netting(ledger)
 
     def _legs(self, payout: Payout) -> list[_LegPlan]:
         currencies = self._ledger.currencies
@@ -162,13 +168,22 @@ class Payouts:
         """Hold every leg as a pending transfer, all or nothing."""
         if payout.netted:
             ensure(timeout_seconds == 0, "batch items are held until resolved")
-            chain = Netting(self._ledger).item_reservation(netted_item(payout))
-            return await self._submit_chain(payout, _reserve_legs, chain)
+            transfers = self._netting.item_reservation(netted_item(payout))
+        else:
+            transfers = self._reservation(payout, timeout_seconds)
+        reserved = await self._create_one(
+            Chain(object_id=payout.payout_id, step=_reserve_legs, transfers=transfers)
+        )
+        if reserved.existed and not payout.netted:
+            await self._ensure_still_reserved(payout)
+        return reserved
+
+    def _reservation(self, payout: Payout, timeout_seconds: int) -> list[tb.Transfer]:
         plans = self._legs(payout)
         last = len(plans) - 1
         # Linked here rather than by `linked()`, which would build every leg but the last
         # a second time: this is the payment path's one ledger call.
-        transfers = [
+        return [
             tb.Transfer(
                 id=transfer_id(object_id=payout.payout_id, leg=plan.pending),
                 debit_account_id=plan.debit_account_id,
@@ -183,13 +198,6 @@ class Payouts:
             )
             for index, plan in enumerate(plans)
         ]
-        results = await self._ledger.client.create_transfers(transfers)
-        timestamps = check_transfer_results(transfers, results)
-        existed = results[0].status is tb.CreateTransferStatus.EXISTS
-        if existed:
-            await self._check_applied_as_sent(payout, _reserve_legs, transfers, results)
-            await self._ensure_still_reserved(payout)
-        return Posted(transfer_id=transfers[0].id, timestamp_ns=timestamps[0], existed=existed)
 
     async def _ensure_still_reserved(self, payout: Payout) -> None:
         """A retry found the chain an earlier attempt reserved: refuse it if that reservation
@@ -201,18 +209,25 @@ class Payouts:
 
     async def commit(self, payout: Payout) -> Posted:
         """Post every reserved leg in full: the conversion and fee are now final."""
-        return await self._resolve(payout, post=True)
+        return _only(await self.commit_many([payout]))
 
     async def abort(self, payout: Payout) -> Posted:
         """Void every reserved leg: the wallet and liquidity get their funds back."""
-        return await self._resolve(payout, post=False)
+        return _only(await self.abort_many([payout]))
 
-    async def _resolve(self, payout: Payout, *, post: bool) -> Posted:
+    def _resolution(self, payout: Payout, *, post: bool) -> Chain:
+        """The chain that posts (commits) or voids (aborts) the payout's holds."""
         step = _commit_legs if post else _abort_legs
         if payout.netted:
-            return await self._submit_chain(
-                payout, step, Netting(self._ledger).item_resolution(netted_item(payout), post=post)
-            )
+            transfers = self._netting.item_resolution(netted_item(payout), post=post)
+            return Chain(object_id=payout.payout_id, step=step, transfers=transfers)
+        flags = (
+            tb.TransferFlags.POST_PENDING_TRANSFER
+            if post
+            else tb.TransferFlags.VOID_PENDING_TRANSFER
+        )
+        plans = self._legs(payout)
+        last = len(plans) - 1
         transfers = [
             tb.Transfer(
                 id=transfer_id(object_id=payout.payout_id, leg=plan.post if post else plan.void),
@@ -222,21 +237,23 @@ class Payouts:
                 amount=tb.AMOUNT_MAX if post else 0,
                 ledger=plan.ledger,
                 code=plan.code,
-                flags=tb.TransferFlags.POST_PENDING_TRANSFER
-                if post
-                else tb.TransferFlags.VOID_PENDING_TRANSFER,
+                # Linked as built, as `_reservation` does: a batch builds thousands.
+                flags=flags | tb.TransferFlags.LINKED if index < last else flags,
                 user_data_128=payout.payout_id,
                 user_data_64=payout.tenant_id,
             )
-            for plan in self._legs(payout)
+            for index, plan in enumerate(plans)
         ]
-        return await self._submit_chain(payout, step, transfers)
+        return Chain(object_id=payout.payout_id, step=step, transfers=transfers)
 
     # ----------------------------------------------------------------------------------
     # After the rail: settle, or refund a returned payout.
 
     async def settle(self, payout: Payout) -> Posted:
         """The rail paid: move the target amount out through the regional settlement account."""
+        return _only(await self.settle_many([payout]))
+
+    def _settlement(self, payout: Payout) -> Chain:
         target = self._ledger.currencies.get(payout.target_currency)
         transfer = tb.Transfer(
             id=transfer_id(object_id=payout.payout_id, leg=Leg.PAYOUT_SETTLEMENT),
@@ -250,7 +267,9 @@ class Payouts:
             user_data_128=payout.payout_id,
             user_data_64=payout.tenant_id,
         )
-        return await self._submit_chain(payout, (Leg.PAYOUT_SETTLEMENT,), [transfer])
+        return Chain(
+            object_id=payout.payout_id, step=(Leg.PAYOUT_SETTLEMENT,), transfers=[transfer]
+        )
 
     async def refund(self, payout: Payout, *, refund_fee: bool = True) -> Posted:
         """Reverse a committed (unsettled) payout: every leg flows back, in one chain."""
@@ -269,38 +288,56 @@ class Payouts:
             for plan in reversed(self._legs(payout))
             if refund_fee or plan.pending is not Leg.PAYOUT_FEE
         ]
-        return await self._submit_chain(payout, _refund_legs, transfers)
-
-    async def _submit_chain(
-        self, payout: Payout, step: tuple[Leg, ...], transfers: list[tb.Transfer]
-    ) -> Posted:
-        """Create one step's chain (`step` names every leg the step may have)."""
-        ensure(bool(transfers), "a payout chain has at least one leg")
-        chain = linked(transfers)
-        results = await self._ledger.client.create_transfers(chain)
-        timestamps = check_transfer_results(chain, results)
-        await self._check_applied_as_sent(payout, step, chain, results)
-        return Posted(transfer_id=chain[0].id, timestamp_ns=timestamps[0])
-
-    async def _check_applied_as_sent(
-        self,
-        payout: Payout,
-        step: tuple[Leg, ...],
-        chain: list[tb.Transfer],
-        results: list[tb.CreateTransferResult],
-    ) -> None:
-        """A chain an earlier attempt applied must be this one: its other legs as sent, and
-        none of the step's legs that this attempt left out (a fee gone, another shape)."""
-        (rest,) = chain_rests_applied_before(chain, results)
-        if not rest and results[0].status is not tb.CreateTransferStatus.EXISTS:
-            return
-        sent = {transfer.id for transfer in chain}
-        every_leg = (transfer_id(object_id=payout.payout_id, leg=leg) for leg in step)
-        await check_stored_as_sent(
-            rest or chain[:1],
-            self._ledger.client.lookup_transfers,
-            absent_ids=[leg_id for leg_id in every_leg if leg_id not in sent],
+        return await self._create_one(
+            Chain(object_id=payout.payout_id, step=_refund_legs, transfers=linked(transfers))
         )
+
+    # ----------------------------------------------------------------------------------
+    # Many payouts at once: one request per step for the whole batch (`ledger.chains`).
+    # Each answers one entry per payout, in order: its `Posted`, or the `LedgerError` that
+    # payout met, exactly as the one-payout call would have raised it; the one-payout calls
+    # are these with one payout.
+
+    async def commit_many(self, payouts: Sequence[Payout]) -> list[Posted | LedgerError]:
+        """`commit` every payout, every payout's chain in one request."""
+        return await self._create_many(payouts, lambda payout: self._resolution(payout, post=True))
+
+    async def abort_many(self, payouts: Sequence[Payout]) -> list[Posted | LedgerError]:
+        """`abort` every payout, every payout's chain in one request."""
+        return await self._create_many(payouts, lambda payout: self._resolution(payout, post=False))
+
+    async def settle_many(self, payouts: Sequence[Payout]) -> list[Posted | LedgerError]:
+        """`settle` every payout, every settlement in one request."""
+        return await self._create_many(payouts, self._settlement)
+
+    async def commit_and_settle_many(self, payouts: Sequence[Payout]) -> list[Posted | LedgerError]:
+        """`commit` then `settle` each payout, as the worker completes payouts the rail paid:
+        per payout the settlement's `Posted`, or the error of its commit (it is then not
+        settled) or of its settlement. One request per step, so two, not one.
+
+        One request would not be sound. A settlement sent as a chain of its own beside the
+        commit chain applies even where the commit fails (chains are independent), paying out
+        a payout that was never committed. Linked into the commit chain, it fails whenever an
+        earlier attempt had committed (an `exists` fails its chain), and a refused settlement
+        undoes the commit, which `commit` then `settle` never does.
+        """
+        committed = await self.commit_many(payouts)
+        accepted = [
+            payout
+            for payout, outcome in zip(payouts, committed, strict=True)
+            if isinstance(outcome, Posted)
+        ]
+        settled = iter(await self.settle_many(accepted))
+        return [next(settled) if isinstance(outcome, Posted) else outcome for outcome in committed]
+
+    async def _create_many(
+        self, payouts: Sequence[Payout], build: Callable[[Payout], Chain]
+    ) -> list[Posted | LedgerError]:
+        ensure(len(payouts) <= payouts_per_call_max, "at most payouts_per_call_max payouts")
+        return await create_chains(self._ledger.client, [_planned(build, p) for p in payouts])
+
+    async def _create_one(self, chain: Chain) -> Posted:
+        return _only(await create_chains(self._ledger.client, [chain]))
 
     # ----------------------------------------------------------------------------------
     # Reconciliation: the payout's state from TigerBeetle alone.
@@ -328,7 +365,7 @@ class Payouts:
         return PayoutState.ABSENT
 
     async def _netted_state(self, payout: Payout) -> PayoutState:
-        ids = Netting(self._ledger).item_transfer_ids(netted_item(payout))
+        ids = self._netting.item_transfer_ids(netted_item(payout))
         found = {t.id for t in await self._ledger.client.lookup_transfers(list(ids.values()))}
         for role, state in (
             ("settlement", PayoutState.SETTLED),
@@ -339,6 +376,23 @@ class Payouts:
             if ids[role] in found:
                 return state
         return PayoutState.ABSENT
+
+
+def _planned(build: Callable[[Payout], Chain], payout: Payout) -> Chain | LedgerError:
+    """The payout's chain, or the error that refuses it before any request (an amount out of
+    range, a currency not enabled), so that it fails alone."""
+    try:
+        return build(payout)
+    except LedgerError as error:
+        return error
+
+
+def _only(outcomes: list[Posted | LedgerError]) -> Posted:
+    """The one outcome of a one-payout call, raised if it is an error."""
+    (outcome,) = outcomes
+    if isinstance(outcome, LedgerError):
+        raise outcome
+    return outcome
 
 
 # Every leg each step of a payout (single or a batch item) may write: a retry that leaves one

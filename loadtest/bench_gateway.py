@@ -47,16 +47,24 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer KEY"
 """
+# A script that counts its 201 responses keeps them in each thread's global `created` and
+# lists its threads in `counted_threads` (filled by its `setup`); the summary adds them up.
 wrk_summary = """
 done = function(summary, latency, requests)
+  local created = "null"
+  if counted_threads then
+    local total = 0
+    for _, thread in ipairs(counted_threads) do total = total + (thread:get("created") or 0) end
+    created = tostring(total)
+  end
   io.write(string.format(
     '{"requests": %d, "seconds": %f, "non_2xx": %d, "socket_errors": %d, '
-    .. '"p50_ms": %f, "p95_ms": %f, "p99_ms": %f}\\n',
+    .. '"p50_ms": %f, "p95_ms": %f, "p99_ms": %f, "created": %s}\\n',
     summary.requests, summary.duration / 1e6, summary.errors.status,
     summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.timeout,
     latency:percentile(50) / 1000, latency:percentile(95) / 1000,
-    latency:percentile(99) / 1000))
+    latency:percentile(99) / 1000, created))
 end
 """
 wrk_script = wrk_headers + "wrk.body = [[BODY]]\n" + wrk_summary
@@ -70,6 +78,8 @@ class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    # Responses 201 Created, when the script counts them (`wrk_summary`); None otherwise.
+    created: int | None = None
     # The server's CPU (its whole process tree) per request, in ms; None when not measured.
     server_cpu_ms: float | None = None
     # The same for each local service the run was given (`loadtest.services_cpu`).

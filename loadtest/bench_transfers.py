@@ -1,4 +1,7 @@
-"""`python -m loadtest.bench_transfers`: payments/s (quote + transfer) against the bare echo.
+"""`python -m loadtest.bench_transfers`: payments accepted and completed, against the echo.
+
+The production shape by default: the API accepts payments (a quote and a transfer each) and
+the lifecycle worker completes them, on the same machine.
 
 Starts the bare msgspec echo app and Kovra (`kovra serve`, `kovra worker` and the shared
 ledger: `kovra ledger-server`, or the TigerBeetle cluster of `TB_ADDRESSES` when it is set)
@@ -7,7 +10,8 @@ default), each measuring back to back:
 
 1. the echo endpoint, for the ceiling of this machine and server settings;
 2. `POST /v1/quotes` for the set duration, each answered quote id written down;
-3. `POST /v1/transfers`, each request paying one of those quotes.
+3. `POST /v1/transfers`, each request paying one of those quotes; then, with the worker,
+   the drain: until every accepted transfer is final (`loadtest.settlement`).
 
 Prints, per round, quotes/s, transfers/s with their latency p50/p95, payments/s (a quote and
 a transfer each, end to end), the ratio to the echo ceiling, and for each phase the CPU the
@@ -16,13 +20,17 @@ ledger (the ledger server, or local TigerBeetle replicas), Redis and Postgres sp
 request (`loadtest.services_cpu`); then the median ratio of the rounds. A shared machine's
 speed can drift by half within minutes, so a ratio only compares phases measured seconds
 apart, and several rounds show how far it moved. The worker settles the payments on the
-sandbox rails meanwhile, as in production (unless `--no-worker`). With `--isolate` both
+sandbox rails meanwhile, as in production (unless `--no-worker`), and each round also
+prints accepted/s (201s), completed/s during the load, the drain time, the share completed
+within 60 s of the load's end, every process's CPU per completed transfer, and the rows and
+WAL Postgres wrote per completed transfer, in all and by table. With `--isolate` both
 servers run on cores of their own and everything else on the rest (`loadtest.isolation`).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -39,7 +47,7 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from loadtest import isolation, profiling, services_cpu
+from loadtest import isolation, profiling, services_cpu, settlement
 from loadtest.bench_gateway import (
     LoadResult,
     _free_port,
@@ -54,6 +62,7 @@ from loadtest.bench_gateway import (
     wrk_headers,
     wrk_summary,
 )
+from loadtest.settlement import Settlement
 
 quote_script = (
     wrk_headers
@@ -74,14 +83,21 @@ transfer_script = (
     wrk_headers
     + """
 local counter = 0
-setup = function(thread) counter = counter + 1; thread:set("index", counter) end
+counted_threads = {}
+setup = function(thread)
+  counter = counter + 1
+  thread:set("index", counter)
+  counted_threads[counter] = thread
+end
 init = function(args)
+  created = 0
   quotes = {}
   for line in io.lines("DIR/pool-" .. index .. ".txt") do quotes[#quotes + 1] = line end
   next_quote = 1
   refused = io.open("DIR/refused-" .. index .. ".txt", "w")
 end
 response = function(status, headers, body)
+  if status == 201 then created = created + 1 end
   if status >= 300 then
     refused:write(status, " ", body:match('"code":"([a-z_]+)"') or "?", "\\n")
   end
@@ -182,8 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.json:
         print(json.dumps({"rounds": [_round_summary(r) for r in rounds]}))
         return
-    for index, results in enumerate(rounds, start=1):
-        _print_round(index, results)
+    for index, measured in enumerate(rounds, start=1):
+        _print_round(index, measured)
     ratios = sorted(_round_summary(r)["ratio_transfers_echo"] for r in rounds)
     print(
         f"ratio transfers/echo, median of {len(rounds)} round(s): "
@@ -195,7 +211,17 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-def _round_summary(results: dict[str, LoadResult]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Round:
+    """One round's wrk phases, and the transfers phase followed to its end when the worker
+    ran."""
+
+    results: dict[str, LoadResult]
+    settlement: Settlement | None
+
+
+def _round_summary(measured: _Round) -> dict[str, Any]:
+    results = measured.results
     echo, quotes, transfers = results["echo"], results["quotes"], results["transfers"]
     payments = 1 / (1 / quotes.per_second + 1 / transfers.per_second)
     cpu_ratio = (
@@ -209,11 +235,15 @@ def _round_summary(results: dict[str, LoadResult]) -> dict[str, Any]:
         "ratio_transfers_echo": transfers.per_second / echo.per_second,
         "ratio_payments_echo": payments / echo.per_second,
         "cpu_ratio_echo_transfer": cpu_ratio,
+        "production_shape": None
+        if measured.settlement is None
+        else settlement.summary(measured.settlement, echo_per_second=echo.per_second),
     }
 
 
-def _print_round(index: int, results: dict[str, LoadResult]) -> None:
-    summary = _round_summary(results)
+def _print_round(index: int, measured: _Round) -> None:
+    summary = _round_summary(measured)
+    results = measured.results
     print(f"round {index}")
     for name, result in results.items():
         print(
@@ -234,23 +264,28 @@ def _print_round(index: int, results: dict[str, LoadResult]) -> None:
         f"  ratio transfers/echo: {summary['ratio_transfers_echo']:.2f}, "
         f"payments/echo: {summary['ratio_payments_echo']:.2f}"
     )
+    if measured.settlement is not None:
+        lines = settlement.report(
+            measured.settlement, transfers=results["transfers"], echo=results["echo"]
+        )
+        print("\n".join(lines))
 
 
-def _run(arguments: argparse.Namespace, directory: Path) -> list[dict[str, LoadResult]]:
+def _run(arguments: argparse.Namespace, directory: Path) -> list[_Round]:
     with bench_environment(directory) as environment:
         return _measure(arguments, directory, environment)
 
 
 def _measure(
     arguments: argparse.Namespace, directory: Path, environment: dict[str, str]
-) -> list[dict[str, LoadResult]]:
+) -> list[_Round]:
     """Both servers stay up; each round measures echo, quotes and transfers back to back."""
     load = {
         "connections": arguments.connections,
         "threads": arguments.threads,
         "seconds": arguments.seconds,
     }
-    rounds: list[dict[str, LoadResult]] = []
+    rounds: list[_Round] = []
     echo_port, port = _free_port(), _free_port()
     gateway = [sys.executable, "-m", "gateway.cli"]
     with (
@@ -278,26 +313,26 @@ def _measure(
             worker as worker_process,
             _isolated(arguments.split, echo, server, worker_process, service_pids),
         ):
+            target = _Target(
+                base=base,
+                server_pid=server.pid,
+                key=key,
+                recipient=recipient,
+                service_pids=service_pids,
+                database_url=environment["DATABASE_URL"],
+                worker_pid=None if worker_process is None else worker_process.pid,
+            )
             for index in range(arguments.rounds):
-                results: dict[str, LoadResult] = {}
-                results["echo"] = run_wrk(
+                echo_result = run_wrk(
                     echo_url, api_key="none", directory=directory, server_pid=echo.pid, **load
                 )
                 profile = arguments.profile if index == 0 else None
-                results |= _payments(
-                    arguments,
-                    directory,
-                    _Target(
-                        base=base,
-                        server_pid=server.pid,
-                        key=key,
-                        recipient=recipient,
-                        service_pids=service_pids,
-                    ),
-                    profile=profile,
-                    load=load,
+                payments, followed = _payments(
+                    arguments, directory, target, profile=profile, load=load
                 )
-                rounds.append(results)
+                rounds.append(
+                    _Round(results={"echo": echo_result, **payments}, settlement=followed)
+                )
     _report_refusals(directory)
     if arguments.profile is not None:
         print(profiling.summary(arguments.profile), file=sys.stderr)
@@ -327,6 +362,14 @@ class _Target:
     key: str
     recipient: str
     service_pids: dict[str, int]
+    database_url: str
+    # `kovra worker`, when it runs: the transfers phase then follows its transfers to the end.
+    worker_pid: int | None
+
+    def processes(self) -> dict[str, int]:
+        """Every process tree whose CPU a completed transfer costs."""
+        worker = {} if self.worker_pid is None else {"worker": self.worker_pid}
+        return {"gateway": self.server_pid, **worker, **self.service_pids}
 
 
 def _service_pids(environment: dict[str, str], *, ledger_pid: int | None) -> dict[str, int]:
@@ -349,8 +392,9 @@ def _payments(
     *,
     profile: Path | None,
     load: dict[str, int],
-) -> dict[str, LoadResult]:
-    """One round's quotes phase, then its transfers phase paying those quotes."""
+) -> tuple[dict[str, LoadResult], Settlement | None]:
+    """One round's quotes phase, then its transfers phase paying those quotes, followed
+    until the worker has finished with them when it runs."""
     base, server_pid, key, recipient = target.base, target.server_pid, target.key, target.recipient
     results: dict[str, LoadResult] = {}
     script = directory / "quotes.lua"
@@ -373,19 +417,27 @@ def _payments(
         .replace("DIR", str(directory))
         .replace("RECIPIENT", recipient)
     )
-    with _profiled(
-        profile if arguments.profile_phase == "transfers" else None,
-        server_pid,
-        arguments.seconds,
-    ):
-        results["transfers"] = run_script(
-            str(script),
-            f"{base}/v1/transfers",
-            server_pid=server_pid,
-            service_pids=target.service_pids,
-            **load,
-        )
-    return results
+
+    def transfers() -> LoadResult:
+        with _profiled(
+            profile if arguments.profile_phase == "transfers" else None,
+            server_pid,
+            arguments.seconds,
+        ):
+            return run_script(
+                str(script),
+                f"{base}/v1/transfers",
+                server_pid=server_pid,
+                service_pids=target.service_pids,
+                **load,
+            )
+
+    if target.worker_pid is None:
+        return results | {"transfers": transfers()}, None
+    result, followed = asyncio.run(
+        settlement.measure(target.database_url, target.processes(), transfers)
+    )
+    return results | {"transfers": result}, followed
 
 
 def _profiled(

@@ -52,6 +52,17 @@ async def _postmaster_pid(url: str) -> int | None:
     return parent if parent is not None and _command(parent).startswith("postgres") else None
 
 
+async def database_backend_pids(connection: asyncpg.Connection) -> list[int]:
+    """The local backends serving the connection's database, this connection's own left out:
+    its share of the postmaster's tree, which on a shared server also holds the backends of
+    other databases (and the processes every database shares: WAL writer, checkpointer)."""
+    rows = await connection.fetch(
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return [int(row["pid"]) for row in rows if _command(int(row["pid"])).startswith("postgres")]
+
+
 def tigerbeetle_replica_pids(addresses: str, *, proc: Path = Path("/proc")) -> list[int]:
     """The local `tigerbeetle start` processes whose `--addresses` share a port with
     `addresses` (TB_ADDRESSES: ports, or hosts with ports, comma-separated)."""

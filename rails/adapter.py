@@ -1,16 +1,20 @@
 """The one interface every regional rail sits behind, and the resilience around it (SPEC §6).
 
-The lifecycle never talks to a rail directly: it hands a `RailSubmission` (one validated
-pacs.008 for one attempt of one transfer) to a `RailAdapter` and gets a `RailResponse`
-back: accepted, rejected with its ISO reason, or no answer. `ResilientRail` wraps any
-adapter with what a network dependency needs:
+The lifecycle never talks to a rail directly: it hands `RailSubmission`s (each one pacs.008
+for one attempt of one transfer) to a `RailAdapter` and gets one `RailResponse` per
+submission back: accepted, rejected with its ISO reason, or no answer. The lifecycle worker
+drives transfers in batches, so the interface takes a batch (`submit_batch`, at most
+`rail_batch_size_max` submissions, one round trip to the rail) and answers it item by item in
+the same order; `submit` is the batch of one. `ResilientRail` wraps any adapter with what a
+network dependency needs, applied to the batch as a whole, since a batch is one call:
 
-- a timeout per try: a rail that does not answer in time is `no_answer`, not an error. The
-  rail may have received the payment, so the submission is not retried here; the lifecycle
-  moves the transfer to `pending_rail` and retries later with `next_attempt_delay_ms`;
+- a timeout per try: a rail that does not answer in time is `no_answer` for every item, not
+  an error. The rail may have received the payments, so the batch is not retried here; the
+  lifecycle moves the transfers to `pending_rail` and retries later with
+  `next_attempt_delay_ms`;
 - retries with exponential backoff and full jitter when the adapter raises (connection
-  refused, reset, TLS failure...): the message did not get an answer and is resent, under
-  the same end-to-end id, so the rail can deduplicate it;
+  refused, reset, TLS failure...): the batch did not get an answer and is resent, each
+  payment under the same end-to-end id, so the rail can deduplicate it;
 - a circuit breaker, so a rail that keeps failing is not hammered, and callers learn at
   once (`RailUnavailable`) that they should try later.
 """
@@ -20,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol
 
 import msgspec
 
-from ledger.invariants import InvariantViolation, ensure
+from ledger.invariants import InvariantViolation, ensure, unreachable
 from rails.corridors import Rail
 
 # The lifecycle worker's schedule for `pending_rail` retries: 1 s, then doubling, capped at 5
@@ -40,6 +44,9 @@ rail_timeout_ms_default = 10_000
 # and an attempt counter in the millions must not compute a million-bit integer.
 backoff_doublings_max = 32
 transfer_id_bits = 128
+# The most submissions one call to a rail carries: about what the lifecycle worker claims in
+# one pass. Callers with more split them into chunks of this size.
+rail_batch_size_max = 1_000
 milliseconds_per_second = 1_000
 
 Outcome = Literal["accepted", "rejected", "no_answer"]
@@ -84,9 +91,31 @@ class RailUnavailable(Exception):
 
 
 class RailAdapter(Protocol):
-    """A rail: sends a submission, returns the rail's answer or raises on transport failure."""
+    """A rail: sends submissions, returns the rail's answers or raises on transport failure."""
 
-    async def submit(self, submission: RailSubmission) -> RailResponse: ...
+    async def submit(self, submission: RailSubmission) -> RailResponse:
+        """The rail's answer to one submission."""
+        ...
+
+    async def submit_batch(self, submissions: Sequence[RailSubmission]) -> list[RailResponse]:
+        """One answer per submission, in their order, from one call to the rail. At most
+        `rail_batch_size_max` submissions; raises `RailUnavailable` when the batch as a whole
+        got no answer."""
+        ...
+
+
+def no_answers(count: int) -> list[RailResponse]:
+    """`count` silences: what a batch the rail did not answer in time gets."""
+    return [RailResponse(outcome="no_answer", reason_code=None, pacs002=None)] * count
+
+
+def _described(submissions: Sequence[RailSubmission]) -> str:
+    """The rails and transfers of a batch, for an error message."""
+    rails = ", ".join(sorted({submission.rail.value for submission in submissions}))
+    first = submissions[0].transfer_id
+    if len(submissions) == 1:
+        return f"{rails}: transfer {first:#x}"
+    return f"{rails}: {len(submissions)} transfers (the first {first:#x})"
 
 
 def backoff_ceiling_ms(attempt: int, *, base_ms: int, cap_ms: int) -> int:
@@ -237,20 +266,32 @@ class ResilientRail(RailAdapter):
         return self._breaker
 
     async def submit(self, submission: RailSubmission) -> RailResponse:
-        """The rail's answer, or `no_answer` when it stays silent past the timeout.
+        """The rail's answer to one submission: `submit_batch` of one."""
+        (response,) = await self.submit_batch([submission])
+        return response
+
+    async def submit_batch(self, submissions: Sequence[RailSubmission]) -> list[RailResponse]:
+        """The rail's answers, or `no_answer` for every item when the batch stays silent past
+        the timeout.
 
         Raises `RailUnavailable` when the breaker is open (the rail is not called) or when
         every try raised. Programmer errors (`InvariantViolation`) propagate untouched.
         """
+        ensure(
+            len(submissions) <= rail_batch_size_max,
+            f"a rail batch holds at most {rail_batch_size_max} submissions, not "
+            f"{len(submissions)}: callers chunk",
+        )
+        if not submissions:
+            return []
         last_error: Exception | None = None
         for try_number in range(1, self._retry.attempts_max + 1):
             if not self._breaker.allow():
                 raise RailUnavailable(
-                    f"{submission.rail.value}: circuit open, not sending transfer "
-                    f"{submission.transfer_id:#x}"
+                    f"{_described(submissions)}: circuit open, not sent"
                 ) from last_error
             try:
-                return await self._try_once(submission)
+                return await self._try_once(submissions)
             except InvariantViolation:
                 raise
             except Exception as error:
@@ -259,23 +300,22 @@ class ResilientRail(RailAdapter):
                 delay_ms = self._retry.delay_ms(try_number, random=self._random)
                 await self._sleep(delay_ms / milliseconds_per_second)
         raise RailUnavailable(
-            f"{submission.rail.value}: {self._retry.attempts_max} tries failed for transfer "
-            f"{submission.transfer_id:#x}"
+            f"{_described(submissions)}: {self._retry.attempts_max} tries failed"
         ) from last_error
 
-    async def _try_once(self, submission: RailSubmission) -> RailResponse:
+    async def _try_once(self, submissions: Sequence[RailSubmission]) -> list[RailResponse]:
         """One try, its outcome reported to the breaker whatever happens (even cancellation)."""
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
-                response = await self._inner.submit(submission)
+                responses = await self._inner.submit_batch(submissions)
         except TimeoutError:
             if not deadline.expired():
                 self._breaker.record_failure()  # The adapter's own timeout: a transport error.
                 raise
-            # Silence is not a transport failure: the payment may have reached the rail. The
+            # Silence is not a transport failure: the payments may have reached the rail. The
             # breaker neither trips nor closes on it; the lifecycle moves to `pending_rail`.
             self._breaker.record_neutral()
-            return RailResponse(outcome="no_answer", reason_code=None, pacs002=None)
+            return no_answers(len(submissions))
         except InvariantViolation:
             self._breaker.record_neutral()
             raise
@@ -285,5 +325,10 @@ class ResilientRail(RailAdapter):
         except BaseException:
             self._breaker.record_neutral()  # Cancelled: the probe slot must not stay taken.
             raise
+        if len(responses) != len(submissions):
+            self._breaker.record_neutral()  # The adapter's bug, not the rail's health.
+            unreachable(
+                f"a rail adapter answered {len(responses)} times to {len(submissions)} submissions"
+            )
         self._breaker.record_success()
-        return response
+        return responses

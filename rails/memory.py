@@ -19,7 +19,10 @@ pays nothing twice; a sender that re-sends it under a new identifier is caught.
 The memory is per payment, never per message: a pacs.008 carries one payment and a pain.001
 many, and each payment is received, and remembered, on its own. A rail that takes a whole
 batch as one pain.001 asks the memory about each of its payments, as the sandbox does for a
-pacs.008's one payment.
+pacs.008's one payment. A rail answering a batch of messages at once hands the memory all
+their receipts in one call (`receive_many`), decided one after the other in their order, as
+if received one by one: a second receipt of a payment in the same batch is a duplicate of
+the first.
 
 `RailMemory` is what a rail needs of its memory; `rails.redis_memory` keeps it in Redis,
 where every worker process sees it and a worker's death forgets nothing.
@@ -28,6 +31,7 @@ where every worker process sees it and a worker's death forgets nothing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import msgspec
@@ -83,4 +87,10 @@ class RailMemory(Protocol):
 
     async def receive(self, receipt: Receipt) -> Recall:
         """Remember the receipt if its payment is new; otherwise say what it duplicates."""
+        ...
+
+    async def receive_many(self, receipts: Sequence[Receipt]) -> list[Recall]:
+        """`receive` for each receipt in turn, in one call: one recall per receipt, in their
+        order, each decided atomically and seeing every receipt before it. At most
+        `rail_batch_size_max` receipts."""
         ...

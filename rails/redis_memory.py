@@ -3,8 +3,10 @@ sent, and a worker's death forgets nothing.
 
 One script reads what the rail knows of a receipt's UETR and end-to-end id and records the
 receipt in the same step, so two workers racing to send one payment make one payment: one
-of them is `received`, the other a `duplicate` answered as the first. The keys, under a
-namespace (`kovra` by default):
+of them is `received`, the other a `duplicate` answered as the first. The script takes a
+batch of receipts (a rail answering a batch of messages) and decides them one after the
+other in one atomic step, so a batch costs one round trip, and a payment twice in a batch is
+received once. The keys, under a namespace (`kovra` by default):
 
 - `{ns}:rail:{rail}:uetr:{uetr}`, a hash: the payment as first received (its end-to-end
   id, the message that carried it, the answer given: outcome, ISO reason, pacs.002) and the
@@ -23,13 +25,14 @@ load test shortens the window.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 
 from ledger.invariants import ensure, unreachable
-from rails.adapter import RailResponse
+from rails.adapter import RailResponse, rail_batch_size_max
 from rails.corridors import Rail
 from rails.memory import (
     Recall,
@@ -43,38 +46,47 @@ namespace_default = "kovra"
 receipts_suffix = "rail:receipts"
 milliseconds_per_second = 1_000
 
-# KEYS[1] the UETR's payment, KEYS[2] the end-to-end id's UETR, KEYS[3] the receipts stream.
-# ARGV: [1] UETR, [2] end-to-end id, [3] rail, [4] message id, [5] outcome, [6] ISO reason
-# ('' for none), [7] pacs.002, [8] the window (s).
-# Replies {'received'}, {'duplicate', outcome, reason, pacs.002} or {'conflict'}.
-_receive_lua = """
-local window_seconds = tonumber(ARGV[8])
-local function log(verdict)
-  local now = redis.call('TIME')
-  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  local oldest_ms = now_ms - window_seconds * 1000
-  redis.call('XADD', KEYS[3], 'MINID', tostring(oldest_ms), '*', 'verdict', verdict,
-             'rail', ARGV[3], 'uetr', ARGV[1], 'end_to_end_id', ARGV[2], 'message_id', ARGV[4])
-  redis.call('EXPIRE', KEYS[3], window_seconds)
+# Receives a batch of receipts, one after the other, as one atomic step: each sees what the
+# ones before it recorded, so a payment twice in a batch is received, then a duplicate.
+# KEYS[1] the receipts stream; then per receipt i (from 0), KEYS[2 + 2i] the UETR's payment
+# and KEYS[3 + 2i] the end-to-end id's UETR. ARGV[1] the window (s); then per receipt i,
+# from ARGV[2 + 7i]: UETR, end-to-end id, rail, message id, outcome, ISO reason ('' for
+# none), pacs.002. Replies one entry per receipt, in order: {'received'},
+# {'duplicate', outcome, reason, pacs.002} or {'conflict'}.
+_receive_many_lua = """
+local window_seconds = tonumber(ARGV[1])
+local stream = KEYS[1]
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local replies = {}
+for i = 0, (#KEYS - 1) / 2 - 1 do
+  local payment_key, end_to_end_key = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local a = 1 + 7 * i
+  local uetr, end_to_end_id = ARGV[a + 1], ARGV[a + 2]
+  local known_end_to_end_id = redis.call('HGET', payment_key, 'end_to_end_id')
+  local known_uetr = redis.call('GET', end_to_end_key)
+  local reply
+  if not known_end_to_end_id and not known_uetr then
+    redis.call('HSET', payment_key, 'end_to_end_id', end_to_end_id, 'message_id', ARGV[a + 4],
+               'outcome', ARGV[a + 5], 'reason_code', ARGV[a + 6], 'pacs002', ARGV[a + 7],
+               'duplicates', 0)
+    redis.call('EXPIRE', payment_key, window_seconds)
+    redis.call('SET', end_to_end_key, uetr, 'EX', window_seconds)
+    reply = {'received'}
+  elseif known_end_to_end_id == end_to_end_id and known_uetr == uetr then
+    redis.call('HINCRBY', payment_key, 'duplicates', 1)
+    local first = redis.call('HMGET', payment_key, 'outcome', 'reason_code', 'pacs002')
+    reply = {'duplicate', first[1], first[2], first[3]}
+  else
+    reply = {'conflict'}
+  end
+  redis.call('XADD', stream, '*', 'verdict', reply[1], 'rail', ARGV[a + 3], 'uetr', uetr,
+             'end_to_end_id', end_to_end_id, 'message_id', ARGV[a + 4])
+  replies[i + 1] = reply
 end
-local known_end_to_end_id = redis.call('HGET', KEYS[1], 'end_to_end_id')
-local known_uetr = redis.call('GET', KEYS[2])
-if not known_end_to_end_id and not known_uetr then
-  redis.call('HSET', KEYS[1], 'end_to_end_id', ARGV[2], 'message_id', ARGV[4],
-             'outcome', ARGV[5], 'reason_code', ARGV[6], 'pacs002', ARGV[7], 'duplicates', 0)
-  redis.call('EXPIRE', KEYS[1], window_seconds)
-  redis.call('SET', KEYS[2], ARGV[1], 'EX', window_seconds)
-  log('received')
-  return {'received'}
-end
-if known_end_to_end_id == ARGV[2] and known_uetr == ARGV[1] then
-  redis.call('HINCRBY', KEYS[1], 'duplicates', 1)
-  log('duplicate')
-  local first = redis.call('HMGET', KEYS[1], 'outcome', 'reason_code', 'pacs002')
-  return {'duplicate', first[1], first[2], first[3]}
-end
-log('conflict')
-return {'conflict'}
+redis.call('XTRIM', stream, 'MINID', tostring(now_ms - window_seconds * 1000))
+redis.call('EXPIRE', stream, window_seconds)
+return replies
 """
 
 
@@ -132,7 +144,7 @@ class RedisRailMemory:
         self._redis = redis
         self._namespace = namespace
         self._window_seconds = window_seconds
-        self._receive = redis.register_script(_receive_lua)
+        self._receive_many = redis.register_script(_receive_many_lua)
 
     @property
     def receipts_key(self) -> str:
@@ -146,14 +158,26 @@ class RedisRailMemory:
         return f"{self._namespace}:rail:{rail.value}:e2e:{end_to_end_id}"
 
     async def receive(self, receipt: Receipt) -> Recall:
-        answer = receipt.answer
-        reply = await self._receive(
-            keys=[
+        (recall,) = await self.receive_many([receipt])
+        return recall
+
+    async def receive_many(self, receipts: Sequence[Receipt]) -> list[Recall]:
+        """Every receipt decided in order by one script: one round trip, one atomic step."""
+        ensure(
+            len(receipts) <= rail_batch_size_max,
+            f"a rail receives at most {rail_batch_size_max} payments at once, not {len(receipts)}",
+        )
+        if not receipts:
+            return []
+        keys = [self.receipts_key]
+        args: list[str | bytes | int] = [self._window_seconds]
+        for receipt in receipts:
+            answer = receipt.answer
+            keys += (
                 self._payment_key(receipt.rail, receipt.uetr),
                 self._end_to_end_key(receipt.rail, receipt.end_to_end_id),
-                self.receipts_key,
-            ],
-            args=[
+            )
+            args += (
                 str(receipt.uetr),
                 receipt.end_to_end_id,
                 receipt.rail.value,
@@ -161,17 +185,10 @@ class RedisRailMemory:
                 answer.outcome,
                 answer.reason_code or "",
                 answer.pacs002 or b"",
-                self._window_seconds,
-            ],
-        )
-        verdict = _text(reply[0])
-        if verdict == "received":
-            return Recall(verdict="received", answer=answer)
-        if verdict == "duplicate":
-            return Recall(verdict="duplicate", answer=_answer(reply[1], reply[2], reply[3]))
-        if verdict == "conflict":
-            return Recall(verdict="conflict", answer=None)
-        unreachable(f"the receipt script replied {reply!r}")
+            )
+        replies = await self._receive_many(keys=keys, args=args)
+        ensure(len(replies) == len(receipts), "the receipt script answers every receipt")
+        return [_recall(receipt, reply) for receipt, reply in zip(receipts, replies, strict=True)]
 
     async def payment(self, *, rail: Rail, uetr: uuid.UUID) -> RememberedPayment | None:
         """The payment `rail` made under `uetr`, or None if it remembers none."""
@@ -203,6 +220,18 @@ class RedisRailMemory:
             for _, stream_entries in pairs
             for entry_id, fields in stream_entries
         ]
+
+
+def _recall(receipt: Receipt, reply: list[Any]) -> Recall:
+    """What the receipt script decided for one receipt."""
+    verdict = _text(reply[0])
+    if verdict == "received":
+        return Recall(verdict="received", answer=receipt.answer)
+    if verdict == "duplicate":
+        return Recall(verdict="duplicate", answer=_answer(reply[1], reply[2], reply[3]))
+    if verdict == "conflict":
+        return Recall(verdict="conflict", answer=None)
+    unreachable(f"the receipt script replied {reply!r}")
 
 
 def _logged(entry_id: bytes | str, fields: dict[Any, Any]) -> LoggedReceipt:

@@ -27,10 +27,15 @@ receipts, and logs every receipt, for tests and operators to watch.
 
 The receipt is recorded before the answer comes back, after a latency drawn uniformly from
 [latency_ms_min, latency_ms_max]: a sender that dies meanwhile finds, when it sends again,
-that the rail already has the payment. A timeout answer is returned as `no_answer` rather
-than by hanging past the caller's deadline: it is what `ResilientRail` reports for a silent
-rail, and that timeout path is tested on its own with a hanging fake, so the sandbox need
-not make every `sandbox:timeout` transfer wait for a real deadline.
+that the rail already has the payment. A batch (`submit_batch`) is one round trip: each of
+its submissions is answered exactly as `submit` would answer it, one after the other in
+their order (a payment twice in a batch is received, then a duplicate), after one latency
+for the whole batch, and its receipts go to the memory in one call.
+
+A timeout answer is returned as `no_answer` rather than by hanging past the caller's
+deadline: it is what `ResilientRail` reports for a silent rail, and that timeout path is
+tested on its own with a hanging fake, so the sandbox need not make every `sandbox:timeout`
+transfer wait for a real deadline.
 
 Like a real rail, the sandbox reads the pacs.008 it is sent: a message that is not one
 carrying exactly one payment with its UETR and end-to-end id (or is too large) is rejected
@@ -47,15 +52,15 @@ import random as _random
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 
 from ledger.invariants import ensure
-from rails.adapter import RailAdapter, RailResponse, RailSubmission
+from rails.adapter import RailAdapter, RailResponse, RailSubmission, rail_batch_size_max
 from rails.corridors import Rail
 from rails.iso20022 import build_pacs002, pacs008_namespace
-from rails.memory import RailMemory, Receipt, duplication_reason
+from rails.memory import RailMemory, Recall, Receipt, duplication_reason
 
 latency_ms_min_default = 20
 latency_ms_max_default = 120
@@ -170,51 +175,76 @@ class SandboxRail(RailAdapter):
     async def submit(self, submission: RailSubmission) -> RailResponse:
         """The answer SPEC §6 prescribes for this submission's reference and attempt, or
         the first answer to its payment if the rail received that payment before."""
+        (response,) = await self.submit_batch([submission])
+        return response
+
+    async def submit_batch(self, submissions: Sequence[RailSubmission]) -> list[RailResponse]:
+        """Each submission answered as `submit` would, one after the other in their order,
+        after one latency for the whole batch and with one call to the memory for all the
+        payments it receives."""
+        ensure(
+            len(submissions) <= rail_batch_size_max,
+            f"a rail batch holds at most {rail_batch_size_max} submissions, not {len(submissions)}",
+        )
+        if not submissions:
+            return []
+        latency_seconds = self._latency_ms() / milliseconds_per_second
+        decided = [self._decide(submission) for submission in submissions]
+        receipts = [decision for decision in decided if isinstance(decision, Receipt)]
+        recalls = iter(await self._memory.receive_many(receipts))
+        responses = [
+            self._recalled(submission, decision, next(recalls))
+            if isinstance(decision, Receipt)
+            else decision
+            for submission, decision in zip(submissions, decided, strict=True)
+        ]
+        ensure(next(recalls, None) is None, "the memory recalls each receipt once")
+        await self._sleep(latency_seconds)
+        return responses
+
+    def _decide(self, submission: RailSubmission) -> RailResponse | Receipt:
+        """The answer to a submission the rail answers without its memory (an unreadable
+        message, a silent attempt), or the receipt of the payment it carries."""
         ensure(
             self._rail is None or submission.rail is self._rail,
             f"a {submission.rail.value} submission was routed to the "
             f"{self._rail.value if self._rail else ''} sandbox",
         )
-        latency_seconds = self._latency_ms() / milliseconds_per_second
         payment = _read_payment(submission.pacs008)
         if payment is None:
-            response = self._answer(
+            return self._answer(
                 submission,
                 original_message_id="-",
                 end_to_end_id=submission.end_to_end_id,
                 reason_code=invalid_message_reason,
             )
-        elif submission.attempt <= silent_attempts(submission.reference):
-            response = RailResponse(outcome="no_answer", reason_code=None, pacs002=None)
-        else:
-            response = await self._receive(submission, payment)
-        await self._sleep(latency_seconds)
-        return response
-
-    async def _receive(self, submission: RailSubmission, payment: _Payment) -> RailResponse:
-        """Hand the payment to the rail's memory: the answer to a new payment, the first
-        answer to one received before, AM05 to one reusing another payment's id."""
+        if submission.attempt <= silent_attempts(submission.reference):
+            return RailResponse(outcome="no_answer", reason_code=None, pacs002=None)
         answer = self._answer(
             submission,
             original_message_id=payment.message_id,
             end_to_end_id=payment.end_to_end_id,
             reason_code=reject_reason(submission.reference),
         )
-        recall = await self._memory.receive(
-            Receipt(
-                rail=submission.rail,
-                uetr=payment.uetr,
-                end_to_end_id=payment.end_to_end_id,
-                message_id=payment.message_id,
-                answer=answer,
-            )
+        return Receipt(
+            rail=submission.rail,
+            uetr=payment.uetr,
+            end_to_end_id=payment.end_to_end_id,
+            message_id=payment.message_id,
+            answer=answer,
         )
+
+    def _recalled(
+        self, submission: RailSubmission, receipt: Receipt, recall: Recall
+    ) -> RailResponse:
+        """What the memory's recall of a receipt answers: the answer to a new payment, the
+        first answer to one received before, AM05 to one reusing another payment's id."""
         if recall.answer is not None:
             return recall.answer
         return self._answer(
             submission,
-            original_message_id=payment.message_id,
-            end_to_end_id=payment.end_to_end_id,
+            original_message_id=receipt.message_id,
+            end_to_end_id=receipt.end_to_end_id,
             reason_code=duplication_reason,
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -17,6 +18,7 @@ import msgspec
 
 from gateway.http.paging import KeysetQuery, Page, PageRequest, Position, positions
 from gateway.infra.database.batch import BatchStatement
+from ledger.invariants import ensure
 
 transfer_insert = BatchStatement(
     table="transfers",
@@ -133,11 +135,29 @@ async def list_transfers(
     return await _transfer_pages.page(pool, page, tenant_id, status, row=_row)
 
 
-async def claim_due(pool: asyncpg.Pool, *, limit: int, lease_seconds: int) -> list[TransferRow]:
-    """Lease up to `limit` transfers that need work for `lease_seconds`; other workers skip
-    them meanwhile, and take them up once the lease has run out (its worker died)."""
+# The statuses a lifecycle pass sends to the rail; claiming one of them makes it `submitted`
+# (`claim_for_submission`).
+sendable_statuses = ("processing", "submitted", "pending_rail")
+
+
+async def claim_for_submission(
+    pool: asyncpg.Pool, *, limit: int, lease_seconds: int
+) -> list[TransferRow]:
+    """Lease up to `limit` due transfers for `lease_seconds` (another claim skips them
+    meanwhile, and takes them up once the lease has run out, its worker having died) and, in
+    the same write, move each one the pass will send to `submitted` with its next attempt
+    number. From then on the tenant can no longer cancel it: the pass may send it at any
+    moment. A cancelled or blocked transfer is leased as it is (its hold is to be voided).
+
+    One UPDATE per transfer instead of two (a lease, then `submitted`): the attempt's message
+    and event are recorded before sending by `record_submissions`, which only inserts."""
     records = await pool.fetch(
-        f"""UPDATE transfers SET next_attempt_at = now() + make_interval(secs => $2)
+        f"""UPDATE transfers
+               SET next_attempt_at = now() + make_interval(secs => $2),
+                   status = CASE WHEN status = ANY($3::text[]) THEN 'submitted' ELSE status END,
+                   attempt = CASE WHEN status = ANY($3::text[]) THEN attempt + 1
+                                  ELSE attempt END,
+                   updated_at = now()
              WHERE (compliance_region, id) IN (
                    SELECT compliance_region, id FROM transfers
                     WHERE status IN ('processing', 'submitted', 'pending_rail', 'cancelled',
@@ -147,6 +167,7 @@ async def claim_due(pool: asyncpg.Pool, *, limit: int, lease_seconds: int) -> li
          RETURNING {_columns}""",  # noqa: S608 - fixed column list.
         limit,
         lease_seconds,
+        list(sendable_statuses),
     )
     return [_row(record) for record in records]
 
@@ -216,6 +237,128 @@ async def transition(
     return None if record is None else _row(record)
 
 
+class Submission(msgspec.Struct, frozen=True, kw_only=True):
+    """An attempt about to be sent: the transfer (as claimed), its message and its event."""
+
+    row: TransferRow
+    message: bytes
+    event: Event
+
+
+_record_submissions_sql = """
+WITH written_events AS (
+    INSERT INTO events (id, tenant_id, type, object_id, payload)
+    SELECT e.id, e.tenant_id, e.type, e.object_id, e.payload
+      FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[], $5::jsonb[])
+           AS e(id, tenant_id, type, object_id, payload)
+    ON CONFLICT DO NOTHING
+)
+INSERT INTO transfer_messages (compliance_region, transfer_id, tenant_id, message_type,
+                               direction, attempt, xml)
+SELECT m.region, m.transfer_id, m.tenant_id, 'pacs.008', 'outbound', m.attempt, m.xml
+  FROM unnest($6::text[], $4::uuid[], $2::bigint[], $7::int[], $8::text[])
+       AS m(region, transfer_id, tenant_id, attempt, xml)
+"""
+
+
+async def record_submissions(pool: asyncpg.Pool, submissions: Sequence[Submission]) -> None:
+    """Each attempt's pacs.008 and `transfer.submitted` event, recorded before it is sent so
+    that every message a rail may have received is on record: one statement, inserts only."""
+    if not submissions:
+        return
+    await pool.execute(
+        _record_submissions_sql,
+        [s.event.id for s in submissions],
+        [s.row.tenant_id for s in submissions],
+        [s.event.type for s in submissions],
+        [s.row.id for s in submissions],
+        [_json(s.event.payload) for s in submissions],
+        [s.row.compliance_region for s in submissions],
+        [s.row.attempt for s in submissions],
+        [s.message.decode() for s in submissions],
+    )
+
+
+class Move(msgspec.Struct, frozen=True, kw_only=True):
+    """One transfer's step at the end of a lifecycle pass: to `to` if it is still in one of
+    `expected`, with the events and inbound messages that go with it."""
+
+    row: TransferRow
+    to: str
+    expected: tuple[str, ...]
+    next_attempt_at: datetime.datetime
+    events: tuple[Event, ...] = ()
+    failure_code: str | None = None
+    messages: tuple[tuple[str, str, bytes], ...] = ()  # (type, direction, xml)
+
+
+# One statement for a whole pass: every conditional update, then (only for the rows that
+# moved, since both inserts join `moved`) their events and messages.
+_transition_many_sql = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[],
+                         $6::text[])
+           AS i(region, id, status, expected, next_attempt_at, failure_code)
+), moved AS (
+    UPDATE transfers t
+       SET status = i.status, next_attempt_at = i.next_attempt_at,
+           failure_code = COALESCE(i.failure_code, t.failure_code), updated_at = now()
+      FROM input i
+     WHERE t.compliance_region = i.region AND t.id = i.id
+       AND t.status = ANY(string_to_array(i.expected, ','))
+ RETURNING t.compliance_region, t.id, t.tenant_id, t.attempt
+), written_events AS (
+    INSERT INTO events (id, tenant_id, type, object_id, payload)
+    SELECT e.id, moved.tenant_id, e.type, moved.id, e.payload
+      FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::jsonb[])
+           AS e(transfer_id, id, type, payload)
+      JOIN moved ON moved.id = e.transfer_id
+    ON CONFLICT DO NOTHING
+), written_messages AS (
+    INSERT INTO transfer_messages (compliance_region, transfer_id, tenant_id, message_type,
+                                   direction, attempt, xml)
+    SELECT moved.compliance_region, moved.id, moved.tenant_id, m.kind, m.direction,
+           moved.attempt, m.xml
+      FROM unnest($11::uuid[], $12::text[], $13::text[], $14::text[])
+           AS m(transfer_id, kind, direction, xml)
+      JOIN moved ON moved.id = m.transfer_id
+)
+SELECT id FROM moved
+"""
+
+
+async def transition_many(pool: asyncpg.Pool, moves: Sequence[Move]) -> set[uuid.UUID]:
+    """Apply every move of a pass in one statement; the ids of the transfers that moved (a
+    transfer another process moved first is left as it is)."""
+    if not moves:
+        return set()
+    ensure(len({move.row.id for move in moves}) == len(moves), "a pass moves each transfer once")
+    events = [(move.row.id, event) for move in moves for event in move.events]
+    messages = [(move.row.id, message) for move in moves for message in move.messages]
+    records = await pool.fetch(
+        _transition_many_sql,
+        [move.row.compliance_region for move in moves],
+        [move.row.id for move in moves],
+        [move.to for move in moves],
+        [",".join(move.expected) for move in moves],
+        [move.next_attempt_at for move in moves],
+        [move.failure_code for move in moves],
+        [transfer_id for transfer_id, _ in events],
+        [event.id for _, event in events],
+        [event.type for _, event in events],
+        [_json(event.payload) for _, event in events],
+        [transfer_id for transfer_id, _ in messages],
+        [kind for _, (kind, _, _) in messages],
+        [direction for _, (_, direction, _) in messages],
+        [xml.decode() for _, (_, _, xml) in messages],
+    )
+    return {record["id"] for record in records}
+
+
+def _json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, default=str)
+
+
 async def list_messages(
     pool: asyncpg.Pool, *, region: str, tenant_id: int, transfer_id: uuid.UUID
 ) -> list[asyncpg.Record]:
@@ -231,13 +374,19 @@ async def list_messages(
 
 async def release(pool: asyncpg.Pool, rows: list[TransferRow], *, after_seconds: float) -> None:
     """Give back the leases of `rows`, whose step failed, so each is tried again after
-    `after_seconds` rather than once its lease runs out. A row is touched only while it is
-    still under the lease it was claimed with (`next_attempt_at` as `claim_due` set it): a
-    step that got as far as moving the row chose its next attempt itself."""
-    await pool.executemany(
-        """UPDATE transfers SET next_attempt_at = now() + make_interval(secs => $4)
-            WHERE compliance_region = $1 AND id = $2 AND next_attempt_at = $3""",
-        [(row.compliance_region, row.id, row.next_attempt_at, after_seconds) for row in rows],
+    `after_seconds` rather than once its lease runs out: one statement for them all. A row is
+    touched only while it is still under the lease it was claimed with (`next_attempt_at` as
+    the claim set it): a step that got as far as moving the row chose its next attempt
+    itself."""
+    await pool.execute(
+        """UPDATE transfers t SET next_attempt_at = now() + make_interval(secs => $4)
+             FROM unnest($1::text[], $2::uuid[], $3::timestamptz[]) AS r(region, id, leased)
+            WHERE t.compliance_region = r.region AND t.id = r.id
+              AND t.next_attempt_at = r.leased""",
+        [row.compliance_region for row in rows],
+        [row.id for row in rows],
+        [row.next_attempt_at for row in rows],
+        after_seconds,
     )
 
 

@@ -1,16 +1,25 @@
-"""The lifecycle worker: submits transfers to their rail and acts on what the rail says.
+"""The lifecycle worker: submits transfers to their rail and acts on what the rail says, a
+batch at a time.
 
 processing → submitted (pacs.008 recorded, then sent) → completed (ledger committed and
 settled); a rejection voids the hold (rail_rejected → refunded, the wallet whole to the
-minor unit); no answer → pending_rail, retried later with backoff and jitter; a cancelled
-transfer's hold is voided. Each step writes the ledger first where money moves (idempotent:
-ids derive from the transfer) and then the state with its events in one transaction, so a
-worker killed at any instant leaves work the next pass finishes exactly once. Rows are
-leased (`claim_due`), so several workers never drive the same transfer at once.
+minor unit); no answer → pending_rail, retried later with backoff and jitter; a cancelled or
+blocked transfer's hold is voided.
 
-A worker killed after sending a pacs.008 and before recording the answer leaves the
-transfer `submitted`; the next pass sends it again as a new attempt (a new message id) of
-the same payment: its UETR and end-to-end id derive from the transfer, never from the
+A pass works on up to `claim_batch_size` transfers with a fixed number of round trips, not
+a number per transfer: one claiming UPDATE (which also makes each transfer to send
+`submitted`, so the tenant can no longer cancel it), one read of their recipients (Redis,
+then Postgres for what Redis lacks), one INSERT of every attempt's pacs.008 and
+`transfer.submitted` event (recorded before sending), one rail call per corridor, one
+TigerBeetle request per ledger step (commit and settle, or void), and one statement moving
+every transfer to where its answer leads with its events and status reports.
+
+Each step writes the ledger first where money moves (idempotent: ids derive from the
+transfer) and then the states with their events, so a worker killed at any instant leaves
+work the next pass finishes exactly once. Rows are leased, so several workers never drive
+the same transfer at once. A worker killed after sending and before recording the answer
+leaves the transfer `submitted`; the next pass sends it again as a new attempt (a new message
+id) of the same payment: its UETR and end-to-end id derive from the transfer, never from the
 attempt, so the rail, which remembers what it received (`rails.memory`), answers it as the
 first time and pays nothing twice.
 """
@@ -20,30 +29,37 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 import structlog
 
-from gateway.transfers.recipients import Recipients
+from gateway.transfers.recipients import RecipientRecord, Recipients
 from gateway.transfers.records import (
     Event,
+    Move,
+    Submission,
     TransferRow,
-    claim_due,
-    park,
+    claim_for_submission,
     parked_until,
+    record_submissions,
     release,
-    transition,
+    transition_many,
 )
 from gateway.transfers.service import event_id, event_payload, payout_of
+from ledger.invariants import InvariantViolation, ensure
 from ledger.payouts import Payouts
 from ledger.service import Ledger
-from rails.adapter import RailAdapter, RailSubmission, RailUnavailable, next_attempt_delay_ms
+from rails.adapter import RailResponse, RailSubmission, next_attempt_delay_ms
 from rails.bank_details import validate_bank_details
 from rails.corridors import Rail
 from rails.iso20022 import PayoutInstruction, build_pacs008
 
-claim_batch_size = 100
+# Transfers a pass claims and drives together, and the most a caller may ask for.
+claim_batch_size = 1_000
+claim_batch_size_max = 8_000
 platform_name = "Kovra Payments Ltd"
 platform_bic = "KOVRGB2LXXX"
 rail_down_retry_seconds = 30
@@ -51,6 +67,15 @@ rail_down_retry_seconds = 30
 # (instead of its claim's whole lease, `KOVRA_TRANSFER_LEASE_SECONDS`).
 failed_step_retry_seconds = 5
 log = structlog.get_logger("kovra.worker")
+
+
+class RailBatches(Protocol):
+    """The rails as the lifecycle sees them (`CorridorRouter`): one call for a batch, one
+    answer per submission in order, None where that submission's rail is unavailable."""
+
+    async def submit_batch(
+        self, submissions: Sequence[RailSubmission]
+    ) -> list[RailResponse | None]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,7 +86,7 @@ class Lifecycle:
     ledger: Ledger
     recipients: Recipients
     pending_rail_base_ms: int
-    lease_seconds: int  # How long a pass holds the transfers it claims (`claim_due`).
+    lease_seconds: int  # How long a pass holds what it claims.
 
 
 def _now() -> datetime.datetime:
@@ -69,63 +94,129 @@ def _now() -> datetime.datetime:
 
 
 async def process_due(
-    lifecycle: Lifecycle, rail: RailAdapter, *, limit: int = claim_batch_size
+    lifecycle: Lifecycle, rail: RailBatches, *, limit: int = claim_batch_size
 ) -> int:
-    """One pass: lease due transfers and drive each one step; returns how many."""
-    rows = await claim_due(lifecycle.pool, limit=limit, lease_seconds=lifecycle.lease_seconds)
-    results = await asyncio.gather(
-        *(_drive(lifecycle, rail, row) for row in rows), return_exceptions=True
+    """One pass over up to `limit` due transfers, each driven one step; returns how many."""
+    ensure(0 < limit <= claim_batch_size_max, f"a pass claims 1 to {claim_batch_size_max}")
+    rows = await claim_for_submission(
+        lifecycle.pool, limit=limit, lease_seconds=lifecycle.lease_seconds
     )
-    failed = []
-    for row, result in zip(rows, results, strict=True):
-        if isinstance(result, BaseException):
-            log.error("transfer_step_failed", transfer_id=str(row.id), error=repr(result))
-            failed.append(row)
+    if not rows:
+        return 0
+    moves: list[Move] = []
+    failed: list[TransferRow] = []
+    ending = [row for row in rows if row.status in ("cancelled", "blocked")]
+    sending = [row for row in rows if row.status == "submitted"]
+    ensure(len(ending) + len(sending) == len(rows), "a claimed transfer is sent or ended")
+    for step, batch in ((_end, ending), (_send, sending)):
+        if not batch:
+            continue
+        try:
+            step_moves, step_failed = await step(lifecycle, rail, batch)
+        except Exception as error:  # The step's dependency failed for the whole batch.
+            log.error("transfer_batch_step_failed", step=step.__name__, error=repr(error))
+            step_moves, step_failed = [], batch
+        moves.extend(step_moves)
+        failed.extend(step_failed)
+    await transition_many(lifecycle.pool, moves)
     if failed:
         # Mostly a dependency that blinked (Redis, the ledger, a lost connection): try again
-        # soon, not after the whole lease. Were Postgres itself down, this fails too and the
-        # leases simply run out.
-        # Never later than the lease itself would have let it be taken up again.
+        # soon, not after the whole lease; never later than the lease itself would have let
+        # it be taken up again. Were Postgres itself down, this fails too and the leases
+        # simply run out.
         retry_seconds = min(failed_step_retry_seconds, lifecycle.lease_seconds)
         await release(lifecycle.pool, failed, after_seconds=retry_seconds)
     return len(rows)
 
 
-async def _drive(lifecycle: Lifecycle, rail: RailAdapter, row: TransferRow) -> None:
-    if row.status in ("cancelled", "blocked"):
-        await Payouts(lifecycle.ledger).abort(payout_of(row))
-        await park(lifecycle.pool, row, until=parked_until)
-        return
-    submitted = await _mark_submitted(lifecycle, row)
-    if submitted is None:
-        return  # Cancelled or moved on by someone else meanwhile.
-    instruction, message = submitted
-    try:
-        response = await rail.submit(
-            RailSubmission(
-                transfer_id=instruction.id.int,
-                attempt=instruction.attempt,
-                rail=Rail(instruction.rail),
-                end_to_end_id=payment_end_to_end_id(instruction.id),
-                reference=instruction.reference,
-                pacs008=message,
+async def _end(
+    lifecycle: Lifecycle, _: RailBatches, rows: list[TransferRow]
+) -> tuple[list[Move], list[TransferRow]]:
+    """Cancelled and blocked transfers: void their holds, then park them for good."""
+    outcomes = await Payouts(lifecycle.ledger).abort_many([payout_of(row) for row in rows])
+    moves: list[Move] = []
+    failed: list[TransferRow] = []
+    for row, outcome in zip(rows, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            log.error("transfer_void_failed", transfer_id=str(row.id), error=repr(outcome))
+            failed.append(row)
+        else:
+            moves.append(
+                Move(row=row, to=row.status, expected=(row.status,), next_attempt_at=parked_until)
             )
+    return moves, failed
+
+
+async def _send(
+    lifecycle: Lifecycle, rail: RailBatches, rows: list[TransferRow]
+) -> tuple[list[Move], list[TransferRow]]:
+    """Record each attempt, send them all, and act on each answer."""
+    submissions, failed = await _submissions(lifecycle, rows)
+    await record_submissions(lifecycle.pool, submissions)
+    answers = await rail.submit_batch(
+        [
+            RailSubmission(
+                transfer_id=s.row.id.int,
+                attempt=s.row.attempt,
+                rail=Rail(s.row.rail),
+                end_to_end_id=payment_end_to_end_id(s.row.id),
+                reference=s.row.reference,
+                pacs008=s.message,
+            )
+            for s in submissions
+        ]
+    )
+    ensure(len(answers) == len(submissions), "a rail answers every submission of a batch")
+    accepted: list[tuple[TransferRow, RailResponse]] = []
+    rejected: list[tuple[TransferRow, RailResponse]] = []
+    moves: list[Move] = []
+    for submission, answer in zip(submissions, answers, strict=True):
+        row = submission.row
+        if answer is None:  # Its rail is unavailable: try again later, as it is.
+            later = _now() + datetime.timedelta(seconds=rail_down_retry_seconds)
+            moves.append(
+                Move(row=row, to=row.status, expected=(row.status,), next_attempt_at=later)
+            )
+            continue
+        match answer.outcome:
+            case "accepted":
+                accepted.append((row, answer))
+            case "rejected":
+                rejected.append((row, answer))
+            case "no_answer":
+                moves.append(_pending_rail(lifecycle, row))
+            case unexpected:
+                raise InvariantViolation(f"a rail answered {unexpected!r}")
+    completed, completing_failed = await _complete(lifecycle, accepted)
+    refunded, refunding_failed = await _refund(lifecycle, rejected)
+    return [*moves, *completed, *refunded], [*failed, *completing_failed, *refunding_failed]
+
+
+async def _submissions(
+    lifecycle: Lifecycle, rows: list[TransferRow]
+) -> tuple[list[Submission], list[TransferRow]]:
+    """Each transfer's pacs.008 for its attempt, with its recipient read for the whole
+    batch at once; a transfer whose recipient cannot be found fails its step."""
+    recipients = await lifecycle.recipients.load_many(
+        [(row.tenant_id, row.compliance_region, row.recipient_id.int) for row in rows]
+    )
+    created_at = _now()
+    submissions: list[Submission] = []
+    failed: list[TransferRow] = []
+    for row in rows:
+        recipient = recipients.get((row.tenant_id, row.recipient_id.int))
+        if recipient is None:
+            log.error("transfer_recipient_missing", transfer_id=str(row.id))
+            failed.append(row)
+            continue
+        message = _pacs008(lifecycle, row, recipient, created_at=created_at)
+        event = Event(
+            id=event_id(row.id, "transfer.submitted", row.attempt),
+            type="transfer.submitted",
+            payload=event_payload(row, "submitted"),
         )
-    except RailUnavailable:
-        await park(
-            lifecycle.pool,
-            instruction,
-            until=_now() + datetime.timedelta(seconds=rail_down_retry_seconds),
-        )
-        return
-    inbound = [("pacs.002", "inbound", response.pacs002)] if response.pacs002 else []
-    match response.outcome:
-        case "accepted":
-            await _complete(lifecycle, instruction, inbound)
-        case "rejected":
-            await _refund(lifecycle, instruction, response.reason_code or "NARR", inbound)
-        case "no_answer":
-            await _pending_rail(lifecycle, instruction)
+        submissions.append(Submission(row=row, message=message, event=event))
+    return submissions, failed
 
 
 def payment_end_to_end_id(transfer_id: uuid.UUID) -> str:
@@ -140,47 +231,17 @@ def payment_uetr(transfer_id: uuid.UUID) -> uuid.UUID:
     return uuid.UUID(int=transfer_id.int, version=4)
 
 
-async def _mark_submitted(
-    lifecycle: Lifecycle, row: TransferRow
-) -> tuple[TransferRow, bytes] | None:
-    """Record the attempt and its pacs.008 before sending, so a crash re-sends the same."""
-    attempt = row.attempt + 1
-    message = await _pacs008(lifecycle, row, attempt)
-    events = (
-        []
-        if row.status == "submitted"
-        else [
-            Event(
-                id=event_id(row.id, "transfer.submitted", attempt),
-                type="transfer.submitted",
-                payload=event_payload(row, "submitted"),
-            )
-        ]
-    )
-    moved = await transition(
-        lifecycle.pool,
-        row,
-        to="submitted",
-        expected=("processing", "submitted", "pending_rail"),
-        events=events,
-        attempt=attempt,
-        messages=[("pacs.008", "outbound", message)],
-    )
-    return None if moved is None else (moved, message)
-
-
-async def _pacs008(lifecycle: Lifecycle, row: TransferRow, attempt: int) -> bytes:
-    recipient = await lifecycle.recipients.load(
-        tenant_id=row.tenant_id,
-        region=row.compliance_region,
-        recipient_id=row.recipient_id.int,
-    )
-    if recipient is None:
-        raise LookupError(f"transfer {row.id} names a recipient that does not exist")
+def _pacs008(
+    lifecycle: Lifecycle,
+    row: TransferRow,
+    recipient: RecipientRecord,
+    *,
+    created_at: datetime.datetime,
+) -> bytes:
     currency = lifecycle.ledger.currencies.get(row.target_currency)
     return build_pacs008(
         PayoutInstruction(
-            message_id=f"KVR{row.id.hex[:24]}{attempt:04d}",
+            message_id=f"KVR{row.id.hex[:24]}{row.attempt:04d}",
             end_to_end_id=payment_end_to_end_id(row.id),
             uetr=payment_uetr(row.id),
             rail=Rail(row.rail),
@@ -194,83 +255,111 @@ async def _pacs008(lifecycle: Lifecycle, row: TransferRow, attempt: int) -> byte
                 country=recipient.country, details=recipient.bank_details
             ),
             reference=row.reference,
-            created_at=_now(),
+            created_at=created_at,
         )
     )
 
 
+def _inbound(answer: RailResponse) -> tuple[tuple[str, str, bytes], ...]:
+    return (("pacs.002", "inbound", answer.pacs002),) if answer.pacs002 else ()
+
+
 async def _complete(
-    lifecycle: Lifecycle, row: TransferRow, inbound: list[tuple[str, str, bytes]]
-) -> None:
-    payouts = Payouts(lifecycle.ledger)
-    await payouts.commit(payout_of(row))
-    await payouts.settle(payout_of(row))
-    await transition(
-        lifecycle.pool,
-        row,
-        to="completed",
-        expected=("submitted",),
-        next_attempt_at=parked_until,
-        events=[
-            Event(
-                id=event_id(row.id, "transfer.completed"),
-                type="transfer.completed",
-                payload=event_payload(row, "completed"),
-            )
-        ],
-        messages=inbound,
+    lifecycle: Lifecycle, accepted: list[tuple[TransferRow, RailResponse]]
+) -> tuple[list[Move], list[TransferRow]]:
+    """The rail paid: commit and settle every payout (one ledger request per step), then
+    `completed` for each whose ledger steps succeeded."""
+    if not accepted:
+        return [], []
+    outcomes = await Payouts(lifecycle.ledger).commit_and_settle_many(
+        [payout_of(row) for row, _ in accepted]
     )
+    moves: list[Move] = []
+    failed: list[TransferRow] = []
+    for (row, answer), outcome in zip(accepted, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            log.error("transfer_settle_failed", transfer_id=str(row.id), error=repr(outcome))
+            failed.append(row)
+            continue
+        moves.append(
+            Move(
+                row=row,
+                to="completed",
+                expected=("submitted",),
+                next_attempt_at=parked_until,
+                events=(
+                    Event(
+                        id=event_id(row.id, "transfer.completed"),
+                        type="transfer.completed",
+                        payload=event_payload(row, "completed"),
+                    ),
+                ),
+                messages=_inbound(answer),
+            )
+        )
+    return moves, failed
 
 
 async def _refund(
-    lifecycle: Lifecycle, row: TransferRow, reason: str, inbound: list[tuple[str, str, bytes]]
-) -> None:
+    lifecycle: Lifecycle, rejected: list[tuple[TransferRow, RailResponse]]
+) -> tuple[list[Move], list[TransferRow]]:
     """The rail refused: void every held leg, so the wallet is whole to the minor unit."""
-    await Payouts(lifecycle.ledger).abort(payout_of(row))
-    await transition(
-        lifecycle.pool,
-        row,
-        to="refunded",
-        expected=("submitted",),
-        failure_code=reason,
-        next_attempt_at=parked_until,
-        messages=inbound,
-        events=[
-            Event(
-                id=event_id(row.id, "transfer.rail_rejected"),
-                type="transfer.rail_rejected",
-                payload=event_payload(row, "rail_rejected") | {"failure_code": reason},
-            ),
-            Event(
-                id=event_id(row.id, "transfer.refunded"),
-                type="transfer.refunded",
-                payload=event_payload(row, "refunded") | {"failure_code": reason},
-            ),
-        ],
-    )
+    if not rejected:
+        return [], []
+    outcomes = await Payouts(lifecycle.ledger).abort_many([payout_of(row) for row, _ in rejected])
+    moves: list[Move] = []
+    failed: list[TransferRow] = []
+    for (row, answer), outcome in zip(rejected, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            log.error("transfer_refund_failed", transfer_id=str(row.id), error=repr(outcome))
+            failed.append(row)
+            continue
+        reason = answer.reason_code or "NARR"
+        moves.append(
+            Move(
+                row=row,
+                to="refunded",
+                expected=("submitted",),
+                failure_code=reason,
+                next_attempt_at=parked_until,
+                messages=_inbound(answer),
+                events=(
+                    Event(
+                        id=event_id(row.id, "transfer.rail_rejected"),
+                        type="transfer.rail_rejected",
+                        payload=event_payload(row, "rail_rejected") | {"failure_code": reason},
+                    ),
+                    Event(
+                        id=event_id(row.id, "transfer.refunded"),
+                        type="transfer.refunded",
+                        payload=event_payload(row, "refunded") | {"failure_code": reason},
+                    ),
+                ),
+            )
+        )
+    return moves, failed
 
 
-async def _pending_rail(lifecycle: Lifecycle, row: TransferRow) -> None:
+def _pending_rail(lifecycle: Lifecycle, row: TransferRow) -> Move:
     delay = datetime.timedelta(
         milliseconds=next_attempt_delay_ms(row.attempt, base_ms=lifecycle.pending_rail_base_ms)
     )
-    await transition(
-        lifecycle.pool,
-        row,
+    return Move(
+        row=row,
         to="pending_rail",
         expected=("submitted",),
         next_attempt_at=_now() + delay,
-        events=[
+        events=(
             Event(
                 id=event_id(row.id, "transfer.pending_rail", row.attempt),
                 type="transfer.pending_rail",
                 payload=event_payload(row, "pending_rail"),
-            )
-        ],
+            ),
+        ),
     )
 
 
-async def run_forever(lifecycle: Lifecycle, rail: RailAdapter, *, idle_seconds: float) -> None:
+async def run_forever(lifecycle: Lifecycle, rail: RailBatches, *, idle_seconds: float) -> None:
     """Drive transfers until cancelled; sleep only when a pass found nothing to do."""
     while True:
         try:

@@ -1,8 +1,11 @@
-"""A ready ledger for domain tests: platform accounts, one funded tenant, EUR/IDR/GBP/USD."""
+"""A ready ledger for domain tests: platform accounts, one funded tenant, EUR/IDR/GBP/USD;
+and a client wrapper that counts the requests a test's code makes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import tigerbeetle as tb
 
 from ledger.clients import LedgerClient
 from ledger.currencies import CurrencyRegistry
@@ -45,3 +48,49 @@ async def make_world(client: LedgerClient, deposits: dict[str, int]) -> World:
     world = World(ledger, Payouts(ledger), Statements(ledger), tenant_id=0)
     world.tenant_id = await world.new_tenant(deposits)
     return world
+
+
+class CountingClient:
+    """A real ledger client that counts the requests made through it: not a mock, every call
+    goes to the ledger behind it, which answers."""
+
+    def __init__(self, inner: LedgerClient) -> None:
+        self.inner = inner
+        self.create_transfers_sizes: list[int] = []
+        self.lookup_transfers_sizes: list[int] = []
+
+    def reset(self) -> None:
+        self.create_transfers_sizes.clear()
+        self.lookup_transfers_sizes.clear()
+
+    async def create_accounts(self, accounts: list[tb.Account]) -> list[tb.CreateAccountResult]:
+        return await self.inner.create_accounts(accounts)
+
+    async def create_transfers(self, transfers: list[tb.Transfer]) -> list[tb.CreateTransferResult]:
+        self.create_transfers_sizes.append(len(transfers))
+        return await self.inner.create_transfers(transfers)
+
+    async def lookup_accounts(self, accounts: list[int]) -> list[tb.Account]:
+        return await self.inner.lookup_accounts(accounts)
+
+    async def lookup_transfers(self, transfers: list[int]) -> list[tb.Transfer]:
+        self.lookup_transfers_sizes.append(len(transfers))
+        return await self.inner.lookup_transfers(transfers)
+
+    async def get_account_transfers(self, filter: tb.AccountFilter) -> list[tb.Transfer]:  # noqa: A002
+        return await self.inner.get_account_transfers(filter)
+
+    async def get_account_balances(
+        self,
+        filter: tb.AccountFilter,  # noqa: A002
+    ) -> list[tb.AccountBalance]:
+        return await self.inner.get_account_balances(filter)
+
+    async def query_accounts(self, query_filter: tb.QueryFilter) -> list[tb.Account]:
+        return await self.inner.query_accounts(query_filter)
+
+    async def query_transfers(self, query_filter: tb.QueryFilter) -> list[tb.Transfer]:
+        return await self.inner.query_transfers(query_filter)
+
+    async def close(self) -> None:
+        await self.inner.close()

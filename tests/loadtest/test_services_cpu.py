@@ -1,6 +1,7 @@
 """The benchmark finds the local services' processes and reads their CPU: Redis is the
 `redis-server` that INFO names, Postgres is the postmaster whose tree holds our backend, and
-work done by a backend shows in that tree's CPU; a process that is gone reads nothing; and
+work done by a backend shows in that tree's CPU, and a database's backends are the ones
+serving it other than the caller's; a process that is gone reads nothing; and
 TigerBeetle replicas are the local `tigerbeetle start` processes serving one of TB_ADDRESSES."""
 
 from __future__ import annotations
@@ -47,6 +48,25 @@ def test_postgres_work_shows_in_the_postmasters_tree() -> None:
             await connection.close()
 
     asyncio.run(busy_backend())
+
+
+async def test_a_databases_backends_are_the_others_serving_it(empty_database: str) -> None:
+    reader = await asyncpg.connect(empty_database)
+    other = await asyncpg.connect(empty_database)
+    elsewhere = await asyncpg.connect(postgres_admin_url)
+    try:
+        other_pid = int(await other.fetchval("SELECT pg_backend_pid()"))
+        reader_pid = int(await reader.fetchval("SELECT pg_backend_pid()"))
+        elsewhere_pid = int(await elsewhere.fetchval("SELECT pg_backend_pid()"))
+
+        backends = await services_cpu.database_backend_pids(reader)
+    finally:
+        for connection in (reader, other, elsewhere):
+            await connection.close()
+
+    assert other_pid in backends
+    assert reader_pid not in backends
+    assert elsewhere_pid not in backends
 
 
 def test_a_process_that_is_gone_reads_nothing() -> None:

@@ -4,12 +4,19 @@ closes on the probe's success and re-opens on its failure; an adapter that raise
 with exponential, fully jittered, capped backoff and gives `RailUnavailable` after the last
 try; a rail that hangs is `no_answer` exactly at the timeout (on a virtual clock) and never
 trips the breaker; the `pending_rail` retry delay stays within [0, cap] and its ceiling
-doubles up to the cap."""
+doubles up to the cap.
+
+A batch gets the same resilience as one call: its answers come back item by item in its
+order; a batch the rail does not answer in time is `no_answer` for every item, once, not
+retried; a batch whose adapter raises is resent whole, with backoff, then
+`RailUnavailable`; an open breaker refuses it without calling the rail; an adapter that
+answers a batch with the wrong number of answers is a bug, not a rail failure; a batch
+holds at most `rail_batch_size_max` submissions, and `submit` is the batch of one."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import given
@@ -27,6 +34,7 @@ from rails.adapter import (
     next_attempt_delay_ms,
     pending_rail_base_ms,
     pending_rail_cap_ms,
+    rail_batch_size_max,
 )
 from rails.corridors import Rail
 from tests import virtual_time
@@ -71,18 +79,28 @@ class RecordingSleep:
 
 
 class ScriptedRail:
-    """An inner adapter that plays a script: each step is an answer or an exception."""
+    """An inner adapter that plays a script, one step per call: an answer for every item of
+    the batch, a list of answers (one per item), or an exception. It keeps every batch it
+    was sent."""
 
-    def __init__(self, *script: RailResponse | Exception) -> None:
+    def __init__(self, *script: RailResponse | list[RailResponse] | Exception) -> None:
         self.script = list(script)
-        self.calls = 0
+        self.batches: list[list[RailSubmission]] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.batches)
 
     async def submit(self, submission: RailSubmission) -> RailResponse:
+        (response,) = await self.submit_batch([submission])
+        return response
+
+    async def submit_batch(self, submissions: Sequence[RailSubmission]) -> list[RailResponse]:
         step = self.script[min(self.calls, len(self.script) - 1)]
-        self.calls += 1
+        self.batches.append(list(submissions))
         if isinstance(step, Exception):
             raise step
-        return step
+        return step if isinstance(step, list) else [step] * len(submissions)
 
 
 class HangingRail:
@@ -94,6 +112,10 @@ class HangingRail:
         self.entered = asyncio.Event()
 
     async def submit(self, submission: RailSubmission) -> RailResponse:
+        (response,) = await self.submit_batch([submission])
+        return response
+
+    async def submit_batch(self, submissions: Sequence[RailSubmission]) -> list[RailResponse]:
         self.calls += 1
         self.entered.set()
         try:
@@ -380,6 +402,101 @@ def test_a_hanging_rail_is_no_answer_at_the_timeout_and_trips_nothing() -> None:
     assert sleep.delays == []
     assert rail.breaker.state() == "closed"
     assert rail.breaker.consecutive_failures == 0
+
+
+# Batches.
+
+
+def _batch(size: int) -> list[RailSubmission]:
+    return [_submission(transfer_id=index + 1, attempt=1) for index in range(size)]
+
+
+async def test_a_batch_is_answered_item_by_item_in_its_order() -> None:
+    answers = [accepted, rejected, no_answer, accepted]
+    inner = ScriptedRail(answers)
+    rail = _resilient(inner)
+    batch = _batch(len(answers))
+    assert await rail.submit_batch(batch) == answers
+    assert inner.batches == [batch]  # One call for the whole batch.
+    assert rail.breaker.state() == "closed"
+
+
+async def test_submit_is_the_batch_of_one() -> None:
+    inner = ScriptedRail(rejected)
+    assert await _resilient(inner).submit(submission) == rejected
+    assert inner.batches == [[submission]]
+
+
+def test_a_batch_the_rail_does_not_answer_in_time_is_no_answer_for_every_item() -> None:
+    """On a virtual clock: the whole batch ends at its one timeout, never retried."""
+    hanging = HangingRail()
+    sleep = RecordingSleep()
+    rail = _resilient(hanging, sleep=sleep, retry=RetryPolicy(attempts_max=3), failure_threshold=1)
+
+    async def submit_once() -> tuple[list[RailResponse], float]:
+        started = virtual_time.now()
+        answers = await rail.submit_batch(_batch(5))
+        return answers, virtual_time.now() - started
+
+    answers, waited = virtual_time.run(submit_once())
+    assert answers == [no_answer] * 5
+    assert waited == pytest.approx(timeout_ms / 1_000)
+    assert (hanging.calls, hanging.cancelled, sleep.delays) == (1, 1, [])
+    assert rail.breaker.state() == "closed"
+    assert rail.breaker.consecutive_failures == 0
+
+
+async def test_an_open_breaker_refuses_a_batch_without_calling_the_rail() -> None:
+    inner = ScriptedRail(ConnectionError("down"))
+    rail = _resilient(inner, failure_threshold=1)
+    with pytest.raises(RailUnavailable, match="3 transfers"):
+        await rail.submit_batch(_batch(3))
+    assert rail.breaker.state() == "open"
+    with pytest.raises(RailUnavailable, match="circuit open"):
+        await rail.submit_batch(_batch(3))
+    assert inner.calls == 1
+
+
+async def test_a_batch_whose_adapter_raises_is_resent_whole_with_backoff() -> None:
+    sleep = RecordingSleep()
+    inner = ScriptedRail(OSError("reset"), ConnectionError("refused"), [accepted, rejected])
+    retry = RetryPolicy(attempts_max=3, base_delay_ms=100, delay_max_ms=5_000)
+    rail = _resilient(inner, sleep=sleep, retry=retry)
+    batch = _batch(2)
+    assert await rail.submit_batch(batch) == [accepted, rejected]
+    assert inner.batches == [batch, batch, batch]
+    assert sleep.delays == [0.1, 0.2]
+    assert rail.breaker.consecutive_failures == 0
+
+
+async def test_a_batch_failing_every_try_is_unavailable() -> None:
+    sleep = RecordingSleep()
+    inner = ScriptedRail(ConnectionError("down"))
+    rail = _resilient(inner, sleep=sleep, retry=RetryPolicy(attempts_max=2), failure_threshold=5)
+    with pytest.raises(RailUnavailable, match="2 tries failed") as failed:
+        await rail.submit_batch(_batch(4))
+    assert isinstance(failed.value.__cause__, ConnectionError)
+    assert inner.calls == 2
+    assert rail.breaker.consecutive_failures == 2
+
+
+async def test_an_adapter_answering_the_wrong_count_is_a_bug_not_a_rail_failure() -> None:
+    inner = ScriptedRail([accepted])
+    rail = _resilient(inner, retry=RetryPolicy(attempts_max=3), failure_threshold=1)
+    with pytest.raises(InvariantViolation, match="answered 1 times to 2 submissions"):
+        await rail.submit_batch(_batch(2))
+    assert inner.calls == 1
+    assert rail.breaker.state() == "closed"
+
+
+async def test_batches_are_bounded_and_an_empty_one_calls_nothing() -> None:
+    inner = ScriptedRail(accepted)
+    rail = _resilient(inner)
+    assert await rail.submit_batch([]) == []
+    assert len(await rail.submit_batch(_batch(rail_batch_size_max))) == rail_batch_size_max
+    with pytest.raises(InvariantViolation, match="callers chunk"):
+        await rail.submit_batch(_batch(rail_batch_size_max + 1))
+    assert [len(batch) for batch in inner.batches] == [rail_batch_size_max]
 
 
 # Backoff arithmetic.

@@ -7,26 +7,45 @@ invalid format. Like a scheme, the sandbox remembers what it received (in real R
 payment sent again, in a new message of a later attempt, gets its first answer, byte for
 byte; one reusing another payment's UETR or end-to-end id is rejected with AM05; an
 unanswered timeout attempt is remembered nowhere; and workers racing to send one payment,
-each on its own connection, make one payment and all hear the same answer."""
+each on its own connection, make one payment and all hear the same answer.
+
+A batch (`submit_batch`) is answered item by item exactly as the same submissions sent one
+by one with `submit`, and leaves the same memory, over any mix of accepted, rejected and
+timeout references, attempts, duplicates within and across batches, AM05 conflicts and
+unreadable messages; it waits one latency and calls the memory once, after recording its
+payments, whatever its size up to `rail_batch_size_max`, which it enforces."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import itertools
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from ledger.invariants import InvariantViolation
-from rails.adapter import CircuitBreaker, RailSubmission, ResilientRail, RetryPolicy
+from rails.adapter import (
+    CircuitBreaker,
+    RailResponse,
+    RailSubmission,
+    ResilientRail,
+    RetryPolicy,
+    rail_batch_size_max,
+)
 from rails.bank_details import validate_bank_details
 from rails.corridors import Rail
 from rails.iso20022 import PayoutInstruction, build_pacs008, parse_pacs002
+from rails.memory import Recall, Receipt
 from rails.redis_memory import RedisRailMemory
 from rails.sandbox import SandboxRail, reject_reason, silent_attempts
 from tests import redis_server
+from tests.rails.test_redis_memory import memories_apart
 
 now = datetime.datetime(2026, 11, 21, 10, 30, tzinfo=datetime.UTC)
 pacs002_ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"}
@@ -70,12 +89,14 @@ def _submission(
     *,
     payment: Payment | None = None,
     pacs008: bytes | None = None,
+    rail: Rail = Rail.SEPA_INSTANT,
+    transfer_id: int = (1 << 100) + 5,
 ) -> RailSubmission:
     paid = payment or Payment()
     return RailSubmission(
-        transfer_id=(1 << 100) + 5,
+        transfer_id=transfer_id,
         attempt=attempt,
-        rail=Rail.SEPA_INSTANT,
+        rail=rail,
         end_to_end_id=paid.end_to_end_id,
         reference=reference,
         pacs008=_pacs008(paid, reference, attempt) if pacs008 is None else pacs008,
@@ -362,3 +383,178 @@ def test_latency_bounds_are_checked(memory: RedisRailMemory) -> None:
         SandboxRail(memory=memory, latency_ms_min=10, latency_ms_max=5)
     with pytest.raises(InvariantViolation):
         SandboxRail(memory=memory, latency_ms_min=-1)
+
+
+# Batches.
+
+
+class RecordingSleep:
+    """A sleep that returns at once and remembers each wait (seconds)."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+class CountedMemory:
+    """The real memory, with the calls made to it counted."""
+
+    def __init__(self, memory: RedisRailMemory) -> None:
+        self.memory = memory
+        self.batches: list[int] = []
+
+    async def receive(self, receipt: Receipt) -> Recall:
+        (recall,) = await self.receive_many([receipt])
+        return recall
+
+    async def receive_many(self, receipts: Sequence[Receipt]) -> list[Recall]:
+        self.batches.append(len(receipts))
+        return await self.memory.receive_many(receipts)
+
+
+# A few payments, sent again and again, and their ids recombined into conflicting payments.
+payments_pool = [Payment() for _ in range(3)]
+identities = [
+    *payments_pool,
+    Payment(uetr=payments_pool[0].uetr, end_to_end_id=payments_pool[1].end_to_end_id),
+    Payment(end_to_end_id=payments_pool[2].end_to_end_id),
+]
+references = [
+    "INV-1",
+    "sandbox:reject:AC04",
+    "sandbox:reject:ac04",
+    "sandbox:timeout:1",
+    "sandbox:timeout:2",
+]
+unreadable_messages = [b"not xml", b"<Document/>"]
+
+
+@st.composite
+def submissions(draw: st.DrawFn) -> RailSubmission:
+    """Any submission the sandbox may get: any of the pool's payments or conflicting ones,
+    under any reference and attempt, on one of two rails, or a message it cannot read."""
+    payment = draw(st.sampled_from(identities))
+    reference = draw(st.sampled_from(references))
+    attempt = draw(st.integers(min_value=1, max_value=3))
+    unreadable = draw(st.none() | st.sampled_from(unreadable_messages))
+    return _submission(
+        reference,
+        attempt,
+        payment=payment,
+        pacs008=unreadable,
+        rail=draw(st.sampled_from([Rail.SEPA_INSTANT, Rail.FASTER_PAYMENTS])),
+        transfer_id=identities.index(payment) + 1,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sequence=st.lists(submissions(), min_size=1, max_size=16),
+    cuts=st.sets(st.integers(min_value=1, max_value=15), max_size=3),
+)
+def test_a_batch_is_answered_as_the_same_submissions_one_by_one(
+    sequence: list[RailSubmission], cuts: set[int]
+) -> None:
+    asyncio.run(_answer_alike(sequence, cuts))
+
+
+async def _answer_alike(sequence: list[RailSubmission], cuts: set[int]) -> None:
+    bounds = [0, *sorted(cut for cut in cuts if cut < len(sequence)), len(sequence)]
+    batches = [sequence[start:end] for start, end in itertools.pairwise(bounds)]
+    async with memories_apart(2) as (batched_memory, one_by_one_memory):
+        slept = RecordingSleep()
+        batched = SandboxRail(memory=batched_memory, sleep=slept, now=lambda: now)
+        one_by_one = SandboxRail(memory=one_by_one_memory, sleep=RecordingSleep(), now=lambda: now)
+        answers = [answer for batch in batches for answer in await batched.submit_batch(batch)]
+        singly = [await one_by_one.submit(submission) for submission in sequence]
+        assert answers == singly
+        assert len(slept.waits) == len(batches)
+        logs = [
+            [(e.verdict, e.rail, e.uetr, e.end_to_end_id, e.message_id) for e in await m.receipts()]
+            for m in (batched_memory, one_by_one_memory)
+        ]
+        assert logs[0] == logs[1]
+        for payment, rail in itertools.product(
+            identities, (Rail.SEPA_INSTANT, Rail.FASTER_PAYMENTS)
+        ):
+            assert await batched_memory.payment(
+                rail=rail, uetr=payment.uetr
+            ) == await one_by_one_memory.payment(rail=rail, uetr=payment.uetr)
+
+
+async def test_a_batch_of_every_kind_of_answer(memory: RedisRailMemory) -> None:
+    """Each answer of a batch, in its order, including a payment twice in the batch."""
+    paid, rejected, silent = Payment(), Payment(), Payment()
+    batch = [
+        _submission("INV-1", payment=paid),
+        _submission("sandbox:reject:AM04", payment=rejected),
+        _submission("sandbox:timeout:1", payment=silent),
+        _submission("INV-1", 2, payment=paid),  # Sent again within the batch.
+        _submission("INV-1", payment=Payment(end_to_end_id=paid.end_to_end_id)),
+        _submission("INV-1", pacs008=b"not xml"),
+    ]
+    answers = await _sandbox(memory).submit_batch(batch)
+    assert [(answer.outcome, answer.reason_code) for answer in answers] == [
+        ("accepted", None),
+        ("rejected", "AM04"),
+        ("no_answer", None),
+        ("accepted", None),
+        ("rejected", "AM05"),
+        ("rejected", "FF01"),
+    ]
+    assert answers[3] == answers[0]  # The first answer, byte for byte.
+    verdicts = [receipt.verdict for receipt in await memory.receipts()]
+    assert verdicts == ["received", "received", "duplicate", "conflict"]
+
+
+async def test_a_batch_waits_one_latency_and_calls_the_memory_once(
+    memory: RedisRailMemory,
+) -> None:
+    counted = CountedMemory(memory)
+    slept = RecordingSleep()
+    sandbox = SandboxRail(
+        memory=counted, latency_ms_min=20, latency_ms_max=120, random=lambda: 0.5, sleep=slept
+    )
+    batch = [_submission("INV-1") for _ in range(rail_batch_size_max)]
+    answers = await sandbox.submit_batch(batch)
+    assert [answer.outcome for answer in answers] == ["accepted"] * rail_batch_size_max
+    assert (slept.waits, counted.batches) == ([0.07], [rail_batch_size_max])
+    silent = [_submission("sandbox:timeout:1"), _submission("INV-1", pacs008=b"not xml")]
+    assert [answer.outcome for answer in await sandbox.submit_batch(silent)] == [
+        "no_answer",
+        "rejected",
+    ]
+    assert counted.batches == [rail_batch_size_max, 0]  # Nothing received, nothing stored.
+    assert await sandbox.submit_batch([]) == []
+    assert len(slept.waits) == 2  # An empty batch is no round trip.
+
+
+async def test_a_batch_records_its_payments_before_it_answers(memory: RedisRailMemory) -> None:
+    payments = [Payment(), Payment()]
+    remembered_while_waiting: list[RailResponse | None] = []
+
+    async def sleep(_: float) -> None:
+        for payment in payments:
+            remembered = await memory.payment(rail=Rail.SEPA_INSTANT, uetr=payment.uetr)
+            remembered_while_waiting.append(None if remembered is None else remembered.answer)
+
+    sandbox = SandboxRail(memory=memory, latency_ms_min=0, latency_ms_max=0, sleep=sleep)
+    answers = await sandbox.submit_batch([_submission("INV-1", payment=p) for p in payments])
+    assert remembered_while_waiting == answers
+
+
+async def test_a_batch_is_bounded_and_checked_before_anything_is_received(
+    memory: RedisRailMemory,
+) -> None:
+    sandbox = _sandbox(memory)
+    with pytest.raises(InvariantViolation, match="at most"):
+        await sandbox.submit_batch([_submission("INV-1")] * (rail_batch_size_max + 1))
+    faster_payments = SandboxRail(
+        memory=memory, rail=Rail.FASTER_PAYMENTS, latency_ms_min=0, latency_ms_max=0
+    )
+    mixed = [_submission("INV-1", rail=Rail.FASTER_PAYMENTS), _submission("INV-1")]
+    with pytest.raises(InvariantViolation, match="sepa_instant submission"):
+        await faster_payments.submit_batch(mixed)
+    assert await memory.receipts() == []

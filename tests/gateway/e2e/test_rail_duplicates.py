@@ -45,7 +45,10 @@ from tests.gateway.e2e.stack import Stack
 
 redis_database = 5
 waves = 5
-transfers_per_wave = 3
+# A wave is created before the worker starts, so its first pass takes the whole wave as one
+# batch, across two corridors: a kill lands in the middle of a batch, some of its payments
+# received by their rail, others not yet sent.
+transfers_per_wave = 12
 # Every reference's path: accepted, rejected, and unanswered once before being accepted.
 references = ["INV-plain", "sandbox:reject:AC04", "sandbox:timeout:1"]
 batch_items = 4

@@ -9,6 +9,7 @@ and one pass of the lifecycle worker, against real Postgres, Redis and the embed
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -29,13 +30,15 @@ redis_url = redis_server.redis_url(15)  # This module's own database, emptied ar
 
 
 class _BrokenRail:
-    """A rail adapter with a bug: it raises where it should answer."""
+    """Rails with a bug: they raise where they should answer."""
 
     def __init__(self) -> None:
         self.submitted: list[RailSubmission] = []
 
-    async def submit(self, submission: RailSubmission) -> RailResponse:
-        self.submitted.append(submission)
+    async def submit_batch(
+        self, submissions: Sequence[RailSubmission]
+    ) -> list[RailResponse | None]:
+        self.submitted.extend(submissions)
         raise RuntimeError("the rail adapter failed")
 
 
