@@ -53,7 +53,13 @@ from redis.asyncio import Redis
 
 from compliance.audit.outbox import outbox_insert, outbox_row
 from compliance.decisions import ComplianceCheck, Decision
-from compliance.limits import CountOnce, DailyLimits, Usage, batch_items_counted_max
+from compliance.limits import (
+    CountOnce,
+    DailyLimits,
+    Usage,
+    batch_items_counted_max,
+    usd_minor_max,
+)
 from fx.netting import ItemAmounts, PairTotals
 from fx.pricing import usd_equivalent_minor
 from fx.quoter import Quoter
@@ -397,7 +403,22 @@ async def _screen(
                 if item.parsed.source_currency == currency:
                     acceptance.refuse(item.parsed, "rate_unavailable", None, str(error))
     items = [item for item in items if item.parsed.source_currency in to_usd]
-    usd = [_usd_minor(batches, item, to_usd[item.parsed.source_currency]) for item in items]
+    usd_by_item = [
+        (item, _usd_minor(batches, item, to_usd[item.parsed.source_currency])) for item in items
+    ]
+    # An item worth more than a daily count can hold is over any daily limit (a limit is at
+    # most 10**15 US cents): refused as such, never counted.
+    for item, amount in usd_by_item:
+        if amount > usd_minor_max:
+            acceptance.refuse(
+                item.parsed,
+                "daily_limit_exceeded",
+                None,
+                f"this payout alone exceeds the daily limit of "
+                f"{terms.daily_limit_usd_minor} USD minor units",
+            )
+    items = [item for item, amount in usd_by_item if amount <= usd_minor_max]
+    usd = [amount for _, amount in usd_by_item if amount <= usd_minor_max]
     decided = await batches.limits.consume_many(
         tenant_id=principal.tenant_id,
         usd_minor={item.parsed.index: amount for item, amount in zip(items, usd, strict=True)},

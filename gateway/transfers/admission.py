@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from compliance.freezes.errors import RecipientFrozen
 from compliance.limits import (
     CountOnce,
+    DailyLimitExceeded,
     DailyLimits,
     Usage,
     count_lua,
@@ -318,16 +319,21 @@ async def _publish_recipient(
 
 
 async def _usd_at_current_rates(dependencies: AdmissionDependencies, quote: LockedQuote) -> int:
-    """A quote stored before quotes recorded their USD equivalent, valued now. A missing
-    or stale rate is the API's `rate_unavailable` or `rate_stale`, raised before
-    anything is counted."""
+    """A quote whose USD equivalent the admission script could not count (stored before
+    quotes recorded it, or too large to), valued now. A missing or stale rate is the API's
+    `rate_unavailable` or `rate_stale`, and a value past any daily count
+    `daily_limit_exceeded`, raised before anything is counted."""
     rates = await dependencies.rates.snapshot()
     usd_minor = usd_equivalent_minor(
         amount_minor=quote.source_amount + quote.fee_amount,
         currency=dependencies.currencies.get(quote.source_currency),
         to_usd_mid=mid_rate(rates, quote.source_currency, "USD").rate,
     )
-    ensure(1 <= usd_minor <= usd_minor_max, "a payout counts a positive, bounded amount")
+    ensure(usd_minor >= 1, "a payout counts a positive amount")
+    if usd_minor > usd_minor_max:
+        # More than a daily count can hold is over any daily limit (at most 10**15 cents):
+        # the quote's own equivalent was too large to lock, which is why it is valued here.
+        raise DailyLimitExceeded("this payout alone exceeds the daily limit")
     return usd_minor
 
 

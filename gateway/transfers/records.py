@@ -178,65 +178,6 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     payload: dict[str, Any]
 
 
-# One statement: the conditional update, then (only if it matched, since both inserts read
-# from `moved`) its events and messages. One round trip, atomic by itself.
-_transition_sql = f"""
-WITH moved AS (
-    UPDATE transfers SET status = $3, attempt = COALESCE($4, attempt),
-           next_attempt_at = COALESCE($5, next_attempt_at),
-           failure_code = COALESCE($6, failure_code), updated_at = now()
-     WHERE compliance_region = $1 AND id = $2 AND status = ANY($7::text[])
- RETURNING {_columns}
-), written_events AS (
-    INSERT INTO events (id, tenant_id, type, object_id, payload)
-    SELECT e.id, moved.tenant_id, e.type, moved.id, e.payload
-      FROM moved, unnest($8::uuid[], $9::text[], $10::jsonb[]) AS e(id, type, payload)
-    ON CONFLICT DO NOTHING
-), written_messages AS (
-    INSERT INTO transfer_messages (compliance_region, transfer_id, tenant_id, message_type,
-                                   direction, attempt, xml)
-    SELECT moved.compliance_region, moved.id, moved.tenant_id, m.kind, m.direction,
-           moved.attempt, m.xml
-      FROM moved, unnest($11::text[], $12::text[], $13::text[]) AS m(kind, direction, xml)
-)
-SELECT {_columns} FROM moved
-"""  # noqa: S608 - fixed column list.
-
-
-async def transition(
-    pool: asyncpg.Pool,
-    row: TransferRow,
-    *,
-    to: str,
-    expected: tuple[str, ...],
-    events: list[Event],
-    attempt: int | None = None,
-    next_attempt_at: datetime.datetime | None = None,
-    failure_code: str | None = None,
-    messages: list[tuple[str, str, bytes]] | None = None,
-) -> TransferRow | None:
-    """Move the transfer to `to` if it is in one of `expected`, with its events and
-    messages, in one statement. None if another process moved it first."""
-    sent = messages or []
-    record = await pool.fetchrow(
-        _transition_sql,
-        row.compliance_region,
-        row.id,
-        to,
-        attempt,
-        next_attempt_at,
-        failure_code,
-        list(expected),
-        [e.id for e in events],
-        [e.type for e in events],
-        [json.dumps(e.payload, default=str) for e in events],
-        [kind for kind, _, _ in sent],
-        [direction for _, direction, _ in sent],
-        [xml.decode() for _, _, xml in sent],
-    )
-    return None if record is None else _row(record)
-
-
 class Submission(msgspec.Struct, frozen=True, kw_only=True):
     """An attempt about to be sent: the transfer (as claimed), its message and its event."""
 
@@ -294,7 +235,7 @@ class Move(msgspec.Struct, frozen=True, kw_only=True):
 
 # One statement for a whole pass: every conditional update, then (only for the rows that
 # moved, since both inserts join `moved`) their events and messages.
-_transition_many_sql = """
+_transition_many_sql = f"""
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[],
                          $6::text[])
@@ -306,7 +247,7 @@ WITH input AS (
       FROM input i
      WHERE t.compliance_region = i.region AND t.id = i.id
        AND t.status = ANY(string_to_array(i.expected, ','))
- RETURNING t.compliance_region, t.id, t.tenant_id, t.attempt
+ RETURNING t.*
 ), written_events AS (
     INSERT INTO events (id, tenant_id, type, object_id, payload)
     SELECT e.id, moved.tenant_id, e.type, moved.id, e.payload
@@ -323,15 +264,17 @@ WITH input AS (
            AS m(transfer_id, kind, direction, xml)
       JOIN moved ON moved.id = m.transfer_id
 )
-SELECT id FROM moved
-"""
+SELECT {_columns} FROM moved
+"""  # noqa: S608 - fixed column list.
 
 
-async def transition_many(pool: asyncpg.Pool, moves: Sequence[Move]) -> set[uuid.UUID]:
-    """Apply every move of a pass in one statement; the ids of the transfers that moved (a
-    transfer another process moved first is left as it is)."""
+async def transition_many(
+    pool: asyncpg.Pool, moves: Sequence[Move]
+) -> dict[uuid.UUID, TransferRow]:
+    """Apply every move in one statement; the transfers that moved, as they are now, by id
+    (a transfer another process moved first is left as it is, and absent)."""
     if not moves:
-        return set()
+        return {}
     ensure(len({move.row.id for move in moves}) == len(moves), "a pass moves each transfer once")
     events = [(move.row.id, event) for move in moves for event in move.events]
     messages = [(move.row.id, message) for move in moves for message in move.messages]
@@ -352,7 +295,7 @@ async def transition_many(pool: asyncpg.Pool, moves: Sequence[Move]) -> set[uuid
         [direction for _, (_, direction, _) in messages],
         [xml.decode() for _, (_, _, xml) in messages],
     )
-    return {record["id"] for record in records}
+    return {record["id"]: _row(record) for record in records}
 
 
 def _json(payload: dict[str, Any]) -> str:

@@ -42,12 +42,13 @@ from gateway.transfers.errors import TransferNotCancellable, TransferNotRecorded
 from gateway.transfers.recipients import RecipientRecord
 from gateway.transfers.records import (
     Event,
+    Move,
     TransferRow,
     get_transfer,
     park,
     parked_until,
     transfer_insert,
-    transition,
+    transition_many,
 )
 from gateway.webhooks.records.events import event_insert
 from ledger.errors import DomainError, ReservationReleased
@@ -286,19 +287,22 @@ class Transfers:
     async def cancel(self, row: TransferRow) -> TransferRow:
         """Cancel before submission: the state first (racing the worker fairly), then the
         ledger; a crash in between is finished by the worker, which voids cancelled holds."""
-        cancelled = await transition(
-            self._pool,
-            row,
+        cancelling = Move(
+            row=row,
             to="cancelled",
             expected=("processing",),
-            events=[
+            # Due as it was: were this process to die before the hold is voided, the
+            # worker voids it.
+            next_attempt_at=row.next_attempt_at,
+            events=(
                 Event(
                     id=event_id(row.id, "transfer.cancelled"),
                     type="transfer.cancelled",
                     payload=event_payload(row, "cancelled"),
-                )
-            ],
+                ),
+            ),
         )
+        cancelled = (await transition_many(self._pool, [cancelling])).get(row.id)
         if cancelled is None:
             raise TransferNotCancellable(
                 f"the transfer is {row.status}; only processing transfers cancel"

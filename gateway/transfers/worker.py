@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,9 +49,10 @@ from gateway.transfers.records import (
     transition_many,
 )
 from gateway.transfers.service import event_id, event_payload, payout_of
+from ledger.errors import LedgerError
 from ledger.invariants import InvariantViolation, ensure
 from ledger.payouts import Payouts
-from ledger.service import Ledger
+from ledger.service import Ledger, Posted
 from rails.adapter import RailResponse, RailSubmission, next_attempt_delay_ms
 from rails.bank_details import validate_bank_details
 from rails.corridors import Rail
@@ -67,6 +68,11 @@ rail_down_retry_seconds = 30
 # (instead of its claim's whole lease, `KOVRA_TRANSFER_LEASE_SECONDS`).
 failed_step_retry_seconds = 5
 log = structlog.get_logger("kovra.worker")
+
+
+# A transfer of the pass with its rail's answer (None: not sent, as when voiding a cancelled
+# one).
+Answered = tuple[TransferRow, RailResponse | None]
 
 
 class RailBatches(Protocol):
@@ -134,17 +140,14 @@ async def _end(
 ) -> tuple[list[Move], list[TransferRow]]:
     """Cancelled and blocked transfers: void their holds, then park them for good."""
     outcomes = await Payouts(lifecycle.ledger).abort_many([payout_of(row) for row in rows])
-    moves: list[Move] = []
-    failed: list[TransferRow] = []
-    for row, outcome in zip(rows, outcomes, strict=True):
-        if isinstance(outcome, Exception):
-            log.error("transfer_void_failed", transfer_id=str(row.id), error=repr(outcome))
-            failed.append(row)
-        else:
-            moves.append(
-                Move(row=row, to=row.status, expected=(row.status,), next_attempt_at=parked_until)
-            )
-    return moves, failed
+    return _after_ledger(
+        [(row, None) for row in rows],
+        outcomes,
+        step="void",
+        move=lambda row, _: Move(
+            row=row, to=row.status, expected=(row.status,), next_attempt_at=parked_until
+        ),
+    )
 
 
 async def _send(
@@ -167,8 +170,8 @@ async def _send(
         ]
     )
     ensure(len(answers) == len(submissions), "a rail answers every submission of a batch")
-    accepted: list[tuple[TransferRow, RailResponse]] = []
-    rejected: list[tuple[TransferRow, RailResponse]] = []
+    accepted: list[Answered] = []
+    rejected: list[Answered] = []
     moves: list[Move] = []
     for submission, answer in zip(submissions, answers, strict=True):
         row = submission.row
@@ -260,12 +263,40 @@ def _pacs008(
     )
 
 
-def _inbound(answer: RailResponse) -> tuple[tuple[str, str, bytes], ...]:
-    return (("pacs.002", "inbound", answer.pacs002),) if answer.pacs002 else ()
+def _after_ledger(
+    answered: Sequence[Answered],
+    outcomes: Sequence[Posted | LedgerError],
+    *,
+    step: str,
+    move: Callable[[TransferRow, RailResponse | None], Move],
+) -> tuple[list[Move], list[TransferRow]]:
+    """The move of each transfer whose ledger step succeeded; the others fail their step
+    (tried again soon), each named in the log."""
+    moves: list[Move] = []
+    failed: list[TransferRow] = []
+    for (row, answer), outcome in zip(answered, outcomes, strict=True):
+        if isinstance(outcome, LedgerError):
+            log.error(
+                "transfer_ledger_step_failed",
+                step=step,
+                transfer_id=str(row.id),
+                error=repr(outcome),
+            )
+            failed.append(row)
+        else:
+            moves.append(move(row, answer))
+    return moves, failed
+
+
+def _inbound(answer: RailResponse | None) -> tuple[tuple[str, str, bytes], ...]:
+    """The status report received with an answer, stored with the move it leads to."""
+    if answer is None or answer.pacs002 is None:
+        return ()
+    return (("pacs.002", "inbound", answer.pacs002),)
 
 
 async def _complete(
-    lifecycle: Lifecycle, accepted: list[tuple[TransferRow, RailResponse]]
+    lifecycle: Lifecycle, accepted: list[Answered]
 ) -> tuple[list[Move], list[TransferRow]]:
     """The rail paid: commit and settle every payout (one ledger request per step), then
     `completed` for each whose ledger steps succeeded."""
@@ -274,70 +305,54 @@ async def _complete(
     outcomes = await Payouts(lifecycle.ledger).commit_and_settle_many(
         [payout_of(row) for row, _ in accepted]
     )
-    moves: list[Move] = []
-    failed: list[TransferRow] = []
-    for (row, answer), outcome in zip(accepted, outcomes, strict=True):
-        if isinstance(outcome, Exception):
-            log.error("transfer_settle_failed", transfer_id=str(row.id), error=repr(outcome))
-            failed.append(row)
-            continue
-        moves.append(
-            Move(
-                row=row,
-                to="completed",
-                expected=("submitted",),
-                next_attempt_at=parked_until,
-                events=(
-                    Event(
-                        id=event_id(row.id, "transfer.completed"),
-                        type="transfer.completed",
-                        payload=event_payload(row, "completed"),
-                    ),
-                ),
-                messages=_inbound(answer),
-            )
-        )
-    return moves, failed
+    return _after_ledger(accepted, outcomes, step="settle", move=_completed)
+
+
+def _completed(row: TransferRow, answer: RailResponse | None) -> Move:
+    return Move(
+        row=row,
+        to="completed",
+        expected=("submitted",),
+        next_attempt_at=parked_until,
+        events=(
+            Event(
+                id=event_id(row.id, "transfer.completed"),
+                type="transfer.completed",
+                payload=event_payload(row, "completed"),
+            ),
+        ),
+        messages=_inbound(answer),
+    )
 
 
 async def _refund(
-    lifecycle: Lifecycle, rejected: list[tuple[TransferRow, RailResponse]]
+    lifecycle: Lifecycle, rejected: list[Answered]
 ) -> tuple[list[Move], list[TransferRow]]:
     """The rail refused: void every held leg, so the wallet is whole to the minor unit."""
     if not rejected:
         return [], []
     outcomes = await Payouts(lifecycle.ledger).abort_many([payout_of(row) for row, _ in rejected])
-    moves: list[Move] = []
-    failed: list[TransferRow] = []
-    for (row, answer), outcome in zip(rejected, outcomes, strict=True):
-        if isinstance(outcome, Exception):
-            log.error("transfer_refund_failed", transfer_id=str(row.id), error=repr(outcome))
-            failed.append(row)
-            continue
-        reason = answer.reason_code or "NARR"
-        moves.append(
-            Move(
-                row=row,
-                to="refunded",
-                expected=("submitted",),
-                failure_code=reason,
-                next_attempt_at=parked_until,
-                messages=_inbound(answer),
-                events=(
-                    Event(
-                        id=event_id(row.id, "transfer.rail_rejected"),
-                        type="transfer.rail_rejected",
-                        payload=event_payload(row, "rail_rejected") | {"failure_code": reason},
-                    ),
-                    Event(
-                        id=event_id(row.id, "transfer.refunded"),
-                        type="transfer.refunded",
-                        payload=event_payload(row, "refunded") | {"failure_code": reason},
-                    ),
-                ),
+    return _after_ledger(rejected, outcomes, step="refund", move=_refunded)
+
+
+def _refunded(row: TransferRow, answer: RailResponse | None) -> Move:
+    reason = (answer.reason_code if answer is not None else None) or "NARR"
+    return Move(
+        row=row,
+        to="refunded",
+        expected=("submitted",),
+        failure_code=reason,
+        next_attempt_at=parked_until,
+        messages=_inbound(answer),
+        events=tuple(
+            Event(
+                id=event_id(row.id, f"transfer.{status}"),
+                type=f"transfer.{status}",
+                payload=event_payload(row, status) | {"failure_code": reason},
             )
-        )
-    return moves, failed
+            for status in ("rail_rejected", "refunded")
+        ),
+    )
 
 
 def _pending_rail(lifecycle: Lifecycle, row: TransferRow) -> Move:

@@ -214,6 +214,13 @@ def test_refusals_create_and_hold_nothing(payer: Payer) -> None:
         },
     )
     assert again.json()["code"] == "quote_already_used"
+    # A quote worth more than any daily count can hold (the fuzzer's find: it was a 500).
+    huge = payer.quote("EUR", "EUR", 10**17)
+    over = payer.post(
+        "/v1/transfers",
+        {"quote_id": huge["id"], "recipient_id": payer.recipient("EUR"), "reference": "huge"},
+    )
+    assert (over.status_code, over.json()["code"]) == (422, "daily_limit_exceeded"), over.text
     after = payer.get("/v1/transfers?limit=100").json()["data"]
     assert len(after) == len(before) + 1
     payer.settle(used.json()["id"])

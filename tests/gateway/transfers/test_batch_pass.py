@@ -22,14 +22,13 @@ import asyncpg
 import httpx
 import pytest
 
-from gateway.http.ids import decode_id, encode_id
+from gateway.http.ids import encode_id
 from gateway.jobs.worker import lifecycle
 from gateway.runtime import Runtime
 from gateway.transfers.rails_setup import build_rail
 from gateway.transfers.worker import Lifecycle, process_due
-from loadtest.bench_gateway import provision_unthrottled_tenant
-from loadtest.provisioning import recipients
 from tests import redis_server
+from tests.gateway.transfers.paying import eur_payout, paying_tenant
 from tests.postgres import in_process_app
 
 redis_url = redis_server.redis_url(2)  # This module's own database, emptied around it.
@@ -60,14 +59,14 @@ async def test_a_pass_drives_a_batch_in_a_fixed_number_of_statements(
         client,
     ):
         services: Runtime = app.state.runtime
-        headers = await _tenant(client)
+        headers = await paying_tenant(client, deposit_minor=deposit_minor)
         references = {
             "INV-accepted": "completed",
             "sandbox:reject:AC04": "refunded",
             "sandbox:timeout:1": "pending_rail",
         }
         made = {
-            await _transfer(client, headers, reference): expected
+            await eur_payout(client, headers, reference=reference): expected
             for reference, expected in references.items()
             for _ in range(per_kind)
         }
@@ -137,32 +136,3 @@ async def _check_money(
     held = sum(cost[t["id"]] for t in transfers if t["status"] == "pending_rail")
     assert eur["pending"] == held
     assert eur["posted"] == deposit_minor - spent
-
-
-async def _tenant(client: httpx.AsyncClient) -> dict[str, str]:
-    key = await provision_unthrottled_tenant(client, deposits={"EUR": deposit_minor})
-    return {"Authorization": f"Bearer {key}"}
-
-
-async def _transfer(
-    client: httpx.AsyncClient, headers: dict[str, str], reference: str
-) -> uuid.UUID:
-    quote = await client.post(
-        "/v1/quotes",
-        headers=headers,
-        json={"source_currency": "EUR", "target_currency": "EUR", "source_amount": 10_000},
-    )
-    assert quote.status_code == 201, quote.text
-    recipient = await client.post("/v1/recipients", headers=headers, json=recipients["EUR"])
-    assert recipient.status_code == 201, recipient.text
-    transfer = await client.post(
-        "/v1/transfers",
-        headers=headers,
-        json={
-            "quote_id": quote.json()["id"],
-            "recipient_id": recipient.json()["id"],
-            "reference": reference,
-        },
-    )
-    assert transfer.status_code == 201, transfer.text
-    return uuid.UUID(int=decode_id("tr", transfer.json()["id"]))

@@ -12,18 +12,15 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
 import pytest
 
-from gateway.http.ids import decode_id
 from gateway.jobs.worker import lifecycle
 from gateway.runtime import Runtime
 from gateway.transfers.records import claim_lease_seconds_default
 from gateway.transfers.worker import failed_step_retry_seconds, process_due
-from loadtest.bench_gateway import provision_unthrottled_tenant
-from loadtest.provisioning import recipients
 from rails.adapter import RailResponse, RailSubmission
 from tests import redis_server
+from tests.gateway.transfers.paying import eur_payout, paying_tenant
 from tests.postgres import in_process_app
 
 redis_url = redis_server.redis_url(15)  # This module's own database, emptied around it.
@@ -50,7 +47,8 @@ async def test_a_failed_step_is_tried_again_soon_not_after_the_lease(
         client,
     ):
         services: Runtime = app.state.runtime
-        transfer_id = await _transfer(client)
+        headers = await paying_tenant(client, deposit_minor=1_000_000)
+        transfer_id = (await eur_payout(client, headers, reference="broken rail")).int
         rail = _BrokenRail()
         assert await process_due(lifecycle(services), rail) == 1
         assert [s.transfer_id for s in rail.submitted] == [transfer_id]
@@ -67,27 +65,3 @@ async def test_a_failed_step_is_tried_again_soon_not_after_the_lease(
         # Marked submitted (its pacs.008 recorded) before the rail failed; due again soon.
         assert (row["status"], row["soon"], row["later"]) == ("submitted", True, True)
         assert await process_due(lifecycle(services), rail) == 0  # Not due yet.
-
-
-async def _transfer(client: httpx.AsyncClient) -> int:
-    key = await provision_unthrottled_tenant(client, deposits={"EUR": 1_000_000})
-    headers = {"Authorization": f"Bearer {key}"}
-    quote = await client.post(
-        "/v1/quotes",
-        headers=headers,
-        json={"source_currency": "EUR", "target_currency": "EUR", "source_amount": 10_000},
-    )
-    assert quote.status_code == 201, quote.text
-    recipient = await client.post("/v1/recipients", headers=headers, json=recipients["EUR"])
-    assert recipient.status_code == 201, recipient.text
-    transfer = await client.post(
-        "/v1/transfers",
-        headers=headers,
-        json={
-            "quote_id": quote.json()["id"],
-            "recipient_id": recipient.json()["id"],
-            "reference": "broken rail",
-        },
-    )
-    assert transfer.status_code == 201, transfer.text
-    return decode_id("tr", transfer.json()["id"])
