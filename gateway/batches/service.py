@@ -393,32 +393,9 @@ async def _screen(
 ) -> list[_Item]:
     """Daily limits for all items in one step (under the batch's marker), then a compliance
     decision per item; the acceptance's `usages` gathers what was counted, by item index."""
-    to_usd: dict[str, Decimal] = {}
-    rates = await batches.quoter.book.snapshot()
-    for currency in sorted({item.parsed.source_currency for item in items}):
-        try:
-            to_usd[currency] = rates.mid(currency, "USD").rate
-        except (RateUnavailable, RateStale) as error:
-            for item in items:
-                if item.parsed.source_currency == currency:
-                    acceptance.refuse(item.parsed, "rate_unavailable", None, str(error))
-    items = [item for item in items if item.parsed.source_currency in to_usd]
-    usd_by_item = [
-        (item, _usd_minor(batches, item, to_usd[item.parsed.source_currency])) for item in items
-    ]
-    # An item worth more than a daily count can hold is over any daily limit (a limit is at
-    # most 10**15 US cents): refused as such, never counted.
-    for item, amount in usd_by_item:
-        if amount > usd_minor_max:
-            acceptance.refuse(
-                item.parsed,
-                "daily_limit_exceeded",
-                None,
-                f"this payout alone exceeds the daily limit of "
-                f"{terms.daily_limit_usd_minor} USD minor units",
-            )
-    items = [item for item, amount in usd_by_item if amount <= usd_minor_max]
-    usd = [amount for _, amount in usd_by_item if amount <= usd_minor_max]
+    valued = await _valued_in_usd(batches, acceptance, terms=terms, items=items)
+    items = [item for item, _ in valued]
+    usd = [amount for _, amount in valued]
     decided = await batches.limits.consume_many(
         tenant_id=principal.tenant_id,
         usd_minor={item.parsed.index: amount for item, amount in zip(items, usd, strict=True)},
@@ -461,6 +438,39 @@ async def _screen(
             continue
         live.append(item)
     return live
+
+
+async def _valued_in_usd(
+    batches: Batches, acceptance: _Acceptance, *, terms: Any, items: list[_Item]
+) -> list[tuple[_Item, int]]:
+    """Each item with what it counts against the daily limit, in US cents; an item whose
+    currency has no usable rate is refused as `rate_unavailable`, and one worth more than a
+    daily count can hold as over any daily limit (a limit is at most 10**15 US cents)."""
+    to_usd: dict[str, Decimal] = {}
+    rates = await batches.quoter.book.snapshot()
+    for currency in sorted({item.parsed.source_currency for item in items}):
+        try:
+            to_usd[currency] = rates.mid(currency, "USD").rate
+        except (RateUnavailable, RateStale) as error:
+            for item in items:
+                if item.parsed.source_currency == currency:
+                    acceptance.refuse(item.parsed, "rate_unavailable", None, str(error))
+    valued: list[tuple[_Item, int]] = []
+    for item in items:
+        if item.parsed.source_currency not in to_usd:
+            continue
+        amount = _usd_minor(batches, item, to_usd[item.parsed.source_currency])
+        if amount > usd_minor_max:
+            acceptance.refuse(
+                item.parsed,
+                "daily_limit_exceeded",
+                None,
+                f"this payout alone exceeds the daily limit of "
+                f"{terms.daily_limit_usd_minor} USD minor units",
+            )
+        else:
+            valued.append((item, amount))
+    return valued
 
 
 def _usd_minor(batches: Batches, item: _Item, rate: Decimal) -> int:
