@@ -16,10 +16,11 @@ tests/gateway/http/test_auth.py.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,25 @@ from gateway.settings import load_settings
 from gateway.tenancy.records import roles
 from loadtest.bench_gateway import admin_token
 from loadtest.provisioning import recipients
+from tests.postgres import app_for_a_module
 
 sanctions_fixture = Path(__file__).parent / "e2e" / "fixtures" / "sanctions.csv"
 # What the app under test reads: the e2e deployment's sanctions list, so a payee named like
 # a listed party waits for review and opens a case.
 environment = {"KOVRA_SANCTIONS_FILES": str(sanctions_fixture)}
+
+
+@contextlib.asynccontextmanager
+async def api_for_a_module(data_dir: Path, *, redis_url: str) -> AsyncIterator[Api]:
+    """The app of a test module, in this process on its own database and `redis_url`, with
+    the fixture sanctions list, as an `Api`."""
+    async with app_for_a_module(data_dir, redis_url=redis_url, environment=environment) as (
+        app,
+        client,
+    ):
+        yield Api(app, client)
+
+
 admin = {"Authorization": f"Bearer {admin_token}"}
 deposit_minor = 100_000_000
 payment_minor = 1_000

@@ -50,8 +50,7 @@ from gateway.http.ids import encode_id, id_pattern, path_parameter_prefixes
 from gateway.http.roles import allowed_roles
 from ledger.currencies import currencies_enabled_default
 from tests import redis_server
-from tests.gateway.api_matrix import Api, Tenant, admin, environment
-from tests.postgres import app_for_a_module
+from tests.gateway.api_matrix import Api, Tenant, admin, api_for_a_module
 
 on_the_modules_loop = pytest.mark.asyncio(loop_scope="module")
 redis_url = redis_server.redis_url(13)  # This module's own database, emptied around it.
@@ -65,12 +64,8 @@ methods = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
-    data_dir = tmp_path_factory.mktemp("openapi")
-    async with app_for_a_module(data_dir, redis_url=redis_url, environment=environment) as (
-        app,
-        client,
-    ):
-        yield Api(app, client)
+    async with api_for_a_module(tmp_path_factory.mktemp("openapi"), redis_url=redis_url) as api:
+        yield api
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

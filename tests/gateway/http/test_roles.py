@@ -31,12 +31,11 @@ from gateway.tenancy.records import roles
 from tests import redis_server
 from tests.gateway.api_matrix import (
     Api,
-    environment,
+    api_for_a_module,
     path_parameters,
     request_for,
     tenant_routes,
 )
-from tests.postgres import app_for_a_module
 
 # The async tests share the module's app, so they run on the module's event loop.
 on_the_modules_loop = pytest.mark.asyncio(loop_scope="module")
@@ -47,12 +46,8 @@ routes = tenant_routes()
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
-    data_dir = tmp_path_factory.mktemp("roles")
-    async with app_for_a_module(data_dir, redis_url=redis_url, environment=environment) as (
-        app,
-        client,
-    ):
-        yield Api(app, client)
+    async with api_for_a_module(tmp_path_factory.mktemp("roles"), redis_url=redis_url) as api:
+        yield api
 
 
 def test_the_roles_reference_is_generated_from_the_table() -> None:

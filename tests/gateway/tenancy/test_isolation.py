@@ -38,13 +38,12 @@ from tests.gateway.api_matrix import (
     Api,
     Snapshot,
     Tenant,
-    environment,
+    api_for_a_module,
     makers,
     path_parameters,
     request_for,
     tenant_routes,
 )
-from tests.postgres import app_for_a_module
 
 redis_url = redis_server.redis_url(6)  # This module's own database, emptied around it.
 on_the_modules_loop = pytest.mark.asyncio(loop_scope="module")
@@ -66,12 +65,7 @@ class World:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    data_dir = tmp_path_factory.mktemp("isolation")
-    async with app_for_a_module(data_dir, redis_url=redis_url, environment=environment) as (
-        app,
-        client,
-    ):
-        api = Api(app, client)
+    async with api_for_a_module(tmp_path_factory.mktemp("isolation"), redis_url=redis_url) as api:
         owner = await api.tenant("owner")
         owner_ids = {parameter: await api.make(parameter, owner) for parameter in makers}
         yield World(api=api, owner=owner, owner_ids=owner_ids, intruder=await api.tenant("b"))
