@@ -95,6 +95,30 @@ def transfer_id(*, object_id: int, leg: Leg) -> int:
     return value
 
 
+def transfers_query(
+    *,
+    limit: int,
+    user_data_128: int = 0,
+    code: int = 0,
+    after_ns: int = 0,
+    before_ns: int = 0,
+) -> tb.QueryFilter:
+    """A `query_transfers` filter: an object's transfers (its id is their `user_data_128`),
+    of one `code`, strictly after `after_ns` and up to `before_ns` (ledger timestamps); 0
+    leaves a field out."""
+    return tb.QueryFilter(
+        user_data_128=user_data_128,
+        user_data_64=0,
+        user_data_32=0,
+        ledger=0,
+        code=code,
+        timestamp_min=after_ns + 1 if after_ns else 0,
+        timestamp_max=before_ns,
+        limit=limit,
+        flags=tb.QueryFilterFlags.NONE,
+    )
+
+
 def linked(transfers: list[tb.Transfer]) -> list[tb.Transfer]:
     """The transfers as one chain: every one but the last carries the LINKED flag, so
     TigerBeetle applies all of them or none."""

@@ -40,7 +40,7 @@ from ledger.clients import LedgerClient, batch_size_max
 from ledger.invariants import ensure
 from ledger.netting import Netting
 from ledger.service import Ledger
-from ledger.transfers import Leg, TransferCode, transfer_id
+from ledger.transfers import Leg, TransferCode, transfer_id, transfers_query
 
 watermark_name = "batch_chains"
 pair_leg_codes = (
@@ -69,7 +69,12 @@ async def repair_once(repair: BatchRepair) -> int:
     watermark = await read_watermark(repair.pool, watermark_name)
     cutoff_ns = time.time_ns() - repair.reconcile_after_seconds * 1_000_000_000
     found = await repair.ledger_client.query_transfers(
-        _filter(code=int(TransferCode.BATCH_SOURCE), after_ns=watermark, before_ns=cutoff_ns)
+        transfers_query(
+            code=int(TransferCode.BATCH_SOURCE),
+            after_ns=watermark,
+            before_ns=cutoff_ns,
+            limit=batch_size_max,
+        )
     )
     if not found:
         return 0
@@ -116,7 +121,7 @@ async def undo_batch(repair: BatchRepair, *, batch_id: int, tenant_id: int) -> i
         if error is not None:
             raise error
     legs = await repair.ledger_client.query_transfers(
-        _filter(user_data_128=batch_id, limit=pair_legs_max)
+        transfers_query(user_data_128=batch_id, limit=pair_legs_max)
     )
     reversals = [Netting.reversal(leg) for leg in legs if leg.code in pair_leg_codes]
     for error in await netting.submit_chains([[reversal] for reversal in reversals]):
@@ -157,24 +162,3 @@ async def _item_voids(repair: BatchRepair, batch_id: int) -> list[tb.Transfer]:
         )
         for hold in held
     ]
-
-
-def _filter(
-    *,
-    code: int = 0,
-    user_data_128: int = 0,
-    after_ns: int = 0,
-    before_ns: int = 0,
-    limit: int = batch_size_max,
-) -> tb.QueryFilter:
-    return tb.QueryFilter(
-        user_data_128=user_data_128,
-        user_data_64=0,
-        user_data_32=0,
-        ledger=0,
-        code=code,
-        timestamp_min=after_ns + 1 if after_ns else 0,
-        timestamp_max=before_ns,
-        limit=limit,
-        flags=tb.QueryFilterFlags.NONE,
-    )

@@ -48,7 +48,7 @@ from ledger.clients import LedgerClient, batch_size_max
 from ledger.invariants import ensure
 from ledger.payouts import Payout, Payouts
 from ledger.service import Ledger
-from ledger.transfers import Leg, TransferCode, transfer_id
+from ledger.transfers import Leg, TransferCode, transfer_id, transfers_query
 
 scan_rows_max = batch_size_max
 # A pass scans the reservations behind the delay in batches of `scan_rows_max` until it has
@@ -282,17 +282,7 @@ async def _give_back_admission(reconciliation: Reconciliation, payout: Payout) -
 async def _payout_from_ledger(reconciliation: Reconciliation, target_leg: tb.Transfer) -> Payout:
     """The payout's amounts, rebuilt from its pending legs in the ledger alone."""
     legs = await reconciliation.ledger_client.query_transfers(
-        tb.QueryFilter(
-            user_data_128=target_leg.user_data_128,
-            user_data_64=0,
-            user_data_32=0,
-            ledger=0,
-            code=0,
-            timestamp_min=0,
-            timestamp_max=0,
-            limit=10,
-            flags=tb.QueryFilterFlags.NONE,
-        )
+        transfers_query(user_data_128=target_leg.user_data_128, limit=10)
     )
     pending = {t.code: t for t in legs if int(t.flags) & int(tb.TransferFlags.PENDING)}
     source = pending.get(int(TransferCode.PAYOUT_SOURCE), target_leg)

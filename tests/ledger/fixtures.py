@@ -9,7 +9,8 @@ import tigerbeetle as tb
 
 from ledger.clients import LedgerClient
 from ledger.currencies import CurrencyRegistry
-from ledger.payouts import Payouts
+from ledger.netting import NettedItem
+from ledger.payouts import Payout, Payouts
 from ledger.service import Ledger
 from ledger.statements import Statements, WalletBalance
 from ledger.transfers import new_object_id
@@ -94,3 +95,18 @@ class CountingClient:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def payout_of_item(item: NettedItem) -> Payout:
+    """A batch item as the payout the lifecycle drives (`netted`), the inverse of
+    `ledger.payouts.netted_item`."""
+    return Payout(
+        payout_id=item.item_id,
+        tenant_id=item.tenant_id,
+        source_currency=item.source_currency,
+        source_amount_minor=item.source_amount_minor,
+        fee_minor=item.fee_minor,
+        target_currency=item.target_currency,
+        target_amount_minor=item.target_amount_minor,
+        netted=True,
+    )

@@ -10,10 +10,10 @@ from ledger.accounts import AccountType, platform_account_id
 from ledger.clients import LedgerClient
 from ledger.errors import InsufficientFunds, InsufficientLiquidity
 from ledger.netting import NettedItem, NettedPair, Netting
-from ledger.payouts import Payout, PayoutState
+from ledger.payouts import PayoutState
 from ledger.service import amount_minor_max
 from ledger.transfers import linked, new_object_id
-from tests.ledger.fixtures import World, make_world
+from tests.ledger.fixtures import World, make_world, payout_of_item
 
 
 def _items(world: World, batch_id: int, shares: list[tuple[int, int, int]]) -> list[NettedItem]:
@@ -40,19 +40,6 @@ def _pair(world: World, batch_id: int, items: list[NettedItem]) -> NettedPair:
         source_amount_minor=sum(i.source_amount_minor for i in items),
         fee_minor=sum(i.fee_minor for i in items),
         target_amount_minor=sum(i.target_amount_minor for i in items),
-    )
-
-
-def _payout(item: NettedItem) -> Payout:
-    return Payout(
-        payout_id=item.item_id,
-        tenant_id=item.tenant_id,
-        source_currency=item.source_currency,
-        source_amount_minor=item.source_amount_minor,
-        fee_minor=item.fee_minor,
-        target_currency=item.target_currency,
-        target_amount_minor=item.target_amount_minor,
-        netted=True,
     )
 
 
@@ -89,7 +76,7 @@ async def test_items_settle_or_return_on_their_own(ledger_client: LedgerClient) 
     assert (wallet.posted, wallet.pending) == (1_000_000 - spent, 0)
     assert await _fx_position(world, 360) == liquidity_before - 51_001_700
 
-    completed, rejected = (_payout(i) for i in items)
+    completed, rejected = (payout_of_item(i) for i in items)
     await world.payouts.commit(completed)
     await world.payouts.settle(completed)
     await world.payouts.abort(rejected)

@@ -29,7 +29,7 @@ from ledger.errors import HoldAlreadyCaptured, LedgerError, LedgerIdConflict
 from ledger.netting import NettedItem, NettedPair, Netting, clearing_sub_account
 from ledger.payouts import Payout
 from ledger.transfers import TransferCode, linked, new_object_id
-from tests.ledger.fixtures import World, make_world
+from tests.ledger.fixtures import World, make_world, payout_of_item
 
 currencies = ("EUR", "GBP", "USD", "IDR")
 deposits = {"EUR": 10**9, "GBP": 10**9, "USD": 10**9, "IDR": 10**12}
@@ -303,19 +303,6 @@ def _item(world: World) -> NettedItem:
     )
 
 
-def _as_payout(item: NettedItem) -> Payout:
-    return Payout(
-        payout_id=item.item_id,
-        tenant_id=item.tenant_id,
-        source_currency=item.source_currency,
-        source_amount_minor=item.source_amount_minor,
-        fee_minor=item.fee_minor,
-        target_currency=item.target_currency,
-        target_amount_minor=item.target_amount_minor,
-        netted=True,
-    )
-
-
 async def _submitted(netting: Netting, chain: list[Any]) -> None:
     (error,) = await netting.submit_chains([linked(chain)])
     if error is not None:
@@ -338,7 +325,7 @@ async def test_a_batch_pair_and_its_items_retried_with_other_fields_are_refused(
         target_amount_minor=51_000_000,
     )
     await _submitted(netting, netting.pair_chain(pair))
-    held, committed, aborted = (_as_payout(item) for item in items)
+    held, committed, aborted = (payout_of_item(item) for item in items)
     for payout in (held, committed, aborted):
         await world.payouts.reserve(payout)
     await world.payouts.commit(committed)

@@ -38,7 +38,7 @@ from gateway.http.ids import decode_id, object_id_for
 from ledger.accounts import AccountType, tenant_account_id
 from ledger.clients import RemoteLedgerClient, batch_size_max
 from ledger.netting import clearing_sub_account, netting_id
-from ledger.transfers import Leg, TransferCode, transfer_id
+from ledger.transfers import Leg, TransferCode, transfer_id, transfers_query
 from tests.gateway.e2e.answers import Answer
 from tests.gateway.e2e.conftest import stop
 from tests.gateway.e2e.crash_tenant import Tenant, open_tenant
@@ -268,7 +268,9 @@ async def _check_batch(
             uuid.UUID(int=sent.batch_id),
         )
     }
-    legs = await client.query_transfers(_by_user_data(sent.batch_id))
+    legs = await client.query_transfers(
+        transfers_query(user_data_128=sent.batch_id, limit=batch_size_max)
+    )
     states = await _item_states(client, sent.batch_id)
     if status is not None and status != "abandoned":
         assert sorted(rows) == list(range(items_per_batch)), f"{tag}: items without rows"
@@ -400,18 +402,4 @@ async def _check_money(
     ), (
         f"{run.tag} deposited {deposited}: available {available}, pending "
         f"{wallet.debits_pending}, held by items {in_clearing}, spent {held['committed']}"
-    )
-
-
-def _by_user_data(user_data_128: int) -> tb.QueryFilter:
-    return tb.QueryFilter(
-        user_data_128=user_data_128,
-        user_data_64=0,
-        user_data_32=0,
-        ledger=0,
-        code=0,
-        timestamp_min=0,
-        timestamp_max=0,
-        limit=batch_size_max,
-        flags=tb.QueryFilterFlags.NONE,
     )

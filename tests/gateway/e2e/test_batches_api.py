@@ -21,7 +21,7 @@ import tigerbeetle as tb
 from gateway.http.ids import decode_id
 from gateway.runtime import open_ledger_client
 from gateway.settings import Settings, load_settings
-from ledger.transfers import TransferCode
+from ledger.transfers import TransferCode, transfers_query
 from loadtest.provisioning import recipients
 from rails.iso20022 import validate
 from tests.gateway.e2e.conftest import Deployment, bearer
@@ -115,19 +115,7 @@ def ledger(deployment: Deployment) -> Settings:
 async def _ledger_transfers(settings: Settings, object_id: int) -> list[tb.Transfer]:
     client = open_ledger_client(settings)
     try:
-        return await client.query_transfers(
-            tb.QueryFilter(
-                user_data_128=object_id,
-                user_data_64=0,
-                user_data_32=0,
-                ledger=0,
-                code=0,
-                timestamp_min=0,
-                timestamp_max=0,
-                limit=100,
-                flags=tb.QueryFilterFlags.NONE,
-            )
-        )
+        return await client.query_transfers(transfers_query(user_data_128=object_id, limit=100))
     finally:
         await client.close()
 
