@@ -120,36 +120,22 @@ class Recipients:
         self, *, tenant_id: int, region: str, recipient_id: int, use_cache: bool = True
     ) -> RecipientRecord | None:
         """The tenant's recipient from Redis, else Postgres (then cached); None if unknown."""
-        key = recipient_cache_key(tenant_id, recipient_id)
-        if use_cache:
-            cached = await self._redis.get(key)
-            if cached is not None:
-                return msgspec.json.decode(cached, type=RecipientRecord)
-        row = await self._pool.fetchrow(
-            """SELECT id, tenant_id, name, country, currency, status, bank_details, created_at
-                 FROM recipients WHERE compliance_region = $1 AND id = $2 AND tenant_id = $3""",
-            region,
-            uuid.UUID(int=recipient_id),
-            tenant_id,
-        )
-        if row is None:
-            return None
-        record = recipient_from_row(row)
-        await self.cache(record)
-        return record
+        found = await self.load_many([(tenant_id, region, recipient_id)], use_cache=use_cache)
+        return found.get((tenant_id, recipient_id))
 
     async def load_many(
-        self, wanted: Sequence[tuple[int, str, int]]
+        self, wanted: Sequence[tuple[int, str, int]], *, use_cache: bool = True
     ) -> dict[tuple[int, int], RecipientRecord]:
         """The recipients `wanted` names (tenant id, region, recipient id) by (tenant id,
-        recipient id), those that exist: one Redis read for all, one Postgres read for those
-        Redis lacks (then cached in one pipeline). What `load` does, for a batch."""
+        recipient id), those that exist: one Redis read for all (unless `use_cache` is
+        False), one Postgres read for those Redis lacks, then cached in one pipeline."""
         unique = list(dict.fromkeys(wanted))
         if not unique:
             return {}
-        cached = await self._redis.mget(
-            [recipient_cache_key(tenant_id, recipient_id) for tenant_id, _, recipient_id in unique]
-        )
+        keys = [
+            recipient_cache_key(tenant_id, recipient_id) for tenant_id, _, recipient_id in unique
+        ]
+        cached = await self._redis.mget(keys) if use_cache else [None] * len(unique)
         found: dict[tuple[int, int], RecipientRecord] = {}
         missing: list[tuple[int, str, int]] = []
         for (tenant_id, region, recipient_id), raw in zip(unique, cached, strict=True):
