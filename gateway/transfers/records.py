@@ -235,7 +235,7 @@ class Move(msgspec.Struct, frozen=True, kw_only=True):
 
 # One statement for a whole pass: every conditional update, then (only for the rows that
 # moved, since both inserts join `moved`) their events and messages.
-_transition_many_sql = f"""
+_moves_sql = """
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[],
                          $6::text[])
@@ -264,22 +264,33 @@ WITH input AS (
            AS m(transfer_id, kind, direction, xml)
       JOIN moved ON moved.id = m.transfer_id
 )
-SELECT {_columns} FROM moved
-"""  # noqa: S608 - fixed column list.
+"""
+# A pass needs only to know which transfers moved; the cancel route answers with its row.
+_transition_many_sql = _moves_sql + "SELECT id FROM moved"  # noqa: S608 - a fixed text.
+_transition_sql = _moves_sql + f"SELECT {_columns} FROM moved"  # noqa: S608 - fixed columns.
 
 
-async def transition_many(
-    pool: asyncpg.Pool, moves: Sequence[Move]
-) -> dict[uuid.UUID, TransferRow]:
-    """Apply every move in one statement; the transfers that moved, as they are now, by id
-    (a transfer another process moved first is left as it is, and absent)."""
+async def transition_many(pool: asyncpg.Pool, moves: Sequence[Move]) -> set[uuid.UUID]:
+    """Apply every move of a pass in one statement; the ids of the transfers that moved (a
+    transfer another process moved first is left as it is)."""
     if not moves:
-        return {}
+        return set()
+    records = await pool.fetch(_transition_many_sql, *_move_arguments(moves))
+    return {record["id"] for record in records}
+
+
+async def transition(pool: asyncpg.Pool, move: Move) -> TransferRow | None:
+    """Apply one move; the transfer as it is now, or None if another process moved it
+    first."""
+    record = await pool.fetchrow(_transition_sql, *_move_arguments([move]))
+    return None if record is None else _row(record)
+
+
+def _move_arguments(moves: Sequence[Move]) -> list[list[Any]]:
     ensure(len({move.row.id for move in moves}) == len(moves), "a pass moves each transfer once")
     events = [(move.row.id, event) for move in moves for event in move.events]
     messages = [(move.row.id, message) for move in moves for message in move.messages]
-    records = await pool.fetch(
-        _transition_many_sql,
+    return [
         [move.row.compliance_region for move in moves],
         [move.row.id for move in moves],
         [move.to for move in moves],
@@ -294,8 +305,7 @@ async def transition_many(
         [kind for _, (kind, _, _) in messages],
         [direction for _, (_, direction, _) in messages],
         [xml.decode() for _, (_, _, xml) in messages],
-    )
-    return {record["id"]: _row(record) for record in records}
+    ]
 
 
 def _json(payload: dict[str, Any]) -> str:

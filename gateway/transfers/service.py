@@ -48,7 +48,7 @@ from gateway.transfers.records import (
     park,
     parked_until,
     transfer_insert,
-    transition_many,
+    transition,
 )
 from gateway.webhooks.records.events import event_insert
 from ledger.errors import DomainError, ReservationReleased
@@ -302,7 +302,7 @@ class Transfers:
                 ),
             ),
         )
-        cancelled = (await transition_many(self._pool, [cancelling])).get(row.id)
+        cancelled = await transition(self._pool, cancelling)
         if cancelled is None:
             raise TransferNotCancellable(
                 f"the transfer is {row.status}; only processing transfers cancel"
