@@ -29,7 +29,8 @@ from schemathesis import BaseSchema, Config, openapi
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
 
-from gateway.batches.routes import csv_content_type, csv_upload_columns
+from gateway.batches.routes import csv_content_type
+from gateway.batches.wire import csv_columns
 
 # The two planes a run fuzzes, one at a time: the tenant API as a tenant (an API key), the
 # admin plane as an operator (the admin token). The operational routes are not fuzzed.
@@ -207,7 +208,7 @@ def csv_rows(_: schemathesis.SerializationContext, value: Any) -> bytes:
     rows (negative data) goes as its JSON text, which no CSV header fits."""
     if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
         return msgspec.json.encode(value)
-    columns = list(dict.fromkeys([*csv_upload_columns, *(key for row in value for key in row)]))
+    columns = list(dict.fromkeys([*csv_columns, *(key for row in value for key in row)]))
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=columns, restval="")
     writer.writeheader()

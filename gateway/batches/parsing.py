@@ -17,21 +17,19 @@ import re
 import msgspec
 
 from gateway.batches.errors import InvalidBatch, MalformedCsv
-from gateway.batches.wire import BatchEnvelope, BatchItemCreate, ItemError, batch_items_max
+from gateway.batches.wire import (
+    BatchEnvelope,
+    BatchItemCreate,
+    ItemError,
+    batch_items_max,
+    csv_columns,
+)
 from gateway.http.ids import decode_id
 from gateway.http.problems import ProblemError
 from gateway.http.requests import decode_body, decode_json
 from gateway.http.wire import printable_text_pattern
 from ledger.service import amount_minor_max
 
-csv_columns = (
-    "recipient_id",
-    "source_currency",
-    "target_currency",
-    "source_amount",
-    "target_amount",
-    "reference",
-)
 reference_length_max = 140
 public_id_length_max = 64
 _currency_pattern = re.compile(r"[A-Za-z]{3}")

@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery
 
 from compliance.freezes.service import ensure_active
 from gateway.batches import wire as batch_wire
-from gateway.batches.parsing import Parsed, csv_columns, parse_csv, parse_json
+from gateway.batches.parsing import Parsed, parse_csv, parse_json
 from gateway.batches.records import BatchRow, get_batch, item_page, list_messages, status_counts
 from gateway.batches.service import batch_view
 from gateway.http.ids import decode_id
@@ -26,8 +26,6 @@ batch_request_body_bytes_max = 8 * 1024 * 1024
 batch_page_default = 100
 csv_content_type = "text/csv"
 _booleans = {"true": True, "false": False}
-# The columns a CSV upload's header names, public here (`parsing` is the package's own).
-csv_upload_columns: Final = csv_columns
 # A batch's items page by index: a cursor is the index the next page starts at.
 _item_indexes = NumberCursors(value_max=batch_wire.batch_items_max - 1)
 
@@ -192,15 +190,16 @@ request_media: Final[RequestMedia] = {
                 "maxItems": batch_wire.batch_items_max,
                 "items": {
                     "type": "object",
-                    "required": list(csv_columns),
-                    "properties": dict.fromkeys(csv_columns, _csv_cell),
+                    "required": list(batch_wire.csv_columns),
+                    "properties": dict.fromkeys(batch_wire.csv_columns, _csv_cell),
                     "additionalProperties": _csv_cell,
                     "propertyNames": {"type": "string", "minLength": 1},
                 },
                 "description": (
-                    f"CSV: a header row naming the columns {', '.join(csv_columns)} in any "
-                    "order (others are ignored), then one item a row; this schema describes "
-                    "the rows. `atomic` is the query parameter."
+                    "CSV: a header row naming the columns "
+                    f"{', '.join(batch_wire.csv_columns)} in any order (others are ignored), "
+                    "then one item a row; this schema describes the rows. `atomic` is the "
+                    "query parameter."
                 ),
             }
         }

@@ -21,6 +21,15 @@ from gateway.http.wire import (
 
 batch_items_max = 10_000
 batch_page_max = 1_000
+# The columns a CSV upload's header names, in any order (others are ignored).
+csv_columns = (
+    "recipient_id",
+    "source_currency",
+    "target_currency",
+    "source_amount",
+    "target_amount",
+    "reference",
+)
 
 ItemStatus = Literal[
     "processing",

@@ -45,7 +45,7 @@ import pytest
 import pytest_asyncio
 
 from gateway.app import hot_routes, route_modules
-from gateway.batches.parsing import csv_columns
+from gateway.batches.wire import csv_columns
 from gateway.http.ids import encode_id, id_pattern, path_parameter_prefixes
 from gateway.http.roles import allowed_roles
 from ledger.currencies import currencies_enabled_default
