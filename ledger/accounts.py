@@ -50,6 +50,7 @@ class AccountType(enum.IntEnum):
     PENDING_INBOUND = 4
     PENDING_OUTBOUND = 5
     REGIONAL_SETTLEMENT = 6
+    SUSPENSE = 7
 
     @property
     def owner(self) -> AccountOwner:
@@ -67,6 +68,7 @@ _account_type_owner: dict[AccountType, AccountOwner] = {
     AccountType.PENDING_INBOUND: AccountOwner.TENANT,
     AccountType.PENDING_OUTBOUND: AccountOwner.TENANT,
     AccountType.REGIONAL_SETTLEMENT: AccountOwner.PLATFORM,
+    AccountType.SUSPENSE: AccountOwner.PLATFORM,
 }
 
 _account_type_flags: dict[AccountType, tb.AccountFlags] = {
@@ -77,6 +79,10 @@ _account_type_flags: dict[AccountType, tb.AccountFlags] = {
     AccountType.PENDING_INBOUND: tb.AccountFlags.NONE,
     AccountType.PENDING_OUTBOUND: tb.AccountFlags.NONE,
     AccountType.REGIONAL_SETTLEMENT: tb.AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS,
+    # Money the bank holds that no wallet owns yet (an unmatched credit, a credit balance)
+    # or that the bank took and no wallet paid (a return's shortfall, a debit balance):
+    # either way an operations exception until a person resolves it.
+    AccountType.SUSPENSE: tb.AccountFlags.HISTORY,
 }
 
 

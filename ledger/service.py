@@ -38,6 +38,7 @@ platform_account_types = (
     AccountType.FEE_REVENUE,
     AccountType.FX_POSITION,
     AccountType.REGIONAL_SETTLEMENT,
+    AccountType.SUSPENSE,
 )
 
 

@@ -42,6 +42,13 @@ class TransferCode(enum.IntEnum):
     BATCH_ITEM_RETURN = 45
     BATCH_ITEM_TARGET_RETURN = 46
     BATCH_REVERSAL = 47
+    # Money in (SPEC §10): collections under mandates, and bank credits funding wallets.
+    COLLECTION_CREDIT = 50
+    COLLECTION_RETURN = 51
+    COLLECTION_RETURN_SHORTFALL = 52
+    FUNDING_CREDIT = 60
+    SUSPENSE_CREDIT = 61
+    SUSPENSE_RELEASE = 62
 
 
 class Leg(enum.IntEnum):
@@ -71,6 +78,13 @@ class Leg(enum.IntEnum):
     BATCH_ITEM_RETURN = 45
     BATCH_ITEM_TARGET_RETURN = 46
     BATCH_REVERSAL = 47
+    # Money in (SPEC §10): collections under mandates, and bank credits funding wallets.
+    COLLECTION_CREDIT = 50
+    COLLECTION_RETURN = 51
+    COLLECTION_RETURN_SHORTFALL = 52
+    FUNDING_CREDIT = 60
+    SUSPENSE_CREDIT = 61
+    SUSPENSE_RELEASE = 62
 
 
 def new_object_id() -> int:

@@ -23,6 +23,17 @@ event_types = (
     "transfer.refunded",
     "transfer.cancelled",
     "batch.completed",
+    "customer.created",
+    "mandate.pending",
+    "mandate.active",
+    "mandate.failed",
+    "mandate.deactivated",
+    "mandate.expired",
+    "collection.pending",
+    "collection.succeeded",
+    "collection.failed",
+    "collection.returned",
+    "funding.credited",
 )
 families = tuple(sorted({event_type.split(".")[0] for event_type in event_types}))
 filters = ("*", *(f"{family}.*" for family in families), *event_types)

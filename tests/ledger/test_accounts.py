@@ -44,6 +44,7 @@ expected_flags = {
     AccountType.PENDING_INBOUND: AF.NONE,
     AccountType.PENDING_OUTBOUND: AF.NONE,
     AccountType.REGIONAL_SETTLEMENT: AF.CREDITS_MUST_NOT_EXCEED_DEBITS,
+    AccountType.SUSPENSE: AF.HISTORY,
 }
 
 
@@ -82,6 +83,7 @@ def test_the_ownership_split_covers_every_type() -> None:
         AccountType.FEE_REVENUE,
         AccountType.FX_POSITION,
         AccountType.REGIONAL_SETTLEMENT,
+        AccountType.SUSPENSE,
     }
 
 
