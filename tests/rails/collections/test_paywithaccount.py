@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import datetime
 
+import msgspec
 import pytest
 
 from rails.bank_details import InvalidBankDetails
 from rails.collections.paywithaccount import PayWithAccount
-from rails.collections.provider import ProviderName
+from rails.collections.provider import CollectionRequest, ProviderName
 
 scheme = PayWithAccount()
 
@@ -63,5 +64,29 @@ def test_reason_codes_say_which_failures_end_the_mandate() -> None:
     assert "Unknown" in scheme.reason_description("ZZ")
 
 
-def test_a_run_sends_no_file() -> None:
-    assert scheme.collection_message([], created_at=datetime.datetime.now(datetime.UTC)) is None
+def test_a_runs_message_is_its_collect_requests_without_account_numbers() -> None:
+    request = CollectionRequest(
+        collection_id=5,
+        mandate_id=3,
+        mandate_provider_reference="SBX-M-3",
+        mandate_signed_at=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+        currency="NGN",
+        amount_minor=250_000,
+        reference="rent March",
+        end_to_end_id="E2E-5",
+        sequence_type="recurring",
+        bank_details={"bank_code": "011", "account_number": "0000014579"},
+        account_holder_name="Ada Obi",
+        collection_date=datetime.date(2026, 3, 1),
+    )
+    now = datetime.datetime(2026, 3, 1, tzinfo=datetime.UTC)
+    message = scheme.collection_message([request, request], created_at=now)
+    assert message is not None
+    assert b"0000014579" not in message
+    lines = [msgspec.json.decode(line) for line in message.split(b"\n")]
+    assert len(lines) == 2
+    assert lines[0]["request_type"] == "collect"
+    assert lines[0]["request_ref"] == "E2E-5"
+    assert lines[0]["transaction"]["amount"] == 250_000
+    assert lines[0]["transaction"]["transaction_ref_parent"] == "SBX-M-3"
+    assert scheme.collection_message([], created_at=now) is None
