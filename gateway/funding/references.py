@@ -2,12 +2,15 @@
 the money reaches the tenant's wallet, and how a statement entry's remittance information is
 read back to a tenant.
 
-A reference is an ISO 11649 creditor reference, `RF` + two check digits + `KV` + the tenant
-id in base 36 (e.g. `RF55KV1Z` for tenant 71): derived from the tenant id, never stored. Its
-ISO 7064 MOD 97-10 check digits catch every single-character typo and every transposition
-of two adjacent characters, so a typo yields no tenant rather than another one. It is read
-back only when its check digits hold, its body is exactly what `funding_reference` writes,
-and (the caller's part) the tenant exists.
+A reference is an ISO 11649 creditor reference: `RF`, two check digits, then `KV`, two digits
+giving the length of the tenant id, and the tenant id in decimal (`RF62KV0271` for tenant 71,
+printed `RF62 KV02 71`). It is derived from the tenant id, never stored. Everything after
+`KV` is digits, so its ISO 7064 MOD 97-10 check digits catch every single-digit typo and
+every swap of two adjacent digits, and a typo elsewhere (in `RF` or `KV`) makes it no Kovra
+reference: a typo yields no tenant, never another one. The length makes a reference's end
+certain in free text, where a payer may write more digits right after it. It is read back
+only when its check digits hold, it is exactly what `funding_reference` writes, and (the
+caller's part) the tenant exists.
 """
 
 from __future__ import annotations
@@ -21,28 +24,23 @@ from stdnum.iso7064 import mod_97_10
 from ledger.invariants import ensure
 
 namespace = "KV"
-_digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-# ISO 11649 references are 5 to 25 characters; `tenant_id_max` in base 36 fits.
-reference_length_min = 5
-reference_length_max = 25
-tenant_id_max = 2**63 - 1
+_length_digits = 2
+# `RF`, check digits, `KV`, the length: what a reference starts with before the tenant id.
+_head_length = 4 + len(namespace) + _length_digits
+# ISO 11649 allows 21 characters after the check digits: `KV`, the length and 17 digits.
+tenant_id_max = 10**17 - 1
 # Remittance text read for references, per entry: a statement line carries at most 140
 # characters a line, and a few lines.
 scanned_text_length_max = 2_000
-
-
-def _base36(value: int) -> str:
-    digits = []
-    while value:
-        value, digit = divmod(value, 36)
-        digits.append(_digits[digit])
-    return "".join(reversed(digits)) or "0"
+# What a payer may write between a reference's groups, beside spaces.
+_separators_to_spaces = str.maketrans(dict.fromkeys("-.,/:;()", " "))
 
 
 def funding_reference(tenant_id: int) -> str:
-    """The tenant's reference, compact (`RF55KV1Z`)."""
-    ensure(0 < tenant_id <= tenant_id_max, "a tenant id is a positive bigint")
-    body = namespace + _base36(tenant_id)
+    """The tenant's reference, compact (`RF62KV0271`)."""
+    ensure(0 < tenant_id <= tenant_id_max, "a tenant id within what a reference can carry")
+    digits = str(tenant_id)
+    body = f"{namespace}{len(digits):02d}{digits}"
     check_digits = mod_97_10.calc_check_digits(body + "RF")
     return f"RF{check_digits}{body}"
 
@@ -54,40 +52,51 @@ def printed(reference: str) -> str:
 
 def tenant_of(text: str) -> int | None:
     """The tenant id a reference names, or None: not an ISO 11649 reference, check digits
-    that do not hold, or a body `funding_reference` would not write."""
+    that do not hold, or not exactly what `funding_reference` writes."""
     try:
         compact = str(iso11649.validate(text))
     except ValidationError:
         return None
-    body = compact[4:]
-    if not body.startswith(namespace) or len(body) <= len(namespace):
+    digits = compact[_head_length:]
+    if not compact[4:].startswith(namespace) or not (digits.isascii() and digits.isdigit()):
         return None
-    number = body[len(namespace) :]
-    if not all(character in _digits for character in number):
-        return None
-    tenant_id = int(number, 36)
+    tenant_id = int(digits)
     if not 0 < tenant_id <= tenant_id_max or funding_reference(tenant_id) != compact:
         return None
     return tenant_id
 
 
+def _expected_length(head: str) -> int | None:
+    """A reference's whole length, from its head (`RFccKVnn`), or None if it is none."""
+    length = head[4 + len(namespace) : _head_length]
+    if head[4 : 4 + len(namespace)] != namespace or not (length.isascii() and length.isdigit()):
+        return None
+    return _head_length + int(length)
+
+
 def tenants_in(texts: Iterable[str]) -> set[int]:
-    """Every tenant id a funding reference within `texts` names, however the payer spaced
-    it: separators are dropped, then each `RF` starts candidates of every length a reference
-    can have. A text may name several (then the caller cannot choose, and does not)."""
+    """Every tenant id a funding reference within `texts` names, written compact or in
+    groups: the text is split into words at spaces and separators, and from each word that
+    starts with `RF`, it and the words after it are joined until they are as long as the
+    reference says it is. A text may name several tenants; the caller then cannot choose,
+    and does not."""
     found: set[int] = set()
     budget = scanned_text_length_max
     for text in texts:
-        compact = str(iso11649.compact(text[:budget]))
+        words = text[:budget].upper().translate(_separators_to_spaces).split()
         budget -= min(len(text), budget)
-        start = compact.find("RF")
-        while start != -1:
-            for length in range(reference_length_min, reference_length_max + 1):
-                candidate = compact[start : start + length]
-                if len(candidate) < length:
+        for start, word in enumerate(words):
+            if not word.startswith("RF"):
+                continue
+            candidate = ""
+            for following in words[start:]:
+                candidate += following
+                if len(candidate) < _head_length:
+                    continue
+                expected = _expected_length(candidate)
+                if expected is not None and len(candidate) == expected:
+                    tenant_id = tenant_of(candidate)
+                    found.update(() if tenant_id is None else (tenant_id,))
+                if expected is None or len(candidate) >= expected:
                     break
-                tenant_id = tenant_of(candidate)
-                if tenant_id is not None:
-                    found.add(tenant_id)
-            start = compact.find("RF", start + 1)
     return found
