@@ -168,7 +168,9 @@ class Funding:
             elif collection is not None:
                 decisions[key] = _Decision(status="collection", tenant_id=collection)
             else:
-                decisions[key] = _match(named[id(entry)], existing)
+                decisions[key] = _match(
+                    named[id(entry)], existing, structured=bool(entry.creditor_references)
+                )
         return decisions
 
     async def _record(
@@ -314,7 +316,10 @@ def _named_tenants(entry: Entry) -> set[int]:
     return structured | tenants_in(entry.unstructured)
 
 
-def _match(named: set[int], existing: set[int]) -> _Decision:
+def _match(named: set[int], existing: set[int], *, structured: bool) -> _Decision:
+    """Credit the one existing tenant the entry names; otherwise suspense, saying why: two
+    tenants named, a reference naming no tenant, a structured reference that is no
+    funding reference (a typo, or another creditor's), or no reference at all."""
     tenants = named & existing
     if len(tenants) == 1:
         return _Decision(status="pending_credit", tenant_id=next(iter(tenants)))
@@ -322,6 +327,8 @@ def _match(named: set[int], existing: set[int]) -> _Decision:
         return _Decision(status="pending_suspense", reason="ambiguous_reference")
     if named:
         return _Decision(status="pending_suspense", reason="unknown_reference")
+    if structured:
+        return _Decision(status="pending_suspense", reason="unreadable_reference")
     return _Decision(status="pending_suspense", reason="no_reference")
 
 

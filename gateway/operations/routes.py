@@ -106,7 +106,7 @@ parameter_schemas: Final[ParameterSchemas] = {
 }
 request_examples: Final[RequestExamples] = {
     ("/admin/v1/exceptions/{exception_id}/resolve", "post"): {
-        "note": "Payer confirmed by phone that RF62 KV02 71 was meant; releasing to tenant 71.",
+        "note": "Payer confirmed by phone that the reference ended in 71; releasing to tenant 71.",
         "tenant_id": 71,
     },
 }

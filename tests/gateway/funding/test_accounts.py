@@ -58,14 +58,17 @@ def test_every_bad_value_is_reported_with_its_currency_and_field() -> None:
     ]
 
 
+def settings_with(accounts: dict[str, object]) -> object:
+    return load_settings({"KOVRA_SETTLEMENT_ACCOUNTS": json.dumps(accounts)})
+
+
 def test_settings_refuse_bad_accounts_and_currencies_not_enabled() -> None:
     with pytest.raises(SettingsError, match="NUBAN"):
-        load_settings({"KOVRA_SETTLEMENT_ACCOUNTS": json.dumps({"NGN": {"bank_code": "058", "account_number": "0000000019"}})})  # fmt: skip
+        settings_with({"NGN": {"bank_code": "058", "account_number": "0000000019"}})
     with pytest.raises(SettingsError, match="names a currency KOVRA_CURRENCIES does not enable"):
-        load_settings({"KOVRA_SETTLEMENT_ACCOUNTS": json.dumps({"NGN": sandbox_bank_details["NGN"]})})  # fmt: skip
-    settings = load_settings(
-        {"KOVRA_SETTLEMENT_ACCOUNTS": json.dumps({"EUR": {**sandbox_bank_details["EUR"], "holder_name": "Kovra Client Money"}})}  # fmt: skip
-    )
+        settings_with({"NGN": sandbox_bank_details["NGN"]})
+    named = {**sandbox_bank_details["EUR"], "holder_name": "Kovra Client Money"}
+    settings = load_settings({"KOVRA_SETTLEMENT_ACCOUNTS": json.dumps({"EUR": named})})
     assert settings.settlement_accounts is not None
     assert settings.settlement_accounts[0].holder_name == "Kovra Client Money"
 

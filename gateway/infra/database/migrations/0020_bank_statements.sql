@@ -55,8 +55,9 @@ CREATE TABLE bank_entries (
     -- `credited`, `suspense` and `released` moved money; `collection` and `debit` move none.
     status             text NOT NULL CHECK (status IN ('pending_credit', 'pending_suspense',
                            'credited', 'suspense', 'released', 'collection', 'debit')),
-    -- Why an entry went to suspense: no_reference, unknown_reference, ambiguous_reference,
-    -- wallet_not_open.
+    -- Why an entry went to suspense: no_reference, unreadable_reference (a structured
+    -- reference that is no funding reference), unknown_reference (no such tenant),
+    -- ambiguous_reference (several tenants named), wallet_not_open.
     suspense_reason    text CHECK (length(suspense_reason) <= 32),
     tenant_id          bigint,
     created_at         timestamptz NOT NULL DEFAULT now(),
