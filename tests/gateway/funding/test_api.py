@@ -57,15 +57,14 @@ async def ingest(api: Api, spec: FileSpec, *, expected: int = 200) -> Any:
 async def available(api: Api, tenant: Tenant, currency: str = "EUR") -> int:
     answer = await api.client.get("/v1/balances", headers=tenant.headers("read_only"))
     assert answer.status_code == 200, answer.text
-    return next(b["available"] for b in answer.json()["data"] if b["currency"] == currency)
+    return next(int(b["available"]) for b in answer.json()["data"] if b["currency"] == currency)
 
 
 async def suspense(api: Api) -> int:
     (account,) = await api.app.state.runtime.ledger_client.lookup_accounts(
         [platform_account_id(AccountType.SUSPENSE, eur)]
     )
-    balance = int(account.credits_posted) - int(account.debits_posted)
-    return balance
+    return int(account.credits_posted) - int(account.debits_posted)
 
 
 async def funding_events(api: Api, tenant: Tenant) -> list[dict[str, Any]]:
