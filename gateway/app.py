@@ -22,6 +22,7 @@ from compliance.cases import routes as case_routes
 from compliance.freezes import routes as freeze_routes
 from gateway import ops
 from gateway.batches import routes as batch_routes
+from gateway.funding import routes as funding_routes
 from gateway.http.exception_handlers import exception_handlers
 from gateway.http.hot_routes import HotRoute, with_hot_routes
 from gateway.http.middleware import kovra_middleware
@@ -30,6 +31,7 @@ from gateway.http.options import options_handlers
 from gateway.infra.garbage_collection import tune_garbage_collection
 from gateway.infra.observability import configure_logging
 from gateway.jobs.worker import start_workers
+from gateway.operations import routes as operations_routes
 from gateway.quotes import routes as quote_routes
 from gateway.runtime import open_runtime
 from gateway.settings import Settings, load_settings
@@ -54,6 +56,8 @@ route_modules: Final[Sequence[ModuleType]] = (
     case_routes,
     webhook_routes,
     freeze_routes,
+    funding_routes,
+    operations_routes,
 )
 # The payment path's POSTs, served straight from ASGI (`gateway.http.hot_routes`).
 hot_routes: Final[dict[tuple[str, str], HotRoute]] = {

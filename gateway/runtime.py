@@ -30,6 +30,8 @@ from fx.quotes import QuoteStore
 from fx.rates import RateBook
 from fx.sources import HttpRateFeed, TableRateSource, default_table, parse_table
 from gateway.batches.service import Batches
+from gateway.funding.accounts import accounts_in_force
+from gateway.funding.service import Funding
 from gateway.http.auth import Authenticator
 from gateway.http.idempotency import Idempotency, IdempotencyStore
 from gateway.http.ratelimit import RateLimiter
@@ -37,6 +39,7 @@ from gateway.infra import outages
 from gateway.infra.database.batch import BatchWriter
 from gateway.infra.redis_pipelining import PipeliningRedis
 from gateway.infra.sealing import SecretBox, sandbox_key_material
+from gateway.operations.service import Operations
 from gateway.quotes.service import Quotes
 from gateway.settings import Settings
 from gateway.tenancy.pricing_cache import PricingCache
@@ -53,6 +56,7 @@ from ledger import clients as ledger_clients
 from ledger.clients import LedgerClient
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerUnavailable
+from ledger.funding import BankFunding
 from ledger.invariants import unreachable
 from ledger.service import Ledger
 from ledger.statements import Statements
@@ -143,6 +147,8 @@ class Runtime:
     transfers: Transfers
     cases: Cases
     batches: Batches
+    funding: Funding
+    operations: Operations
     # What `close` undoes, in the reverse order of opening.
     closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -339,6 +345,19 @@ def _assemble(
         transfers=_transfers(connections, shared, ledger, recipients, compliance),
         cases=Cases(pool=pool, ledger=ledger),
         batches=_batches(connections, shared, ledger, compliance),
+        funding=_funding(settings, connections, ledger),
+        operations=Operations(pool=pool),
+    )
+
+
+def _funding(settings: Settings, connections: _Connections, ledger: Ledger) -> Funding:
+    return Funding(
+        pool=connections.pool,
+        bank=BankFunding(connections.ledger_client, ledger.currencies),
+        currencies=ledger.currencies,
+        accounts=accounts_in_force(
+            settings.settlement_accounts, sandbox=settings.sandbox, currencies=ledger.currencies
+        ),
     )
 
 

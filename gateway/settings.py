@@ -32,6 +32,12 @@ from fx.quotes import (
 )
 from fx.rates import max_age_seconds_default
 from fx.sources import parse_table
+from gateway.funding.accounts import (
+    SettlementAccount,
+    currencies_not_enabled,
+    parse_accounts,
+)
+from gateway.funding.accounts import variable_name as settlement_accounts_variable
 from gateway.jobs.retention import (
     Retention,
     event_retention_days_default,
@@ -136,6 +142,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_retention_days: int
     secrets_key: str | None
     secrets_keys_previous: tuple[str, ...]
+    # None: not configured (the sandbox's own accounts, none in production).
+    settlement_accounts: tuple[SettlementAccount, ...] | None
 
     @property
     def retention(self) -> Retention:
@@ -395,6 +403,29 @@ class Currencies(msgspec.Struct, frozen=True, kw_only=True):
         return "comma-separated ISO 4217 codes of currencies with minor units"
 
 
+class SettlementAccounts(msgspec.Struct, frozen=True, kw_only=True):
+    """The settlement bank accounts, JSON keyed by currency (`gateway.funding.accounts`),
+    each checked with the rails' bank-detail validators."""
+
+    def read(self, reader: _Reader, name: str) -> tuple[SettlementAccount, ...] | None:
+        raw = reader.text(name)
+        if raw is None:
+            return None
+        accounts, problems = parse_accounts(raw)
+        reader.problems.extend(problems)
+        return accounts
+
+    def default_text(self) -> str:
+        return "the sandbox's accounts; none in production"
+
+    def allowed_text(self) -> str:
+        return (
+            'JSON keyed by currency: `{"EUR": {"iban": ..., "bic": ...}}`; GBP `sort_code`'
+            " and `account_number`; IDR, NGN `bank_code` and `account_number`; USD"
+            " `routing_number` and `account_number`; each may add `holder_name`"
+        )
+
+
 class Variable(msgspec.Struct, frozen=True, kw_only=True):
     """One environment variable: the `Settings` field it fills, how, and what it means."""
 
@@ -446,6 +477,7 @@ _compliance = "Compliance"
 _webhooks = "Webhooks"
 _retention = "Retention"
 _secrets = "Sealed secrets"
+_funding = "Funding"
 
 variables: tuple[Variable, ...] = (
     Variable(
@@ -806,6 +838,17 @@ variables: tuple[Variable, ...] = (
         meaning="Earlier keys that still open what they sealed, while `kovra secrets reseal`"
         " moves everything under `KOVRA_SECRETS_KEY`.",
     ),
+    Variable(
+        name=settlement_accounts_variable,
+        field="settlement_accounts",
+        kind=SettlementAccounts(),
+        section=_funding,
+        meaning="The platform's settlement bank account in each currency: what"
+        " `GET /v1/funding-instructions` shows, what the currency's REGIONAL_SETTLEMENT"
+        " ledger account mirrors, and the account bank statements must be for. A currency"
+        " without one has no funding instructions (`422 no_funding_instructions`) and its"
+        " statements are refused (docs/funding.md).",
+    ),
 )
 
 
@@ -814,6 +857,13 @@ def _production(settings: Settings) -> bool:
 
 
 rules: tuple[Rule, ...] = (
+    Rule(
+        problem=f"{settlement_accounts_variable} names a currency KOVRA_CURRENCIES does not enable",
+        broken=lambda settings: bool(
+            currencies_not_enabled(settings.settlement_accounts, settings.currencies)
+        ),
+        why="An account in a currency the ledger does not keep could fund no wallet.",
+    ),
     Rule(
         problem="KOVRA_SCREENING_REVIEW_SCORE must not exceed KOVRA_SCREENING_BLOCK_SCORE",
         broken=lambda settings: settings.screening_review_score > settings.screening_block_score,

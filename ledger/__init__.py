@@ -14,6 +14,7 @@ from ledger.allocation import allocate
 from ledger.clients import LedgerClient, batch_size_max, open_ledger_client
 from ledger.currencies import Currency, CurrencyRegistry
 from ledger.errors import InvalidAmount, LedgerError, LedgerUnavailable, ReservationReleased
+from ledger.funding import BankFunding, EntryCredit
 from ledger.invariants import InvariantViolation, ensure, unreachable
 from ledger.netting import NettedItem, NettedPair, Netting
 from ledger.payouts import Payout, Payouts
@@ -23,8 +24,10 @@ from ledger.transfers import Leg, TransferCode, linked, new_object_id, transfer_
 from ledger.turn_batching import TurnBatcher
 
 __all__ = [
+    "BankFunding",
     "Currency",
     "CurrencyRegistry",
+    "EntryCredit",
     "InvalidAmount",
     "InvariantViolation",
     "Ledger",

@@ -24,6 +24,7 @@ from gateway.cli import (
     sanctions,
     sealing,
     serve,
+    statements,
     tenants,
 )
 from gateway.cli.common import Subcommands
@@ -47,6 +48,7 @@ command_groups: tuple[CommandGroup, ...] = (
     retention,
     sealing,
     freezes,
+    statements,
 )
 
 

@@ -177,12 +177,14 @@ def _constrain_parameters(document: dict[str, Any], parameter_schemas: Parameter
 
 
 def _add_request_media(document: dict[str, Any], request_media: RequestMedia) -> None:
-    """The other media types an operation reads its body in, beside JSON."""
+    """The other media types an operation reads its body in, beside JSON, or instead of it
+    (an operation without a JSON body, such as a bank statement file in XML)."""
     paths = document.get("paths", {})
     for (path, method), media in request_media.items():
         operation = paths.get(path, {}).get(method)
         if operation is not None:
-            operation["requestBody"]["content"].update(media)
+            body = operation.setdefault("requestBody", {"required": True, "content": {}})
+            body["content"].update(media)
 
 
 # What each problem status means to a client, and the headers that come with it.

@@ -110,6 +110,13 @@ statuses: dict[str, int] = {
     "too_many_webhook_endpoints": 409,
     "invalid_webhook_url": 422,
     "dependency_unavailable": 503,
+    "no_funding_instructions": 422,
+    "invalid_statement": 422,
+    "unknown_settlement_account": 422,
+    "statement_conflict": 409,
+    "exception_already_resolved": 409,
+    "release_not_applicable": 422,
+    "unknown_tenant": 422,
 }
 
 # The status of each code the HTTP edge answers itself (decoding, auth, limits, routing,

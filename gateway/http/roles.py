@@ -42,6 +42,7 @@ compliance_officers: Final = frozenset({"compliance"})
 route_roles: Final[Mapping[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/balances"): everyone,
     ("GET", "/v1/statements"): everyone,
+    ("GET", "/v1/funding-instructions"): everyone,
     ("POST", "/v1/deposits"): money_movers,
     ("POST", "/v1/holds"): money_movers,
     ("GET", "/v1/holds/{hold_id}"): everyone,

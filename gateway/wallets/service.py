@@ -44,6 +44,9 @@ _object_prefixes = {
     "deposit": "dep",
     "hold": "hold",
     "liquidity_funding": "fund",
+    # Money from the bank: the statement entry that brought it (`gateway.funding`).
+    "funding_credit": "bke",
+    "suspense_release": "bke",
     "payout_source": "tr",
     "payout_fee": "tr",
     "payout_target": "tr",

@@ -30,6 +30,7 @@ import httpx
 from litestar import Litestar
 
 from gateway.app import create_app
+from gateway.funding.references import funding_reference
 from gateway.http.ids import decode_id, encode_id
 from gateway.http.ratelimit import requests_per_minute_max
 from gateway.settings import load_settings
@@ -37,6 +38,7 @@ from gateway.tenancy.records import roles
 from loadtest.bench_gateway import admin_token
 from loadtest.provisioning import recipients
 from tests.postgres import app_for_a_module
+from tests.rails.statements.camt_files import EntrySpec, FileSpec, camt
 
 sanctions_fixture = Path(__file__).parent / "e2e" / "fixtures" / "sanctions.csv"
 # What the app under test reads: the e2e deployment's sanctions list, so a payee named like
@@ -131,6 +133,7 @@ hold_body = {"currency": "EUR", "amount": payment_minor}
 requests: Mapping[tuple[str, str], Request] = {
     ("GET", "/v1/balances"): Request(200),
     ("GET", "/v1/statements"): Request(200, query={"currency": "EUR"}),
+    ("GET", "/v1/funding-instructions"): Request(200, query={"currency": "EUR"}),
     ("POST", "/v1/deposits"): Request(201, _static({"currency": "EUR", "amount": 100})),
     ("POST", "/v1/holds"): Request(201, _static(hold_body)),
     ("GET", "/v1/holds/{hold_id}"): Request(200),
@@ -270,7 +273,7 @@ class Api:
     async def make(self, parameter: str, tenant: Tenant) -> str:
         """A new object of the tenant for a path parameter, in the state in which the
         routes naming it act on it (a hold pending, a transfer processing, a case open)."""
-        maker = makers.get(parameter)
+        maker = makers.get(parameter) or admin_makers.get(parameter)
         assert maker is not None, f"tests/gateway/api_matrix.py cannot make a {parameter}"
         return await maker(self, tenant)
 
@@ -391,6 +394,47 @@ async def _event(api: Api, tenant: Tenant) -> str:
     return encode_id("evt", event_id.int)
 
 
+async def _ingested(api: Api, entry: EntrySpec) -> Any:
+    """A camt.054 with `entry`, ingested through the admin plane."""
+    unique = uuid.uuid4().hex[:30]
+    spec = FileSpec(kind="camt.054", message_id=unique, report_id=unique, entries=(entry,))
+    answer = await api.client.post(
+        "/admin/v1/statements",
+        content=camt(spec),
+        headers={**admin, "Content-Type": "application/xml"},
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def _statement(api: Api, tenant: Tenant) -> str:
+    """A statement with two credits to the tenant, so its entries page."""
+    reference = funding_reference(tenant.tenant_id)
+    entries = [
+        EntrySpec(amount="1.00", servicer_reference=uuid.uuid4().hex, creditor_reference=reference)
+        for _ in range(2)
+    ]
+    unique = uuid.uuid4().hex[:30]
+    spec = FileSpec(kind="camt.054", message_id=unique, report_id=unique, entries=tuple(entries))
+    answer = await api.client.post(
+        "/admin/v1/statements",
+        content=camt(spec),
+        headers={**admin, "Content-Type": "application/xml"},
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["statements"][0]["id"])
+
+
+async def _exception(api: Api, _: Tenant) -> str:
+    """An open exception: a credit that names no tenant."""
+    await _ingested(api, EntrySpec(amount="1.00", servicer_reference=uuid.uuid4().hex))
+    answer = await api.client.get(
+        "/admin/v1/exceptions", params={"status": "open", "limit": "1"}, headers=admin
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["data"][0]["id"])
+
+
 makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
     "hold_id": _hold,
     "quote_id": _quote,
@@ -400,4 +444,9 @@ makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
     "case_id": _case,
     "endpoint_id": _endpoint,
     "event_id": _event,
+}
+# Objects of the admin plane, which belong to no tenant (the isolation matrix leaves them).
+admin_makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
+    "statement_id": _statement,
+    "exception_id": _exception,
 }

@@ -23,6 +23,8 @@ prefixes = {
     TransferCode.BATCH_FEE: "batch",
     TransferCode.BATCH_TARGET: "batch",
     TransferCode.BATCH_REVERSAL: "batch",
+    TransferCode.FUNDING_CREDIT: "bke",
+    TransferCode.SUSPENSE_RELEASE: "bke",
 }
 
 
