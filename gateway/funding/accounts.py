@@ -32,11 +32,11 @@ from rails.bank_details import (
     validate_id,
     validate_uk,
 )
+from rails.collections.nuban import is_valid_nuban
 
 variable_name = "KOVRA_SETTLEMENT_ACCOUNTS"
 holder_name_default = "Kovra Payments Ltd"
 holder_name_length_max = 70
-_nuban_weights = (3, 7, 3, 3, 7, 3, 3, 7, 3, 3, 7, 3)
 _us_account_digits = (4, 17)
 
 
@@ -93,11 +93,7 @@ def validate_ng(details: Mapping[str, object]) -> dict[str, str]:
     _only(details, ("bank_code", "account_number"))
     bank_code = _digits(details, "bank_code", (3, 3))
     account = _digits(details, "account_number", (10, 10))
-    weighted = sum(
-        int(digit) * weight
-        for digit, weight in zip(bank_code + account[:9], _nuban_weights, strict=True)
-    )
-    if (10 - weighted % 10) % 10 != int(account[9]):
+    if not is_valid_nuban(institution_code=bank_code, account_number=account):
         raise InvalidBankDetails(
             "bank_details.account_number", "the NUBAN check digit does not hold for this bank"
         )
