@@ -88,6 +88,7 @@ statuses: dict[str, int] = {
     "attempt_already_failed": 409,
     "transfer_abandoned": 409,
     "ledger_id_conflict": 409,
+    "collection_not_credited": 409,
     "ledger_unavailable": 503,
     "quote_expired": 409,
     "quote_already_used": 409,
