@@ -31,7 +31,20 @@ _from_crockford = str.maketrans(
     {**dict(zip(_alphabet, _python_digits, strict=True)), **dict.fromkeys("ILOU", "!")}
 )
 encoded_length = 26  # ceil(128 / 5)
-prefixes = ("hold", "dep", "fund", "evt", "quote", "rcp", "tr", "case", "we", "msg", "batch")
+prefixes = (
+    "hold",
+    "dep",
+    "fund",
+    "evt",
+    "quote",
+    "rcp",
+    "tr",
+    "case",
+    "we",
+    "msg",
+    "batch",
+    "cus",
+)
 # What a not-found problem calls the object each prefix names.
 _object_names = {
     "hold": "hold",
@@ -45,6 +58,7 @@ _object_names = {
     "we": "webhook endpoint",
     "msg": "message",
     "batch": "batch",
+    "cus": "customer",
 }
 ensure(set(_object_names) == set(prefixes), "every prefix names its object")
 # The prefix of the id each path parameter names, for the OpenAPI document's patterns.
@@ -57,6 +71,7 @@ path_parameter_prefixes = {
     "case_id": "case",
     "endpoint_id": "we",
     "event_id": "evt",
+    "customer_id": "cus",
 }
 ensure(set(path_parameter_prefixes.values()) <= set(prefixes), "path ids use known prefixes")
 
