@@ -30,6 +30,7 @@ from fx.quotes import QuoteStore
 from fx.rates import RateBook
 from fx.sources import HttpRateFeed, TableRateSource, default_table, parse_table
 from gateway.batches.service import Batches
+from gateway.customers.service import Customers
 from gateway.funding.accounts import accounts_in_force
 from gateway.funding.service import Funding
 from gateway.http.auth import Authenticator
@@ -38,7 +39,7 @@ from gateway.http.ratelimit import RateLimiter
 from gateway.infra import outages
 from gateway.infra.database.batch import BatchWriter
 from gateway.infra.redis_pipelining import PipeliningRedis
-from gateway.infra.sealing import SecretBox, sandbox_key_material
+from gateway.infra.sealing import BlindIndex, SecretBox, sandbox_key_material
 from gateway.operations.service import Operations
 from gateway.quotes.service import Quotes
 from gateway.settings import Settings
@@ -138,6 +139,7 @@ class Runtime:
     quoter: Quoter
     limits: DailyLimits
     secret_box: SecretBox
+    blind_index: BlindIndex
     admission: TransferAdmission
     wallets: Wallets
     quotes: Quotes
@@ -149,6 +151,7 @@ class Runtime:
     batches: Batches
     funding: Funding
     operations: Operations
+    customers: Customers
     # What `close` undoes, in the reverse order of opening.
     closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -205,16 +208,16 @@ class _Connections:
     redis: redis_asyncio.Redis
     writer: BatchWriter
     secret_box: SecretBox
+    blind_index: BlindIndex
 
 
 async def _open_connections(settings: Settings, stack: contextlib.AsyncExitStack) -> _Connections:
     """The ledger client, the Postgres pool, Redis and the batch writer, each closed by
     `stack` (the writer drained first)."""
     # Production requires KOVRA_SECRETS_KEY (gateway.settings); the sandbox keeps a key file.
-    secret_box = SecretBox(
-        settings.secrets_key or sandbox_key_material(settings.data_dir),
-        previous=settings.secrets_keys_previous,
-    )
+    key_material = settings.secrets_key or sandbox_key_material(settings.data_dir)
+    secret_box = SecretBox(key_material, previous=settings.secrets_keys_previous)
+    blind_index = BlindIndex(key_material, previous=settings.secrets_keys_previous)
     ledger_client = open_ledger_client(settings)
     stack.push_async_callback(ledger_client.close)
     # A blocking pool: under a burst, a request waits (bounded) for a free connection
@@ -241,7 +244,12 @@ async def _open_connections(settings: Settings, stack: contextlib.AsyncExitStack
     writer = BatchWriter(pool)
     stack.push_async_callback(writer.drain)
     return _Connections(
-        ledger_client=ledger_client, pool=pool, redis=redis, writer=writer, secret_box=secret_box
+        ledger_client=ledger_client,
+        pool=pool,
+        redis=redis,
+        writer=writer,
+        secret_box=secret_box,
+        blind_index=blind_index,
     )
 
 
@@ -323,6 +331,7 @@ def _assemble(
         quoter=shared.quoter,
         limits=shared.limits,
         secret_box=connections.secret_box,
+        blind_index=connections.blind_index,
         admission=shared.admission,
         wallets=Wallets(
             ledger=ledger,
@@ -347,6 +356,7 @@ def _assemble(
         batches=_batches(connections, shared, ledger, compliance),
         funding=_funding(settings, connections, ledger),
         operations=Operations(pool=pool),
+        customers=Customers(pool=pool, box=connections.secret_box, index=connections.blind_index),
     )
 
 

@@ -12,8 +12,21 @@ this module runs first whichever `ledger` module a caller names.
 
 from ledger.allocation import allocate
 from ledger.clients import LedgerClient, batch_size_max, open_ledger_client
+from ledger.collections import (
+    CollectionLedgerState,
+    CollectionLedgerStatus,
+    CollectionMovement,
+    CollectionsLedger,
+    Reversal,
+)
 from ledger.currencies import Currency, CurrencyRegistry
-from ledger.errors import InvalidAmount, LedgerError, LedgerUnavailable, ReservationReleased
+from ledger.errors import (
+    CollectionNotCredited,
+    InvalidAmount,
+    LedgerError,
+    LedgerUnavailable,
+    ReservationReleased,
+)
 from ledger.funding import BankFunding, EntryCredit
 from ledger.invariants import InvariantViolation, ensure, unreachable
 from ledger.netting import NettedItem, NettedPair, Netting
@@ -25,6 +38,11 @@ from ledger.turn_batching import TurnBatcher
 
 __all__ = [
     "BankFunding",
+    "CollectionLedgerState",
+    "CollectionLedgerStatus",
+    "CollectionMovement",
+    "CollectionNotCredited",
+    "CollectionsLedger",
     "Currency",
     "CurrencyRegistry",
     "EntryCredit",
@@ -42,6 +60,7 @@ __all__ = [
     "Payouts",
     "Posted",
     "ReservationReleased",
+    "Reversal",
     "StatementEntry",
     "Statements",
     "TransferCode",

@@ -86,6 +86,13 @@ class AccountClosed(LedgerError):
     code = "account_closed"
 
 
+class CollectionNotCredited(LedgerError):
+    """A return names a collection whose credit the ledger never applied: nothing to take
+    back, and nothing is made up to take back."""
+
+    code = "collection_not_credited"
+
+
 class HoldNotFound(LedgerError):
     """No pending transfer exists for the hold."""
 

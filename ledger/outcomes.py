@@ -296,6 +296,7 @@ def _exceeds_credits(debit_account_id: int) -> LedgerError:
             | AccountType.PENDING_INBOUND
             | AccountType.PENDING_OUTBOUND
             | AccountType.REGIONAL_SETTLEMENT
+            | AccountType.SUSPENSE
         ):
             unreachable(f"{account_type.name} accounts do not limit debits")
         case _:
