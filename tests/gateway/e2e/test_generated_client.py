@@ -32,10 +32,13 @@ generator_config = f"""\
 project_name_override: kovra-generated-client
 package_name_override: {package_name}
 post_hooks: []
-# A batch may also be uploaded as a CSV file; the generator sends file uploads as octet
-# streams, and a partner's configuration maps the one to the other.
+# A batch may also be uploaded as a CSV file, and a bank statement is an XML file; the
+# generator sends file uploads as octet streams, and a partner's configuration maps the
+# one to the other.
 content_type_overrides:
   text/csv: application/octet-stream
+  application/xml: application/octet-stream
+  text/xml: application/octet-stream
 """
 
 
