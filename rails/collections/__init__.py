@@ -2,4 +2,17 @@
 provider's scheme rules and messages, the sandbox simulation, and the providers'
 notifications in. Every module here is public."""
 
-__all__ = ["provider"]
+__all__ = [
+    "bacs_dd",
+    "notifications",
+    "notifier",
+    "nuban",
+    "paywithaccount",
+    "provider",
+    "providers",
+    "reason_codes",
+    "resilient",
+    "sandbox",
+    "scheme",
+    "sepa_dd",
+]

@@ -184,6 +184,12 @@ class MandateProvider(Protocol):
         """What a reason code of this scheme means, in a sentence for an operator."""
         ...
 
+    def is_mandate_fatal(self, reason_code: str) -> bool:
+        """Whether a failure or return with this code ends the mandate (the account is
+        closed, the mandate unknown at the debtor's bank...): later collections would fail
+        too, so the mandate should be deactivated. An unknown code is never fatal."""
+        ...
+
     async def create_mandates(self, requests: Sequence[MandateRequest]) -> list[MandateAnswer]:
         """One answer per request, in order, from one call to the provider. Raises
         `ProviderUnavailable` when the batch as a whole got no answer."""
