@@ -31,7 +31,21 @@ _from_crockford = str.maketrans(
     {**dict(zip(_alphabet, _python_digits, strict=True)), **dict.fromkeys("ILOU", "!")}
 )
 encoded_length = 26  # ceil(128 / 5)
-prefixes = ("hold", "dep", "fund", "evt", "quote", "rcp", "tr", "case", "we", "msg", "batch")
+prefixes = (
+    "hold",
+    "dep",
+    "fund",
+    "evt",
+    "quote",
+    "rcp",
+    "tr",
+    "case",
+    "we",
+    "msg",
+    "batch",
+    "mdt",
+    "col",
+)
 # What a not-found problem calls the object each prefix names.
 _object_names = {
     "hold": "hold",
@@ -45,6 +59,8 @@ _object_names = {
     "we": "webhook endpoint",
     "msg": "message",
     "batch": "batch",
+    "mdt": "mandate",
+    "col": "collection",
 }
 ensure(set(_object_names) == set(prefixes), "every prefix names its object")
 # The prefix of the id each path parameter names, for the OpenAPI document's patterns.
@@ -57,6 +73,8 @@ path_parameter_prefixes = {
     "case_id": "case",
     "endpoint_id": "we",
     "event_id": "evt",
+    "mandate_id": "mdt",
+    "collection_id": "col",
 }
 ensure(set(path_parameter_prefixes.values()) <= set(prefixes), "path ids use known prefixes")
 

@@ -111,6 +111,11 @@ statuses: dict[str, int] = {
     "too_many_webhook_endpoints": 409,
     "invalid_webhook_url": 422,
     "dependency_unavailable": 503,
+    "provider_not_configured": 422,
+    "provider_currency_mismatch": 422,
+    "mandate_inactive": 409,
+    "mandate_not_deactivatable": 409,
+    "invalid_signature": 401,
 }
 
 # The status of each code the HTTP edge answers itself (decoding, auth, limits, routing,
