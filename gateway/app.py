@@ -22,6 +22,7 @@ from compliance.cases import routes as case_routes
 from compliance.freezes import routes as freeze_routes
 from gateway import ops
 from gateway.batches import routes as batch_routes
+from gateway.collections import routes as collection_routes
 from gateway.http.exception_handlers import exception_handlers
 from gateway.http.hot_routes import HotRoute, with_hot_routes
 from gateway.http.middleware import kovra_middleware
@@ -54,6 +55,7 @@ route_modules: Final[Sequence[ModuleType]] = (
     case_routes,
     webhook_routes,
     freeze_routes,
+    collection_routes,
 )
 # The payment path's POSTs, served straight from ASGI (`gateway.http.hot_routes`).
 hot_routes: Final[dict[tuple[str, str], HotRoute]] = {

@@ -326,6 +326,10 @@ class Collections:
         except ProviderUnavailable:
             log.warning("collection_lookup_unavailable", collection_id=str(row.id))
             return False
+        except LookupError:
+            # The provider knows no such collection: nothing to apply, and nothing guessed.
+            log.error("collection_unknown_at_provider", collection_id=str(row.id))
+            return False
         if lookup.status not in final_collection_statuses:
             return False
         notification = ProviderNotification(

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
+import httpx
 from redis.asyncio import Redis
 
 from gateway.collections.applying import Applier
@@ -25,12 +26,15 @@ from gateway.infra.sealing import SecretBox
 from gateway.settings import Settings
 from ledger.collections import CollectionsLedger
 from ledger.service import Ledger
+from rails.collections.notifier import SandboxNotifier
 from rails.collections.provider import MandateProvider
 from rails.collections.providers import build_sandbox_providers
 from rails.collections.sepa_dd import sandbox_creditor
 
+notify_url_default = "http://127.0.0.1:8000"
 secret_prefix = "whsec_"  # noqa: S105 - the public prefix of a secret, not a secret.
 derived_secret_bytes = 32
+notifier_timeout_seconds = 10.0
 _derivation_label = b"kovra.sandbox-provider-secret.v1"
 
 
@@ -69,6 +73,8 @@ class CollectionsDomain:
 
     providers: Mapping[str, MandateProvider]
     secrets: Mapping[str, Sequence[str]]
+    # What the sandbox providers sign their notifications with (None outside the sandbox).
+    sandbox_secret: str | None
     applier: Applier
     collections: Collections
     intake: Intake
@@ -90,6 +96,7 @@ def build(
     return CollectionsDomain(
         providers=providers,
         secrets=secrets,
+        sandbox_secret=next(iter(secrets.values()))[0] if settings.sandbox and secrets else None,
         applier=applier,
         collections=Collections(
             pool=pool,
@@ -102,4 +109,19 @@ def build(
             lookup_after_seconds=settings.collection_lookup_after_seconds,
         ),
         intake=Intake(pool=pool, providers=providers, secrets=secrets),
+    )
+
+
+def sandbox_notifier(
+    settings: Settings, domain: CollectionsDomain, *, redis: Redis
+) -> SandboxNotifier | None:
+    """The sandbox providers' peer that sends their notifications to the gateway, signed;
+    None outside the sandbox."""
+    if domain.sandbox_secret is None:
+        return None
+    return SandboxNotifier(
+        redis,
+        base_url=settings.sandbox_provider_notify_url or notify_url_default,
+        secret=domain.sandbox_secret,
+        client=lambda: httpx.AsyncClient(timeout=notifier_timeout_seconds),
     )
