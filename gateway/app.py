@@ -23,6 +23,7 @@ from compliance.freezes import routes as freeze_routes
 from gateway import ops
 from gateway.batches import routes as batch_routes
 from gateway.collections import routes as collection_routes
+from gateway.customers import routes as customer_routes
 from gateway.http.exception_handlers import exception_handlers
 from gateway.http.hot_routes import HotRoute, with_hot_routes
 from gateway.http.middleware import kovra_middleware
@@ -56,6 +57,7 @@ route_modules: Final[Sequence[ModuleType]] = (
     webhook_routes,
     freeze_routes,
     collection_routes,
+    customer_routes,
 )
 # The payment path's POSTs, served straight from ASGI (`gateway.http.hot_routes`).
 hot_routes: Final[dict[tuple[str, str], HotRoute]] = {

@@ -30,13 +30,18 @@ from fx.quotes import QuoteStore
 from fx.rates import RateBook
 from fx.sources import HttpRateFeed, TableRateSource, default_table, parse_table
 from gateway.batches.service import Batches
+from gateway.collections.notifications import Intake
+from gateway.collections.service import Collections
+from gateway.collections.setup import CollectionsDomain
+from gateway.collections.setup import build as build_collections
+from gateway.customers.service import Customers
 from gateway.http.auth import Authenticator
 from gateway.http.idempotency import Idempotency, IdempotencyStore
 from gateway.http.ratelimit import RateLimiter
 from gateway.infra import outages
 from gateway.infra.database.batch import BatchWriter
 from gateway.infra.redis_pipelining import PipeliningRedis
-from gateway.infra.sealing import SecretBox, sandbox_key_material
+from gateway.infra.sealing import BlindIndex, SecretBox, sandbox_key_material
 from gateway.quotes.service import Quotes
 from gateway.settings import Settings
 from gateway.tenancy.pricing_cache import PricingCache
@@ -134,6 +139,7 @@ class Runtime:
     quoter: Quoter
     limits: DailyLimits
     secret_box: SecretBox
+    blind_index: BlindIndex
     admission: TransferAdmission
     wallets: Wallets
     quotes: Quotes
@@ -143,11 +149,21 @@ class Runtime:
     transfers: Transfers
     cases: Cases
     batches: Batches
+    customers: Customers
+    collections_domain: CollectionsDomain
     # What `close` undoes, in the reverse order of opening.
     closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def close(self) -> None:
         await self.closer.aclose()
+
+    @property
+    def collections(self) -> Collections:
+        return self.collections_domain.collections
+
+    @property
+    def provider_intake(self) -> Intake:
+        return self.collections_domain.intake
 
 
 async def open_runtime(
@@ -199,16 +215,17 @@ class _Connections:
     redis: redis_asyncio.Redis
     writer: BatchWriter
     secret_box: SecretBox
+    blind_index: BlindIndex
+    key_material: str
 
 
 async def _open_connections(settings: Settings, stack: contextlib.AsyncExitStack) -> _Connections:
     """The ledger client, the Postgres pool, Redis and the batch writer, each closed by
     `stack` (the writer drained first)."""
     # Production requires KOVRA_SECRETS_KEY (gateway.settings); the sandbox keeps a key file.
-    secret_box = SecretBox(
-        settings.secrets_key or sandbox_key_material(settings.data_dir),
-        previous=settings.secrets_keys_previous,
-    )
+    key_material = settings.secrets_key or sandbox_key_material(settings.data_dir)
+    secret_box = SecretBox(key_material, previous=settings.secrets_keys_previous)
+    blind_index = BlindIndex(key_material, previous=settings.secrets_keys_previous)
     ledger_client = open_ledger_client(settings)
     stack.push_async_callback(ledger_client.close)
     # A blocking pool: under a burst, a request waits (bounded) for a free connection
@@ -235,7 +252,13 @@ async def _open_connections(settings: Settings, stack: contextlib.AsyncExitStack
     writer = BatchWriter(pool)
     stack.push_async_callback(writer.drain)
     return _Connections(
-        ledger_client=ledger_client, pool=pool, redis=redis, writer=writer, secret_box=secret_box
+        ledger_client=ledger_client,
+        pool=pool,
+        redis=redis,
+        writer=writer,
+        secret_box=secret_box,
+        blind_index=blind_index,
+        key_material=key_material,
     )
 
 
@@ -298,6 +321,7 @@ def _assemble(
     shared = _shared(settings, connections, ledger=ledger, rate_source=rate_source)
     tenancy = Tenancy(pool=pool, ledger=ledger, limiter=shared.limiter)
     recipients = Recipients(pool=pool, redis=redis, screener=compliance)
+    customers = Customers(pool=pool, box=connections.secret_box, index=connections.blind_index)
     return Runtime(
         settings=settings,
         ledger_client=connections.ledger_client,
@@ -317,6 +341,7 @@ def _assemble(
         quoter=shared.quoter,
         limits=shared.limits,
         secret_box=connections.secret_box,
+        blind_index=connections.blind_index,
         admission=shared.admission,
         wallets=Wallets(
             ledger=ledger,
@@ -339,6 +364,16 @@ def _assemble(
         transfers=_transfers(connections, shared, ledger, recipients, compliance),
         cases=Cases(pool=pool, ledger=ledger),
         batches=_batches(connections, shared, ledger, compliance),
+        customers=customers,
+        collections_domain=build_collections(
+            settings,
+            pool=pool,
+            redis=redis,
+            ledger=ledger,
+            secret_box=connections.secret_box,
+            key_material=connections.key_material,
+            customers=customers,
+        ),
     )
 
 

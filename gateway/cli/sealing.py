@@ -1,5 +1,6 @@
-"""`kovra secrets`: the key that seals webhook secrets at rest, a new one and resealing
-every secret under the current one.
+"""`kovra secrets`: the key that seals webhook secrets and customers' personal data at rest,
+a new one, and resealing everything under the current one (customers' blind indexes are
+recomputed under it too).
 
 Named after what it manages rather than the command, so it does not shadow the standard
 library's `secrets`, which `new-key` uses.
@@ -23,13 +24,15 @@ if TYPE_CHECKING:
 
 def register(subcommands: Subcommands) -> None:
     secrets_parser = subcommands.add_parser(
-        "secrets", help="the key that seals webhook secrets at rest"
+        "secrets", help="the key that seals webhook secrets and customers' data at rest"
     ).add_subparsers(dest="secrets_command", required=True)
     secrets_parser.add_parser(
         "new-key", help="print a new random key for KOVRA_SECRETS_KEY"
     ).set_defaults(run=command_secrets)
     secrets_parser.add_parser(
-        "reseal", help="seal every webhook secret again under KOVRA_SECRETS_KEY"
+        "reseal",
+        help="seal every webhook secret and customer again under KOVRA_SECRETS_KEY "
+        "and recompute the customers' blind indexes",
     ).set_defaults(run=command_secrets)
 
 
@@ -37,6 +40,7 @@ def command_secrets(arguments: argparse.Namespace) -> int:
     if arguments.secrets_command == "new-key":
         print(secrets.token_urlsafe(48))
         return 0
+    from gateway.customers.service import reseal_customers  # noqa: PLC0415
     from gateway.infra.sealing import SecretUnreadable  # noqa: PLC0415
     from gateway.webhooks.records.endpoints import reseal_secrets  # noqa: PLC0415
 
@@ -46,8 +50,18 @@ def command_secrets(arguments: argparse.Namespace) -> int:
         except SecretUnreadable as error:
             print(f"nothing was resealed: {error}", file=sys.stderr)
             return 1
+        try:
+            customers = await reseal_customers(
+                runtime.pool, runtime.secret_box, runtime.blind_index
+            )
+        except SecretUnreadable as error:
+            # Customers are resealed a batch per transaction: those before the one that
+            # failed stay resealed, and running the command again resumes.
+            print(f"customers were not all resealed: {error}", file=sys.stderr)
+            return 1
         key_id = runtime.secret_box.current_key_id
-        print(msgspec.json.encode({"resealed": changed, "key_id": key_id}).decode())
+        answer = {"resealed": changed, "customers": customers, "key_id": key_id}
+        print(msgspec.json.encode(answer).decode())
         return 0
 
     return asyncio.run(_with_runtime(_settings(), run))

@@ -45,6 +45,7 @@ prefixes = (
     "batch",
     "mdt",
     "col",
+    "cus",
 )
 # What a not-found problem calls the object each prefix names.
 _object_names = {
@@ -61,6 +62,7 @@ _object_names = {
     "batch": "batch",
     "mdt": "mandate",
     "col": "collection",
+    "cus": "customer",
 }
 ensure(set(_object_names) == set(prefixes), "every prefix names its object")
 # The prefix of the id each path parameter names, for the OpenAPI document's patterns.
@@ -75,6 +77,7 @@ path_parameter_prefixes = {
     "event_id": "evt",
     "mandate_id": "mdt",
     "collection_id": "col",
+    "customer_id": "cus",
 }
 ensure(set(path_parameter_prefixes.values()) <= set(prefixes), "path ids use known prefixes")
 

@@ -109,6 +109,7 @@ statuses: dict[str, int] = {
     "malformed_csv": 400,
     "case_already_decided": 409,
     "too_many_webhook_endpoints": 409,
+    "external_id_taken": 409,
     "invalid_webhook_url": 422,
     "dependency_unavailable": 503,
     "provider_not_configured": 422,

@@ -1,4 +1,6 @@
-"""Secrets Kovra must read back, sealed at rest: tenants' webhook signing secrets.
+"""Secrets and personal data Kovra must read back, sealed at rest: tenants' webhook signing
+secrets and their customers' names, emails and external ids; and the keyed blind indexes
+that find a customer by email or external id without storing either in the clear.
 
 API keys are stored as hashes, since Kovra only compares them. A webhook signing secret has
 to be read back to sign every delivery, so it is stored encrypted instead: AES-256-GCM
@@ -13,6 +15,13 @@ sealed under a key that is not configured is reported as exactly that. Keys rota
 seals everything again under the current key. Values stored before sealing existed (a
 plain `whsec_` secret) still open, and reseal seals them.
 
+A blind index is HMAC-SHA256 of a normalised value under a key derived from the same key
+material with its own HKDF `info`, so it reveals neither the value nor the sealing key, and
+equal values have equal indexes (that is the point: an equality lookup). Values are indexed
+under the current key; a lookup tries every configured key, so a rotation does not hide
+rows indexed before it, and `kovra secrets reseal` recomputes every index under the current
+key (a row records the key id its indexes were computed under).
+
 In the sandbox without `KOVRA_SECRETS_KEY`, the key is a random one kept in
 `KOVRA_DATA_DIR/secrets.key` (created once, mode 0600), shared by every process that shares
 the data directory. Production requires the variable.
@@ -22,7 +31,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
+import hmac
 import os
 import secrets
 import time
@@ -47,6 +58,8 @@ plaintext_bytes_max = 1_024
 key_file_reads_max = 100
 key_file_read_interval_seconds = 0.01
 _derivation_info = b"kovra.sealing.v1"
+_index_derivation_info = b"kovra.blind-index.v1"
+index_bytes = 32
 
 
 class SecretUnreadable(Exception):
@@ -54,12 +67,13 @@ class SecretUnreadable(Exception):
     or sealed for another row."""
 
 
-def derive_key(material: str) -> bytes:
-    """The AES-256 key for operator-supplied key material (at least 32 characters)."""
+def derive_key(material: str, *, info: bytes = _derivation_info) -> bytes:
+    """The AES-256 key (or, with the blind index's `info`, the HMAC key) for operator-supplied
+    key material (at least 32 characters)."""
     ensure(len(material) >= key_material_length_min, "secrets key material is long enough")
-    return HKDF(
-        algorithm=hashes.SHA256(), length=key_bytes, salt=None, info=_derivation_info
-    ).derive(material.encode())
+    return HKDF(algorithm=hashes.SHA256(), length=key_bytes, salt=None, info=info).derive(
+        material.encode()
+    )
 
 
 def key_id(key: bytes) -> str:
@@ -114,6 +128,42 @@ class SecretBox:
     def is_current(self, stored: str) -> bool:
         """Whether `stored` is sealed under the current key (reseal skips it)."""
         return stored.startswith(f"{sealed_prefix}{self._current_id}:")
+
+
+class BlindIndex:
+    """Keyed equality indexes of personal data: computed under the current key, looked up
+    under every configured key. Each `field` (`email`, `external_id`) is its own domain, so
+    equal text in two fields has unrelated indexes. Callers normalise values first."""
+
+    def __init__(self, current: str, *, previous: Sequence[str] = ()) -> None:
+        derive = functools.partial(derive_key, info=_index_derivation_info)
+        self._current = derive(current)
+        self._current_id = key_id(self._current)
+        # Current first; a previous key equal to the current one is not tried twice.
+        keys = {self._current_id: self._current}
+        keys.update((key_id(key), key) for key in map(derive, previous))
+        self._keys = tuple(keys.values())
+
+    @property
+    def current_key_id(self) -> str:
+        return self._current_id
+
+    def index(self, field: str, value: str) -> bytes:
+        """The index of `value` in `field` under the current key."""
+        return _index(self._current, field, value)
+
+    def candidates(self, field: str, value: str) -> list[bytes]:
+        """The index of `value` in `field` under every configured key, current first: what a
+        row indexed before the last rotation (and not yet resealed) may hold."""
+        return [_index(key, field, value) for key in self._keys]
+
+
+def _index(key: bytes, field: str, value: str) -> bytes:
+    ensure(field.isidentifier(), "an index field is a plain name")
+    message = field.encode() + b"\x00" + value.encode()
+    digest = hmac.digest(key, message, "sha256")
+    ensure(len(digest) == index_bytes, "an index is a SHA-256 HMAC")
+    return digest
 
 
 def sandbox_key_material(data_dir: Path) -> str:

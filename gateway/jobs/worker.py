@@ -1,6 +1,7 @@
 """The background work of `kovra worker` (and of `kovra dev`, in-process): the reconciler,
 the transfer lifecycle, the batch watcher, the audit outbox drain, webhook delivery,
-retention and the collections passes (with the sandbox providers' notifier), each as its own task sharing the process's connections.
+retention and the collections passes (with the sandbox providers' notifier), each as its
+own task sharing the process's connections.
 
 Each job is given exactly what it needs, picked here from the process's runtime.
 """

@@ -128,6 +128,8 @@ async def _batch_body(api: Api, tenant: Tenant) -> Any:
 
 quote_body = {"source_currency": "EUR", "target_currency": "EUR", "source_amount": payment_minor}
 hold_body = {"currency": "EUR", "amount": payment_minor}
+# No external id: the matrices create many customers with this one body.
+customer_body = {"name": "Adaeze Okafor", "email": "adaeze@example.com", "country": "NG"}
 requests: Mapping[tuple[str, str], Request] = {
     ("GET", "/v1/balances"): Request(200),
     ("GET", "/v1/statements"): Request(200, query={"currency": "EUR"}),
@@ -148,6 +150,9 @@ requests: Mapping[tuple[str, str], Request] = {
     ("POST", "/v1/batches"): Request(201, _batch_body),
     ("GET", "/v1/batches/{batch_id}"): Request(200),
     ("GET", "/v1/batches/{batch_id}/messages"): Request(200),
+    ("POST", "/v1/customers"): Request(201, _static(customer_body)),
+    ("GET", "/v1/customers"): Request(200),
+    ("GET", "/v1/customers/{customer_id}"): Request(200),
     ("GET", "/v1/compliance/cases"): Request(200),
     ("POST", "/v1/compliance/cases/{case_id}/decision"): Request(
         200, _static({"decision": "approve", "note": "a namesake of the listed party"})
@@ -184,6 +189,7 @@ read_paths = {
     "batch_id": "/v1/batches/{batch_id}",
     "endpoint_id": "/v1/webhook-endpoints/{endpoint_id}",
     "event_id": "/v1/events/{event_id}",
+    "customer_id": "/v1/customers/{customer_id}",
 }
 
 
@@ -391,6 +397,10 @@ async def _event(api: Api, tenant: Tenant) -> str:
     return encode_id("evt", event_id.int)
 
 
+async def _customer(api: Api, tenant: Tenant) -> str:
+    return str((await api.created(tenant, "/v1/customers", customer_body))["id"])
+
+
 makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
     "hold_id": _hold,
     "quote_id": _quote,
@@ -400,4 +410,5 @@ makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
     "case_id": _case,
     "endpoint_id": _endpoint,
     "event_id": _event,
+    "customer_id": _customer,
 }

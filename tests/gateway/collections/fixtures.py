@@ -16,8 +16,8 @@ from gateway.collections.applying import Applier
 from gateway.collections.notifications import store, synthetic_body
 from gateway.collections.service import end_to_end_id, sealed_payload
 from gateway.infra.sealing import SecretBox
-from ledger.collections import CollectionsLedger
 from ledger.clients import EmbeddedClient
+from ledger.collections import CollectionsLedger
 from ledger.transfers import new_object_id
 from rails.collections.provider import MandateProvider, ProviderName, ProviderNotification
 from rails.collections.providers import build_sandbox_providers
@@ -36,7 +36,9 @@ class Domain:
     providers: dict[str, MandateProvider]
     applier: Applier
 
-    async def mandate(self, *, status: str = "active", provider: str = "sepa_dd") -> records.MandateRow:
+    async def mandate(
+        self, *, status: str = "active", provider: str = "sepa_dd"
+    ) -> records.MandateRow:
         mandate_id = uuid.UUID(int=new_object_id())
         row = await records.insert_mandate(
             self.pool,
@@ -70,7 +72,9 @@ class Domain:
         assert found is not None
         return found
 
-    async def collection(self, mandate: records.MandateRow, amount_minor: int) -> records.CollectionRow:
+    async def collection(
+        self, mandate: records.MandateRow, amount_minor: int
+    ) -> records.CollectionRow:
         """A collection its provider accepted (it has a provider reference)."""
         object_id = new_object_id()
         row = await records.insert_collection(

@@ -9,8 +9,6 @@ completed by the next pass without a second credit."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 from redis.asyncio import Redis
@@ -21,8 +19,8 @@ from tests.gateway.collections.fixtures import Domain, make_domain, secret_box
 
 
 @pytest.fixture
-async def domain(pool: asyncpg.Pool, redis_client: Redis, namespace: str) -> AsyncIterator[Domain]:
-    yield await make_domain(pool, redis_client, namespace)
+async def domain(pool: asyncpg.Pool, redis_client: Redis, namespace: str) -> Domain:
+    return await make_domain(pool, redis_client, namespace)
 
 
 async def _events(domain: Domain, object_id: object) -> list[str]:

@@ -36,7 +36,9 @@ def deliveries(draw: st.DrawFn) -> tuple[tuple[str, ...], list[list[str]]]:
     sent = [notice for notice in story for _ in range(draw(st.integers(1, 3)))]
     order = draw(st.permutations(sent))
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(order) - 1)), max_size=3)))
-    passes = [list(order[start:end]) for start, end in zip([0, *cuts], [*cuts, len(order)])]
+    passes = [
+        list(order[start:end]) for start, end in zip([0, *cuts], [*cuts, len(order)], strict=True)
+    ]
     return story, [batch for batch in passes if batch]
 
 
@@ -73,7 +75,12 @@ def test_a_success_after_a_return_changes_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("status", "notice"),
-    [("succeeded", "failed"), ("returned", "failed"), ("failed", "succeeded"), ("failed", "returned")],
+    [
+        ("succeeded", "failed"),
+        ("returned", "failed"),
+        ("failed", "succeeded"),
+        ("failed", "returned"),
+    ],
 )
 def test_a_contradiction_changes_nothing(status: str, notice: str) -> None:
     step = collection_step(status, notice)

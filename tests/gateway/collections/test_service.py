@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import msgspec
@@ -27,13 +26,12 @@ from gateway.collections.errors import (
     ProviderNotConfigured,
 )
 from gateway.collections.service import Collections
-from gateway.http.ids import encode_id
+from gateway.collections.worker import CollectionsWorker
+from gateway.http.ids import decode_id, encode_id
 from gateway.http.ratelimit import Principal
 from ledger.errors import DomainError
 from ledger.transfers import new_object_id
 from rails.bank_details import InvalidBankDetails
-from gateway.collections.worker import CollectionsWorker
-from gateway.http.ids import decode_id
 from rails.collections.provider import CollectionLookup
 from tests.gateway.collections.fixtures import Domain, iban, make_domain, secret_box
 
@@ -65,7 +63,7 @@ class Setup(msgspec.Struct, kw_only=True):
 
 
 @pytest.fixture
-async def setup(pool: asyncpg.Pool, redis_client: Redis, namespace: str) -> AsyncIterator[Setup]:
+async def setup(pool: asyncpg.Pool, redis_client: Redis, namespace: str) -> Setup:
     domain = await make_domain(pool, redis_client, namespace)
     customers = Customers()
     customer = new_object_id()
@@ -81,10 +79,13 @@ async def setup(pool: asyncpg.Pool, redis_client: Redis, namespace: str) -> Asyn
         lookup_after_seconds=0,
     )
     principal = Principal(
-        tenant_id=domain.world.tenant_id, role="admin", key_id=1, compliance_region="EU",
+        tenant_id=domain.world.tenant_id,
+        role="admin",
+        key_id=1,
+        compliance_region="EU",
         status="active",
     )
-    yield Setup(
+    return Setup(
         domain=domain, service=service, principal=principal, customer_id=encode_id("cus", customer)
     )
 
@@ -114,14 +115,17 @@ async def test_a_mandate_is_sealed_masked_audited_and_evented(setup: Setup) -> N
     assert mandate.bank_details["bic"] == "COBADEFFXXX"
     pool = setup.domain.pool
     row = await pool.fetchrow("SELECT * FROM mandates WHERE id = $1", uuid.UUID(int=mandate_id))
+    assert row is not None
     assert iban not in str(dict(row))
     assert setup.service.open_bank_details(row["id"], row["bank_details_sealed"])[0]["iban"] == iban
     audit = await pool.fetchrow(
         "SELECT action, details::text AS details FROM audit_outbox WHERE target = $1",
         f"mandate:{uuid.UUID(int=mandate_id)}",
     )
+    assert audit is not None
     assert audit["action"] == "mandate.create"
-    assert "203.0.113.7" in audit["details"] and "Mozilla/5.0" in audit["details"]
+    assert "203.0.113.7" in audit["details"]
+    assert "Mozilla/5.0" in audit["details"]
     events = await pool.fetch("SELECT type FROM events WHERE object_id = $1", row["id"])
     assert [event["type"] for event in events] == ["mandate.pending"]
     again = await setup.service.create_mandate(
@@ -134,7 +138,11 @@ async def test_a_mandate_is_sealed_masked_audited_and_evented(setup: Setup) -> N
     ("changes", "error", "field"),
     [
         ({"currency": "GBP"}, ProviderCurrencyMismatch, "currency"),
-        ({"bank_details": {"iban": "DE00370400440532013000"}}, InvalidBankDetails, "bank_details.iban"),
+        (
+            {"bank_details": {"iban": "DE00370400440532013000"}},
+            InvalidBankDetails,
+            "bank_details.iban",
+        ),
         ({"bank_details": {"iban": iban, "pin": "1"}}, InvalidBankDetails, "bank_details.pin"),
     ],
 )
@@ -143,7 +151,9 @@ async def test_a_mandate_the_provider_refuses_names_the_field_and_stores_nothing
 ) -> None:
     with pytest.raises(error) as raised:
         await setup.service.create_mandate(
-            setup.principal, mandate_id=new_object_id(), body=_mandate_body(setup.customer_id, **changes)
+            setup.principal,
+            mandate_id=new_object_id(),
+            body=_mandate_body(setup.customer_id, **changes),
         )
     assert [name for name, _ in raised.value.field_errors()] == [field]
     assert await setup.domain.pool.fetchval("SELECT count(*) FROM mandates") == 0
@@ -156,7 +166,9 @@ async def test_a_consent_from_the_future_an_unknown_customer_and_no_transport_ar
     consent = wire.Consent(accepted_at=tomorrow, ip="203.0.113.7", user_agent="x")
     with pytest.raises(InvalidConsent):
         await setup.service.create_mandate(
-            setup.principal, mandate_id=new_object_id(), body=_mandate_body(setup.customer_id, consent=consent)
+            setup.principal,
+            mandate_id=new_object_id(),
+            body=_mandate_body(setup.customer_id, consent=consent),
         )
     with pytest.raises(DomainError) as unknown:
         await setup.service.create_mandate(
@@ -204,7 +216,8 @@ async def test_collections_need_an_active_mandate_and_a_date_within_bounds(setup
         setup.principal, mandate_id=active.id.int, collection_id=new_object_id(), body=body
     )
     assert collection.status == "pending"
-    assert collection.end_to_end_id.startswith("COL") and len(collection.end_to_end_id) == 29
+    assert collection.end_to_end_id.startswith("COL")
+    assert len(collection.end_to_end_id) == 29
     assert collection.end_to_end_id.isalnum()
 
 
@@ -290,7 +303,7 @@ async def test_a_late_collection_is_looked_up_at_most_once_per_interval(
         calls.append(reference)
         return await real_lookup(reference)
 
-    provider.lookup_collection = counted  # type: ignore[method-assign]
+    provider.lookup_collection = counted  # type: ignore[method-assign,assignment]
     for _ in range(3):
         read = await setup.service.read_collection(setup.principal, collection_id)
         assert read.status == "pending"

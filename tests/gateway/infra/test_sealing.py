@@ -171,6 +171,7 @@ async def test_the_cli_reseals_and_makes_keys(empty_database: str, tmp_path: Pat
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout) == {
             "resealed": 1,
+            "customers": 0,
             "key_id": SecretBox(key).current_key_id,
         }
         stored = await pool.fetchval("SELECT secret FROM webhook_endpoints")
