@@ -10,7 +10,6 @@ import msgspec
 from msgspec import Meta
 
 from gateway.http.wire import (
-    AmountMinor,
     CurrencyCode,
     IssuedCurrencyCode,
     PublicId,
@@ -26,6 +25,10 @@ consent_ip_length_max = 64
 consent_user_agent_length_max = 512
 bank_detail_fields_max = 4
 
+CollectionAmount = Annotated[
+    int,
+    Meta(ge=1, le=collection_amount_minor_max, description="integer amount in minor units"),
+]
 ProviderName = Literal["paywithaccount", "sepa_dd", "bacs_dd"]
 provider_names: tuple[str, ...] = ProviderName.__args__  # type: ignore[attr-defined]
 MandateStatus = Literal["pending", "active", "failed", "deactivated", "expired"]
@@ -68,7 +71,7 @@ class MandateDeactivate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
 
 class CollectionCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    amount: Annotated[AmountMinor, Meta(le=collection_amount_minor_max)]
+    amount: CollectionAmount
     reference: Reference
     collection_date: datetime.date | None = None
 
