@@ -166,8 +166,10 @@ async def test_a_return_after_the_money_left_books_the_exact_shortfall(
     movement = _movement(tenant, 10_000)
     await collections.credit_many([movement])
     await _spend(world, tenant, 7_000)
-    (reversal,) = await collections.reverse_many([movement])
+    # Twice in one batch, as a provider repeating itself within one worker pass would.
+    reversal, again = await collections.reverse_many([movement, movement])
     assert isinstance(reversal, Reversal)
+    assert again == reversal
     assert (reversal.reversed_minor, reversal.shortfall_minor) == (3_000, 7_000)
     wallet = await world.balance("EUR")
     assert (wallet.posted, wallet.available) == (0, 0)
