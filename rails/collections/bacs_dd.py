@@ -4,12 +4,23 @@ through Bacs.
 A mandate needs `{sort_code, account_number}`, checked with the VocaLink modulus rules the
 payouts already use (`rails.bank_details.validate_uk`). Reason codes (ARUDD, AUDDIS, ADDACS)
 are in `reason_codes.bacs_reasons`.
+
+A collection run's message is one JSON record per collection, the fields of a Bacs Standard
+18 debit record by name (not its fixed-width layout, which the sponsoring bank's submission
+software writes): the payer's sort code and account number, the transaction code (`01` for
+the first collection under an instruction, `17` for the next ones), the amount in pence, the
+payer's reference (the mandate's, at most 18 characters as Bacs allows) and name (at most 18,
+in Bacs's upper-case character set), and the processing date.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping, Sequence
+
+import msgspec
+from anyascii import anyascii
 
 from rails import bank_details
 from rails.collections import reason_codes
@@ -18,6 +29,27 @@ from rails.collections.provider import CollectionRequest, ProviderName
 currency = "GBP"
 # Bacs carries at most £20,000,000 in one payment instruction (in pence).
 amount_max_minor = 2_000_000_000
+bacs_field_length_max = 18
+transaction_codes = {"first": "01", "recurring": "17"}
+_outside_bacs = re.compile(r"[^A-Z0-9.&/\- ]")
+
+
+class BacsDebitRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One collection as the Bacs debit record carries it."""
+
+    sort_code: str
+    account_number: str
+    transaction_code: str
+    amount_pence: int
+    reference: str
+    payer_name: str
+    processing_date: datetime.date
+
+
+def bacs_text(text: str) -> str:
+    """`text` in Bacs's character set (upper case, digits, `. & / -` and space), 18 at most."""
+    cleaned = _outside_bacs.sub(" ", anyascii(text).upper())
+    return " ".join(cleaned.split())[:bacs_field_length_max].strip()
 
 
 class BacsDirectDebit:
@@ -49,4 +81,19 @@ class BacsDirectDebit:
     def collection_message(
         self, requests: Sequence[CollectionRequest], *, created_at: datetime.datetime
     ) -> bytes | None:
-        return None
+        """The run's debit records, one JSON object per line (None for an empty run)."""
+        if not requests:
+            return None
+        records = [
+            BacsDebitRecord(
+                sort_code=r.bank_details["sort_code"],
+                account_number=r.bank_details["account_number"],
+                transaction_code=transaction_codes[r.sequence_type],
+                amount_pence=r.amount_minor,
+                reference=bacs_text(r.mandate_provider_reference[-bacs_field_length_max:]),
+                payer_name=bacs_text(r.account_holder_name),
+                processing_date=r.collection_date,
+            )
+            for r in requests
+        ]
+        return b"\n".join(msgspec.json.encode(record) for record in records)

@@ -166,7 +166,7 @@ class SandboxNotifier:
     async def deliver_due(self, now_ms: int | None = None) -> int:
         """One pass: claims, sends and settles up to `batch_size_max` due notifications.
         Returns how many were delivered (answered 2xx)."""
-        now = int(self._clock() * milliseconds_per_second) if now_ms is None else now_ms
+        now = round(self._clock() * milliseconds_per_second) if now_ms is None else now_ms
         prefix = notification_key(self._namespace, "")
         claimed: list[Any] = await self._claim(
             keys=[notifications_key(self._namespace)],

@@ -4,12 +4,23 @@ bank under the mandate.
 A mandate needs `{bank_code, account_number}`: an institution from `nuban.nigerian_institutions`
 and a ten-digit NUBAN whose check digit holds for that institution. Reason codes are in
 `reason_codes.paywithaccount_reasons`.
+
+PayWithAccount takes one API request per operation, shaped like OnePipe's transact API: a
+`request_ref` (unique per request), a `request_type`, an `auth` block naming the provider,
+and a `transaction` with its reference, the parent mandate's reference, the amount in kobo
+and the customer. `transact_request` builds them for the four operations (`create_mandate`,
+`collect`, `query`, `cancel_mandate`); a collection run's message is its `collect` requests,
+one JSON object per line, so operators see what was asked. Account numbers are not in the
+messages: a debit names the mandate, which the provider holds them under.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import msgspec
 
 from rails.bank_details import InvalidBankDetails
 from rails.collections import nuban, reason_codes
@@ -22,6 +33,63 @@ currency = "NGN"
 # with code 61.
 amount_max_minor = 1_000_000_000
 bank_detail_fields = ("bank_code", "account_number")
+auth_provider = "PaywithAccount"
+RequestType = Literal["create_mandate", "collect", "query", "cancel_mandate"]
+
+
+class TransactAuth(msgspec.Struct, frozen=True, kw_only=True):
+    type: str | None
+    auth_provider: str
+
+
+class TransactCustomer(msgspec.Struct, frozen=True, kw_only=True):
+    customer_ref: str
+    name: str
+
+
+class TransactTransaction(msgspec.Struct, frozen=True, kw_only=True):
+    transaction_ref: str
+    transaction_ref_parent: str | None
+    transaction_desc: str
+    amount: int  # Kobo.
+    customer: TransactCustomer
+
+
+class TransactRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One PayWithAccount operation, as its API takes it."""
+
+    request_ref: str
+    request_type: RequestType
+    auth: TransactAuth
+    transaction: TransactTransaction
+
+
+def transact_request(
+    request_type: RequestType,
+    *,
+    request_ref: str,
+    transaction_ref: str,
+    parent_ref: str | None,
+    amount_kobo: int,
+    description: str,
+    customer_ref: str,
+    customer_name: str,
+) -> TransactRequest:
+    return TransactRequest(
+        request_ref=request_ref,
+        request_type=request_type,
+        auth=TransactAuth(
+            type="bank.account" if request_type == "create_mandate" else None,
+            auth_provider=auth_provider,
+        ),
+        transaction=TransactTransaction(
+            transaction_ref=transaction_ref,
+            transaction_ref_parent=parent_ref,
+            transaction_desc=description,
+            amount=amount_kobo,
+            customer=TransactCustomer(customer_ref=customer_ref, name=customer_name),
+        ),
+    )
 
 
 class PayWithAccount:
@@ -69,5 +137,20 @@ class PayWithAccount:
     def collection_message(
         self, requests: Sequence[CollectionRequest], *, created_at: datetime.datetime
     ) -> bytes | None:
-        """PayWithAccount takes one API request per debit; a run sends no file."""
-        return None
+        """The run's `collect` requests, one JSON object per line (None for an empty run)."""
+        if not requests:
+            return None
+        collects = [
+            transact_request(
+                "collect",
+                request_ref=r.end_to_end_id,
+                transaction_ref=f"{r.collection_id:032x}",
+                parent_ref=r.mandate_provider_reference,
+                amount_kobo=r.amount_minor,
+                description=r.reference,
+                customer_ref=r.mandate_provider_reference,
+                customer_name=r.account_holder_name,
+            )
+            for r in requests
+        ]
+        return b"\n".join(msgspec.json.encode(request) for request in collects)

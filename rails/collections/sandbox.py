@@ -21,7 +21,8 @@ PayWithAccount MNDCNL), or when its amount or currency is not one the scheme car
 and Bacs AM02/AM03, PayWithAccount 13/AM03).
 
 The sandbox is deterministic and idempotent on Kovra's ids: a mandate's provider reference
-is `SBX-M-` and the mandate id in 32 hex digits, a collection's `SBX-C-` and its id; a second
+is `SBX-M-` and the mandate id in 25 base-36 digits (31 characters, within SEPA's 35 for a
+mandate reference), a collection's `SBX-C-` and its id; a second
 request for the same id answers as the first did and schedules nothing new. Its state lives
 in Redis under a namespace, so every worker process shares it and a restart forgets nothing:
 
@@ -75,6 +76,8 @@ decline_prefix = "sandbox:decline"
 mandate_reference_prefix = "SBX-M-"
 collection_reference_prefix = "SBX-C-"
 notification_id_digest_hex = 32
+_base36_digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+base36_digits_128_bits = 25  # 36**25 > 2**128: every 128-bit id in 25 digits.
 _code_after = r"([A-Z0-9]{1,8})(?![A-Za-z0-9])"
 _fail_pattern = re.compile(re.escape(fail_prefix) + _code_after)
 _return_pattern = re.compile(re.escape(return_prefix) + _code_after)
@@ -169,12 +172,23 @@ return 1
 """
 
 
+def _base36(value: int) -> str:
+    digits = ""
+    while True:
+        value, digit = divmod(value, len(_base36_digits))
+        digits = _base36_digits[digit] + digits
+        if value == 0:
+            return digits.rjust(base36_digits_128_bits, "0")
+
+
 def mandate_reference(mandate_id: int) -> str:
-    return f"{mandate_reference_prefix}{mandate_id:032X}"
+    """The sandbox's reference of Kovra's mandate: 31 characters, within SEPA's 35 for a
+    mandate reference (MndtId) and its character set."""
+    return mandate_reference_prefix + _base36(mandate_id)
 
 
 def collection_reference(collection_id: int) -> str:
-    return f"{collection_reference_prefix}{collection_id:032X}"
+    return collection_reference_prefix + _base36(collection_id)
 
 
 def notification_id(provider: ProviderName, kind: NotificationType, reference: str) -> str:
@@ -246,7 +260,7 @@ class SandboxProvider:
         return self._scheme.is_mandate_fatal(reason_code)
 
     def _now_ms(self) -> int:
-        return int(self._clock() * milliseconds_per_second)
+        return round(self._clock() * milliseconds_per_second)
 
     def _key(self, kind: str, reference: str) -> str:
         return f"{self._namespace}:collections:{self._scheme.name.value}:{kind}:{reference}"
