@@ -252,7 +252,6 @@ request_examples: Final[RequestExamples] = {
     ("/v1/mandates/{mandate_id}/collect", "post"): {
         "amount": 4900,
         "reference": "January fee",
-        "collection_date": "2026-02-01",
     },
 }
 _mandate_id = {"mandate_id": "$response.body#/id"}

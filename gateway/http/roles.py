@@ -86,6 +86,14 @@ route_roles: Final[Mapping[tuple[str, str], frozenset[str]]] = {
 }
 
 
+# Tenant-plane routes no key calls: a mandate provider's notifications, proven by their
+# signature (`gateway.collections.notifications`). The middleware lets exactly these through
+# without credentials; they are not in the table above.
+keyless_routes: Final[frozenset[tuple[str, str]]] = frozenset(
+    {("POST", "/v1/providers/{provider}/webhooks")}
+)
+
+
 def allowed_roles(method: str, route: str) -> frozenset[str]:
     """The roles that may call `method` on the path template `route`; none if the table
     does not name it."""
