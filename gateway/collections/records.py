@@ -556,13 +556,13 @@ async def release_collections(
 
 
 async def run_messages(executor: Executor, row: CollectionRow) -> list[asyncpg.Record]:
-    """The message of the collection's run, if it has one (a SEPA run's pain.008)."""
+    """The pain.008 of the collection's run, for a SEPA collection that was run."""
     if row.run_id is None:
         return []
     return await executor.fetch(
         """SELECT id, message_type, message, created_at FROM collection_runs
             WHERE compliance_region = $1 AND id = $2 AND tenant_id = $3
-              AND message IS NOT NULL""",
+              AND message IS NOT NULL AND message_type = 'pain.008'""",
         row.compliance_region,
         row.run_id,
         row.tenant_id,

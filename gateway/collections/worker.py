@@ -234,7 +234,7 @@ class CollectionsWorker:
                 run_id=uuid.uuid4(),
                 rows=[item.row for item in due],
                 references=[answer.provider_reference for answer in run.answers],
-                message_type=None if run.message is None else pain008,
+                message_type=_message_type(provider.name.value, run.message),
                 message=run.message,
             )
             await records.insert_matched_notifications(connection, final)
@@ -333,6 +333,14 @@ async def run_forever(
             worked = 0
         if worked == 0:
             await asyncio.sleep(idle_seconds)
+
+
+def _message_type(provider: str, message: bytes | None) -> str | None:
+    """What a run's message is: a SEPA run's pain.008, or another provider's request (kept
+    for the record, not shown as a message)."""
+    if message is None:
+        return None
+    return pain008 if provider == "sepa_dd" else "provider_request"
 
 
 def _now() -> datetime.datetime:
