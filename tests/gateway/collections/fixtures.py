@@ -101,6 +101,13 @@ class Domain:
         )
         return await self.read(row)
 
+    async def read_mandate(self, mandate_id: uuid.UUID) -> records.MandateRow:
+        found = await records.get_mandate(
+            self.pool, region="EU", tenant_id=self.world.tenant_id, mandate_id=mandate_id
+        )
+        assert found is not None
+        return found
+
     async def read(self, row: records.CollectionRow) -> records.CollectionRow:
         found = await records.get_collection(
             self.pool, region="EU", tenant_id=row.tenant_id, collection_id=row.id

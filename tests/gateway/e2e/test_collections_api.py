@@ -279,5 +279,3 @@ def _uuid(public_id: str) -> str:
     from gateway.http.ids import decode_id  # noqa: PLC0415
 
     return str(uuid.UUID(int=decode_id("col", public_id)))
-
-
