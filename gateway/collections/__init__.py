@@ -4,8 +4,7 @@ what became of each, and the worker applies them to the ledger and the rows exac
 
 Public: `service` (`Collections`), `notifications` (the providers' notifications in),
 `applying` (notifications applied to the ledger and the rows), `setup` (the domain built
-from settings), `routes`, `wire`, `errors`
-and `worker`. Private: `records`, `views`."""
+from settings), `routes`, `wire`, `errors` and `worker`. Private: `records`, `views`."""
 
 __all__ = [
     "applying",

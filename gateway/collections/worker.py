@@ -90,15 +90,24 @@ class CollectionsWorker:
         self._batch_size = batch_size
 
     async def process_due(self) -> int:
-        """One pass of every step; how much it did (0: nothing was due)."""
-        done = await self.submit_mandates()
-        done += await self.run_collections()
-        done += await self.tell_deactivations()
-        if self._deliver_notifications is not None:
-            done += await self._deliver_notifications()
-        done += await self.rematch()
-        done += await self._applier.apply()
-        done += await self.expire()
+        """One pass of every step; how much it did (0: nothing was due). A step that fails
+        is logged and the others still run: a provider that is down, or a ledger that does
+        not answer, stops only the work that needs it."""
+        steps: list[tuple[str, Callable[[], Awaitable[int]]]] = [
+            ("submit_mandates", self.submit_mandates),
+            ("run_collections", self.run_collections),
+            ("tell_deactivations", self.tell_deactivations),
+            ("deliver_notifications", self._deliver_notifications or _nothing),
+            ("rematch", self.rematch),
+            ("apply", self._applier.apply),
+            ("expire", self.expire),
+        ]
+        done = 0
+        for name, step in steps:
+            try:
+                done += await step()
+            except Exception:
+                log.exception("collections_step_failed", step=name)
         return done
 
     def _open(self, row_id: uuid.UUID, sealed: str) -> tuple[dict[str, str], str]:
@@ -341,6 +350,10 @@ def _message_type(provider: str, message: bytes | None) -> str | None:
     if message is None:
         return None
     return pain008 if provider == "sepa_dd" else "provider_request"
+
+
+async def _nothing() -> int:
+    return 0
 
 
 def _now() -> datetime.datetime:

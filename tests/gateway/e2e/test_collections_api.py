@@ -267,6 +267,9 @@ def test_a_forged_notification_is_refused_and_a_replay_changes_nothing(
     time.sleep(1)  # The worker applies what was stored: a repeat of a success.
     assert tenant.balance("EUR")["posted"] == 2_000
     assert tenant.get(f"/v1/collections/{collection['id']}")["status"] == "succeeded"
+    keyless_get = httpx.get(url, timeout=30)  # Only the provider's POST goes without a key.
+    assert keyless_get.status_code == 401
+    assert keyless_get.json()["code"] == "unauthorized"
     unknown = httpx.post(
         f"{deployment.base_url}/v1/providers/nobody/webhooks", content=body, timeout=30
     )

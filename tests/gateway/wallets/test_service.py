@@ -23,6 +23,9 @@ prefixes = {
     TransferCode.BATCH_FEE: "batch",
     TransferCode.BATCH_TARGET: "batch",
     TransferCode.BATCH_REVERSAL: "batch",
+    TransferCode.COLLECTION_CREDIT: "col",
+    TransferCode.COLLECTION_RETURN: "col",
+    TransferCode.COLLECTION_RETURN_SHORTFALL: "col",
 }
 
 
