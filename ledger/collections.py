@@ -250,6 +250,7 @@ class CollectionsLedger:
         """Each collection's credited, reversed and shortfall amounts, by one lookup of its
         three deterministic transfer ids for the whole batch. Movements must be valid (an
         amount in range, an enabled currency): they are the collections Kovra recorded."""
+        ensure(len(movements) <= movements_per_call_max, "at most movements_per_call_max")
         plans = [self._plan(movement) for movement in movements]
         stored = await _lookup(self._client, [leg for plan in plans for leg in plan.leg_ids])
         return [_state(plan, stored) for plan in plans]
