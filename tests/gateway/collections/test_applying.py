@@ -5,12 +5,16 @@ the money left takes back what the wallet has and records the shortfall for oper
 contradiction changes nothing and is recorded; an unknown reference is recorded, never
 guessed, and applied once the reference is known; a failure fatal to the mandate
 deactivates it; and a pass killed between the ledger's credit and the state's write is
-completed by the next pass without a second credit."""
+completed by the next pass without a second credit. A hypothesis property drives a
+provider's true stories through the real path in any order, with repeats, across passes:
+the end state, the wallet and the events are always the same."""
 
 from __future__ import annotations
 
 import asyncpg
+import hypothesis.strategies as st
 import pytest
+from hypothesis import HealthCheck, given, settings
 from redis.asyncio import Redis
 
 from gateway.collections.worker import CollectionsWorker
@@ -161,3 +165,57 @@ async def test_a_pass_killed_after_the_credit_is_completed_without_a_second(
     assert await domain.applier.apply() == 1
     assert (await domain.read(collection)).status == "succeeded"
     assert await domain.wallet_posted() == 3_300
+
+
+# A provider's true stories and what each leaves: the final state and the wallet's money.
+stories = {
+    ("succeeded",): ("succeeded", 1),
+    ("failed",): ("failed", 0),
+    ("succeeded", "returned"): ("returned", 0),
+}
+
+
+@st.composite
+def deliveries(draw: st.DrawFn) -> tuple[tuple[str, ...], list[list[tuple[str, int]]]]:
+    """A story; its notifications, each sent one to three times (a resend has an event id
+    of its own, a replay the same one), in any order, split into the passes that apply
+    them."""
+    story = draw(st.sampled_from(sorted(stories)))
+    sent = [
+        (notice, draw(st.integers(0, 1)))
+        for notice in story
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    order = draw(st.permutations(sent))
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(order) - 1)), max_size=2)))
+    bounds = zip([0, *cuts], [*cuts, len(order)], strict=True)
+    return story, [list(order[start:end]) for start, end in bounds if order[start:end]]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(delivery=deliveries())
+async def test_the_end_and_the_money_do_not_depend_on_order_repeats_or_passes(
+    domain: Domain, delivery: tuple[tuple[str, ...], list[list[tuple[str, int]]]]
+) -> None:
+    story, passes = delivery
+    amount = 1_000
+    before = await domain.wallet_posted()
+    collection = await domain.collection(await domain.mandate(), amount)
+    reference = collection.provider_reference
+    assert reference is not None
+    for batch in passes:
+        for notice, copy in batch:
+            await domain.notify(
+                reference,
+                f"collection.{notice}",
+                event_id=f"{collection.id.hex}:{notice}:{copy}",
+                reason_code=None if notice == "succeeded" else "MD06",
+            )
+        await domain.applier.apply()
+    final, credited = stories[story]
+    assert (await domain.read(collection)).status == final
+    assert await domain.wallet_posted() - before == credited * amount
+    events = await _events(domain, collection.id)
+    assert sorted(events) == sorted(f"collection.{status}" for status in story)
