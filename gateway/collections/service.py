@@ -66,10 +66,18 @@ lookup_key_prefix = "kovra:collection-lookup"
 final_collection_statuses = ("succeeded", "failed", "returned")
 
 
-class CustomerLookup(Protocol):
-    """What this domain needs of customers: one by id, or `not_found`."""
+class NamedCustomer(Protocol):
+    """A customer as a mandate needs it: the account holder's name."""
 
-    async def get(self, *, tenant_id: int, customer_id: int) -> object: ...
+    @property
+    def name(self) -> str: ...
+
+
+class CustomerLookup(Protocol):
+    """What this domain needs of customers (`gateway.customers`): one by id, or
+    `not_found`."""
+
+    async def get(self, *, tenant_id: int, customer_id: int) -> NamedCustomer: ...
 
 
 def end_to_end_id(collection_id: int) -> str:
@@ -145,7 +153,7 @@ class Collections:
         customer = await self._customers.get(tenant_id=principal.tenant_id, customer_id=customer_id)
         row_id = uuid.UUID(int=mandate_id)
         sealed = self._secret_box.seal(
-            sealed_payload(bank_details, str(getattr(customer, "name"))),  # noqa: B009
+            sealed_payload(bank_details, customer.name),
             bound_to=row_id.bytes,
         )
         new = records.NewMandate(

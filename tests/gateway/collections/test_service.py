@@ -48,7 +48,7 @@ class Customers:
     def __init__(self) -> None:
         self.known: dict[tuple[int, int], Customers.Record] = {}
 
-    async def get(self, *, tenant_id: int, customer_id: int) -> object:
+    async def get(self, *, tenant_id: int, customer_id: int) -> Customers.Record:
         found = self.known.get((tenant_id, customer_id))
         if found is None:
             raise Customers.NotFound("no such customer")
