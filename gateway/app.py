@@ -22,6 +22,7 @@ from compliance.cases import routes as case_routes
 from compliance.freezes import routes as freeze_routes
 from gateway import ops
 from gateway.batches import routes as batch_routes
+from gateway.collections import routes as collection_routes
 from gateway.customers import routes as customer_routes
 from gateway.funding import routes as funding_routes
 from gateway.http.exception_handlers import exception_handlers
@@ -59,6 +60,7 @@ route_modules: Final[Sequence[ModuleType]] = (
     freeze_routes,
     funding_routes,
     operations_routes,
+    collection_routes,
     customer_routes,
 )
 # The payment path's POSTs, served straight from ASGI (`gateway.http.hot_routes`).

@@ -30,6 +30,10 @@ from fx.quotes import QuoteStore
 from fx.rates import RateBook
 from fx.sources import HttpRateFeed, TableRateSource, default_table, parse_table
 from gateway.batches.service import Batches
+from gateway.collections.notifications import Intake
+from gateway.collections.service import Collections
+from gateway.collections.setup import CollectionsDomain
+from gateway.collections.setup import build as build_collections
 from gateway.customers.service import Customers
 from gateway.funding.accounts import accounts_in_force
 from gateway.funding.service import Funding
@@ -152,11 +156,20 @@ class Runtime:
     funding: Funding
     operations: Operations
     customers: Customers
+    collections_domain: CollectionsDomain
     # What `close` undoes, in the reverse order of opening.
     closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def close(self) -> None:
         await self.closer.aclose()
+
+    @property
+    def collections(self) -> Collections:
+        return self.collections_domain.collections
+
+    @property
+    def provider_intake(self) -> Intake:
+        return self.collections_domain.intake
 
 
 async def open_runtime(
@@ -209,6 +222,7 @@ class _Connections:
     writer: BatchWriter
     secret_box: SecretBox
     blind_index: BlindIndex
+    key_material: str
 
 
 async def _open_connections(settings: Settings, stack: contextlib.AsyncExitStack) -> _Connections:
@@ -250,6 +264,7 @@ async def _open_connections(settings: Settings, stack: contextlib.AsyncExitStack
         writer=writer,
         secret_box=secret_box,
         blind_index=blind_index,
+        key_material=key_material,
     )
 
 
@@ -312,6 +327,7 @@ def _assemble(
     shared = _shared(settings, connections, ledger=ledger, rate_source=rate_source)
     tenancy = Tenancy(pool=pool, ledger=ledger, limiter=shared.limiter)
     recipients = Recipients(pool=pool, redis=redis, screener=compliance)
+    customers = Customers(pool=pool, box=connections.secret_box, index=connections.blind_index)
     return Runtime(
         settings=settings,
         ledger_client=connections.ledger_client,
@@ -356,7 +372,16 @@ def _assemble(
         batches=_batches(connections, shared, ledger, compliance),
         funding=_funding(settings, connections, ledger),
         operations=Operations(pool=pool),
-        customers=Customers(pool=pool, box=connections.secret_box, index=connections.blind_index),
+        customers=customers,
+        collections_domain=build_collections(
+            settings,
+            pool=pool,
+            redis=redis,
+            ledger=ledger,
+            secret_box=connections.secret_box,
+            key_material=connections.key_material,
+            customers=customers,
+        ),
     )
 
 

@@ -85,6 +85,11 @@ cluster_id_max = (1 << 128) - 1
 reconcile_after_seconds_production_min = 30
 compliance_noop_reason_length_min = 8
 compliance_noop_reason_length_max = 500
+mandate_provider_names = ("paywithaccount", "sepa_dd", "bacs_dd")
+webhook_secret_prefix = "whsec_"  # noqa: S105 - the public prefix of a secret.
+webhook_secret_length_min = 38  # The prefix and 24 bytes in base64.
+mandate_pending_expiry_seconds_default = 7 * 86_400
+collection_lookup_after_seconds_default = 600
 
 
 # How long past the reconciler's delay what it reads to settle a payout must stay in Redis
@@ -144,6 +149,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secrets_keys_previous: tuple[str, ...]
     # None: not configured (the sandbox's own accounts, none in production).
     settlement_accounts: tuple[SettlementAccount, ...] | None
+    sandbox_provider_secret: str | None
+    provider_webhook_secrets: tuple[tuple[str, str], ...]
+    sandbox_provider_notify_url: str | None
+    mandate_pending_expiry_seconds: int
+    collection_lookup_after_seconds: int
 
     @property
     def retention(self) -> Retention:
@@ -426,6 +436,61 @@ class SettlementAccounts(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+def _webhook_secret(name: str, value: str) -> str | None:
+    """What is wrong with a provider's `whsec_` secret, or None."""
+    if not value.startswith(webhook_secret_prefix):
+        return f"{name}: a provider secret starts with {webhook_secret_prefix}"
+    if len(value) < webhook_secret_length_min:
+        return f"{name}: a provider secret is at least {webhook_secret_length_min} characters"
+    return None
+
+
+class ProviderSecret(msgspec.Struct, frozen=True, kw_only=True):
+    """One `whsec_` secret, unset by default."""
+
+    def read(self, reader: _Reader, name: str) -> str | None:
+        value = reader.text(name)
+        if value is not None and (problem := _webhook_secret(name, value)) is not None:
+            reader.problems.append(problem)
+        return value
+
+    def default_text(self) -> str:
+        return "unset"
+
+    def allowed_text(self) -> str:
+        return (
+            f"`{webhook_secret_prefix}` and base64, at least {webhook_secret_length_min} characters"
+        )
+
+
+class ProviderSecrets(msgspec.Struct, frozen=True, kw_only=True):
+    """`provider=whsec_...` pairs, comma-separated; a provider may appear twice while its
+    secret is rotated."""
+
+    def read(self, reader: _Reader, name: str) -> tuple[tuple[str, str], ...]:
+        pairs: list[tuple[str, str]] = []
+        for part in reader.parts(name):
+            provider, separator, secret = part.partition("=")
+            provider, secret = provider.strip(), secret.strip()
+            if not separator or provider not in mandate_provider_names:
+                reader.problems.append(
+                    f"{name}: {provider[:32]!r} is not one of {', '.join(mandate_provider_names)}"
+                    " (write provider=whsec_...)"
+                )
+                continue
+            if (problem := _webhook_secret(f"{name} ({provider})", secret)) is not None:
+                reader.problems.append(problem)
+                continue
+            pairs.append((provider, secret))
+        return tuple(pairs)
+
+    def default_text(self) -> str:
+        return "none"
+
+    def allowed_text(self) -> str:
+        return "comma-separated `provider=whsec_...`"
+
+
 class Variable(msgspec.Struct, frozen=True, kw_only=True):
     """One environment variable: the `Settings` field it fills, how, and what it means."""
 
@@ -478,6 +543,7 @@ _webhooks = "Webhooks"
 _retention = "Retention"
 _secrets = "Sealed secrets"
 _funding = "Funding"
+_collections = "Collections (money in)"
 
 variables: tuple[Variable, ...] = (
     Variable(
@@ -848,6 +914,48 @@ variables: tuple[Variable, ...] = (
         " ledger account mirrors, and the account bank statements must be for. A currency"
         " without one has no funding instructions (`422 no_funding_instructions`) and its"
         " statements are refused (docs/funding.md).",
+    ),
+    Variable(
+        name="KOVRA_SANDBOX_PROVIDER_SECRET",
+        field="sandbox_provider_secret",
+        kind=ProviderSecret(),
+        section=_collections,
+        meaning="The secret the sandbox mandate providers sign their notifications with, and"
+        " `POST /v1/providers/{provider}/webhooks` verifies them with. Unset, it is derived"
+        " from the secrets key material, so every process of a deployment agrees.",
+    ),
+    Variable(
+        name="KOVRA_PROVIDER_WEBHOOK_SECRETS",
+        field="provider_webhook_secrets",
+        kind=ProviderSecrets(),
+        section=_collections,
+        meaning="In production, each mandate provider's notification signing secret, as"
+        " `provider=whsec_...` pairs (a provider twice while its secret is rotated). A"
+        " provider without one has its notifications refused.",
+    ),
+    Variable(
+        name="KOVRA_SANDBOX_PROVIDER_NOTIFY_URL",
+        field="sandbox_provider_notify_url",
+        kind=Url(schemes=("http://", "https://")),
+        section=_collections,
+        meaning="Where the sandbox mandate providers send their notifications: the gateway's"
+        " base URL. Unset, `http://127.0.0.1:8000`; `kovra dev` sets it to its own address.",
+    ),
+    Variable(
+        name="KOVRA_MANDATE_PENDING_EXPIRY_SECONDS",
+        field="mandate_pending_expiry_seconds",
+        kind=Integer(default=mandate_pending_expiry_seconds_default, low=60, high=90 * 86_400),
+        section=_collections,
+        meaning="A mandate still `pending` this long after its creation expires (its"
+        " provider never confirmed it). SEPA mandates unused for 36 months expire too.",
+    ),
+    Variable(
+        name="KOVRA_COLLECTION_LOOKUP_AFTER_SECONDS",
+        field="collection_lookup_after_seconds",
+        kind=Integer(default=collection_lookup_after_seconds_default, low=1, high=30 * 86_400),
+        section=_collections,
+        meaning="`GET /v1/collections/{id}` of a collection submitted this long ago and still"
+        " `pending` asks its provider (at most once a minute per collection).",
     ),
 )
 

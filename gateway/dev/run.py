@@ -97,6 +97,9 @@ def run_dev(*, host: str, port: int) -> int:
     os.environ.setdefault("KOVRA_DATA_DIR", str(data_dir))
     os.environ.setdefault("KOVRA_ADMIN_TOKEN", "dev-admin-" + secrets.token_urlsafe(32))
     os.environ["KOVRA_IN_PROCESS_WORKER"] = "1"
+    # The sandbox mandate providers send their notifications to this very server.
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    os.environ.setdefault("KOVRA_SANDBOX_PROVIDER_NOTIFY_URL", f"http://{reachable}:{port}")
     loop = asyncio.new_event_loop()
     dev_services, tenant_id, secret = loop.run_until_complete(_prepare(data_dir))
     try:

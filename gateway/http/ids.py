@@ -33,7 +33,7 @@ _from_crockford = str.maketrans(
 encoded_length = 26  # ceil(128 / 5)
 prefixes = (
     "hold", "dep", "fund", "evt", "quote", "rcp", "tr", "case", "we", "msg", "batch",
-    "stmt", "bke", "exc", "cus",
+    "stmt", "bke", "exc", "cus", "mdt", "col",
 )  # fmt: skip
 # What a not-found problem calls the object each prefix names.
 _object_names = {
@@ -51,6 +51,8 @@ _object_names = {
     "stmt": "bank statement",
     "bke": "bank entry",
     "exc": "exception",
+    "mdt": "mandate",
+    "col": "collection",
     "cus": "customer",
 }
 ensure(set(_object_names) == set(prefixes), "every prefix names its object")
@@ -66,6 +68,8 @@ path_parameter_prefixes = {
     "event_id": "evt",
     "statement_id": "stmt",
     "exception_id": "exc",
+    "mandate_id": "mdt",
+    "collection_id": "col",
     "customer_id": "cus",
 }
 ensure(set(path_parameter_prefixes.values()) <= set(prefixes), "path ids use known prefixes")

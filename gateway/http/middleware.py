@@ -10,6 +10,7 @@ key's role may not call its route (`gateway.http.roles`).
 from __future__ import annotations
 
 import random
+import re
 import time
 from typing import Any
 
@@ -37,6 +38,10 @@ from gateway.infra.observability import observe_request, problems_total, rate_li
 request_id_length_max = 128
 tenant_prefix = "/v1/"
 admin_prefix = "/admin/v1/"
+# The one `/v1` route without tenant credentials: a mandate provider's notifications in
+# (`gateway.collections.routes`), whose signature is verified by its handler before anything
+# is stored. Exactly that path and method, nothing under or beside it.
+provider_webhook_path = re.compile(r"^/v1/providers/[A-Za-z0-9_]{1,32}/webhooks$")
 # A hot route (`gateway.http.hot_routes`) puts its path here, for the metrics and the log line.
 route_state_key = "kovra.route"
 log = structlog.get_logger("kovra.http")
@@ -131,6 +136,8 @@ async def _guard(scope: Scope, method: str, extra_headers: dict[str, str]) -> No
     path: str = scope["path"]
     authenticator: Authenticator = scope["litestar_app"].state.runtime.authenticator
     state: dict[str, Any] = scope.setdefault("state", {})
+    if method == "POST" and provider_webhook_path.match(path) is not None:
+        return
     if path.startswith(tenant_prefix):
         principal, decision = await authenticator.authenticate_tenant_request(
             scope_header(scope, b"authorization")

@@ -25,7 +25,7 @@ from gateway.http.ids import (
     row_id_schema,
 )
 from gateway.http.problems import Problem, codes_of_status
-from gateway.http.roles import allowed_roles, everyone
+from gateway.http.roles import allowed_roles, everyone, keyless_routes
 from gateway.http.wire import enabled_currency_marker
 
 RequestBodies = Mapping[tuple[str, str], type[msgspec.Struct]]
@@ -169,7 +169,7 @@ def _constrain_parameters(document: dict[str, Any], parameter_schemas: Parameter
                     parameter["schema"] = {"type": "string", "pattern": id_pattern(prefix)}
                 elif parameter["in"] == "path" and name in row_id_path_parameters:
                     parameter["schema"] = dict(row_id_schema)
-                elif parameter["in"] == "query" and (path, name) in parameter_schemas:
+                elif (path, name) in parameter_schemas:
                     schema = dict(parameter_schemas[path, name])
                     if "default" in parameter.get("schema", {}):
                         schema["default"] = parameter["schema"]["default"]
@@ -199,6 +199,12 @@ _problem_descriptions = {
     429: "The tenant's rate limit is spent",
     503: "A dependency is unavailable; retry after Retry-After seconds",
 }
+_keyless_descriptions = {
+    401: "The signature is missing, stale or wrong, or the body is malformed: nothing is stored",
+    404: "No such sender in this deployment",
+    413: "The body is larger than the operation accepts",
+    503: "A dependency is unavailable; retry after Retry-After seconds",
+}
 _integer_header = {"schema": {"type": "integer", "minimum": 0}}
 _problem_headers = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
@@ -213,6 +219,10 @@ def problem_statuses(path: str, method: str, operation: dict[str, Any]) -> list[
     check or objects to find, the domain's."""
     has_body = "requestBody" in operation
     places = {parameter["in"] for parameter in operation.get("parameters", [])}
+    if (method.upper(), path) in keyless_routes:
+        # Signed by its sender rather than keyed: a bad signature, an unknown sender, a
+        # body too large, an outage.
+        return [401, 404, 413, 503]
     found: set[int] = set()
     tenant_route = path.startswith("/v1/")
     if tenant_route or path.startswith("/admin/v1/"):
@@ -253,9 +263,14 @@ def _document_problems(document: dict[str, Any]) -> None:
                         "code": {"type": "string", "enum": codes_of_status(status)},
                     },
                 }
+                keyless = (method.upper(), path) in keyless_routes
                 responses[str(status)] = {
-                    "description": _problem_descriptions[status],
-                    "headers": _problem_headers.get(status, {}),
+                    "description": _keyless_descriptions.get(status, "")
+                    if keyless
+                    else _problem_descriptions[status],
+                    "headers": {}
+                    if keyless and status == 401
+                    else _problem_headers.get(status, {}),
                     "content": {"application/problem+json": {"schema": schema}},
                 }
             responses.setdefault(

@@ -119,6 +119,11 @@ statuses: dict[str, int] = {
     "exception_already_resolved": 409,
     "release_not_applicable": 422,
     "unknown_tenant": 422,
+    "provider_not_configured": 422,
+    "provider_currency_mismatch": 422,
+    "mandate_inactive": 409,
+    "mandate_not_deactivatable": 409,
+    "invalid_signature": 401,
 }
 
 # The status of each code the HTTP edge answers itself (decoding, auth, limits, routing,

@@ -76,7 +76,23 @@ route_roles: Final[Mapping[tuple[str, str], frozenset[str]]] = {
     # Redelivery sends the tenant's own events to its own endpoints again: an operator's
     # remedy for a receiver that was down, not a change of where events go.
     ("POST", "/v1/events/{event_id}/redeliver"): money_movers,
+    ("POST", "/v1/mandates"): money_movers,
+    ("GET", "/v1/mandates"): everyone,
+    ("GET", "/v1/mandates/{mandate_id}"): everyone,
+    ("POST", "/v1/mandates/{mandate_id}/deactivate"): money_movers,
+    ("POST", "/v1/mandates/{mandate_id}/collect"): money_movers,
+    ("GET", "/v1/collections"): everyone,
+    ("GET", "/v1/collections/{collection_id}"): everyone,
+    ("GET", "/v1/collections/{collection_id}/messages"): everyone,
 }
+
+
+# Tenant-plane routes no key calls: a mandate provider's notifications, proven by their
+# signature (`gateway.collections.notifications`). The middleware lets exactly these through
+# without credentials; they are not in the table above.
+keyless_routes: Final[frozenset[tuple[str, str]]] = frozenset(
+    {("POST", "/v1/providers/{provider}/webhooks")}
+)
 
 
 def allowed_roles(method: str, route: str) -> frozenset[str]:

@@ -1,6 +1,7 @@
 """The background work of `kovra worker` (and of `kovra dev`, in-process): the reconciler,
-the transfer lifecycle, the batch watcher, the audit outbox drain, webhook delivery and
-retention, each as its own task sharing the process's connections.
+the transfer lifecycle, the batch watcher, the audit outbox drain, webhook delivery,
+retention and the collections passes (with the sandbox providers' notifier), each as its
+own task sharing the process's connections.
 
 Each job is given exactly what it needs, picked here from the process's runtime.
 """
@@ -13,6 +14,9 @@ from compliance.audit import outbox as audit_outbox
 from gateway.batches import worker as batch_watcher
 from gateway.batches.repair import BatchRepair
 from gateway.batches.worker import BatchWatcher
+from gateway.collections import worker as collections_worker
+from gateway.collections.setup import sandbox_notifier
+from gateway.collections.worker import CollectionsWorker
 from gateway.jobs import reconciler, retention
 from gateway.jobs.reconciler import Reconciliation
 from gateway.runtime import Runtime
@@ -76,6 +80,19 @@ def batch_watching(runtime: Runtime) -> BatchWatcher:
     )
 
 
+def collections(runtime: Runtime) -> CollectionsWorker:
+    domain = runtime.collections_domain
+    notifier = sandbox_notifier(runtime.settings, domain, redis=runtime.redis)
+    return CollectionsWorker(
+        pool=runtime.pool,
+        providers=domain.providers,
+        secret_box=runtime.secret_box,
+        applier=domain.applier,
+        deliver_notifications=None if notifier is None else notifier.deliver_due,
+        pending_expiry_seconds=runtime.settings.mandate_pending_expiry_seconds,
+    )
+
+
 def start_workers(runtime: Runtime) -> list[asyncio.Task[None]]:
     loop = asyncio.get_running_loop()
     settings = runtime.settings
@@ -95,6 +112,7 @@ def start_workers(runtime: Runtime) -> list[asyncio.Task[None]]:
             )
         ),
         loop.create_task(retention.run_forever(runtime.pool, settings.retention)),
+        loop.create_task(collections_worker.run_forever(collections(runtime))),
         loop.create_task(
             webhook_worker.run_forever(
                 runtime.pool,

@@ -62,6 +62,10 @@ _object_prefixes = {
     "batch_item_fee": "tr",
     "batch_item_return": "tr",
     "batch_item_target_return": "tr",
+    # Money in under a mandate: the collection (`gateway.collections`).
+    "collection_credit": "col",
+    "collection_return": "col",
+    "collection_return_shortfall": "col",
 }
 
 

@@ -66,13 +66,17 @@ webhook_url = "http://127.0.0.1:9/kovra-hook"  # Nothing listens; no worker runs
 path_parameter = re.compile(r"{([a-z_]+)}")
 
 
+# The one `/v1` route that is not a tenant's: mandate providers call it, signed, keyless.
+provider_webhook_route = "/v1/providers/{provider}/webhooks"
+
+
 def tenant_routes(app: Litestar | None = None) -> list[tuple[str, str]]:
     """(method, path template) of every tenant route of the app, OPTIONS included."""
     routes = (app or create_app(load_settings({}))).routes
     return sorted(
         (method, route.path_format)
         for route in routes
-        if route.path_format.startswith("/v1/")
+        if route.path_format.startswith("/v1/") and route.path_format != provider_webhook_route
         for method in route.methods
     )
 
@@ -128,6 +132,18 @@ async def _batch_body(api: Api, tenant: Tenant) -> Any:
     return {"items": [item]}
 
 
+async def _mandate_body(api: Api, tenant: Tenant) -> Any:
+    return {
+        "customer_id": await _customer(api, tenant),
+        "provider": "sepa_dd",
+        "currency": "EUR",
+        "bank_details": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"},
+        "reference": "matrix mandate",
+        "consent": {"accepted_at": "2026-01-05T09:30:00Z", "ip": "203.0.113.7", "user_agent": "x"},
+    }
+
+
+collection_body = {"amount": payment_minor, "reference": "matrix collection"}
 quote_body = {"source_currency": "EUR", "target_currency": "EUR", "source_amount": payment_minor}
 hold_body = {"currency": "EUR", "amount": payment_minor}
 # No external id: the matrices create many customers with this one body.
@@ -156,6 +172,14 @@ requests: Mapping[tuple[str, str], Request] = {
     ("POST", "/v1/customers"): Request(201, _static(customer_body)),
     ("GET", "/v1/customers"): Request(200),
     ("GET", "/v1/customers/{customer_id}"): Request(200),
+    ("POST", "/v1/mandates"): Request(201, _mandate_body),
+    ("GET", "/v1/mandates"): Request(200),
+    ("GET", "/v1/mandates/{mandate_id}"): Request(200),
+    ("POST", "/v1/mandates/{mandate_id}/deactivate"): Request(200, _static({})),
+    ("POST", "/v1/mandates/{mandate_id}/collect"): Request(201, _static(collection_body)),
+    ("GET", "/v1/collections"): Request(200),
+    ("GET", "/v1/collections/{collection_id}"): Request(200),
+    ("GET", "/v1/collections/{collection_id}/messages"): Request(200),
     ("GET", "/v1/compliance/cases"): Request(200),
     ("POST", "/v1/compliance/cases/{case_id}/decision"): Request(
         200, _static({"decision": "approve", "note": "a namesake of the listed party"})
@@ -193,6 +217,8 @@ read_paths = {
     "endpoint_id": "/v1/webhook-endpoints/{endpoint_id}",
     "event_id": "/v1/events/{event_id}",
     "customer_id": "/v1/customers/{customer_id}",
+    "mandate_id": "/v1/mandates/{mandate_id}",
+    "collection_id": "/v1/collections/{collection_id}",
 }
 
 
@@ -445,6 +471,24 @@ async def _customer(api: Api, tenant: Tenant) -> str:
     return str((await api.created(tenant, "/v1/customers", customer_body))["id"])
 
 
+async def _mandate(api: Api, tenant: Tenant) -> str:
+    """An active mandate: no worker runs here, so its provider's activation is written as
+    the worker would apply it."""
+    made = await api.created(tenant, "/v1/mandates", await _mandate_body(api, tenant))
+    await api.pool.execute(
+        """UPDATE mandates SET status = 'active', provider_reference = 'SBX-M-' || id::text,
+                  activated_at = now() WHERE id = $1""",
+        uuid.UUID(int=decode_id("mdt", made["id"])),
+    )
+    return str(made["id"])
+
+
+async def _collection(api: Api, tenant: Tenant) -> str:
+    mandate = await _mandate(api, tenant)
+    made = await api.created(tenant, f"/v1/mandates/{mandate}/collect", collection_body)
+    return str(made["id"])
+
+
 makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
     "hold_id": _hold,
     "quote_id": _quote,
@@ -455,6 +499,8 @@ makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
     "endpoint_id": _endpoint,
     "event_id": _event,
     "customer_id": _customer,
+    "mandate_id": _mandate,
+    "collection_id": _collection,
 }
 # Objects of the admin plane, which belong to no tenant (the isolation matrix leaves them).
 admin_makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {

@@ -185,11 +185,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 
 
 @contextlib.contextmanager
-def running_deployment(tmp: Path, *, redis_db: int) -> Iterator[Deployment]:
+def running_deployment(
+    tmp: Path, *, redis_db: int, environment: dict[str, str] | None = None
+) -> Iterator[Deployment]:
     """The production shape on a database of its own and Redis database `redis_db`: the
     ledger server (unless `TB_ADDRESSES`), a worker and a two-worker gateway, stopped and
     dropped on leaving. Tests whose actions would disturb others (the admin plane's fuzzing
-    changes rates and freezes tenants) run on one of their own."""
+    changes rates and freezes tenants) run on one of their own, with `environment` on top of
+    the base one."""
     import asyncio  # noqa: PLC0415
 
     postgres_admin = os.environ.get(
@@ -202,7 +205,12 @@ def running_deployment(tmp: Path, *, redis_db: int) -> Iterator[Deployment]:
     import redis  # noqa: PLC0415
 
     redis.Redis.from_url(redis_url).flushdb()
+    given = environment or {}
     environment = base_environment(tmp, database_url, redis_url)
+    port = free_port()
+    # The sandbox mandate providers' notifications go to this deployment's gateway.
+    environment["KOVRA_SANDBOX_PROVIDER_NOTIFY_URL"] = f"http://127.0.0.1:{port}"
+    environment.update(given)
     processes: list[subprocess.Popen[bytes]] = []
     log_path = tmp / "server.log"
     log = log_path.open("wb")
@@ -239,7 +247,6 @@ def running_deployment(tmp: Path, *, redis_db: int) -> Iterator[Deployment]:
             stderr=subprocess.STDOUT,
         )
         processes.append(worker)
-        port = free_port()
         server = subprocess.Popen(
             [*kovra, "serve", "--workers", "2", "--port", str(port)],
             env=environment,

@@ -65,6 +65,8 @@ class Stack:
         self.environment["KOVRA_LEDGER_ADDRESS"] = f"127.0.0.1:{self.ledger_port}"
         self.journal = tmp / "ledger.journal"
         self.base = f"http://127.0.0.1:{self.port}"
+        # The sandbox mandate providers' notifications go to this stack's gateway.
+        self.environment.setdefault("KOVRA_SANDBOX_PROVIDER_NOTIFY_URL", self.base)
         self.ledger: subprocess.Popen[bytes] | None = None
         self.gateway: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None

@@ -25,6 +25,9 @@ prefixes = {
     TransferCode.BATCH_REVERSAL: "batch",
     TransferCode.FUNDING_CREDIT: "bke",
     TransferCode.SUSPENSE_RELEASE: "bke",
+    TransferCode.COLLECTION_CREDIT: "col",
+    TransferCode.COLLECTION_RETURN: "col",
+    TransferCode.COLLECTION_RETURN_SHORTFALL: "col",
 }
 
 
