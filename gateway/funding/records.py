@@ -250,11 +250,9 @@ async def tenants_existing(executor: Executor, tenant_ids: Sequence[int]) -> set
 async def collections_by_end_to_end_id(
     executor: Executor, end_to_end_ids: Sequence[str]
 ) -> dict[str, int]:
-    """The tenant of each known collection among `end_to_end_ids`. The collections table
-    belongs to the collections domain (its own migration); until it exists, none is known."""
+    """The tenant of each known collection among `end_to_end_ids` (the collections domain's
+    table, migration 0019, read by the end-to-end id its index serves)."""
     if not end_to_end_ids:
-        return {}
-    if await executor.fetchval("SELECT to_regclass('collections') IS NOT NULL") is not True:
         return {}
     records = await executor.fetch(
         "SELECT end_to_end_id, tenant_id FROM collections WHERE end_to_end_id = ANY($1::text[])",

@@ -45,7 +45,9 @@ _object_prefixes = {
     "hold": "hold",
     "liquidity_funding": "fund",
     # Money from the bank: the statement entry that brought it (`gateway.funding`).
+    # (A suspense credit never reaches a wallet; its line would name the entry too.)
     "funding_credit": "bke",
+    "suspense_credit": "bke",
     "suspense_release": "bke",
     "payout_source": "tr",
     "payout_fee": "tr",

@@ -24,6 +24,7 @@ prefixes = {
     TransferCode.BATCH_TARGET: "batch",
     TransferCode.BATCH_REVERSAL: "batch",
     TransferCode.FUNDING_CREDIT: "bke",
+    TransferCode.SUSPENSE_CREDIT: "bke",
     TransferCode.SUSPENSE_RELEASE: "bke",
     TransferCode.COLLECTION_CREDIT: "col",
     TransferCode.COLLECTION_RETURN: "col",
