@@ -913,7 +913,7 @@ variables: tuple[Variable, ...] = (
         " `GET /v1/funding-instructions` shows, what the currency's REGIONAL_SETTLEMENT"
         " ledger account mirrors, and the account bank statements must be for. A currency"
         " without one has no funding instructions (`422 no_funding_instructions`) and its"
-        " statements are refused (docs/funding.md).",
+        " statements are refused (docs/guides/funding.md).",
     ),
     Variable(
         name="KOVRA_SANDBOX_PROVIDER_SECRET",

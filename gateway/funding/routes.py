@@ -114,7 +114,7 @@ _statement_file = {
             "The bank's file as it came: an ISO 20022 "
             f"{', '.join(sorted(supported_messages))} document, valid against its official"
             " schema, without a DOCTYPE. Entries are credited, recorded or put in suspense"
-            " as docs/funding.md says."
+            " as docs/guides/funding.md says."
         ),
     }
 }
