@@ -60,6 +60,7 @@ from ledger.currencies import (
 )
 from ledger.errors import LedgerError
 from rails.adapter import pending_rail_cap_ms
+from rails.collections.sepa_dd import check_creditor_identifier
 from rails.memory import duplicate_window_seconds_default, duplicate_window_seconds_max
 
 environments = ("sandbox", "production")
@@ -154,6 +155,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sandbox_provider_notify_url: str | None
     mandate_pending_expiry_seconds: int
     collection_lookup_after_seconds: int
+    sepa_creditor_identifier: str | None
 
     @property
     def retention(self) -> Retention:
@@ -434,6 +436,13 @@ class SettlementAccounts(msgspec.Struct, frozen=True, kw_only=True):
             " and `account_number`; IDR, NGN `bank_code` and `account_number`; USD"
             " `routing_number` and `account_number`; each may add `holder_name`"
         )
+
+
+def _sepa_creditor_identifier(value: str) -> None:
+    try:
+        check_creditor_identifier(value)
+    except ValueError as error:
+        raise ValueError(f"KOVRA_SEPA_CREDITOR_ID: {error}") from None
 
 
 def _webhook_secret(name: str, value: str) -> str | None:
@@ -923,6 +932,19 @@ variables: tuple[Variable, ...] = (
         meaning="The secret the sandbox mandate providers sign their notifications with, and"
         " `POST /v1/providers/{provider}/webhooks` verifies them with. Unset, it is derived"
         " from the secrets key material, so every process of a deployment agrees.",
+    ),
+    Variable(
+        name="KOVRA_SEPA_CREDITOR_ID",
+        field="sepa_creditor_identifier",
+        kind=Text(
+            shape="a SEPA creditor identifier (AT-02), e.g. `DE98ZZZ09999999999`",
+            check=_sepa_creditor_identifier,
+        ),
+        section=_collections,
+        meaning="Who Kovra collects SEPA Direct Debits as: the creditor identifier in every"
+        " pain.008, beside the EUR settlement account (`KOVRA_SETTLEMENT_ACCOUNTS`) the"
+        " collections are paid into. Unset in the sandbox, the published test identifier"
+        " `DE98ZZZ09999999999`.",
     ),
     Variable(
         name="KOVRA_PROVIDER_WEBHOOK_SECRETS",

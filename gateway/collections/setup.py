@@ -22,20 +22,26 @@ from redis.asyncio import Redis
 from gateway.collections.applying import Applier
 from gateway.collections.notifications import Intake
 from gateway.collections.service import Collections, CustomerLookup
+from gateway.funding.accounts import accounts_in_force
 from gateway.infra.sealing import SecretBox
 from gateway.settings import Settings
 from ledger.collections import CollectionsLedger
+from ledger.currencies import CurrencyRegistry
 from ledger.service import Ledger
 from rails.collections.notifier import SandboxNotifier
 from rails.collections.provider import MandateProvider
 from rails.collections.providers import build_sandbox_providers
-from rails.collections.sepa_dd import sandbox_creditor
+from rails.collections.sepa_dd import SepaCreditor, sandbox_creditor
 
 notify_url_default = "http://127.0.0.1:8000"
 secret_prefix = "whsec_"  # noqa: S105 - the public prefix of a secret, not a secret.
 derived_secret_bytes = 32
 notifier_timeout_seconds = 10.0
 _derivation_label = b"kovra.sandbox-provider-secret.v1"
+
+
+# SEPA collects euros only.
+sandbox_creditor_currency = "EUR"
 
 
 def derived_sandbox_secret(key_material: str) -> str:
@@ -59,11 +65,33 @@ def notification_secrets(
     return secrets
 
 
-def providers_for(settings: Settings, redis: Redis) -> dict[str, MandateProvider]:
+def sepa_creditor(settings: Settings, currencies: CurrencyRegistry) -> SepaCreditor:
+    """Who SEPA collections are made as (`KOVRA_SEPA_CREDITOR_ID`) and the account they are
+    paid into: the EUR settlement account, the one the EUR REGIONAL_SETTLEMENT ledger
+    account mirrors and funding instructions show. Without EUR (or its account), the
+    sandbox's test creditor."""
+    accounts = accounts_in_force(
+        settings.settlement_accounts, sandbox=settings.sandbox, currencies=currencies
+    )
+    euro = accounts.get(sandbox_creditor_currency)
+    if euro is None or "bic" not in euro.bank_details:
+        return sandbox_creditor
+    return SepaCreditor(
+        name=euro.holder_name,
+        identifier=settings.sepa_creditor_identifier or sandbox_creditor.identifier,
+        iban=euro.bank_details["iban"],
+        bic=euro.bank_details["bic"],
+    )
+
+
+def providers_for(
+    settings: Settings, redis: Redis, currencies: CurrencyRegistry
+) -> dict[str, MandateProvider]:
     """The providers this deployment has a transport to, by name."""
     if not settings.sandbox:
         return {}
-    built = build_sandbox_providers(redis=redis, creditor=sandbox_creditor)
+    creditor = sepa_creditor(settings, currencies)
+    built = build_sandbox_providers(redis=redis, creditor=creditor)
     return {name.value: provider for name, provider in built.items()}
 
 
@@ -90,7 +118,7 @@ def build(
     key_material: str,
     customers: CustomerLookup,
 ) -> CollectionsDomain:
-    providers = providers_for(settings, redis)
+    providers = providers_for(settings, redis, ledger.currencies)
     secrets = notification_secrets(settings, key_material=key_material, providers=list(providers))
     applier = Applier(pool=pool, ledger=CollectionsLedger(ledger), providers=providers)
     return CollectionsDomain(

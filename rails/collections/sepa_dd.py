@@ -70,18 +70,22 @@ class SepaCreditor(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if not self.name.strip() or len(self.name) > name_length_max:
             raise ValueError(f"a SEPA creditor's name is 1 to {name_length_max} characters")
-        try:
-            at_02.validate(self.identifier)
-        except ValidationError as error:
-            raise ValueError(
-                f"{self.identifier!r} is not a SEPA creditor identifier: {error}"
-            ) from None
+        check_creditor_identifier(self.identifier)
         try:
             iban, bic = IBAN(self.iban), BIC(self.bic)
         except SchwiftyException as error:
             raise ValueError(f"the SEPA creditor's account is not valid: {error}") from None
         if iban.country_code not in sepa_countries or bic.country_code != iban.country_code:
             raise ValueError("the SEPA creditor's IBAN and BIC are of one SEPA country")
+
+
+def check_creditor_identifier(identifier: str) -> str:
+    """The identifier in its compact form; ValueError saying why it is not a SEPA creditor
+    identifier (AT-02: country, check digits, business code, national identifier)."""
+    try:
+        return str(at_02.validate(identifier))
+    except ValidationError as error:
+        raise ValueError(f"{identifier!r} is not a SEPA creditor identifier: {error}") from None
 
 
 # Sandbox defaults: the test creditor identifier and account that German banks publish for

@@ -2,15 +2,18 @@
 error naming the variable; in the sandbox without a configured secret every process derives
 the same one from the secrets key material (a valid `whsec_` secret that reveals nothing of
 the material); production has no provider transport, so no provider is built and their
-notifications have no secret."""
+notifications have no secret. SEPA collections are made as the configured creditor
+identifier (checked at start), into the EUR settlement account."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.collections.setup import derived_sandbox_secret, notification_secrets
+from gateway.collections.setup import derived_sandbox_secret, notification_secrets, sepa_creditor
 from gateway.settings import SettingsError, load_settings
+from ledger.currencies import CurrencyRegistry
 from rails.collections.notifications import webhook_for
+from rails.collections.sepa_dd import sandbox_creditor
 
 material = "k" * 40
 good = "whsec_" + "c2FuZGJveC1wcm92aWRlci1zZWNyZXQtZm9yLXRlc3Rz"
@@ -23,6 +26,8 @@ good = "whsec_" + "c2FuZGJveC1wcm92aWRlci1zZWNyZXQtZm9yLXRlc3Rz"
         ({"KOVRA_PROVIDER_WEBHOOK_SECRETS": f"stripe={good}"}, "KOVRA_PROVIDER_WEBHOOK_SECRETS"),
         ({"KOVRA_PROVIDER_WEBHOOK_SECRETS": "sepa_dd=whsec_short"}, "(sepa_dd)"),
         ({"KOVRA_PROVIDER_WEBHOOK_SECRETS": good}, "KOVRA_PROVIDER_WEBHOOK_SECRETS"),
+        # The AT-02 check digits of DE98ZZZ09999999999, altered.
+        ({"KOVRA_SEPA_CREDITOR_ID": "DE97ZZZ09999999999"}, "KOVRA_SEPA_CREDITOR_ID"),
     ],
 )
 def test_a_bad_provider_secret_stops_the_start_naming_it(
@@ -59,3 +64,25 @@ def test_production_reads_each_providers_secrets_and_rotations() -> None:
     )
     secrets = notification_secrets(settings, key_material=material, providers=[])
     assert secrets == {"sepa_dd": [good, other], "bacs_dd": [good]}
+
+
+def test_sepa_collections_are_made_as_the_configured_creditor_into_the_euro_account() -> None:
+    settlement = (
+        '{"EUR": {"iban": "FR1420041010050500013M02606", "bic": "PSSTFRPPLIL",'
+        ' "holder_name": "Kovra Payments SAS"}}'
+    )
+    settings = load_settings(
+        {"KOVRA_SEPA_CREDITOR_ID": "FR72ZZZ123456", "KOVRA_SETTLEMENT_ACCOUNTS": settlement}
+    )
+    creditor = sepa_creditor(settings, CurrencyRegistry(settings.currencies))
+    assert (creditor.identifier, creditor.iban, creditor.bic, creditor.name) == (
+        "FR72ZZZ123456",
+        "FR1420041010050500013M02606",
+        "PSSTFRPPLIL",
+        "Kovra Payments SAS",
+    )
+    # Unconfigured, the sandbox collects as the published test creditor.
+    default = load_settings({})
+    assert sepa_creditor(default, CurrencyRegistry(default.currencies)).identifier == (
+        sandbox_creditor.identifier
+    )
