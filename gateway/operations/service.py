@@ -20,7 +20,7 @@ from gateway.operations.errors import ExceptionAlreadyResolved, ExceptionUnknown
 statuses = ("open", "resolved")
 exceptions_page_max = 100
 # The id prefix of the objects exceptions name, where the API has one.
-_object_prefixes = {"bank_entry": "bke"}
+_object_prefixes = {"bank_entry": "bke", "collection": "col", "mandate": "mdt"}
 
 
 class Operations:
