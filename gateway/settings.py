@@ -901,7 +901,8 @@ variables: tuple[Variable, ...] = (
         field="secrets_key",
         kind=Secret(length_min=secrets_key_length_min),
         section=_secrets,
-        meaning="The key material that seals webhook signing secrets at rest (AES-256-GCM)."
+        meaning="The key material that seals webhook signing secrets, customers' personal"
+        " data, mandates' bank details and collection runs' messages at rest (AES-256-GCM)."
         " Unset in the sandbox, a random key is kept in `KOVRA_DATA_DIR/secrets.key`."
         " `kovra secrets new-key` prints one.",
     ),

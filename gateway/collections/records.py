@@ -19,6 +19,7 @@ import msgspec
 
 from gateway.http.ids import uuid_from_bytes
 from gateway.http.paging import KeysetQuery, Page, PageRequest, Position, positions
+from gateway.infra.sealing import sealed_prefix
 from ledger.invariants import ensure
 
 Executor = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -504,11 +505,11 @@ async def record_run(
     rows: Sequence[CollectionRow],
     references: Sequence[str],
     message_type: str | None,
-    message: bytes | None,
+    message_sealed: str | None,
 ) -> None:
-    """A collection run as sent: its message, and each collection's provider reference (it
-    waits for the provider's notification from then on, parked), and each mandate's last
-    collection, in one transaction's two statements."""
+    """A collection run as sent: its message (sealed, since it names the debtors), and each
+    collection's provider reference (it waits for the provider's notification from then on,
+    parked), and each mandate's last collection, in one transaction's two statements."""
     ensure(bool(rows) and len(rows) == len(references), "one reference per collection")
     ensure(len({(row.compliance_region, row.tenant_id) for row in rows}) == 1, "one tenant a run")
     await executor.execute(
@@ -532,10 +533,67 @@ async def record_run(
         rows[0].tenant_id,
         rows[0].provider,
         message_type,
-        None if message is None else message.decode(),
+        message_sealed,
         [row.id for row in rows],
         list(references),
         parked_until,
+    )
+
+
+class Sealed(msgspec.Struct, frozen=True, kw_only=True):
+    """A row's sealed value (a mandate's bank details, a run's message), by the row's key."""
+
+    compliance_region: str
+    id: uuid.UUID
+    sealed: str
+
+
+# The tables whose sealed column `kovra secrets reseal` rewrites, and that column.
+_resealed_columns = {"mandates": "bank_details_sealed", "collection_runs": "message"}
+# A key before every row's (compliance_region, id): where a reseal starts.
+first_key = ("", uuid.UUID(int=0))
+
+
+async def sealed_to_reseal(
+    connection: Executor,
+    *,
+    table: str,
+    key_id: str,
+    after: tuple[str, uuid.UUID],
+    limit: int,
+) -> list[Sealed]:
+    """Up to `limit` rows of `table` after the key `after` whose sealed value is not under
+    the key `key_id` (the key id is in the sealed text), in key order, locked until the
+    transaction ends."""
+    ensure(0 < limit <= rows_per_statement_max, "a reseal batch is bounded")
+    column = _resealed_columns[table]
+    records = await connection.fetch(
+        f"""SELECT compliance_region, id, {column} AS sealed FROM {table}
+             WHERE (compliance_region, id) > ($1, $2) AND {column} IS NOT NULL
+               AND {column} NOT LIKE $3
+             ORDER BY compliance_region, id LIMIT $4 FOR UPDATE""",  # noqa: S608 - fixed names.
+        after[0],
+        after[1],
+        f"{sealed_prefix}{key_id}:%",
+        limit,
+    )
+    return [Sealed(**dict(record)) for record in records]
+
+
+async def store_resealed(connection: Executor, *, table: str, rows: Sequence[Sealed]) -> None:
+    """Write every row's new sealed value in one statement. Only the sealed text changes,
+    not what it holds, so the row's `updated_at` stays."""
+    ensure(len(rows) <= rows_per_statement_max, "a reseal batch is bounded")
+    if not rows:
+        return
+    column = _resealed_columns[table]
+    await connection.execute(
+        f"""UPDATE {table} t SET {column} = r.sealed
+              FROM unnest($1::text[], $2::uuid[], $3::text[]) AS r(region, id, sealed)
+             WHERE t.compliance_region = r.region AND t.id = r.id""",  # noqa: S608 - fixed names.
+        [row.compliance_region for row in rows],
+        [row.id for row in rows],
+        [row.sealed for row in rows],
     )
 
 

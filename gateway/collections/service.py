@@ -9,7 +9,6 @@ collections are submitted by the worker (`gateway.collections.worker`) in batche
 from __future__ import annotations
 
 import datetime
-import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -34,6 +33,11 @@ from gateway.collections.errors import (
 )
 from gateway.collections.notifications import store, synthetic_body
 from gateway.collections.records import CollectionRow, Event, MandateRow
+from gateway.collections.sealed import (
+    open_mandate_details,
+    open_run_message,
+    seal_mandate_details,
+)
 from gateway.collections.views import (
     collection_view,
     customer_prefix,
@@ -86,12 +90,6 @@ def end_to_end_id(collection_id: int) -> str:
     return "COL" + encode_id("col", collection_id).removeprefix("col_")
 
 
-def sealed_payload(bank_details: Mapping[str, str], account_holder_name: str) -> str:
-    return json.dumps(
-        {"bank_details": dict(bank_details), "account_holder_name": account_holder_name}
-    )
-
-
 class Collections:
     """Mandates and collections of every tenant, through one process's connections."""
 
@@ -130,8 +128,7 @@ class Collections:
 
     def open_bank_details(self, row_id: uuid.UUID, sealed: str) -> tuple[dict[str, str], str]:
         """A mandate's bank details and account holder's name, unsealed."""
-        opened = json.loads(self._secret_box.open(sealed, bound_to=row_id.bytes))
-        return dict(opened["bank_details"]), str(opened["account_holder_name"])
+        return open_mandate_details(self._secret_box, sealed, mandate_id=row_id)
 
     async def create_mandate(
         self, principal: Principal, *, mandate_id: int, body: wire.MandateCreate
@@ -152,9 +149,8 @@ class Collections:
         customer_id = decode_id(customer_prefix, body.customer_id)
         customer = await self._customers.get(tenant_id=principal.tenant_id, customer_id=customer_id)
         row_id = uuid.UUID(int=mandate_id)
-        sealed = self._secret_box.seal(
-            sealed_payload(bank_details, customer.name),
-            bound_to=row_id.bytes,
+        sealed = seal_mandate_details(
+            self._secret_box, bank_details, customer.name, mandate_id=row_id
         )
         new = records.NewMandate(
             compliance_region=principal.compliance_region,
@@ -382,7 +378,7 @@ class Collections:
                 wire.CollectionMessage(
                     type=record["message_type"] or "",
                     run_id=str(record["id"]),
-                    xml=record["message"],
+                    xml=open_run_message(self._secret_box, record["message"], run_id=record["id"]),
                     created_at=record["created_at"],
                 )
                 for record in found

@@ -35,6 +35,7 @@ from gateway.collections.records import (
     NewNotification,
     ObjectRef,
 )
+from gateway.collections.sealed import open_mandate_details, seal_run_message
 from gateway.collections.views import collection_view, mandate_view, payload
 from gateway.infra.sealing import SecretBox
 from ledger.invariants import ensure
@@ -110,10 +111,6 @@ class CollectionsWorker:
                 log.exception("collections_step_failed", step=name)
         return done
 
-    def _open(self, row_id: uuid.UUID, sealed: str) -> tuple[dict[str, str], str]:
-        opened = msgspec.json.decode(self._secret_box.open(sealed, bound_to=row_id.bytes))
-        return dict(opened["bank_details"]), str(opened["account_holder_name"])
-
     async def submit_mandates(self) -> int:
         """Lease pending mandates and send them, one `create_mandates` call per provider;
         how many were leased."""
@@ -132,7 +129,9 @@ class CollectionsWorker:
     async def _submit_mandates(self, provider: MandateProvider, rows: Sequence[MandateRow]) -> None:
         requests = []
         for row in rows:
-            bank_details, holder = self._open(row.id, row.bank_details_sealed)
+            bank_details, holder = open_mandate_details(
+                self._secret_box, row.bank_details_sealed, mandate_id=row.id
+            )
             requests.append(
                 MandateRequest(
                     mandate_id=row.id.int,
@@ -237,14 +236,21 @@ class CollectionsWorker:
             for item, answer in zip(due, run.answers, strict=True)
             if answer.outcome != "pending"
         ]
+        # The message names every debtor and their account: it is stored sealed for its run.
+        run_id = uuid.uuid4()
+        sealed = (
+            None
+            if run.message is None
+            else seal_run_message(self._secret_box, run.message, run_id=run_id)
+        )
         async with self._pool.acquire() as connection, connection.transaction():
             await records.record_run(
                 connection,
-                run_id=uuid.uuid4(),
+                run_id=run_id,
                 rows=[item.row for item in due],
                 references=[answer.provider_reference for answer in run.answers],
                 message_type=_message_type(provider.name.value, run.message),
-                message=run.message,
+                message_sealed=sealed,
             )
             await records.insert_matched_notifications(connection, final)
 
@@ -252,7 +258,9 @@ class CollectionsWorker:
         row = item.row
         ensure(item.mandate_provider_reference is not None, "an active mandate has a reference")
         ensure(row.sequence_type in ("first", "recurring"), "a leased collection has a sequence")
-        bank_details, holder = self._open(row.mandate_id, item.mandate_bank_details_sealed)
+        bank_details, holder = open_mandate_details(
+            self._secret_box, item.mandate_bank_details_sealed, mandate_id=row.mandate_id
+        )
         return CollectionRequest(
             collection_id=row.id.int,
             mandate_id=row.mandate_id.int,

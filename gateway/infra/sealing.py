@@ -1,6 +1,7 @@
 """Secrets and personal data Kovra must read back, sealed at rest: tenants' webhook signing
-secrets and their customers' names, emails and external ids; and the keyed blind indexes
-that find a customer by email or external id without storing either in the clear.
+secrets, their customers' names, emails and external ids, mandates' bank details and the
+collection runs' messages (which name debtors and their accounts); and the keyed blind
+indexes that find a customer by email or external id without storing either in the clear.
 
 API keys are stored as hashes, since Kovra only compares them. A webhook signing secret has
 to be read back to sign every delivery, so it is stored encrypted instead: AES-256-GCM
@@ -55,6 +56,15 @@ nonce_bytes = 12
 key_bytes = 32
 key_id_hex_digits = 16
 plaintext_bytes_max = 1_024
+# The most a sealed document holds: a collection run's message (a SEPA pain.008, a Bacs or
+# PayWithAccount run record) of up to 1,000 collections, the most a run carries (the
+# collections worker's claim and a provider call are both bounded to 1,000). The largest
+# run a scheme builds, every field at its limit, takes under 2 KiB a collection (a SEPA
+# transaction in a payment block of its own: about 1.4 KiB; a PayWithAccount request with
+# a 200-character name and a 140-character reference in 4-byte characters: about 1.9 KiB);
+# 4 KiB a collection leaves twice that, and `tests/gateway/collections/test_sealed.py`
+# builds those runs to prove they fit.
+document_bytes_max = 4 * 1_024 * 1_024
 key_file_reads_max = 100
 key_file_read_interval_seconds = 0.01
 _derivation_info = b"kovra.sealing.v1"
@@ -93,10 +103,12 @@ class SecretBox:
     def current_key_id(self) -> str:
         return self._current_id
 
-    def seal(self, plaintext: str, *, bound_to: bytes) -> str:
-        """`plaintext` sealed for the row `bound_to` (e.g. the endpoint id's bytes)."""
+    def seal(self, plaintext: str, *, bound_to: bytes, bytes_max: int = plaintext_bytes_max) -> str:
+        """`plaintext` sealed for the row `bound_to` (e.g. the endpoint id's bytes): at most
+        `bytes_max` bytes of UTF-8, a secret's bound unless the caller seals a document."""
+        ensure(0 < bytes_max <= document_bytes_max, "a seal's bound is at most a document's")
         data = plaintext.encode()
-        ensure(0 < len(data) <= plaintext_bytes_max, "a sealed secret is bounded")
+        ensure(0 < len(data) <= bytes_max, "a sealed value is bounded")
         nonce = secrets.token_bytes(nonce_bytes)
         sealed = nonce + AESGCM(self._current).encrypt(nonce, data, bound_to)
         text = base64.urlsafe_b64encode(sealed).decode()

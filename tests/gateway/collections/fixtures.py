@@ -1,6 +1,7 @@
 """Mandates and collections made straight in the database, for the domain's tests that
 start from a given state (an active mandate, a submitted collection) rather than walk the
-API there; and a ledger with a funded tenant for their money."""
+API there; a ledger with a funded tenant for their money; and customers' names as the
+customers domain answers them (its own tests are its own)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ import uuid
 from dataclasses import dataclass
 
 import asyncpg
+import msgspec
 from redis.asyncio import Redis
 
 from gateway.collections import records
 from gateway.collections.applying import Applier
 from gateway.collections.notifications import store, synthetic_body
-from gateway.collections.service import end_to_end_id, sealed_payload
+from gateway.collections.sealed import seal_mandate_details
+from gateway.collections.service import end_to_end_id
 from gateway.infra.sealing import SecretBox
 from ledger.clients import EmbeddedClient
 from ledger.collections import CollectionsLedger
+from ledger.errors import DomainError
 from ledger.transfers import new_object_id
 from rails.collections.provider import MandateProvider, ProviderName, ProviderNotification
 from rails.collections.providers import build_sandbox_providers
@@ -26,6 +30,25 @@ from tests.ledger.fixtures import World, make_world
 
 secret_box = SecretBox("collections-tests-key-material-0123456789")
 iban = "DE89370400440532013000"
+
+
+class Customers:
+    """Customers by (tenant, id), as the customers domain answers them."""
+
+    class Record(msgspec.Struct, frozen=True, kw_only=True):
+        name: str
+
+    class NotFound(DomainError):
+        code = "not_found"
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[int, int], Customers.Record] = {}
+
+    async def get(self, *, tenant_id: int, customer_id: int) -> Customers.Record:
+        found = self.known.get((tenant_id, customer_id))
+        if found is None:
+            raise Customers.NotFound("no such customer")
+        return found
 
 
 @dataclass
@@ -50,8 +73,8 @@ class Domain:
                 provider=provider,
                 currency="EUR",
                 reference="gym 7",
-                bank_details_sealed=secret_box.seal(
-                    sealed_payload({"iban": iban}, "Erika Mustermann"), bound_to=mandate_id.bytes
+                bank_details_sealed=seal_mandate_details(
+                    secret_box, {"iban": iban}, "Erika Mustermann", mandate_id=mandate_id
                 ),
                 bank_details_masked={"iban": "••••3000"},
                 consent_accepted_at=datetime.datetime.now(tz=datetime.UTC),

@@ -33,26 +33,7 @@ from ledger.errors import DomainError
 from ledger.transfers import new_object_id
 from rails.bank_details import InvalidBankDetails
 from rails.collections.provider import CollectionLookup
-from tests.gateway.collections.fixtures import Domain, iban, make_domain, secret_box
-
-
-class Customers:
-    """Customers by (tenant, id), as the customers domain answers them."""
-
-    class Record(msgspec.Struct, frozen=True, kw_only=True):
-        name: str
-
-    class NotFound(DomainError):
-        code = "not_found"
-
-    def __init__(self) -> None:
-        self.known: dict[tuple[int, int], Customers.Record] = {}
-
-    async def get(self, *, tenant_id: int, customer_id: int) -> Customers.Record:
-        found = self.known.get((tenant_id, customer_id))
-        if found is None:
-            raise Customers.NotFound("no such customer")
-        return found
+from tests.gateway.collections.fixtures import Customers, Domain, iban, make_domain, secret_box
 
 
 class Setup(msgspec.Struct, kw_only=True):

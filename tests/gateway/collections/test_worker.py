@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from gateway.collections.sealed import open_run_message
 from gateway.collections.worker import CollectionsWorker
 from rails.collections.provider import (
     CollectionRequest,
@@ -112,9 +113,10 @@ async def test_a_run_sends_first_then_recurring_one_call_per_pass(domain: Domain
     assert await worker.run_collections() == 1
     calls = _counting(domain).collect_calls
     assert [[r.sequence_type for r in call] for call in calls] == [["first"], ["recurring"]]
-    runs = await domain.pool.fetch("SELECT message_type, message FROM collection_runs")
+    runs = await domain.pool.fetch("SELECT id, message_type, message FROM collection_runs")
     assert [run["message_type"] for run in runs] == ["pain.008", "pain.008"]
-    assert all("pain.008" in run["message"] for run in runs)
+    opened = [open_run_message(secret_box, run["message"], run_id=run["id"]) for run in runs]
+    assert all("pain.008" in message for message in opened)
 
 
 async def test_a_collection_whose_mandate_stopped_fails_unsent(domain: Domain) -> None:

@@ -4,11 +4,13 @@ sealing still opens; the sandbox's key file is made once, private, and shared by
 that start together; production refuses to start without KOVRA_SECRETS_KEY; endpoints are
 stored sealed, never as plaintext; and reseal (the function and `kovra secrets reseal`)
 moves every secret, old-key and plaintext alike, under the current key, or changes nothing
-when a secret does not open."""
+when a secret does not open; the command moves mandates and collection runs too, and
+counts them."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import stat
@@ -19,6 +21,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from gateway.collections import records
+from gateway.collections.sealed import (
+    open_mandate_details,
+    open_run_message,
+    seal_mandate_details,
+    seal_run_message,
+)
 from gateway.infra.database.migrate import migrate
 from gateway.infra.sealing import SecretBox, SecretUnreadable, sandbox_key_material, sealed_prefix
 from gateway.settings import SettingsError, load_settings
@@ -145,12 +154,45 @@ async def test_reseal_moves_every_secret_under_the_current_key(pool: asyncpg.Poo
     assert all(only_new.is_current(rows[i]["secret"]) for i in (sealed_old, current, legacy))
 
 
+async def _mandate_and_run(pool: asyncpg.Pool, tenant_id: int, box: SecretBox) -> uuid.UUID:
+    """A mandate and a collection run sealed by `box`; the id of both."""
+    object_id = uuid.uuid4()
+    await records.insert_mandate(
+        pool,
+        records.NewMandate(
+            compliance_region="EU",
+            id=object_id,
+            tenant_id=tenant_id,
+            customer_id=uuid.uuid4(),
+            provider="sepa_dd",
+            currency="EUR",
+            reference="gym 7",
+            bank_details_sealed=seal_mandate_details(
+                box, {"iban": "DE89370400440532013000"}, "Erika Mustermann", mandate_id=object_id
+            ),
+            bank_details_masked={"iban": "••••3000"},
+            consent_accepted_at=datetime.datetime.now(tz=datetime.UTC),
+            consent_ip="203.0.113.7",
+            consent_user_agent="tests",
+        ),
+    )
+    await pool.execute(
+        """INSERT INTO collection_runs (compliance_region, id, tenant_id, provider, message_type,
+               message) VALUES ('EU', $1, $2, 'sepa_dd', 'pain.008', $3)""",
+        object_id,
+        tenant_id,
+        seal_run_message(box, b"<Document>Erika Mustermann</Document>", run_id=object_id),
+    )
+    return object_id
+
+
 async def test_the_cli_reseals_and_makes_keys(empty_database: str, tmp_path: Path) -> None:
     await migrate(empty_database)
     pool = await asyncpg.create_pool(empty_database, min_size=1, max_size=2)
     try:
         tenant = await create_tenant(pool, name="cli", tier="growth", compliance_region="EU")
         endpoint_id, secret = await _endpoint(pool, tenant.id, SecretBox(old_key))
+        object_id = await _mandate_and_run(pool, tenant.id, SecretBox(old_key))
         made = await asyncio.to_thread(run_kovra, ["secrets", "new-key"], {})
         assert made.returncode == 0, made.stderr
         key = made.stdout.strip()
@@ -172,9 +214,21 @@ async def test_the_cli_reseals_and_makes_keys(empty_database: str, tmp_path: Pat
         assert json.loads(result.stdout) == {
             "resealed": 1,
             "customers": 0,
+            "mandates": 1,
+            "collection_runs": 1,
             "key_id": SecretBox(key).current_key_id,
         }
+        only_new = SecretBox(key)
         stored = await pool.fetchval("SELECT secret FROM webhook_endpoints")
-        assert SecretBox(key).open(stored, bound_to=endpoint_id.bytes) == secret
+        assert only_new.open(stored, bound_to=endpoint_id.bytes) == secret
+        mandate = await pool.fetchval("SELECT bank_details_sealed FROM mandates")
+        assert open_mandate_details(only_new, mandate, mandate_id=object_id)[1] == (
+            "Erika Mustermann"
+        )
+        message = await pool.fetchval("SELECT message FROM collection_runs")
+        assert only_new.is_current(message)
+        assert open_run_message(only_new, message, run_id=object_id) == (
+            "<Document>Erika Mustermann</Document>"
+        )
     finally:
         await pool.close()
