@@ -112,6 +112,14 @@ class CollectionsLedger:
     def _client(self) -> LedgerClient:
         return self._ledger.client
 
+    async def open_wallet(self, *, tenant_id: int, currency_code: str) -> None:
+        """Open the tenant's accounts in the currency a mandate collects (one request; the
+        ledger answers `exists` for those already open). A tenant that began before the
+        currency was enabled has no wallet in it, and a credit to a missing account would
+        fail for good: TigerBeetle remembers a failed transfer id, and a collection's credit
+        id is derived from the collection."""
+        await self._ledger.open_tenant_accounts(tenant_id, [currency_code])
+
     def _plan(self, movement: CollectionMovement) -> _Plan:
         """The movement's accounts and ids; `LedgerError` for an amount out of range or a
         currency not enabled, before any request."""

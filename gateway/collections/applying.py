@@ -162,7 +162,8 @@ class LedgerWork(msgspec.Struct, frozen=True, kw_only=True):
 
     credited: frozenset[uuid.UUID]
     reversals: Mapping[uuid.UUID, Reversal]
-    refused: frozenset[uuid.UUID]
+    # The ledger's refusals, by collection: which step (`credit`, `reverse`) and why.
+    refused: Mapping[uuid.UUID, tuple[str, LedgerError]]
 
 
 class Changes(msgspec.Struct, kw_only=True):
@@ -211,6 +212,11 @@ class Applier:
         self._providers = providers
         self._batch_size = batch_size
 
+    @property
+    def ledger(self) -> CollectionsLedger:
+        """The ledger's half of the domain (the service opens wallets through it too)."""
+        return self._ledger
+
     async def apply(self, ids: Sequence[uuid.UUID] | None = None) -> int:
         """Apply up to a batch of stored notifications (only `ids`, when given); how many
         were applied."""
@@ -244,7 +250,7 @@ class Applier:
                 to_credit.append(row)
             if fold.reverse:
                 to_reverse.append(row)
-        refused: set[uuid.UUID] = set()
+        refused: dict[uuid.UUID, tuple[str, LedgerError]] = {}
         credited: set[uuid.UUID] = set()
         if to_credit:
             results = await self._ledger.credit_many([_movement(row) for row in to_credit])
@@ -256,7 +262,7 @@ class Applier:
                         code=result.code,
                         detail=result.detail,
                     )
-                    refused.add(row.id)
+                    refused[row.id] = ("credit", result)
                 else:
                     credited.add(row.id)
         reversals: dict[uuid.UUID, Reversal] = {}
@@ -271,12 +277,10 @@ class Applier:
                         code=answer.code,
                         detail=answer.detail,
                     )
-                    refused.add(row.id)
+                    refused[row.id] = ("reverse", answer)
                 else:
                     reversals[row.id] = answer
-        return LedgerWork(
-            credited=frozenset(credited), reversals=reversals, refused=frozenset(refused)
-        )
+        return LedgerWork(credited=frozenset(credited), reversals=reversals, refused=refused)
 
     async def _changes(
         self,
@@ -308,6 +312,13 @@ class Applier:
         changes: Changes,
     ) -> None:
         fold = fold_collection(row.status, [notice_of(n) for n in notes])
+        if row.id in work.refused:
+            # The ledger refused its half (e.g. a settlement account that would go below
+            # zero). Its id is spent, so no later pass can succeed: a person must correct
+            # the ledger; the notifications stay stored, unapplied, for them to see.
+            step, error = work.refused[row.id]
+            changes.exceptions.append(_ledger_refusal(row, step=step, error=error))
+            return
         if (fold.credit and row.id not in work.credited) or (
             fold.reverse and row.id not in work.reversals
         ):
@@ -486,6 +497,22 @@ def _shortfall(row: CollectionRow) -> NewException:
             "returned_minor": row.returned_minor,
             "reason_code": row.failure_code,
         },
+    )
+
+
+def _ledger_refusal(row: CollectionRow, *, step: str, error: LedgerError) -> NewException:
+    return NewException(
+        id=uuid.uuid4(),
+        kind="collection_ledger_refused",
+        # Once per step: TigerBeetle remembers the failed transfer id, so every later try
+        # answers `attempt_already_failed`; the first refusal says why.
+        dedupe_key=f"collection_ledger_refused:{row.id}:{step}",
+        tenant_id=row.tenant_id,
+        currency=row.currency,
+        amount_minor=row.amount_minor,
+        object_type="collection",
+        object_id=row.id,
+        details={"step": step, "code": error.code, "detail": error.detail},
     )
 
 

@@ -148,6 +148,9 @@ class Collections:
         _check_consent_time(body.consent.accepted_at)
         customer_id = decode_id(customer_prefix, body.customer_id)
         customer = await self._customers.get(tenant_id=principal.tenant_id, customer_id=customer_id)
+        await self._applier.ledger.open_wallet(
+            tenant_id=principal.tenant_id, currency_code=body.currency
+        )
         row_id = uuid.UUID(int=mandate_id)
         sealed = seal_mandate_details(
             self._secret_box, bank_details, customer.name, mandate_id=row_id

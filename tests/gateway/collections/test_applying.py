@@ -4,7 +4,8 @@ a return before its success is credited then reversed and ends `returned`; a ret
 the money left takes back what the wallet has and records the shortfall for operations; a
 contradiction changes nothing and is recorded; an unknown reference is recorded, never
 guessed, and applied once the reference is known; a failure fatal to the mandate
-deactivates it; and a pass killed between the ledger's credit and the state's write is
+deactivates it; a step the ledger refuses is recorded for operations once, whatever the
+passes; and a pass killed between the ledger's credit and the state's write is
 completed by the next pass without a second credit. A hypothesis property drives a
 provider's true stories through the real path in any order, with repeats, across passes:
 the end state, the wallet and the events are always the same."""
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncpg
 import hypothesis.strategies as st
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from redis.asyncio import Redis
@@ -79,6 +81,26 @@ async def test_a_return_before_its_success_ends_returned_with_the_money_back(
         "collection.returned",
         "collection.succeeded",
     ]
+
+
+async def test_a_refused_ledger_step_is_left_to_operations_once(domain: Domain) -> None:
+    # A tenant whose EUR wallet the ledger does not hold (mandates open it; this one's row
+    # was moved to another tenant behind the service's back).
+    unopened_tenant = domain.world.tenant_id + 1
+    collection = await domain.collection(await domain.mandate(), 4_200)
+    await domain.pool.execute(
+        "UPDATE collections SET tenant_id = $2 WHERE id = $1", collection.id, unopened_tenant
+    )
+    reference = collection.provider_reference
+    assert reference is not None
+    await domain.notify(reference, "collection.succeeded")
+    for _ in range(3):
+        assert await domain.applier.apply() == 0
+    (refused,) = await _exceptions(domain, "collection_ledger_refused")
+    assert (refused["object_id"], refused["amount_minor"]) == (collection.id, 4_200)
+    assert msgspec.json.decode(refused["details"])["code"] == "account_not_open"
+    unopened = msgspec.structs.replace(collection, tenant_id=unopened_tenant)
+    assert (await domain.read(unopened)).status == "pending"
 
 
 async def test_a_return_after_the_money_left_records_the_shortfall(domain: Domain) -> None:

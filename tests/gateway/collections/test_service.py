@@ -2,7 +2,8 @@
 validated by its provider before anything is stored, its bank details are sealed at rest and
 shown masked, its creation is audited with the consent and evented in the same transaction;
 a collection needs an active mandate and a date within bounds and gets an end-to-end id of
-SEPA's characters; a deactivation is audited and refuses later collections; a late
+SEPA's characters; a mandate opens the tenant's wallet in its currency when the tenant began
+before the currency was enabled; a deactivation is audited and refuses later collections; a late
 collection is looked up at its provider at most once per interval.
 
 The customers domain is represented by a lookup over a dict (its own tests are its own)."""
@@ -39,6 +40,7 @@ from tests.gateway.collections.fixtures import Customers, Domain, iban, make_dom
 class Setup(msgspec.Struct, kw_only=True):
     domain: Domain
     service: Collections
+    customers: Customers
     principal: Principal
     customer_id: str
 
@@ -67,7 +69,11 @@ async def setup(pool: asyncpg.Pool, redis_client: Redis, namespace: str) -> Setu
         status="active",
     )
     return Setup(
-        domain=domain, service=service, principal=principal, customer_id=encode_id("cus", customer)
+        domain=domain,
+        service=service,
+        customers=customers,
+        principal=principal,
+        customer_id=encode_id("cus", customer),
     )
 
 
@@ -113,6 +119,22 @@ async def test_a_mandate_is_sealed_masked_audited_and_evented(setup: Setup) -> N
         setup.principal, mandate_id=mandate_id, body=_mandate_body(setup.customer_id)
     )
     assert again.id == mandate.id
+
+
+async def test_a_mandate_opens_the_wallet_its_collections_will_credit(setup: Setup) -> None:
+    # A tenant that began before EUR was enabled: it has no EUR wallet yet.
+    newcomer = msgspec.structs.replace(setup.principal, tenant_id=setup.principal.tenant_id + 1)
+    customer = new_object_id()
+    setup.customers.known[newcomer.tenant_id, customer] = Customers.Record(name="Jan Jansen")
+    wallet_id = setup.domain.world.ledger.wallet_id(
+        newcomer.tenant_id, setup.domain.world.ledger.currencies.get("EUR")
+    )
+    assert await setup.domain.world.ledger.client.lookup_accounts([wallet_id]) == []
+    await setup.service.create_mandate(
+        newcomer, mandate_id=new_object_id(), body=_mandate_body(encode_id("cus", customer))
+    )
+    (wallet,) = await setup.domain.world.ledger.client.lookup_accounts([wallet_id])
+    assert wallet.id == wallet_id
 
 
 @pytest.mark.parametrize(
