@@ -348,6 +348,10 @@ class Applier:
         for note, outcome in zip(notes, fold.outcomes, strict=True):
             if outcome == "contradiction":
                 changes.exceptions.append(_contradiction(note, row.status, row.tenant_id))
+            if _names_other_money(note, row):
+                # The ledger moves what Kovra asked for; a provider saying it moved another
+                # sum (or currency) is for a person to reconcile, never to follow.
+                changes.exceptions.append(_amount_mismatch(note, row))
             changes.applied.append((note.id, outcome))
 
     def _collection_after(
@@ -513,6 +517,33 @@ def _ledger_refusal(row: CollectionRow, *, step: str, error: LedgerError) -> New
         object_type="collection",
         object_id=row.id,
         details={"step": step, "code": error.code, "detail": error.detail},
+    )
+
+
+def _names_other_money(note: NotificationRow, row: CollectionRow) -> bool:
+    """Whether a notification carries an amount or currency other than the collection's."""
+    return (note.amount_minor is not None and note.amount_minor != row.amount_minor) or (
+        note.currency is not None and note.currency != row.currency
+    )
+
+
+def _amount_mismatch(note: NotificationRow, row: CollectionRow) -> NewException:
+    return NewException(
+        id=uuid.uuid4(),
+        kind="provider_amount_mismatch",
+        dedupe_key=f"provider_amount_mismatch:{note.id}",
+        tenant_id=row.tenant_id,
+        currency=row.currency,
+        amount_minor=row.amount_minor,
+        object_type="collection",
+        object_id=row.id,
+        details={
+            "provider": note.provider,
+            "event_id": note.event_id,
+            "type": note.type,
+            "notified_amount_minor": note.amount_minor,
+            "notified_currency": note.currency,
+        },
     )
 
 

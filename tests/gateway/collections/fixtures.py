@@ -146,6 +146,7 @@ class Domain:
         event_id: str | None = None,
         reason_code: str | None = None,
         provider: str = "sepa_dd",
+        amount_minor: int | None = None,
     ) -> bool:
         """Store a provider's notification as the intake does once it is verified; whether
         it was stored now."""
@@ -154,7 +155,7 @@ class Domain:
             event_id=event_id or f"evt-{uuid.uuid4().hex}",
             type=notification_type,  # type: ignore[arg-type]
             provider_reference=reference,
-            amount_minor=None,
+            amount_minor=amount_minor,
             currency="EUR",
             reason_code=reason_code,
         )

@@ -4,11 +4,12 @@ a return before its success is credited then reversed and ends `returned`; a ret
 the money left takes back what the wallet has and records the shortfall for operations; a
 contradiction changes nothing and is recorded; an unknown reference is recorded, never
 guessed, and applied once the reference is known; a failure fatal to the mandate
-deactivates it; a step the ledger refuses is recorded for operations once, whatever the
-passes; and a pass killed between the ledger's credit and the state's write is
-completed by the next pass without a second credit. A hypothesis property drives a
-provider's true stories through the real path in any order, with repeats, across passes:
-the end state, the wallet and the events are always the same."""
+deactivates it; a provider naming another amount than the collection's is recorded for
+operations and the ledger moves the collection's own; a step the ledger refuses is recorded
+for operations once, whatever the passes; and a pass killed between the ledger's credit and
+the state's write is completed by the next pass without a second credit. A hypothesis
+property drives a provider's true stories through the real path in any order, with
+repeats, across passes: the end state, the wallet and the events are always the same."""
 
 from __future__ import annotations
 
@@ -81,6 +82,22 @@ async def test_a_return_before_its_success_ends_returned_with_the_money_back(
         "collection.returned",
         "collection.succeeded",
     ]
+
+
+async def test_a_provider_naming_another_amount_is_recorded_and_not_followed(
+    domain: Domain,
+) -> None:
+    collection = await domain.collection(await domain.mandate(), 10_000)
+    reference = collection.provider_reference
+    assert reference is not None
+    await domain.notify(reference, "collection.succeeded", event_id="e-1", amount_minor=9_999)
+    await domain.notify(reference, "collection.succeeded", event_id="e-1", amount_minor=9_999)
+    await domain.notify(reference, "collection.succeeded", event_id="e-2", amount_minor=10_000)
+    assert await domain.applier.apply() == 2
+    assert await domain.wallet_posted() == 10_000
+    (mismatch,) = await _exceptions(domain, "provider_amount_mismatch")
+    assert mismatch["object_id"] == collection.id
+    assert msgspec.json.decode(mismatch["details"])["notified_amount_minor"] == 9_999
 
 
 async def test_a_refused_ledger_step_is_left_to_operations_once(domain: Domain) -> None:
