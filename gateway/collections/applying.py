@@ -486,16 +486,35 @@ def _movement(row: CollectionRow) -> CollectionMovement:
     )
 
 
-def _shortfall(row: CollectionRow) -> NewException:
+def _collection_exception(
+    row: CollectionRow,
+    *,
+    kind: str,
+    dedupe_key: str,
+    details: dict[str, object],
+    amount_minor: int | None = None,
+) -> NewException:
+    """An operations exception about a collection: its tenant, currency and amount (the
+    collection's own unless another is the point), recorded once per `dedupe_key`."""
     return NewException(
         id=uuid.uuid4(),
-        kind="collection_return_shortfall",
-        dedupe_key=f"collection_shortfall:{row.id}",
+        kind=kind,
+        dedupe_key=dedupe_key,
         tenant_id=row.tenant_id,
         currency=row.currency,
-        amount_minor=row.shortfall_minor,
+        amount_minor=row.amount_minor if amount_minor is None else amount_minor,
         object_type="collection",
         object_id=row.id,
+        details=details,
+    )
+
+
+def _shortfall(row: CollectionRow) -> NewException:
+    return _collection_exception(
+        row,
+        kind="collection_return_shortfall",
+        dedupe_key=f"collection_shortfall:{row.id}",
+        amount_minor=row.shortfall_minor,
         details={
             "amount_minor": row.amount_minor,
             "returned_minor": row.returned_minor,
@@ -505,17 +524,12 @@ def _shortfall(row: CollectionRow) -> NewException:
 
 
 def _ledger_refusal(row: CollectionRow, *, step: str, error: LedgerError) -> NewException:
-    return NewException(
-        id=uuid.uuid4(),
+    return _collection_exception(
+        row,
         kind="collection_ledger_refused",
         # Once per step: TigerBeetle remembers the failed transfer id, so every later try
         # answers `attempt_already_failed`; the first refusal says why.
         dedupe_key=f"collection_ledger_refused:{row.id}:{step}",
-        tenant_id=row.tenant_id,
-        currency=row.currency,
-        amount_minor=row.amount_minor,
-        object_type="collection",
-        object_id=row.id,
         details={"step": step, "code": error.code, "detail": error.detail},
     )
 
@@ -528,15 +542,10 @@ def _names_other_money(note: NotificationRow, row: CollectionRow) -> bool:
 
 
 def _amount_mismatch(note: NotificationRow, row: CollectionRow) -> NewException:
-    return NewException(
-        id=uuid.uuid4(),
+    return _collection_exception(
+        row,
         kind="provider_amount_mismatch",
         dedupe_key=f"provider_amount_mismatch:{note.id}",
-        tenant_id=row.tenant_id,
-        currency=row.currency,
-        amount_minor=row.amount_minor,
-        object_type="collection",
-        object_id=row.id,
         details={
             "provider": note.provider,
             "event_id": note.event_id,
