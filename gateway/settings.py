@@ -60,6 +60,7 @@ from ledger.currencies import (
 )
 from ledger.errors import LedgerError
 from rails.adapter import pending_rail_cap_ms
+from rails.collections.notifications import secret_key_bytes_min, webhook_for
 from rails.collections.sepa_dd import check_creditor_identifier
 from rails.memory import duplicate_window_seconds_default, duplicate_window_seconds_max
 
@@ -87,8 +88,6 @@ reconcile_after_seconds_production_min = 30
 compliance_noop_reason_length_min = 8
 compliance_noop_reason_length_max = 500
 mandate_provider_names = ("paywithaccount", "sepa_dd", "bacs_dd")
-webhook_secret_prefix = "whsec_"  # noqa: S105 - the public prefix of a secret.
-webhook_secret_length_min = 38  # The prefix and 24 bytes in base64.
 mandate_pending_expiry_seconds_default = 7 * 86_400
 collection_lookup_after_seconds_default = 600
 
@@ -446,11 +445,12 @@ def _sepa_creditor_identifier(value: str) -> None:
 
 
 def _webhook_secret(name: str, value: str) -> str | None:
-    """What is wrong with a provider's `whsec_` secret, or None."""
-    if not value.startswith(webhook_secret_prefix):
-        return f"{name}: a provider secret starts with {webhook_secret_prefix}"
-    if len(value) < webhook_secret_length_min:
-        return f"{name}: a provider secret is at least {webhook_secret_length_min} characters"
+    """What is wrong with a provider's `whsec_` secret, or None: the very check the signer
+    and the verifier make (`rails.collections.notifications.webhook_for`)."""
+    try:
+        webhook_for(value)
+    except ValueError as error:
+        return f"{name}: {error}"
     return None
 
 
@@ -467,9 +467,7 @@ class ProviderSecret(msgspec.Struct, frozen=True, kw_only=True):
         return "unset"
 
     def allowed_text(self) -> str:
-        return (
-            f"`{webhook_secret_prefix}` and base64, at least {webhook_secret_length_min} characters"
-        )
+        return f"`whsec_` and base64 of at least {secret_key_bytes_min} bytes"
 
 
 class ProviderSecrets(msgspec.Struct, frozen=True, kw_only=True):
