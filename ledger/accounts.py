@@ -6,7 +6,9 @@ which TigerBeetle accounts a request touches:
     [tenant_id:64][account_type:8][currency:24][sub_account:32]   (most significant first)
 
 Tenant 0 is the platform; the currency is the ISO 4217 numeric code, which is also the
-account's ledger; sub-account 0 is the main account.
+account's ledger; sub-account 0 is the main account. A customer's buckets (SPEC §11) are
+sub-accounts of the tenant's wallet, numbered from 1; a partner's settlement account is
+numbered by the partner.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class AccountType(enum.IntEnum):
     PENDING_OUTBOUND = 5
     REGIONAL_SETTLEMENT = 6
     SUSPENSE = 7
+    PARTNER_SETTLEMENT = 8
 
     @property
     def owner(self) -> AccountOwner:
@@ -69,6 +72,7 @@ _account_type_owner: dict[AccountType, AccountOwner] = {
     AccountType.PENDING_OUTBOUND: AccountOwner.TENANT,
     AccountType.REGIONAL_SETTLEMENT: AccountOwner.PLATFORM,
     AccountType.SUSPENSE: AccountOwner.PLATFORM,
+    AccountType.PARTNER_SETTLEMENT: AccountOwner.TENANT,
 }
 
 _account_type_flags: dict[AccountType, tb.AccountFlags] = {
@@ -83,6 +87,9 @@ _account_type_flags: dict[AccountType, tb.AccountFlags] = {
     # or that the bank took and no wallet paid (a return's shortfall, a debit balance):
     # either way an operations exception until a person resolves it.
     AccountType.SUSPENSE: tb.AccountFlags.HISTORY,
+    # What a tenant's customers' buckets delivered to one partner institution (SPEC §11):
+    # the sub-account is the partner's ledger number, so each partner's total is one read.
+    AccountType.PARTNER_SETTLEMENT: tb.AccountFlags.HISTORY,
 }
 
 

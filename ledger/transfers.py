@@ -49,6 +49,11 @@ class TransferCode(enum.IntEnum):
     FUNDING_CREDIT = 60
     SUSPENSE_CREDIT = 61
     SUSPENSE_RELEASE = 62
+    # Automation (SPEC §11): a collected amount split into buckets, and buckets paid on to
+    # partner institutions (a pending transfer while the partner is asked, then posted or
+    # voided).
+    BUCKET_ALLOCATION = 70
+    PARTNER_DELIVERY = 71
 
 
 class Leg(enum.IntEnum):
@@ -85,6 +90,12 @@ class Leg(enum.IntEnum):
     FUNDING_CREDIT = 60
     SUSPENSE_CREDIT = 61
     SUSPENSE_RELEASE = 62
+    # Automation (SPEC §11): the object is one allocation line (a bucket's share of a run),
+    # which is also the id of the partner order that pays it on.
+    BUCKET_ALLOCATION = 70
+    PARTNER_DELIVERY = 71
+    PARTNER_DELIVERY_POST = 72
+    PARTNER_DELIVERY_VOID = 73
 
 
 def new_object_id() -> int:

@@ -34,6 +34,15 @@ event_types = (
     "collection.failed",
     "collection.returned",
     "funding.credited",
+    "orchestration.created",
+    "orchestration.collected",
+    "orchestration.allocated",
+    "orchestration.completed",
+    "orchestration.failed",
+    "bucket.created",
+    "bucket.credited",
+    "bucket.delivered",
+    "bucket.delivery_failed",
 )
 families = tuple(sorted({event_type.split(".")[0] for event_type in event_types}))
 filters = ("*", *(f"{family}.*" for family in families), *event_types)

@@ -45,6 +45,7 @@ expected_flags = {
     AccountType.PENDING_OUTBOUND: AF.NONE,
     AccountType.REGIONAL_SETTLEMENT: AF.CREDITS_MUST_NOT_EXCEED_DEBITS,
     AccountType.SUSPENSE: AF.HISTORY,
+    AccountType.PARTNER_SETTLEMENT: AF.HISTORY,
 }
 
 
@@ -78,6 +79,7 @@ def test_the_ownership_split_covers_every_type() -> None:
         AccountType.TENANT_WALLET,
         AccountType.PENDING_INBOUND,
         AccountType.PENDING_OUTBOUND,
+        AccountType.PARTNER_SETTLEMENT,
     }
     assert set(platform_types) == {
         AccountType.FEE_REVENUE,
