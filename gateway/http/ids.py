@@ -33,7 +33,7 @@ _from_crockford = str.maketrans(
 encoded_length = 26  # ceil(128 / 5)
 prefixes = (
     "hold", "dep", "fund", "evt", "quote", "rcp", "tr", "case", "we", "msg", "batch",
-    "stmt", "bke", "exc", "cus", "mdt", "col",
+    "stmt", "bke", "exc", "cus", "mdt", "col", "ptn", "bkt", "rul", "orc", "sch", "ord",
 )  # fmt: skip
 # What a not-found problem calls the object each prefix names.
 _object_names = {
@@ -54,6 +54,12 @@ _object_names = {
     "mdt": "mandate",
     "col": "collection",
     "cus": "customer",
+    "ptn": "partner",
+    "bkt": "bucket",
+    "rul": "rule",
+    "orc": "orchestration",
+    "sch": "schedule",
+    "ord": "partner order",
 }
 ensure(set(_object_names) == set(prefixes), "every prefix names its object")
 # The prefix of the id each path parameter names, for the OpenAPI document's patterns.
@@ -71,6 +77,11 @@ path_parameter_prefixes = {
     "mandate_id": "mdt",
     "collection_id": "col",
     "customer_id": "cus",
+    "partner_id": "ptn",
+    "bucket_id": "bkt",
+    "rule_id": "rul",
+    "orchestration_id": "orc",
+    "schedule_id": "sch",
 }
 ensure(set(path_parameter_prefixes.values()) <= set(prefixes), "path ids use known prefixes")
 
