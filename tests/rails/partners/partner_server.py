@@ -7,13 +7,15 @@ Each request takes the next scripted answer: a status with a JSON body, `hang` (
 request until `release()` or the test ends), `huge` (a 2xx answer far larger than Kovra
 reads) or `redirect` (a 307 to another URL). With the script empty, a correctly signed order
 is paid, once per `webhook-id`: `{"partner_reference": "PAY-<n>"}`, the same reference for
-every send of an order; a badly signed one is refused `401`.
+every send of an order; a badly signed one is refused `401`. Every answer comes
+`delay_seconds` after its request; `in_flight_max` is the most requests it held at once.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,8 +43,13 @@ Answer = tuple[int, Any] | str
 
 
 class PartnerServer:
-    def __init__(self, *, secret: str, answers: list[Answer] | None = None) -> None:
+    def __init__(
+        self, *, secret: str, answers: list[Answer] | None = None, delay_seconds: float = 0.0
+    ) -> None:
         self.webhook = Webhook(secret)
+        self.delay_seconds = delay_seconds
+        self.in_flight = 0
+        self.in_flight_max = 0
         self.answers: deque[Answer] = deque(answers or [])
         self.received: list[Received] = []
         self.paid: dict[str, str] = {}  # webhook-id -> the partner's reference.
@@ -93,6 +100,12 @@ class PartnerServer:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                with server.lock:
+                    server.in_flight += 1
+                    server.in_flight_max = max(server.in_flight_max, server.in_flight)
+                time.sleep(server.delay_seconds)
+                with server.lock:
+                    server.in_flight -= 1
                 received = Received(
                     path=self.path,
                     headers=headers,
