@@ -259,8 +259,10 @@ class Partners:
 
         async def answer(order: PartnerOrder) -> Answer:
             found = adapters.get(as_uuid(order.partner_id))
-            if isinstance(found, PartnerUnavailable) or found is None:
-                return found or PartnerRejected("unknown_partner", "no such partner")
+            if found is None:
+                return PartnerRejected("unknown_partner", "no such partner")
+            if isinstance(found, PartnerUnavailable):
+                return found
             refusal = _refusal(order, found[0])
             if refusal is not None:
                 return refusal
