@@ -51,6 +51,7 @@ from rails.partners.partner import (
 )
 from rails.partners.resilient import ResilientPartner
 from rails.partners.sandbox import SandboxPartner
+from rails.partners.sandbox import payments as sandbox_payments
 
 id_prefix = "ptn"
 # The most orders one `send_many` takes: what the orchestration worker claims in a pass.
@@ -247,6 +248,11 @@ class Partners:
         self, *, tenant_id: int, page: PageRequest[Position]
     ) -> Page[records.PartnerRow]:
         return await records.list_partners(self._pool, tenant_id=tenant_id, page=page)
+
+    async def sandbox_payments(self, order_id: int) -> int:
+        """How many times the sandbox partners paid the order (0 or 1): what tests of the
+        orchestration read to prove nothing is paid twice."""
+        return await sandbox_payments(self._redis, order_id, namespace=self._namespace)
 
     async def send_many(self, orders: Sequence[PartnerOrder]) -> list[Answer]:
         """One answer per order, in order: the partner's receipt, its rejection, or
