@@ -30,6 +30,7 @@ from fx.quotes import QuoteStore
 from fx.rates import RateBook
 from fx.sources import HttpRateFeed, TableRateSource, default_table, parse_table
 from gateway.batches.service import Batches
+from gateway.buckets.service import Buckets
 from gateway.collections.notifications import Intake
 from gateway.collections.service import Collections
 from gateway.collections.setup import CollectionsDomain
@@ -58,6 +59,7 @@ from gateway.transfers.recipients import Recipients
 from gateway.transfers.service import Transfers
 from gateway.wallets.service import Wallets
 from ledger import clients as ledger_clients
+from ledger.buckets import BucketsLedger
 from ledger.clients import LedgerClient
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerUnavailable
@@ -157,6 +159,7 @@ class Runtime:
     operations: Operations
     customers: Customers
     collections_domain: CollectionsDomain
+    buckets: Buckets
     # What `close` undoes, in the reverse order of opening.
     closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -381,6 +384,15 @@ def _assemble(
             secret_box=connections.secret_box,
             key_material=connections.key_material,
             customers=customers,
+        ),
+        buckets=Buckets(
+            pool=pool,
+            ledger=BucketsLedger(ledger),
+            currencies=ledger.currencies,
+            customers=customers,
+            partners=None,
+            buckets_per_customer_max=settings.buckets_per_customer_max,
+            rules_per_customer_max=settings.rules_per_customer_max,
         ),
     )
 

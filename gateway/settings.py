@@ -32,6 +32,12 @@ from fx.quotes import (
 )
 from fx.rates import max_age_seconds_default
 from fx.sources import parse_table
+from gateway.buckets.wire import (
+    buckets_per_customer_default,
+    buckets_per_customer_limit_max,
+    rules_per_customer_default,
+    rules_per_customer_limit_max,
+)
 from gateway.funding.accounts import (
     SettlementAccount,
     currencies_not_enabled,
@@ -155,6 +161,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mandate_pending_expiry_seconds: int
     collection_lookup_after_seconds: int
     sepa_creditor_identifier: str | None
+    buckets_per_customer_max: int
+    rules_per_customer_max: int
 
     @property
     def retention(self) -> Retention:
@@ -551,6 +559,7 @@ _retention = "Retention"
 _secrets = "Sealed secrets"
 _funding = "Funding"
 _collections = "Collections (money in)"
+_automation = "Automation (buckets, rules, partners, runs)"
 
 variables: tuple[Variable, ...] = (
     Variable(
@@ -977,6 +986,23 @@ variables: tuple[Variable, ...] = (
         section=_collections,
         meaning="`GET /v1/collections/{id}` of a collection submitted this long ago and still"
         " `pending` asks its provider (at most once a minute per collection).",
+    ),
+    Variable(
+        name="KOVRA_BUCKETS_PER_CUSTOMER_MAX",
+        field="buckets_per_customer_max",
+        kind=Integer(
+            default=buckets_per_customer_default, low=1, high=buckets_per_customer_limit_max
+        ),
+        section=_automation,
+        meaning="How many buckets one customer may have; one more is `409 too_many_buckets`.",
+    ),
+    Variable(
+        name="KOVRA_RULES_PER_CUSTOMER_MAX",
+        field="rules_per_customer_max",
+        kind=Integer(default=rules_per_customer_default, low=1, high=rules_per_customer_limit_max),
+        section=_automation,
+        meaning="How many live allocation rules one customer may have (deleted ones do not"
+        " count); one more is `409 too_many_rules`.",
     ),
 )
 
