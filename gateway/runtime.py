@@ -385,15 +385,21 @@ def _assemble(
             key_material=connections.key_material,
             customers=customers,
         ),
-        buckets=Buckets(
-            pool=pool,
-            ledger=BucketsLedger(ledger),
-            currencies=ledger.currencies,
-            customers=customers,
-            partners=None,
-            buckets_per_customer_max=settings.buckets_per_customer_max,
-            rules_per_customer_max=settings.rules_per_customer_max,
-        ),
+        buckets=_buckets(settings, pool, ledger, customers),
+    )
+
+
+def _buckets(
+    settings: Settings, pool: asyncpg.Pool, ledger: Ledger, customers: Customers
+) -> Buckets:
+    return Buckets(
+        pool=pool,
+        ledger=BucketsLedger(ledger),
+        currencies=ledger.currencies,
+        customers=customers,
+        partners=None,
+        buckets_per_customer_max=settings.buckets_per_customer_max,
+        rules_per_customer_max=settings.rules_per_customer_max,
     )
 
 
