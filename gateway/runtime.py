@@ -46,6 +46,7 @@ from gateway.infra.database.batch import BatchWriter
 from gateway.infra.redis_pipelining import PipeliningRedis
 from gateway.infra.sealing import BlindIndex, SecretBox, sandbox_key_material
 from gateway.operations.service import Operations
+from gateway.partners.service import PartnerLimits, Partners
 from gateway.quotes.service import Quotes
 from gateway.settings import Settings
 from gateway.tenancy.pricing_cache import PricingCache
@@ -159,11 +160,13 @@ class Runtime:
     operations: Operations
     customers: Customers
     collections_domain: CollectionsDomain
+    partners: Partners
     buckets: Buckets
     # What `close` undoes, in the reverse order of opening.
     closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def close(self) -> None:
+        await self.partners.close()
         await self.closer.aclose()
 
     @property
@@ -331,6 +334,7 @@ def _assemble(
     tenancy = Tenancy(pool=pool, ledger=ledger, limiter=shared.limiter)
     recipients = Recipients(pool=pool, redis=redis, screener=compliance)
     customers = Customers(pool=pool, box=connections.secret_box, index=connections.blind_index)
+    partners = _partners(settings, connections, ledger)
     return Runtime(
         settings=settings,
         ledger_client=connections.ledger_client,
@@ -385,19 +389,24 @@ def _assemble(
             key_material=connections.key_material,
             customers=customers,
         ),
-        buckets=_buckets(settings, pool, ledger, customers),
+        partners=partners,
+        buckets=_buckets(settings, pool, ledger, customers, partners),
     )
 
 
 def _buckets(
-    settings: Settings, pool: asyncpg.Pool, ledger: Ledger, customers: Customers
+    settings: Settings,
+    pool: asyncpg.Pool,
+    ledger: Ledger,
+    customers: Customers,
+    partners: Partners,
 ) -> Buckets:
     return Buckets(
         pool=pool,
         ledger=BucketsLedger(ledger),
         currencies=ledger.currencies,
         customers=customers,
-        partners=None,
+        partners=partners,
         buckets_per_customer_max=settings.buckets_per_customer_max,
         rules_per_customer_max=settings.rules_per_customer_max,
     )
@@ -410,6 +419,20 @@ def _funding(settings: Settings, connections: _Connections, ledger: Ledger) -> F
         currencies=ledger.currencies,
         accounts=accounts_in_force(
             settings.settlement_accounts, sandbox=settings.sandbox, currencies=ledger.currencies
+        ),
+    )
+
+
+def _partners(settings: Settings, connections: _Connections, ledger: Ledger) -> Partners:
+    return Partners(
+        pool=connections.pool,
+        redis=connections.redis,
+        box=connections.secret_box,
+        currencies=ledger.currencies,
+        sandbox=settings.sandbox,
+        limits=PartnerLimits(
+            timeout_ms=settings.partner_timeout_ms,
+            send_tries_max=settings.partner_send_tries_max,
         ),
     )
 

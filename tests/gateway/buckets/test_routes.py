@@ -419,3 +419,35 @@ async def test_a_period_cap_counts_the_lines_other_runs_recorded(api: Api) -> No
         at=now + datetime.timedelta(days=1),
     )
     assert tomorrow.unallocated_minor == 0
+
+
+async def test_a_bucket_paid_to_a_partner_keeps_its_ledger_number(api: Api) -> None:
+    tenant = await api.tenant("buckets-partner")
+    other = await api.tenant("buckets-partner-other")
+    customer = await _customer(api, tenant)
+    partner_body = {
+        "kind": "pension",
+        "name": "Pension fund",
+        "currency": "EUR",
+        "adapter": "sandbox",
+        "reference": "PF-1",
+    }
+    partner = (await api.created(tenant, "/v1/partners", partner_body))["id"]
+    foreign = (await api.created(other, "/v1/partners", partner_body))["id"]
+    path = f"/v1/customers/{customer}/buckets"
+    body = {"kind": "pension", "name": "Pension", "currency": "EUR", "account_reference": "P-9"}
+    made = await api.created(tenant, path, {**body, "partner_id": partner})
+    assert (made["partner_id"], made["account_reference"]) == (partner, "P-9")
+    stored = await api.pool.fetchrow(
+        """SELECT b.partner_ledger_number, p.ledger_number FROM buckets b
+             JOIN partners p ON p.id = b.partner_id WHERE b.id = $1""",
+        uuid.UUID(int=decode_id("bkt", made["id"])),
+    )
+    assert stored["partner_ledger_number"] == stored["ledger_number"]
+    # Another tenant's partner is one this tenant does not have; another currency is refused.
+    refused = await _post(api, tenant, path, {**body, "partner_id": foreign})
+    assert (refused.status_code, refused.json()["code"]) == (422, "unknown_partner")
+    gbp = await _post(api, tenant, path, {**body, "currency": "GBP", "partner_id": partner})
+    assert (gbp.status_code, gbp.json()["code"]) == (422, "partner_currency_mismatch")
+    assert gbp.json()["errors"][0]["field"] == "partner_id"
+    assert len((await _get(api, tenant, path)).json()["data"]) == 1
