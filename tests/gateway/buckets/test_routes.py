@@ -443,6 +443,7 @@ async def test_a_bucket_paid_to_a_partner_keeps_its_ledger_number(api: Api) -> N
              JOIN partners p ON p.id = b.partner_id WHERE b.id = $1""",
         uuid.UUID(int=decode_id("bkt", made["id"])),
     )
+    assert stored is not None
     assert stored["partner_ledger_number"] == stored["ledger_number"]
     # Another tenant's partner is one this tenant does not have; another currency is refused.
     refused = await _post(api, tenant, path, {**body, "partner_id": foreign})
