@@ -30,6 +30,7 @@ from fx.quotes import QuoteStore
 from fx.rates import RateBook
 from fx.sources import HttpRateFeed, TableRateSource, default_table, parse_table
 from gateway.batches.service import Batches
+from gateway.buckets.service import Buckets
 from gateway.collections.notifications import Intake
 from gateway.collections.service import Collections
 from gateway.collections.setup import CollectionsDomain
@@ -59,6 +60,7 @@ from gateway.transfers.recipients import Recipients
 from gateway.transfers.service import Transfers
 from gateway.wallets.service import Wallets
 from ledger import clients as ledger_clients
+from ledger.buckets import BucketsLedger
 from ledger.clients import LedgerClient
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerUnavailable
@@ -159,6 +161,7 @@ class Runtime:
     customers: Customers
     collections_domain: CollectionsDomain
     partners: Partners
+    buckets: Buckets
     # What `close` undoes, in the reverse order of opening.
     closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -331,6 +334,7 @@ def _assemble(
     tenancy = Tenancy(pool=pool, ledger=ledger, limiter=shared.limiter)
     recipients = Recipients(pool=pool, redis=redis, screener=compliance)
     customers = Customers(pool=pool, box=connections.secret_box, index=connections.blind_index)
+    partners = _partners(settings, connections, ledger)
     return Runtime(
         settings=settings,
         ledger_client=connections.ledger_client,
@@ -376,16 +380,41 @@ def _assemble(
         funding=_funding(settings, connections, ledger),
         operations=Operations(pool=pool),
         customers=customers,
-        collections_domain=build_collections(
-            settings,
-            pool=pool,
-            redis=redis,
-            ledger=ledger,
-            secret_box=connections.secret_box,
-            key_material=connections.key_material,
-            customers=customers,
-        ),
-        partners=_partners(settings, connections, ledger),
+        collections_domain=_collections(settings, connections, ledger, customers),
+        partners=partners,
+        buckets=_buckets(settings, pool, ledger, customers, partners),
+    )
+
+
+def _collections(
+    settings: Settings, connections: _Connections, ledger: Ledger, customers: Customers
+) -> CollectionsDomain:
+    return build_collections(
+        settings,
+        pool=connections.pool,
+        redis=connections.redis,
+        ledger=ledger,
+        secret_box=connections.secret_box,
+        key_material=connections.key_material,
+        customers=customers,
+    )
+
+
+def _buckets(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    ledger: Ledger,
+    customers: Customers,
+    partners: Partners,
+) -> Buckets:
+    return Buckets(
+        pool=pool,
+        ledger=BucketsLedger(ledger),
+        currencies=ledger.currencies,
+        customers=customers,
+        partners=partners,
+        buckets_per_customer_max=settings.buckets_per_customer_max,
+        rules_per_customer_max=settings.rules_per_customer_max,
     )
 
 

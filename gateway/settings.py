@@ -32,6 +32,12 @@ from fx.quotes import (
 )
 from fx.rates import max_age_seconds_default
 from fx.sources import parse_table
+from gateway.buckets.wire import (
+    buckets_per_customer_default,
+    buckets_per_customer_limit_max,
+    rules_per_customer_default,
+    rules_per_customer_limit_max,
+)
 from gateway.funding.accounts import (
     SettlementAccount,
     currencies_not_enabled,
@@ -161,6 +167,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sepa_creditor_identifier: str | None
     partner_timeout_ms: int
     partner_send_tries_max: int
+    buckets_per_customer_max: int
+    rules_per_customer_max: int
 
     @property
     def retention(self) -> Retention:
@@ -558,6 +566,7 @@ _secrets = "Sealed secrets"
 _funding = "Funding"
 _collections = "Collections (money in)"
 _partners = "Partners"
+_buckets = "Buckets and allocation rules"
 
 variables: tuple[Variable, ...] = (
     Variable(
@@ -1001,6 +1010,23 @@ variables: tuple[Variable, ...] = (
         meaning="Tries per send of a partner order (the first included), with exponential"
         " backoff and full jitter between them; a partner that fails five sends in a row has"
         " its circuit opened for 30 s. The order is sent again later by the orchestration.",
+    ),
+    Variable(
+        name="KOVRA_BUCKETS_PER_CUSTOMER_MAX",
+        field="buckets_per_customer_max",
+        kind=Integer(
+            default=buckets_per_customer_default, low=1, high=buckets_per_customer_limit_max
+        ),
+        section=_buckets,
+        meaning="How many buckets one customer may have; one more is `409 too_many_buckets`.",
+    ),
+    Variable(
+        name="KOVRA_RULES_PER_CUSTOMER_MAX",
+        field="rules_per_customer_max",
+        kind=Integer(default=rules_per_customer_default, low=1, high=rules_per_customer_limit_max),
+        section=_buckets,
+        meaning="How many live allocation rules one customer may have (deleted ones do not"
+        " count); one more is `409 too_many_rules`.",
     ),
 )
 
