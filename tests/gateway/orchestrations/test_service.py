@@ -57,19 +57,23 @@ async def test_a_pull_that_cannot_run_is_refused_and_stores_nothing(
         await flow.pool.execute("UPDATE mandates SET customer_id = $1", uuid.UUID(int=other))
     elif change == "inactive":
         await flow.pool.execute("UPDATE mandates SET status = 'deactivated'")
-    with pytest.raises(error) as raised:
+
+    async def attempt() -> None:
         if change == "amount":
             await flow.orchestrations.check_pull(
                 tenant_id=flow.tenant_id, customer_id=customer, mandate_id=mandate, amount_minor=0
             )
-        else:
-            await flow.orchestrations.pull(
-                flow.principal,
-                customer_id=customer,
-                mandate_id=mandate,
-                orchestration_id=new_object_id(),
-                body=wire.PullCreate(mandate_id=encode_id("mdt", mandate), amount=amount),
-            )
+            return
+        await flow.orchestrations.pull(
+            flow.principal,
+            customer_id=customer,
+            mandate_id=mandate,
+            orchestration_id=new_object_id(),
+            body=wire.PullCreate(mandate_id=encode_id("mdt", mandate), amount=amount),
+        )
+
+    with pytest.raises(error) as raised:
+        await attempt()
     assert raised.value.code in ("not_found", "validation_error", "mandate_inactive")
     assert await flow.pool.fetchval("SELECT count(*) FROM orchestrations") == 0
 
