@@ -45,6 +45,7 @@ from gateway.infra.database.batch import BatchWriter
 from gateway.infra.redis_pipelining import PipeliningRedis
 from gateway.infra.sealing import BlindIndex, SecretBox, sandbox_key_material
 from gateway.operations.service import Operations
+from gateway.partners.service import PartnerLimits, Partners
 from gateway.quotes.service import Quotes
 from gateway.settings import Settings
 from gateway.tenancy.pricing_cache import PricingCache
@@ -157,10 +158,12 @@ class Runtime:
     operations: Operations
     customers: Customers
     collections_domain: CollectionsDomain
+    partners: Partners
     # What `close` undoes, in the reverse order of opening.
     closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def close(self) -> None:
+        await self.partners.close()
         await self.closer.aclose()
 
     @property
@@ -382,6 +385,7 @@ def _assemble(
             key_material=connections.key_material,
             customers=customers,
         ),
+        partners=_partners(settings, connections, ledger),
     )
 
 
@@ -392,6 +396,20 @@ def _funding(settings: Settings, connections: _Connections, ledger: Ledger) -> F
         currencies=ledger.currencies,
         accounts=accounts_in_force(
             settings.settlement_accounts, sandbox=settings.sandbox, currencies=ledger.currencies
+        ),
+    )
+
+
+def _partners(settings: Settings, connections: _Connections, ledger: Ledger) -> Partners:
+    return Partners(
+        pool=connections.pool,
+        redis=connections.redis,
+        box=connections.secret_box,
+        currencies=ledger.currencies,
+        sandbox=settings.sandbox,
+        limits=PartnerLimits(
+            timeout_ms=settings.partner_timeout_ms,
+            send_tries_max=settings.partner_send_tries_max,
         ),
     )
 

@@ -91,6 +91,10 @@ mandate_provider_names = ("paywithaccount", "sepa_dd", "bacs_dd")
 mandate_pending_expiry_seconds_default = 7 * 86_400
 collection_lookup_after_seconds_default = 600
 partner_attempts_max_default = 5
+partner_timeout_ms_default = 10_000
+partner_timeout_ms_max = 60_000
+partner_send_tries_default = 3
+partner_send_tries_max = 10
 
 
 # How long past the reconciler's delay what it reads to settle a payout must stay in Redis
@@ -157,6 +161,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     collection_lookup_after_seconds: int
     sepa_creditor_identifier: str | None
     partner_attempts_max: int
+    partner_timeout_ms: int
+    partner_send_tries_max: int
 
     @property
     def retention(self) -> Retention:
@@ -554,6 +560,7 @@ _secrets = "Sealed secrets"
 _funding = "Funding"
 _collections = "Collections (money in)"
 _orchestrations = "Orchestration runs"
+_partners = "Partners"
 
 variables: tuple[Variable, ...] = (
     Variable(
@@ -989,6 +996,23 @@ variables: tuple[Variable, ...] = (
         meaning="How many times a run sends a partner order that gets no answer (each after"
         " a growing backoff) before it voids the order's hold and fails the order; its"
         " money stays in its bucket.",
+    ),
+    Variable(
+        name="KOVRA_PARTNER_TIMEOUT_MS",
+        field="partner_timeout_ms",
+        kind=Integer(default=partner_timeout_ms_default, low=100, high=partner_timeout_ms_max),
+        section=_partners,
+        meaning="How long one try of sending a partner order may take (the URL's check and"
+        " the partner's answer included) before it counts as no answer.",
+    ),
+    Variable(
+        name="KOVRA_PARTNER_SEND_TRIES",
+        field="partner_send_tries_max",
+        kind=Integer(default=partner_send_tries_default, low=1, high=partner_send_tries_max),
+        section=_partners,
+        meaning="Tries per send of a partner order (the first included), with exponential"
+        " backoff and full jitter between them; a partner that fails five sends in a row has"
+        " its circuit opened for 30 s. The order is sent again later by the orchestration.",
     ),
 )
 

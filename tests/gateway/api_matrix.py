@@ -148,6 +148,13 @@ quote_body = {"source_currency": "EUR", "target_currency": "EUR", "source_amount
 hold_body = {"currency": "EUR", "amount": payment_minor}
 # No external id: the matrices create many customers with this one body.
 customer_body = {"name": "Adaeze Okafor", "email": "adaeze@example.com", "country": "NG"}
+partner_body = {
+    "kind": "savings",
+    "name": "Matrix Savings",
+    "currency": "EUR",
+    "adapter": "sandbox",
+    "reference": "matrix-savings",
+}
 requests: Mapping[tuple[str, str], Request] = {
     ("GET", "/v1/balances"): Request(200),
     ("GET", "/v1/statements"): Request(200, query={"currency": "EUR"}),
@@ -180,6 +187,9 @@ requests: Mapping[tuple[str, str], Request] = {
     ("GET", "/v1/collections"): Request(200),
     ("GET", "/v1/collections/{collection_id}"): Request(200),
     ("GET", "/v1/collections/{collection_id}/messages"): Request(200),
+    ("POST", "/v1/partners"): Request(201, _static(partner_body)),
+    ("GET", "/v1/partners"): Request(200),
+    ("GET", "/v1/partners/{partner_id}"): Request(200),
     ("GET", "/v1/compliance/cases"): Request(200),
     ("POST", "/v1/compliance/cases/{case_id}/decision"): Request(
         200, _static({"decision": "approve", "note": "a namesake of the listed party"})
@@ -219,6 +229,7 @@ read_paths = {
     "customer_id": "/v1/customers/{customer_id}",
     "mandate_id": "/v1/mandates/{mandate_id}",
     "collection_id": "/v1/collections/{collection_id}",
+    "partner_id": "/v1/partners/{partner_id}",
 }
 
 
@@ -483,6 +494,10 @@ async def _mandate(api: Api, tenant: Tenant) -> str:
     return str(made["id"])
 
 
+async def _partner(api: Api, tenant: Tenant) -> str:
+    return str((await api.created(tenant, "/v1/partners", partner_body))["id"])
+
+
 async def _collection(api: Api, tenant: Tenant) -> str:
     mandate = await _mandate(api, tenant)
     made = await api.created(tenant, f"/v1/mandates/{mandate}/collect", collection_body)
@@ -501,6 +516,7 @@ makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
     "customer_id": _customer,
     "mandate_id": _mandate,
     "collection_id": _collection,
+    "partner_id": _partner,
 }
 # Objects of the admin plane, which belong to no tenant (the isolation matrix leaves them).
 admin_makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
