@@ -226,7 +226,7 @@ async def make_flow(
         currencies=domain.world.ledger.currencies,
         sandbox=True,
         namespace=namespace,
-        limits=PartnerLimits(attempts_max=1),
+        limits=PartnerLimits(send_tries_max=1, retry_base_ms=1),
     )
     buckets = Buckets(
         pool=pool,
