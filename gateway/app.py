@@ -22,6 +22,7 @@ from compliance.cases import routes as case_routes
 from compliance.freezes import routes as freeze_routes
 from gateway import ops
 from gateway.batches import routes as batch_routes
+from gateway.buckets import routes as bucket_routes
 from gateway.collections import routes as collection_routes
 from gateway.customers import routes as customer_routes
 from gateway.funding import routes as funding_routes
@@ -66,6 +67,7 @@ route_modules: Final[Sequence[ModuleType]] = (
     customer_routes,
     orchestration_routes,
     partner_routes,
+    bucket_routes,
 )
 # The payment path's POSTs, served straight from ASGI (`gateway.http.hot_routes`).
 hot_routes: Final[dict[tuple[str, str], HotRoute]] = {

@@ -32,6 +32,12 @@ from fx.quotes import (
 )
 from fx.rates import max_age_seconds_default
 from fx.sources import parse_table
+from gateway.buckets.wire import (
+    buckets_per_customer_default,
+    buckets_per_customer_limit_max,
+    rules_per_customer_default,
+    rules_per_customer_limit_max,
+)
 from gateway.funding.accounts import (
     SettlementAccount,
     currencies_not_enabled,
@@ -163,6 +169,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     partner_attempts_max: int
     partner_timeout_ms: int
     partner_send_tries_max: int
+    buckets_per_customer_max: int
+    rules_per_customer_max: int
 
     @property
     def retention(self) -> Retention:
@@ -559,8 +567,8 @@ _retention = "Retention"
 _secrets = "Sealed secrets"
 _funding = "Funding"
 _collections = "Collections (money in)"
-_orchestrations = "Orchestration runs"
 _partners = "Partners"
+_automation = "Automation (buckets, rules, partners, runs)"
 
 variables: tuple[Variable, ...] = (
     Variable(
@@ -992,7 +1000,7 @@ variables: tuple[Variable, ...] = (
         name="KOVRA_PARTNER_ATTEMPTS_MAX",
         field="partner_attempts_max",
         kind=Integer(default=partner_attempts_max_default, low=1, high=50),
-        section=_orchestrations,
+        section=_automation,
         meaning="How many times a run sends a partner order that gets no answer (each after"
         " a growing backoff) before it voids the order's hold and fails the order; its"
         " money stays in its bucket.",
@@ -1013,6 +1021,23 @@ variables: tuple[Variable, ...] = (
         meaning="Tries per send of a partner order (the first included), with exponential"
         " backoff and full jitter between them; a partner that fails five sends in a row has"
         " its circuit opened for 30 s. The order is sent again later by the orchestration.",
+    ),
+    Variable(
+        name="KOVRA_BUCKETS_PER_CUSTOMER_MAX",
+        field="buckets_per_customer_max",
+        kind=Integer(
+            default=buckets_per_customer_default, low=1, high=buckets_per_customer_limit_max
+        ),
+        section=_automation,
+        meaning="How many buckets one customer may have; one more is `409 too_many_buckets`.",
+    ),
+    Variable(
+        name="KOVRA_RULES_PER_CUSTOMER_MAX",
+        field="rules_per_customer_max",
+        kind=Integer(default=rules_per_customer_default, low=1, high=rules_per_customer_limit_max),
+        section=_automation,
+        meaning="How many live allocation rules one customer may have (deleted ones do not"
+        " count); one more is `409 too_many_rules`.",
     ),
 )
 

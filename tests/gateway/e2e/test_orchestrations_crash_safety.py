@@ -53,9 +53,7 @@ class Client:
         self.headers = {"Authorization": f"Bearer {key}"}
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        answer = httpx.post(
-            f"{self.stack.base}{path}", json=body, headers=self.headers, timeout=30
-        )
+        answer = httpx.post(f"{self.stack.base}{path}", json=body, headers=self.headers, timeout=30)
         assert answer.status_code in (200, 201), answer.text
         found: dict[str, Any] = answer.json()
         return found

@@ -11,12 +11,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from gateway.buckets import wire as bucket_wire
-from gateway.buckets.service import Buckets
-from gateway.partners import wire as partner_wire
-from gateway.partners.service import PartnerLimits, Partners
 from redis.asyncio import Redis
 
+from gateway.buckets import wire as bucket_wire
+from gateway.buckets.service import Buckets
 from gateway.collections.service import Collections
 from gateway.collections.worker import CollectionsWorker
 from gateway.customers import wire as customer_wire
@@ -28,6 +26,8 @@ from gateway.orchestrations import wire
 from gateway.orchestrations.records import OrchestrationRow, get_orchestration
 from gateway.orchestrations.service import Orchestrations
 from gateway.orchestrations.worker import OrchestrationsWorker
+from gateway.partners import wire as partner_wire
+from gateway.partners.service import PartnerLimits, Partners
 from ledger.buckets import BucketBalance, BucketsLedger
 from ledger.transfers import new_object_id
 from tests.gateway.collections.fixtures import Domain, make_domain, secret_box
