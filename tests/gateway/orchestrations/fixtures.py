@@ -28,6 +28,7 @@ from gateway.orchestrations.service import Orchestrations
 from gateway.orchestrations.worker import OrchestrationsWorker
 from gateway.partners import wire as partner_wire
 from gateway.partners.service import PartnerLimits, Partners
+from gateway.tenancy.records import create_tenant
 from ledger.buckets import BucketBalance, BucketsLedger
 from ledger.transfers import new_object_id
 from tests.gateway.collections.fixtures import Domain, make_domain, secret_box
@@ -203,7 +204,10 @@ async def make_flow(
     pool: asyncpg.Pool, redis: Redis, namespace: str, *, partner_attempts_max: int = 3
 ) -> AsyncIterator[Flow]:
     domain = await make_domain(pool, redis, namespace)
-    tenant_id = domain.world.tenant_id
+    # A tenant of the database too (partners name theirs), whose ledger accounts are open.
+    tenant = await create_tenant(pool, name="orchestrations", tier="growth", compliance_region="EU")
+    await domain.world.ledger.open_tenant_accounts(tenant.id)
+    domain.world.tenant_id = tenant_id = tenant.id
     customers = Customers(pool=pool, box=secret_box, index=blind_index)
     collections = Collections(
         pool=pool,

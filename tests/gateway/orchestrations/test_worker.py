@@ -99,9 +99,8 @@ async def test_a_full_run_lands_to_the_minor_unit(flow: Flow) -> None:
         "orchestration.allocated",
         "orchestration.completed",
     ]
-    assert sorted(await _events(flow, "bucket.")) == sorted(
-        ["bucket.credited"] * 3 + ["bucket.delivered"] * 2
-    )
+    assert await _events(flow, "bucket.credited") == ["bucket.credited"] * 3
+    assert await _events(flow, "bucket.deliver") == ["bucket.delivered"] * 2
 
 
 async def test_a_replayed_notification_and_racing_workers_allocate_once(flow: Flow) -> None:
