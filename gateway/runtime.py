@@ -382,18 +382,24 @@ def _assemble(
         funding=_funding(settings, connections, ledger),
         operations=Operations(pool=pool),
         customers=customers,
-        collections_domain=build_collections(
-            settings,
-            pool=pool,
-            redis=redis,
-            ledger=ledger,
-            secret_box=connections.secret_box,
-            key_material=connections.key_material,
-            customers=customers,
-        ),
+        collections_domain=_collections(settings, connections, ledger, customers),
         partners=automation.partners,
         buckets=automation.buckets,
         orchestrations=automation.orchestrations,
+    )
+
+
+def _collections(
+    settings: Settings, connections: _Connections, ledger: Ledger, customers: Customers
+) -> CollectionsDomain:
+    return build_collections(
+        settings,
+        pool=connections.pool,
+        redis=connections.redis,
+        ledger=ledger,
+        secret_box=connections.secret_box,
+        key_material=connections.key_material,
+        customers=customers,
     )
 
 
