@@ -259,7 +259,7 @@ class OrchestrationsWorker:
                     collection_id=outcome,
                     next_attempt_at=records.parked_until,
                 )
-                collection = {"collection_id": encode_id("col", outcome.int)}
+                collection: dict[str, object] = {"collection_id": encode_id("col", outcome.int)}
                 states = {"collect": "succeeded", "confirmation": "running"}
                 transition.add(move, _steps(run, states, collect=collection))
         async with self._pool.acquire() as connection, connection.transaction():
