@@ -154,7 +154,7 @@ def test_a_pull_that_cannot_run_is_refused_and_another_tenants_run_is_hidden(
     assert [e["field"] for e in missing.json()["errors"]] == ["amount"]
     malformed = tenant.post(pulls, {"mandate_id": "nope", "amount": 100})
     assert (malformed.status_code, malformed.json()["errors"][0]["field"]) == (422, "mandate_id")
-    unknown = tenant.post(pulls, {"mandate_id": "mdt_" + "0" * 26, "amount": 100})
+    unknown = tenant.post(pulls, {"mandate_id": "mdt_" + "0" * 25 + "1", "amount": 100})
     assert unknown.status_code == 404
     other = Tenant(deployment)
     theirs = tenant.post(
