@@ -33,7 +33,7 @@ import datetime
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import asyncpg
 import msgspec
@@ -68,7 +68,6 @@ if TYPE_CHECKING:
     from gateway.partners.service import Partners
 
 log = structlog.get_logger("kovra.orchestrations.worker")
-T = TypeVar("T")
 # Runs (and partner orders) one pass of a step takes.
 runs_per_pass_max = 200
 lease_seconds_default = 60
@@ -355,6 +354,11 @@ class OrchestrationsWorker:
                 )
                 for run, plan in zip(runs, plans, strict=True)
             ]
+            planned = [
+                _steps(run, {"allocation": "running"}, allocation={"planned_lines": len(found)})
+                for run, found in zip(runs, lines, strict=True)
+            ]
+            await records.set_steps(connection, [step for steps in planned for step in steps])
         moving = [(run, found) for run, found in zip(runs, lines, strict=True) if found]
         results = await self._ledger.allocate_many(
             [_allocation(run, found) for run, found in moving]
