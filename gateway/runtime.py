@@ -336,7 +336,8 @@ def _assemble(
     tenancy = Tenancy(pool=pool, ledger=ledger, limiter=shared.limiter)
     recipients = Recipients(pool=pool, redis=redis, screener=compliance)
     customers = Customers(pool=pool, box=connections.secret_box, index=connections.blind_index)
-    automation = _automation(settings, connections, ledger, customers)
+    partners = _partners(settings, connections, ledger)
+    buckets = _buckets(settings, pool, ledger, customers, partners)
     return Runtime(
         settings=settings,
         ledger_client=connections.ledger_client,
@@ -383,9 +384,9 @@ def _assemble(
         operations=Operations(pool=pool),
         customers=customers,
         collections_domain=_collections(settings, connections, ledger, customers),
-        partners=automation.partners,
-        buckets=automation.buckets,
-        orchestrations=automation.orchestrations,
+        partners=partners,
+        buckets=buckets,
+        orchestrations=Orchestrations(pool=pool, customers=customers, lines=buckets),
     )
 
 
@@ -403,33 +404,21 @@ def _collections(
     )
 
 
-@dataclass(kw_only=True, frozen=True)
-class _Automation:
-    """SPEC §11's services: partners, buckets (with rules and plans) and orchestration
-    runs, each built on the ones before it."""
-
-    partners: Partners
-    buckets: Buckets
-    orchestrations: Orchestrations
-
-
-def _automation(
-    settings: Settings, connections: _Connections, ledger: Ledger, customers: Customers
-) -> _Automation:
-    partners = _partners(settings, connections, ledger)
-    buckets = Buckets(
-        pool=connections.pool,
+def _buckets(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    ledger: Ledger,
+    customers: Customers,
+    partners: Partners,
+) -> Buckets:
+    return Buckets(
+        pool=pool,
         ledger=BucketsLedger(ledger),
         currencies=ledger.currencies,
         customers=customers,
         partners=partners,
         buckets_per_customer_max=settings.buckets_per_customer_max,
         rules_per_customer_max=settings.rules_per_customer_max,
-    )
-    return _Automation(
-        partners=partners,
-        buckets=buckets,
-        orchestrations=Orchestrations(pool=connections.pool, customers=customers, lines=buckets),
     )
 
 

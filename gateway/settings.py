@@ -568,7 +568,7 @@ _secrets = "Sealed secrets"
 _funding = "Funding"
 _collections = "Collections (money in)"
 _partners = "Partners"
-_automation = "Automation (buckets, rules, partners, runs)"
+_buckets = "Buckets and allocation rules"
 
 variables: tuple[Variable, ...] = (
     Variable(
@@ -1000,7 +1000,7 @@ variables: tuple[Variable, ...] = (
         name="KOVRA_PARTNER_ATTEMPTS_MAX",
         field="partner_attempts_max",
         kind=Integer(default=partner_attempts_max_default, low=1, high=50),
-        section=_automation,
+        section=_partners,
         meaning="How many times a run sends a partner order that gets no answer (each after"
         " a growing backoff) before it voids the order's hold and fails the order; its"
         " money stays in its bucket.",
@@ -1028,14 +1028,14 @@ variables: tuple[Variable, ...] = (
         kind=Integer(
             default=buckets_per_customer_default, low=1, high=buckets_per_customer_limit_max
         ),
-        section=_automation,
+        section=_buckets,
         meaning="How many buckets one customer may have; one more is `409 too_many_buckets`.",
     ),
     Variable(
         name="KOVRA_RULES_PER_CUSTOMER_MAX",
         field="rules_per_customer_max",
         kind=Integer(default=rules_per_customer_default, low=1, high=rules_per_customer_limit_max),
-        section=_automation,
+        section=_buckets,
         meaning="How many live allocation rules one customer may have (deleted ones do not"
         " count); one more is `409 too_many_rules`.",
     ),

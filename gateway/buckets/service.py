@@ -155,7 +155,7 @@ class Buckets:
         ledger: BucketsLedger,
         currencies: CurrencyRegistry,
         customers: CustomerLookup,
-        partners: PartnerLookup | None,
+        partners: PartnerLookup,
         buckets_per_customer_max: int,
         rules_per_customer_max: int,
     ) -> None:
@@ -223,8 +223,6 @@ class Buckets:
             return None
         try:
             partner_id = decode_id(partner_prefix, body.partner_id)
-            if self._partners is None:
-                raise UnknownPartner("this deployment has no partners yet")
             partner = await self._partners.get(tenant_id=principal.tenant_id, partner_id=partner_id)
         except (ProblemError, DomainError) as error:
             if isinstance(error, DomainError) and error.code != "not_found":

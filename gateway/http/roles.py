@@ -68,8 +68,9 @@ route_roles: Final[Mapping[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/customers/{customer_id}/rules"): money_movers,
     ("GET", "/v1/customers/{customer_id}/rules"): everyone,
     ("DELETE", "/v1/customers/{customer_id}/rules/{rule_id}"): money_movers,
-    # A preview moves nothing and changes nothing: anyone who may read the rules may ask.
-    ("POST", "/v1/customers/{customer_id}/allocations/preview"): everyone,
+    # A preview moves nothing, but a POST is a money mover's (its answer is kept under its
+    # Idempotency-Key), as the table's rule for read-only keys says.
+    ("POST", "/v1/customers/{customer_id}/allocations/preview"): money_movers,
     ("GET", "/v1/compliance/cases"): everyone,
     ("POST", "/v1/compliance/cases/{case_id}/decision"): compliance_officers,
     ("POST", "/v1/webhook-endpoints"): administrators,

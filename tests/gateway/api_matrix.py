@@ -161,6 +161,15 @@ async def _pull_body(api: Api, tenant: Tenant) -> Any:
 
 
 collection_body = {"amount": payment_minor, "reference": "matrix collection"}
+bucket_body = {"kind": "savings", "name": "matrix bucket", "currency": "EUR"}
+preview_body = {"amount": payment_minor, "currency": "EUR"}
+
+
+async def _rule_body(api: Api, tenant: Tenant) -> Any:
+    """A rule on a bucket of the customer the path names: the tenant's latest."""
+    return {"bucket_id": await _bucket(api, tenant), "kind": "remainder"}
+
+
 quote_body = {"source_currency": "EUR", "target_currency": "EUR", "source_amount": payment_minor}
 hold_body = {"currency": "EUR", "amount": payment_minor}
 # No external id: the matrices create many customers with this one body.
@@ -196,6 +205,14 @@ requests: Mapping[tuple[str, str], Request] = {
     ("POST", "/v1/customers"): Request(201, _static(customer_body)),
     ("GET", "/v1/customers"): Request(200),
     ("GET", "/v1/customers/{customer_id}"): Request(200),
+    ("POST", "/v1/customers/{customer_id}/buckets"): Request(201, _static(bucket_body)),
+    ("GET", "/v1/customers/{customer_id}/buckets"): Request(200),
+    ("POST", "/v1/customers/{customer_id}/rules"): Request(201, _rule_body),
+    ("GET", "/v1/customers/{customer_id}/rules"): Request(200),
+    ("DELETE", "/v1/customers/{customer_id}/rules/{rule_id}"): Request(200),
+    ("POST", "/v1/customers/{customer_id}/allocations/preview"): Request(
+        200, _static(preview_body)
+    ),
     ("POST", "/v1/mandates"): Request(201, _mandate_body),
     ("GET", "/v1/mandates"): Request(200),
     ("GET", "/v1/mandates/{mandate_id}"): Request(200),
@@ -359,6 +376,11 @@ class Api:
     async def _read(self, tenant: Tenant, parameter: str, id_: str) -> Any:
         if parameter == "case_id":
             return await self.case(tenant, id_)
+        if parameter == "rule_id":  # Read in its customer's list; its row says it whole.
+            row = await self.pool.fetchrow(
+                "SELECT * FROM rules WHERE id = $1", uuid.UUID(int=decode_id("rul", id_))
+            )
+            return None if row is None else {key: str(value) for key, value in row.items()}
         path = read_paths[parameter].format(**{parameter: id_})
         response = await self.client.get(path, headers=tenant.headers("read_only"))
         assert response.status_code == 200, response.text
@@ -503,6 +525,28 @@ async def _customer(api: Api, tenant: Tenant) -> str:
     return str((await api.created(tenant, "/v1/customers", customer_body))["id"])
 
 
+async def _latest_customer(api: Api, tenant: Tenant) -> str:
+    """The tenant's customer made last (the one a path names, made just before), or a new
+    one."""
+    found = await api.pool.fetchval(
+        "SELECT id FROM customers WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+        tenant.tenant_id,
+    )
+    return await _customer(api, tenant) if found is None else encode_id("cus", found.int)
+
+
+async def _bucket(api: Api, tenant: Tenant) -> str:
+    customer = await _latest_customer(api, tenant)
+    return str((await api.created(tenant, f"/v1/customers/{customer}/buckets", bucket_body))["id"])
+
+
+async def _rule(api: Api, tenant: Tenant) -> str:
+    """A live rule of the tenant's latest customer (the one a path names)."""
+    customer = await _latest_customer(api, tenant)
+    body = {"bucket_id": await _bucket(api, tenant), "kind": "remainder"}
+    return str((await api.created(tenant, f"/v1/customers/{customer}/rules", body))["id"])
+
+
 async def _mandate(api: Api, tenant: Tenant) -> str:
     """An active mandate: no worker runs here, so its provider's activation is written as
     the worker would apply it."""
@@ -546,6 +590,7 @@ makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
     "collection_id": _collection,
     "partner_id": _partner,
     "orchestration_id": _orchestration,
+    "rule_id": _rule,
 }
 # Objects of the admin plane, which belong to no tenant (the isolation matrix leaves them).
 admin_makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {

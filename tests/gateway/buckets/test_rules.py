@@ -201,7 +201,7 @@ def rules(draw: st.DrawFn) -> Rule:
     return Rule(
         id=uuid.UUID(int=draw(st.integers(min_value=1, max_value=2**128 - 1))),
         bucket_id=uuid.uuid4(),
-        kind=kind,
+        kind=kind,  # type: ignore[arg-type]
         priority=draw(st.integers(min_value=0, max_value=5)),
         created_at=created + datetime.timedelta(seconds=draw(st.integers(0, 3))),
         percent_bps=draw(st.integers(1, 10_000)) if kind == "percentage" else None,

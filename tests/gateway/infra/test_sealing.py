@@ -4,8 +4,8 @@ sealing still opens; the sandbox's key file is made once, private, and shared by
 that start together; production refuses to start without KOVRA_SECRETS_KEY; endpoints are
 stored sealed, never as plaintext; and reseal (the function and `kovra secrets reseal`)
 moves every secret, old-key and plaintext alike, under the current key, or changes nothing
-when a secret does not open; the command moves mandates and collection runs too, and
-counts them."""
+when a secret does not open; the command moves mandates, collection runs and partners'
+secrets too, and counts them."""
 
 from __future__ import annotations
 
@@ -186,6 +186,20 @@ async def _mandate_and_run(pool: asyncpg.Pool, tenant_id: int, box: SecretBox) -
     return object_id
 
 
+async def _partner(pool: asyncpg.Pool, tenant_id: int, box: SecretBox) -> tuple[uuid.UUID, str]:
+    """An http partner whose signing secret `box` sealed; its id and the secret."""
+    partner_id, secret = uuid.uuid4(), new_secret()
+    await pool.execute(
+        """INSERT INTO partners (id, tenant_id, kind, name, currency, adapter, reference, url,
+               secret_sealed) VALUES ($1, $2, 'pension', 'Fund', 'EUR', 'http', 'P-1',
+               'https://fund.example/orders', $3)""",
+        partner_id,
+        tenant_id,
+        box.seal(secret, bound_to=partner_id.bytes),
+    )
+    return partner_id, secret
+
+
 async def test_the_cli_reseals_and_makes_keys(empty_database: str, tmp_path: Path) -> None:
     await migrate(empty_database)
     pool = await asyncpg.create_pool(empty_database, min_size=1, max_size=2)
@@ -193,6 +207,7 @@ async def test_the_cli_reseals_and_makes_keys(empty_database: str, tmp_path: Pat
         tenant = await create_tenant(pool, name="cli", tier="growth", compliance_region="EU")
         endpoint_id, secret = await _endpoint(pool, tenant.id, SecretBox(old_key))
         object_id = await _mandate_and_run(pool, tenant.id, SecretBox(old_key))
+        partner_id, partner_secret = await _partner(pool, tenant.id, SecretBox(old_key))
         made = await asyncio.to_thread(run_kovra, ["secrets", "new-key"], {})
         assert made.returncode == 0, made.stderr
         key = made.stdout.strip()
@@ -216,6 +231,7 @@ async def test_the_cli_reseals_and_makes_keys(empty_database: str, tmp_path: Pat
             "customers": 0,
             "mandates": 1,
             "collection_runs": 1,
+            "partners": 1,
             "key_id": SecretBox(key).current_key_id,
         }
         only_new = SecretBox(key)
@@ -230,5 +246,7 @@ async def test_the_cli_reseals_and_makes_keys(empty_database: str, tmp_path: Pat
         assert open_run_message(only_new, message, run_id=object_id) == (
             "<Document>Erika Mustermann</Document>"
         )
+        sealed = await pool.fetchval("SELECT secret_sealed FROM partners")
+        assert only_new.open(sealed, bound_to=partner_id.bytes) == partner_secret
     finally:
         await pool.close()
