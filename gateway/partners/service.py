@@ -51,6 +51,7 @@ from rails.partners.partner import (
 )
 from rails.partners.resilient import ResilientPartner
 from rails.partners.sandbox import SandboxPartner
+from rails.partners.sandbox import payments as sandbox_payments
 
 id_prefix = "ptn"
 # The most orders one `send_many` takes: what the orchestration worker claims in a pass.
@@ -248,6 +249,11 @@ class Partners:
     ) -> Page[records.PartnerRow]:
         return await records.list_partners(self._pool, tenant_id=tenant_id, page=page)
 
+    async def sandbox_payments(self, order_id: int) -> int:
+        """How many times the sandbox partners paid the order (0 or 1): what tests of the
+        orchestration read to prove nothing is paid twice."""
+        return await sandbox_payments(self._redis, order_id, namespace=self._namespace)
+
     async def send_many(self, orders: Sequence[PartnerOrder]) -> list[Answer]:
         """One answer per order, in order: the partner's receipt, its rejection, or
         `PartnerUnavailable` (try later). Sent concurrently, bounded."""
@@ -259,8 +265,10 @@ class Partners:
 
         async def answer(order: PartnerOrder) -> Answer:
             found = adapters.get(as_uuid(order.partner_id))
-            if isinstance(found, PartnerUnavailable) or found is None:
-                return found or PartnerRejected("unknown_partner", "no such partner")
+            if found is None:
+                return PartnerRejected("unknown_partner", "no such partner")
+            if isinstance(found, PartnerUnavailable):
+                return found
             refusal = _refusal(order, found[0])
             if refusal is not None:
                 return refusal

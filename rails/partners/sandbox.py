@@ -180,5 +180,10 @@ class SandboxPartner:
 
     async def payments(self, order_id: int) -> int:
         """How many times the sandbox paid the order: 0 or 1, whatever was sent."""
-        paid = await self._redis.hget(order_key(self._namespace, order_id), "payments")
-        return 0 if paid is None else int(paid)
+        return await payments(self._redis, order_id, namespace=self._namespace)
+
+
+async def payments(redis: Redis, order_id: int, *, namespace: str = namespace_default) -> int:
+    """How many times the sandbox (any sandbox partner under `namespace`) paid the order."""
+    paid = await redis.hget(order_key(namespace, order_id), "payments")
+    return 0 if paid is None else int(paid)

@@ -166,6 +166,8 @@ async def test_send_many_answers_each_order_in_order_through_its_partner(
         partner_id=accepting, reference="ACME", redis=redis_client, namespace=namespace
     )
     assert await sandbox.payments(orders[0].order_id) == 1
+    assert await partners.sandbox_payments(orders[4].order_id) == 1
+    assert await partners.sandbox_payments(orders[1].order_id) == 0
     assert await partners.send_many([]) == []
 
 

@@ -181,12 +181,10 @@ async def test_what_is_not_an_answer_is_unavailable(
 
 async def test_a_silent_partner_is_unavailable_at_the_timeout(client: httpx.AsyncClient) -> None:
     with PartnerServer(secret=secret, answers=[hang]) as server:
-        started = time.monotonic()
         with pytest.raises(PartnerUnavailable, match=r"no answer within 0\.3 s"):
             await partner(client, server.url, timeout_ms=300).send(order())
-        waited = time.monotonic() - started
         server.release()
-    assert 0.3 <= waited < 5
+        assert len(server.snapshot()) == 1
 
 
 async def test_a_refused_connection_is_unavailable(client: httpx.AsyncClient) -> None:
