@@ -46,6 +46,7 @@ from gateway.infra.database.batch import BatchWriter
 from gateway.infra.redis_pipelining import PipeliningRedis
 from gateway.infra.sealing import BlindIndex, SecretBox, sandbox_key_material
 from gateway.operations.service import Operations
+from gateway.orchestrations.service import Orchestrations
 from gateway.partners.service import PartnerLimits, Partners
 from gateway.quotes.service import Quotes
 from gateway.settings import Settings
@@ -162,6 +163,7 @@ class Runtime:
     collections_domain: CollectionsDomain
     partners: Partners
     buckets: Buckets
+    orchestrations: Orchestrations
     # What `close` undoes, in the reverse order of opening.
     closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -335,6 +337,7 @@ def _assemble(
     recipients = Recipients(pool=pool, redis=redis, screener=compliance)
     customers = Customers(pool=pool, box=connections.secret_box, index=connections.blind_index)
     partners = _partners(settings, connections, ledger)
+    buckets = _buckets(settings, pool, ledger, customers, partners)
     return Runtime(
         settings=settings,
         ledger_client=connections.ledger_client,
@@ -382,7 +385,8 @@ def _assemble(
         customers=customers,
         collections_domain=_collections(settings, connections, ledger, customers),
         partners=partners,
-        buckets=_buckets(settings, pool, ledger, customers, partners),
+        buckets=buckets,
+        orchestrations=Orchestrations(pool=pool, customers=customers, lines=buckets),
     )
 
 

@@ -96,6 +96,7 @@ compliance_noop_reason_length_max = 500
 mandate_provider_names = ("paywithaccount", "sepa_dd", "bacs_dd")
 mandate_pending_expiry_seconds_default = 7 * 86_400
 collection_lookup_after_seconds_default = 600
+partner_attempts_max_default = 5
 partner_timeout_ms_default = 10_000
 partner_timeout_ms_max = 60_000
 partner_send_tries_default = 3
@@ -165,6 +166,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mandate_pending_expiry_seconds: int
     collection_lookup_after_seconds: int
     sepa_creditor_identifier: str | None
+    partner_attempts_max: int
     partner_timeout_ms: int
     partner_send_tries_max: int
     buckets_per_customer_max: int
@@ -993,6 +995,15 @@ variables: tuple[Variable, ...] = (
         section=_collections,
         meaning="`GET /v1/collections/{id}` of a collection submitted this long ago and still"
         " `pending` asks its provider (at most once a minute per collection).",
+    ),
+    Variable(
+        name="KOVRA_PARTNER_ATTEMPTS_MAX",
+        field="partner_attempts_max",
+        kind=Integer(default=partner_attempts_max_default, low=1, high=50),
+        section=_partners,
+        meaning="How many times a run sends a partner order that gets no answer (each after"
+        " a growing backoff) before it voids the order's hold and fails the order; its"
+        " money stays in its bucket.",
     ),
     Variable(
         name="KOVRA_PARTNER_TIMEOUT_MS",
