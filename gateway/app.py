@@ -34,6 +34,7 @@ from gateway.infra.garbage_collection import tune_garbage_collection
 from gateway.infra.observability import configure_logging
 from gateway.jobs.worker import start_workers
 from gateway.operations import routes as operations_routes
+from gateway.orchestrations import routes as orchestration_routes
 from gateway.quotes import routes as quote_routes
 from gateway.runtime import open_runtime
 from gateway.settings import Settings, load_settings
@@ -62,6 +63,7 @@ route_modules: Final[Sequence[ModuleType]] = (
     operations_routes,
     collection_routes,
     customer_routes,
+    orchestration_routes,
 )
 # The payment path's POSTs, served straight from ASGI (`gateway.http.hot_routes`).
 hot_routes: Final[dict[tuple[str, str], HotRoute]] = {

@@ -90,6 +90,7 @@ compliance_noop_reason_length_max = 500
 mandate_provider_names = ("paywithaccount", "sepa_dd", "bacs_dd")
 mandate_pending_expiry_seconds_default = 7 * 86_400
 collection_lookup_after_seconds_default = 600
+partner_attempts_max_default = 5
 
 
 # How long past the reconciler's delay what it reads to settle a payout must stay in Redis
@@ -155,6 +156,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mandate_pending_expiry_seconds: int
     collection_lookup_after_seconds: int
     sepa_creditor_identifier: str | None
+    partner_attempts_max: int
 
     @property
     def retention(self) -> Retention:
@@ -551,6 +553,7 @@ _retention = "Retention"
 _secrets = "Sealed secrets"
 _funding = "Funding"
 _collections = "Collections (money in)"
+_orchestrations = "Orchestration runs"
 
 variables: tuple[Variable, ...] = (
     Variable(
@@ -977,6 +980,15 @@ variables: tuple[Variable, ...] = (
         section=_collections,
         meaning="`GET /v1/collections/{id}` of a collection submitted this long ago and still"
         " `pending` asks its provider (at most once a minute per collection).",
+    ),
+    Variable(
+        name="KOVRA_PARTNER_ATTEMPTS_MAX",
+        field="partner_attempts_max",
+        kind=Integer(default=partner_attempts_max_default, low=1, high=50),
+        section=_orchestrations,
+        meaning="How many times a run sends a partner order that gets no answer (each after"
+        " a growing backoff) before it voids the order's hold and fails the order; its"
+        " money stays in its bucket.",
     ),
 )
 

@@ -11,6 +11,14 @@ this module runs first whichever `ledger` module a caller names.
 """
 
 from ledger.allocation import allocate
+from ledger.buckets import (
+    Allocation,
+    AllocationLeg,
+    BucketBalance,
+    BucketsLedger,
+    Delivery,
+    DeliveryStatus,
+)
 from ledger.clients import LedgerClient, batch_size_max, open_ledger_client
 from ledger.collections import (
     CollectionLedgerState,
@@ -37,7 +45,11 @@ from ledger.transfers import Leg, TransferCode, linked, new_object_id, transfer_
 from ledger.turn_batching import TurnBatcher
 
 __all__ = [
+    "Allocation",
+    "AllocationLeg",
     "BankFunding",
+    "BucketBalance",
+    "BucketsLedger",
     "CollectionLedgerState",
     "CollectionLedgerStatus",
     "CollectionMovement",
@@ -45,6 +57,8 @@ __all__ = [
     "CollectionsLedger",
     "Currency",
     "CurrencyRegistry",
+    "Delivery",
+    "DeliveryStatus",
     "EntryCredit",
     "InvalidAmount",
     "InvariantViolation",

@@ -297,6 +297,7 @@ def _exceeds_credits(debit_account_id: int) -> LedgerError:
             | AccountType.PENDING_OUTBOUND
             | AccountType.REGIONAL_SETTLEMENT
             | AccountType.SUSPENSE
+            | AccountType.PARTNER_SETTLEMENT
         ):
             unreachable(f"{account_type.name} accounts do not limit debits")
         case _:

@@ -50,6 +50,7 @@ from gateway.http.paging import Page, PageRequest, Position
 from gateway.http.ratelimit import Principal
 from gateway.infra.sealing import SecretBox
 from ledger.currencies import CurrencyRegistry
+from ledger.invariants import ensure
 from rails.collections.provider import (
     MandateProvider,
     ProviderName,
@@ -181,11 +182,15 @@ class Collections:
         return mandate_view(row)
 
     async def _mandate(self, principal: Principal, mandate_id: uuid.UUID) -> MandateRow:
+        return await self._mandate_of(
+            region=principal.compliance_region, tenant_id=principal.tenant_id, mandate_id=mandate_id
+        )
+
+    async def _mandate_of(
+        self, *, region: str, tenant_id: int, mandate_id: uuid.UUID
+    ) -> MandateRow:
         row = await records.get_mandate(
-            self._pool,
-            region=principal.compliance_region,
-            tenant_id=principal.tenant_id,
-            mandate_id=mandate_id,
+            self._pool, region=region, tenant_id=tenant_id, mandate_id=mandate_id
         )
         if row is None:
             raise MandateUnknown(f"no mandate {encode_id('mdt', mandate_id.int)}")
@@ -246,31 +251,59 @@ class Collections:
         body: wire.CollectionCreate,
     ) -> wire.Collection:
         """A new collection under an active mandate, `pending` until its run and its
-        provider's notification; the row and its `collection.pending` event in one
-        transaction. A retried request answers the collection it created."""
-        mandate = await self._mandate(principal, uuid.UUID(int=mandate_id))
+        provider's notification. A retried request answers the collection it created."""
+        return collection_view(
+            await self.collect_for(
+                tenant_id=principal.tenant_id,
+                compliance_region=principal.compliance_region,
+                mandate_id=mandate_id,
+                collection_id=collection_id,
+                amount_minor=body.amount,
+                reference=body.reference,
+                collection_date=body.collection_date,
+            )
+        )
+
+    async def collect_for(
+        self,
+        *,
+        tenant_id: int,
+        compliance_region: str,
+        mandate_id: int,
+        collection_id: int,
+        amount_minor: int,
+        reference: str,
+        collection_date: datetime.date | None = None,
+    ) -> CollectionRow:
+        """`collect` for a tenant without a request (an orchestration run's collection):
+        the row and its `collection.pending` event in one transaction; the collection
+        stored before under this id when there is one (a repeat, whatever the mandate's
+        state is now); `mandate_inactive` under a mandate that is not active."""
+        mandate = await self._mandate_of(
+            region=compliance_region, tenant_id=tenant_id, mandate_id=uuid.UUID(int=mandate_id)
+        )
         row_id = uuid.UUID(int=collection_id)
         existing = await records.get_collection(
             self._pool,
             region=mandate.compliance_region,
-            tenant_id=principal.tenant_id,
+            tenant_id=tenant_id,
             collection_id=row_id,
         )
         if existing is not None:
-            return collection_view(existing)
+            return existing
         if mandate.status != "active":
             raise MandateInactive(f"the mandate is {mandate.status}; collections need it active")
         new = records.NewCollection(
             compliance_region=mandate.compliance_region,
             id=row_id,
-            tenant_id=principal.tenant_id,
+            tenant_id=tenant_id,
             mandate_id=mandate.id,
             provider=mandate.provider,
             currency=mandate.currency,
-            amount_minor=body.amount,
-            reference=body.reference,
+            amount_minor=amount_minor,
+            reference=reference,
             end_to_end_id=end_to_end_id(collection_id),
-            collection_date=_collection_date(body.collection_date),
+            collection_date=_collection_date(collection_date),
         )
         async with self._pool.acquire() as connection, connection.transaction():
             row = await records.insert_collection(connection, new)
@@ -279,8 +312,15 @@ class Collections:
                     connection, [_collection_event(row, "collection.pending")]
                 )
         if row is None:
-            row = await self._collection(principal, row_id)
-        return collection_view(row)
+            row = await records.get_collection(
+                self._pool,
+                region=mandate.compliance_region,
+                tenant_id=tenant_id,
+                collection_id=row_id,
+            )
+        ensure(row is not None, "a collection not inserted was inserted before")
+        assert row is not None
+        return row
 
     async def _collection(self, principal: Principal, collection_id: uuid.UUID) -> CollectionRow:
         row = await records.get_collection(

@@ -84,6 +84,9 @@ route_roles: Final[Mapping[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/collections"): everyone,
     ("GET", "/v1/collections/{collection_id}"): everyone,
     ("GET", "/v1/collections/{collection_id}/messages"): everyone,
+    ("POST", "/v1/customers/{customer_id}/pulls"): money_movers,
+    ("GET", "/v1/orchestrations"): everyone,
+    ("GET", "/v1/orchestrations/{orchestration_id}"): everyone,
 }
 
 
