@@ -24,6 +24,7 @@ from gateway import ops
 from gateway.batches import routes as batch_routes
 from gateway.collections import routes as collection_routes
 from gateway.customers import routes as customer_routes
+from gateway.forecasts import routes as forecast_routes
 from gateway.funding import routes as funding_routes
 from gateway.http.exception_handlers import exception_handlers
 from gateway.http.hot_routes import HotRoute, with_hot_routes
@@ -64,6 +65,7 @@ route_modules: Final[Sequence[ModuleType]] = (
     collection_routes,
     customer_routes,
     orchestration_routes,
+    forecast_routes,
 )
 # The payment path's POSTs, served straight from ASGI (`gateway.http.hot_routes`).
 hot_routes: Final[dict[tuple[str, str], HotRoute]] = {

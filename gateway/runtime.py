@@ -35,6 +35,7 @@ from gateway.collections.service import Collections
 from gateway.collections.setup import CollectionsDomain
 from gateway.collections.setup import build as build_collections
 from gateway.customers.service import Customers
+from gateway.forecasts.service import Forecasts
 from gateway.funding.accounts import accounts_in_force
 from gateway.funding.service import Funding
 from gateway.http.auth import Authenticator
@@ -157,6 +158,7 @@ class Runtime:
     operations: Operations
     customers: Customers
     collections_domain: CollectionsDomain
+    forecasts: Forecasts
     # What `close` undoes, in the reverse order of opening.
     closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
@@ -373,6 +375,7 @@ def _assemble(
         funding=_funding(settings, connections, ledger),
         operations=Operations(pool=pool),
         customers=customers,
+        forecasts=Forecasts(pool=pool, customers=customers),
         collections_domain=build_collections(
             settings,
             pool=pool,

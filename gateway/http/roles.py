@@ -63,6 +63,7 @@ route_roles: Final[Mapping[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/customers"): money_movers,
     ("GET", "/v1/customers"): everyone,
     ("GET", "/v1/customers/{customer_id}"): everyone,
+    ("GET", "/v1/customers/{customer_id}/income-forecast"): everyone,
     ("GET", "/v1/compliance/cases"): everyone,
     ("POST", "/v1/compliance/cases/{case_id}/decision"): compliance_officers,
     ("POST", "/v1/webhook-endpoints"): administrators,

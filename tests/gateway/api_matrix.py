@@ -172,6 +172,7 @@ requests: Mapping[tuple[str, str], Request] = {
     ("POST", "/v1/customers"): Request(201, _static(customer_body)),
     ("GET", "/v1/customers"): Request(200),
     ("GET", "/v1/customers/{customer_id}"): Request(200),
+    ("GET", "/v1/customers/{customer_id}/income-forecast"): Request(200, query={"currency": "EUR"}),
     ("POST", "/v1/mandates"): Request(201, _mandate_body),
     ("GET", "/v1/mandates"): Request(200),
     ("GET", "/v1/mandates/{mandate_id}"): Request(200),
