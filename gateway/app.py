@@ -38,6 +38,7 @@ from gateway.operations import routes as operations_routes
 from gateway.orchestrations import routes as orchestration_routes
 from gateway.quotes import routes as quote_routes
 from gateway.runtime import open_runtime
+from gateway.schedules import routes as schedule_routes
 from gateway.settings import Settings, load_settings
 from gateway.tenancy import routes as tenancy_routes
 from gateway.transfers import routes as transfer_routes
@@ -66,6 +67,7 @@ route_modules: Final[Sequence[ModuleType]] = (
     customer_routes,
     orchestration_routes,
     forecast_routes,
+    schedule_routes,
 )
 # The payment path's POSTs, served straight from ASGI (`gateway.http.hot_routes`).
 hot_routes: Final[dict[tuple[str, str], HotRoute]] = {

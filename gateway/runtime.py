@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -47,6 +48,7 @@ from gateway.infra.redis_pipelining import PipeliningRedis
 from gateway.infra.sealing import BlindIndex, SecretBox, sandbox_key_material
 from gateway.operations.service import Operations
 from gateway.quotes.service import Quotes
+from gateway.schedules.service import Schedules
 from gateway.settings import Settings
 from gateway.tenancy.pricing_cache import PricingCache
 from gateway.tenancy.service import Tenancy
@@ -164,6 +166,16 @@ class Runtime:
 
     async def close(self) -> None:
         await self.closer.aclose()
+
+    @functools.cached_property
+    def schedules(self) -> Schedules:
+        """Schedules start their occurrences' runs through the orchestrations service."""
+        return Schedules(
+            pool=self.pool,
+            pulls=self.orchestrations,
+            customers=self.customers,
+            providers=self.collections_domain.providers,
+        )
 
     @property
     def collections(self) -> Collections:

@@ -143,11 +143,24 @@ async def _mandate_body(api: Api, tenant: Tenant) -> Any:
     }
 
 
+async def _schedule_body(api: Api, tenant: Tenant) -> Any:
+    """A cron schedule under an active mandate of the customer made last for the tenant
+    (the one the route's path names)."""
+    body = {**await _mandate_body(api, tenant), "customer_id": api.last_customer[tenant.tenant_id]}
+    made = await api.created(tenant, "/v1/mandates", body)
+    await api.pool.execute(
+        "UPDATE mandates SET status = 'active' WHERE id = $1",
+        uuid.UUID(int=decode_id("mdt", made["id"])),
+    )
+    return {**schedule_body, "mandate_id": made["id"]}
+
+
 collection_body = {"amount": payment_minor, "reference": "matrix collection"}
 quote_body = {"source_currency": "EUR", "target_currency": "EUR", "source_amount": payment_minor}
 hold_body = {"currency": "EUR", "amount": payment_minor}
 # No external id: the matrices create many customers with this one body.
 customer_body = {"name": "Adaeze Okafor", "email": "adaeze@example.com", "country": "NG"}
+schedule_body = {"kind": "cron", "amount": payment_minor, "cron": "0 9 1 * *", "timezone": "UTC"}
 requests: Mapping[tuple[str, str], Request] = {
     ("GET", "/v1/balances"): Request(200),
     ("GET", "/v1/statements"): Request(200, query={"currency": "EUR"}),
@@ -173,6 +186,9 @@ requests: Mapping[tuple[str, str], Request] = {
     ("GET", "/v1/customers"): Request(200),
     ("GET", "/v1/customers/{customer_id}"): Request(200),
     ("GET", "/v1/customers/{customer_id}/income-forecast"): Request(200, query={"currency": "EUR"}),
+    ("POST", "/v1/customers/{customer_id}/schedules"): Request(201, _schedule_body),
+    ("GET", "/v1/customers/{customer_id}/schedules"): Request(200),
+    ("DELETE", "/v1/customers/{customer_id}/schedules/{schedule_id}"): Request(200),
     ("POST", "/v1/mandates"): Request(201, _mandate_body),
     ("GET", "/v1/mandates"): Request(200),
     ("GET", "/v1/mandates/{mandate_id}"): Request(200),
@@ -241,6 +257,8 @@ class Api:
         self.pool: asyncpg.Pool = app.state.runtime.pool
         self._recipients: dict[tuple[int, str], str] = {}
         self._policies = itertools.count(1)
+        # The customer made last for each tenant: a schedule's path names its customer.
+        self.last_customer: dict[int, str] = {}
 
     async def tenant(
         self, name: str, *, requests_per_minute: int = requests_per_minute_max
@@ -328,6 +346,11 @@ class Api:
     async def _read(self, tenant: Tenant, parameter: str, id_: str) -> Any:
         if parameter == "case_id":
             return await self.case(tenant, id_)
+        if parameter == "schedule_id":  # Listed under its customer; read whole here.
+            row = await self.pool.fetchrow(
+                "SELECT * FROM schedules WHERE id = $1", uuid.UUID(int=decode_id("sch", id_))
+            )
+            return None if row is None else {key: str(value) for key, value in row.items()}
         path = read_paths[parameter].format(**{parameter: id_})
         response = await self.client.get(path, headers=tenant.headers("read_only"))
         assert response.status_code == 200, response.text
@@ -469,7 +492,9 @@ async def _exception(api: Api, _: Tenant) -> str:
 
 
 async def _customer(api: Api, tenant: Tenant) -> str:
-    return str((await api.created(tenant, "/v1/customers", customer_body))["id"])
+    made = str((await api.created(tenant, "/v1/customers", customer_body))["id"])
+    api.last_customer[tenant.tenant_id] = made
+    return made
 
 
 async def _mandate(api: Api, tenant: Tenant) -> str:
@@ -480,6 +505,14 @@ async def _mandate(api: Api, tenant: Tenant) -> str:
         """UPDATE mandates SET status = 'active', provider_reference = 'SBX-M-' || id::text,
                   activated_at = now() WHERE id = $1""",
         uuid.UUID(int=decode_id("mdt", made["id"])),
+    )
+    return str(made["id"])
+
+
+async def _schedule(api: Api, tenant: Tenant) -> str:
+    customer = api.last_customer.get(tenant.tenant_id) or await _customer(api, tenant)
+    made = await api.created(
+        tenant, f"/v1/customers/{customer}/schedules", await _schedule_body(api, tenant)
     )
     return str(made["id"])
 
@@ -502,6 +535,7 @@ makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
     "customer_id": _customer,
     "mandate_id": _mandate,
     "collection_id": _collection,
+    "schedule_id": _schedule,
 }
 # Objects of the admin plane, which belong to no tenant (the isolation matrix leaves them).
 admin_makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {

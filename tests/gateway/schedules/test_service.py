@@ -36,9 +36,7 @@ created_at = at("2026-03-01T00:00:00Z")
 
 
 @pytest.fixture
-async def setting(
-    pool: asyncpg.Pool, redis_client: Redis, namespace: str
-) -> Setting:
+async def setting(pool: asyncpg.Pool, redis_client: Redis, namespace: str) -> Setting:
     return await make_setting(pool, redis_client, namespace)
 
 
