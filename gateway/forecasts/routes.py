@@ -13,7 +13,7 @@ from gateway.forecasts.service import customer_prefix
 from gateway.http.ids import decode_id
 from gateway.http.openapi import ParameterSchemas
 from gateway.http.requests import json_response, principal_of
-from gateway.http.wire import currency_code_pattern, currency_parameter_or_422
+from gateway.http.wire import currency_parameter_or_422, enabled_currency_schema
 from gateway.runtime import runtime_of
 
 forecast_path = "/v1/customers/{customer_id}/income-forecast"
@@ -27,10 +27,12 @@ forecast_path = "/v1/customers/{customer_id}/income-forecast"
 async def income_forecast(
     request: Request[Any, Any, Any], customer_id: FromPath[str], currency: FromQuery[str]
 ) -> Response[bytes]:
-    expected = await runtime_of(request).forecasts.income(
+    runtime = runtime_of(request)
+    runtime.ledger.currencies.get(currency_parameter_or_422(currency))  # Enabled, or a 422.
+    expected = await runtime.forecasts.income(
         principal_of(request),
         customer_id=decode_id(customer_prefix, customer_id),
-        currency=currency_parameter_or_422(currency),
+        currency=currency,
     )
     return json_response(200, expected)
 
@@ -41,5 +43,5 @@ response_bodies: Final[dict[tuple[str, str], tuple[str, type[msgspec.Struct]]]] 
     (forecast_path, "get"): ("200", wire.IncomeForecast),
 }
 parameter_schemas: Final[ParameterSchemas] = {
-    (forecast_path, "currency"): {"type": "string", "pattern": currency_code_pattern},
+    (forecast_path, "currency"): enabled_currency_schema,
 }

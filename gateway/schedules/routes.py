@@ -112,11 +112,6 @@ request_examples: Final[RequestExamples] = {
         "reference": "monthly savings",
     },
 }
-response_links: Final[ResponseLinks] = {
-    (schedules_path, "post"): {
-        "DeleteSchedule": (
-            (schedule_path, "delete"),
-            {"customer_id": "$request.path.customer_id", "schedule_id": "$response.body#/id"},
-        ),
-    },
-}
+# No links: deleting a schedule needs its customer's id and its own, and a link here would
+# name two path parameters the answer carries; the document's links each lead by one.
+response_links: Final[ResponseLinks] = {}

@@ -145,8 +145,10 @@ async def _mandate_body(api: Api, tenant: Tenant) -> Any:
 
 async def _schedule_body(api: Api, tenant: Tenant) -> Any:
     """A cron schedule under an active mandate of the customer made last for the tenant
-    (the one the route's path names)."""
-    body = {**await _mandate_body(api, tenant), "customer_id": api.last_customer[tenant.tenant_id]}
+    (the one the route's path names; a new one when there is none)."""
+    customer = api.last_customer.get(tenant.tenant_id) or await _customer(api, tenant)
+    body = {**await _mandate_body(api, tenant), "customer_id": customer}
+    api.last_customer[tenant.tenant_id] = customer  # The mandate body made another.
     made = await api.created(tenant, "/v1/mandates", body)
     await api.pool.execute(
         "UPDATE mandates SET status = 'active' WHERE id = $1",

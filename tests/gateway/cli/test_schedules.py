@@ -36,17 +36,18 @@ async def test_the_due_occurrence_starts_once_however_often_the_command_runs(
             "REDIS_URL": redis_server.redis_url(12),
             "KOVRA_DATA_DIR": str(tmp_path),
         }
-        # Monday 1 June 2026, 06:30 in Jakarta (UTC+7) is 23:30 UTC on the Sunday before.
-        early = run_kovra(["schedules", "run", "--at", "2026-05-31T23:29:00Z"], environment)
+        # Created at midnight UTC on Monday 1 June 2026 (07:00 in Jakarta, UTC+7), it is next due
+        # at 06:30 on Tuesday 2 June in Jakarta: 23:30 UTC on the Monday.
+        early = run_kovra(["schedules", "run", "--at", "2026-06-01T23:29:00Z"], environment)
         assert early.returncode == 0, early.stderr
         assert json.loads(early.stdout)["started"] == []
-        first = run_kovra(["schedules", "run", "--at", "2026-05-31T23:30:00+00:00"], environment)
+        first = run_kovra(["schedules", "run", "--at", "2026-06-02T06:30:00+07:00"], environment)
         assert first.returncode == 0, first.stderr
         (started,) = json.loads(first.stdout)["started"]
         assert started["schedule_id"] == schedule.id
-        assert started["occurrence_at"] == "2026-05-31T23:30:00Z"
+        assert started["occurrence_at"] == "2026-06-01T23:30:00Z"
         assert started["orchestration_id"].startswith("orc_")
-        again = run_kovra(["schedules", "run", "--at", "2026-05-31T23:30:00Z"], environment)
+        again = run_kovra(["schedules", "run", "--at", "2026-06-01T23:30:00Z"], environment)
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["started"] == []
         runs = await pool.fetch("SELECT id, trigger FROM orchestrations")

@@ -41,10 +41,10 @@ async def active_mandate(api: Api, tenant: Tenant) -> tuple[str, str]:
     return str(body["customer_id"]), str(mandate["id"])
 
 
-def schedule_body(mandate_id: str, **changes: Any) -> dict[str, Any]:
+def schedule_body(mandate: str, **changes: Any) -> dict[str, Any]:
     return {
         "kind": "cron",
-        "mandate_id": mandate_id,
+        "mandate_id": mandate,
         "amount": 5_000,
         "cron": "0 9 1 * *",
         "timezone": "Europe/Berlin",
