@@ -22,6 +22,7 @@ from compliance.cases import routes as case_routes
 from compliance.freezes import routes as freeze_routes
 from gateway import ops
 from gateway.batches import routes as batch_routes
+from gateway.buckets import routes as bucket_routes
 from gateway.collections import routes as collection_routes
 from gateway.customers import routes as customer_routes
 from gateway.forecasts import routes as forecast_routes
@@ -36,6 +37,7 @@ from gateway.infra.observability import configure_logging
 from gateway.jobs.worker import start_workers
 from gateway.operations import routes as operations_routes
 from gateway.orchestrations import routes as orchestration_routes
+from gateway.partners import routes as partner_routes
 from gateway.quotes import routes as quote_routes
 from gateway.runtime import open_runtime
 from gateway.schedules import routes as schedule_routes
@@ -68,6 +70,8 @@ route_modules: Final[Sequence[ModuleType]] = (
     orchestration_routes,
     forecast_routes,
     schedule_routes,
+    partner_routes,
+    bucket_routes,
 )
 # The payment path's POSTs, served straight from ASGI (`gateway.http.hot_routes`).
 hot_routes: Final[dict[tuple[str, str], HotRoute]] = {

@@ -31,6 +31,7 @@ from fx.quotes import QuoteStore
 from fx.rates import RateBook
 from fx.sources import HttpRateFeed, TableRateSource, default_table, parse_table
 from gateway.batches.service import Batches
+from gateway.buckets.service import Buckets
 from gateway.collections.notifications import Intake
 from gateway.collections.service import Collections
 from gateway.collections.setup import CollectionsDomain
@@ -47,6 +48,8 @@ from gateway.infra.database.batch import BatchWriter
 from gateway.infra.redis_pipelining import PipeliningRedis
 from gateway.infra.sealing import BlindIndex, SecretBox, sandbox_key_material
 from gateway.operations.service import Operations
+from gateway.orchestrations.service import Orchestrations
+from gateway.partners.service import PartnerLimits, Partners
 from gateway.quotes.service import Quotes
 from gateway.schedules.service import Schedules
 from gateway.settings import Settings
@@ -61,6 +64,7 @@ from gateway.transfers.recipients import Recipients
 from gateway.transfers.service import Transfers
 from gateway.wallets.service import Wallets
 from ledger import clients as ledger_clients
+from ledger.buckets import BucketsLedger
 from ledger.clients import LedgerClient
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import LedgerUnavailable
@@ -161,10 +165,14 @@ class Runtime:
     customers: Customers
     collections_domain: CollectionsDomain
     forecasts: Forecasts
+    partners: Partners
+    buckets: Buckets
+    orchestrations: Orchestrations
     # What `close` undoes, in the reverse order of opening.
     closer: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def close(self) -> None:
+        await self.partners.close()
         await self.closer.aclose()
 
     @functools.cached_property
@@ -342,6 +350,7 @@ def _assemble(
     tenancy = Tenancy(pool=pool, ledger=ledger, limiter=shared.limiter)
     recipients = Recipients(pool=pool, redis=redis, screener=compliance)
     customers = Customers(pool=pool, box=connections.secret_box, index=connections.blind_index)
+    automation = _automation(settings, connections, ledger, customers)
     return Runtime(
         settings=settings,
         ledger_client=connections.ledger_client,
@@ -388,15 +397,54 @@ def _assemble(
         operations=Operations(pool=pool),
         customers=customers,
         forecasts=Forecasts(pool=pool, customers=customers),
-        collections_domain=build_collections(
-            settings,
-            pool=pool,
-            redis=redis,
-            ledger=ledger,
-            secret_box=connections.secret_box,
-            key_material=connections.key_material,
-            customers=customers,
-        ),
+        collections_domain=_collections(settings, connections, ledger, customers),
+        partners=automation.partners,
+        buckets=automation.buckets,
+        orchestrations=automation.orchestrations,
+    )
+
+
+def _collections(
+    settings: Settings, connections: _Connections, ledger: Ledger, customers: Customers
+) -> CollectionsDomain:
+    return build_collections(
+        settings,
+        pool=connections.pool,
+        redis=connections.redis,
+        ledger=ledger,
+        secret_box=connections.secret_box,
+        key_material=connections.key_material,
+        customers=customers,
+    )
+
+
+@dataclass(kw_only=True, frozen=True)
+class _Automation:
+    """SPEC §11's services: partners, buckets (with rules and plans) and orchestration
+    runs, each built on the ones before it."""
+
+    partners: Partners
+    buckets: Buckets
+    orchestrations: Orchestrations
+
+
+def _automation(
+    settings: Settings, connections: _Connections, ledger: Ledger, customers: Customers
+) -> _Automation:
+    partners = _partners(settings, connections, ledger)
+    buckets = Buckets(
+        pool=connections.pool,
+        ledger=BucketsLedger(ledger),
+        currencies=ledger.currencies,
+        customers=customers,
+        partners=partners,
+        buckets_per_customer_max=settings.buckets_per_customer_max,
+        rules_per_customer_max=settings.rules_per_customer_max,
+    )
+    return _Automation(
+        partners=partners,
+        buckets=buckets,
+        orchestrations=Orchestrations(pool=connections.pool, customers=customers, lines=buckets),
     )
 
 
@@ -407,6 +455,20 @@ def _funding(settings: Settings, connections: _Connections, ledger: Ledger) -> F
         currencies=ledger.currencies,
         accounts=accounts_in_force(
             settings.settlement_accounts, sandbox=settings.sandbox, currencies=ledger.currencies
+        ),
+    )
+
+
+def _partners(settings: Settings, connections: _Connections, ledger: Ledger) -> Partners:
+    return Partners(
+        pool=connections.pool,
+        redis=connections.redis,
+        box=connections.secret_box,
+        currencies=ledger.currencies,
+        sandbox=settings.sandbox,
+        limits=PartnerLimits(
+            timeout_ms=settings.partner_timeout_ms,
+            send_tries_max=settings.partner_send_tries_max,
         ),
     )
 

@@ -32,6 +32,12 @@ from fx.quotes import (
 )
 from fx.rates import max_age_seconds_default
 from fx.sources import parse_table
+from gateway.buckets.wire import (
+    buckets_per_customer_default,
+    buckets_per_customer_limit_max,
+    rules_per_customer_default,
+    rules_per_customer_limit_max,
+)
 from gateway.funding.accounts import (
     SettlementAccount,
     currencies_not_enabled,
@@ -91,6 +97,10 @@ mandate_provider_names = ("paywithaccount", "sepa_dd", "bacs_dd")
 mandate_pending_expiry_seconds_default = 7 * 86_400
 collection_lookup_after_seconds_default = 600
 partner_attempts_max_default = 5
+partner_timeout_ms_default = 10_000
+partner_timeout_ms_max = 60_000
+partner_send_tries_default = 3
+partner_send_tries_max = 10
 
 
 # How long past the reconciler's delay what it reads to settle a payout must stay in Redis
@@ -157,6 +167,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     collection_lookup_after_seconds: int
     sepa_creditor_identifier: str | None
     partner_attempts_max: int
+    partner_timeout_ms: int
+    partner_send_tries_max: int
+    buckets_per_customer_max: int
+    rules_per_customer_max: int
 
     @property
     def retention(self) -> Retention:
@@ -553,7 +567,8 @@ _retention = "Retention"
 _secrets = "Sealed secrets"
 _funding = "Funding"
 _collections = "Collections (money in)"
-_orchestrations = "Orchestration runs"
+_partners = "Partners"
+_automation = "Automation (buckets, rules, partners, runs)"
 
 variables: tuple[Variable, ...] = (
     Variable(
@@ -985,10 +1000,44 @@ variables: tuple[Variable, ...] = (
         name="KOVRA_PARTNER_ATTEMPTS_MAX",
         field="partner_attempts_max",
         kind=Integer(default=partner_attempts_max_default, low=1, high=50),
-        section=_orchestrations,
+        section=_automation,
         meaning="How many times a run sends a partner order that gets no answer (each after"
         " a growing backoff) before it voids the order's hold and fails the order; its"
         " money stays in its bucket.",
+    ),
+    Variable(
+        name="KOVRA_PARTNER_TIMEOUT_MS",
+        field="partner_timeout_ms",
+        kind=Integer(default=partner_timeout_ms_default, low=100, high=partner_timeout_ms_max),
+        section=_partners,
+        meaning="How long one try of sending a partner order may take (the URL's check and"
+        " the partner's answer included) before it counts as no answer.",
+    ),
+    Variable(
+        name="KOVRA_PARTNER_SEND_TRIES",
+        field="partner_send_tries_max",
+        kind=Integer(default=partner_send_tries_default, low=1, high=partner_send_tries_max),
+        section=_partners,
+        meaning="Tries per send of a partner order (the first included), with exponential"
+        " backoff and full jitter between them; a partner that fails five sends in a row has"
+        " its circuit opened for 30 s. The order is sent again later by the orchestration.",
+    ),
+    Variable(
+        name="KOVRA_BUCKETS_PER_CUSTOMER_MAX",
+        field="buckets_per_customer_max",
+        kind=Integer(
+            default=buckets_per_customer_default, low=1, high=buckets_per_customer_limit_max
+        ),
+        section=_automation,
+        meaning="How many buckets one customer may have; one more is `409 too_many_buckets`.",
+    ),
+    Variable(
+        name="KOVRA_RULES_PER_CUSTOMER_MAX",
+        field="rules_per_customer_max",
+        kind=Integer(default=rules_per_customer_default, low=1, high=rules_per_customer_limit_max),
+        section=_automation,
+        meaning="How many live allocation rules one customer may have (deleted ones do not"
+        " count); one more is `409 too_many_rules`.",
     ),
 )
 

@@ -323,15 +323,28 @@ class BucketsLedger:
         self, *, tenant_id: int, currency_code: str, sub_accounts: Sequence[int]
     ) -> list[BucketBalance]:
         """Each bucket's balances, in the order asked, by one lookup."""
-        number = self._ledger.currencies.get(currency_code).number
-        ensure(len(sub_accounts) <= accounts_per_call_max, "one lookup of accounts")
+        return await self.balances_many(
+            tenant_id=tenant_id, buckets=[(currency_code, sub) for sub in sub_accounts]
+        )
+
+    async def balances_many(
+        self, *, tenant_id: int, buckets: Sequence[tuple[str, int]]
+    ) -> list[BucketBalance]:
+        """The balances of buckets in any currencies, each named (currency code,
+        sub-account), in the order asked, by one lookup (a page of a customer's buckets)."""
+        ensure(len(buckets) <= accounts_per_call_max, "one lookup of accounts")
         ids = [
-            tenant_account_id(tenant_id, AccountType.TENANT_WALLET, number, sub_account)
-            for sub_account in sub_accounts
+            tenant_account_id(
+                tenant_id,
+                AccountType.TENANT_WALLET,
+                self._ledger.currencies.get(currency_code).number,
+                sub_account,
+            )
+            for currency_code, sub_account in buckets
         ]
         found = {account.id: account for account in await self._lookup_accounts(ids)}
         balances: list[BucketBalance] = []
-        for sub_account, account_id in zip(sub_accounts, ids, strict=True):
+        for (_, sub_account), account_id in zip(buckets, ids, strict=True):
             account = found.get(account_id)
             credited, debited, pending = (
                 (0, 0, 0)

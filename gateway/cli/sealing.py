@@ -34,7 +34,8 @@ def register(subcommands: Subcommands) -> None:
     ).set_defaults(run=command_secrets)
     secrets_parser.add_parser(
         "reseal",
-        help="seal every webhook secret, customer, mandate and collection run again under "
+        help="seal every webhook and partner secret, customer, mandate and collection run "
+        "again under "
         "KOVRA_SECRETS_KEY and recompute the customers' blind indexes; resumable: a run "
         "that stops part way leaves what it resealed resealed",
     ).set_defaults(run=command_secrets)
@@ -47,6 +48,7 @@ def command_secrets(arguments: argparse.Namespace) -> int:
     from gateway.collections.sealed import reseal_mandates, reseal_runs  # noqa: PLC0415
     from gateway.customers.service import reseal_customers  # noqa: PLC0415
     from gateway.infra.sealing import SecretUnreadable  # noqa: PLC0415
+    from gateway.partners.service import reseal_partner_secrets  # noqa: PLC0415
     from gateway.webhooks.records.endpoints import reseal_secrets  # noqa: PLC0415
 
     async def run(runtime: Runtime) -> int:
@@ -60,6 +62,7 @@ def command_secrets(arguments: argparse.Namespace) -> int:
             ("customers", lambda: reseal_customers(runtime.pool, box, runtime.blind_index)),
             ("mandates", lambda: reseal_mandates(runtime.pool, box)),
             ("collection_runs", lambda: reseal_runs(runtime.pool, box)),
+            ("partners", lambda: reseal_partner_secrets(runtime.pool, box)),
         ]
         answer: dict[str, int | str] = {"resealed": changed}
         for name, reseal in batched:

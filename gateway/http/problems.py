@@ -124,6 +124,11 @@ statuses: dict[str, int] = {
     "mandate_inactive": 409,
     "mandate_not_deactivatable": 409,
     "invalid_signature": 401,
+    "unknown_bucket": 422,
+    "unknown_partner": 422,
+    "partner_currency_mismatch": 422,
+    "too_many_buckets": 409,
+    "too_many_rules": 409,
 }
 
 # The status of each code the HTTP edge answers itself (decoding, auth, limits, routing,

@@ -67,6 +67,13 @@ route_roles: Final[Mapping[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/customers/{customer_id}/schedules"): money_movers,
     ("GET", "/v1/customers/{customer_id}/schedules"): everyone,
     ("DELETE", "/v1/customers/{customer_id}/schedules/{schedule_id}"): money_movers,
+    ("POST", "/v1/customers/{customer_id}/buckets"): money_movers,
+    ("GET", "/v1/customers/{customer_id}/buckets"): everyone,
+    ("POST", "/v1/customers/{customer_id}/rules"): money_movers,
+    ("GET", "/v1/customers/{customer_id}/rules"): everyone,
+    ("DELETE", "/v1/customers/{customer_id}/rules/{rule_id}"): money_movers,
+    # A preview moves nothing and changes nothing: anyone who may read the rules may ask.
+    ("POST", "/v1/customers/{customer_id}/allocations/preview"): everyone,
     ("GET", "/v1/compliance/cases"): everyone,
     ("POST", "/v1/compliance/cases/{case_id}/decision"): compliance_officers,
     ("POST", "/v1/webhook-endpoints"): administrators,
@@ -91,6 +98,11 @@ route_roles: Final[Mapping[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/customers/{customer_id}/pulls"): money_movers,
     ("GET", "/v1/orchestrations"): everyone,
     ("GET", "/v1/orchestrations/{orchestration_id}"): everyone,
+    # A partner says where customers' money goes and holds the secret its orders are signed
+    # with: managed by the tenant's administrators, like a webhook endpoint.
+    ("POST", "/v1/partners"): administrators,
+    ("GET", "/v1/partners"): everyone,
+    ("GET", "/v1/partners/{partner_id}"): everyone,
 }
 
 

@@ -1,7 +1,8 @@
 """The background work of `kovra worker` (and of `kovra dev`, in-process): the reconciler,
 the transfer lifecycle, the batch watcher, the audit outbox drain, webhook delivery,
-retention, the collections passes (with the sandbox providers' notifier) and the schedules'
-due passes, each as its own task sharing the process's connections.
+retention, the collections passes (with the sandbox providers' notifier), the orchestration
+runs' passes and the schedules' due passes, each as its own task sharing the process's
+connections.
 
 Each job is given exactly what it needs, picked here from the process's runtime.
 """
@@ -19,6 +20,8 @@ from gateway.collections.setup import sandbox_notifier
 from gateway.collections.worker import CollectionsWorker
 from gateway.jobs import reconciler, retention
 from gateway.jobs.reconciler import Reconciliation
+from gateway.orchestrations import worker as orchestrations_worker
+from gateway.orchestrations.worker import OrchestrationsWorker
 from gateway.runtime import Runtime
 from gateway.schedules import worker as schedules_worker
 from gateway.transfers import worker as transfer_worker
@@ -26,6 +29,7 @@ from gateway.transfers.orphan_admissions import OrphanAdmissions
 from gateway.transfers.rails_setup import build_rail
 from gateway.transfers.worker import Lifecycle
 from gateway.webhooks import worker as webhook_worker
+from ledger.buckets import BucketsLedger
 
 transfer_idle_seconds = 0.2
 
@@ -94,6 +98,17 @@ def collections(runtime: Runtime) -> CollectionsWorker:
     )
 
 
+def orchestrations(runtime: Runtime) -> OrchestrationsWorker:
+    return OrchestrationsWorker(
+        pool=runtime.pool,
+        collections=runtime.collections,
+        buckets=runtime.buckets,
+        ledger=BucketsLedger(runtime.ledger),
+        partners=runtime.partners,
+        partner_attempts_max=runtime.settings.partner_attempts_max,
+    )
+
+
 def start_workers(runtime: Runtime) -> list[asyncio.Task[None]]:
     loop = asyncio.get_running_loop()
     settings = runtime.settings
@@ -115,6 +130,7 @@ def start_workers(runtime: Runtime) -> list[asyncio.Task[None]]:
         loop.create_task(retention.run_forever(runtime.pool, settings.retention)),
         loop.create_task(collections_worker.run_forever(collections(runtime))),
         loop.create_task(schedules_worker.run_forever(runtime.schedules)),
+        loop.create_task(orchestrations_worker.run_forever(orchestrations(runtime))),
         loop.create_task(
             webhook_worker.run_forever(
                 runtime.pool,

@@ -90,7 +90,9 @@ async def list_orchestrations(
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     page_limit_or_422(limit, limit_max=page_max)
-    customer = None if customer_id is None else _body_id(customer_prefix, "customer_id", customer_id)
+    customer = (
+        None if customer_id is None else _body_id(customer_prefix, "customer_id", customer_id)
+    )
     if status is not None and status not in wire.orchestration_statuses:
         raise invalid("status", detail="unknown status", message="not an orchestration status")
     page = await runtime_of(request).orchestrations.list(
@@ -99,9 +101,7 @@ async def list_orchestrations(
         status=status,
         page=page_request(positions, limit=limit, cursor=cursor, limit_max=page_max),
     )
-    return json_response(
-        200, wire.OrchestrationPage(data=page.items, next_cursor=page.next_cursor)
-    )
+    return json_response(200, wire.OrchestrationPage(data=page.items, next_cursor=page.next_cursor))
 
 
 route_handlers: Final = (create_pull, read_orchestration, list_orchestrations)

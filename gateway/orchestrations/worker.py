@@ -33,14 +33,12 @@ import datetime
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import asyncpg
 import msgspec
 import structlog
-from ledger.buckets import Allocation, AllocationLeg, BucketsLedger, Delivery, DeliveryStatus
 
-from gateway.buckets.service import AllocationLine, Buckets
 from gateway.collections.service import Collections
 from gateway.http.ids import encode_id
 from gateway.orchestrations import records, wire
@@ -54,7 +52,7 @@ from gateway.orchestrations.records import (
 )
 from gateway.orchestrations.service import run_event
 from gateway.orchestrations.views import order_prefix, order_view, payload
-from gateway.partners.service import Partners
+from ledger.buckets import Allocation, AllocationLeg, BucketsLedger, Delivery, DeliveryStatus
 from ledger.errors import DomainError, LedgerError
 from ledger.invariants import ensure
 from ledger.service import Posted
@@ -64,6 +62,10 @@ from rails.partners.partner import (
     PartnerRejected,
     PartnerUnavailable,
 )
+
+if TYPE_CHECKING:
+    from gateway.buckets.service import AllocationLine, Buckets
+    from gateway.partners.service import Partners
 
 log = structlog.get_logger("kovra.orchestrations.worker")
 T = TypeVar("T")
@@ -257,7 +259,7 @@ class OrchestrationsWorker:
                     collection_id=outcome,
                     next_attempt_at=records.parked_until,
                 )
-                collection = {"collection_id": encode_id("col", outcome.int)}
+                collection: dict[str, object] = {"collection_id": encode_id("col", outcome.int)}
                 states = {"collect": "succeeded", "confirmation": "running"}
                 transition.add(move, _steps(run, states, collect=collection))
         async with self._pool.acquire() as connection, connection.transaction():
@@ -432,6 +434,7 @@ class OrchestrationsWorker:
         after: dict[uuid.UUID, OrderRow] = {}
         to_reserve: list[OrderRow] = []
         to_send: list[OrderRow] = []
+        posted: set[uuid.UUID] = set()
         for order, state in zip(orders, states, strict=True):
             if state is DeliveryStatus.VOIDED:
                 after[order.id] = _failed(
@@ -441,8 +444,10 @@ class OrchestrationsWorker:
                 to_reserve.append(order)
             else:
                 to_send.append(order)
+                if state is DeliveryStatus.POSTED:
+                    posted.add(order.id)
         to_send += await self._reserve(to_reserve, after)
-        await self._send(to_send, after)
+        await self._send(to_send, after, posted=posted)
         written = [after[order.id] for order in orders if order.id in after]
         async with self._pool.acquire() as connection, connection.transaction():
             stored = await records.write_orders(connection, written)
@@ -469,9 +474,17 @@ class OrchestrationsWorker:
                 after[order.id] = msgspec.structs.replace(order, status="reserved")
         return held
 
-    async def _send(self, orders: Sequence[OrderRow], after: dict[uuid.UUID, OrderRow]) -> None:
+    async def _send(
+        self,
+        orders: Sequence[OrderRow],
+        after: dict[uuid.UUID, OrderRow],
+        *,
+        posted: set[uuid.UUID],
+    ) -> None:
         """Send the held orders (one call for the batch), then post the receipts and void
-        the refusals and the orders out of attempts (one ledger request each)."""
+        the refusals and the orders out of attempts (one ledger request each). An order
+        the ledger shows posted (a crash after the post) was taken by its partner: it is
+        sent again only for the receipt's reference, and delivered whatever the answer."""
         if not orders:
             return
         answers = await self._partners.send_many([_partner_order(order) for order in orders])
@@ -480,7 +493,12 @@ class OrchestrationsWorker:
         to_void: list[tuple[OrderRow, OrderRow]] = []
         for order, answer in zip(orders, answers, strict=True):
             sent = msgspec.structs.replace(order, status="reserved", attempts=order.attempts + 1)
-            if isinstance(answer, PartnerReceipt):
+            if order.id in posted:
+                reference = answer.partner_reference if isinstance(answer, PartnerReceipt) else None
+                after[order.id] = msgspec.structs.replace(
+                    sent, status="delivered", partner_reference=reference
+                )
+            elif isinstance(answer, PartnerReceipt):
                 to_post.append(
                     (
                         sent,

@@ -2,7 +2,17 @@
 letters.
 
 Public: `records` (endpoints, the events outbox, deliveries), `routes`, `worker`,
-`schedule` (the retry schedule), `signing` (Standard Webhooks signatures), `wire`, `errors`.
-Private: `catalog`, `destinations`."""
+`schedule` (the retry schedule), `signing` (Standard Webhooks signatures), `destinations`
+(where a URL chosen by a tenant may point: partners apply the same policy), `wire`, `errors`.
+Private: `catalog`."""
 
-__all__ = ["errors", "records", "routes", "schedule", "signing", "wire", "worker"]
+__all__ = [
+    "destinations",
+    "errors",
+    "records",
+    "routes",
+    "schedule",
+    "signing",
+    "wire",
+    "worker",
+]

@@ -157,12 +157,36 @@ async def _schedule_body(api: Api, tenant: Tenant) -> Any:
     return {**schedule_body, "mandate_id": made["id"]}
 
 
+async def _pull_body(api: Api, tenant: Tenant) -> Any:
+    """A pull under a new active mandate of the tenant's latest customer (the one a pull's
+    path names, made just before its body)."""
+    customer = await api.pool.fetchval(
+        "SELECT id FROM customers WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+        tenant.tenant_id,
+    )
+    mandate = await _mandate(api, tenant)
+    if customer is not None:
+        await api.pool.execute(
+            "UPDATE mandates SET customer_id = $2 WHERE id = $1",
+            uuid.UUID(int=decode_id("mdt", mandate)),
+            customer,
+        )
+    return {"mandate_id": mandate, "amount": payment_minor}
+
+
 collection_body = {"amount": payment_minor, "reference": "matrix collection"}
 quote_body = {"source_currency": "EUR", "target_currency": "EUR", "source_amount": payment_minor}
 hold_body = {"currency": "EUR", "amount": payment_minor}
 # No external id: the matrices create many customers with this one body.
 customer_body = {"name": "Adaeze Okafor", "email": "adaeze@example.com", "country": "NG"}
 schedule_body = {"kind": "cron", "amount": payment_minor, "cron": "0 9 1 * *", "timezone": "UTC"}
+partner_body = {
+    "kind": "savings",
+    "name": "Matrix Savings",
+    "currency": "EUR",
+    "adapter": "sandbox",
+    "reference": "matrix-savings",
+}
 requests: Mapping[tuple[str, str], Request] = {
     ("GET", "/v1/balances"): Request(200),
     ("GET", "/v1/statements"): Request(200, query={"currency": "EUR"}),
@@ -199,6 +223,12 @@ requests: Mapping[tuple[str, str], Request] = {
     ("GET", "/v1/collections"): Request(200),
     ("GET", "/v1/collections/{collection_id}"): Request(200),
     ("GET", "/v1/collections/{collection_id}/messages"): Request(200),
+    ("POST", "/v1/partners"): Request(201, _static(partner_body)),
+    ("GET", "/v1/partners"): Request(200),
+    ("GET", "/v1/partners/{partner_id}"): Request(200),
+    ("POST", "/v1/customers/{customer_id}/pulls"): Request(201, _pull_body),
+    ("GET", "/v1/orchestrations"): Request(200),
+    ("GET", "/v1/orchestrations/{orchestration_id}"): Request(200),
     ("GET", "/v1/compliance/cases"): Request(200),
     ("POST", "/v1/compliance/cases/{case_id}/decision"): Request(
         200, _static({"decision": "approve", "note": "a namesake of the listed party"})
@@ -238,6 +268,8 @@ read_paths = {
     "customer_id": "/v1/customers/{customer_id}",
     "mandate_id": "/v1/mandates/{mandate_id}",
     "collection_id": "/v1/collections/{collection_id}",
+    "partner_id": "/v1/partners/{partner_id}",
+    "orchestration_id": "/v1/orchestrations/{orchestration_id}",
 }
 
 
@@ -519,6 +551,17 @@ async def _schedule(api: Api, tenant: Tenant) -> str:
     return str(made["id"])
 
 
+async def _partner(api: Api, tenant: Tenant) -> str:
+    return str((await api.created(tenant, "/v1/partners", partner_body))["id"])
+
+
+async def _orchestration(api: Api, tenant: Tenant) -> str:
+    customer = await _customer(api, tenant)
+    body = await _pull_body(api, tenant)
+    made = await api.created(tenant, f"/v1/customers/{customer}/pulls", body)
+    return str(made["id"])
+
+
 async def _collection(api: Api, tenant: Tenant) -> str:
     mandate = await _mandate(api, tenant)
     made = await api.created(tenant, f"/v1/mandates/{mandate}/collect", collection_body)
@@ -538,6 +581,8 @@ makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
     "mandate_id": _mandate,
     "collection_id": _collection,
     "schedule_id": _schedule,
+    "partner_id": _partner,
+    "orchestration_id": _orchestration,
 }
 # Objects of the admin plane, which belong to no tenant (the isolation matrix leaves them).
 admin_makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
