@@ -25,6 +25,7 @@ from gateway.batches import routes as batch_routes
 from gateway.buckets import routes as bucket_routes
 from gateway.collections import routes as collection_routes
 from gateway.customers import routes as customer_routes
+from gateway.forecasts import routes as forecast_routes
 from gateway.funding import routes as funding_routes
 from gateway.http.exception_handlers import exception_handlers
 from gateway.http.hot_routes import HotRoute, with_hot_routes
@@ -39,6 +40,7 @@ from gateway.orchestrations import routes as orchestration_routes
 from gateway.partners import routes as partner_routes
 from gateway.quotes import routes as quote_routes
 from gateway.runtime import open_runtime
+from gateway.schedules import routes as schedule_routes
 from gateway.settings import Settings, load_settings
 from gateway.tenancy import routes as tenancy_routes
 from gateway.transfers import routes as transfer_routes
@@ -66,6 +68,8 @@ route_modules: Final[Sequence[ModuleType]] = (
     collection_routes,
     customer_routes,
     orchestration_routes,
+    forecast_routes,
+    schedule_routes,
     partner_routes,
     bucket_routes,
 )

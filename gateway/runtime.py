@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,6 +37,7 @@ from gateway.collections.service import Collections
 from gateway.collections.setup import CollectionsDomain
 from gateway.collections.setup import build as build_collections
 from gateway.customers.service import Customers
+from gateway.forecasts.service import Forecasts
 from gateway.funding.accounts import accounts_in_force
 from gateway.funding.service import Funding
 from gateway.http.auth import Authenticator
@@ -49,6 +51,7 @@ from gateway.operations.service import Operations
 from gateway.orchestrations.service import Orchestrations
 from gateway.partners.service import PartnerLimits, Partners
 from gateway.quotes.service import Quotes
+from gateway.schedules.service import Schedules
 from gateway.settings import Settings
 from gateway.tenancy.pricing_cache import PricingCache
 from gateway.tenancy.service import Tenancy
@@ -161,6 +164,7 @@ class Runtime:
     operations: Operations
     customers: Customers
     collections_domain: CollectionsDomain
+    forecasts: Forecasts
     partners: Partners
     buckets: Buckets
     orchestrations: Orchestrations
@@ -170,6 +174,16 @@ class Runtime:
     async def close(self) -> None:
         await self.partners.close()
         await self.closer.aclose()
+
+    @functools.cached_property
+    def schedules(self) -> Schedules:
+        """Schedules start their occurrences' runs through the orchestrations service."""
+        return Schedules(
+            pool=self.pool,
+            pulls=self.orchestrations,
+            customers=self.customers,
+            providers=self.collections_domain.providers,
+        )
 
     @property
     def collections(self) -> Collections:
@@ -383,6 +397,7 @@ def _assemble(
         funding=_funding(settings, connections, ledger),
         operations=Operations(pool=pool),
         customers=customers,
+        forecasts=Forecasts(pool=pool, customers=customers),
         collections_domain=_collections(settings, connections, ledger, customers),
         partners=partners,
         buckets=buckets,

@@ -22,6 +22,7 @@ from gateway.cli import (
     liquidity,
     retention,
     sanctions,
+    schedules,
     sealing,
     serve,
     statements,
@@ -49,6 +50,7 @@ command_groups: tuple[CommandGroup, ...] = (
     sealing,
     freezes,
     statements,
+    schedules,
 )
 
 

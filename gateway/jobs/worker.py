@@ -1,7 +1,8 @@
 """The background work of `kovra worker` (and of `kovra dev`, in-process): the reconciler,
 the transfer lifecycle, the batch watcher, the audit outbox drain, webhook delivery,
-retention, the collections passes (with the sandbox providers' notifier) and the
-orchestration runs' passes, each as its own task sharing the process's connections.
+retention, the collections passes (with the sandbox providers' notifier), the orchestration
+runs' passes and the schedules' due passes, each as its own task sharing the process's
+connections.
 
 Each job is given exactly what it needs, picked here from the process's runtime.
 """
@@ -22,6 +23,7 @@ from gateway.jobs.reconciler import Reconciliation
 from gateway.orchestrations import worker as orchestrations_worker
 from gateway.orchestrations.worker import OrchestrationsWorker
 from gateway.runtime import Runtime
+from gateway.schedules import worker as schedules_worker
 from gateway.transfers import worker as transfer_worker
 from gateway.transfers.orphan_admissions import OrphanAdmissions
 from gateway.transfers.rails_setup import build_rail
@@ -127,6 +129,7 @@ def start_workers(runtime: Runtime) -> list[asyncio.Task[None]]:
         ),
         loop.create_task(retention.run_forever(runtime.pool, settings.retention)),
         loop.create_task(collections_worker.run_forever(collections(runtime))),
+        loop.create_task(schedules_worker.run_forever(runtime.schedules)),
         loop.create_task(orchestrations_worker.run_forever(orchestrations(runtime))),
         loop.create_task(
             webhook_worker.run_forever(

@@ -14,7 +14,8 @@ is late.
 
 Each provider also knows its scheme's rules: which currency it collects, what bank details
 a mandate needs (validated before anything is stored, `InvalidBankDetails` naming the
-field), and what its reason codes mean.
+field), and what its reason codes mean. A provider may report the balance of a mandate's
+account (`balance`), which balance-threshold triggers read; only the sandbox does so far.
 """
 
 from __future__ import annotations
@@ -206,4 +207,11 @@ class MandateProvider(Protocol):
     async def deactivate_mandate(self, provider_reference: str) -> None:
         """Cancel the mandate at the provider; later collections under it are refused
         there too. Deactivating twice is not an error."""
+        ...
+
+    async def balance(self, provider_reference: str) -> int | None:
+        """The balance of the mandate's account now, in minor units of the provider's
+        currency, or None when the provider reports none for it. No scheme's API Kovra
+        speaks reports one (open-banking balance feeds are later, SPEC §14): only the
+        sandbox does, for mandates set up to."""
         ...

@@ -140,6 +140,9 @@ class ResilientProvider:
             "deactivate_mandate", lambda: self._inner.deactivate_mandate(provider_reference)
         )
 
+    async def balance(self, provider_reference: str) -> int | None:
+        return await self._call("balance", lambda: self._inner.balance(provider_reference))
+
     async def _call(self, operation: str, attempt: Callable[[], Awaitable[Result]]) -> Result:
         """`attempt` tried up to the policy's count; `ProviderUnavailable` when it never
         answered or the breaker refused. Programmer errors propagate untouched."""

@@ -7,6 +7,7 @@
 | `sandbox:return:CODE` | `mandate.active`                     | `collection.succeeded`, then     |
 |                       |                                      | `collection.returned` with CODE  |
 | `sandbox:decline`     | stays pending, no notification       | `collection.succeeded`           |
+| `sandbox:balance:N`   | `mandate.active`, balance N reported | `collection.succeeded`           |
 | anything else         | `mandate.active`                     | `collection.succeeded`           |
 
 CODE is one to eight uppercase letters or digits ending there; a code the scheme does not
@@ -33,6 +34,12 @@ in Redis under a namespace, so every worker process shares it and a restart forg
   and `{ns}:collections:notification:{id}`, each notification's provider and body, which the
   `SandboxNotifier` sends. A notification's id derives from its provider, type and reference,
   so the same outcome is never scheduled twice.
+
+A mandate whose reference is `sandbox:balance:N` (N minor units, up to
+`balance_minor_max`) has an account whose balance `balance` reports: N less the amounts of
+the collections the sandbox accepted to succeed under it (counted when it accepts them; a
+later return does not give them back, and the balance may go below zero). Every other
+mandate's balance is None, as a real provider's.
 
 Each batch is decided by one script in one round trip, request after request, so a request
 twice in a batch is recorded once. Every key expires after `state_ttl_seconds` (30 days by
@@ -73,6 +80,9 @@ milliseconds_per_second = 1_000
 fail_prefix = "sandbox:fail:"
 return_prefix = "sandbox:return:"
 decline_prefix = "sandbox:decline"
+balance_prefix = "sandbox:balance:"
+# The largest balance a sandbox mandate may be given: a hundred billion major units.
+balance_minor_max = 10**13
 mandate_reference_prefix = "SBX-M-"
 collection_reference_prefix = "SBX-C-"
 notification_id_digest_hex = 32
@@ -81,6 +91,7 @@ base36_digits_128_bits = 25  # 36**25 > 2**128: every 128-bit id in 25 digits.
 _code_after = r"([A-Z0-9]{1,8})(?![A-Za-z0-9])"
 _fail_pattern = re.compile(re.escape(fail_prefix) + _code_after)
 _return_pattern = re.compile(re.escape(return_prefix) + _code_after)
+_balance_pattern = re.compile(re.escape(balance_prefix) + r"([0-9]{1,14})(?![0-9])")
 
 
 class ProviderReferenceUnknown(LookupError):
@@ -89,16 +100,18 @@ class ProviderReferenceUnknown(LookupError):
 
 # Records a batch of mandates. KEYS[1] the due notifications; then per mandate i (from 0)
 # KEYS[2 + 2i] its hash and KEYS[3 + 2i] its notification's hash. ARGV[1] the keys' time to
-# live (s), ARGV[2] the provider; per mandate, from ARGV[3 + 5i]: outcome, reason code ('' for
-# none), effective time (ms), notification id ('' for none), notification body.
+# live (s), ARGV[2] the provider; per mandate, from ARGV[3 + 6i]: outcome, reason code ('' for
+# none), effective time (ms), notification id ('' for none), notification body, the
+# account's balance ('' for none).
 _create_mandates_lua = """
 local ttl, provider, due = tonumber(ARGV[1]), ARGV[2], KEYS[1]
 for i = 0, (#KEYS - 1) / 2 - 1 do
   local mandate_key, note_key = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
-  local a = 2 + 5 * i
+  local a = 2 + 6 * i
   if redis.call('EXISTS', mandate_key) == 0 then
     redis.call('HSET', mandate_key, 'outcome', ARGV[a + 1], 'reason_code', ARGV[a + 2],
-               'effective_at_ms', ARGV[a + 3], 'deactivated', '0')
+               'effective_at_ms', ARGV[a + 3], 'deactivated', '0',
+               'balance_minor', ARGV[a + 6], 'collected_minor', 0)
     redis.call('EXPIRE', mandate_key, ttl)
     if ARGV[a + 4] ~= '' then
       redis.call('HSET', note_key, 'provider', provider, 'body', ARGV[a + 5], 'attempts', 0)
@@ -114,10 +127,11 @@ return #KEYS
 # collection i, KEYS[2 + 4i] its hash, KEYS[3 + 4i] its mandate's hash, KEYS[4 + 4i] and
 # KEYS[5 + 4i] its notifications' hashes (outcome, return). ARGV[1] time to live (s), ARGV[2]
 # now (ms), ARGV[3] the mandate-cancelled code, ARGV[4] the no-mandate code, ARGV[5] the
-# provider; per collection, from ARGV[6 + 10i]: outcome, reason code, effective time (ms),
+# provider; per collection, from ARGV[6 + 11i]: outcome, reason code, effective time (ms),
 # return reason code ('' for none), return time (ms, '' for none), refusal code ('' for
-# none), outcome notification id and body, return notification id ('' for none) and body.
-# Replies {answer, reason code} per collection.
+# none), outcome notification id and body, return notification id ('' for none) and body,
+# amount (minor units). Replies {answer, reason code} per collection. A collection accepted
+# to succeed is counted against its mandate's account (`collected_minor`).
 _collect_lua = """
 local ttl, now, due = tonumber(ARGV[1]), tonumber(ARGV[2]), KEYS[1]
 local cancelled_code, no_mandate_code, provider = ARGV[3], ARGV[4], ARGV[5]
@@ -129,7 +143,7 @@ local function schedule(key, id, body, at)
 end
 for i = 0, (#KEYS - 1) / 4 - 1 do
   local collection_key, mandate_key = KEYS[2 + 4 * i], KEYS[3 + 4 * i]
-  local a = 5 + 10 * i
+  local a = 5 + 11 * i
   local known = redis.call('HMGET', collection_key, 'answer', 'answer_reason_code')
   if known[1] then
     replies[i + 1] = {known[1], known[2]}
@@ -151,6 +165,9 @@ for i = 0, (#KEYS - 1) / 4 - 1 do
                  'outcome', ARGV[a + 1], 'reason_code', ARGV[a + 2],
                  'effective_at_ms', ARGV[a + 3], 'return_reason_code', ARGV[a + 4],
                  'returned_at_ms', ARGV[a + 5])
+      if ARGV[a + 1] == 'succeeded' then
+        redis.call('HINCRBY', mandate_key, 'collected_minor', ARGV[a + 11])
+      end
       schedule(KEYS[4 + 4 * i], ARGV[a + 7], ARGV[a + 8], ARGV[a + 3])
       if ARGV[a + 9] ~= '' then
         schedule(KEYS[5 + 4 * i], ARGV[a + 9], ARGV[a + 10], ARGV[a + 5])
@@ -300,7 +317,7 @@ class SandboxProvider:
             identifier, body = self._body("mandate.active", reference, amount_minor=None, reason="")
             args = ["active", "", at_ms, identifier, body]
         keys.append(notification_key(self._namespace, identifier))
-        return keys, args
+        return keys, [*args, _opening_balance(request.reference)]
 
     async def create_mandates(self, requests: Sequence[MandateRequest]) -> list[MandateAnswer]:
         """Every mandate `pending`; its outcome notified `notification_delay_ms` later."""
@@ -358,7 +375,7 @@ class SandboxProvider:
             notification_key(self._namespace, second[0] or first[0]),
         ]
         args = [outcome, code, at_ms, return_code, returned_at, self._refusal(request)]
-        return keys, [*args, first[0], first[1], second[0], second[1]]
+        return keys, [*args, first[0], first[1], second[0], second[1], amount]
 
     async def collect(self, requests: Sequence[CollectionRequest]) -> CollectionRun:
         """Every collection `pending` (its outcome notified later) or `failed` at once when
@@ -414,6 +431,25 @@ class SandboxProvider:
     async def deactivate_mandate(self, provider_reference: str) -> None:
         """Later collections under the mandate fail with the scheme's cancelled code."""
         await self._deactivate(keys=[self._key("mandate", provider_reference)], args=[])
+
+    async def balance(self, provider_reference: str) -> int | None:
+        """A `sandbox:balance:N` mandate's N less what the sandbox accepted to collect under
+        it; None for any other mandate, and for one the sandbox does not know."""
+        opening, collected = await self._redis.hmget(
+            self._key("mandate", provider_reference), ["balance_minor", "collected_minor"]
+        )
+        if opening is None or _text(opening) == "":
+            return None
+        return int(_text(opening)) - int(_text(collected or b"0"))
+
+
+def _opening_balance(reference: str) -> str:
+    """The balance a `sandbox:balance:N` reference gives the mandate's account ('' for none:
+    a reference of another form, or an N past `balance_minor_max`)."""
+    match = _balance_pattern.match(reference)
+    if match is None or int(match.group(1)) > balance_minor_max:
+        return ""
+    return match.group(1)
 
 
 def _moment(now_ms: int) -> datetime.datetime:

@@ -143,6 +143,20 @@ async def _mandate_body(api: Api, tenant: Tenant) -> Any:
     }
 
 
+async def _schedule_body(api: Api, tenant: Tenant) -> Any:
+    """A cron schedule under an active mandate of the customer made last for the tenant
+    (the one the route's path names; a new one when there is none)."""
+    customer = api.last_customer.get(tenant.tenant_id) or await _customer(api, tenant)
+    body = {**await _mandate_body(api, tenant), "customer_id": customer}
+    api.last_customer[tenant.tenant_id] = customer  # The mandate body made another.
+    made = await api.created(tenant, "/v1/mandates", body)
+    await api.pool.execute(
+        "UPDATE mandates SET status = 'active' WHERE id = $1",
+        uuid.UUID(int=decode_id("mdt", made["id"])),
+    )
+    return {**schedule_body, "mandate_id": made["id"]}
+
+
 async def _pull_body(api: Api, tenant: Tenant) -> Any:
     """A pull under a new active mandate of the tenant's latest customer (the one a pull's
     path names, made just before its body)."""
@@ -174,6 +188,7 @@ quote_body = {"source_currency": "EUR", "target_currency": "EUR", "source_amount
 hold_body = {"currency": "EUR", "amount": payment_minor}
 # No external id: the matrices create many customers with this one body.
 customer_body = {"name": "Adaeze Okafor", "email": "adaeze@example.com", "country": "NG"}
+schedule_body = {"kind": "cron", "amount": payment_minor, "cron": "0 9 1 * *", "timezone": "UTC"}
 partner_body = {
     "kind": "savings",
     "name": "Matrix Savings",
@@ -213,6 +228,10 @@ requests: Mapping[tuple[str, str], Request] = {
     ("POST", "/v1/customers/{customer_id}/allocations/preview"): Request(
         200, _static(preview_body)
     ),
+    ("GET", "/v1/customers/{customer_id}/income-forecast"): Request(200, query={"currency": "EUR"}),
+    ("POST", "/v1/customers/{customer_id}/schedules"): Request(201, _schedule_body),
+    ("GET", "/v1/customers/{customer_id}/schedules"): Request(200),
+    ("DELETE", "/v1/customers/{customer_id}/schedules/{schedule_id}"): Request(200),
     ("POST", "/v1/mandates"): Request(201, _mandate_body),
     ("GET", "/v1/mandates"): Request(200),
     ("GET", "/v1/mandates/{mandate_id}"): Request(200),
@@ -280,6 +299,13 @@ class Snapshot:
     objects: dict[str, Any]
 
 
+# Objects with no read route of their own: the query that reads one, and its id's prefix.
+row_reads: Mapping[str, tuple[str, str]] = {
+    "rule_id": ("SELECT * FROM rules WHERE id = $1", "rul"),
+    "schedule_id": ("SELECT * FROM schedules WHERE id = $1", "sch"),
+}
+
+
 class Api:
     """The app in this process, its database, and what the matrices make through it."""
 
@@ -289,6 +315,8 @@ class Api:
         self.pool: asyncpg.Pool = app.state.runtime.pool
         self._recipients: dict[tuple[int, str], str] = {}
         self._policies = itertools.count(1)
+        # The customer made last for each tenant: a schedule's path names its customer.
+        self.last_customer: dict[int, str] = {}
 
     async def tenant(
         self, name: str, *, requests_per_minute: int = requests_per_minute_max
@@ -376,10 +404,9 @@ class Api:
     async def _read(self, tenant: Tenant, parameter: str, id_: str) -> Any:
         if parameter == "case_id":
             return await self.case(tenant, id_)
-        if parameter == "rule_id":  # Read in its customer's list; its row says it whole.
-            row = await self.pool.fetchrow(
-                "SELECT * FROM rules WHERE id = $1", uuid.UUID(int=decode_id("rul", id_))
-            )
+        if parameter in row_reads:  # Listed under their customer; each row says it whole.
+            query, prefix = row_reads[parameter]
+            row = await self.pool.fetchrow(query, uuid.UUID(int=decode_id(prefix, id_)))
             return None if row is None else {key: str(value) for key, value in row.items()}
         path = read_paths[parameter].format(**{parameter: id_})
         response = await self.client.get(path, headers=tenant.headers("read_only"))
@@ -522,7 +549,9 @@ async def _exception(api: Api, _: Tenant) -> str:
 
 
 async def _customer(api: Api, tenant: Tenant) -> str:
-    return str((await api.created(tenant, "/v1/customers", customer_body))["id"])
+    made = str((await api.created(tenant, "/v1/customers", customer_body))["id"])
+    api.last_customer[tenant.tenant_id] = made
+    return made
 
 
 async def _latest_customer(api: Api, tenant: Tenant) -> str:
@@ -559,6 +588,14 @@ async def _mandate(api: Api, tenant: Tenant) -> str:
     return str(made["id"])
 
 
+async def _schedule(api: Api, tenant: Tenant) -> str:
+    customer = api.last_customer.get(tenant.tenant_id) or await _customer(api, tenant)
+    made = await api.created(
+        tenant, f"/v1/customers/{customer}/schedules", await _schedule_body(api, tenant)
+    )
+    return str(made["id"])
+
+
 async def _partner(api: Api, tenant: Tenant) -> str:
     return str((await api.created(tenant, "/v1/partners", partner_body))["id"])
 
@@ -588,6 +625,7 @@ makers: Mapping[str, Callable[[Api, Tenant], Awaitable[str]]] = {
     "customer_id": _customer,
     "mandate_id": _mandate,
     "collection_id": _collection,
+    "schedule_id": _schedule,
     "partner_id": _partner,
     "orchestration_id": _orchestration,
     "rule_id": _rule,

@@ -148,6 +148,7 @@ def test_every_currency_a_request_names_is_an_enabled_one(document: dict[str, An
     assert query_parameters(document, "currency") == [
         ("/v1/statements", reference),
         ("/v1/funding-instructions", reference),
+        ("/v1/customers/{customer_id}/income-forecast", reference),
     ]
 
 
@@ -178,7 +179,7 @@ async def test_every_id_in_a_path_has_its_prefix_pattern_and_issued_ids_match_it
             if parameter["in"] == "path" and schema["type"] == "string" and "enum" not in schema:
                 assert "pattern" in parameter["schema"], (path, parameter)
                 patterns[parameter["name"]] = parameter["schema"]["pattern"]
-    assert len(patterns) == 16, patterns
+    assert len(patterns) == 17, patterns
     for name, pattern in patterns.items():
         if name != "event_id":  # Events are made by what happens, not by a request.
             issued = await api.make(name, tenant)
@@ -192,7 +193,7 @@ async def test_every_cursor_has_the_pattern_of_the_cursors_its_list_writes(
     api: Api, tenant: Tenant, document: dict[str, Any]
 ) -> None:
     cursors = query_parameters(document, "cursor")
-    assert len(cursors) == 18, cursors
+    assert len(cursors) == 19, cursors
     # Two of each object, so a page of one has a next cursor (events and statement entries
     # come with them).
     for parameter in ("transfer_id", "endpoint_id", "hold_id", "hold_id"):
@@ -319,7 +320,7 @@ async def test_every_limit_says_the_page_sizes_its_list_serves(
     api: Api, tenant: Tenant, document: dict[str, Any]
 ) -> None:
     limits = query_parameters(document, "limit")
-    assert len(limits) == 18, limits
+    assert len(limits) == 19, limits
     for path, schema in limits:
         assert (schema["type"], schema["minimum"]) == ("integer", 1), (path, schema)
         assert schema["minimum"] <= schema["default"] <= schema["maximum"], (path, schema)

@@ -4,7 +4,8 @@ timeout (on a virtual clock) and retried, since the provider is idempotent on Ko
 when every try fails the caller gets `ProviderUnavailable`; consecutive failures open the
 breaker, which then refuses without calling the provider, and after the cooldown lets one
 probe through; an answer that is not a failure (an unknown reference) passes through at once
-and a programmer error is never retried; and the scheme's local rules pass straight through."""
+and a programmer error is never retried; and the scheme's local rules pass straight through.
+A balance is asked through the same guard."""
 
 from __future__ import annotations
 
@@ -76,6 +77,10 @@ class ScriptedProvider:
 
     async def deactivate_mandate(self, provider_reference: str) -> None:
         await self._step()
+
+    async def balance(self, provider_reference: str) -> int | None:
+        await self._step()
+        return 4_200
 
 
 class RecordingSleep:
@@ -195,3 +200,13 @@ def test_resilience_settings_build_a_breaker_of_their_own() -> None:
     assert settings.breaker() is not settings.breaker()
     with pytest.raises(InvariantViolation):
         Resilience(timeout_ms=0)
+
+
+async def test_a_balance_is_asked_through_the_same_retries_and_breaker() -> None:
+    inner = ScriptedProvider([ConnectionError("reset")])
+    sleep = RecordingSleep()
+    assert await wrapped(inner, sleep=sleep).balance("M") == 4_200
+    assert (inner.calls, len(sleep.delays)) == (2, 1)
+    failing = ScriptedProvider([ConnectionError("down")] * 3)
+    with pytest.raises(ProviderUnavailable):
+        await wrapped(failing).balance("M")

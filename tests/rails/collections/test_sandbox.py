@@ -9,7 +9,8 @@ a mandate makes later collections fail at once with the scheme's cancelled code;
 collection under a mandate that is not active, or with an amount or currency the scheme does
 not carry, fails at once too. The same id again (in another call, in the same batch, from
 another provider object on another connection) answers as the first and schedules nothing
-new; references are deterministic."""
+new; references are deterministic. A `sandbox:balance:N` mandate reports N less what
+collections accepted to succeed took; every other mandate, and an unknown one, reports none."""
 
 from __future__ import annotations
 
@@ -342,3 +343,37 @@ def test_references_are_deterministic_and_fit_sepa() -> None:
     assert mandate_reference(largest) == mandate_reference(largest)
     assert len(mandate_reference(largest)) <= 35
     assert mandate_reference(1) != mandate_reference(2) != collection_reference(1)
+
+
+@pytest.mark.parametrize("scheme", schemes, ids=lambda s: s.name.value)
+async def test_a_balance_mandate_reports_its_balance_less_what_was_collected(
+    scheme: Scheme, redis: Redis, namespace: str
+) -> None:
+    clock = Clock()
+    sandbox = provider(scheme, redis, namespace, clock)
+    await sandbox.create_mandates([mandate(scheme, 41, "sandbox:balance:250000")])
+    await active_mandate(sandbox, clock, 42)
+    assert await sandbox.balance(mandate_reference(41)) == 250_000
+    await sandbox.collect(
+        [
+            collection(scheme, 43, mandate_id=41, amount_minor=60_000),
+            collection(scheme, 43, mandate_id=41, amount_minor=60_000),  # The same, once.
+            collection(scheme, 44, mandate_id=41, amount_minor=1_000, reference="sandbox:fail:X"),
+            collection(scheme, 45, mandate_id=41, amount_minor=9_000, currency="XXX"),
+        ]
+    )
+    await sandbox.collect([collection(scheme, 43, mandate_id=41, amount_minor=60_000)])
+    assert await sandbox.balance(mandate_reference(41)) == 190_000
+    assert await sandbox.balance(mandate_reference(42)) is None
+    assert await sandbox.balance(mandate_reference(99)) is None
+
+
+@pytest.mark.parametrize(
+    "reference", ["sandbox:balance:", "sandbox:balance:x", "sandbox:balance:10000000000001"]
+)
+async def test_a_malformed_or_huge_balance_reference_reports_none(
+    reference: str, redis: Redis, namespace: str
+) -> None:
+    sandbox = provider(schemes[1], redis, namespace, Clock())
+    await sandbox.create_mandates([mandate(schemes[1], 46, reference)])
+    assert await sandbox.balance(mandate_reference(46)) is None
