@@ -132,8 +132,17 @@ def _entry(wallet_id: int, transfer: tb.Transfer, balance: tb.AccountBalance) ->
         direction="credit" if credit else "debit",
         amount=transfer.amount,
         status=status,
-        counterparty=decode_account_id(other).account_type.name.lower(),
+        counterparty=_counterparty(other),
         timestamp_ns=transfer.timestamp,
         balance_posted=balance.credits_posted - balance.debits_posted,
         balance_pending=balance.debits_pending,
     )
+
+
+def _counterparty(account_id: int) -> str:
+    """What the other side of a wallet's transfer is: its account type, or `bucket` for a
+    customer's bucket (a sub-account of the wallet itself, SPEC §11)."""
+    address = decode_account_id(account_id)
+    if address.account_type is AccountType.TENANT_WALLET and address.sub_account != 0:
+        return "bucket"
+    return address.account_type.name.lower()

@@ -68,6 +68,10 @@ _object_prefixes = {
     "collection_credit": "col",
     "collection_return": "col",
     "collection_return_shortfall": "col",
+    # Automation: a run's allocation into a customer's buckets (`gateway.orchestrations`),
+    # and a bucket's delivery to its partner (the partner order).
+    "bucket_allocation": "orc",
+    "partner_delivery": "ord",
 }
 
 

@@ -29,6 +29,8 @@ prefixes = {
     TransferCode.COLLECTION_CREDIT: "col",
     TransferCode.COLLECTION_RETURN: "col",
     TransferCode.COLLECTION_RETURN_SHORTFALL: "col",
+    TransferCode.BUCKET_ALLOCATION: "orc",
+    TransferCode.PARTNER_DELIVERY: "ord",
 }
 
 
