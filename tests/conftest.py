@@ -49,22 +49,6 @@ settings.register_profile(
 )
 settings.load_profile(hypothesis_profile)
 
-# `scripts/test` runs the suite in two pytest-xdist workers (`--dist loadgroup`). Each module
-# is one unit of work (its module-scoped fixtures run once), except the modules that start
-# processes of their own (a whole stack, the CLI, `kovra dev`, locust): they make one unit
-# together, so at most one such stack runs at a time beside the in-process tests, and the
-# machine's two cores and Postgres's connection limit are shared by two processes, not more.
-process_heavy_folders = ("gateway/e2e/", "gateway/cli/", "gateway/dev/", "loadtest/")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    tests_root = os.path.dirname(__file__)
-    for item in items:
-        module = os.path.relpath(str(item.path), tests_root)
-        heavy = module.startswith(process_heavy_folders)
-        item.add_marker(pytest.mark.xdist_group("processes" if heavy else module))
-
-
 real_cluster_skip_reason = (
     "TB_ADDRESSES is not set: no real TigerBeetle cluster to run the conformance suite against"
 )
