@@ -52,8 +52,15 @@ class TooManyRules(DomainError):
 
 
 class InvalidField(DomainError):
-    """A field that does not fit the others (a rule's amount field of another kind or a
-    missing one, a window that ends before it starts, an account reference without a
-    partner); `field` names it."""
+    """A field that does not fit the others as the OpenAPI document says (a rule's amount
+    field of another kind or a missing one, an account reference without a partner); `field`
+    names it."""
 
     code = "validation_error"
+
+
+class InvalidWindow(DomainError):
+    """A rule's active window that ends before it starts: no schema can say it, so it is the
+    domain's own refusal (a `validation_error` would claim the request broke the document)."""
+
+    code = "invalid_window"

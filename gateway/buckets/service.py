@@ -25,6 +25,7 @@ from compliance.audit.outbox import outbox_insert_one, outbox_row
 from gateway.buckets import records, wire
 from gateway.buckets.errors import (
     InvalidField,
+    InvalidWindow,
     PartnerCurrencyMismatch,
     RuleNotFound,
     TooManyBuckets,
@@ -46,6 +47,7 @@ from gateway.http.ids import decode_id, encode_id, uuid_from_bytes
 from gateway.http.paging import Page, PageRequest, Position
 from gateway.http.problems import ProblemError
 from gateway.http.ratelimit import Principal
+from gateway.http.wire import fields_at_fault
 from ledger.buckets import BucketsLedger
 from ledger.currencies import CurrencyRegistry
 from ledger.errors import DomainError
@@ -536,19 +538,14 @@ def _line_row(line: AllocationLine, position: int, allocated_at: datetime.dateti
 
 
 # The amount field each kind takes (and requires); every other kind refuses it.
-_kind_fields = {"percentage": "percent_bps", "fixed": "amount", "threshold": "above"}
-
-
 def check_rule_fields(body: wire.RuleCreate) -> None:
-    """`InvalidField` naming the first field that does not fit the rule's kind, or the
-    conditions' window that ends before it starts."""
-    wanted = _kind_fields.get(body.kind)
-    for field in ("percent_bps", "amount", "above"):
-        given = getattr(body, field) is not None
-        if field == wanted and not given:
-            raise InvalidField(f"a {body.kind} rule needs {field}", field=field)
-        if field != wanted and given:
-            raise InvalidField(f"a {body.kind} rule takes no {field}", field=field)
+    """`InvalidField` naming the first field that does not fit the rule's kind (what the
+    document says, `wire.rule_kind_fields`); `InvalidWindow` for the conditions' window that
+    ends before it starts (which it cannot say)."""
+    field, missing = fields_at_fault(body, "kind", wire.rule_kind_fields)
+    if field:
+        verb = "needs" if missing else "takes no"
+        raise InvalidField(f"a {body.kind} rule {verb} {field}", field=field)
     conditions = body.conditions
     if (
         conditions is not None
@@ -556,7 +553,7 @@ def check_rule_fields(body: wire.RuleCreate) -> None:
         and conditions.active_until is not None
         and conditions.active_until <= conditions.active_from
     ):
-        raise InvalidField(
+        raise InvalidWindow(
             "active_until must be later than active_from", field="conditions.active_until"
         )
 

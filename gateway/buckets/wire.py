@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
@@ -12,9 +12,12 @@ from gateway.buckets.rules import Period, RuleKind
 from gateway.http.wire import (
     AmountMinor,
     CurrencyCode,
+    FieldsByValue,
     IssuedCurrencyCode,
     PublicId,
     Timestamp,
+    fields_by_value,
+    only_with,
     printable_text_pattern,
 )
 from ledger.service import amount_minor_max
@@ -56,6 +59,10 @@ AwareTime = Annotated[datetime.datetime, Meta(tz=True, extra_json_schema={"forma
 
 
 class BucketCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`account_reference` only with `partner_id`: it names the customer's account there."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = only_with("account_reference", "partner_id")
+
     kind: PartnerKind
     name: BucketName
     currency: CurrencyCode
@@ -100,7 +107,24 @@ class RuleConditions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     active_until: AwareTime | None = None
 
 
+# The amount field each kind of rule needs, the others left out (a remainder needs none).
+_amount_fields = ("percent_bps", "amount", "above")
+rule_kind_fields: FieldsByValue = {
+    kind: (needed, tuple(name for name in _amount_fields if name not in needed))
+    for kind, needed in (
+        ("percentage", ("percent_bps",)),
+        ("fixed", ("amount",)),
+        ("threshold", ("above",)),
+        ("remainder", ()),
+    )
+}
+
+
 class RuleCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Exactly the amount field of its kind (`rule_kind_fields`)."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = fields_by_value("kind", rule_kind_fields)
+
     bucket_id: PublicId
     kind: RuleKind
     priority: Annotated[int, Meta(ge=0, le=priority_max)] = 100

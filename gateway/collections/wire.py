@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from gateway.http.ids import id_pattern
 from gateway.http.wire import (
     CurrencyCode,
     IssuedCurrencyCode,
@@ -25,6 +26,10 @@ consent_ip_length_max = 64
 consent_user_agent_length_max = 512
 bank_detail_fields_max = 4
 
+# A mandate named in a request body (a pull's, a schedule's): the document gives the pattern
+# of its id, so a malformed one is refused for its shape, naming the field; one of the right
+# shape that names no mandate of the tenant's is `not_found`.
+MandateId = Annotated[str, Meta(pattern=id_pattern("mdt"), description="an id starting mdt_")]
 CollectionAmount = Annotated[
     int,
     Meta(ge=1, le=collection_amount_minor_max, description="integer amount in minor units"),

@@ -129,6 +129,11 @@ statuses: dict[str, int] = {
     "partner_currency_mismatch": 422,
     "too_many_buckets": 409,
     "too_many_rules": 409,
+    "invalid_window": 422,
+    "mandate_customer_mismatch": 422,
+    "invalid_cron": 422,
+    "unknown_timezone": 422,
+    "partner_unreachable": 422,
 }
 
 # The status of each code the HTTP edge answers itself (decoding, auth, limits, routing,

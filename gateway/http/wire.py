@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -75,15 +76,56 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     checks: dict[str, str]
 
 
+# What a request Struct's own schema cannot say about its nullable fields, in JSON Schema: a
+# Struct names it in `json_schema_extra`, a class variable the OpenAPI document merges into
+# the Struct's schema (`gateway.http.openapi`). A field "given" is present and not null; one
+# "left out" is absent or null. The domain refuses what these forbid as `validation_error`,
+# reading the same rules (`fields_at_fault`), so each is declared once, as data.
+# Per value of a discriminating field: the fields it needs given and those it leaves out.
+FieldsByValue = Mapping[str, tuple[Sequence[str], Sequence[str]]]
+
+
+def _given_and_left_out(given: Sequence[str], left_out: Sequence[str]) -> dict[str, Any]:
+    properties: dict[str, Any] = {name: {"not": {"type": "null"}} for name in given}
+    properties.update({name: {"type": "null"} for name in left_out})
+    return {"required": list(given), "properties": properties}
+
+
 def exactly_one_of(first: str, second: str) -> dict[str, Any]:
-    """JSON Schema for "exactly one of two nullable fields is given, not null": what a
-    Struct's own schema cannot say. A Struct names it in `json_schema_extra`, a class
-    variable the OpenAPI document merges into the Struct's schema."""
+    """JSON Schema for "exactly one of two nullable fields is given"."""
+    return {
+        "oneOf": [
+            _given_and_left_out([first], [second]),
+            _given_and_left_out([second], [first]),
+        ]
+    }
 
-    def given(present: str, absent: str) -> dict[str, Any]:
-        return {
-            "required": [present],
-            "properties": {present: {"not": {"type": "null"}}, absent: {"type": "null"}},
-        }
 
-    return {"oneOf": [given(first, second), given(second, first)]}
+def fields_by_value(field: str, rules: FieldsByValue) -> dict[str, Any]:
+    """JSON Schema for "the value of `field` decides which nullable fields are given and
+    which left out" (a rule's kind its amount field, a partner's adapter its `url`)."""
+    branches = []
+    for value, (given, left_out) in rules.items():
+        branch = _given_and_left_out([field, *given], left_out)
+        branch["properties"][field] = {"const": value}
+        branches.append(branch)
+    return {"oneOf": branches}
+
+
+def only_with(field: str, companion: str) -> dict[str, Any]:
+    """JSON Schema for "the nullable `field` is given only when `companion` is"."""
+    return {"anyOf": [_given_and_left_out([], [field]), _given_and_left_out([companion], [])]}
+
+
+def fields_at_fault(body: msgspec.Struct, field: str, rules: FieldsByValue) -> tuple[str, bool]:
+    """The first field of `body` (in the order the Struct declares them) that
+    `fields_by_value(field, rules)` refuses, and whether it is missing (else given where it
+    must be left out); `("", False)` when none is."""
+    given, left_out = rules[getattr(body, field)]
+    for name in body.__struct_fields__:
+        value = getattr(body, name)
+        if name in given and value is None:
+            return name, True
+        if name in left_out and value is not None:
+            return name, False
+    return "", False

@@ -21,7 +21,7 @@ class MandateUnknown(DomainError):
 class MandateOfAnotherCustomer(DomainError):
     """A pull collects under one of the customer's own mandates."""
 
-    code = "validation_error"
+    code = "mandate_customer_mismatch"
 
 
 class MandateInactive(DomainError):
@@ -31,6 +31,7 @@ class MandateInactive(DomainError):
 
 
 class InvalidPullAmount(DomainError):
-    """A pull's amount is within what one collection may pull."""
+    """A pull's amount is within what one collection may pull (the document's bounds of
+    `amount`, so a `validation_error`; a schedule's pull is checked here too)."""
 
     code = "validation_error"

@@ -29,8 +29,8 @@ page_max = 100
 pulls_path = "/v1/customers/{customer_id}/pulls"
 
 
-def _body_id(prefix: str, name: str, text: str) -> int:
-    """An id in a request body or a filter: a malformed one is a 422 naming the field."""
+def _filter_id(prefix: str, name: str, text: str) -> int:
+    """An id in a filter: a malformed one is a 422 naming the parameter."""
     try:
         return decode_id(prefix, text)
     except ProblemError:  # decode_id answers 404, for a path; a field is a 422.
@@ -52,7 +52,9 @@ async def create_pull(
     ensure_active(principal)
     customer = decode_id(customer_prefix, customer_id)
     body = decode_body(await request_body(request), wire.PullCreate)
-    mandate = _body_id(mandate_prefix, "mandate_id", body.mandate_id)
+    # The document gives the id's pattern (`MandateId`): one of that shape naming no mandate
+    # is `not_found`, as any other id naming no object of the tenant's.
+    mandate = decode_id(mandate_prefix, body.mandate_id)
 
     async def execute(orchestration_id: int) -> tuple[int, msgspec.Struct]:
         created = await runtime.orchestrations.pull(
@@ -91,7 +93,7 @@ async def list_orchestrations(
 ) -> Response[bytes]:
     page_limit_or_422(limit, limit_max=page_max)
     customer = (
-        None if customer_id is None else _body_id(customer_prefix, "customer_id", customer_id)
+        None if customer_id is None else _filter_id(customer_prefix, "customer_id", customer_id)
     )
     if status is not None and status not in wire.orchestration_statuses:
         raise invalid("status", detail="unknown status", message="not an orchestration status")

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from gateway.collections.wire import CollectionAmount
-from gateway.http.wire import IssuedCurrencyCode, PublicId, Reference, Timestamp
+from gateway.collections.wire import CollectionAmount, MandateId
+from gateway.http.wire import IssuedCurrencyCode, Reference, Timestamp
 
 OrchestrationStatus = Literal[
     "pending", "collecting", "allocating", "delivering", "completed", "failed"
@@ -29,7 +29,7 @@ order_statuses: tuple[str, ...] = OrderStatus.__args__  # type: ignore[attr-defi
 
 
 class PullCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    mandate_id: PublicId
+    mandate_id: MandateId
     amount: CollectionAmount
     reference: Reference | None = None
 

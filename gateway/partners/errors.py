@@ -13,10 +13,21 @@ class PartnerNotFound(DomainError):
 
 
 class InvalidPartner(DomainError):
-    """A partner that cannot be reached as described: a URL for the sandbox adapter, none
-    for `http`, a URL the address policy refuses, or the sandbox adapter in production."""
+    """A URL for the sandbox adapter or none for `http`, as the document says
+    (`wire.adapter_fields`)."""
 
     code = "validation_error"
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail, field=field)
+
+
+class PartnerUnreachable(DomainError):
+    """A partner this deployment will not send to: a URL the address policy refuses, or the
+    sandbox adapter outside the sandbox. The deployment decides, not the document, so it is
+    the domain's own refusal."""
+
+    code = "partner_unreachable"
 
     def __init__(self, detail: str, *, field: str) -> None:
         super().__init__(detail, field=field)

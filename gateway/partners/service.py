@@ -33,13 +33,14 @@ from compliance.audit.outbox import outbox_row
 from gateway.http.ids import as_uuid, encode_id, uuid_from_bytes
 from gateway.http.paging import Page, PageRequest, Position
 from gateway.http.ratelimit import Principal
+from gateway.http.wire import fields_at_fault
 from gateway.infra.sealing import SecretBox, SecretUnreadable
 from gateway.partners import records, wire
-from gateway.partners.errors import InvalidPartner, PartnerNotFound
+from gateway.partners.errors import InvalidPartner, PartnerNotFound, PartnerUnreachable
 from gateway.webhooks import destinations
 from gateway.webhooks.signing import new_secret
 from ledger.currencies import CurrencyRegistry
-from ledger.invariants import ensure
+from ledger.invariants import ensure, unreachable
 from rails.adapter import CircuitBreaker, RetryPolicy
 from rails.partners.http import DestinationRefused, HttpPartner, PartnerTarget, Resolver
 from rails.partners.partner import (
@@ -179,24 +180,27 @@ class Partners:
         await self._client.aclose()
 
     async def _check(self, body: wire.PartnerCreate) -> None:
-        """`InvalidPartner` (or the ledger's currency error) naming the field at fault."""
+        """`InvalidPartner`, `PartnerUnreachable` (or the ledger's currency error) naming
+        the field at fault."""
         self._currencies.get(body.currency)  # Unknown or not enabled: a 422 naming it.
+        field, missing = fields_at_fault(body, "adapter", wire.adapter_fields)
+        if field:
+            verb = "needs the url orders are sent to" if missing else "has no url"
+            raise InvalidPartner(f"a {body.adapter} partner {verb}", field=field)
         if body.adapter == "sandbox":
             if not self._sandbox:
-                raise InvalidPartner(
+                raise PartnerUnreachable(
                     "the sandbox adapter pays no one: it exists in the sandbox only",
                     field="adapter",
                 )
-            if body.url is not None:
-                raise InvalidPartner("a sandbox partner has no url", field="url")
             return
         if body.url is None:
-            raise InvalidPartner("an http partner needs the url orders are sent to", field="url")
+            unreachable("an http partner without a url was refused above")
         try:
             await destinations.resolve(body.url, sandbox=self._sandbox)
         except destinations.DestinationRefused as refusal:
             detail = f"this URL cannot receive orders: {refusal}"
-            raise InvalidPartner(detail, field="url") from None
+            raise PartnerUnreachable(detail, field="url") from None
 
     async def create(
         self, principal: Principal, *, partner_id: int, body: wire.PartnerCreate

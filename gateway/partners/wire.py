@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from msgspec import Meta
 
 from gateway.http.wire import (
     CurrencyCode,
+    FieldsByValue,
     IssuedCurrencyCode,
     Timestamp,
+    fields_by_value,
     printable_text_pattern,
 )
 from gateway.webhooks.destinations import url_length_max, url_shape_pattern
@@ -43,8 +45,15 @@ PartnerUrl = Annotated[
     ),
 ]
 
+# The http adapter needs the URL it sends orders to; the sandbox adapter sends nothing.
+adapter_fields: FieldsByValue = {"http": (("url",), ()), "sandbox": ((), ("url",))}
+
 
 class PartnerCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A `url` for the http adapter, none for the sandbox's (`adapter_fields`)."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = fields_by_value("adapter", adapter_fields)
+
     kind: PartnerKind
     name: PartnerName
     currency: CurrencyCode

@@ -13,25 +13,28 @@ class ScheduleNotFound(DomainError):
 
 
 class InvalidCron(DomainError):
-    """Not a five-field cron expression, or one that never matches (the 30th of February)."""
+    """Not a five-field cron expression, or one that never matches (the 30th of February):
+    the document cannot say which are, so it is the domain's own refusal."""
 
-    code = "validation_error"
+    code = "invalid_cron"
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, field="cron")
 
 
 class InvalidTimezone(DomainError):
-    """Not the name of an IANA time zone this deployment knows."""
+    """Not the name of an IANA time zone this deployment knows (its tz database decides, not
+    the document)."""
 
-    code = "validation_error"
+    code = "unknown_timezone"
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, field="timezone")
 
 
 class InvalidSchedule(DomainError):
-    """A field that does not belong to the schedule's kind, or is missing from it."""
+    """A field that does not belong to the schedule's kind, or is missing from it, as the
+    document says (`wire.schedule_kind_fields`)."""
 
     code = "validation_error"
 

@@ -35,8 +35,8 @@ from compliance.audit.outbox import outbox_insert_one, outbox_row
 from gateway.collections.wire import collection_amount_minor_max
 from gateway.http.ids import decode_id, encode_id, uuid_from_bytes
 from gateway.http.paging import Page, PageRequest, Position
-from gateway.http.problems import ProblemError, invalid
 from gateway.http.ratelimit import Principal
+from gateway.http.wire import fields_at_fault
 from gateway.orchestrations.service import MandateFacts, PullIntent
 from gateway.schedules import records, wire
 from gateway.schedules.cron import check_cron, check_timezone, latest_at_or_before, next_after
@@ -112,27 +112,13 @@ def view(row: ScheduleRow) -> wire.Schedule:
     )
 
 
-def _refuse_fields(body: wire.ScheduleCreate, names: Sequence[str]) -> None:
-    for name in names:
-        if getattr(body, name) is not None:
-            raise InvalidSchedule(f"a {body.kind} schedule takes no {name}", field=name)
-
-
-def _require_fields(body: wire.ScheduleCreate, names: Sequence[str]) -> None:
-    for name in names:
-        if getattr(body, name) is None:
-            raise InvalidSchedule(f"a {body.kind} schedule needs {name}", field=name)
-
-
 def check_kind_fields(body: wire.ScheduleCreate) -> None:
-    """Each kind's fields present, the other kind's absent; `validation_error` naming the
-    first field at fault."""
-    if body.kind == "cron":
-        _require_fields(body, ("cron", "timezone", "amount"))
-        _refuse_fields(body, ("threshold", "check_every_minutes"))
-    else:
-        _require_fields(body, ("threshold",))
-        _refuse_fields(body, ("cron", "timezone"))
+    """Each kind's fields given, the other kind's left out (`wire.schedule_kind_fields`, as
+    the document says); `validation_error` naming the first field at fault."""
+    field, missing = fields_at_fault(body, "kind", wire.schedule_kind_fields)
+    if field:
+        verb = "needs" if missing else "takes no"
+        raise InvalidSchedule(f"a {body.kind} schedule {verb} {field}", field=field)
 
 
 class Schedules:
@@ -170,7 +156,9 @@ class Schedules:
         check_kind_fields(body)
         row_id = uuid.UUID(int=schedule_id)
         cron, next_run_at = self._first_due(body, moment)
-        mandate_id = _decode_mandate(body.mandate_id)
+        # The document gives the id's pattern (`MandateId`): one of that shape naming no
+        # mandate is `not_found`.
+        mandate_id = decode_id(mandate_prefix, body.mandate_id)
         facts = await self._pulls.check_pull(
             tenant_id=principal.tenant_id,
             customer_id=customer_id,
@@ -419,17 +407,6 @@ class Schedules:
 def _next_check(item: DueSchedule, at: datetime.datetime) -> datetime.datetime:
     """A trigger's next check: an interval after this one."""
     return at + datetime.timedelta(minutes=item.schedule.check_every_minutes or 1)
-
-
-def _decode_mandate(text: str) -> int:
-    """The mandate a body names; a malformed id is a 422 naming the field (a path's would be
-    a 404)."""
-    try:
-        return decode_id(mandate_prefix, text)
-    except ProblemError:
-        raise invalid(
-            "mandate_id", detail="mandate_id is not an id", message="an id starting mdt_"
-        ) from None
 
 
 def _no_pull_reason(item: DueSchedule, balance: int | None) -> str | None:

@@ -3,13 +3,19 @@ pass started."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
 
-from gateway.collections.wire import CollectionAmount
-from gateway.http.wire import IssuedCurrencyCode, PublicId, Reference, Timestamp
+from gateway.collections.wire import CollectionAmount, MandateId
+from gateway.http.wire import (
+    FieldsByValue,
+    IssuedCurrencyCode,
+    Reference,
+    Timestamp,
+    fields_by_value,
+)
 from gateway.schedules.cron import cron_length_max, timezone_length_max
 
 # A threshold is a balance in minor units; the bound keeps it within a Postgres bigint with
@@ -43,14 +49,22 @@ Threshold = Annotated[
 ]
 CheckEveryMinutes = Annotated[int, Meta(ge=1, le=check_every_minutes_max)]
 
+# The fields each kind of schedule needs given, and those of the other kind it leaves out.
+schedule_kind_fields: FieldsByValue = {
+    "cron": (("cron", "timezone", "amount"), ("threshold", "check_every_minutes")),
+    "balance_threshold": (("threshold",), ("cron", "timezone")),
+}
+
 
 class ScheduleCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A cron schedule (`cron`, `timezone`, `amount`) or a balance-threshold trigger
     (`threshold`, optional `check_every_minutes`, optional `amount`: without it, the
-    excess above the threshold)."""
+    excess above the threshold): `schedule_kind_fields`."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = fields_by_value("kind", schedule_kind_fields)
 
     kind: ScheduleKind
-    mandate_id: PublicId
+    mandate_id: MandateId
     amount: CollectionAmount | None = None
     reference: Reference | None = None
     cron: CronExpression | None = None

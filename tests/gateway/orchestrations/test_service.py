@@ -74,7 +74,12 @@ async def test_a_pull_that_cannot_run_is_refused_and_stores_nothing(
 
     with pytest.raises(error) as raised:
         await attempt()
-    assert raised.value.code in ("not_found", "validation_error", "mandate_inactive")
+    assert raised.value.code in (
+        "not_found",
+        "validation_error",
+        "mandate_customer_mismatch",
+        "mandate_inactive",
+    )
     assert await flow.pool.fetchval("SELECT count(*) FROM orchestrations") == 0
 
 

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from gateway.http.ratelimit import Principal
 from gateway.infra.sealing import SecretBox
 from gateway.partners import wire
-from gateway.partners.errors import InvalidPartner, PartnerNotFound
+from gateway.partners.errors import InvalidPartner, PartnerNotFound, PartnerUnreachable
 from gateway.partners.service import PartnerLimits, Partners, reseal_partner_secrets
 from gateway.tenancy.records import create_tenant
 from ledger.currencies import CurrencyRegistry
@@ -274,14 +274,14 @@ async def test_production_applies_the_address_policy_at_creation_and_at_every_se
     production = _service(pool, redis_client, namespace, sandbox=False)
     principal = await _principal(pool)
     try:
-        for adapter, url, field in (
-            ("http", "https://127.0.0.1/orders", "url"),
-            ("http", "https://10.0.0.8/orders", "url"),
-            ("http", "http://93.184.215.14/orders", "url"),
-            ("http", None, "url"),
-            ("sandbox", None, "adapter"),
+        for adapter, url, field, error in (
+            ("http", "https://127.0.0.1/orders", "url", PartnerUnreachable),
+            ("http", "https://10.0.0.8/orders", "url", PartnerUnreachable),
+            ("http", "http://93.184.215.14/orders", "url", PartnerUnreachable),
+            ("http", None, "url", InvalidPartner),
+            ("sandbox", None, "adapter", PartnerUnreachable),
         ):
-            with pytest.raises(InvalidPartner) as raised:
+            with pytest.raises(error) as raised:
                 await _partner(production, principal, adapter=adapter, url=url)
             assert raised.value.field == field
         assert await pool.fetchval("SELECT count(*) FROM partners") == 0
