@@ -49,6 +49,22 @@ settings.register_profile(
 )
 settings.load_profile(hypothesis_profile)
 
+# The modules that start whole deployments take minutes each; collected first, they are the
+# first units `scripts/test`'s xdist workers take (`--dist loadfile` hands modules out in
+# collection order), so the many short modules fill in around them instead of one long module
+# finishing alone at the end.
+long_module_folders = ("gateway/e2e/", "loadtest/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_root = os.path.dirname(__file__)
+
+    def short(item: pytest.Item) -> bool:
+        return not os.path.relpath(str(item.path), tests_root).startswith(long_module_folders)
+
+    items.sort(key=short)  # Stable: each module's tests stay together and in order.
+
+
 real_cluster_skip_reason = (
     "TB_ADDRESSES is not set: no real TigerBeetle cluster to run the conformance suite against"
 )
