@@ -9,5 +9,6 @@ __all__ = [
     "iso20022",
     "memory",
     "redis_memory",
+    "resilience",
     "sandbox",
 ]

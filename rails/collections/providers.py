@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from rails.collections.bacs_dd import BacsDirectDebit
 from rails.collections.paywithaccount import PayWithAccount
 from rails.collections.provider import MandateProvider, ProviderName
-from rails.collections.resilient import Resilience, ResilientProvider
+from rails.collections.resilient import ResilientProvider
 from rails.collections.sandbox import (
     ProviderReferenceUnknown,
     SandboxProvider,
@@ -27,6 +27,7 @@ from rails.collections.sandbox import (
 )
 from rails.collections.scheme import Scheme
 from rails.collections.sepa_dd import SepaCreditor, SepaDirectDebit
+from rails.resilience import Resilience
 
 
 def schemes(*, creditor: SepaCreditor) -> dict[ProviderName, Scheme]:

@@ -1,6 +1,6 @@
-"""Any mandate provider behind what a network dependency needs, as `rails.adapter.ResilientRail`
-gives the payout rails: a timeout per try, retries with exponential backoff and full jitter,
-and a circuit breaker.
+"""Any mandate provider behind what a network dependency needs (`rails.resilience.Guard`, as
+partners are): a timeout per try, retries with exponential backoff and full jitter, and a
+circuit breaker.
 
 Unlike a rail, a provider keys every operation on Kovra's ids (the mandate's, the
 collection's), so sending a request again is safe: a try that raises or stays silent past
@@ -14,19 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import random as _random
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
-import msgspec
-
-from ledger.invariants import InvariantViolation, ensure
-from rails.adapter import (
-    CircuitBreaker,
-    RetryPolicy,
-    failure_threshold_default,
-    reset_timeout_ms_default,
-)
+from ledger.invariants import ensure
+from rails.adapter import CircuitBreaker, RetryPolicy
 from rails.collections.provider import (
     CollectionLookup,
     CollectionRequest,
@@ -38,30 +30,9 @@ from rails.collections.provider import (
     ProviderUnavailable,
     provider_batch_size_max,
 )
+from rails.resilience import Guard, timeout_ms_default
 
-timeout_ms_default = 10_000
-milliseconds_per_second = 1_000
 Result = TypeVar("Result")
-
-
-class Resilience(msgspec.Struct, frozen=True, kw_only=True):
-    """How a provider is guarded: the per-try timeout, the retries, and its breaker's
-    threshold and cooldown (each provider gets a breaker of its own)."""
-
-    timeout_ms: int = timeout_ms_default
-    retry: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
-    failure_threshold: int = failure_threshold_default
-    reset_timeout_ms: int = reset_timeout_ms_default
-
-    def __post_init__(self) -> None:
-        ensure(self.timeout_ms > 0, "a provider's timeout is positive")
-
-    def breaker(self, clock: Callable[[], float] = time.monotonic) -> CircuitBreaker:
-        return CircuitBreaker(
-            failure_threshold=self.failure_threshold,
-            reset_timeout_ms=self.reset_timeout_ms,
-            clock=clock,
-        )
 
 
 class ResilientProvider:
@@ -78,16 +49,17 @@ class ResilientProvider:
         random: Callable[[], float] = _random.random,
         passthrough: tuple[type[Exception], ...] = (),
     ) -> None:
-        ensure(timeout_ms > 0, "a provider's timeout is positive")
         self._inner = inner
-        self._breaker = breaker
-        self._retry = retry
-        self._timeout_s = timeout_ms / milliseconds_per_second
-        self._sleep = sleep
-        self._random = random
-        # Answers that are not failures of the provider (an unknown reference on a lookup):
-        # they propagate at once and count as a success for the breaker.
-        self._passthrough = passthrough
+        # Answers that are not failures of the provider (an unknown reference on a lookup)
+        # propagate at once and count as a success for the breaker.
+        self._guard = Guard(
+            breaker=breaker,
+            retry=retry,
+            timeout_ms=timeout_ms,
+            sleep=sleep,
+            random=random,
+            answers=passthrough,
+        )
 
     @property
     def inner(self) -> MandateProvider:
@@ -95,7 +67,7 @@ class ResilientProvider:
 
     @property
     def breaker(self) -> CircuitBreaker:
-        return self._breaker
+        return self._guard.breaker
 
     @property
     def name(self) -> ProviderName:
@@ -144,48 +116,12 @@ class ResilientProvider:
         return await self._call("balance", lambda: self._inner.balance(provider_reference))
 
     async def _call(self, operation: str, attempt: Callable[[], Awaitable[Result]]) -> Result:
-        """`attempt` tried up to the policy's count; `ProviderUnavailable` when it never
-        answered or the breaker refused. Programmer errors propagate untouched."""
-        last_error: BaseException | None = None
-        for try_number in range(1, self._retry.attempts_max + 1):
-            if not self._breaker.allow():
-                raise ProviderUnavailable(
-                    f"{self.name.value} {operation}: circuit open, not sent"
-                ) from last_error
-            try:
-                return await self._try_once(attempt)
-            except InvariantViolation:
-                raise
-            except Exception as error:
-                if isinstance(error, self._passthrough):
-                    raise
-                last_error = error
-            if try_number < self._retry.attempts_max:
-                delay_ms = self._retry.delay_ms(try_number, random=self._random)
-                await self._sleep(delay_ms / milliseconds_per_second)
-        raise ProviderUnavailable(
-            f"{self.name.value} {operation}: {self._retry.attempts_max} tries failed"
-        ) from last_error
+        """`attempt` under the guard; `ProviderUnavailable` when it never answered."""
 
-    async def _try_once(self, attempt: Callable[[], Awaitable[Result]]) -> Result:
-        """One try, its outcome told to the breaker whatever happens (even cancellation)."""
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                result = await attempt()
-        except InvariantViolation:
-            self._breaker.record_neutral()
-            raise
-        except self._passthrough:
-            self._breaker.record_success()
-            raise
-        except Exception:
-            self._breaker.record_failure()  # A timeout included: the provider is idempotent.
-            raise
-        except BaseException:
-            self._breaker.record_neutral()  # Cancelled: the probe slot must not stay taken.
-            raise
-        self._breaker.record_success()
-        return result
+        def unavailable(reason: str) -> ProviderUnavailable:
+            return ProviderUnavailable(f"{self.name.value} {operation}: {reason}")
+
+        return await self._guard.call(attempt, unavailable=unavailable)
 
 
 def _ensure_batch(size: int) -> None:

@@ -27,8 +27,9 @@ from rails.collections.provider import (
     ProviderName,
     ProviderUnavailable,
 )
-from rails.collections.resilient import Resilience, ResilientProvider
+from rails.collections.resilient import ResilientProvider
 from rails.collections.sandbox import ProviderReferenceUnknown
+from rails.resilience import Resilience
 from tests import virtual_time
 
 timeout_ms = 50
