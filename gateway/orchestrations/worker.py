@@ -41,6 +41,8 @@ import structlog
 
 from gateway.collections.service import Collections
 from gateway.http.ids import encode_id
+from gateway.operations.records import NewException
+from gateway.operations.records import record as record_exceptions
 from gateway.orchestrations import records, wire
 from gateway.orchestrations.records import (
     Event,
@@ -78,6 +80,8 @@ collections_in_flight_max = 16
 partner_retry_base_seconds_default = 5.0
 partner_retry_seconds_max = 3_600.0
 failure_description_length_max = 500
+# The failure code of an order given up on after its partner never answered.
+partner_unavailable_code = "partner_unavailable"
 _collection_person = b"kovra.orc.col"
 # An order in one of these states is over; its bucket's event says how.
 _final = ("delivered", "failed")
@@ -458,6 +462,10 @@ class OrchestrationsWorker:
             await records.insert_events(
                 connection, [_order_event(order) for order in stored if order.status in _final]
             )
+            await record_exceptions(
+                connection,
+                [_unconfirmed(order) for order in stored if _unanswered(order)],
+            )
         return len(orders)
 
     async def _reserve(
@@ -515,7 +523,7 @@ class OrchestrationsWorker:
                 after[order.id] = self._later(sent)
             else:
                 reason = f"the partner did not answer {sent.attempts} times"
-                to_void.append((sent, _failed(sent, "partner_unavailable", reason)))
+                to_void.append((sent, _failed(sent, partner_unavailable_code, reason)))
         await self._settle(to_post, after, post=True)
         await self._settle(to_void, after, post=False)
 
@@ -700,4 +708,31 @@ def _order_event(order: OrderRow) -> Event:
         object_id=order.bucket_id,
         key=order.id,
         payload=payload(order_view(order)),
+    )
+
+
+def _unanswered(order: OrderRow) -> bool:
+    """An order given up on because its partner never answered: whether the partner took it
+    is unknown (a timeout may hide a payment made)."""
+    return order.status == "failed" and order.failure_code == partner_unavailable_code
+
+
+def _unconfirmed(order: OrderRow) -> NewException:
+    """The operations exception of an order its partner never answered: the hold was voided
+    and the money is back in the bucket, but a person must ask the partner whether it paid
+    (then move the money by hand) before anything is sent again."""
+    return NewException(
+        id=uuid.uuid4(),
+        kind="partner_delivery_unconfirmed",
+        dedupe_key=f"partner_delivery_unconfirmed:{order.id}",
+        tenant_id=order.tenant_id,
+        currency=order.currency,
+        amount_minor=order.amount_minor,
+        object_type="partner_order",
+        object_id=order.id,
+        details={
+            "orchestration_id": encode_id("orc", order.orchestration_id.int),
+            "partner_id": encode_id("ptn", order.partner_id.int),
+            "attempts": order.attempts,
+        },
     )

@@ -147,6 +147,8 @@ async def test_a_partner_that_refuses_leaves_the_money_in_its_bucket(flow: Flow)
     )
     assert order.id in payload
     assert await _events(flow, "bucket.delivery_failed") == ["bucket.delivery_failed"]
+    # A refusal is the partner's answer: nothing is left for a person to find out.
+    assert await flow.pool.fetchval("SELECT count(*) FROM operations_exceptions") == 0
 
 
 async def test_a_partner_that_never_answers_fails_after_its_attempts(flow: Flow) -> None:
@@ -164,6 +166,13 @@ async def test_a_partner_that_never_answers_fails_after_its_attempts(flow: Flow)
     assert order.attempts == 3
     (balance,) = await flow.balances([silent])
     assert (balance.balance_minor, balance.pending_delivery_minor) == (500, 0)
+    # Whether the silent partner paid is unknown: a person is asked to find out, once.
+    exceptions = await flow.pool.fetch(
+        "SELECT kind, amount_minor, object_type FROM operations_exceptions"
+    )
+    assert [tuple(row) for row in exceptions] == [
+        ("partner_delivery_unconfirmed", 500, "partner_order")
+    ]
 
 
 async def test_a_flaky_partner_is_paid_once(flow: Flow) -> None:
