@@ -52,13 +52,13 @@ class MandateNotDeactivatable(DomainError):
 class InvalidCollectionDate(DomainError):
     """A collection date is today or later, within the bound the domain sets."""
 
-    code = "validation_error"
+    code = "invalid_collection_date"
 
 
 class InvalidConsent(DomainError):
     """A consent that cannot have been given as stated (accepted in the future)."""
 
-    code = "validation_error"
+    code = "invalid_consent"
 
 
 class InvalidSignature(DomainError):

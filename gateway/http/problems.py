@@ -124,6 +124,8 @@ statuses: dict[str, int] = {
     "mandate_inactive": 409,
     "mandate_not_deactivatable": 409,
     "invalid_signature": 401,
+    "invalid_collection_date": 422,
+    "invalid_consent": 422,
     "unknown_bucket": 422,
     "unknown_partner": 422,
     "partner_currency_mismatch": 422,
