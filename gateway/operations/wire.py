@@ -11,8 +11,16 @@ from gateway.http.ids import row_id_max
 from gateway.http.wire import IssuedCurrencyCode, Timestamp
 from gateway.operations.records import resolution_note_length_max
 
+# Not blank: at least one character besides NUL and ASCII whitespace, spelled out because
+# `\S` means less in Python's `re` (which counts \x1c-\x1f and \x85 as space) than in the
+# JSON Schema dialect the document is read in, and the two must agree.
 ResolutionNote = Annotated[
-    str, Meta(min_length=1, max_length=resolution_note_length_max, pattern=r"^[^\x00]*\S[^\x00]*$")
+    str,
+    Meta(
+        min_length=1,
+        max_length=resolution_note_length_max,
+        pattern=r"^[^\x00]*[^\x00\t\n\x0b\x0c\r ][^\x00]*$",
+    ),
 ]
 TenantId = Annotated[int, Meta(ge=1, le=row_id_max)]
 
