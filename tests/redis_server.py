@@ -64,10 +64,23 @@ def _start_private_server() -> str:
     return f"127.0.0.1:{port}"
 
 
-_worker = os.environ.get("PYTEST_XDIST_WORKER")
-redis_address = (
-    shared_address if _worker in (None, "gw0") else _start_private_server()
-)  # fmt: skip
+# Processes a test starts inherit the worker's environment and import this module again:
+# they must reach the worker's private server, not start one each.
+private_address_variable = "KOVRA_TEST_REDIS_PRIVATE_ADDRESS"
+
+
+def _address() -> str:
+    if os.environ.get("PYTEST_XDIST_WORKER") in (None, "gw0"):
+        return shared_address
+    inherited = os.environ.get(private_address_variable)
+    if inherited:
+        return inherited
+    started = _start_private_server()
+    os.environ[private_address_variable] = started
+    return started
+
+
+redis_address = _address()
 
 
 def redis_url(database: int) -> str:
